@@ -1,0 +1,47 @@
+// Dispatches the first argument to a role. Each command returns an exit code, or -1 to keep running.
+import { serveCommand } from './serve.ts';
+
+export type Command = (argv: string[]) => Promise<number>;
+
+export const USAGE = `nexus — one controlled doorway to AI models and private APIs
+
+Usage:
+  nexus serve [options]        run the appliance (nexus serve --help)
+  nexus version                print the version
+`;
+
+const COMMANDS: Record<string, Command> = {
+  serve: serveCommand,
+  version: async () => {
+    process.stdout.write(`nexus ${VERSION}\n`);
+    return 0;
+  },
+};
+
+export const VERSION = '0.1.0';
+
+export function registerCommand(name: string, cmd: Command): void {
+  COMMANDS[name] = cmd;
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`nexus: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await cmd(rest);
+  } catch (err) {
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`nexus ${name}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

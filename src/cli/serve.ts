@@ -1,0 +1,84 @@
+// `nexus serve`: the appliance.
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../core/config/config.ts';
+import { DataDirError } from '../core/db/db.ts';
+import { createLogger } from '../core/log/log.ts';
+import { exitOnSignals, startServer } from '../server/listen.ts';
+
+export const SERVE_USAGE = `Usage: nexus serve [options]
+
+  --data-dir DIR          data directory (env NEXUS_DATA_DIR, default ./.data)
+  --listen HOST:PORT      public listener (env NEXUS_LISTEN, default 127.0.0.1:8080)
+  --admin-listen HOST:PORT  loopback admin listener (env NEXUS_ADMIN_LISTEN, default 127.0.0.1:9090)
+  --config FILE           YAML or JSON config file (env NEXUS_CONFIG)
+  --public-url URL        URL users reach the appliance at (env NEXUS_PUBLIC_URL)
+  --log-level LEVEL       trace|debug|info|warn|error (env NEXUS_LOG_LEVEL)
+`;
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'data-dir': { type: 'string' },
+      listen: { type: 'string' },
+      'admin-listen': { type: 'string' },
+      config: { type: 'string' },
+      'public-url': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(SERVE_USAGE);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadConfig({ flags: values });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`nexus serve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger({ level: config.logLevel });
+  let server;
+  try {
+    server = await startServer(config, log);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const message = err instanceof DataDirError ? e.message
+      : e.code === 'EADDRINUSE' ? `address already in use (${e.message.replace(/^.*EADDRINUSE:?\s*/, '')}); choose another with --listen/--admin-listen`
+      : e.code === 'EACCES' ? `permission denied: ${e.message}`
+      : null;
+    if (message) {
+      log.fatal({ reason: message }, 'cannot start');
+      log.flush?.();
+      process.stderr.write(`nexus serve: ${message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  exitOnSignals(server, log);
+  const lines = [
+    '',
+    `  Nexus is running at ${server.publicUrl}  (admin/metrics on ${server.adminUrl}, loopback only)`,
+    `  Data dir: ${config.dataDir}`,
+  ];
+  if (server.setupToken) {
+    lines.push(
+      '',
+      `  First start: finish setup at ${server.publicUrl}/setup`,
+      `  Setup token (one time, also in ${server.ctx.setup.path}):`,
+      `    ${server.setupToken}`,
+      '',
+      `  Or from a shell:`,
+      `    curl -X POST ${server.publicUrl}/api/v1/setup -H 'content-type: application/json' \\`,
+      `      -d '{"setup_token":"'$(cat ${server.ctx.setup.path})'","username":"admin","password":"<at least 10 characters>"}'`,
+    );
+  }
+  process.stderr.write(lines.join('\n') + '\n\n');
+  return -1; // keep running
+}

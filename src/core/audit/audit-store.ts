@@ -1,0 +1,118 @@
+import type { Db } from '../db/db.ts';
+
+export type Outcome = 'success' | 'failure' | 'denied';
+
+export interface AuditEntry {
+  actor_type: 'user' | 'token' | 'virtual_key' | 'scim' | 'node' | 'system' | 'anonymous';
+  actor_id?: string | null;
+  actor_name?: string | null;
+  action: string;
+  target_type?: string | null;
+  target_id?: string | null;
+  outcome: Outcome;
+  source_ip?: string | null;
+  routed_via?: 'direct' | 'node' | null;
+  node_id?: string | null;
+  status?: number | null;
+  details?: Record<string, unknown> | null;
+  ts?: string;
+}
+
+export interface AuditRecord extends Omit<AuditEntry, 'details'> {
+  id: number;
+  ts: string;
+  details: Record<string, unknown> | null;
+}
+
+export interface AuditQuery {
+  action?: string;
+  actor?: string;
+  routed_via?: string;
+  node_id?: string;
+  outcome?: string;
+  since?: string;
+  until?: string;
+  /** Return rows with id < before (descending pages). */
+  before?: number;
+  limit: number;
+}
+
+export interface AuditStore {
+  insertMany(entries: AuditEntry[]): void;
+  query(q: AuditQuery): AuditRecord[];
+}
+
+export function createAuditStore(db: Db): AuditStore {
+  const insert = db.prepare(`INSERT INTO audit_log
+    (ts, actor_type, actor_id, actor_name, action, target_type, target_id, outcome, source_ip, routed_via, node_id, status, details)
+    VALUES (@ts, @actor_type, @actor_id, @actor_name, @action, @target_type, @target_id, @outcome, @source_ip, @routed_via, @node_id, @status, @details)`);
+  const insertMany = db.transaction((entries: AuditEntry[]) => {
+    for (const e of entries) {
+      insert.run({
+        ts: e.ts ?? new Date().toISOString(),
+        actor_type: e.actor_type,
+        actor_id: e.actor_id ?? null,
+        actor_name: e.actor_name ?? null,
+        action: e.action,
+        target_type: e.target_type ?? null,
+        target_id: e.target_id ?? null,
+        outcome: e.outcome,
+        source_ip: e.source_ip ?? null,
+        routed_via: e.routed_via ?? null,
+        node_id: e.node_id ?? null,
+        status: e.status ?? null,
+        details: e.details ? JSON.stringify(e.details) : null,
+      });
+    }
+  });
+  return {
+    insertMany,
+    query(q) {
+      const where: string[] = [];
+      const params: Record<string, unknown> = { limit: q.limit };
+      if (q.action) {
+        // "proxy.*" matches every proxy action; anything else is exact.
+        if (q.action.endsWith('.*')) {
+          where.push("action LIKE @action ESCAPE '\\'");
+          params.action = q.action.slice(0, -1).replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+        } else {
+          where.push('action = @action');
+          params.action = q.action;
+        }
+      }
+      if (q.actor) {
+        where.push('(actor_name = @actor OR actor_id = @actor)');
+        params.actor = q.actor;
+      }
+      if (q.routed_via) {
+        where.push('routed_via = @routed_via');
+        params.routed_via = q.routed_via;
+      }
+      if (q.node_id) {
+        where.push('node_id = @node_id');
+        params.node_id = q.node_id;
+      }
+      if (q.outcome) {
+        where.push('outcome = @outcome');
+        params.outcome = q.outcome;
+      }
+      if (q.since) {
+        where.push('ts >= @since');
+        params.since = q.since;
+      }
+      if (q.until) {
+        where.push('ts < @until');
+        params.until = q.until;
+      }
+      if (q.before !== undefined) {
+        where.push('id < @before');
+        params.before = q.before;
+      }
+      const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit`;
+      return (db.prepare(sql).all(params) as (AuditRecord & { details: string | null })[]).map((r) => ({
+        ...r,
+        details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
+      }));
+    },
+  };
+}

@@ -1,0 +1,64 @@
+// The audit log. State changes are written synchronously (`record`), so a crash right after a
+// response never loses the record of it. Per-request entries from the proxy and gateway go through
+// `enqueue`, batched into one transaction every 50 ms (or 500 entries) to keep SQLite off the hot path.
+import type { Db } from '../db/db.ts';
+import { createAuditStore, type AuditEntry, type AuditQuery, type AuditRecord } from './audit-store.ts';
+
+export type { AuditEntry, AuditRecord, AuditQuery };
+
+export interface Audit {
+  record(entry: AuditEntry): void;
+  enqueue(entry: AuditEntry): void;
+  flush(): void;
+  query(q: AuditQuery): AuditRecord[];
+  close(): void;
+}
+
+const SECRET_KEY = /(secret|password|token|api[-_]?key|authorization|credential|cookie)/i;
+
+/** Defence in depth: a details field named like a secret never reaches the table. */
+function scrub(details: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
+  if (!details) return null;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(details)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : v;
+  return out;
+}
+
+export function createAudit(db: Db, onError: (err: unknown) => void): Audit {
+  const store = createAuditStore(db);
+  let queue: AuditEntry[] = [];
+  let timer: NodeJS.Timeout | null = null;
+
+  const flush = () => {
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (!queue.length || !db.open) return;
+    const batch = queue;
+    queue = [];
+    try {
+      store.insertMany(batch);
+    } catch (err) {
+      onError(err);
+    }
+  };
+
+  return {
+    record(entry) {
+      flush(); // keep ids in time order
+      store.insertMany([{ ...entry, details: scrub(entry.details), ts: entry.ts ?? new Date().toISOString() }]);
+    },
+    enqueue(entry) {
+      queue.push({ ...entry, details: scrub(entry.details), ts: entry.ts ?? new Date().toISOString() });
+      if (queue.length >= 500) flush();
+      else timer ??= setTimeout(flush, 50);
+    },
+    flush,
+    query(q) {
+      flush();
+      return store.query(q);
+    },
+    close: flush,
+  };
+}

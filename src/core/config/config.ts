@@ -1,0 +1,202 @@
+// The one place that reads process.env. Precedence: defaults < config file < NEXUS_* env < flags.
+// Everything else receives the frozen Config this module returns.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  dataDir: string;
+  listen: HostPort;
+  adminListen: HostPort;
+  /** Public base URL users reach the appliance at (https://nexus.example.com); derived when absent. */
+  publicUrl: string | null;
+  logLevel: string;
+  bodyLimitBytes: number;
+  /** Addresses whose X-Forwarded-* headers are trusted (nginx on the same host). */
+  trustProxy: string[];
+  shutdownGraceMs: number;
+  session: { ttlSeconds: number };
+  loginRateLimit: { maxFailures: number; windowSeconds: number };
+  hub: {
+    registrationTtlSeconds: number;
+    heartbeatSeconds: number;
+    offlineAfterSeconds: number;
+    authTimeoutSeconds: number;
+    reauthSeconds: number;
+  };
+  gateway: { maxStreamSeconds: number };
+  proxy: { maxStreamSeconds: number; allowPrivateTargets: boolean };
+  /** Directory where the single executable unpacks its native module; null → XDG cache. */
+  cacheDir: string | null;
+}
+
+export const DEFAULTS: Config = {
+  dataDir: './.data',
+  listen: { host: '127.0.0.1', port: 8080 },
+  adminListen: { host: '127.0.0.1', port: 9090 },
+  publicUrl: null,
+  logLevel: 'info',
+  bodyLimitBytes: 10 * 1024 * 1024,
+  trustProxy: ['127.0.0.1', '::1'],
+  shutdownGraceMs: 10_000,
+  session: { ttlSeconds: 12 * 3600 },
+  loginRateLimit: { maxFailures: 10, windowSeconds: 900 },
+  hub: {
+    registrationTtlSeconds: 3600,
+    heartbeatSeconds: 30,
+    offlineAfterSeconds: 90,
+    authTimeoutSeconds: 10,
+    reauthSeconds: 600,
+  },
+  gateway: { maxStreamSeconds: 300 },
+  proxy: { maxStreamSeconds: 300, allowPrivateTargets: false },
+  cacheDir: null,
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+type Flags = Record<string, string | boolean | undefined>;
+
+export function parseHostPort(value: string, what: string): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
+  if (!m) throw new ConfigError(`${what}: expected HOST:PORT, got "${value}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`${what}: port ${port} is out of range`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+function num(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${what}: expected a non-negative number, got "${value}"`);
+  return n;
+}
+
+function bool(value: string, what: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new ConfigError(`${what}: expected true or false, got "${value}"`);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep-merge a config file's object onto the defaults, refusing keys the config does not know. */
+function mergeFile(base: Record<string, unknown>, over: Record<string, unknown>, path: string): void {
+  for (const [key, value] of Object.entries(over)) {
+    const where = path ? `${path}.${key}` : key;
+    if (!(key in base)) throw new ConfigError(`config file: unknown setting "${where}"`);
+    const current = base[key];
+    if (isPlainObject(current) && isPlainObject(value)) {
+      mergeFile(current, value, where);
+    } else if ((key === 'listen' || key === 'adminListen') && typeof value === 'string') {
+      base[key] = parseHostPort(value, where);
+    } else if (current !== null && value !== null && typeof current !== typeof value && !Array.isArray(current)) {
+      throw new ConfigError(`config file: "${where}" must be a ${typeof current}`);
+    } else {
+      base[key] = value;
+    }
+  }
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+export interface LoadOptions {
+  env?: Env;
+  flags?: Flags;
+}
+
+export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}): Config {
+  const cfg = structuredClone(DEFAULTS) as Config;
+
+  const file = (flags.config as string | undefined) ?? env.NEXUS_CONFIG;
+  if (file) {
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: ${(err as Error).message}`);
+    }
+    if (parsed != null) {
+      if (!isPlainObject(parsed)) throw new ConfigError(`config file ${file}: expected a mapping at the top level`);
+      mergeFile(cfg as unknown as Record<string, unknown>, parsed, '');
+    }
+  }
+
+  const e = (name: string) => {
+    const v = env[name];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  let v: string | undefined;
+  if ((v = e('NEXUS_DATA_DIR'))) cfg.dataDir = v;
+  if ((v = e('NEXUS_LISTEN'))) cfg.listen = parseHostPort(v, 'NEXUS_LISTEN');
+  if ((v = e('NEXUS_ADMIN_LISTEN'))) cfg.adminListen = parseHostPort(v, 'NEXUS_ADMIN_LISTEN');
+  if ((v = e('NEXUS_PUBLIC_URL'))) cfg.publicUrl = v;
+  if ((v = e('NEXUS_LOG_LEVEL'))) cfg.logLevel = v;
+  if ((v = e('NEXUS_BODY_LIMIT_BYTES'))) cfg.bodyLimitBytes = num(v, 'NEXUS_BODY_LIMIT_BYTES');
+  if ((v = e('NEXUS_TRUST_PROXY'))) cfg.trustProxy = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if ((v = e('NEXUS_SHUTDOWN_GRACE_MS'))) cfg.shutdownGraceMs = num(v, 'NEXUS_SHUTDOWN_GRACE_MS');
+  if ((v = e('NEXUS_SESSION_TTL_SECONDS'))) cfg.session.ttlSeconds = num(v, 'NEXUS_SESSION_TTL_SECONDS');
+  if ((v = e('NEXUS_LOGIN_MAX_FAILURES'))) cfg.loginRateLimit.maxFailures = num(v, 'NEXUS_LOGIN_MAX_FAILURES');
+  if ((v = e('NEXUS_NODE_REGISTRATION_TTL_SECONDS')))
+    cfg.hub.registrationTtlSeconds = num(v, 'NEXUS_NODE_REGISTRATION_TTL_SECONDS');
+  if ((v = e('NEXUS_HUB_HEARTBEAT_SECONDS'))) cfg.hub.heartbeatSeconds = num(v, 'NEXUS_HUB_HEARTBEAT_SECONDS');
+  if ((v = e('NEXUS_HUB_OFFLINE_AFTER_SECONDS')))
+    cfg.hub.offlineAfterSeconds = num(v, 'NEXUS_HUB_OFFLINE_AFTER_SECONDS');
+  if ((v = e('NEXUS_HUB_REAUTH_SECONDS'))) cfg.hub.reauthSeconds = num(v, 'NEXUS_HUB_REAUTH_SECONDS');
+  if ((v = e('NEXUS_GATEWAY_MAX_STREAM_SECONDS')))
+    cfg.gateway.maxStreamSeconds = num(v, 'NEXUS_GATEWAY_MAX_STREAM_SECONDS');
+  if ((v = e('NEXUS_PROXY_MAX_STREAM_SECONDS'))) cfg.proxy.maxStreamSeconds = num(v, 'NEXUS_PROXY_MAX_STREAM_SECONDS');
+  if ((v = e('NEXUS_PROXY_ALLOW_PRIVATE_TARGETS')))
+    cfg.proxy.allowPrivateTargets = bool(v, 'NEXUS_PROXY_ALLOW_PRIVATE_TARGETS');
+  if ((v = e('CACHE_DIRECTORY'))) cfg.cacheDir = v.split(':')[0] ?? null; // systemd CacheDirectory=
+
+  if (typeof flags['data-dir'] === 'string') cfg.dataDir = flags['data-dir'];
+  if (typeof flags.listen === 'string') cfg.listen = parseHostPort(flags.listen, '--listen');
+  if (typeof flags['admin-listen'] === 'string') cfg.adminListen = parseHostPort(flags['admin-listen'], '--admin-listen');
+  if (typeof flags['public-url'] === 'string') cfg.publicUrl = flags['public-url'];
+  if (typeof flags['log-level'] === 'string') cfg.logLevel = flags['log-level'];
+
+  cfg.dataDir = resolve(cfg.dataDir);
+  if (cfg.publicUrl) {
+    try {
+      const u = new URL(cfg.publicUrl);
+      cfg.publicUrl = u.origin;
+    } catch {
+      throw new ConfigError(`public URL "${cfg.publicUrl}" is not a URL`);
+    }
+  }
+  return deepFreeze(cfg);
+}
+
+/** Environment values other roles (agent, CLI) need; still read only here. */
+export function agentHomeFromEnv(env: Env = process.env): string | undefined {
+  return env.NEXUS_AGENT_HOME || undefined;
+}
+
+export function cliEnv(env: Env = process.env): { url?: string; token?: string; configHome?: string; home?: string } {
+  return {
+    url: env.NEXUS_URL || undefined,
+    token: env.NEXUS_TOKEN || undefined,
+    configHome: env.XDG_CONFIG_HOME || undefined,
+    home: env.HOME || undefined,
+  };
+}
+
+export function readEnv(name: string, env: Env = process.env): string | undefined {
+  return env[name];
+}

@@ -1,0 +1,133 @@
+import Database from 'better-sqlite3';
+import { constants, accessSync, mkdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadMigrations, type Migration } from './migrations/index.ts';
+
+export type Db = Database.Database;
+
+export class DataDirError extends Error {
+  override name = 'DataDirError';
+}
+
+export interface OpenOptions {
+  nativeBinding?: string | undefined;
+  migrations?: Migration[];
+}
+
+/** Makes sure the data dir exists, is a directory and is writable; explains clearly when not. */
+export function prepareDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new DataDirError(`data dir ${dir} exists but is not a directory`);
+    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') throw new DataDirError(`cannot create data dir ${dir}: ${code}`);
+    throw err;
+  }
+  if (!statSync(dir).isDirectory()) throw new DataDirError(`data dir ${dir} exists but is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK | constants.R_OK);
+  } catch {
+    throw new DataDirError(`data dir ${dir} is not writable by this user`);
+  }
+  // Root passes access() on a read-only mount; a real write tells the truth.
+  try {
+    writeFileSync(join(dir, '.write-test'), '');
+  } catch (err) {
+    throw new DataDirError(`data dir ${dir} is not writable: ${(err as NodeJS.ErrnoException).code}`);
+  }
+}
+
+/**
+ * One process per data dir. The lock is an SQLite file held in EXCLUSIVE locking mode: the OS drops
+ * the lock when the process dies (even on kill -9), so a crash never leaves a stale lock behind.
+ */
+export function acquireDataDirLock(dir: string, nativeBinding?: string): () => void {
+  const path = join(dir, 'nexus.lock');
+  const pidFile = join(dir, 'nexus.pid');
+  const lock = new Database(path, { timeout: 0, ...(nativeBinding ? { nativeBinding } : {}) });
+  try {
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE');
+  } catch (err) {
+    lock.close();
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+      let pid = '?';
+      try {
+        pid = readFileSync(pidFile, 'utf8').trim();
+      } catch {
+        /* best effort */
+      }
+      throw new DataDirError(`another nexus process (pid ${pid}) is already using data dir ${dir}; stop it first`);
+    }
+    throw err;
+  }
+  writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+  return () => {
+    try {
+      lock.exec('ROLLBACK');
+    } catch {
+      /* already released */
+    }
+    lock.close();
+  };
+}
+
+export function openDatabase(path: string, opts: OpenOptions = {}): Db {
+  let db: Db;
+  try {
+    db = new Database(path, { timeout: 5000, ...(opts.nativeBinding ? { nativeBinding: opts.nativeBinding } : {}) });
+    db.pragma('journal_mode = WAL');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+      throw new DataDirError(`${path} is not a valid Nexus database (${code}); restore it from backup or move it away`);
+    }
+    if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY') {
+      throw new DataDirError(`cannot open ${path} for writing (${code})`);
+    }
+    throw err;
+  }
+  db.pragma('foreign_keys = ON');
+  db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes, fast commits
+  db.pragma('busy_timeout = 5000');
+  const check = db.pragma('quick_check', { simple: true });
+  if (check !== 'ok') {
+    db.close();
+    throw new DataDirError(`${path} failed its integrity check (${String(check)}); restore it from backup`);
+  }
+  migrate(db, opts.migrations ?? loadMigrations());
+  return db;
+}
+
+export function migrate(db: Db, migrations: Migration[]): number[] {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+  const applied = new Set(
+    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+  );
+  const ran: number[] = [];
+  for (const m of migrations) {
+    if (applied.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
+    })();
+    ran.push(m.version);
+  }
+  return ran;
+}
+
+/** Flush the WAL into the main file and close; called last on shutdown. */
+export function closeDatabase(db: Db): void {
+  if (!db.open) return;
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    db.close();
+  }
+}

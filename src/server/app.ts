@@ -1,0 +1,91 @@
+// Builds the two fastify apps. Never listens (server/listen.ts does), so tests build the exact app
+// and use inject() or listen on port 0 themselves.
+import { randomUUID } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { AppContext } from '../core/context.ts';
+import type { Surface } from '../core/surface.ts';
+import { installJsonParser, installValidation } from '../core/http/validation.ts';
+import { sendControlError } from '../surfaces/control/http.ts';
+import { SURFACES } from './surfaces.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+function baseOptions(ctx: AppContext): FastifyServerOptions {
+  return {
+    loggerInstance: ctx.log,
+    disableRequestLogging: true,
+    requestIdHeader: false,
+    // Reuse the caller's request id when it is sane (nginx passes $request_id), else mint one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    bodyLimit: ctx.config.bodyLimitBytes,
+    trustProxy: ctx.config.trustProxy.length ? [...ctx.config.trustProxy] : false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    keepAliveTimeout: 72_000,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+  } as FastifyServerOptions;
+}
+
+function surfaceOf(url: string): string {
+  if (url.startsWith('/api/v1/proxy/')) return 'proxy';
+  if (url.startsWith('/scim/')) return 'scim';
+  if (url.startsWith('/ws') || url.startsWith('/api/internal/')) return 'hub';
+  if (/^\/(v1|v1beta|openai|api\/paas)(\/|$)/.test(url)) return 'gateway';
+  if (url.startsWith('/api/') || url.startsWith('/oauth/') || url.startsWith('/.well-known/')) return 'control';
+  if (url === '/healthz' || url === '/ready') return 'health';
+  return 'console';
+}
+
+export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURFACES): Promise<FastifyInstance> {
+  const app = Fastify(baseOptions(ctx));
+  installValidation(app);
+  installJsonParser(app);
+  app.decorateRequest('principal', null);
+  await app.register(cookie);
+  await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const surface = surfaceOf(req.url);
+    const seconds = reply.elapsedTime / 1000;
+    ctx.metrics.httpRequests.inc({ surface, method: req.method, status: String(reply.statusCode) });
+    ctx.metrics.httpDuration.observe({ surface }, seconds);
+    req.log.info({ req, res: reply, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+  });
+
+  app.setErrorHandler(sendControlError);
+  app.setNotFoundHandler((req, reply) => {
+    for (const s of surfaces) if (s.notFound?.match(req.url, req)) return s.notFound.send(req, reply);
+    return reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => {
+    if (ctx.state.ready && ctx.db.open) return { status: 'ready' };
+    return reply.code(503).send({ status: ctx.state.shuttingDown ? 'shutting down' : 'starting' });
+  });
+
+  for (const surface of surfaces) {
+    await app.register(async (scope) => surface.register(scope, ctx));
+  }
+  return app;
+}
+
+export async function buildAdminApp(ctx: AppContext, surfaces: Surface[] = SURFACES): Promise<FastifyInstance> {
+  const app = Fastify(baseOptions(ctx));
+  app.setErrorHandler(sendControlError);
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } }));
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_req, reply) => {
+    reply.type(ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
+  for (const surface of surfaces) {
+    if (surface.registerAdmin) await app.register(async (scope) => surface.registerAdmin!(scope, ctx));
+  }
+  return app;
+}

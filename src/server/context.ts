@@ -1,0 +1,65 @@
+// Builds the process-wide AppContext: data dir, lock, database, master key, shared services.
+import { join } from 'node:path';
+import type { Config } from '../core/config/config.ts';
+import type { AppContext, RuntimeState } from '../core/context.ts';
+import { createAudit } from '../core/audit/audit.ts';
+import { loadOrCreateMasterKey } from '../core/crypto/master-key.ts';
+import { createSecretBox } from '../core/crypto/secret-box.ts';
+import { acquireDataDirLock, closeDatabase, openDatabase, prepareDataDir } from '../core/db/db.ts';
+import { defaultCacheDir, nativeBindingPath } from '../core/db/native.ts';
+import { Events } from '../core/events/events.ts';
+import { createIdentity } from '../core/identity/identity.ts';
+import { createSetupTokens } from '../core/identity/setup.ts';
+import type { Logger } from '../core/log/log.ts';
+import { createMetrics } from '../core/metrics/metrics.ts';
+import { createSettingsStore } from '../core/settings/settings-store.ts';
+import { readEnv } from '../core/config/config.ts';
+import { NodeRelayHolder } from '../core/relay/node-relay.ts';
+
+export interface OwnedContext {
+  ctx: AppContext;
+  /** Flushes buffers, checkpoints the WAL, closes the database and releases the data-dir lock. */
+  close(): void;
+}
+
+export function createContext(config: Config, log: Logger): OwnedContext {
+  prepareDataDir(config.dataDir);
+  const nativeBinding = nativeBindingPath(config.cacheDir ?? defaultCacheDir(readEnv('XDG_CACHE_HOME')));
+  const release = acquireDataDirLock(config.dataDir, nativeBinding);
+  let db;
+  try {
+    db = openDatabase(join(config.dataDir, 'nexus.db'), { nativeBinding });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const events = new Events((err) => log.error({ err }, 'event listener failed'));
+  const settings = createSettingsStore(db);
+  const identity = createIdentity(db, events, { sessionTtlSeconds: config.session.ttlSeconds });
+  const audit = createAudit(db, (err) => log.error({ err }, 'audit write failed'));
+  const state: RuntimeState = { ready: false, shuttingDown: false, publicAddress: null, adminAddress: null };
+  const ctx: AppContext = {
+    config,
+    log,
+    db,
+    secretBox: createSecretBox(loadOrCreateMasterKey(config.dataDir)),
+    events,
+    identity,
+    setup: createSetupTokens(config.dataDir, settings),
+    audit,
+    settings,
+    metrics: createMetrics(),
+    state,
+    relay: new NodeRelayHolder(),
+    publicUrl: () => config.publicUrl ?? (state.publicAddress ? `http://${state.publicAddress}` : `http://${config.listen.host}:${config.listen.port}`),
+  };
+  return {
+    ctx,
+    close() {
+      audit.close();
+      identity.close();
+      closeDatabase(db);
+      release();
+    },
+  };
+}

@@ -1,0 +1,5 @@
+// Every surface the appliance serves, in registration order. The one list server/app.ts reads.
+import type { Surface } from '../core/surface.ts';
+import { controlSurface } from '../surfaces/control/index.ts';
+
+export const SURFACES: Surface[] = [controlSurface];

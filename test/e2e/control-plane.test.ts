@@ -1,0 +1,133 @@
+// The control plane over real HTTP against a real `nexus serve` process and SQLite file.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAppliance, type Appliance } from '../helpers/appliance.ts';
+import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+
+let app: Appliance;
+let admin: Admin;
+
+beforeAll(async () => {
+  app = await startAppliance();
+});
+afterAll(async () => {
+  await app?.stop();
+});
+
+describe('first start and setup', () => {
+  it('refuses a wrong setup token, then sets up once, then answers 409', async () => {
+    expect(app.setupToken).toMatch(/^nx_setup_/);
+    expect((await json(await fetch(`${app.url}/api/v1/setup/status`))).setup_required).toBe(true);
+    const wrong = await post(`${app.url}/api/v1/setup`, { setup_token: 'nx_setup_wrong', username: 'admin', password: 'correct-horse-battery' });
+    expect(wrong.status).toBe(401);
+    expect((await json(wrong)).error.code).toBe('unauthorized');
+    // Two racing setups with the right token: exactly one wins.
+    const [a, b] = await Promise.all([
+      post(`${app.url}/api/v1/setup`, { setup_token: app.setupToken, username: 'admin', password: 'correct-horse-battery' }),
+      post(`${app.url}/api/v1/setup`, { setup_token: app.setupToken, username: 'admin2', password: 'correct-horse-battery' }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([201, 409]);
+    const winner = a.status === 201 ? 'admin' : 'admin2';
+    const reuse = await post(`${app.url}/api/v1/setup`, { setup_token: app.setupToken, username: 'again', password: 'correct-horse-battery' });
+    expect(reuse.status).toBe(409);
+    expect((await json(reuse)).error.code).toBe('setup_complete');
+    admin = await (await import('../helpers/api.ts')).login(app, winner, 'correct-horse-battery');
+  });
+
+  it('issues personal tokens shown once, usable as Bearer and X-API-Key, and revocable', async () => {
+    const created = await json(await post(`${app.url}/api/v1/tokens`, { name: 'ci' }, { cookie: admin.cookie }));
+    expect(created.token).toMatch(/^nx_pat_/);
+    const me = await fetch(`${app.url}/api/v1/me`, { headers: { 'x-api-key': created.token } });
+    expect(me.status).toBe(200);
+    const list = await json(await fetch(`${app.url}/api/v1/tokens`, authed(created.token)));
+    expect(JSON.stringify(list)).not.toContain(created.token);
+    const del = await fetch(`${app.url}/api/v1/tokens/${created.id}`, authed(admin.token, { method: 'DELETE' }));
+    expect(del.status).toBe(204);
+    expect((await fetch(`${app.url}/api/v1/me`, authed(created.token))).status).toBe(401);
+  });
+
+  it('records state changes in the audit log with filters and cursor paging', async () => {
+    const page1 = await json(await fetch(`${app.url}/api/v1/audit?limit=2`, authed(admin.token)));
+    expect(page1.items).toHaveLength(2);
+    expect(page1.next_cursor).toBeTruthy();
+    const page2 = await json(await fetch(`${app.url}/api/v1/audit?limit=2&cursor=${page1.next_cursor}`, authed(admin.token)));
+    expect(page2.items[0].id).toBeLessThan(page1.items[1].id);
+    const revokes = await json(await fetch(`${app.url}/api/v1/audit?action=token.revoke`, authed(admin.token)));
+    expect(revokes.items.length).toBe(1);
+    expect(revokes.items[0]).toMatchObject({ action: 'token.revoke', outcome: 'success', actor_name: admin.username, source_ip: '127.0.0.1' });
+    const setups = await json(await fetch(`${app.url}/api/v1/audit?action=setup.*`, authed(admin.token)));
+    expect(setups.items.map((i: { outcome: string }) => i.outcome)).toContain('denied');
+    const bad = await fetch(`${app.url}/api/v1/audit?cursor=zzz`, authed(admin.token));
+    expect(bad.status).toBe(400);
+  });
+});
+
+describe('bad input', () => {
+  it('answers malformed JSON, wrong content type, unknown fields, oversized bodies clearly', async () => {
+    const url = `${app.url}/api/v1/auth/login`;
+    const malformed = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":' });
+    expect(malformed.status).toBe(400);
+    expect((await json(malformed)).error.code).toBe('invalid_json');
+    const wrongType = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<a/>' });
+    expect(wrongType.status).toBe(415);
+    expect((await json(wrongType)).error.code).toBe('unsupported_media_type');
+    const unknown = await post(url, { username: 'admin', password: 'x', admin: true });
+    expect(unknown.status).toBe(400);
+    expect((await json(unknown)).error.message).toContain('"admin"');
+    const wrongTypeField = await post(url, { username: 42, password: ['x'] });
+    expect(wrongTypeField.status).toBe(400);
+    const huge = await post(`${app.url}/api/v1/tokens`, { name: 'x'.repeat(11 * 1024 * 1024) }, { authorization: `Bearer ${admin.token}` });
+    expect(huge.status).toBe(413);
+    expect((await json(huge)).error.code).toBe('payload_too_large');
+  });
+
+  it('treats SQL-looking strings as data', async () => {
+    const name = "x'); DROP TABLE users; --";
+    const res = await post(`${app.url}/api/v1/tokens`, { name }, { authorization: `Bearer ${admin.token}` });
+    expect(res.status).toBe(201);
+    const list = await json(await fetch(`${app.url}/api/v1/tokens`, authed(admin.token)));
+    expect(list.items.some((t: { name: string }) => t.name === name)).toBe(true);
+    const login = await post(`${app.url}/api/v1/auth/login`, { username: "admin'--", password: "' OR '1'='1" });
+    expect(login.status).toBe(401);
+  });
+
+  it('gives JSON 404 on API paths, never HTML', async () => {
+    const res = await fetch(`${app.url}/api/v1/does-not-exist`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toContain('application/json');
+    expect((await json(res)).error.code).toBe('not_found');
+  });
+
+  it('limits brute-force sign-in with 429 and Retry-After', async () => {
+    let last: Response | undefined;
+    for (let i = 0; i < 12; i++) last = await post(`${app.url}/api/v1/auth/login`, { username: 'victim', password: `guess-${i}` });
+    expect(last!.status).toBe(429);
+    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await json(last!)).error.code).toBe('rate_limited');
+  });
+
+  it('requires admin for admin routes and a credential for everything else', async () => {
+    expect((await fetch(`${app.url}/api/v1/audit`)).status).toBe(401);
+    expect((await fetch(`${app.url}/api/v1/me`, authed('nx_pat_forged'))).status).toBe(401);
+    const member = await json(await post(`${app.url}/api/v1/users`, { username: 'member1', password: 'member-password-1' }, { authorization: `Bearer ${admin.token}` }));
+    expect(member.role).toBe('member');
+    const { login } = await import('../helpers/api.ts');
+    const m = await login(app, 'member1', 'member-password-1');
+    expect((await fetch(`${app.url}/api/v1/audit`, authed(m.token))).status).toBe(403);
+    // Deactivating the member cuts its session and tokens at once.
+    const patch = await fetch(`${app.url}/api/v1/users/${member.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ active: false }) }));
+    expect(patch.status).toBe(200);
+    expect((await fetch(`${app.url}/api/v1/me`, authed(m.token))).status).toBe(401);
+    expect((await fetch(`${app.url}/api/v1/me`, { headers: { cookie: m.cookie } })).status).toBe(401);
+  });
+});
+
+describe('health and metrics', () => {
+  it('serves /healthz, /ready, and /metrics only on the admin listener', async () => {
+    expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${app.url}/ready`)).status).toBe(200);
+    expect((await fetch(`${app.url}/metrics`)).status).toBe(404);
+    const metrics = await fetch(`${app.adminUrl}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('nexus_http_requests_total');
+  });
+});
