@@ -3,8 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../core/context.ts';
+import { accessLoggerFor } from '../core/log/log.ts';
 import type { Surface } from '../core/surface.ts';
 import { installJsonParser, installValidation } from '../core/http/validation.ts';
 import { sendControlError } from '../surfaces/control/http.ts';
@@ -15,7 +16,8 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 function baseOptions(ctx: AppContext): FastifyServerOptions {
   return {
     loggerInstance: ctx.log,
-    disableRequestLogging: true,
+    // One access-log line per request, written in onResponse below, instead of fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
     // Reuse the caller's request id when it is sane (nginx passes $request_id), else mint one.
     genReqId: (req) => {
@@ -49,12 +51,19 @@ export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURF
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
 
-  app.addHook('onResponse', async (req, reply) => {
+  // While draining, tell keep-alive clients to go elsewhere instead of reusing this connection.
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (ctx.state.shuttingDown) reply.header('connection', 'close');
+    done();
+  });
+
+  const access = accessLoggerFor(ctx.log);
+  app.addHook('onResponse', (req, reply, done) => {
     const surface = surfaceOf(req.url);
-    const seconds = reply.elapsedTime / 1000;
     ctx.metrics.httpRequests.inc({ surface, method: req.method, status: String(reply.statusCode) });
-    ctx.metrics.httpDuration.observe({ surface }, seconds);
-    req.log.info({ req, res: reply, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    ctx.metrics.httpDuration.observe({ surface }, reply.elapsedTime / 1000);
+    if (access.isLevelEnabled('info')) access.info({ reqId: req.id, req, res: reply, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    done();
   });
 
   app.setErrorHandler(sendControlError);

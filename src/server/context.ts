@@ -6,7 +6,7 @@ import { createAudit } from '../core/audit/audit.ts';
 import { loadOrCreateMasterKey } from '../core/crypto/master-key.ts';
 import { createSecretBox } from '../core/crypto/secret-box.ts';
 import { acquireDataDirLock, closeDatabase, openDatabase, prepareDataDir } from '../core/db/db.ts';
-import { defaultCacheDir, nativeBindingPath } from '../core/db/native.ts';
+import { defaultCacheDir, loadNativeBinding } from '../core/db/native.ts';
 import { Events } from '../core/events/events.ts';
 import { createIdentity } from '../core/identity/identity.ts';
 import { createSetupTokens } from '../core/identity/setup.ts';
@@ -24,7 +24,7 @@ export interface OwnedContext {
 
 export function createContext(config: Config, log: Logger): OwnedContext {
   prepareDataDir(config.dataDir);
-  const nativeBinding = nativeBindingPath(config.cacheDir ?? defaultCacheDir(readEnv('XDG_CACHE_HOME')));
+  const nativeBinding = loadNativeBinding(config.cacheDir ?? defaultCacheDir(readEnv('XDG_CACHE_HOME')));
   const release = acquireDataDirLock(config.dataDir, nativeBinding);
   let db;
   try {

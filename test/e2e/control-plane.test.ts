@@ -1,13 +1,14 @@
 // The control plane over real HTTP against a real `nexus serve` process and SQLite file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
-import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { authed, json, login, post, type Admin } from '../helpers/api.ts';
 
 let app: Appliance;
 let admin: Admin;
 
 beforeAll(async () => {
-  app = await startAppliance();
+  // A small, configured body limit: oversized bodies are tested against it (and it proves the setting works).
+  app = await startAppliance({ env: { NEXUS_BODY_LIMIT_BYTES: String(256 * 1024) } });
 });
 afterAll(async () => {
   await app?.stop();
@@ -30,7 +31,7 @@ describe('first start and setup', () => {
     const reuse = await post(`${app.url}/api/v1/setup`, { setup_token: app.setupToken, username: 'again', password: 'correct-horse-battery' });
     expect(reuse.status).toBe(409);
     expect((await json(reuse)).error.code).toBe('setup_complete');
-    admin = await (await import('../helpers/api.ts')).login(app, winner, 'correct-horse-battery');
+    admin = await login(app, winner, 'correct-horse-battery');
   });
 
   it('issues personal tokens shown once, usable as Bearer and X-API-Key, and revocable', async () => {
@@ -75,7 +76,7 @@ describe('bad input', () => {
     expect((await json(unknown)).error.message).toContain('"admin"');
     const wrongTypeField = await post(url, { username: 42, password: ['x'] });
     expect(wrongTypeField.status).toBe(400);
-    const huge = await post(`${app.url}/api/v1/tokens`, { name: 'x'.repeat(11 * 1024 * 1024) }, { authorization: `Bearer ${admin.token}` });
+    const huge = await post(`${app.url}/api/v1/tokens`, { name: 'x'.repeat(300 * 1024) }, { authorization: `Bearer ${admin.token}` });
     expect(huge.status).toBe(413);
     expect((await json(huge)).error.code).toBe('payload_too_large');
   });
@@ -110,7 +111,6 @@ describe('bad input', () => {
     expect((await fetch(`${app.url}/api/v1/me`, authed('nx_pat_forged'))).status).toBe(401);
     const member = await json(await post(`${app.url}/api/v1/users`, { username: 'member1', password: 'member-password-1' }, { authorization: `Bearer ${admin.token}` }));
     expect(member.role).toBe('member');
-    const { login } = await import('../helpers/api.ts');
     const m = await login(app, 'member1', 'member-password-1');
     expect((await fetch(`${app.url}/api/v1/audit`, authed(m.token))).status).toBe(403);
     // Deactivating the member cuts its session and tokens at once.

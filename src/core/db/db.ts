@@ -9,8 +9,9 @@ export class DataDirError extends Error {
   override name = 'DataDirError';
 }
 
+// @types/better-sqlite3 declares nativeBinding as a path only; the library also takes the loaded addon.
 export interface OpenOptions {
-  nativeBinding?: string | undefined;
+  nativeBinding?: object | undefined;
   migrations?: Migration[];
 }
 
@@ -42,10 +43,10 @@ export function prepareDataDir(dir: string): void {
  * One process per data dir. The lock is an SQLite file held in EXCLUSIVE locking mode: the OS drops
  * the lock when the process dies (even on kill -9), so a crash never leaves a stale lock behind.
  */
-export function acquireDataDirLock(dir: string, nativeBinding?: string): () => void {
+export function acquireDataDirLock(dir: string, nativeBinding?: object): () => void {
   const path = join(dir, 'nexus.lock');
   const pidFile = join(dir, 'nexus.pid');
-  const lock = new Database(path, { timeout: 0, ...(nativeBinding ? { nativeBinding } : {}) });
+  const lock = new Database(path, { timeout: 0, ...(nativeBinding ? { nativeBinding: nativeBinding as unknown as string } : {}) });
   try {
     lock.pragma('locking_mode = EXCLUSIVE');
     lock.exec('BEGIN EXCLUSIVE');
@@ -76,7 +77,7 @@ export function acquireDataDirLock(dir: string, nativeBinding?: string): () => v
 export function openDatabase(path: string, opts: OpenOptions = {}): Db {
   let db: Db;
   try {
-    db = new Database(path, { timeout: 5000, ...(opts.nativeBinding ? { nativeBinding: opts.nativeBinding } : {}) });
+    db = new Database(path, { timeout: 5000, ...(opts.nativeBinding ? { nativeBinding: opts.nativeBinding as unknown as string } : {}) });
     db.pragma('journal_mode = WAL');
   } catch (err) {
     const code = (err as { code?: string }).code;

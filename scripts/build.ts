@@ -1,0 +1,137 @@
+// `npm run build` → dist/nexus: a single Linux x64 executable (Node's Single Executable Application).
+//   1. esbuild bundles src/main.ts into one CommonJS file; the migrations folder is inlined.
+//   2. Node writes the SEA blob: the bundle plus assets (better-sqlite3's .node file, console assets,
+//      templates) that src/core/db/native.ts and src/core/assets/assets.ts read at run time.
+//   3. postject injects the blob into a copy of the pinned Node 24 binary.
+// Nothing is downloaded: the Node binary is the one npm installed (the `node` devDependency).
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { build, type Plugin } from 'esbuild';
+import { ASSET_DIRS } from '../src/core/assets/assets.ts';
+import { NATIVE_ASSET } from '../src/core/db/native.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+// `--out DIR` builds elsewhere (tests build into a temp dir so they never race a running dist/nexus).
+const outFlag = process.argv.indexOf('--out');
+const OUT = outFlag > 0 && process.argv[outFlag + 1] ? resolve(process.argv[outFlag + 1]!) : join(ROOT, 'dist');
+const WORK = join(OUT, 'build');
+const require = createRequire(import.meta.url);
+
+function log(msg: string) {
+  process.stderr.write(`build: ${msg}\n`);
+}
+
+/** Replaces the migrations loader (which reads its folder at run time) with the files inline. */
+const inlineMigrations: Plugin = {
+  name: 'inline-migrations',
+  setup(b) {
+    b.onLoad({ filter: /core[\\/]db[\\/]migrations[\\/]index\.ts$/ }, (args) => {
+      const dir = dirname(args.path);
+      const files = readdirSync(dir).filter((f) => /^\d{3}-[a-z0-9-]+\.sql$/.test(f)).sort();
+      const list = files.map((f) => ({ version: Number(f.slice(0, 3)), name: f, sql: readFileSync(join(dir, f), 'utf8') }));
+      return {
+        contents: `export function loadMigrations() { return ${JSON.stringify(list)}; }`,
+        loader: 'ts',
+        watchFiles: files.map((f) => join(dir, f)),
+      };
+    });
+  },
+};
+
+function walk(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? walk(p) : [p];
+  });
+}
+
+async function main() {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw new Error(`dist/nexus is built for linux-x64; this is ${process.platform}-${process.arch}`);
+  }
+  if (!process.versions.node.startsWith('24.')) {
+    throw new Error(`run the build through npm so the pinned Node 24 is used (this is Node ${process.versions.node})`);
+  }
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+
+  // Optional step owned by the console: build web assets first when the script exists.
+  const webBuild = join(ROOT, 'scripts/build-web.ts');
+  if (existsSync(webBuild)) {
+    log('console assets');
+    execFileSync(process.execPath, [webBuild], { stdio: 'inherit', cwd: ROOT });
+  }
+
+  log('bundling src/main.ts');
+  const bundle = join(WORK, 'nexus.cjs');
+  const shim = join(WORK, 'import-meta-shim.js');
+  writeFileSync(shim, [
+    "export const importMetaUrl = require('node:url').pathToFileURL(__filename).href;",
+    'export const importMetaDirname = __dirname;',
+    'export const importMetaFilename = __filename;',
+  ].join('\n'));
+  await build({
+    entryPoints: [join(ROOT, 'src/main.ts')],
+    outfile: bundle,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    minifySyntax: true,
+    sourcemap: false,
+    legalComments: 'none',
+    logLevel: 'warning',
+    plugins: [inlineMigrations],
+    inject: [shim],
+    define: {
+      'import.meta.url': 'importMetaUrl',
+      'import.meta.dirname': 'importMetaDirname',
+      'import.meta.filename': 'importMetaFilename',
+    },
+    // Optional native accelerators of ws; it falls back to JS when they cannot be required.
+    external: ['bufferutil', 'utf-8-validate'],
+  });
+
+  const assets: Record<string, string> = {};
+  const native = join(dirname(require.resolve('better-sqlite3/package.json')), 'prebuilds', 'linux-x64.node');
+  if (!existsSync(native)) throw new Error(`better-sqlite3 prebuilt binary not found at ${native}`);
+  assets[NATIVE_ASSET] = native;
+  for (const dir of ASSET_DIRS) {
+    for (const file of walk(join(ROOT, dir))) assets[relative(ROOT, file).split('\\').join('/')] = file;
+  }
+  log(`${Object.keys(assets).length} assets`);
+
+  const seaConfig = join(WORK, 'sea-config.json');
+  const blob = join(WORK, 'sea-prep.blob');
+  writeFileSync(seaConfig, JSON.stringify({
+    main: bundle,
+    output: blob,
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: true,
+    assets,
+  }, null, 2));
+  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit', cwd: ROOT });
+
+  const exe = join(OUT, 'nexus');
+  rmSync(exe, { force: true });
+  copyFileSync(process.execPath, exe);
+  chmodSync(exe, 0o755);
+  log('injecting the blob with postject');
+  const postject = join(dirname(require.resolve('postject/package.json')), 'dist', 'cli.js');
+  execFileSync(process.execPath, [
+    postject, exe, 'NODE_SEA_BLOB', blob,
+    '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+
+  const size = statSync(exe).size;
+  log(`${relative(process.cwd(), exe) || exe} ready (${(size / 1024 / 1024).toFixed(1)} MiB)`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`build failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,51 @@
+// `npm run build` produces one executable that carries everything: it runs with no node_modules and
+// no repository beside it, completes setup and sign-in, and stops cleanly on SIGTERM.
+import { copyFileSync, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, startAppliance, tempDir, REPO, type Appliance } from '../helpers/appliance.ts';
+import { authed, json, setupAdmin } from '../helpers/api.ts';
+
+let exe: string;
+let app: Appliance | undefined;
+
+beforeAll(async () => {
+  const out = tempDir('nexus-build-');
+  const res = await run(process.execPath, [join(REPO, 'scripts/build.ts'), '--out', out], { timeoutMs: 240_000 });
+  expect(res.code, res.stderr).toBe(0);
+  // Run it from a directory that has nothing else in it.
+  const lonely = tempDir('nexus-lonely-');
+  exe = join(lonely, 'nexus');
+  copyFileSync(join(out, 'nexus'), exe);
+}, 300_000);
+
+afterAll(async () => {
+  await app?.stop();
+});
+
+describe('dist/nexus', () => {
+  it('is one executable file that prints its version', async () => {
+    expect(statSync(exe).mode & 0o111).toBeTruthy();
+    const v = await run(exe, ['version'], { cwd: '/' });
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^nexus \d+\.\d+\.\d+/);
+  });
+
+  it('serves setup and sign-in from a fresh data dir, with the native module unpacked to the cache dir', async () => {
+    const cache = tempDir('nexus-cache-');
+    app = await startAppliance({ bin: exe, env: { CACHE_DIRECTORY: cache } });
+    const admin = await setupAdmin(app);
+    const me = await json(await fetch(`${app.url}/api/v1/me`, authed(admin.token)));
+    expect(me.user.username).toBe('admin');
+    const unpacked = (await import('node:fs')).readdirSync(cache).filter((f) => f.endsWith('.node'));
+    expect(unpacked).toHaveLength(1);
+    expect(statSync(cache).mode & 0o777).toBe(0o700);
+    const code = await app.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(app.output()).toContain('"stopped"');
+    // The WAL was checkpointed on shutdown.
+    const wal = join(app.dataDir, 'nexus.db-wal');
+    expect(!existsSync(wal) || statSync(wal).size === 0).toBe(true);
+    app = undefined;
+  });
+});
