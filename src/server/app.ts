@@ -52,7 +52,8 @@ export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURF
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
 
   // While draining, tell keep-alive clients to go elsewhere instead of reusing this connection.
-  app.addHook('onRequest', (_req, reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-request-id', req.id);
     if (ctx.state.shuttingDown) reply.header('connection', 'close');
     done();
   });
