@@ -127,8 +127,8 @@ describe('crash safety', () => {
       // The request is in flight (headers sent, body half sent) when SIGTERM arrives.
       setTimeout(() => {
         app.proc.kill('SIGTERM');
-        setTimeout(() => req.end(body.slice(10)), 300);
-      }, 300);
+        setTimeout(() => req.end(body.slice(10)), 500);
+      }, 1000);
     });
     const res = await answer;
     expect(res.status).toBe(201);
