@@ -1,4 +1,5 @@
 // Dispatches the first argument to a role. Each command returns an exit code, or -1 to keep running.
+import { firstBootCommand } from './commands/first-boot.ts';
 import { serveCommand } from './serve.ts';
 
 export type Command = (argv: string[]) => Promise<number>;
@@ -7,11 +8,13 @@ export const USAGE = `nexus — one controlled doorway to AI models and private 
 
 Usage:
   nexus serve [options]        run the appliance (nexus serve --help)
+  nexus first-boot [options]   prepare a fresh appliance once (nexus first-boot --help)
   nexus version                print the version
 `;
 
 const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
+  'first-boot': firstBootCommand,
   version: async () => {
     process.stdout.write(`nexus ${VERSION}\n`);
     return 0;

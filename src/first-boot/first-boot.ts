@@ -1,0 +1,269 @@
+// `nexus first-boot`: everything an appliance needs once, on its first start, that must never be baked
+// into an image: the master key, the one-time setup token, a TLS certificate for the names the host is
+// reached by, the nginx site and the appliance config. Idempotent: a marker file records completion and
+// a second run does nothing unless forced (e.g. after the public IP changed).
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, chmodSync, lstatSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { parseHostPort } from '../core/config/config.ts';
+import { loadOrCreateMasterKey } from '../core/crypto/master-key.ts';
+import { acquireDataDirLock, closeDatabase, DataDirError, openDatabase, prepareDataDir } from '../core/db/db.ts';
+import { nativeBindingPath } from '../core/db/native.ts';
+import { createSetupTokens } from '../core/identity/setup.ts';
+import { createUsersStore } from '../core/identity/users-store.ts';
+import { createSettingsStore } from '../core/settings/settings-store.ts';
+import { createSelfSignedCertificate, fingerprintOf, isSelfSigned, keyMatchesCertificate } from './certificate.ts';
+import { discoverHostAddresses, type HostAddresses } from './host-addresses.ts';
+import { renderNginxSite } from './nginx-site.ts';
+
+/** Where first boot writes, relative to the root (`/` on the appliance). nexus.service and install.sh agree. */
+export const LAYOUT = {
+  dataDir: 'var/lib/nexus',
+  cacheDir: 'var/cache/nexus',
+  configDir: 'etc/nexus',
+  configFile: 'etc/nexus/nexus.yaml',
+  tlsDir: 'etc/nexus/tls',
+  cert: 'etc/nexus/tls/nexus.crt',
+  key: 'etc/nexus/tls/nexus.key',
+  nginxSite: 'etc/nginx/conf.d/nexus.conf',
+  marker: 'var/lib/nexus/first-boot.done',
+} as const;
+
+export type Paths = { root: string } & { [K in keyof typeof LAYOUT]: string };
+
+export function pathsUnder(root: string): Paths {
+  const r = resolve(root);
+  const out = { root: r } as Paths;
+  for (const [k, v] of Object.entries(LAYOUT)) (out as Record<string, string>)[k] = join(r, v);
+  return out;
+}
+
+export interface FirstBootOptions {
+  root: string;
+  force: boolean;
+  /** IMDS base URL, or null to use local addresses only. */
+  metadataUrl: string | null;
+  metadataTimeoutMs?: number;
+  /** System user that runs `nexus serve` and must own the data and cache dirs; null leaves ownership as is. */
+  owner: string | null;
+  httpsPort: number;
+  httpPort: number;
+  /** Public listener of `nexus serve`, which nginx proxies to. */
+  listen: string;
+  adminListen: string;
+  /** Addresses nginx listens on; default every IPv4 address, and IPv6 when the kernel has it. */
+  nginxAddresses?: string[];
+  /** An administrator's certificate and key (PEM) to install instead of the self-signed one. */
+  certFile?: string | null;
+  keyFile?: string | null;
+}
+
+export type CertificateKind = 'self-signed' | 'installed';
+
+export interface FirstBootResult {
+  status: 'done' | 'skipped';
+  paths: Paths;
+  publicUrl?: string;
+  setupUrl?: string;
+  /** The one-time setup token; null when an admin exists (setup complete) or the server holds the data dir. */
+  setupToken?: string | null;
+  setupNote?: string;
+  addresses?: HostAddresses;
+  certificate?: { kind: CertificateKind; fingerprint: string };
+}
+
+export class FirstBootError extends Error {
+  override name = 'FirstBootError';
+}
+
+function writeAtomic(path: string, data: string | Buffer, mode: number): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  chmodSync(tmp, mode); // the umask may have narrowed or a stale tmp widened it
+  renameSync(tmp, path);
+}
+
+function ensureDir(path: string, mode: number): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 }); // /var, /var/lib, /etc stay world-readable
+  mkdirSync(path, { recursive: true, mode });
+  chmodSync(path, mode);
+}
+
+/** uid/gid of a local system user, from /etc/passwd (the nexus user is always local). */
+export function lookupUser(name: string, passwdFile = '/etc/passwd'): { uid: number; gid: number } {
+  let text: string;
+  try {
+    text = readFileSync(passwdFile, 'utf8');
+  } catch (err) {
+    throw new FirstBootError(`cannot read ${passwdFile} to find user "${name}": ${(err as Error).message}`);
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new FirstBootError(`user "${name}" does not exist; create it (appliance/install.sh does) or omit --owner`);
+}
+
+function chownTree(path: string, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  if (!lstatSync(path).isDirectory()) return;
+  for (const entry of readdirSync(path)) {
+    const p = join(path, entry);
+    if (lstatSync(p).isSymbolicLink()) continue; // never follow a link out of the tree
+    chownTree(p, uid, gid);
+  }
+}
+
+function hostForUrl(name: string): string {
+  return isIP(name) === 6 ? `[${name}]` : name;
+}
+
+/**
+ * The setup token lives in the real database (its hash in settings), so the `nexus serve` that starts
+ * next accepts the same token. When a server already holds the data dir (a forced re-run on a live
+ * appliance) the server owns the token; we leave it alone.
+ */
+function prepareSecrets(paths: Paths): { token: string | null; note?: string } {
+  prepareDataDir(paths.dataDir);
+  loadOrCreateMasterKey(paths.dataDir);
+  const nativeBinding = nativeBindingPath(paths.cacheDir);
+  let release: () => void;
+  try {
+    release = acquireDataDirLock(paths.dataDir, nativeBinding);
+  } catch (err) {
+    if (err instanceof DataDirError && /already using/.test(err.message)) {
+      return { token: null, note: `nexus is running and holds ${paths.dataDir}; its setup token (if any) is in ${join(paths.dataDir, 'setup-token')}` };
+    }
+    throw err;
+  }
+  try {
+    const db = openDatabase(join(paths.dataDir, 'nexus.db'), { nativeBinding });
+    try {
+      const hasAdmin = createUsersStore(db).countAdmins() > 0;
+      const token = createSetupTokens(paths.dataDir, createSettingsStore(db)).ensure(hasAdmin);
+      return token ? { token } : { token: null, note: 'setup is already complete (an administrator exists)' };
+    } finally {
+      closeDatabase(db);
+    }
+  } finally {
+    release();
+  }
+}
+
+function installCertificate(paths: Paths, opts: FirstBootOptions, names: string[]): { kind: CertificateKind; fingerprint: string } {
+  if (opts.certFile || opts.keyFile) {
+    if (!opts.certFile || !opts.keyFile) throw new FirstBootError('--cert and --key go together');
+    const certPem = readFileSync(opts.certFile, 'utf8');
+    const keyPem = readFileSync(opts.keyFile, 'utf8');
+    let fingerprint: string;
+    try {
+      fingerprint = fingerprintOf(certPem);
+    } catch {
+      throw new FirstBootError(`${opts.certFile} is not a PEM certificate`);
+    }
+    if (!keyMatchesCertificate(certPem, keyPem)) throw new FirstBootError(`${opts.keyFile} is not the private key of ${opts.certFile}`);
+    writeAtomic(paths.key, keyPem, 0o600);
+    writeAtomic(paths.cert, certPem, 0o644);
+    return { kind: isSelfSigned(certPem) ? 'self-signed' : 'installed', fingerprint };
+  }
+  // A certificate an administrator installed earlier survives a forced re-run; ours is re-made for the
+  // current names.
+  if (existsSync(paths.cert) && existsSync(paths.key)) {
+    try {
+      const certPem = readFileSync(paths.cert, 'utf8');
+      if (!isSelfSigned(certPem) && keyMatchesCertificate(certPem, readFileSync(paths.key, 'utf8'))) {
+        return { kind: 'installed', fingerprint: fingerprintOf(certPem) };
+      }
+    } catch {
+      /* unreadable or not a certificate: replace it */
+    }
+  }
+  const made = createSelfSignedCertificate(names);
+  writeAtomic(paths.key, made.keyPem, 0o600);
+  writeAtomic(paths.cert, made.certPem, 0o644);
+  return { kind: 'self-signed', fingerprint: made.fingerprint };
+}
+
+export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootResult> {
+  const paths = pathsUnder(opts.root);
+  if (existsSync(paths.marker) && !opts.force) return { status: 'skipped', paths };
+  const listen = parseHostPort(opts.listen, '--listen');
+  parseHostPort(opts.adminListen, '--admin-listen');
+  const owner = opts.owner ? lookupUser(opts.owner) : null;
+
+  ensureDir(paths.dataDir, 0o700);
+  ensureDir(paths.cacheDir, 0o700);
+  ensureDir(paths.configDir, 0o755);
+  ensureDir(paths.tlsDir, 0o755);
+  mkdirSync(dirname(paths.nginxSite), { recursive: true, mode: 0o755 });
+
+  const secrets = prepareSecrets(paths);
+  const addresses = await discoverHostAddresses({ metadataUrl: opts.metadataUrl, timeoutMs: opts.metadataTimeoutMs });
+  const certificate = installCertificate(paths, opts, addresses.names);
+
+  const primary = addresses.names[0]!;
+  const publicUrl = `https://${hostForUrl(primary)}${opts.httpsPort === 443 ? '' : `:${opts.httpsPort}`}`;
+  const site = renderNginxSite({
+    addresses: opts.nginxAddresses ?? (existsSync('/proc/net/if_inet6') ? ['*', '[::]'] : ['*']),
+    httpsPort: opts.httpsPort,
+    httpPort: opts.httpPort,
+    serverNames: addresses.names,
+    certPath: paths.cert,
+    keyPath: paths.key,
+    upstream: `${isIP(listen.host) === 6 ? `[${listen.host}]` : listen.host}:${listen.port}`,
+    hsts: certificate.kind === 'installed',
+  });
+  writeAtomic(paths.nginxSite, site, 0o644);
+  writeAtomic(
+    paths.configFile,
+    `# Written by \`nexus first-boot\`; re-run it with --force to regenerate. Read by nexus.service.\n` +
+      toYaml({ publicUrl, listen: opts.listen, adminListen: opts.adminListen }),
+    0o644,
+  );
+
+  if (owner) {
+    chownTree(paths.dataDir, owner.uid, owner.gid);
+    chownTree(paths.cacheDir, owner.uid, owner.gid);
+  }
+  // Last: a crash before this line means the next boot runs everything again. No secrets in here.
+  writeAtomic(
+    paths.marker,
+    JSON.stringify({ completed_at: new Date().toISOString(), public_url: publicUrl, names: addresses.names, source: addresses.source, certificate }, null, 2) + '\n',
+    0o644,
+  );
+  if (owner) chownSync(paths.marker, owner.uid, owner.gid);
+
+  return {
+    status: 'done',
+    paths,
+    publicUrl,
+    setupUrl: `${publicUrl}/setup`,
+    setupToken: secrets.token,
+    ...(secrets.note ? { setupNote: secrets.note } : {}),
+    addresses,
+    certificate,
+  };
+}
+
+/** The lines printed to stdout and the serial console (the EC2 system log shows them). */
+export function summaryLines(r: FirstBootResult): string[] {
+  if (r.status === 'skipped') {
+    return [`nexus first-boot: already done (${r.paths.marker} exists); run with --force to do it again`];
+  }
+  const lines = [
+    '',
+    '  ============================ Nexus first boot ============================',
+    `  Setup URL:    ${r.setupUrl}`,
+  ];
+  if (r.setupToken) lines.push(`  Setup token:  ${r.setupToken}`);
+  else lines.push(`  Setup token:  none (${r.setupNote})`);
+  lines.push(
+    `  Certificate:  ${r.certificate!.kind} for ${r.addresses!.names.join(', ')}`,
+    `                SHA-256 ${r.certificate!.fingerprint}`,
+    `  Names from:   ${r.addresses!.source === 'imds' ? 'EC2 instance metadata (IMDSv2)' : 'local interfaces'}`,
+    '  ==========================================================================',
+    '',
+  );
+  return lines;
+}
