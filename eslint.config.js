@@ -37,6 +37,14 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/first-boot/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '(^|/)(surfaces|server|agent|cli|protocol)/', message: 'first-boot uses only core/.' }],
+      }],
+    },
+  },
+  {
     files: ['src/agent/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {

@@ -151,21 +151,40 @@ function prepareSecrets(paths: Paths): { token: string | null; note?: string } {
   }
 }
 
-function installCertificate(paths: Paths, opts: FirstBootOptions, names: string[]): { kind: CertificateKind; fingerprint: string } {
-  if (opts.certFile || opts.keyFile) {
-    if (!opts.certFile || !opts.keyFile) throw new FirstBootError('--cert and --key go together');
-    const certPem = readFileSync(opts.certFile, 'utf8');
-    const keyPem = readFileSync(opts.keyFile, 'utf8');
-    let fingerprint: string;
+interface GivenCertificate {
+  certPem: string;
+  keyPem: string;
+  fingerprint: string;
+}
+
+/** Reads and checks --cert/--key before anything is written. */
+function readGivenCertificate(opts: FirstBootOptions): GivenCertificate | null {
+  if (!opts.certFile && !opts.keyFile) return null;
+  if (!opts.certFile || !opts.keyFile) throw new FirstBootError('--cert and --key go together');
+  const read = (f: string) => {
     try {
-      fingerprint = fingerprintOf(certPem);
-    } catch {
-      throw new FirstBootError(`${opts.certFile} is not a PEM certificate`);
+      return readFileSync(f, 'utf8');
+    } catch (err) {
+      throw new FirstBootError(`cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    if (!keyMatchesCertificate(certPem, keyPem)) throw new FirstBootError(`${opts.keyFile} is not the private key of ${opts.certFile}`);
-    writeAtomic(paths.key, keyPem, 0o600);
-    writeAtomic(paths.cert, certPem, 0o644);
-    return { kind: isSelfSigned(certPem) ? 'self-signed' : 'installed', fingerprint };
+  };
+  const certPem = read(opts.certFile);
+  const keyPem = read(opts.keyFile);
+  let fingerprint: string;
+  try {
+    fingerprint = fingerprintOf(certPem);
+  } catch {
+    throw new FirstBootError(`${opts.certFile} is not a PEM certificate`);
+  }
+  if (!keyMatchesCertificate(certPem, keyPem)) throw new FirstBootError(`${opts.keyFile} is not the private key of ${opts.certFile}`);
+  return { certPem, keyPem, fingerprint };
+}
+
+function installCertificate(paths: Paths, given: GivenCertificate | null, names: string[]): { kind: CertificateKind; fingerprint: string } {
+  if (given) {
+    writeAtomic(paths.key, given.keyPem, 0o600);
+    writeAtomic(paths.cert, given.certPem, 0o644);
+    return { kind: isSelfSigned(given.certPem) ? 'self-signed' : 'installed', fingerprint: given.fingerprint };
   }
   // A certificate an administrator installed earlier survives a forced re-run; ours is re-made for the
   // current names.
@@ -191,6 +210,7 @@ export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootRes
   const listen = parseHostPort(opts.listen, '--listen');
   parseHostPort(opts.adminListen, '--admin-listen');
   const owner = opts.owner ? lookupUser(opts.owner) : null;
+  const given = readGivenCertificate(opts);
 
   ensureDir(paths.dataDir, 0o700);
   ensureDir(paths.cacheDir, 0o700);
@@ -200,7 +220,7 @@ export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootRes
 
   const secrets = prepareSecrets(paths);
   const addresses = await discoverHostAddresses({ metadataUrl: opts.metadataUrl, timeoutMs: opts.metadataTimeoutMs });
-  const certificate = installCertificate(paths, opts, addresses.names);
+  const certificate = installCertificate(paths, given, addresses.names);
 
   const primary = addresses.names[0]!;
   const publicUrl = `https://${hostForUrl(primary)}${opts.httpsPort === 443 ? '' : `:${opts.httpsPort}`}`;

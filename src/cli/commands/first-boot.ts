@@ -59,12 +59,10 @@ export async function firstBootCommand(argv: string[]): Promise<number> {
   }
   let result;
   try {
-    let metadataUrl: string | null = values['no-metadata'] ? null : (values['metadata-url'] ?? DEFAULT_METADATA_URL);
-    if (metadataUrl) {
-      const u = new URL(metadataUrl); // throws TypeError on garbage
-      if (u.protocol !== 'http:') throw new FirstBootError(`--metadata-url: "${metadataUrl}" must be an http:// URL`);
-      metadataUrl = u.origin;
-    }
+    let metadataUrl: string | null = values['metadata-url'] ?? DEFAULT_METADATA_URL;
+    const u = new URL(metadataUrl); // throws TypeError on garbage
+    if (u.protocol !== 'http:') throw new FirstBootError(`--metadata-url: "${metadataUrl}" must be an http:// URL`);
+    metadataUrl = values['no-metadata'] ? null : u.origin;
     result = await runFirstBoot({
       root: values.root ?? '/',
       force: !!values.force,
