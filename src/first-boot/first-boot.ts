@@ -9,7 +9,7 @@ import { stringify as toYaml } from 'yaml';
 import { parseHostPort } from '../core/config/config.ts';
 import { loadOrCreateMasterKey } from '../core/crypto/master-key.ts';
 import { acquireDataDirLock, closeDatabase, DataDirError, openDatabase, prepareDataDir } from '../core/db/db.ts';
-import { nativeBindingPath } from '../core/db/native.ts';
+import { loadNativeBinding } from '../core/db/native.ts';
 import { createSetupTokens } from '../core/identity/setup.ts';
 import { createUsersStore } from '../core/identity/users-store.ts';
 import { createSettingsStore } from '../core/settings/settings-store.ts';
@@ -127,7 +127,7 @@ function hostForUrl(name: string): string {
 function prepareSecrets(paths: Paths): { token: string | null; note?: string } {
   prepareDataDir(paths.dataDir);
   loadOrCreateMasterKey(paths.dataDir);
-  const nativeBinding = nativeBindingPath(paths.cacheDir);
+  const nativeBinding = loadNativeBinding(paths.cacheDir);
   let release: () => void;
   try {
     release = acquireDataDirLock(paths.dataDir, nativeBinding);

@@ -3,14 +3,19 @@
 // setup line, a `nexus serve` that accepts the same token, idempotency and --force.
 import { X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nexus, run, startAppliance, tempDir } from '../helpers/appliance.ts';
+import { MAIN, REPO, run, startAppliance, tempDir } from '../helpers/appliance.ts';
 import { post } from '../helpers/api.ts';
 import { nginxBinary, nginxConfigTest, nginxPrefix } from '../helpers/nginx.ts';
 
 const HAVE_NGINX = nginxBinary() !== null;
+
+// dist/nexus when the single executable has been built (what the image ships), else the source entry.
+const DIST = join(REPO, 'dist/nexus');
+const BIN = existsSync(DIST) ? DIST : undefined;
+const nexus = (args: string[]) => (BIN ? run(BIN, args) : run(process.execPath, [MAIN, ...args]));
 
 interface FakeImds {
   server: Server;
@@ -151,7 +156,7 @@ describe('nexus first-boot', () => {
 
   it('hands the same setup token to nexus serve, which reads the written config', async () => {
     const token = readFileSync(p('var/lib/nexus/setup-token'), 'utf8').trim();
-    const app = await startAppliance({ dataDir: p('var/lib/nexus'), args: ['--config', p('etc/nexus/nexus.yaml')], env: { XDG_CACHE_HOME: p('var/cache') } });
+    const app = await startAppliance({ ...(BIN ? { bin: BIN } : {}), dataDir: p('var/lib/nexus'), args: ['--config', p('etc/nexus/nexus.yaml')], env: { XDG_CACHE_HOME: p('var/cache') } });
     try {
       expect(app.setupToken).toBe(token);
       expect(app.output()).toContain('https://203.0.113.10/setup');

@@ -96,7 +96,8 @@ function loggedRequests(app: Appliance): LoggedRequest[] {
   for (const line of app.output().split('\n')) {
     if (!line.includes('"msg":"request"')) continue;
     try {
-      out.push((JSON.parse(line) as { req: LoggedRequest }).req);
+      const rec = JSON.parse(line) as { reqId: string; req: Omit<LoggedRequest, 'id'> };
+      out.push({ id: rec.reqId, ...rec.req });
     } catch {
       /* partial line */
     }
