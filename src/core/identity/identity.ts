@@ -7,6 +7,7 @@ import type { Events } from '../events/events.ts';
 import { dummyPasswordHash, hashPassword, verifyPassword } from '../crypto/passwords.ts';
 import { hashToken, mintToken, randomToken, tokenHint, TOKEN_PREFIX } from '../crypto/tokens.ts';
 import { createApiTokensStore, type ApiToken } from './api-tokens-store.ts';
+import { createGroups, type Groups } from './groups.ts';
 import { createSessionsStore } from './sessions-store.ts';
 import { createUsersStore, type NewUser, type Role, type User, type UserPatch } from './users-store.ts';
 
@@ -26,6 +27,7 @@ export const PASSWORD_MAX = 1024;
 
 export interface Identity {
   users: ReturnType<typeof createUsersStore>;
+  groups: Groups;
   hasAdmin(): boolean;
   createUser(u: Omit<NewUser, 'password_hash'> & { password?: string }): Promise<User>;
   updateUser(id: string, patch: Omit<UserPatch, 'password_hash'> & { password?: string }): Promise<User>;
@@ -52,6 +54,7 @@ export function createIdentity(db: Db, events: Events, opts: { sessionTtlSeconds
   const users = createUsersStore(db);
   const sessions = createSessionsStore(db);
   const tokens = createApiTokensStore(db);
+  const groups = createGroups(db, events);
 
   // Personal tokens authenticate every proxied request, so lookups are cached; every way a token can
   // stop working (revoke, user deactivated/deleted/changed) evicts it here, so the cache is exact.
@@ -81,6 +84,7 @@ export function createIdentity(db: Db, events: Events, opts: { sessionTtlSeconds
 
   const identity: Identity = {
     users,
+    groups,
     hasAdmin: () => users.countAdmins() > 0,
 
     async createUser({ password, ...u }) {
@@ -204,6 +208,19 @@ export function createIdentity(db: Db, events: Events, opts: { sessionTtlSeconds
     },
   };
 
-  events.on('groups.changed', ({ userIds }) => userIds.forEach(evictUser));
+  // Users provisioned by SCIM take their role from their groups' mapping; a changed role ends their
+  // sessions like any other role change.
+  events.on('groups.changed', ({ userIds }) => {
+    for (const id of userIds) {
+      evictUser(id);
+      const user = users.get(id);
+      if (!user || user.source !== 'scim') continue;
+      const role = groups.roleForUser(id);
+      if (role === user.role) continue;
+      users.update(id, { role });
+      sessions.deleteForUser(id);
+      events.emit('user.changed', { userId: id });
+    }
+  });
   return identity;
 }
