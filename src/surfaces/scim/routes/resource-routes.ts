@@ -25,25 +25,26 @@ export interface ResourceService {
 type Query = Record<string, unknown>;
 
 /** Query parameter names are matched case-insensitively too (`startindex`, `Filter`). */
-function param(q: Query, name: string): unknown {
+function param(q: Query, name: string, fromBody = false): unknown {
   const key = Object.keys(q).find((k) => k.toLowerCase() === name.toLowerCase());
   const v = key === undefined ? undefined : q[key];
-  if (Array.isArray(v)) throw scimError('invalidValue', `${name} is given more than once`);
+  // A repeated query parameter arrives as an array; a SearchRequest body may hold real arrays.
+  if (!fromBody && Array.isArray(v)) throw scimError('invalidValue', `${name} is given more than once`);
   return v;
 }
 
-function projection(q: Query): Projection {
-  return { attributes: attrList(param(q, 'attributes')), excludedAttributes: attrList(param(q, 'excludedAttributes')) };
+function projection(q: Query, fromBody = false): Projection {
+  return { attributes: attrList(param(q, 'attributes', fromBody)), excludedAttributes: attrList(param(q, 'excludedAttributes', fromBody)) };
 }
 
-function listQuery(q: Query): ListQuery & Projection {
+function listQuery(q: Query, fromBody = false): ListQuery & Projection {
   return {
-    filter: param(q, 'filter'),
-    sortBy: param(q, 'sortBy'),
-    sortOrder: param(q, 'sortOrder'),
-    startIndex: param(q, 'startIndex'),
-    count: param(q, 'count'),
-    ...projection(q),
+    filter: param(q, 'filter', fromBody),
+    sortBy: param(q, 'sortBy', fromBody),
+    sortOrder: param(q, 'sortOrder', fromBody),
+    startIndex: param(q, 'startIndex', fromBody),
+    count: param(q, 'count', fromBody),
+    ...projection(q, fromBody),
   };
 }
 
@@ -67,9 +68,9 @@ export function resourceRoutes(app: FastifyInstance, endpoint: '/Users' | '/Grou
     app.post(url, async (req, reply) => {
       const body = (req.body ?? {}) as Query;
       if (typeof body !== 'object' || Array.isArray(body)) throw scimError('invalidSyntax', 'the body must be a SearchRequest object');
-      const schemas = param(body, 'schemas');
+      const schemas = param(body, 'schemas', true);
       if (schemas !== undefined && !(Array.isArray(schemas) && schemas.includes(URN.search))) throw scimError('invalidSyntax', `schemas must contain ${URN.search}`);
-      return sendScim(reply, 200, service.list(listQuery(body)));
+      return sendScim(reply, 200, service.list(listQuery(body, true)));
     });
   }
   for (const url of scimPaths(`${endpoint}/:id`)) {
