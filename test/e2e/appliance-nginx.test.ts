@@ -179,7 +179,7 @@ describe.skipIf(!HAVE_NGINX)('nginx in front of nexus serve', () => {
       expect(viaEdge.headers.get('content-type'), row.path).toBe(direct.headers.get('content-type'));
       if (row.api) {
         expect(isHtml(viaEdge.headers.get('content-type'), edgeBody), `${row.path} answered HTML`).toBe(false);
-        expect(viaEdge.headers.get('content-type'), row.path).toMatch(/^application\/json/);
+        expect(viaEdge.headers.get('content-type'), row.path).toMatch(/^application\/(scim\+)?json/);
         JSON.parse(edgeBody);
       }
       if (viaEdge.status === 200 && row.api) expect(edgeBody).toBe(directBody);
