@@ -16,6 +16,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/helpers/web-build.ts'],
           pool: 'forks',
           testTimeout: 120_000,
           hookTimeout: 300_000,

@@ -12,7 +12,7 @@ import { createIdentity } from '../core/identity/identity.ts';
 import { createSetupTokens } from '../core/identity/setup.ts';
 import type { Logger } from '../core/log/log.ts';
 import { createMetrics } from '../core/metrics/metrics.ts';
-import { createSettingsStore } from '../core/settings/settings-store.ts';
+import { createSettingsStore, SETTING } from '../core/settings/settings-store.ts';
 import { readEnv } from '../core/config/config.ts';
 import { NodeRelayHolder } from '../core/relay/node-relay.ts';
 
@@ -35,7 +35,8 @@ export function createContext(config: Config, log: Logger): OwnedContext {
   }
   const events = new Events((err) => log.error({ err }, 'event listener failed'));
   const settings = createSettingsStore(db);
-  const identity = createIdentity(db, events, { sessionTtlSeconds: config.session.ttlSeconds });
+  // The console may override the session lifetime and the public URL at run time (settings page).
+  const identity = createIdentity(db, events, { sessionTtlSeconds: () => settings.get<number>(SETTING.sessionTtlSeconds) ?? config.session.ttlSeconds });
   const audit = createAudit(db, (err) => log.error({ err }, 'audit write failed'));
   const state: RuntimeState = { ready: false, shuttingDown: false, publicAddress: null, adminAddress: null };
   const ctx: AppContext = {
@@ -51,7 +52,7 @@ export function createContext(config: Config, log: Logger): OwnedContext {
     metrics: createMetrics(),
     state,
     relay: new NodeRelayHolder(),
-    publicUrl: () => config.publicUrl ?? (state.publicAddress ? `http://${state.publicAddress}` : `http://${config.listen.host}:${config.listen.port}`),
+    publicUrl: () => settings.get<string>(SETTING.publicUrl) ?? config.publicUrl ?? (state.publicAddress ? `http://${state.publicAddress}` : `http://${config.listen.host}:${config.listen.port}`),
   };
   return {
     ctx,

@@ -9,6 +9,7 @@ export const TOKEN_PREFIX = {
   nodeAuth: 'nx_nauth_',
   scim: 'nx_scim_',
   setup: 'nx_setup_',
+  cliCode: 'nx_cli_',
 } as const;
 
 export type TokenPrefix = (typeof TOKEN_PREFIX)[keyof typeof TOKEN_PREFIX];

@@ -41,6 +41,11 @@ export interface Identity {
   listApiTokens(userId: string): ApiToken[];
   getApiToken(id: string): ApiToken | undefined;
   revokeApiToken(id: string): boolean;
+  /**
+   * Whether a user may sign in with a password (SSO-only mode keeps only a break-glass admin);
+   * the console surface installs the policy. Consulted only after the password matched.
+   */
+  passwordLoginAllowed: (user: User) => boolean;
   /** Drops cached token lookups and flushes last-used times; called on shutdown. */
   close(): void;
 }
@@ -50,7 +55,7 @@ interface CachedToken {
   expiresAt: number | null;
 }
 
-export function createIdentity(db: Db, events: Events, opts: { sessionTtlSeconds: number }): Identity {
+export function createIdentity(db: Db, events: Events, opts: { sessionTtlSeconds: number | (() => number) }): Identity {
   const users = createUsersStore(db);
   const sessions = createSessionsStore(db);
   const tokens = createApiTokensStore(db);
@@ -128,12 +133,14 @@ export function createIdentity(db: Db, events: Events, opts: { sessionTtlSeconds
       // Always run scrypt, so a missing user or a user without a password costs the same time.
       const ok = await verifyPassword(password, hash ?? (await dummyPasswordHash()));
       if (!user || !hash || !ok || !user.active) return null;
+      if (!identity.passwordLoginAllowed(user)) throw new AppError('forbidden', 'password sign-in is turned off; sign in with single sign-on');
       return user;
     },
 
     createSession(userId, meta) {
       const token = randomToken(32);
-      const expiresAt = new Date(Date.now() + opts.sessionTtlSeconds * 1000).toISOString();
+      const ttl = typeof opts.sessionTtlSeconds === 'function' ? opts.sessionTtlSeconds() : opts.sessionTtlSeconds;
+      const expiresAt = new Date(Date.now() + ttl * 1000).toISOString();
       sessions.create({ idHash: hashToken(token), userId, expiresAt, ...meta });
       if (Math.random() < 0.05) sessions.deleteExpired(new Date().toISOString());
       return { token, expiresAt };
@@ -200,6 +207,8 @@ export function createIdentity(db: Db, events: Events, opts: { sessionTtlSeconds
       }
       return ok;
     },
+
+    passwordLoginAllowed: () => true,
 
     close() {
       clearInterval(touchTimer);

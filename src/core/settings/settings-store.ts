@@ -1,5 +1,11 @@
 import type { Db } from '../db/db.ts';
 
+/** Settings more than one module reads (the console edits them; server/context.ts applies them). */
+export const SETTING = {
+  publicUrl: 'console.public_url',
+  sessionTtlSeconds: 'console.session_ttl_seconds',
+} as const;
+
 export interface SettingsStore {
   get<T>(key: string): T | undefined;
   set(key: string, value: unknown): void;

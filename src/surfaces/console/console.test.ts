@@ -1,0 +1,63 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { pkceChallenge, checkIssuerUrl } from './oidc/oidc-client.ts';
+import { safeReturnTo } from './oidc/oidc-routes.ts';
+import { normalizePublicUrl } from './settings-routes.ts';
+import { isApiPath } from './spa.ts';
+import { checkCertificate } from './tls.ts';
+
+describe('isApiPath', () => {
+  it('claims every API prefix, also percent-encoded, and nothing else', () => {
+    for (const p of ['/v1/models', '/v1', '/v1beta/models/x:generateContent', '/api/v1/x', '/api/paas/v4/chat', '/openai/deployments/a', '/scim/v2/Users',
+      '/ws', '/oauth/token', '/.well-known/openid-configuration', '/healthz', '/ready', '/metrics', '/%761/models', '/V1/models', '/%E0%A4%A']) {
+      expect(isApiPath(p), p).toBe(true);
+    }
+    for (const p of ['/', '/setup', '/login?return_to=/v1', '/cli-auth', '/cli/add-credential', '/v1x', '/apis', '/provisioning', '/users']) {
+      expect(isApiPath(p), p).toBe(false);
+    }
+  });
+});
+
+describe('settings input', () => {
+  it('keeps only an http(s) origin', () => {
+    expect(normalizePublicUrl('https://Nexus.Example.com/')).toBe('https://nexus.example.com');
+    expect(normalizePublicUrl('http://10.0.0.5:8080')).toBe('http://10.0.0.5:8080');
+    for (const bad of ['nexus.example.com', 'ftp://x', 'javascript:alert(1)', 'https://a@b', 'https://x/path', 'https://x/?q=1']) {
+      expect(() => normalizePublicUrl(bad), bad).toThrow();
+    }
+  });
+
+  it('checks that the key belongs to the certificate and that it has not expired', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-tls-'));
+    const make = (name: string, days: string) => {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, `${name}.key`),
+        '-out', join(dir, `${name}.crt`), '-days', days, '-subj', `/CN=${name}`], { stdio: 'ignore' });
+      return { cert: readFileSync(join(dir, `${name}.crt`), 'utf8'), key: readFileSync(join(dir, `${name}.key`), 'utf8') };
+    };
+    const a = make('a.test', '10');
+    const b = make('b.test', '10');
+    expect(checkCertificate(a.cert, a.key).subject).toBe('CN=a.test');
+    expect(() => checkCertificate(a.cert, b.key)).toThrow(/does not belong/);
+    expect(() => checkCertificate(a.cert, a.key, new Date(Date.now() + 30 * 86_400_000))).toThrow(/expired/);
+    expect(() => checkCertificate('hello', a.key)).toThrow(/PEM certificate/);
+    expect(() => checkCertificate(a.cert, 'nope')).toThrow(/PEM private key/);
+  });
+});
+
+describe('oidc helpers', () => {
+  it('computes the RFC 7636 appendix B challenge', () => {
+    expect(pkceChallenge('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk')).toBe('E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM');
+  });
+  it('keeps return_to on this site', () => {
+    expect(safeReturnTo('/users?x=1')).toBe('/users?x=1');
+    for (const bad of ['//evil.test', '/\\evil.test', 'https://evil.test', 42, undefined]) expect(safeReturnTo(bad)).toBe('/');
+  });
+  it('accepts https issuers and loopback http only', () => {
+    expect(checkIssuerUrl('https://idp.example.com').host).toBe('idp.example.com');
+    expect(checkIssuerUrl('http://127.0.0.1:4000').port).toBe('4000');
+    expect(() => checkIssuerUrl('http://idp.example.com')).toThrow(/https/);
+  });
+});

@@ -1,0 +1,228 @@
+// The console in Chromium against a real appliance from a fresh data dir: the first-boot wizard,
+// sign-in, the pages that exist, and the rules of serving the SPA (never shadowing an API path).
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
+import { authed, json, login, post, type Admin } from '../helpers/api.ts';
+import { launchChromium, openPage } from '../helpers/browser.ts';
+
+let app: Appliance;
+let browser: Browser;
+let admin: Admin;
+const PASSWORD = 'wizard-password-1';
+
+function selfSigned(cn: string) {
+  const dir = tempDir('nexus-cert-');
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '30', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=DNS:${cn}`], { stdio: 'ignore' });
+  return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+}
+
+beforeAll(async () => {
+  [app, browser] = await Promise.all([startAppliance(), launchChromium()]);
+});
+afterAll(async () => {
+  await browser?.close();
+  await app?.stop();
+});
+
+describe('serving the SPA', () => {
+  it('never answers an API path with HTML, even for surfaces not yet served', async () => {
+    for (const path of ['/v1/models', '/v1beta/models', '/openai/deployments/x/chat/completions', '/scim/v2/Users', '/api/v1/nope', '/api/paas/v4/models',
+      '/oauth/authorize', '/.well-known/openid-configuration', '/%761/models', '/ws/x', '/metrics']) {
+      const res = await fetch(`${app.url}${path}`);
+      expect(res.status, path).toBe(404);
+      expect(res.headers.get('content-type'), path).toContain('application/json');
+      expect(await res.text(), path).not.toContain('<html');
+    }
+  });
+
+  it('serves index.html with a strict CSP for client routes and hashed assets with a long cache', async () => {
+    const res = await fetch(`${app.url}/audit?actor=x`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/html');
+    const csp = res.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(res.headers.get('cache-control')).toBe('no-cache');
+    const html = await res.text();
+    const script = /src="(\/assets\/app-[A-Z0-9]{8}\.js)"/.exec(html)![1]!;
+    const js = await fetch(`${app.url}${script}`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toContain('text/javascript');
+    expect(js.headers.get('cache-control')).toContain('immutable');
+    for (const bad of ['/assets/app-ZZZZZZZZ.js', '/assets/..%2Fpackage.json', '/assets/index.html']) {
+      const r = await fetch(`${app.url}${bad}`);
+      expect(r.status, bad).toBe(404);
+      expect(r.headers.get('content-type'), bad).not.toContain('text/html');
+    }
+    expect((await fetch(`${app.url}/setup`, { method: 'POST' })).headers.get('content-type')).toContain('application/json');
+  });
+});
+
+describe('first-boot wizard', () => {
+  it('refuses a wrong token, creates the admin, confirms the URL, takes a certificate and finishes with curl', async () => {
+    const context = await browser.newContext({ baseURL: app.url });
+    const { page, problems, shot } = await openPage(context, { ignore: [/status of 40[019]/] });
+    await page.goto('/');
+    await page.waitForURL('**/setup');
+    await page.getByLabel('Setup token').fill('nx_setup_wrong');
+    await page.getByLabel('Admin username').fill('admin');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByLabel('Confirm password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create administrator' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('setup token is not valid');
+    await shot('setup-1-wrong-token');
+    expect((await json(await fetch(`${app.url}/api/v1/setup/status`))).setup_required).toBe(true);
+
+    await page.getByLabel('Setup token').fill(app.setupToken!);
+    await page.getByRole('button', { name: 'Create administrator' }).click();
+    await page.getByLabel('Public URL').waitFor();
+    expect(await page.getByLabel('Public URL').inputValue()).toBe(app.url);
+    await shot('setup-2-public-url');
+    await page.getByLabel('Public URL').fill('https://nexus.example.test/path');
+    await page.getByRole('button', { name: 'Save and continue' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('without a path');
+    await page.getByLabel('Public URL').fill('https://nexus.example.test');
+    await page.getByRole('button', { name: 'Save and continue' }).click();
+
+    await page.getByLabel('Certificate chain (PEM)').waitFor();
+    const mine = selfSigned('nexus.example.test');
+    const other = selfSigned('other.example.test');
+    await page.getByLabel('Certificate chain (PEM)').fill(mine.cert);
+    await page.getByLabel('Private key (PEM)').fill(other.key);
+    await page.getByRole('button', { name: 'Upload certificate' }).click();
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('does not belong');
+    await page.getByLabel('Private key (PEM)').fill(mine.key);
+    await page.getByRole('button', { name: 'Upload certificate' }).click();
+    await page.getByText('CN=nexus.example.test').first().waitFor();
+    await shot('setup-3-tls');
+    const keyFile = join(app.dataDir, 'tls', 'key.pem');
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    await page.getByRole('button', { name: 'Continue' }).click();
+
+    // First provider: offered when the gateway is served, otherwise skipped with an explanation.
+    await page.getByRole('button', { name: 'Skip for now' }).waitFor();
+    await shot('setup-4-provider');
+    await page.getByRole('button', { name: 'Skip for now' }).click();
+    await page.getByText('curl https://nexus.example.test/v1/models').waitFor();
+    await shot('setup-5-done');
+    await page.getByRole('button', { name: 'Open the console' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    await shot('overview');
+    expect(problems).toEqual([]);
+    await context.close();
+
+    admin = await login(app, 'admin', PASSWORD);
+    const settings = await json(await fetch(`${app.url}/api/v1/settings`, authed(admin.token)));
+    expect(settings.public_url).toBe('https://nexus.example.test');
+  });
+
+  it('is closed for good once an admin exists', async () => {
+    const context = await browser.newContext({ baseURL: app.url });
+    const { page, shot } = await openPage(context);
+    await page.goto('/setup');
+    await page.getByRole('heading', { name: 'Setup is complete' }).waitFor();
+    expect(await page.getByLabel('Setup token').count()).toBe(0);
+    await shot('setup-closed');
+    await context.close();
+    const again = await post(`${app.url}/api/v1/setup`, { setup_token: app.setupToken, username: 'again', password: PASSWORD });
+    expect(again.status).toBe(409);
+  });
+});
+
+describe('signed-in pages', () => {
+  it('signs in, manages users and tokens, filters and exports the audit log, edits settings', async () => {
+    const context = await browser.newContext({ baseURL: app.url, acceptDownloads: true });
+    const { page, problems, shot } = await openPage(context, { ignore: [/status of 401/] });
+    await page.goto('/users');
+    await page.waitForURL('**/login?return_to=%2Fusers');
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('username or password is wrong');
+    await shot('login-error');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Users', exact: true }).waitFor();
+
+    await page.getByLabel('Username').fill('dana');
+    await page.getByLabel('Email').fill('dana@example.test');
+    await page.getByLabel('Password').fill('dana-password-1');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByRole('cell', { name: 'dana@example.test' }).waitFor();
+    await shot('users');
+
+    await page.getByRole('link', { name: 'Personal tokens' }).click();
+    await page.getByRole('heading', { name: 'Personal tokens' }).waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('laptop');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const token = (await page.getByTestId('secret').textContent())!;
+    expect(token).toMatch(/^nx_pat_/);
+    expect((await fetch(`${app.url}/api/v1/me`, authed(token))).status).toBe(200);
+    await shot('tokens');
+    await page.reload();
+    expect(await page.getByTestId('secret').count()).toBe(0); // shown once
+    await page.getByRole('button', { name: 'Revoke laptop' }).click();
+    await page.getByRole('cell', { name: 'revoked' }).waitFor();
+    expect((await fetch(`${app.url}/api/v1/me`, authed(token))).status).toBe(401);
+
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await page.getByLabel('Action').fill('token.*');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByRole('cell', { name: 'token.revoke' }).waitFor();
+    expect(await page.getByRole('cell', { name: 'auth.login' }).count()).toBe(0);
+    await shot('audit');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    expect(csv.split('\r\n')[0]).toBe('id,ts,actor_type,actor_name,action,target_type,target_id,outcome,source_ip,routed_via,node_id,status,details');
+    expect(csv).toContain('token.revoke');
+    expect(csv).not.toContain('auth.login');
+    expect(csv).not.toContain(token);
+
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('heading', { name: 'Settings' }).waitFor();
+    await page.getByLabel('Session lifetime (hours)').fill('2');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByText('Saved.').first().waitFor();
+    await shot('settings');
+    for (const path of ['/providers', '/virtual-keys', '/services', '/nodes', '/groups', '/provisioning', '/no-such-page']) {
+      await page.goto(path);
+      await page.locator('main h1').waitFor();
+      await shot(`page${path.replaceAll('/', '-')}`);
+    }
+    expect(problems).toEqual([]);
+    await context.close();
+    const s = await json(await fetch(`${app.url}/api/v1/settings`, authed(admin.token)));
+    expect(s.session_ttl_seconds).toBe(7200);
+  });
+});
+
+describe('settings API', () => {
+  it('is admin only and refuses bad input clearly', async () => {
+    expect((await fetch(`${app.url}/api/v1/settings`)).status).toBe(401);
+    const member = await login(app, 'dana', 'dana-password-1');
+    expect((await fetch(`${app.url}/api/v1/settings`, authed(member.token))).status).toBe(403);
+    const put = (body: unknown) => fetch(`${app.url}/api/v1/settings`, authed(admin.token, { method: 'PUT', body: JSON.stringify(body) }));
+    for (const body of [{ public_url: 'javascript:alert(1)' }, { public_url: 'https://u:p@x.test' }, { public_url: 42 }, { session_ttl_seconds: 5 }, { surprise: true }, {}]) {
+      const res = await put(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await json(res)).error.code).toBe('validation_failed');
+    }
+    const tls = (body: unknown) => fetch(`${app.url}/api/v1/settings/tls`, authed(admin.token, { method: 'PUT', body: JSON.stringify(body) }));
+    const garbage = await tls({ certificate: '-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----', private_key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----' });
+    expect(garbage.status).toBe(400);
+    const big = await tls({ certificate: 'x'.repeat(300_000), private_key: 'y' });
+    expect(big.status).toBe(413);
+    const res = await json(await fetch(`${app.url}/api/v1/settings/tls`, authed(admin.token)));
+    expect(JSON.stringify(res)).not.toContain('PRIVATE KEY');
+    expect(res.certificate.subject).toContain('nexus.example.test');
+  });
+});

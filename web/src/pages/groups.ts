@@ -1,0 +1,51 @@
+// /groups — groups (mostly SCIM-provisioned) mapped to a role and to the models their members'
+// virtual keys may use.
+import { get, items, put, whenServed } from '../api.ts';
+import type { Page } from '../app.ts';
+import { errorBox, h, replace, table } from '../dom.ts';
+import { unavailable } from './common.ts';
+
+interface Group {
+  id: string;
+  display_name?: string;
+  displayName?: string;
+  source?: string;
+  member_count?: number;
+  role?: string | null;
+  models?: string[] | null;
+}
+
+export const groupsPage: Page = {
+  title: 'Groups',
+  adminOnly: true,
+  async render(main) {
+    const first = await whenServed<unknown>('groups', '/api/v1/groups');
+    if (first === null) return unavailable(main, 'Groups', 'Groups');
+    const err = errorBox();
+    const list = h('div');
+    const load = async () => {
+      const groups = items<Group>(await get('/api/v1/groups'));
+      replace(list, table(['Group', 'Source', 'Members', 'Role', 'Models', ''], groups.map((g) => {
+        const name = g.display_name ?? g.displayName ?? g.id;
+        const role = h('select', { 'aria-label': `Role for ${name}` }, ['', 'member', 'admin'].map((r) => h('option', { value: r, selected: (g.role ?? '') === r }, r || 'no mapping')));
+        const models = h('input', { value: (g.models ?? []).join(', '), 'aria-label': `Models for ${name}`, placeholder: 'all models' });
+        return [name, g.source === 'scim' ? h('span', { class: 'badge scim' }, 'SCIM') : g.source ?? 'local', g.member_count ?? '—', role, models,
+          h('button', {
+            type: 'button', class: 'secondary small',
+            onclick: async () => {
+              err.clear();
+              try {
+                const list = models.value.split(',').map((s) => s.trim()).filter(Boolean);
+                await put(`/api/v1/groups/${g.id}/mapping`, { role: role.value || null, models: list.length ? list : null });
+                await load();
+              } catch (e) {
+                err.show((e as Error).message);
+              }
+            },
+          }, 'Save')];
+      }), 'No groups yet. Groups arrive through SCIM provisioning.'));
+    };
+    await load();
+    replace(main, h('h1', null, 'Groups'), err.el, list);
+  },
+};

@@ -1,0 +1,67 @@
+// /nodes — agents on private hosts: register (token shown once with the exact enroll command),
+// online state, last seen.
+import { del, get, items, post, whenServed } from '../api.ts';
+import type { Page } from '../app.ts';
+import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table } from '../dom.ts';
+import { publicBase, unavailable } from './common.ts';
+
+interface NodeRow {
+  id: string;
+  name: string;
+  status: 'online' | 'offline';
+  last_seen: string | null;
+}
+
+/** The hub's WebSocket URL for a public base URL (https → wss). */
+export function wsUrl(base: string): string {
+  const u = new URL(base);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.pathname = '/ws';
+  return u.toString().replace(/\/$/, '');
+}
+
+export const nodesPage: Page = {
+  title: 'Nodes',
+  adminOnly: true,
+  async render(main) {
+    const first = await whenServed<unknown>('nodes', '/api/v1/nodes');
+    if (first === null) return unavailable(main, 'Nodes', 'Nodes');
+    const settings = await get<{ public_url: string | null; detected_public_url: string }>('/api/v1/settings').catch(() => null);
+    const err = errorBox();
+    const list = h('div');
+    const shown = h('div');
+    const load = async () => {
+      const nodes = items<NodeRow>(await get('/api/v1/nodes'));
+      replace(list, table(['Name', 'ID', 'Status', 'Last seen', ''], nodes.map((n) => [
+        n.name, h('code', null, n.id), h('span', { class: `badge ${n.status}` }, n.status), fmtTime(n.last_seen),
+        h('button', {
+          type: 'button', class: 'danger small', 'aria-label': `Remove ${n.name}`,
+          onclick: async () => {
+            if (!confirm(`Remove node ${n.name}? Its agent is disconnected.`)) return;
+            err.clear();
+            try {
+              await del(`/api/v1/nodes/${n.id}`);
+              await load();
+            } catch (e) {
+              err.show((e as Error).message);
+            }
+          },
+        }, 'Remove'),
+      ]), 'No nodes yet. Register one to reach APIs on a private host.'));
+    };
+    const name = h('input', { name: 'name', required: true, maxlength: 200 });
+    const formErr = errorBox();
+    const form = h('form', { class: 'inline', novalidate: true }, field('Node name', name), formErr.el, h('button', { type: 'submit' }, 'Register node'));
+    onSubmit(form, formErr, async () => {
+      if (!name.value.trim()) throw new Error('Give the node a name.');
+      const created = await post<{ id: string; registration_token: string; expires_at: string }>('/api/v1/nodes', { name: name.value.trim() });
+      replace(shown, secretBox('Registration token (single use)', created.registration_token),
+        snippet('Run on the private host', `nexus agent enroll --url ${wsUrl(publicBase(settings))} --token ${created.registration_token}\nnexus agent start`),
+        h('p', { class: 'hint' }, `The token expires ${fmtTime(created.expires_at)}.`));
+      form.reset();
+      await load();
+    });
+    await load();
+    replace(main, h('h1', null, 'Nodes'), form, shown, err.el, list);
+  },
+};

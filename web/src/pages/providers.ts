@@ -1,0 +1,91 @@
+// /providers — upstream model providers (keys stored encrypted, never shown) and the models that
+// route to them.
+import { del, get, items, post, whenServed } from '../api.ts';
+import type { Page } from '../app.ts';
+import { errorBox, field, h, onSubmit, replace, table } from '../dom.ts';
+import { unavailable } from './common.ts';
+
+interface Provider {
+  id: string;
+  name: string;
+  type: string;
+  base_url: string;
+  node_id?: string | null;
+}
+
+interface Model {
+  id: string;
+  name: string;
+  deployments?: { provider_id: string; upstream_model: string; weight?: number; priority?: number }[];
+}
+
+export const providersPage: Page = {
+  title: 'Providers & models',
+  adminOnly: true,
+  async render(main) {
+    const first = await whenServed<unknown>('providers', '/api/v1/providers');
+    if (first === null) return unavailable(main, 'Providers & models', 'Model providers');
+    const err = errorBox();
+    const providerList = h('div');
+    const modelList = h('div');
+    const providerSelect = h('select', { name: 'provider_id' });
+    let providers: Provider[] = [];
+    const load = async () => {
+      providers = items<Provider>(await get('/api/v1/providers'));
+      const models = items<Model>(await whenServed('models', '/api/v1/models'));
+      const nameOf = (id: string) => providers.find((p) => p.id === id)?.name ?? id;
+      replace(providerList, table(['Name', 'Type', 'Base URL', 'Via', ''], providers.map((p) => [
+        p.name, p.type, h('code', null, p.base_url), p.node_id ? `node ${p.node_id}` : 'direct',
+        h('button', { type: 'button', class: 'danger small', onclick: () => act(() => del(`/api/v1/providers/${p.id}`)) }, 'Delete'),
+      ]), 'No providers yet. Add one below.'));
+      replace(modelList, table(['Model', 'Deployments', ''], models.map((m) => [
+        h('code', null, m.name), (m.deployments ?? []).map((d) => `${nameOf(d.provider_id)} → ${d.upstream_model}`).join(', ') || '—',
+        h('button', { type: 'button', class: 'danger small', onclick: () => act(() => del(`/api/v1/models/${m.id}`)) }, 'Delete'),
+      ]), 'No models yet.'));
+      replace(providerSelect, providers.map((p) => h('option', { value: p.id }, p.name)));
+    };
+    const act = async (fn: () => Promise<unknown>) => {
+      err.clear();
+      try {
+        await fn();
+        await load();
+      } catch (e) {
+        err.show((e as Error).message);
+      }
+    };
+
+    const pErr = errorBox();
+    const name = h('input', { name: 'name', required: true });
+    const type = h('select', { name: 'type' }, ['openai', 'azure', 'gemini', 'glm', 'openai-compatible'].map((t) => h('option', { value: t }, t)));
+    const baseUrl = h('input', { name: 'base_url', type: 'url', required: true, placeholder: 'https://api.openai.com/v1' });
+    const apiKey = h('input', { name: 'api_key', type: 'password', autocomplete: 'off' });
+    const apiVersion = h('input', { name: 'api_version', placeholder: 'Azure only, e.g. 2024-10-21' });
+    const pForm = h('form', { class: 'inline', novalidate: true }, field('Name', name), field('Type', type), field('Base URL', baseUrl),
+      field('API key', apiKey, 'Stored encrypted; never shown again.'), field('API version', apiVersion), pErr.el, h('button', { type: 'submit' }, 'Add provider'));
+    onSubmit(pForm, pErr, async () => {
+      await post('/api/v1/providers', { name: name.value.trim(), type: type.value, base_url: baseUrl.value.trim(),
+        ...(apiKey.value ? { api_key: apiKey.value } : {}), ...(apiVersion.value.trim() ? { api_version: apiVersion.value.trim() } : {}) });
+      pForm.reset();
+      await load();
+    });
+
+    const mErr = errorBox();
+    const mName = h('input', { name: 'model_name', required: true, placeholder: 'gpt-4o-mini' });
+    const upstream = h('input', { name: 'upstream_model', required: true });
+    const inPrice = h('input', { name: 'input_price', type: 'number', min: 0, step: 'any' });
+    const outPrice = h('input', { name: 'output_price', type: 'number', min: 0, step: 'any' });
+    const mForm = h('form', { class: 'inline', novalidate: true }, field('Model name', mName), field('Provider', providerSelect), field('Upstream model', upstream),
+      field('Input $ / M tokens', inPrice), field('Output $ / M tokens', outPrice), mErr.el, h('button', { type: 'submit' }, 'Add model'));
+    onSubmit(mForm, mErr, async () => {
+      if (!providerSelect.value) throw new Error('Add a provider first.');
+      await post('/api/v1/models', {
+        name: mName.value.trim(), deployments: [{ provider_id: providerSelect.value, upstream_model: upstream.value.trim() || mName.value.trim() }],
+        ...(inPrice.value ? { input_price_per_mtok: Number(inPrice.value) } : {}), ...(outPrice.value ? { output_price_per_mtok: Number(outPrice.value) } : {}),
+      });
+      mForm.reset();
+      await load();
+    });
+    await load();
+    replace(main, h('h1', null, 'Providers & models'), err.el, h('h2', null, 'Providers'), providerList, pForm, h('h2', null, 'Models'), modelList, mForm);
+  },
+};

@@ -1,0 +1,83 @@
+// /virtual-keys — keys (nx_vk_…) callers use with the OpenAI, Gemini, Azure and GLM SDKs: create
+// (shown once with ready-to-paste snippets), revoke, usage.
+import { del, get, items, post, whenServed } from '../api.ts';
+import type { Page } from '../app.ts';
+import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table } from '../dom.ts';
+import { snippets } from '../snippets.ts';
+import { publicBase, unavailable } from './common.ts';
+
+interface VirtualKey {
+  id: string;
+  name: string;
+  hint?: string;
+  models?: string[] | null;
+  max_budget_usd?: number | null;
+  spend_usd?: number | null;
+  rpm?: number | null;
+  tpm?: number | null;
+  expires_at?: string | null;
+  revoked_at?: string | null;
+  created_at?: string;
+}
+
+export const virtualKeysPage: Page = {
+  title: 'Virtual keys',
+  async render(main) {
+    const first = await whenServed<unknown>('virtual_keys', '/api/v1/virtual-keys');
+    if (first === null) return unavailable(main, 'Virtual keys', 'Virtual keys');
+    const settings = await get<{ public_url: string | null; detected_public_url: string }>('/api/v1/settings').catch(() => null);
+    const base = publicBase(settings);
+    const err = errorBox();
+    const list = h('div');
+    const shown = h('div');
+    const load = async () => {
+      const keys = items<VirtualKey>(await get('/api/v1/virtual-keys'));
+      replace(list, table(['Name', 'Key', 'Models', 'Spend / budget', 'Limits', 'Expires', ''], keys.map((k) => [
+        k.name, h('code', null, k.hint ?? k.id), k.models?.length ? k.models.join(', ') : 'all',
+        `$${(k.spend_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''}`,
+        [k.rpm ? `${k.rpm} rpm` : '', k.tpm ? `${k.tpm} tpm` : ''].filter(Boolean).join(', ') || '—',
+        fmtTime(k.expires_at),
+        k.revoked_at ? h('span', { class: 'muted' }, 'revoked') : h('button', {
+          type: 'button', class: 'danger small', 'aria-label': `Revoke ${k.name}`,
+          onclick: async () => {
+            err.clear();
+            try {
+              await del(`/api/v1/virtual-keys/${k.id}`);
+              await load();
+            } catch (e) {
+              err.show((e as Error).message);
+            }
+          },
+        }, 'Revoke'),
+      ]), 'No virtual keys yet.'));
+    };
+    const name = h('input', { name: 'name', required: true, maxlength: 200 });
+    const models = h('input', { name: 'models', placeholder: 'gpt-4o-mini, gemini-2.0-flash' });
+    const budget = h('input', { name: 'max_budget_usd', type: 'number', min: 0, step: 'any' });
+    const rpm = h('input', { name: 'rpm', type: 'number', min: 1, step: 1 });
+    const tpm = h('input', { name: 'tpm', type: 'number', min: 1, step: 1 });
+    const expires = h('input', { name: 'expires_at', type: 'date' });
+    const formErr = errorBox();
+    const form = h('form', { class: 'inline', novalidate: true }, field('Name', name), field('Models', models, 'Comma-separated; empty allows every model.'),
+      field('Budget (USD)', budget), field('Requests per minute', rpm), field('Tokens per minute', tpm), field('Expires', expires),
+      formErr.el, h('button', { type: 'submit' }, 'Create virtual key'));
+    onSubmit(form, formErr, async () => {
+      if (!name.value.trim()) throw new Error('Give the key a name.');
+      const modelList = models.value.split(',').map((s) => s.trim()).filter(Boolean);
+      const created = await post<{ id: string; key: string }>('/api/v1/virtual-keys', {
+        name: name.value.trim(),
+        ...(modelList.length ? { models: modelList } : {}),
+        ...(budget.value ? { max_budget_usd: Number(budget.value) } : {}),
+        ...(rpm.value ? { rpm: Number(rpm.value) } : {}),
+        ...(tpm.value ? { tpm: Number(tpm.value) } : {}),
+        ...(expires.value ? { expires_at: new Date(`${expires.value}T23:59:59Z`).toISOString() } : {}),
+      });
+      const s = snippets(base, created.key, modelList[0] ?? 'gpt-4o-mini');
+      replace(shown, secretBox('New virtual key', created.key), snippet('openai SDK (Node)', s.openai), snippet('@google/genai', s.genai), snippet('curl', s.curlChat));
+      form.reset();
+      await load();
+    });
+    await load();
+    replace(main, h('h1', null, 'Virtual keys'), form, shown, err.el, list);
+  },
+};

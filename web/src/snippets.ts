@@ -1,0 +1,21 @@
+// Ready-to-paste client code for a virtual key: the official openai SDK, @google/genai, curl.
+export function snippets(baseUrl: string, key: string, model: string) {
+  const base = baseUrl.replace(/\/+$/, '');
+  return {
+    curlModels: `curl ${base}/v1/models \\\n  -H "Authorization: Bearer ${key}"`,
+    curlChat: `curl ${base}/v1/chat/completions \\\n  -H "Authorization: Bearer ${key}" \\\n  -H "Content-Type: application/json" \\\n  -d '{"model":"${model}","messages":[{"role":"user","content":"Hello"}]}'`,
+    openai: `import OpenAI from 'openai';
+
+const client = new OpenAI({ baseURL: '${base}/v1', apiKey: '${key}' });
+const res = await client.chat.completions.create({
+  model: '${model}',
+  messages: [{ role: 'user', content: 'Hello' }],
+});
+console.log(res.choices[0].message.content);`,
+    genai: `import { GoogleGenAI } from '@google/genai';
+
+const ai = new GoogleGenAI({ apiKey: '${key}', httpOptions: { baseUrl: '${base}' } });
+const res = await ai.models.generateContent({ model: '${model}', contents: 'Hello' });
+console.log(res.text);`,
+  };
+}

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { toCsv } from './pages/audit.ts';
+import { callbackUrl, cliParams } from './pages/cli-auth.ts';
+import { safeReturn } from './pages/login.ts';
+import { wsUrl } from './pages/nodes.ts';
+
+describe('console helpers', () => {
+  it('writes RFC 4180 CSV and defuses spreadsheet formulas', () => {
+    const row = { id: 1, ts: 't', actor_type: 'user', actor_name: '=cmd()', action: 'a,b', target_type: null, target_id: null, outcome: 'success',
+      source_ip: '1.2.3.4', routed_via: null, node_id: null, status: null, details: { q: 'say "hi"' } };
+    const csv = toCsv([row]);
+    expect(csv.split('\r\n')[1]).toBe(`1,t,user,'=cmd(),"a,b",,,success,1.2.3.4,,,,"{""q"":""say \\""hi\\""""}"`);
+  });
+  it('accepts only a numeric port and a 16-byte hex state from the CLI', () => {
+    expect(cliParams(new URLSearchParams(''))).toBeNull();
+    expect(cliParams(new URLSearchParams(`port=5000&state=${'a'.repeat(32)}`))).toEqual({ port: 5000, state: 'a'.repeat(32) });
+    for (const q of ['port=5000', `state=${'a'.repeat(32)}`, `port=0&state=${'a'.repeat(32)}`, `port=99999&state=${'a'.repeat(32)}`, 'port=80&state=xyz', `port=1e3&state=${'a'.repeat(32)}`]) {
+      expect(cliParams(new URLSearchParams(q)), q).toBe('invalid');
+    }
+    expect(callbackUrl(5000, { state: 's', code: 'c' })).toBe('http://127.0.0.1:5000/callback?state=s&code=c');
+  });
+  it('keeps return_to on this site and derives the hub URL', () => {
+    expect(safeReturn('//evil.test')).toBe('/');
+    expect(safeReturn('/audit')).toBe('/audit');
+    expect(wsUrl('https://nexus.example.com')).toBe('wss://nexus.example.com/ws');
+    expect(wsUrl('http://127.0.0.1:8080')).toBe('ws://127.0.0.1:8080/ws');
+  });
+});
