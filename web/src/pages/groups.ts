@@ -1,6 +1,6 @@
 // /groups — groups (mostly SCIM-provisioned) mapped to a role and to the models their members'
 // virtual keys may use.
-import { get, items, put, whenServed } from '../api.ts';
+import { get, items, patch, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, h, replace, table } from '../dom.ts';
 import { unavailable } from './common.ts';
@@ -31,12 +31,12 @@ export const groupsPage: Page = {
         const models = h('input', { value: (g.models ?? []).join(', '), 'aria-label': `Models for ${name}`, placeholder: 'all models' });
         return [name, g.source === 'scim' ? h('span', { class: 'badge scim' }, 'SCIM') : g.source ?? 'local', g.member_count ?? '—', role, models,
           h('button', {
-            type: 'button', class: 'secondary small',
+            type: 'button', class: 'secondary small', 'aria-label': `Save mapping of ${name}`,
             onclick: async () => {
               err.clear();
               try {
                 const list = models.value.split(',').map((s) => s.trim()).filter(Boolean);
-                await put(`/api/v1/groups/${g.id}/mapping`, { role: role.value || null, models: list.length ? list : null });
+                await patch(`/api/v1/groups/${g.id}`, { role: role.value || null, models: list.length ? list : null });
                 await load();
               } catch (e) {
                 err.show((e as Error).message);
