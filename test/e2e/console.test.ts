@@ -169,6 +169,7 @@ describe('signed-in pages', () => {
     expect((await fetch(`${app.url}/api/v1/me`, authed(token))).status).toBe(200);
     await shot('tokens');
     await page.reload();
+    await page.getByRole('button', { name: 'Revoke laptop' }).waitFor();
     expect(await page.getByTestId('secret').count()).toBe(0); // shown once
     await page.getByRole('button', { name: 'Revoke laptop' }).click();
     await page.getByRole('cell', { name: 'revoked' }).waitFor();
@@ -178,8 +179,8 @@ describe('signed-in pages', () => {
     await page.getByRole('heading', { name: 'Audit log' }).waitFor();
     await page.getByLabel('Action').fill('token.*');
     await page.getByRole('button', { name: 'Apply' }).click();
+    await expect.poll(() => page.getByRole('cell', { name: 'auth.login' }).count()).toBe(0);
     await page.getByRole('cell', { name: 'token.revoke' }).waitFor();
-    expect(await page.getByRole('cell', { name: 'auth.login' }).count()).toBe(0);
     await shot('audit');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
     const csv = readFileSync((await download.path())!, 'utf8');
