@@ -39,7 +39,8 @@ if [ -z "$binary" ]; then
 fi
 [ -n "$binary" ] && [ -f "$binary" ] || die "no nexus executable (build it with npm run build, or pass --binary PATH)"
 [ -x "$binary" ] || die "$binary is not executable"
-for f in appliance/nexus.service appliance/nexus-first-boot.service nginx/nexus.conf.template; do
+for f in appliance/nexus.service appliance/nexus-first-boot.service appliance/nexus-tls.path \
+  appliance/nexus-tls-reload.service nginx/nexus.conf.template; do
   [ -f "$src/$f" ] || die "missing $src/$f"
 done
 
@@ -60,7 +61,8 @@ install -d -m 0755 "$root/usr/local/bin" "$root/etc/systemd/system" "$root/etc/n
 # Replace atomically so a running nexus keeps its (old) executable until restarted.
 install -m 0755 "$binary" "$root/usr/local/bin/.nexus.new"
 mv -f "$root/usr/local/bin/.nexus.new" "$root/usr/local/bin/nexus"
-install -m 0644 "$src/appliance/nexus.service" "$src/appliance/nexus-first-boot.service" "$root/etc/systemd/system/"
+install -m 0644 "$src/appliance/nexus.service" "$src/appliance/nexus-first-boot.service" \
+  "$src/appliance/nexus-tls.path" "$src/appliance/nexus-tls-reload.service" "$root/etc/systemd/system/"
 install -m 0644 "$src/nginx/nexus.conf.template" "$root/usr/local/share/nexus/nginx/"
 if [ -f "$src/docs/appliance.md" ]; then install -m 0644 "$src/docs/appliance.md" "$root/usr/local/share/doc/nexus/"; fi
 # Debian's default site also listens on port 80; the Nexus site owns 80 (redirect) and 443.
@@ -75,10 +77,11 @@ fi
 
 if [ "$system" = 1 ]; then
   systemctl daemon-reload
-  systemctl enable nexus-first-boot.service nexus.service nginx.service
+  systemctl enable nexus-first-boot.service nexus.service nexus-tls.path nginx.service
   if [ "$image" = 0 ] && [ -d /run/systemd/system ]; then
     systemctl start nexus-first-boot.service
     systemctl restart nexus.service
+    systemctl start nexus-tls.path
     systemctl reload-or-restart nginx.service
     echo "install.sh: Nexus is running; the setup URL and token are in: journalctl -u nexus-first-boot"
   fi

@@ -156,7 +156,13 @@ build {
   }
 
   provisioner "file" {
-    sources     = ["${var.repo_root}/appliance/install.sh", "${var.repo_root}/appliance/nexus.service", "${var.repo_root}/appliance/nexus-first-boot.service"]
+    sources = [
+      "${var.repo_root}/appliance/install.sh",
+      "${var.repo_root}/appliance/nexus.service",
+      "${var.repo_root}/appliance/nexus-first-boot.service",
+      "${var.repo_root}/appliance/nexus-tls.path",
+      "${var.repo_root}/appliance/nexus-tls-reload.service",
+    ]
     destination = "${local.staging}/appliance/"
   }
 

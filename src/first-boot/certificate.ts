@@ -11,6 +11,9 @@ export interface SelfSigned {
   fingerprint: string;
 }
 
+/** Marks the certificates first boot makes, so a re-run replaces only those. */
+export const GENERATED_ORG = 'Nexus appliance (self-signed)';
+
 export const CERT_VALIDITY_DAYS = 825; // the longest lifetime browsers accept for a server certificate
 
 export function fingerprintOf(certPem: string): string {
@@ -32,7 +35,7 @@ export function createSelfSignedCertificate(names: string[], now = new Date()): 
   cert.validity.notAfter = new Date(now.getTime() + CERT_VALIDITY_DAYS * 86_400_000);
   const subject = [
     { name: 'commonName', value: names[0]!.slice(0, 64) },
-    { name: 'organizationName', value: 'Nexus appliance (self-signed)' },
+    { name: 'organizationName', value: GENERATED_ORG },
   ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
@@ -56,6 +59,12 @@ export function isSelfSigned(certPem: string): boolean {
   const x = new X509Certificate(certPem);
   // Not checkIssued(): OpenSSL wants keyCertSign on the issuer, which a leaf like ours does not have.
   return x.issuer === x.subject && x.verify(x.publicKey);
+}
+
+/** True for a certificate first boot made (self-signed, with our organisation name). */
+export function isOurs(certPem: string): boolean {
+  const x = new X509Certificate(certPem);
+  return isSelfSigned(certPem) && x.subject.split('\n').includes(`O=${GENERATED_ORG}`);
 }
 
 /** True when `keyPem` (PKCS#1, PKCS#8 or SEC1 PEM) is the private key of `certPem`. */

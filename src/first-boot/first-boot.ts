@@ -3,6 +3,7 @@
 // reached by, the nginx site and the appliance config. Idempotent: a marker file records completion and
 // a second run does nothing unless forced (e.g. after the public IP changed).
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, chmodSync, lstatSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
@@ -13,7 +14,7 @@ import { loadNativeBinding } from '../core/db/native.ts';
 import { createSetupTokens } from '../core/identity/setup.ts';
 import { createUsersStore } from '../core/identity/users-store.ts';
 import { createSettingsStore } from '../core/settings/settings-store.ts';
-import { createSelfSignedCertificate, fingerprintOf, isSelfSigned, keyMatchesCertificate } from './certificate.ts';
+import { createSelfSignedCertificate, fingerprintOf, isOurs, isSelfSigned, keyMatchesCertificate } from './certificate.ts';
 import { discoverHostAddresses, type HostAddresses } from './host-addresses.ts';
 import { renderNginxSite } from './nginx-site.ts';
 
@@ -23,9 +24,11 @@ export const LAYOUT = {
   cacheDir: 'var/cache/nexus',
   configDir: 'etc/nexus',
   configFile: 'etc/nexus/nexus.yaml',
-  tlsDir: 'etc/nexus/tls',
-  cert: 'etc/nexus/tls/nexus.crt',
-  key: 'etc/nexus/tls/nexus.key',
+  // The files the console's TLS upload writes (PUT /api/v1/settings/tls stores DIR/tls/{cert,key}.pem);
+  // nexus-tls.path reloads nginx when they change.
+  tlsDir: 'var/lib/nexus/tls',
+  cert: 'var/lib/nexus/tls/cert.pem',
+  key: 'var/lib/nexus/tls/key.pem',
   nginxSite: 'etc/nginx/conf.d/nexus.conf',
   marker: 'var/lib/nexus/first-boot.done',
 } as const;
@@ -53,13 +56,14 @@ export interface FirstBootOptions {
   listen: string;
   adminListen: string;
   /** Addresses nginx listens on; default every IPv4 address, and IPv6 when the kernel has it. */
-  nginxAddresses?: string[];
+  nginxAddresses?: string[] | null;
   /** An administrator's certificate and key (PEM) to install instead of the self-signed one. */
   certFile?: string | null;
   keyFile?: string | null;
 }
 
-export type CertificateKind = 'self-signed' | 'installed';
+/** 'generated': made by first boot; 'installed': an administrator's, browsers trust it; 'self-signed': an administrator's own self-signed one. */
+export type CertificateKind = 'generated' | 'self-signed' | 'installed';
 
 export interface FirstBootResult {
   status: 'done' | 'skipped';
@@ -183,16 +187,16 @@ function readGivenCertificate(opts: FirstBootOptions): GivenCertificate | null {
 function installCertificate(paths: Paths, given: GivenCertificate | null, names: string[]): { kind: CertificateKind; fingerprint: string } {
   if (given) {
     writeAtomic(paths.key, given.keyPem, 0o600);
-    writeAtomic(paths.cert, given.certPem, 0o644);
+    writeAtomic(paths.cert, given.certPem, 0o600);
     return { kind: isSelfSigned(given.certPem) ? 'self-signed' : 'installed', fingerprint: given.fingerprint };
   }
-  // A certificate an administrator installed earlier survives a forced re-run; ours is re-made for the
-  // current names.
+  // A certificate an administrator installed (console upload, --cert) survives every re-run; only the
+  // one first boot made is re-made, for the current names.
   if (existsSync(paths.cert) && existsSync(paths.key)) {
     try {
       const certPem = readFileSync(paths.cert, 'utf8');
-      if (!isSelfSigned(certPem) && keyMatchesCertificate(certPem, readFileSync(paths.key, 'utf8'))) {
-        return { kind: 'installed', fingerprint: fingerprintOf(certPem) };
+      if (!isOurs(certPem) && keyMatchesCertificate(certPem, readFileSync(paths.key, 'utf8'))) {
+        return { kind: isSelfSigned(certPem) ? 'self-signed' : 'installed', fingerprint: fingerprintOf(certPem) };
       }
     } catch {
       /* unreadable or not a certificate: replace it */
@@ -200,8 +204,8 @@ function installCertificate(paths: Paths, given: GivenCertificate | null, names:
   }
   const made = createSelfSignedCertificate(names);
   writeAtomic(paths.key, made.keyPem, 0o600);
-  writeAtomic(paths.cert, made.certPem, 0o644);
-  return { kind: 'self-signed', fingerprint: made.fingerprint };
+  writeAtomic(paths.cert, made.certPem, 0o600);
+  return { kind: 'generated', fingerprint: made.fingerprint };
 }
 
 export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootResult> {
@@ -215,7 +219,7 @@ export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootRes
   ensureDir(paths.dataDir, 0o700);
   ensureDir(paths.cacheDir, 0o700);
   ensureDir(paths.configDir, 0o755);
-  ensureDir(paths.tlsDir, 0o755);
+  ensureDir(paths.tlsDir, 0o700);
   mkdirSync(dirname(paths.nginxSite), { recursive: true, mode: 0o755 });
 
   const secrets = prepareSecrets(paths);
@@ -266,6 +270,14 @@ export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootRes
   };
 }
 
+function readSubject(certPath: string): string {
+  try {
+    return new X509Certificate(readFileSync(certPath)).subject.replace(/\n/g, ', ');
+  } catch {
+    return certPath;
+  }
+}
+
 /** The lines printed to stdout and the serial console (the EC2 system log shows them). */
 export function summaryLines(r: FirstBootResult): string[] {
   if (r.status === 'skipped') {
@@ -278,9 +290,12 @@ export function summaryLines(r: FirstBootResult): string[] {
   ];
   if (r.setupToken) lines.push(`  Setup token:  ${r.setupToken}`);
   else lines.push(`  Setup token:  none (${r.setupNote})`);
+  const cert = r.certificate!;
   lines.push(
-    `  Certificate:  ${r.certificate!.kind} for ${r.addresses!.names.join(', ')}`,
-    `                SHA-256 ${r.certificate!.fingerprint}`,
+    cert.kind === 'generated'
+      ? `  Certificate:  self-signed, made now for ${r.addresses!.names.join(', ')}`
+      : `  Certificate:  ${cert.kind === 'installed' ? 'installed' : 'installed (self-signed)'}: ${readSubject(r.paths.cert)}`,
+    `                SHA-256 ${cert.fingerprint}`,
     `  Names from:   ${r.addresses!.source === 'imds' ? 'EC2 instance metadata (IMDSv2)' : 'local interfaces'}`,
     '  ==========================================================================',
     '',

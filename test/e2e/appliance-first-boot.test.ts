@@ -102,12 +102,13 @@ describe('nexus first-boot', () => {
     expect(mode(p('var/lib/nexus/master.key'))).toBe('600');
     expect(readFileSync(p('var/lib/nexus/master.key')).length).toBe(32);
     expect(mode(p('var/lib/nexus/setup-token'))).toBe('600');
-    expect(mode(p('etc/nexus/tls/nexus.key'))).toBe('600');
-    expect(mode(p('etc/nexus/tls/nexus.crt'))).toBe('644');
+    expect(mode(p('var/lib/nexus/tls/key.pem'))).toBe('600');
+    expect(mode(p('var/lib/nexus/tls/cert.pem'))).toBe('600');
+    expect(mode(p('var/lib/nexus/tls'))).toBe('700');
     expect(mode(p('etc/nginx/conf.d/nexus.conf'))).toBe('644');
     expect(mode(p('var/cache/nexus'))).toBe('700');
 
-    const certPem = readFileSync(p('etc/nexus/tls/nexus.crt'), 'utf8');
+    const certPem = readFileSync(p('var/lib/nexus/tls/cert.pem'), 'utf8');
     const x = new X509Certificate(certPem);
     expect(sans(certPem)).toEqual(expect.arrayContaining([
       'IP Address:203.0.113.10',
@@ -118,11 +119,11 @@ describe('nexus first-boot', () => {
       'IP Address:127.0.0.1',
     ]));
     expect(x.subject).toContain('CN=203.0.113.10');
-    expect(x.checkPrivateKey((await import('node:crypto')).createPrivateKey(readFileSync(p('etc/nexus/tls/nexus.key'))))).toBe(true);
+    expect(x.checkPrivateKey((await import('node:crypto')).createPrivateKey(readFileSync(p('var/lib/nexus/tls/key.pem'))))).toBe(true);
     expect(r.stdout).toContain(x.fingerprint256);
 
     const site = readFileSync(p('etc/nginx/conf.d/nexus.conf'), 'utf8');
-    expect(site).toContain(`ssl_certificate     ${p('etc/nexus/tls/nexus.crt')};`);
+    expect(site).toContain(`ssl_certificate     ${p('var/lib/nexus/tls/cert.pem')};`);
     expect(site).toContain('server 127.0.0.1:8080;');
     expect(site).toMatch(/listen \*:443 ssl http2;/);
     expect(site).toMatch(/listen \*:80;/);
@@ -143,14 +144,14 @@ describe('nexus first-boot', () => {
   });
 
   it('does nothing on a second run', async () => {
-    const before = ['var/lib/nexus/setup-token', 'var/lib/nexus/master.key', 'etc/nexus/tls/nexus.crt', 'etc/nginx/conf.d/nexus.conf'].map((f) => readFileSync(p(f)));
+    const before = ['var/lib/nexus/setup-token', 'var/lib/nexus/master.key', 'var/lib/nexus/tls/cert.pem', 'etc/nginx/conf.d/nexus.conf'].map((f) => readFileSync(p(f)));
     const calls = imds.calls.length;
     const r = await nexus(['first-boot', '--root', root, '--metadata-url', imds.url]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('already done');
     expect(r.stdout).not.toContain('nx_setup_');
     expect(imds.calls.length).toBe(calls);
-    const after = ['var/lib/nexus/setup-token', 'var/lib/nexus/master.key', 'etc/nexus/tls/nexus.crt', 'etc/nginx/conf.d/nexus.conf'].map((f) => readFileSync(p(f)));
+    const after = ['var/lib/nexus/setup-token', 'var/lib/nexus/master.key', 'var/lib/nexus/tls/cert.pem', 'etc/nginx/conf.d/nexus.conf'].map((f) => readFileSync(p(f)));
     expect(after).toEqual(before);
   });
 
@@ -169,7 +170,7 @@ describe('nexus first-boot', () => {
       expect(forced.code, forced.stderr).toBe(0);
       expect(forced.stdout).toContain('Setup URL:    https://203.0.113.77/setup');
       expect(forced.stdout).toContain('nexus is running');
-      expect(sans(readFileSync(p('etc/nexus/tls/nexus.crt'), 'utf8'))).toContain('IP Address:203.0.113.77');
+      expect(sans(readFileSync(p('var/lib/nexus/tls/cert.pem'), 'utf8'))).toContain('IP Address:203.0.113.77');
       expect(readFileSync(p('var/lib/nexus/master.key'))).toEqual(masterKey);
 
       const setup = await post(`${app.url}/api/v1/setup`, { setup_token: token, username: 'admin', password: 'correct-horse-battery' });
@@ -202,13 +203,13 @@ describe('nexus first-boot', () => {
     const r = await nexus(['first-boot', '--root', root, '--metadata-url', imds.url, '--force', '--cert', join(dir, 'site.crt'), '--key', join(dir, 'site.key')]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Certificate:  installed');
-    expect(readFileSync(p('etc/nexus/tls/nexus.crt'), 'utf8')).toBe(readFileSync(join(dir, 'site.crt'), 'utf8'));
-    expect(mode(p('etc/nexus/tls/nexus.key'))).toBe('600');
+    expect(readFileSync(p('var/lib/nexus/tls/cert.pem'), 'utf8')).toBe(readFileSync(join(dir, 'site.crt'), 'utf8'));
+    expect(mode(p('var/lib/nexus/tls/key.pem'))).toBe('600');
     expect(readFileSync(p('etc/nginx/conf.d/nexus.conf'), 'utf8')).toContain('Strict-Transport-Security "max-age=63072000" always');
 
     const kept = await nexus(['first-boot', '--root', root, '--metadata-url', imds.url, '--force']);
     expect(kept.code).toBe(0);
-    expect(readFileSync(p('etc/nexus/tls/nexus.crt'), 'utf8')).toBe(readFileSync(join(dir, 'site.crt'), 'utf8'));
+    expect(readFileSync(p('var/lib/nexus/tls/cert.pem'), 'utf8')).toBe(readFileSync(join(dir, 'site.crt'), 'utf8'));
     expect(readFileSync(p('etc/nginx/conf.d/nexus.conf'), 'utf8')).toContain('Strict-Transport-Security');
     if (HAVE_NGINX) {
       const t = nginxConfigTest(nginxPrefix(p('etc/nginx/conf.d/nexus.conf')));
@@ -229,7 +230,7 @@ describe('nexus first-boot', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Names from:   local interfaces');
     expect(r.stdout).toMatch(/Setup URL: {4}https:\/\/\S+:8443\/setup/);
-    expect(sans(readFileSync(join(fresh, 'etc/nexus/tls/nexus.crt'), 'utf8'))).toEqual(expect.arrayContaining(['DNS:localhost', 'IP Address:127.0.0.1']));
+    expect(sans(readFileSync(join(fresh, 'var/lib/nexus/tls/cert.pem'), 'utf8'))).toEqual(expect.arrayContaining(['DNS:localhost', 'IP Address:127.0.0.1']));
   });
 
   it('refuses bad arguments clearly and writes nothing', async () => {

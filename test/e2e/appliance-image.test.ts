@@ -76,11 +76,19 @@ describe('systemd units', () => {
     expect(fb.get('ConditionPathExists')).toEqual([`!/${LAYOUT.marker}`]);
     expect(fb.get('ExecStart')![0]).toBe('/usr/local/bin/nexus first-boot --owner nexus');
     expect(fb.get('StandardOutput')).toEqual(['journal+console']);
+
+    // A certificate uploaded in the console lands where first boot keeps it; the path unit reloads nginx.
+    const watch = unit('nexus-tls.path');
+    const reload = unit('nexus-tls-reload.service');
+    expect(watch.get('PathChanged')).toEqual([`/${LAYOUT.cert}`]);
+    expect(watch.get('Unit')).toEqual(['nexus-tls-reload.service']);
+    expect(reload.get('ExecStart')).toEqual(['/usr/local/bin/nexus first-boot --force --owner nexus']);
+    expect(reload.get('ExecStartPost')).toEqual(['/usr/sbin/nginx -t -q', '/bin/systemctl reload nginx.service']);
   });
 
   it.skipIf(!HAVE_SYSTEMD_ANALYZE)('pass systemd-analyze verify without a warning', () => {
     const dir = tempDir('nexus-units-');
-    const files = ['nexus.service', 'nexus-first-boot.service'].map((name) => {
+    const files = ['nexus.service', 'nexus-first-boot.service', 'nexus-tls.path', 'nexus-tls-reload.service'].map((name) => {
       // verify insists the executable exists; point it at one that does.
       const text = readFileSync(join(REPO, 'appliance', name), 'utf8').replaceAll('/usr/local/bin/nexus', '/bin/true');
       writeFileSync(join(dir, name), text);
@@ -109,6 +117,8 @@ describe('install.sh', () => {
     expect(mode(join(root, 'etc/systemd/system/nexus.service'))).toBe('644');
     expect(readFileSync(join(root, 'etc/systemd/system/nexus-first-boot.service'), 'utf8')).toBe(readFileSync(join(REPO, 'appliance/nexus-first-boot.service'), 'utf8'));
     expect(existsSync(join(root, 'usr/local/share/nexus/nginx/nexus.conf.template'))).toBe(true);
+    expect(existsSync(join(root, 'etc/systemd/system/nexus-tls.path'))).toBe(true);
+    expect(existsSync(join(root, 'etc/systemd/system/nexus-tls-reload.service'))).toBe(true);
     expect(existsSync(join(root, 'etc/nginx/sites-enabled/default'))).toBe(false);
     expect(existsSync(join(root, LAYOUT.dataDir, 'master.key'))).toBe(true); // an upgrade keeps data
 

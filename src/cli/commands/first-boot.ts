@@ -23,6 +23,7 @@ else local interfaces), makes a self-signed TLS certificate for it, renders the 
   --http-port PORT        nginx redirect port (default 80)
   --listen HOST:PORT      public listener of nexus serve, proxied by nginx (default 127.0.0.1:8080)
   --admin-listen HOST:PORT  loopback admin listener (default 127.0.0.1:9090)
+  --bind ADDR[,ADDR]      addresses nginx listens on (default: all IPv4, and IPv6 when present)
   --console PATH          also write the summary to PATH (e.g. /dev/ttyS0)
 `;
 
@@ -48,6 +49,7 @@ export async function firstBootCommand(argv: string[]): Promise<number> {
       'http-port': { type: 'string' },
       listen: { type: 'string' },
       'admin-listen': { type: 'string' },
+      bind: { type: 'string' },
       console: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -74,6 +76,7 @@ export async function firstBootCommand(argv: string[]): Promise<number> {
       httpPort: portArg(values['http-port'], 80, '--http-port'),
       listen: values.listen ?? '127.0.0.1:8080',
       adminListen: values['admin-listen'] ?? '127.0.0.1:9090',
+      nginxAddresses: values.bind ? values.bind.split(',').map((a) => a.trim()).filter(Boolean) : null,
     });
   } catch (err) {
     const known = err instanceof FirstBootError || err instanceof DataDirError || err instanceof ConfigError || err instanceof NginxSiteError;
