@@ -1,5 +1,9 @@
 // Dispatches the first argument to a role. Each command returns an exit code, or -1 to keep running.
 import { firstBootCommand } from './commands/first-boot.ts';
+import { keyCommand } from './commands/key.ts';
+import { loginCommand } from './commands/login.ts';
+import { nodeCommand } from './commands/node.ts';
+import { serviceCommand } from './commands/service.ts';
 import { serveCommand } from './serve.ts';
 
 export type Command = (argv: string[]) => Promise<number>;
@@ -9,12 +13,20 @@ export const USAGE = `nexus — one controlled doorway to AI models and private 
 Usage:
   nexus serve [options]        run the appliance (nexus serve --help)
   nexus first-boot [options]   prepare a fresh appliance once (nexus first-boot --help)
+  nexus login [--url URL]      sign this CLI in through the console (nexus login --help)
+  nexus service add|list       add a service (credential typed in the browser) or list them
+  nexus node list|register     nodes: private hosts reached through an agent
+  nexus key create|list|revoke virtual keys for the AI gateway
   nexus version                print the version
 `;
 
 const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   'first-boot': firstBootCommand,
+  login: loginCommand,
+  service: serviceCommand,
+  node: nodeCommand,
+  key: keyCommand,
   version: async () => {
     process.stdout.write(`nexus ${VERSION}\n`);
     return 0;

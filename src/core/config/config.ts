@@ -188,12 +188,15 @@ export function agentHomeFromEnv(env: Env = process.env): string | undefined {
   return env.NEXUS_AGENT_HOME || undefined;
 }
 
-export function cliEnv(env: Env = process.env): { url?: string; token?: string; configHome?: string; home?: string } {
+export function cliEnv(env: Env = process.env): { url?: string; token?: string; configHome?: string; home?: string; browser?: string } {
   return {
     url: env.NEXUS_URL || undefined,
     token: env.NEXUS_TOKEN || undefined,
     configHome: env.XDG_CONFIG_HOME || undefined,
     home: env.HOME || undefined,
+    // The command that opens a URL for `nexus login` / `service add` (NEXUS_BROWSER, else the
+    // conventional BROWSER); "none" only prints the URL.
+    browser: env.NEXUS_BROWSER || env.BROWSER || undefined,
   };
 }
 

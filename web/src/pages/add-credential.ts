@@ -3,7 +3,7 @@
 // sends the browser back to the CLI's loopback callback with the new service's id.
 import { ApiError, capabilities, get, items, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { AUTH_METHODS, CUSTOM_METHODS } from '../auth-methods.ts';
+import { AUTH_METHODS, CUSTOM_METHODS } from '../../../src/core/services/auth-methods.ts';
 import { errorBox, field, h, onSubmit, replace } from '../dom.ts';
 import { callbackUrl, cliParams } from './cli-auth.ts';
 

@@ -1,8 +1,10 @@
-// How a service credential is presented upstream, with the key-name default and the label of the
-// credential field for each method (the table in the CLI credential-entry issue). Shared by the
-// browser form; the CLI keeps the same table in src/cli/service-auth.ts.
+// How a service credential is presented upstream: the default key name and the label of the
+// credential field for each method (the table of the CLI credential-entry issue). One table for
+// the CLI (`nexus service add`) and the console's /cli/add-credential page.
 export interface AuthMethod {
+  /** Default auth_key_name; null where the method has none. */
   keyName: string | null;
+  /** Label of the credential input; null when no credential is asked (none). */
   label: string | null;
 }
 

@@ -1,0 +1,90 @@
+// `nexus key create|list|revoke`: virtual keys (nx_vk_…) for the AI gateway.
+import { parseArgs } from 'node:util';
+import { apiRequest, listItems } from '../api-client.ts';
+import { CliError, resolveTarget } from '../cli-credentials.ts';
+import { printJson, printTable, withCliErrors } from '../output.ts';
+
+export const KEY_USAGE = `Usage:
+  nexus key create NAME [--models a,b] [--budget USD] [--rpm N] [--tpm N] [--expires ISO-DATE] [--json]
+  nexus key list [--json]
+  nexus key revoke ID
+
+  --url URL    the appliance (default: the one nexus login stored)
+`;
+
+interface KeyRow {
+  id: string;
+  name: string;
+  hint?: string;
+  models?: string[] | null;
+  max_budget_usd?: number | null;
+  spend_usd?: number | null;
+  expires_at?: string | null;
+  revoked_at?: string | null;
+}
+
+function positiveNumber(v: string | undefined, flag: string, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new CliError(`${flag} must be a positive ${integer ? 'integer' : 'number'}`, 2);
+  return n;
+}
+
+export async function keyCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'create' && sub !== 'list' && sub !== 'revoke') {
+    process.stdout.write(KEY_USAGE);
+    return sub === '--help' || sub === '-h' ? 0 : 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      url: { type: 'string' }, json: { type: 'boolean' }, models: { type: 'string' }, budget: { type: 'string' },
+      rpm: { type: 'string' }, tpm: { type: 'string' }, expires: { type: 'string' },
+    },
+  });
+  return withCliErrors(`key ${sub}`, async () => {
+    if (sub === 'create') {
+      const name = positionals[0];
+      if (!name || positionals.length > 1) throw new CliError('usage: nexus key create NAME [options]', 2);
+      const body: Record<string, unknown> = { name };
+      const models = values.models?.split(',').map((m) => m.trim()).filter(Boolean);
+      if (models?.length) body.models = models;
+      const budget = positiveNumber(values.budget, '--budget', false);
+      if (budget !== undefined) body.max_budget_usd = budget;
+      const rpm = positiveNumber(values.rpm, '--rpm', true);
+      if (rpm !== undefined) body.rpm = rpm;
+      const tpm = positiveNumber(values.tpm, '--tpm', true);
+      if (tpm !== undefined) body.tpm = tpm;
+      if (values.expires !== undefined) {
+        const d = new Date(values.expires);
+        if (Number.isNaN(d.getTime())) throw new CliError('--expires must be a date, e.g. 2027-01-31', 2);
+        body.expires_at = d.toISOString();
+      }
+      const target = resolveTarget(values.url);
+      const created = await apiRequest<{ id: string; key: string }>(target, 'POST', '/api/v1/virtual-keys', body);
+      if (values.json) return printJson(created), 0;
+      process.stdout.write(`Virtual key "${name}" created (id ${created.id}). It is shown only once:\n\n  ${created.key}\n\n` +
+        `Use it as the API key with base URL ${target.url}/v1 (OpenAI SDKs) or ${target.url} (Gemini SDKs).\n`);
+      return 0;
+    }
+    const target = resolveTarget(values.url);
+    if (sub === 'list') {
+      const data = await apiRequest<unknown>(target, 'GET', '/api/v1/virtual-keys');
+      if (values.json) return printJson(data), 0;
+      printTable(['ID', 'NAME', 'KEY', 'MODELS', 'SPEND', 'EXPIRES', 'STATUS'], listItems<KeyRow>(data).map((k) => [
+        k.id, k.name, k.hint, k.models?.length ? k.models.join(',') : 'all',
+        `$${(k.spend_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? `/$${k.max_budget_usd}` : ''}`, k.expires_at, k.revoked_at ? 'revoked' : 'active',
+      ]), 'No virtual keys yet: nexus key create NAME');
+      return 0;
+    }
+    const id = positionals[0];
+    if (!id || positionals.length > 1) throw new CliError('usage: nexus key revoke ID', 2);
+    await apiRequest(target, 'DELETE', `/api/v1/virtual-keys/${encodeURIComponent(id)}`);
+    if (values.json) return printJson({ id, revoked: true }), 0;
+    process.stdout.write(`Virtual key ${id} revoked.\n`);
+    return 0;
+  });
+}

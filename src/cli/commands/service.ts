@@ -1,0 +1,155 @@
+// `nexus service add|list`. `add` puts the secret into the browser, never the terminal (seed:
+// cli-browser-credential-entry): it opens /cli/add-credential pre-filled from the flags and waits
+// for the page's callback. --via-node needs no credential (the node holds it), --credential-env
+// reads it from the environment, and --no-browser prompts for it without echo.
+import { parseArgs } from 'node:util';
+import { readEnv } from '../../core/config/config.ts';
+import { AUTH_METHODS } from '../../core/services/auth-methods.ts';
+import { apiRequest, listItems } from '../api-client.ts';
+import { openBrowser, startCallback } from '../browser-flow.ts';
+import { CliError, resolveTarget } from '../cli-credentials.ts';
+import { printJson, printTable, withCliErrors } from '../output.ts';
+import { promptLine, promptSecret } from '../prompt.ts';
+
+export const SERVICE_USAGE = `Usage:
+  nexus service add [SLUG] [options]   add a catalog service (SLUG) or, with --custom, any endpoint
+  nexus service list [--json]
+
+Options for add:
+  --custom                 custom endpoint (no catalog entry)
+  --via-node ID            route through a node; the credential stays on that node
+  --endpoint-url URL       override the endpoint URL
+  --label LABEL            a label for the service
+  --auth-method METHOD     ${Object.keys(AUTH_METHODS).join(' | ')}
+  --auth-key-name NAME     header, query or body key (e.g. Authorization, X-API-Key)
+  --credential-env VAR     read the credential from environment variable VAR (no browser)
+  --no-browser             prompt in the terminal (input hidden) instead of the browser
+  --url URL                the appliance (default: the one nexus login stored)
+  --json                   print the result as JSON
+`;
+
+interface Created {
+  id: string;
+  slug: string;
+  proxy_url: string;
+}
+
+interface CatalogEntry {
+  slug: string;
+  endpoint_url?: string;
+  base_url?: string;
+  auth_method?: string;
+  auth_key_name?: string;
+}
+
+export async function serviceCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'add') return serviceAdd(rest);
+  if (sub === 'list') return serviceList(rest);
+  process.stdout.write(SERVICE_USAGE);
+  return sub === '--help' || sub === '-h' ? 0 : 2;
+}
+
+async function serviceList(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { url: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
+  return withCliErrors('service list', async () => {
+    const target = resolveTarget(values.url);
+    const data = await apiRequest<unknown>(target, 'GET', '/api/v1/keys');
+    if (values.json) return printJson(data), 0;
+    const rows = listItems<{ slug: string; label?: string; endpoint_url?: string; auth_method?: string; proxy_url?: string; nodes?: unknown[] }>(data);
+    printTable(['SLUG', 'LABEL', 'ENDPOINT', 'AUTH', 'ROUTE', 'PROXY'], rows.map((s) => [
+      s.slug, s.label, s.endpoint_url, s.auth_method, s.nodes?.length ? `${s.nodes.length} node(s)` : 'direct', s.proxy_url,
+    ]), 'No services yet: nexus service add SLUG');
+    return 0;
+  });
+}
+
+async function serviceAdd(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      custom: { type: 'boolean' },
+      'via-node': { type: 'string' },
+      'endpoint-url': { type: 'string' },
+      label: { type: 'string' },
+      'auth-method': { type: 'string' },
+      'auth-key-name': { type: 'string' },
+      'credential-env': { type: 'string' },
+      'no-browser': { type: 'boolean' },
+      url: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(SERVICE_USAGE);
+    return 0;
+  }
+  return withCliErrors('service add', async () => {
+    const slug = positionals[0];
+    if (positionals.length > 1) throw new CliError(`unexpected arguments: ${positionals.slice(1).join(' ')}`, 2);
+    if (!slug && !values.custom) throw new CliError('name a catalog service (e.g. nexus service add llm-openai) or pass --custom', 2);
+    if (slug && values.custom) throw new CliError('a SLUG names a catalog service; with --custom leave it out and use --label', 2);
+    const method = values['auth-method'];
+    if (method !== undefined && !(method in AUTH_METHODS)) throw new CliError(`--auth-method must be one of ${Object.keys(AUTH_METHODS).join(', ')}`, 2);
+    if (values['endpoint-url'] !== undefined) {
+      try {
+        const u = new URL(values['endpoint-url']);
+        if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error();
+      } catch {
+        throw new CliError('--endpoint-url must be an http(s) URL', 2);
+      }
+    }
+    const target = resolveTarget(values.url);
+
+    // Without a browser: the node holds the secret, the environment has it, or the terminal asks.
+    if (values['via-node'] || values['credential-env'] || values['no-browser']) {
+      const entry = slug ? await apiRequest<CatalogEntry>(target, 'GET', `/api/v1/catalog/${encodeURIComponent(slug)}`) : null;
+      const authMethod = method ?? entry?.auth_method ?? 'bearer';
+      let endpoint = values['endpoint-url'] ?? entry?.endpoint_url ?? entry?.base_url;
+      if (!endpoint && values['no-browser']) endpoint = await promptLine('Endpoint URL: ');
+      if (!endpoint) throw new CliError('--endpoint-url is required for a custom service', 2);
+      const body: Record<string, unknown> = { endpoint_url: endpoint, auth_method: authMethod };
+      if (slug) body.slug = slug;
+      if (values.label) body.label = values.label;
+      const keyName = values['auth-key-name'] ?? (authMethod === entry?.auth_method ? entry?.auth_key_name : undefined) ?? AUTH_METHODS[authMethod]!.keyName;
+      if (keyName) body.auth_key_name = keyName;
+      const label = AUTH_METHODS[authMethod]!.label;
+      if (values['via-node']) {
+        body.nodes = [{ node_id: values['via-node'], priority: 1 }];
+      } else if (label) {
+        const envVar = values['credential-env'];
+        const secret = envVar ? readEnv(envVar) : await promptSecret(`${label} (input hidden): `);
+        if (!secret) throw new CliError(envVar ? `environment variable ${envVar} is empty or not set` : 'no credential entered');
+        body.credential = secret;
+      }
+      return report(target.url, await apiRequest<Created>(target, 'POST', '/api/v1/keys', body), values.json);
+    }
+
+    const cb = await startCallback();
+    const q = new URLSearchParams({ port: String(cb.port), state: cb.state });
+    if (slug) q.set('slug', slug);
+    if (values.custom) q.set('custom', '1');
+    if (values['endpoint-url']) q.set('endpoint_url', values['endpoint-url']);
+    if (values.label) q.set('label', values.label);
+    if (method) q.set('auth_method', method);
+    if (values['auth-key-name']) q.set('auth_key_name', values['auth-key-name']);
+    const page = `${target.url}/cli/add-credential?${q}`;
+    process.stderr.write(`Opening your browser to enter the credential. If it does not open, visit:\n\n  ${page}\n\nWaiting for the browser…\n`);
+    openBrowser(page);
+    const result = await cb.result;
+    if (result.get('status') !== 'ok') throw new CliError(`the browser reported "${result.get('status') ?? 'nothing'}"; no service was added`);
+    const id = result.get('service_id');
+    if (!id) throw new CliError('the browser came back without a service id');
+    return report(target.url, { id, slug: result.get('slug') ?? slug ?? '', proxy_url: result.get('proxy_url') ?? '' }, values.json);
+  });
+}
+
+function report(base: string, created: Created, json?: boolean): number {
+  if (json) return printJson(created), 0;
+  const proxy = created.proxy_url.startsWith('/') ? `${base}${created.proxy_url}` : created.proxy_url;
+  process.stdout.write(`Service "${created.slug}" added (id ${created.id})\nProxy: ${proxy}\n`);
+  return 0;
+}
