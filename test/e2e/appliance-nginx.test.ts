@@ -4,6 +4,7 @@
 // WebSocket upgrade and large uploads are proven independently of which surfaces have landed.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -422,6 +423,40 @@ describe.skipIf(!HAVE_NGINX)('nginx streaming behaviour (local streaming upstrea
       expect(s.headers.get(id)!['connection']).not.toBe('close'); // HTTP/1.1 keep-alive upstream
     }, 30_000);
   }
+
+  it('streams SSE event by event over HTTP/2 too (browsers and h2 clients)', async () => {
+    const id = 'sse-h2';
+    const session = http2Connect(edge.base, { ca: cert.certPem });
+    try {
+      const req = session.request({ ':method': 'POST', ':path': '/v1/chat/completions?sse=1', 'x-test-id': id, 'accept-encoding': 'gzip', 'content-type': 'application/json' });
+      req.end('{}');
+      const headers = await new Promise<Record<string, unknown>>((res, rej) => {
+        req.once('response', res);
+        req.once('error', rej);
+      });
+      expect(headers[':status']).toBe(200);
+      expect(headers['content-encoding']).toBeUndefined();
+      const events: string[] = [];
+      let buf = '';
+      await new Promise<void>((res, rej) => {
+        req.setEncoding('utf8');
+        req.on('data', (chunk: string) => {
+          buf += chunk;
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            events.push(buf.slice(0, i));
+            buf = buf.slice(i + 2);
+            s.seen.get(id)!(events.length);
+          }
+        });
+        req.once('end', res);
+        req.once('error', rej);
+      });
+      expect(events).toEqual(['data: {"n":1}', 'data: {"n":2}', 'data: {"n":3}', 'data: [DONE]']);
+    } finally {
+      session.close();
+    }
+  }, 30_000);
 
   // The gateway and the service proxy pass request bodies through as they arrive (no spooling):
   // the client sends the second half only after the upstream has received the first half.
