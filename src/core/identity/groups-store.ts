@@ -61,6 +61,12 @@ export function createGroupsStore(db: Db): GroupsStore {
     SELECT ?, id, ? FROM users WHERE id = ? ON CONFLICT (group_id, user_id) DO UPDATE SET display = coalesce(excluded.display, display)`);
   const isMember = db.prepare('SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?').pluck();
   const removeMember = db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?');
+  const statements = new Map<string, ReturnType<Db['prepare']>>();
+  const prepared = (sql: string) => {
+    let stmt = statements.get(sql);
+    if (!stmt) statements.set(sql, (stmt = db.prepare(sql)));
+    return stmt;
+  };
   const ofUser = db.prepare('SELECT g.* FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?');
 
   const store: GroupsStore = {
@@ -85,14 +91,14 @@ export function createGroupsStore(db: Db): GroupsStore {
       const sets = ['version = version + 1', 'updated_at = @now'];
       if (patch.displayName !== undefined) sets.push('display_name = @displayName');
       if (patch.externalId !== undefined) sets.push('external_id = @externalId');
-      db.prepare(`UPDATE groups SET ${sets.join(', ')} WHERE id = @id`).run({ id, now: new Date().toISOString(), ...patch });
+      prepared(`UPDATE groups SET ${sets.join(', ')} WHERE id = @id`).run({ id, now: new Date().toISOString(), ...patch });
       return store.get(id);
     },
     setMapping(id, mapping) {
       const sets = ['updated_at = @now'];
       if (mapping.role !== undefined) sets.push('role = @role');
       if (mapping.models !== undefined) sets.push('models = @models');
-      db.prepare(`UPDATE groups SET ${sets.join(', ')} WHERE id = @id`).run({
+      prepared(`UPDATE groups SET ${sets.join(', ')} WHERE id = @id`).run({
         id,
         now: new Date().toISOString(),
         role: mapping.role ?? null,

@@ -65,6 +65,14 @@ export function createUsersStore(db: Db): UsersStore {
   const listFirst = db.prepare('SELECT * FROM users ORDER BY username LIMIT ?');
   const listAfter = db.prepare('SELECT * FROM users WHERE username > ? ORDER BY username LIMIT ?');
   const del = db.prepare('DELETE FROM users WHERE id = ?');
+  // One prepared statement per distinct set of changed columns (a handful exist); SCIM updates
+  // users on every provisioning write, and preparing is a measurable share of that.
+  const updates = new Map<string, ReturnType<Db['prepare']>>();
+  const updateStatement = (sql: string) => {
+    let stmt = updates.get(sql);
+    if (!stmt) updates.set(sql, (stmt = db.prepare(sql)));
+    return stmt;
+  };
 
   const store: UsersStore = {
     create(u) {
@@ -114,7 +122,7 @@ export function createUsersStore(db: Db): UsersStore {
       if ('active' in patch && patch.active !== undefined) {
         sets.push(patch.active ? 'deactivated_at = NULL' : 'deactivated_at = coalesce(deactivated_at, @now)');
       }
-      if (sets.length) db.prepare(`UPDATE users SET ${sets.join(', ')}, updated_at = @now WHERE id = @id`).run(params);
+      if (sets.length) updateStatement(`UPDATE users SET ${sets.join(', ')}, updated_at = @now WHERE id = @id`).run(params);
       return store.get(id);
     },
     delete(id) {
