@@ -274,14 +274,21 @@ describe('protocol details and hostile input', () => {
     const p2 = await ok(await scim('GET', `/Users?filter=${filter}&startIndex=3&count=2`), 200);
     const p3 = await ok(await scim('GET', `/Users?filter=${filter}&startIndex=5&count=2`), 200);
     expect([p1, p2, p3].map((p) => [p.totalResults, p.itemsPerPage])).toEqual([[5, 2], [5, 2], [5, 1]]);
-    expect([...p1.Resources, ...p2.Resources, ...p3.Resources].map((r: { userName: string }) => r.userName)).toEqual([0, 1, 2, 3, 4].map((i) => `page-${i}@example.com`));
+    // Pages are in id order: together they hold every match exactly once.
+    const paged = [...p1.Resources, ...p2.Resources, ...p3.Resources];
+    expect(paged.map((r: { userName: string }) => r.userName).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `page-${i}@example.com`));
+    expect(paged.map((r: { id: string }) => r.id)).toEqual(paged.map((r: { id: string }) => r.id).sort());
+    const all = await ok(await scim('GET', '/Users?count=1000&attributes=userName'), 200);
+    const unfiltered = [];
+    for (let i = 1; i <= all.totalResults; i += 3) unfiltered.push(...(await ok(await scim('GET', `/Users?startIndex=${i}&count=3&attributes=userName`), 200)).Resources);
+    expect(unfiltered.map((r: { id: string }) => r.id)).toEqual(all.Resources.map((r: { id: string }) => r.id));
     const sorted = await ok(await scim('GET', `/Users?filter=${filter}&sortBy=displayName&sortOrder=descending&attributes=displayName`), 200);
     expect(sorted.Resources.map((r: { displayName: string }) => r.displayName)).toEqual(['P4', 'P3', 'P2', 'P1', 'P0']);
     expect(Object.keys(sorted.Resources[0]).sort()).toEqual(['displayName', 'id', 'schemas']);
     const excl = await ok(await scim('GET', `/Users?filter=${filter}&excludedAttributes=emails,meta,groups&count=1`), 200);
     expect(excl.Resources[0].meta).toBeUndefined();
     const search = await ok(await scim('POST', '/Users/.search', { schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: 'userName sw "page-"', startIndex: 2, count: 1, attributes: ['userName'] }), 200);
-    expect(search).toMatchObject({ totalResults: 5, itemsPerPage: 1, startIndex: 2, Resources: [{ userName: 'page-1@example.com' }] });
+    expect(search).toMatchObject({ totalResults: 5, itemsPerPage: 1, startIndex: 2, Resources: [{ id: paged[1].id, userName: paged[1].userName }] });
     const zero = await ok(await scim('GET', `/Users?filter=${filter}&count=0`), 200);
     expect(zero).toMatchObject({ totalResults: 5, Resources: [] });
   });

@@ -62,7 +62,7 @@ export function createScimGroupsStore(db: Db): ScimGroupsStore {
   return {
     get: (id) => get.get(id) as ScimGroupRow | undefined,
     search({ where, orderBy, descending, limit, offset }) {
-      const order = orderBy ? `${orderBy} ${descending ? 'DESC' : 'ASC'}, g.rowid` : 'g.rowid';
+      const order = orderBy ? `${orderBy} ${descending ? 'DESC' : 'ASC'}, g.id` : 'g.id';
       return prepared(`${SELECT}${where ? ` WHERE ${where.sql}` : ''} ORDER BY ${order} LIMIT ? OFFSET ?`).all(...(where?.params ?? []), limit, offset) as ScimGroupRow[];
     },
     count(where) {
