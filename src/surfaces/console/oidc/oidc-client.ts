@@ -10,6 +10,12 @@ export interface Discovery {
   authorization_endpoint: string;
   token_endpoint: string;
   jwks_uri: string;
+  userinfo_endpoint?: string;
+}
+
+export interface Tokens {
+  id_token: string;
+  access_token?: string;
 }
 
 const TIMEOUT_MS = 10_000;
@@ -35,8 +41,10 @@ export function pkceChallenge(verifier: string): string {
 
 export interface OidcClient {
   discover(issuer: string): Promise<Discovery>;
-  exchangeCode(d: Discovery, p: { clientId: string; clientSecret: string; code: string; redirectUri: string; codeVerifier: string }): Promise<string>;
+  exchangeCode(d: Discovery, p: { clientId: string; clientSecret: string; code: string; redirectUri: string; codeVerifier: string }): Promise<Tokens>;
   verifyIdToken(d: Discovery, idToken: string, p: { clientId: string; nonce: string }): Promise<JWTPayload>;
+  /** Claims from the UserInfo endpoint (Core §5.3), only when its sub is the ID token's. */
+  userinfo(d: Discovery, accessToken: string, sub: string): Promise<Record<string, unknown>>;
 }
 
 export function createOidcClient(): OidcClient {
@@ -55,13 +63,14 @@ export function createOidcClient(): OidcClient {
         throw new AppError('bad_gateway', `identity provider discovery failed: ${(err as Error).message}`);
       }
       if (!res.ok) throw new AppError('bad_gateway', `identity provider discovery answered ${res.status}`);
-      const d = (await res.json().catch(() => null)) as Partial<Discovery> | null;
+      const d = (await res.json().catch(() => null)) as (Partial<Discovery> & Record<string, unknown>) | null;
       if (!d?.issuer || !d.authorization_endpoint || !d.token_endpoint || !d.jwks_uri) {
         throw new AppError('bad_gateway', 'identity provider discovery document is incomplete');
       }
       // OIDC Discovery §4.3: the issuer in the document must be the one we asked about.
       if (d.issuer.replace(/\/+$/, '') !== key) throw new AppError('bad_gateway', `identity provider reports issuer ${d.issuer}, expected ${issuer}`);
-      const doc = { issuer: d.issuer, authorization_endpoint: d.authorization_endpoint, token_endpoint: d.token_endpoint, jwks_uri: d.jwks_uri };
+      const doc: Discovery = { issuer: d.issuer, authorization_endpoint: d.authorization_endpoint, token_endpoint: d.token_endpoint, jwks_uri: d.jwks_uri };
+      if (typeof d.userinfo_endpoint === 'string') doc.userinfo_endpoint = d.userinfo_endpoint;
       discoveries.set(key, { at: Date.now(), d: doc });
       return doc;
     },
@@ -82,12 +91,27 @@ export function createOidcClient(): OidcClient {
       } catch (err) {
         throw new AppError('bad_gateway', `identity provider token request failed: ${(err as Error).message}`);
       }
-      const json = (await res.json().catch(() => null)) as { id_token?: unknown; error?: unknown; error_description?: unknown } | null;
+      const json = (await res.json().catch(() => null)) as { id_token?: unknown; access_token?: unknown; error?: unknown; error_description?: unknown } | null;
       if (!res.ok || typeof json?.id_token !== 'string') {
         const why = typeof json?.error === 'string' ? `${json.error}${typeof json.error_description === 'string' ? `: ${json.error_description}` : ''}` : `status ${res.status}`;
         throw new AppError('unauthorized', `identity provider refused the sign-in (${why})`);
       }
-      return json.id_token;
+      return { id_token: json.id_token, ...(typeof json.access_token === 'string' ? { access_token: json.access_token } : {}) };
+    },
+
+    async userinfo(d, accessToken, sub) {
+      if (!d.userinfo_endpoint) return {};
+      let res: Response;
+      try {
+        res = await fetch(d.userinfo_endpoint, { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' }, signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'error' });
+      } catch (err) {
+        throw new AppError('bad_gateway', `identity provider userinfo request failed: ${(err as Error).message}`);
+      }
+      const info = (await res.json().catch(() => null)) as Record<string, unknown> | null;
+      if (!res.ok || !info) throw new AppError('unauthorized', `identity provider userinfo answered ${res.status}`);
+      // Core §5.3.2: the sub must match the ID token's, or the response must not be used.
+      if (info.sub !== sub) throw new AppError('unauthorized', 'userinfo belongs to another subject');
+      return info;
     },
 
     async verifyIdToken(d, idToken, p) {

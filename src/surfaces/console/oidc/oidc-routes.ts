@@ -149,9 +149,11 @@ export function oidcRoutes(app: FastifyInstance, ctx: AppContext) {
     let user;
     try {
       const d = await client.discover(s.issuer);
-      const idToken = await client.exchangeCode(d, { clientId: s.client_id, clientSecret: openSecret(ctx, s), code, redirectUri: redirectUri(ctx), codeVerifier: pending.code_verifier });
-      const claims = await client.verifyIdToken(d, idToken, { clientId: s.client_id, nonce: pending.nonce });
-      const matched = await userForClaims(ctx, claims, s.jit);
+      const tokens = await client.exchangeCode(d, { clientId: s.client_id, clientSecret: openSecret(ctx, s), code, redirectUri: redirectUri(ctx), codeVerifier: pending.code_verifier });
+      const verified = await client.verifyIdToken(d, tokens.id_token, { clientId: s.client_id, nonce: pending.nonce });
+      // Many providers put email/username only in UserInfo; the verified ID token's claims win.
+      const extra = tokens.access_token ? await client.userinfo(d, tokens.access_token, verified.sub!) : {};
+      const matched = await userForClaims(ctx, { ...extra, ...verified }, s.jit);
       user = matched.user;
       if (matched.created) {
         ctx.audit.record({ actor_type: 'system', actor_name: 'oidc', action: 'user.create', target_type: 'user', target_id: user.id, outcome: 'success', source_ip: req.ip, details: { username: user.username, via: 'oidc jit' } });
