@@ -4,6 +4,7 @@ import { keyCommand } from './commands/key.ts';
 import { loginCommand } from './commands/login.ts';
 import { nodeCommand } from './commands/node.ts';
 import { serviceCommand } from './commands/service.ts';
+import { agentCommand } from './commands/agent.ts';
 import { serveCommand } from './serve.ts';
 
 export type Command = (argv: string[]) => Promise<number>;
@@ -17,6 +18,7 @@ Usage:
   nexus service add|list       add a service (credential typed in the browser) or list them
   nexus node list|register     nodes: private hosts reached through an agent
   nexus key create|list|revoke virtual keys for the AI gateway
+  nexus agent <command>        the remote agent on a private host (nexus agent --help)
   nexus version                print the version
 `;
 
@@ -27,6 +29,7 @@ const COMMANDS: Record<string, Command> = {
   service: serviceCommand,
   node: nodeCommand,
   key: keyCommand,
+  agent: agentCommand,
   version: async () => {
     process.stdout.write(`nexus ${VERSION}\n`);
     return 0;

@@ -3,6 +3,7 @@
 import type { Surface } from '../core/surface.ts';
 import { consoleSurface } from '../surfaces/console/index.ts';
 import { controlSurface } from '../surfaces/control/index.ts';
+import { hubSurface } from '../surfaces/hub/index.ts';
 import { scimSurface } from '../surfaces/scim/index.ts';
 
-export const SURFACES: Surface[] = [controlSurface, scimSurface, consoleSurface];
+export const SURFACES: Surface[] = [controlSurface, scimSurface, hubSurface, consoleSurface];

@@ -1,0 +1,103 @@
+// Upstream credentials held on the agent's host, one per service slug, sealed with the profile's key.
+// They never leave this host: the agent injects them into requests it makes to the local service.
+import { statSync } from 'node:fs';
+import type { SecretFormat } from '../protocol/credentials.ts';
+import type { AgentHome } from './home.ts';
+import { AgentError, ensureDir, readJson, writeSecure } from './home.ts';
+
+export interface CredentialEntry {
+  service: string;
+  /** Only requests to this origin and path prefix get the secret. */
+  url: string;
+  header: string;
+  format: SecretFormat;
+  updatedAt: string;
+}
+
+interface StoredEntry {
+  url: string;
+  header: string;
+  format: SecretFormat;
+  secret: string;
+  updated_at: string;
+}
+
+interface Stored {
+  version: 1;
+  services: Record<string, StoredEntry>;
+}
+
+const aad = (service: string) => `credential:${service}`;
+
+export function createCredentialsStore(home: AgentHome) {
+  const path = home.file('credentials.json');
+  let cache: { stamp: string; data: Stored } | null = null;
+
+  const read = (): Stored => {
+    let stamp = 'missing';
+    try {
+      const st = statSync(path);
+      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    } catch {
+      /* no file yet */
+    }
+    if (cache?.stamp === stamp) return cache.data;
+    const data = readJson<Stored>(path) ?? { version: 1, services: {} };
+    if (data.version !== 1 || typeof data.services !== 'object') throw new AgentError(`${path} is not a credentials file this agent understands`);
+    cache = { stamp, data };
+    return data;
+  };
+
+  const write = (data: Stored) => {
+    ensureDir(home.dir);
+    writeSecure(path, JSON.stringify(data, null, 2) + '\n');
+    cache = null;
+  };
+
+  return {
+    path,
+    /** Adds or replaces the credential for a service. */
+    put(e: Omit<CredentialEntry, 'updatedAt'> & { secret: string }): void {
+      const data = structuredClone(read());
+      data.services[e.service] = {
+        url: e.url,
+        header: e.header,
+        format: e.format,
+        secret: home.box().seal(e.secret, aad(e.service)),
+        updated_at: new Date().toISOString(),
+      };
+      write(data);
+    },
+    remove(service: string): boolean {
+      const data = structuredClone(read());
+      if (!data.services[service]) return false;
+      delete data.services[service];
+      write(data);
+      return true;
+    },
+    list(): CredentialEntry[] {
+      return Object.entries(read().services).map(([service, e]) => ({ service, url: e.url, header: e.header, format: e.format, updatedAt: e.updated_at }));
+    },
+    /** The entry and its secret; re-reads the file when it changed, so `add` applies to a running agent. */
+    get(service: string): (CredentialEntry & { secret: string }) | null {
+      const e = read().services[service];
+      if (!e) return null;
+      return { service, url: e.url, header: e.header, format: e.format, updatedAt: e.updated_at, secret: home.box().open(e.secret, aad(service)) };
+    },
+  };
+}
+
+export type CredentialsStore = ReturnType<typeof createCredentialsStore>;
+
+/** True when `target` is under the credential's URL: same origin, and inside its path. */
+export function credentialCovers(credUrl: string, target: URL): boolean {
+  let base: URL;
+  try {
+    base = new URL(credUrl);
+  } catch {
+    return false;
+  }
+  if (base.origin !== target.origin) return false;
+  const prefix = base.pathname.replace(/\/$/, '');
+  return target.pathname === prefix || target.pathname.startsWith(`${prefix}/`) || prefix === '';
+}

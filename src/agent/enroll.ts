@@ -1,0 +1,45 @@
+// `nexus agent enroll`: trade a single-use registration token for the node's long-lived credentials.
+import type { AgentHome } from './home.ts';
+import { AgentError } from './home.ts';
+import { loadIdentity, saveIdentity, type NodeIdentity } from './state.ts';
+
+/** ws(s)://host[/prefix]/ws → http(s)://host[/prefix]/api/internal/things/enroll */
+export function enrollUrl(hubUrl: string): URL {
+  let u: URL;
+  try {
+    u = new URL(hubUrl);
+  } catch {
+    throw new AgentError(`--url "${hubUrl}" is not a URL (expected ws://HOST/ws or wss://HOST/ws)`);
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new AgentError(`--url must start with ws:// or wss://, got ${u.protocol}//`);
+  const base = u.pathname.replace(/\/ws\/?$/, '').replace(/\/$/, '');
+  return new URL(`${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}${base}/api/internal/things/enroll`);
+}
+
+export async function enroll(home: AgentHome, hubUrl: string, token: string, opts: { force?: boolean } = {}): Promise<NodeIdentity> {
+  const existing = loadIdentity(home);
+  if (existing && !opts.force) {
+    throw new AgentError(`this ${home.profile ? `profile "${home.profile}"` : 'agent home'} is already enrolled as node ${existing.nodeId}; use --profile NAME for another node, or --force to replace it`);
+  }
+  if (!token.startsWith('nx_nreg_')) throw new AgentError('--token must be a registration token (nx_nreg_…)');
+  const url = enrollUrl(hubUrl);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ registration_token: token }),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (err) {
+    throw new AgentError(`cannot reach ${url.origin}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => null)) as { node_id?: string; auth_token?: string; signing_secret?: string; error?: { code?: unknown; message?: string } } | null;
+  if (!res.ok || !body?.node_id || !body.auth_token || !body.signing_secret) {
+    const e = body?.error;
+    throw new AgentError(`enrollment refused (${res.status}${e?.code ? `, code ${String(e.code)}` : ''}): ${e?.message ?? 'unexpected answer'}`);
+  }
+  const id: NodeIdentity = { hubUrl, nodeId: body.node_id, authToken: body.auth_token, signingSecret: body.signing_secret, enrolledAt: new Date().toISOString() };
+  saveIdentity(home, id);
+  return id;
+}

@@ -1,0 +1,106 @@
+// Serves the hub's `open` frames on the agent: checks the signature (timestamp skew + nonce replay
+// cache), injects this host's credential for the service when the target is under the credential's
+// URL, dials the local service and streams both bodies through the multiplexed stream.
+import type { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
+import type { Logger } from '../core/log/log.ts';
+import { endToEnd, inject, SECRET_FORMATS } from '../protocol/credentials.ts';
+import { isHeaders, isStreamId, type OpenMsg, type StreamErrorCode } from '../protocol/frames.ts';
+import { ReplayGuard } from '../protocol/signing.ts';
+import type { Stream, StreamMux } from '../protocol/streams.ts';
+import { credentialCovers, type CredentialsStore } from './credentials-store.ts';
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+
+export interface LocalRelayDeps {
+  mux: StreamMux;
+  secret: string;
+  credentials: CredentialsStore;
+  log: Logger;
+  sendJson(msg: object): void;
+}
+
+export function createLocalRelay(deps: LocalRelayDeps) {
+  const guard = new ReplayGuard();
+  const dispatcher = new Agent({ headersTimeout: 300_000, bodyTimeout: 300_000, keepAliveTimeout: 30_000 });
+
+  const refuse = (sid: string, code: StreamErrorCode, message: string) => deps.sendJson({ t: 'stream_error', sid, code, message });
+
+  async function serve(m: OpenMsg, stream: Stream, target: URL): Promise<void> {
+    const started = performance.now();
+    const headers = endToEnd(m.headers);
+    if (m.service) {
+      const cred = deps.credentials.get(m.service);
+      if (cred) {
+        if (!credentialCovers(cred.url, target)) {
+          deps.log.warn({ service: m.service, host: target.host }, 'refused: target is outside the credential URL');
+          refuse(m.sid, 'forbidden', `the credential for "${m.service}" is bound to another URL`);
+          stream.reset('forbidden');
+          return;
+        }
+        inject({ method: SECRET_FORMATS[cred.format], keyName: cred.header, secret: cred.secret }, target, headers);
+      }
+    }
+    const abort = new AbortController();
+    stream.whenFinished(() => abort.abort());
+    let res;
+    try {
+      res = await request(target, {
+        method: m.method as 'GET',
+        headers,
+        // undici streams any async iterable body; its types only name Readable.
+        body: m.body ? (stream as unknown as Readable) : null,
+        dispatcher,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      if (stream.failed) return;
+      const code = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' ? 'upstream_timeout' : 'bad_gateway';
+      deps.log.warn({ service: m.service, host: target.host, err: (err as Error).message }, 'local service unreachable');
+      refuse(m.sid, code, 'the local service could not be reached');
+      stream.reset(code);
+      return;
+    }
+    deps.sendJson({ t: 'response', sid: m.sid, status: res.statusCode, headers: endToEnd(res.headers) });
+    try {
+      for await (const chunk of res.body) await stream.write(chunk as Buffer);
+      stream.end();
+      deps.log.debug({ service: m.service, method: m.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request relayed');
+    } catch (err) {
+      res.body.destroy();
+      if (!stream.failed) stream.reset('local service response failed');
+      deps.log.debug({ service: m.service, err: (err as Error).message }, 'stream ended early');
+    }
+  }
+
+  return {
+    open(msg: Record<string, unknown>): void {
+      const m = msg as unknown as OpenMsg;
+      if (!isStreamId(m.sid)) return;
+      if (typeof m.method !== 'string' || !TOKEN.test(m.method) || typeof m.url !== 'string' || !isHeaders(m.headers)
+        || (m.service !== null && typeof m.service !== 'string') || typeof m.body !== 'boolean') {
+        return refuse(m.sid, 'bad_request', 'malformed open frame');
+      }
+      const verdict = guard.verifyOpen(deps.secret, m);
+      if (verdict !== 'ok') {
+        deps.log.warn({ verdict }, 'refused a request frame: signature check failed');
+        return refuse(m.sid, verdict === 'bad_signature' ? 'bad_signature' : 'replayed', `request frame refused: ${verdict}`);
+      }
+      let target: URL;
+      try {
+        target = new URL(m.url);
+        if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new Error('scheme');
+      } catch {
+        return refuse(m.sid, 'bad_request', 'target is not an http(s) URL');
+      }
+      let stream: Stream;
+      try {
+        stream = deps.mux.create(m.sid);
+      } catch {
+        return refuse(m.sid, 'bad_request', 'stream id in use');
+      }
+      void serve(m, stream, target);
+    },
+    close: () => dispatcher.close(),
+  };
+}

@@ -1,0 +1,53 @@
+import { isSea } from 'node:sea';
+import { parseArgs } from 'node:util';
+import { commandsFor, currentUser, renderUnit, runCommands, unitName, writeUnit, type DaemonTarget } from '../../agent/daemon.ts';
+import { agentHome } from '../../agent/home.ts';
+import { resolve } from 'node:path';
+
+const ACTIONS = ['install', 'uninstall', 'start', 'stop', 'status', 'logs'] as const;
+type Action = (typeof ACTIONS)[number];
+
+function startArgv(): string[] {
+  // The single executable runs itself; under node, the interpreter runs src/main.ts.
+  return isSea() ? [process.execPath, 'agent', 'start'] : [process.execPath, resolve(process.argv[1]!), 'agent', 'start'];
+}
+
+export async function agentDaemonCommand(argv: string[]): Promise<number> {
+  const [action, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      profile: { type: 'string' },
+      root: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      user: { type: 'boolean' },
+      system: { type: 'boolean' },
+      follow: { type: 'boolean', short: 'f' },
+      print: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (!ACTIONS.includes(action as Action)) {
+    process.stderr.write(`Usage: nexus agent daemon ${ACTIONS.join('|')} [--profile NAME] [--root DIR] [--dry-run] [--user|--system]\n`);
+    return 2;
+  }
+  const home = agentHome(values.profile);
+  const system = values.system ? true : values.user ? false : process.getuid?.() === 0;
+  const target: DaemonTarget = { profile: home.profile, system, agentHome: home.root, exec: startArgv(), user: currentUser() };
+  const dryRun = values['dry-run'] ?? false;
+  const out = (line: string) => process.stdout.write(line + '\n');
+  if (action === 'install') {
+    if (values.print) {
+      process.stdout.write(renderUnit(target));
+      return 0;
+    }
+    const path = writeUnit(target, values.root ?? '/');
+    out(`Wrote ${path}`);
+    // Under --root the unit is for another system image: nothing to reload or enable here.
+    if (values.root) return 0;
+    const code = runCommands(commandsFor('install', target), dryRun, out);
+    if (code === 0 && !dryRun) out(`Installed ${unitName(home.profile)}; start it with: nexus agent daemon start${home.profile ? ` --profile ${home.profile}` : ''}`);
+    return code;
+  }
+  return runCommands(commandsFor(action as Action, target, values.follow ?? false), dryRun, out);
+}

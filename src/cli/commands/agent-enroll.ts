@@ -1,0 +1,30 @@
+import { parseArgs } from 'node:util';
+import { enroll } from '../../agent/enroll.ts';
+import { agentHome } from '../../agent/home.ts';
+
+export async function agentEnrollCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { url: { type: 'string' }, token: { type: 'string' }, profile: { type: 'string' }, force: { type: 'boolean' } },
+    strict: true,
+  });
+  if (!values.url || !values.token) {
+    process.stderr.write('nexus agent enroll: --url ws(s)://HOST/ws and --token nx_nreg_… are required\n');
+    return 2;
+  }
+  const home = agentHome(values.profile);
+  const id = await enroll(home, values.url, values.token, { force: values.force ?? false });
+  process.stdout.write([
+    `Enrolled as node ${id.nodeId}${home.profile ? ` (profile ${home.profile})` : ''}.`,
+    '',
+    'These credentials are shown once; they are stored encrypted in',
+    `${home.dir} (mode 0600) and the agent needs nothing else:`,
+    `  auth token:     ${id.authToken}`,
+    `  signing secret: ${id.signingSecret}`,
+    '',
+    `Next: nexus agent credentials add --service SLUG --url URL --header Authorization --secret-format bearer${home.profile ? ` --profile ${home.profile}` : ''}`,
+    `      nexus agent start${home.profile ? ` --profile ${home.profile}` : ''}`,
+    '',
+  ].join('\n'));
+  return 0;
+}

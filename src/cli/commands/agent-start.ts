@@ -1,0 +1,43 @@
+import { parseArgs } from 'node:util';
+import { PermanentAgentError, runAgent } from '../../agent/connect.ts';
+import { createCredentialsStore } from '../../agent/credentials-store.ts';
+import { PERMANENT_EXIT } from '../../agent/daemon.ts';
+import { agentHome, AgentError } from '../../agent/home.ts';
+import { loadIdentity } from '../../agent/state.ts';
+import { createLogger } from '../../core/log/log.ts';
+
+export async function agentStartCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { profile: { type: 'string' }, 'log-level': { type: 'string' } },
+    strict: true,
+  });
+  const home = agentHome(values.profile);
+  const identity = loadIdentity(home);
+  if (!identity) throw new AgentError(`not enrolled yet (${home.dir}); run nexus agent enroll --url … --token …${home.profile ? ` --profile ${home.profile}` : ''}`);
+  const log = createLogger({ level: values['log-level'] ?? 'info' }).child({ role: 'agent', ...(home.profile ? { profile: home.profile } : {}) });
+  const stop = new AbortController();
+  const onSignal = (signal: string) => {
+    log.info({ signal }, 'stopping');
+    stop.abort();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    await runAgent({ identity, credentials: createCredentialsStore(home), log, signal: stop.signal });
+    log.info('stopped');
+    log.flush();
+    return 0;
+  } catch (err) {
+    if (err instanceof PermanentAgentError) {
+      log.fatal({ reason: err.message }, 'cannot continue');
+      log.flush();
+      process.stderr.write(`nexus agent start: ${err.message}\n`);
+      return PERMANENT_EXIT;
+    }
+    throw err;
+  } finally {
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
+  }
+}

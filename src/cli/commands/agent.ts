@@ -1,0 +1,46 @@
+// `nexus agent …`: the remote agent on a private host.
+import { AgentError } from '../../agent/home.ts';
+import { agentCredentialsCommand } from './agent-credentials.ts';
+import { agentDaemonCommand } from './agent-daemon.ts';
+import { agentEnrollCommand } from './agent-enroll.ts';
+import { agentStartCommand } from './agent-start.ts';
+
+export const AGENT_USAGE = `Usage: nexus agent <command> [--profile NAME]
+
+  enroll --url ws(s)://HOST/ws --token nx_nreg_…     exchange a registration token for node credentials
+  credentials add --service SLUG --url URL --header NAME --secret-format bearer|raw|basic|query [--secret-env VAR]
+  credentials list | credentials remove --service SLUG
+  start                                             connect to the hub and serve requests (foreground)
+  daemon install|start|stop|status|logs|uninstall   run as a systemd service
+
+State lives in $NEXUS_AGENT_HOME (default ~/.nexus-agent); --profile NAME uses profiles/NAME/ below it.
+`;
+
+const SUB: Record<string, (argv: string[]) => Promise<number>> = {
+  enroll: agentEnrollCommand,
+  start: agentStartCommand,
+  credentials: agentCredentialsCommand,
+  daemon: agentDaemonCommand,
+};
+
+export async function agentCommand(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(AGENT_USAGE);
+    return name ? 0 : 2;
+  }
+  const cmd = SUB[name];
+  if (!cmd) {
+    process.stderr.write(`nexus agent: unknown command "${name}"\n\n${AGENT_USAGE}`);
+    return 2;
+  }
+  try {
+    return await cmd(rest);
+  } catch (err) {
+    if (err instanceof AgentError) {
+      process.stderr.write(`nexus agent ${name}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,250 @@
+// One agent's WebSocket on the hub side: handshake (challenge–response), heartbeats, periodic
+// re-authentication that leaves streams alone, and requests relayed as multiplexed streams.
+import type { WebSocket } from 'ws';
+import type { Logger } from '../../core/log/log.ts';
+import { AppError } from '../../core/errors/errors.ts';
+import type { RelayRequest, RelayResponse } from '../../core/relay/node-relay.ts';
+import { isHeaders, newStreamId, parseControl, type Headers } from '../../protocol/frames.ts';
+import { newNonce, signOpen, verifyAuthProof } from '../../protocol/signing.ts';
+import { StreamMux, type Stream } from '../../protocol/streams.ts';
+import { CLOSE, LIMITS, SUBPROTOCOL } from '../../protocol/version.ts';
+
+export interface SessionTimings {
+  heartbeatSeconds: number;
+  offlineAfterSeconds: number;
+  authTimeoutSeconds: number;
+  reauthSeconds: number;
+}
+
+export interface SessionHost {
+  timings: SessionTimings;
+  log: Logger;
+  /** The node's signing secret when the token is valid, else null. */
+  verify(nodeId: string, authToken: string): string | null;
+  online(session: AgentSession): void;
+  offline(session: AgentSession): void;
+}
+
+interface PendingHead {
+  resolve(v: { status: number; headers: Headers }): void;
+  reject(err: Error): void;
+}
+
+const STREAM_ERRORS: Record<string, { code: 'bad_gateway' | 'upstream_timeout' | 'forbidden'; message: string }> = {
+  bad_signature: { code: 'bad_gateway', message: 'the node rejected the request signature' },
+  replayed: { code: 'bad_gateway', message: 'the node rejected the request as a replay' },
+  forbidden: { code: 'bad_gateway', message: 'the node refused the request' },
+  bad_request: { code: 'bad_gateway', message: 'the node could not read the request' },
+  upstream_timeout: { code: 'upstream_timeout', message: 'the service behind the node timed out' },
+  bad_gateway: { code: 'bad_gateway', message: 'the node could not reach the service' },
+};
+
+export class AgentSession {
+  nodeId: string | null = null;
+  readonly remote: string;
+  readonly connectedAt = new Date();
+  lastSeen = Date.now();
+  readonly mux: StreamMux;
+
+  private socket: WebSocket;
+  private host: SessionHost;
+  private log: Logger;
+  private secret: string | null = null;
+  private challenge: string | null = null;
+  private reauthNonce: string | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private authTimer: NodeJS.Timeout | null = null;
+  private heads = new Map<string, PendingHead>();
+  private closed = false;
+
+  constructor(socket: WebSocket, remote: string, host: SessionHost) {
+    this.socket = socket;
+    this.remote = remote;
+    this.host = host;
+    this.log = host.log.child({ remote });
+    this.mux = new StreamMux((buf, done) => socket.send(buf, { binary: true }, done));
+  }
+
+  get authenticated(): boolean {
+    return this.secret !== null;
+  }
+
+  start(): void {
+    const s = this.socket;
+    s.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    s.on('close', (code, reason) => this.onClose(code, reason.toString()));
+    s.on('error', (err) => this.log.debug({ err: err.message }, 'agent socket error'));
+    if (s.protocol !== SUBPROTOCOL) {
+      this.close(CLOSE.unsupportedVersion, `unsupported subprotocol "${s.protocol}"; this hub speaks ${SUBPROTOCOL}`);
+      return;
+    }
+    this.challenge = newNonce();
+    this.sendJson({ t: 'challenge', nonce: this.challenge });
+    this.authTimer = setTimeout(
+      () => this.close(CLOSE.authTimeout, 'authentication timed out'),
+      this.host.timings.authTimeoutSeconds * 1000,
+    );
+  }
+
+  /** Relays one HTTP request through this agent. Resolves with the response head; the body streams. */
+  async request(req: RelayRequest): Promise<RelayResponse> {
+    if (!this.secret || this.closed) throw new AppError('unavailable', 'node is offline');
+    const sid = newStreamId();
+    const stream = this.mux.create(sid);
+    const head = new Promise<{ status: number; headers: Headers }>((resolve, reject) => this.heads.set(sid, { resolve, reject }));
+    stream.whenFinished(() => this.failHead(sid, new AppError('bad_gateway', stream.failed?.message === 'node disconnected' ? 'the node disconnected' : 'the node closed the stream')));
+    const onAbort = () => {
+      stream.reset('cancelled');
+      this.failHead(sid, new AppError('bad_gateway', 'request cancelled'));
+    };
+    if (req.signal?.aborted) onAbort();
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+    stream.whenFinished(() => req.signal?.removeEventListener('abort', onAbort));
+
+    this.sendJson(signOpen(this.secret, {
+      t: 'open',
+      sid,
+      method: req.method,
+      url: req.url,
+      headers: req.headers,
+      service: req.service ?? null,
+      body: req.body !== null,
+    }));
+    void this.pump(req.body, stream);
+    const { status, headers } = await head;
+    return { status, headers, body: stream };
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTimers();
+    this.mux.closeAll('node disconnected');
+    try {
+      this.socket.close(code, reason);
+    } catch {
+      this.socket.terminate();
+    }
+    // A peer that does not finish the closing handshake is cut off.
+    setTimeout(() => this.socket.terminate(), 2000).unref();
+    if (this.nodeId && this.secret) this.host.offline(this);
+  }
+
+  // ---- internals ----
+
+  private async pump(body: AsyncIterable<Uint8Array> | null, stream: Stream): Promise<void> {
+    try {
+      if (body) for await (const chunk of body) await stream.write(chunk);
+      stream.end();
+    } catch (err) {
+      stream.reset(stream.failed ? stream.failed.message : 'request body failed');
+      this.failHead(stream.id, new AppError('bad_gateway', 'the request body could not be sent', { cause: err }));
+    }
+  }
+
+  private failHead(sid: string, err: Error): void {
+    const h = this.heads.get(sid);
+    if (!h) return;
+    this.heads.delete(sid);
+    h.reject(err);
+  }
+
+  private sendJson(msg: object): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(msg));
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastSeen = Date.now();
+    if (isBinary) {
+      if (!this.secret) return this.close(CLOSE.policy, 'authenticate first');
+      if (!this.mux.handleBinary(data)) this.close(CLOSE.protocolError, 'malformed frame');
+      return;
+    }
+    if (data.length > LIMITS.maxControlFrame) return this.close(CLOSE.policy, 'control frame too large');
+    const msg = parseControl(data.toString('utf8'));
+    if (!msg) return this.close(CLOSE.protocolError, 'control frames are JSON objects with a "t" field');
+    if (!this.secret) {
+      if (msg.t !== 'auth') return this.close(CLOSE.policy, 'authenticate first');
+      return this.onAuth(msg);
+    }
+    switch (msg.t) {
+      case 'ping':
+        return this.sendJson({ t: 'pong', ts: typeof msg.ts === 'number' ? msg.ts : Date.now() });
+      case 'pong':
+        return;
+      case 'reauth_proof':
+        if (!this.reauthNonce || msg.nonce !== this.reauthNonce || !verifyAuthProof(this.secret, this.nodeId!, this.reauthNonce, msg.proof)) {
+          return this.close(CLOSE.authFailed, 're-authentication failed');
+        }
+        this.reauthNonce = null;
+        return;
+      case 'response': {
+        const h = typeof msg.sid === 'string' ? this.heads.get(msg.sid) : undefined;
+        if (!h) return;
+        const status = msg.status;
+        if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599 || !isHeaders(msg.headers)) {
+          this.mux.get(msg.sid as string)?.reset('malformed response head');
+          return this.failHead(msg.sid as string, new AppError('bad_gateway', 'the node sent a malformed response'));
+        }
+        this.heads.delete(msg.sid as string);
+        return h.resolve({ status, headers: msg.headers });
+      }
+      case 'stream_error': {
+        if (typeof msg.sid !== 'string') return;
+        const known = STREAM_ERRORS[String(msg.code)] ?? STREAM_ERRORS.bad_gateway!;
+        if (msg.code === 'bad_signature' || msg.code === 'replayed') this.log.warn({ node: this.nodeId, code: msg.code }, 'agent rejected a signed frame');
+        this.failHead(msg.sid, new AppError(known.code, known.message));
+        this.mux.get(msg.sid)?.reset(String(msg.code));
+        return;
+      }
+      default:
+        return this.close(CLOSE.protocolError, `unknown control frame "${msg.t.slice(0, 32)}"`);
+    }
+  }
+
+  private onAuth(msg: Record<string, unknown>): void {
+    const nodeId = msg.node_id;
+    const token = msg.auth_token;
+    const secret = typeof nodeId === 'string' && typeof token === 'string' ? this.host.verify(nodeId, token) : null;
+    if (!secret || msg.nonce !== this.challenge || !verifyAuthProof(secret, nodeId as string, this.challenge!, msg.proof)) {
+      this.log.warn({ node: typeof nodeId === 'string' ? nodeId.slice(0, 64) : null }, 'agent authentication failed');
+      return this.close(CLOSE.authFailed, 'authentication failed: unknown node, wrong token or wrong signing secret');
+    }
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.nodeId = nodeId as string;
+    this.secret = secret;
+    this.challenge = null;
+    this.log = this.log.child({ node: this.nodeId });
+    const t = this.host.timings;
+    this.sendJson({ t: 'auth_ok', node_id: this.nodeId, heartbeat_seconds: t.heartbeatSeconds, offline_after_seconds: t.offlineAfterSeconds });
+    this.host.online(this);
+    this.timers.push(setInterval(() => {
+      if (Date.now() - this.lastSeen > t.offlineAfterSeconds * 1000) this.close(CLOSE.heartbeatTimeout, 'no heartbeat');
+    }, Math.max(250, Math.min(t.heartbeatSeconds, t.offlineAfterSeconds / 3) * 1000)));
+    if (t.reauthSeconds > 0) {
+      this.timers.push(setInterval(() => this.reauth(), t.reauthSeconds * 1000));
+    }
+  }
+
+  private reauth(): void {
+    if (this.reauthNonce) return this.close(CLOSE.authTimeout, 're-authentication not answered');
+    this.reauthNonce = newNonce();
+    this.sendJson({ t: 'reauth', nonce: this.reauthNonce });
+  }
+
+  private onClose(code: number, reason: string): void {
+    const wasOnline = !this.closed && this.nodeId && this.secret;
+    this.closed = true;
+    this.stopTimers();
+    this.mux.closeAll('node disconnected');
+    for (const [sid] of this.heads) this.failHead(sid, new AppError('bad_gateway', 'the node disconnected'));
+    this.log.info({ code, reason: reason.slice(0, 120) }, 'agent disconnected');
+    if (wasOnline) this.host.offline(this);
+  }
+
+  private stopTimers(): void {
+    if (this.authTimer) clearTimeout(this.authTimer);
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+}

@@ -1,0 +1,89 @@
+// The hub's parts, built once per appliance context and shared by the public and admin scopes: the
+// node and service services, the registry of connected agents (which is the NodeRelay), the proxy.
+import type { WebSocket } from 'ws';
+import type { AppContext } from '../../core/context.ts';
+import { AgentSession } from './agent-session.ts';
+import { createNodesService } from './nodes-service.ts';
+import type { NodeRow } from './nodes-store.ts';
+import { createProxy } from './proxy.ts';
+import { Registry } from './registry.ts';
+import { createServices } from './services.ts';
+
+export interface NodeView {
+  id: string;
+  name: string;
+  owner_id: string;
+  status: 'online' | 'offline' | 'pending';
+  last_seen: string | null;
+  enrolled_at: string | null;
+  registration_expires_at: string | null;
+  created_at: string;
+}
+
+function createHub(ctx: AppContext) {
+  const log = ctx.log.child({ surface: 'hub' });
+  const nodes = createNodesService(ctx);
+  const services = createServices(ctx, nodes);
+  const registry = new Registry(log, (nodeId, online) => {
+    if (!ctx.db.open) return;
+    nodes.store.touch(nodeId, new Date().toISOString());
+    if (!online) log.info({ node: nodeId }, 'node offline');
+  });
+  const proxy = createProxy(ctx, services);
+  ctx.relay.install(registry);
+
+  const timings = {
+    heartbeatSeconds: ctx.config.hub.heartbeatSeconds,
+    offlineAfterSeconds: ctx.config.hub.offlineAfterSeconds,
+    authTimeoutSeconds: ctx.config.hub.authTimeoutSeconds,
+    reauthSeconds: ctx.config.hub.reauthSeconds,
+  };
+
+  return {
+    nodes,
+    services,
+    registry,
+    proxy,
+
+    accept(socket: WebSocket, remote: string): void {
+      const session = new AgentSession(socket, remote, {
+        timings,
+        log,
+        verify: (id, token) => nodes.verify(id, token),
+        online: (s) => registry.add(s),
+        offline: (s) => registry.remove(s),
+      });
+      session.start();
+    },
+
+    nodeView(n: NodeRow): NodeView {
+      const live = registry.lastSeen(n.id);
+      return {
+        id: n.id,
+        name: n.name,
+        owner_id: n.owner_id,
+        status: live ? 'online' : n.enrolled_at ? 'offline' : 'pending',
+        last_seen: live?.toISOString() ?? n.last_seen_at,
+        enrolled_at: n.enrolled_at,
+        registration_expires_at: n.registration_expires_at,
+        created_at: n.created_at,
+      };
+    },
+
+    close(): void {
+      registry.closeAll();
+      void proxy.close();
+    },
+  };
+}
+
+export type Hub = ReturnType<typeof createHub>;
+
+const hubs = new WeakMap<AppContext, Hub>();
+
+/** The one Hub of this context (the public and the admin app both ask for it). */
+export function hubFor(ctx: AppContext): Hub {
+  let hub = hubs.get(ctx);
+  if (!hub) hubs.set(ctx, (hub = createHub(ctx)));
+  return hub;
+}

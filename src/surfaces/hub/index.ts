@@ -1,0 +1,32 @@
+// Hub: node enrollment, the agents' WebSocket (/ws), services and the service proxy, and the loopback
+// admin view of connected agents. Errors render as `{error:{code,message}}` with numeric hub codes.
+import type { Surface } from '../../core/surface.ts';
+import { hubFor } from './hub.ts';
+import { sendHubError } from './http.ts';
+import { adminRoutes } from './routes/admin-routes.ts';
+import { keysRoutes } from './routes/keys-routes.ts';
+import { nodesRoutes } from './routes/nodes-routes.ts';
+import { proxyRoutes } from './routes/proxy-routes.ts';
+import { wsRoutes } from './routes/ws-routes.ts';
+
+export const hubSurface: Surface = {
+  name: 'hub',
+  async register(app, ctx) {
+    const hub = hubFor(ctx);
+    app.setErrorHandler(sendHubError);
+    app.addHook('onClose', async () => hub.close());
+    nodesRoutes(app, ctx, hub);
+    keysRoutes(app, ctx, hub);
+    wsRoutes(app, hub);
+    await app.register(async (scope) => proxyRoutes(scope, ctx, hub));
+  },
+  registerAdmin(app, ctx) {
+    const hub = hubFor(ctx);
+    app.setErrorHandler(sendHubError);
+    adminRoutes(app, hub);
+  },
+  notFound: {
+    match: (url) => url.startsWith('/api/v1/proxy/') || url.startsWith('/api/internal/things/') || url.startsWith('/api/hub/'),
+    send: (_req, reply) => reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } }),
+  },
+};

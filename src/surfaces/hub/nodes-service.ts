@@ -1,0 +1,71 @@
+// Node lifecycle: register (mint a single-use registration token), enroll (exchange it once for an
+// auth token and a signing secret), rotate, delete, and the check the /ws handshake runs.
+import { randomUUID } from 'node:crypto';
+import type { AppContext } from '../../core/context.ts';
+import { AppError } from '../../core/errors/errors.ts';
+import { hashToken, mintToken, randomToken, tokenMatches, TOKEN_PREFIX } from '../../core/crypto/tokens.ts';
+import { NODE_REGISTRATION_FAILED } from '../../core/relay/node-relay.ts';
+import type { Principal } from '../../core/identity/identity.ts';
+import { createNodesStore, type NodeRow } from './nodes-store.ts';
+
+export interface NodeCredentials {
+  node_id: string;
+  auth_token: string;
+  signing_secret: string;
+}
+
+const aad = (id: string) => `node:${id}`;
+
+export function createNodesService(ctx: Pick<AppContext, 'db' | 'secretBox' | 'config'>) {
+  const store = createNodesStore(ctx.db);
+  const mintCredentials = () => ({ authToken: mintToken(TOKEN_PREFIX.nodeAuth), secret: randomToken(32) });
+
+  return {
+    store,
+
+    register(owner: Principal, name: string): { id: string; name: string; registration_token: string; expires_at: string } {
+      const id = randomUUID();
+      const token = mintToken(TOKEN_PREFIX.nodeRegistration);
+      const expiresAt = new Date(Date.now() + ctx.config.hub.registrationTtlSeconds * 1000).toISOString();
+      store.create({ id, owner_id: owner.userId, name, hash: hashToken(token), expires_at: expiresAt });
+      return { id, name, registration_token: token, expires_at: expiresAt };
+    },
+
+    /** Exchanges a registration token once. Unknown, used and expired tokens all fail alike (8003). */
+    enroll(registrationToken: string): NodeCredentials {
+      const fail = () => new AppError('unauthorized', 'node registration failed: the token is unknown, expired or already used', { numericCode: NODE_REGISTRATION_FAILED });
+      if (!registrationToken.startsWith(TOKEN_PREFIX.nodeRegistration) || registrationToken.length > 100) throw fail();
+      const { authToken, secret } = mintCredentials();
+      const id = store.consumeRegistration(hashToken(registrationToken), hashToken(authToken), (nodeId) => ctx.secretBox.seal(secret, aad(nodeId)));
+      if (!id) throw fail();
+      return { node_id: id, auth_token: authToken, signing_secret: secret };
+    },
+
+    /** New auth token and signing secret; the old ones stop working at once. */
+    rotate(id: string): NodeCredentials {
+      const { authToken, secret } = mintCredentials();
+      if (!store.rotate(id, hashToken(authToken), ctx.secretBox.seal(secret, aad(id)))) {
+        throw new AppError('conflict', 'node has not enrolled yet; nothing to rotate');
+      }
+      return { node_id: id, auth_token: authToken, signing_secret: secret };
+    },
+
+    /** The signing secret when `authToken` is the node's current token, else null. */
+    verify(nodeId: string, authToken: string): string | null {
+      if (typeof nodeId !== 'string' || nodeId.length > 64 || typeof authToken !== 'string' || authToken.length > 100) return null;
+      const row = store.secrets(nodeId);
+      if (!row?.auth_token_hash || !row.signing_secret_sealed) return null;
+      if (!tokenMatches(authToken, row.auth_token_hash)) return null;
+      return ctx.secretBox.open(row.signing_secret_sealed, aad(nodeId));
+    },
+
+    /** A node the principal may see and use: its own, or any for an admin. Others look nonexistent. */
+    visible(principal: Principal, id: string): NodeRow {
+      const node = store.get(id);
+      if (!node || (node.owner_id !== principal.userId && principal.role !== 'admin')) throw new AppError('not_found', 'node not found');
+      return node;
+    },
+  };
+}
+
+export type NodesService = ReturnType<typeof createNodesService>;

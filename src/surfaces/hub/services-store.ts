@@ -1,0 +1,73 @@
+// SQL for proxied services and their node bindings. The only module that touches `services` and
+// `service_nodes`.
+import type { Db } from '../../core/db/db.ts';
+import type { AuthMethod } from '../../protocol/credentials.ts';
+
+export type { AuthMethod };
+
+export interface ServiceRow {
+  id: string;
+  owner_id: string;
+  slug: string;
+  label: string | null;
+  endpoint_url: string;
+  auth_method: AuthMethod;
+  auth_key_name: string | null;
+  credential_sealed: string | null;
+  created_at: string;
+}
+
+export interface ServiceNode {
+  node_id: string;
+  priority: number;
+  weight: number;
+}
+
+export interface NewService {
+  id: string;
+  owner_id: string;
+  slug: string;
+  label: string | null;
+  endpoint_url: string;
+  auth_method: AuthMethod;
+  auth_key_name: string | null;
+  nodes: ServiceNode[];
+}
+
+export function createServicesStore(db: Db) {
+  const slugsLike = db.prepare("SELECT slug FROM services WHERE owner_id = ? AND (slug = ? OR slug LIKE ? ESCAPE '\\')");
+  const insert = db.prepare(`INSERT INTO services (id, owner_id, slug, label, endpoint_url, auth_method, auth_key_name, credential_sealed, created_at)
+    VALUES (@id, @owner_id, @slug, @label, @endpoint_url, @auth_method, @auth_key_name, NULL, @created_at)`);
+  const setCredential = db.prepare('UPDATE services SET credential_sealed = ? WHERE id = ?');
+  const insertNode = db.prepare('INSERT INTO service_nodes (service_id, node_id, priority, weight) VALUES (?, ?, ?, ?)');
+  const byId = db.prepare('SELECT * FROM services WHERE id = ?');
+  const bySlug = db.prepare('SELECT * FROM services WHERE owner_id = ? AND slug = ?');
+  const list = db.prepare('SELECT * FROM services ORDER BY created_at, id');
+  const listOwner = db.prepare('SELECT * FROM services WHERE owner_id = ? ORDER BY created_at, id');
+  const nodesOf = db.prepare('SELECT node_id, priority, weight FROM service_nodes WHERE service_id = ? ORDER BY priority, node_id');
+  const del = db.prepare('DELETE FROM services WHERE id = ?');
+
+  return {
+    /**
+     * Inserts a service under the first free slug among `base`, `base-2`, `base-3`, … for its owner;
+     * the check and the insert share one transaction.
+     */
+    create: db.transaction((s: NewService, seal: ((id: string) => string) | null): ServiceRow => {
+      const escaped = s.slug.replace(/[\\%_]/g, (c) => '\\' + c);
+      const taken = new Set((slugsLike.all(s.owner_id, s.slug, `${escaped}-%`) as { slug: string }[]).map((r) => r.slug));
+      let slug = s.slug;
+      for (let n = 2; taken.has(slug); n++) slug = `${s.slug}-${n}`;
+      insert.run({ ...s, slug, created_at: new Date().toISOString() });
+      if (seal) setCredential.run(seal(s.id), s.id);
+      for (const n of s.nodes) insertNode.run(s.id, n.node_id, n.priority, n.weight);
+      return byId.get(s.id) as ServiceRow;
+    }),
+    get: (id: string) => byId.get(id) as ServiceRow | undefined,
+    bySlug: (ownerId: string, slug: string) => bySlug.get(ownerId, slug) as ServiceRow | undefined,
+    list: (ownerId?: string) => (ownerId ? listOwner.all(ownerId) : list.all()) as ServiceRow[],
+    nodes: (serviceId: string) => nodesOf.all(serviceId) as ServiceNode[],
+    delete: (id: string) => del.run(id).changes === 1,
+  };
+}
+
+export type ServicesStore = ReturnType<typeof createServicesStore>;
