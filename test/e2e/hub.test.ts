@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import WebSocket from 'ws';
 import { agentCli, startAgent, type AgentProcess } from '../helpers/agent.ts';
 import { PATTERN, startUpstream, type Upstream } from '../helpers/upstream.ts';
 
@@ -17,7 +18,6 @@ let app: Appliance;
 let admin: Admin;
 let upstream: Upstream;
 const homeA = tempDir('nexus-agent-a-');
-const homeB = tempDir('nexus-agent-b-');
 let agentA: AgentProcess | undefined;
 let agentB: AgentProcess | undefined;
 let nodeA: string;
@@ -180,5 +180,253 @@ describe('agent and proxy', () => {
     expect(ok).toMatchObject({ routed_via: 'node', node_id: nodeA, status: 200, actor_name: admin.username });
     expect(ok.details.bytes_out).toBeGreaterThan(0);
     expect(typeof ok.details.latency_ms).toBe('number');
+  });
+});
+
+describe('streaming through the relay', () => {
+  it('passes SSE events one by one, before the upstream has finished', async () => {
+    const res = await proxy('grafana', '/sse');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = '';
+    const readUntil = async (needle: string) => {
+      while (!text.includes(needle)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${needle}: ${text}`);
+        text += dec.decode(value, { stream: true });
+      }
+    };
+    // The upstream sends event n+1 only after we release it, so each read proves no buffering.
+    await readUntil('{"n":1}');
+    expect(text).not.toContain('{"n":2}');
+    upstream.sseGate.release();
+    await readUntil('{"n":2}');
+    expect(text).not.toContain('{"n":3}');
+    upstream.sseGate.release();
+    await readUntil('[DONE]');
+  });
+
+  it(`moves ${BIG / MB} MB each way intact while re-authentication runs`, async () => {
+    const down = await proxy('grafana', `/download?bytes=${BIG}`);
+    expect(down.status).toBe(200);
+    expect(down.headers.get('content-length')).toBe(String(BIG));
+    const expected = createHash('sha256');
+    for (let left = BIG; left > 0; left -= PATTERN.length) expected.update(left >= PATTERN.length ? PATTERN : PATTERN.subarray(0, left));
+    const got = createHash('sha256');
+    let n = 0;
+    for await (const c of down.body as unknown as AsyncIterable<Uint8Array>) {
+      got.update(c);
+      n += c.byteLength;
+    }
+    expect(n).toBe(BIG);
+    expect(got.digest('hex')).toBe(expected.digest('hex'));
+
+    const sent = createHash('sha256');
+    async function* body() {
+      const chunk = randomBytes(MB);
+      for (let i = 0; i < BIG / MB; i++) {
+        sent.update(chunk);
+        yield chunk;
+      }
+    }
+    const up = await proxy('grafana', '/upload', { method: 'POST', body: body() as unknown as BodyInit, duplex: 'half', headers: { 'content-type': 'application/octet-stream' } } as RequestInit);
+    expect(up.status).toBe(200);
+    const r = await json(up);
+    expect(r.bytes).toBe(BIG);
+    expect(r.sha256).toBe(sent.digest('hex'));
+    // Re-authentication ran every second during these transfers and the agent stayed connected.
+    expect(agentA!.output()).not.toMatch(/disconnected from hub/);
+  });
+
+  it('bounds memory when the caller reads slowly: the upstream is held back, not buffered', async () => {
+    const res = await proxy('grafana', `/download?bytes=${BIG}`);
+    const reader = res.body!.getReader();
+    await reader.read();
+    // Wait until the upstream stops making progress, then check how far it got.
+    let last = -1;
+    await until('upstream to stall', async () => {
+      const now = upstream.written.bytes;
+      const stalled = now === last;
+      last = now;
+      await new Promise((r) => setTimeout(r, 300));
+      return stalled;
+    });
+    expect(upstream.written.bytes).toBeLessThan(48 * MB);
+    const agents = await json(await fetch(`${app.adminUrl}/api/hub/agents/${nodeA}/streams`));
+    for (const st of agents.items) expect(st.buffered).toBeLessThanOrEqual(1024 * 1024);
+    await reader.cancel();
+  });
+
+  it('bounds memory when the service reads an upload slowly: the caller is held back', async () => {
+    upstream.pauseUploads.paused = true;
+    let pulled = 0;
+    const chunk = Buffer.alloc(MB);
+    const stream = new ReadableStream<Uint8Array>({
+      pull(ctrl) {
+        pulled += chunk.length;
+        if (pulled > BIG) ctrl.close();
+        else ctrl.enqueue(chunk);
+      },
+    }, { highWaterMark: 0 });
+    const pending = proxy('grafana', '/upload', { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    let last = -1;
+    await until('caller upload to stall', async () => {
+      const stalled = pulled === last && pulled > 0;
+      last = pulled;
+      await new Promise((r) => setTimeout(r, 300));
+      return stalled;
+    });
+    expect(pulled).toBeLessThan(64 * MB);
+    upstream.pauseUploads.resume();
+    const res = await pending;
+    expect((await json(res)).bytes).toBe(BIG);
+  });
+});
+
+describe('direct services and the SSRF guard', () => {
+  it('injects a direct service credential on the appliance', async () => {
+    const res = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'direct', endpoint_url: upstream.url, auth_method: 'bearer', credential: UPSTREAM_TOKEN }) });
+    expect(res.status).toBe(201);
+    const svc = await json(res);
+    expect(svc).toMatchObject({ routed_via: 'direct', has_credential: true });
+    expect(JSON.stringify(svc)).not.toContain(UPSTREAM_TOKEN);
+    const ok = await proxy('direct', '/echo');
+    expect(ok.status).toBe(200);
+    const audit = await json(await api('/api/v1/audit?action=proxy.request&routed_via=direct'));
+    expect(audit.items[0]).toMatchObject({ routed_via: 'direct', node_id: null, status: 200 });
+  });
+
+  it("refuses the appliance's own listeners and metadata addresses", async () => {
+    for (const target of [app.url, app.adminUrl, 'http://169.254.169.254']) {
+      const slug = `ssrf-${randomBytes(3).toString('hex')}`;
+      const res = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug, endpoint_url: target, auth_method: 'none' }) });
+      expect(res.status).toBe(201);
+      const hit = await proxy(slug, '/api/v1/me');
+      expect(hit.status).toBe(403);
+      expect((await json(hit)).error.message).toMatch(/refused/);
+    }
+  });
+
+  it('validates service bodies', async () => {
+    const bad = [
+      { endpoint_url: 'ftp://x', auth_method: 'none' },
+      { endpoint_url: upstream.url, auth_method: 'magic' },
+      { endpoint_url: upstream.url, auth_method: 'bearer' },
+      { endpoint_url: upstream.url, auth_method: 'bearer', credential: 'x', nodes: [{ node_id: nodeA }] },
+      { endpoint_url: upstream.url, auth_method: 'none', nodes: [{ node_id: 'no-such-node' }] },
+      { endpoint_url: upstream.url, auth_method: 'none', slug: 'Bad Slug' },
+      { catalog: 'nope' },
+    ];
+    for (const b of bad) {
+      const res = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify(b) });
+      expect([400, 404], JSON.stringify(b)).toContain(res.status);
+    }
+    const cat = await json(await api('/api/v1/catalog'));
+    expect(cat.items.map((i: { slug: string }) => i.slug)).toEqual(expect.arrayContaining(['openai', 'anthropic', 'gemini', 'github', 'slack', 'grafana']));
+    expect((await json(await api('/api/v1/catalog/anthropic'))).auth_key_name).toBe('x-api-key');
+    const fromCatalog = await json(await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ catalog: 'ollama', endpoint_url: upstream.url, nodes: [{ node_id: nodeA }] }) }));
+    expect(fromCatalog).toMatchObject({ slug: 'ollama', auth_method: 'none' });
+  });
+});
+
+describe('transport', () => {
+  const wsUrl = () => `${app.url.replace('http', 'ws')}/ws`;
+  const closeOf = (ws: WebSocket) => new Promise<{ code: number; reason: string }>((res) => ws.on('close', (code, reason) => res({ code, reason: reason.toString() })));
+
+  it('closes a wrong subprotocol with a reason, and an unauthenticated socket after the auth timeout', async () => {
+    const wrong = new WebSocket(wsUrl(), 'nexus.v0');
+    const c1 = await closeOf(wrong);
+    expect(c1.code).toBe(4005);
+    expect(c1.reason).toContain('nexus.v1');
+    const silent = new WebSocket(wsUrl(), 'nexus.v1');
+    const c2 = await closeOf(silent);
+    expect(c2).toMatchObject({ code: 4001, reason: 'authentication timed out' });
+    const liar = new WebSocket(wsUrl(), 'nexus.v1');
+    liar.on('message', (d) => {
+      const m = JSON.parse(String(d));
+      if (m.t === 'challenge') liar.send(JSON.stringify({ t: 'auth', node_id: nodeA, auth_token: 'nx_nauth_forged', nonce: m.nonce, proof: 'x' }));
+    });
+    expect((await closeOf(liar)).code).toBe(4003);
+    const garbage = new WebSocket(wsUrl(), 'nexus.v1');
+    garbage.on('open', () => garbage.send(Buffer.from([1, 2, 3])));
+    expect((await closeOf(garbage)).code).toBe(1008);
+  });
+
+  it('lists connected agents on the admin listener only, and reconnects after a dropped socket', async () => {
+    expect((await fetch(`${app.url}/api/hub/agents`)).status).toBe(404);
+    const agents = await json(await fetch(`${app.adminUrl}/api/hub/agents`));
+    expect(agents.items.find((a: { node_id: string }) => a.node_id === nodeA)).toMatchObject({ streams: expect.any(Number), bytes_in: expect.any(Number) });
+    const mark = agentA!.output().length;
+    expect((await fetch(`${app.adminUrl}/api/hub/agents/${nodeA}/disconnect`, { method: 'POST' })).status).toBe(204);
+    await agentA!.waitFor(/disconnected from hub; reconnecting/, 10_000, mark);
+    await agentA!.waitFor(/Connected to hub/, 20_000, mark);
+    await until('node online again', async () => (await nodeStatus(nodeA)) === 'online');
+    expect((await proxy('grafana', '/echo')).status).toBe(200);
+  });
+});
+
+describe('failover and failure', () => {
+  it('fails over by priority, gives the caller a clean error on kill -9, then 8002 quickly', async () => {
+    const b = await registerNode('standby');
+    nodeB = b.id;
+    const en = await agentCli(homeA, ['enroll', '--profile', 'b', '--url', `${app.url.replace('http', 'ws')}/ws`, '--token', b.registration_token]);
+    expect(en.code, en.stderr).toBe(0);
+    const add = await agentCli(homeA, ['credentials', 'add', '--profile', 'b', '--service', 'pair', '--url', upstream.url, '--secret-format', 'bearer'], {}, `${UPSTREAM_TOKEN}\n`);
+    expect(add.code, add.stderr).toBe(0);
+    agentB = startAgent(homeA, ['--profile', 'b']);
+    await agentB.waitFor(/Connected to hub/);
+    const pair = await json(await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'pair', endpoint_url: upstream.url, auth_method: 'bearer', nodes: [{ node_id: nodeA, priority: 0 }, { node_id: nodeB, priority: 1 }] }) }));
+    expect(pair.slug).toBe('pair');
+    const add2 = await agentCli(homeA, ['credentials', 'add', '--service', 'pair', '--url', upstream.url, '--secret-format', 'bearer', '--secret-env', 'T'], { T: UPSTREAM_TOKEN });
+    expect(add2.code).toBe(0);
+    expect((await proxy('pair', '/echo')).status).toBe(200);
+    const first = await json(await api('/api/v1/audit?action=proxy.request&limit=1'));
+    expect(first.items[0].node_id).toBe(nodeA);
+
+    // Mid-stream kill -9 of the primary.
+    const res = await proxy('grafana', '/forever');
+    const reader = res.body!.getReader();
+    await reader.read();
+    agentA!.proc.kill('SIGKILL');
+    await expect((async () => { for (;;) { const r = await reader.read(); if (r.done) return 'ended'; } })()).rejects.toThrow();
+
+    const t0 = Date.now();
+    const offline = await until('8002', async () => {
+      const r = await proxy('grafana', '/echo');
+      return r.status === 503 ? r : null;
+    }, 5_000);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect((await json(offline)).error.code).toBe(8002);
+    // The service bound to both nodes moves to the standby.
+    expect((await proxy('pair', '/echo')).status).toBe(200);
+    const second = await json(await api('/api/v1/audit?action=proxy.request&limit=1'));
+    expect(second.items[0].node_id).toBe(nodeB);
+  });
+
+  it('refuses an expired registration token with 8003', async () => {
+    await new Promise((r) => setTimeout(r, Math.max(0, expiringCreatedAt + TTL_SECONDS * 1000 + 200 - Date.now())));
+    const r = await agentCli(homeA, ['enroll', '--profile', 'late', '--url', `${app.url.replace('http', 'ws')}/ws`, '--token', expiringToken]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('8003');
+  });
+
+  it('rotating credentials closes the live socket and the old agent stops with a clear message', async () => {
+    const rot = await api(`/api/v1/nodes/${nodeB}/rotate`, { method: 'POST' });
+    expect(rot.status).toBe(200);
+    expect((await json(rot)).auth_token).toMatch(/^nx_nauth_/);
+    expect(await agentB!.exited()).toBe(3);
+    expect(agentB!.output()).toMatch(/enroll again/);
+  });
+
+  it('never stores or logs the upstream token on the appliance', async () => {
+    await app.stop();
+    const files = readdirSync(app.dataDir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+    expect(files.length).toBeGreaterThan(2);
+    // The direct service's credential is sealed; the node-held one never arrives at all.
+    for (const f of files) expect(readFileSync(join(f.parentPath, f.name)).includes(UPSTREAM_TOKEN), f.name).toBe(false);
+    expect(app.output()).not.toContain(UPSTREAM_TOKEN);
+    expect(app.output()).not.toContain(admin.token);
   });
 });

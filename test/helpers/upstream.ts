@@ -52,7 +52,16 @@ export async function startUpstream(token: string): Promise<Upstream> {
     }
     const write = async (chunk: Buffer) => {
       written.bytes += chunk.length;
-      if (!res.write(chunk)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
+      if (res.write(chunk)) return;
+      await new Promise<void>((r) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          r();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
     };
     switch (url.pathname) {
       case '/echo':

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { NodePicker } from './routing.ts';
+import { refusal } from './ssrf.ts';
+
+describe('node picking', () => {
+  it('prefers the lowest priority and spreads by weight within it', () => {
+    const p = new NodePicker();
+    const nodes = [
+      { node_id: 'a', priority: 0, weight: 3 },
+      { node_id: 'b', priority: 0, weight: 1 },
+      { node_id: 'c', priority: 1, weight: 1 },
+    ];
+    const firsts = Array.from({ length: 8 }, () => p.order('s', nodes, () => true)[0]);
+    expect(firsts.filter((x) => x === 'a')).toHaveLength(6);
+    expect(firsts.filter((x) => x === 'b')).toHaveLength(2);
+    expect(p.order('s', nodes, (id) => id === 'c')).toEqual(['c']);
+    expect(p.order('s', nodes, () => false)).toEqual([]);
+  });
+});
+
+describe('SSRF guard', () => {
+  const opts = (allowPrivate: boolean) => ({ allowPrivate, ownListeners: () => ['127.0.0.1:8080', '127.0.0.1:9090'] });
+  it('refuses metadata always, own listeners always, private ranges unless allowed', () => {
+    expect(refusal('169.254.169.254', 80, opts(true))).toMatch(/metadata/);
+    expect(refusal('::ffff:169.254.169.254', 80, opts(true))).toMatch(/metadata/);
+    expect(refusal('127.0.0.1', 8080, opts(true))).toMatch(/own listeners/);
+    expect(refusal('127.0.0.2', 9090, opts(true))).toMatch(/own listeners/);
+    expect(refusal('127.0.0.1', 3000, opts(true))).toBeNull();
+    for (const ip of ['127.0.0.1', '10.1.2.3', '192.168.0.1', '172.16.5.5', '169.254.1.1', '::1', 'fe80::1', 'fd00::1', '0.0.0.0', '100.64.0.1']) {
+      expect(refusal(ip, 443, opts(false)), ip).toMatch(/allowPrivateTargets/);
+    }
+    expect(refusal('93.184.216.34', 443, opts(false))).toBeNull();
+    expect(refusal('2606:2800:220:1::1', 443, opts(false))).toBeNull();
+  });
+});
