@@ -4,16 +4,15 @@ import { StreamMux, StreamResetError } from './streams.ts';
 
 /** Two muxes joined back to back; frames are delivered asynchronously, as a socket would. */
 function pair(window = 64 * 1024) {
-  let a!: StreamMux;
-  let b!: StreamMux;
+  const muxes: { a?: StreamMux; b?: StreamMux } = {};
   const deliver = (to: () => StreamMux) => (buf: Buffer, done: (err?: Error) => void) => {
     setImmediate(() => {
       to().handleBinary(buf);
       done();
     });
   };
-  a = new StreamMux(deliver(() => b), { window, maxFrame: 16 * 1024 });
-  b = new StreamMux(deliver(() => a), { window, maxFrame: 16 * 1024 });
+  const a = (muxes.a = new StreamMux(deliver(() => muxes.b!), { window, maxFrame: 16 * 1024 }));
+  const b = (muxes.b = new StreamMux(deliver(() => muxes.a!), { window, maxFrame: 16 * 1024 }));
   return { a, b };
 }
 
