@@ -382,8 +382,10 @@ describe('failover and failure', () => {
     const add2 = await agentCli(homeA, ['credentials', 'add', '--service', 'pair', '--url', upstream.url, '--secret-format', 'bearer', '--secret-env', 'T'], { T: UPSTREAM_TOKEN });
     expect(add2.code).toBe(0);
     expect((await proxy('pair', '/echo')).status).toBe(200);
-    const first = await json(await api('/api/v1/audit?action=proxy.request&limit=1'));
-    expect(first.items[0].node_id).toBe(nodeA);
+    const pairVia = async (node: string) =>
+      (await json(await api(`/api/v1/audit?action=proxy.request&node_id=${node}`))).items.filter((i: { details: { slug: string }; status: number }) => i.details.slug === 'pair' && i.status === 200).length;
+    expect(await pairVia(nodeA)).toBe(1);
+    expect(await pairVia(nodeB)).toBe(0);
 
     // Mid-stream kill -9 of the primary.
     const res = await proxy('grafana', '/forever');
@@ -401,8 +403,8 @@ describe('failover and failure', () => {
     expect((await json(offline)).error.code).toBe(8002);
     // The service bound to both nodes moves to the standby.
     expect((await proxy('pair', '/echo')).status).toBe(200);
-    const second = await json(await api('/api/v1/audit?action=proxy.request&limit=1'));
-    expect(second.items[0].node_id).toBe(nodeB);
+    await until('audit of the failover', async () => (await pairVia(nodeB)) === 1, 5_000);
+    expect(await pairVia(nodeA)).toBe(1);
   });
 
   it('refuses an expired registration token with 8003', async () => {
