@@ -384,7 +384,8 @@ describe('failover and failure', () => {
     expect((await proxy('pair', '/echo')).status).toBe(200);
     const pairVia = async (node: string) =>
       (await json(await api(`/api/v1/audit?action=proxy.request&node_id=${node}`))).items.filter((i: { details: { slug: string }; status: number }) => i.details.slug === 'pair' && i.status === 200).length;
-    expect(await pairVia(nodeA)).toBe(1);
+    // Audit entries are written when the response closes, a moment after the caller has it.
+    await until('audit of the first pair request', async () => (await pairVia(nodeA)) === 1, 5_000);
     expect(await pairVia(nodeB)).toBe(0);
 
     // Mid-stream kill -9 of the primary.
