@@ -24,7 +24,7 @@ let nodeA: string;
 let nodeB: string;
 let expiringToken: string;
 let expiringCreatedAt = 0;
-const TTL_SECONDS = 4;
+const TTL_SECONDS = 1;
 
 const api = (path: string, init: RequestInit = {}) => fetch(`${app.url}${path}`, authed(admin.token, init));
 const proxy = (slug: string, path: string, init: RequestInit = {}) =>
@@ -40,8 +40,8 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
   }
 }
 
-async function registerNode(name: string): Promise<{ id: string; registration_token: string; expires_at: string }> {
-  const res = await api('/api/v1/nodes', { method: 'POST', body: JSON.stringify({ name }) });
+async function registerNode(name: string, ttlSeconds?: number): Promise<{ id: string; registration_token: string; expires_at: string }> {
+  const res = await api('/api/v1/nodes', { method: 'POST', body: JSON.stringify({ name, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) }) });
   expect(res.status).toBe(201);
   return json(res);
 }
@@ -53,7 +53,6 @@ beforeAll(async () => {
   const cfg = join(cfgDir, 'nexus.yaml');
   writeFileSync(cfg, [
     'hub:',
-    `  registrationTtlSeconds: ${TTL_SECONDS}`,
     '  heartbeatSeconds: 1',
     '  offlineAfterSeconds: 4',
     '  authTimeoutSeconds: 1',
@@ -64,7 +63,7 @@ beforeAll(async () => {
   ].join('\n'));
   [app, upstream] = await Promise.all([startAppliance({ args: ['--config', cfg] }), startUpstream(UPSTREAM_TOKEN)]);
   admin = await setupAdmin(app);
-  const expiring = await registerNode('expiring');
+  const expiring = await registerNode('expiring', TTL_SECONDS);
   expiringToken = expiring.registration_token;
   expiringCreatedAt = Date.now();
 });

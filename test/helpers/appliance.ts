@@ -110,6 +110,8 @@ export function run(cmd: string, args: string[], opts: { env?: Record<string, st
       clearTimeout(timer);
       res({ code, stdout, stderr });
     });
+    // A command that exits before reading its stdin must not fail the test with EPIPE.
+    p.stdin.on('error', () => {});
     p.stdin.end(opts.input ?? '');
   });
 }

@@ -23,10 +23,12 @@ export function createNodesService(ctx: Pick<AppContext, 'db' | 'secretBox' | 'c
   return {
     store,
 
-    register(owner: Principal, name: string): { id: string; name: string; registration_token: string; expires_at: string } {
+    /** `ttlSeconds` may shorten the configured lifetime of the registration token, never extend it. */
+    register(owner: Principal, name: string, ttlSeconds?: number): { id: string; name: string; registration_token: string; expires_at: string } {
       const id = randomUUID();
       const token = mintToken(TOKEN_PREFIX.nodeRegistration);
-      const expiresAt = new Date(Date.now() + ctx.config.hub.registrationTtlSeconds * 1000).toISOString();
+      const ttl = Math.min(ttlSeconds ?? Infinity, ctx.config.hub.registrationTtlSeconds);
+      const expiresAt = new Date(Date.now() + ttl * 1000).toISOString();
       store.create({ id, owner_id: owner.userId, name, hash: hashToken(token), expires_at: expiresAt });
       return { id, name, registration_token: token, expires_at: expiresAt };
     },

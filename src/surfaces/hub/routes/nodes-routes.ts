@@ -11,11 +11,18 @@ const ID_PARAMS = { type: 'object', required: ['id'], properties: { id: { type: 
 export function nodesRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   const auth = { preHandler: requireUser(ctx) };
 
-  app.post<{ Body: { name: string } }>('/api/v1/nodes', {
+  app.post<{ Body: { name: string; ttl_seconds?: number } }>('/api/v1/nodes', {
     ...auth,
-    schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } } },
+    schema: {
+      body: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, ttl_seconds: { type: 'integer', minimum: 1 } },
+      },
+    },
   }, async (req, reply) => {
-    const node = hub.nodes.register(req.principal!, req.body.name);
+    const node = hub.nodes.register(req.principal!, req.body.name, req.body.ttl_seconds);
     ctx.audit.record({ ...actorOf(req), action: 'node.register', target_type: 'node', target_id: node.id, outcome: 'success', details: { name: node.name } });
     return reply.code(201).send(node);
   });
