@@ -1,0 +1,195 @@
+// Hub and agent figures (issue 4), each next to its baseline from the same run: small requests direct
+// to a local service vs through the appliance's service proxy, the hub and an agent (added latency p50
+// and p99 at c=1 and c=64, autocannon in its own process); 1 GiB download and upload direct vs relayed
+// (MB/s and ratio); and the appliance's resident memory per idle authenticated agent with 1,000 agents
+// connected. Sizes: BENCH_HUB_BULK_MB (default 1024), BENCH_HUB_AGENTS (default 1000).
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { authProof } from '../src/protocol/signing.ts';
+import { SUBPROTOCOL } from '../src/protocol/version.ts';
+import { fmt, freePort, load, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
+
+const MB = 1024 * 1024;
+const BULK = Number(process.env.BENCH_HUB_BULK_MB ?? 1024) * MB;
+const AGENTS = Number(process.env.BENCH_HUB_AGENTS ?? 1000);
+const duration = Number(process.env.BENCH_SECONDS ?? 5);
+const MAIN = join(ROOT, 'src/main.ts');
+const TOKEN = 'bench-upstream-token';
+
+// ---- the local service, in its own process ----
+const upstreamPort = await freePort();
+const upstreamCode = `
+import { createServer } from 'node:http';
+const chunk = Buffer.alloc(256 * 1024, 120);
+createServer((req, res) => {
+  if (req.headers.authorization !== 'Bearer ${TOKEN}') { res.writeHead(401).end(); req.resume(); return; }
+  const url = new URL(req.url, 'http://x');
+  if (url.pathname === '/small') { res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'); return; }
+  if (url.pathname === '/download') {
+    let left = Number(url.searchParams.get('bytes'));
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left) });
+    const pump = () => { while (left > 0) { const c = left >= chunk.length ? chunk : chunk.subarray(0, left); left -= c.length; if (!res.write(c)) return res.once('drain', pump); } res.end(); };
+    pump(); return;
+  }
+  if (url.pathname === '/upload') { let n = 0; req.on('data', (c) => (n += c.length)); req.on('end', () => res.writeHead(200).end(String(n))); return; }
+  res.writeHead(404).end();
+}).listen(${upstreamPort}, '127.0.0.1');
+`;
+const upstream = spawn(process.execPath, ['--input-type=module', '-e', upstreamCode], { stdio: 'ignore' });
+const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+
+// ---- the appliance ----
+const dataDir = tempDir('nexus-bench-hub-');
+const port = await freePort();
+const adminPort = await freePort();
+const appUrl = `http://127.0.0.1:${port}`;
+const appliance = startQuiet(process.execPath, [MAIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
+  NEXUS_LOG_LEVEL: 'warn',
+  XDG_CACHE_HOME: join(dataDir, '.cache'),
+});
+await waitFor(`${appUrl}/ready`);
+await waitFor(`${upstreamUrl}/nope`).catch(() => {});
+
+const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+  const res = await fetch(`${appUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
+};
+const setupToken = readFileSync(join(dataDir, 'setup-token'), 'utf8').trim();
+await post('/api/v1/setup', { setup_token: setupToken, username: 'admin', password: 'correct-horse-battery' });
+const login = await fetch(`${appUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'correct-horse-battery' }) });
+const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+const { token: pat } = await post('/api/v1/tokens', { name: 'bench' }, { cookie });
+const auth = { authorization: `Bearer ${pat}` };
+
+// ---- one real agent through the CLI ----
+const agentHome = tempDir('nexus-bench-agent-');
+const cli = (args: string[], env: Record<string, string> = {}) => new Promise<void>((res, rej) => {
+  const p = spawn(process.execPath, [MAIN, 'agent', ...args], { cwd: ROOT, env: { ...process.env, NEXUS_AGENT_HOME: agentHome, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => (err += d));
+  p.on('exit', (code) => (code === 0 ? res() : rej(new Error(`agent ${args[0]}: ${err}`))));
+});
+const node = await post('/api/v1/nodes', { name: 'bench' }, auth);
+await cli(['enroll', '--url', `ws://127.0.0.1:${port}/ws`, '--token', node.registration_token]);
+await cli(['credentials', 'add', '--service', 'svc', '--url', upstreamUrl, '--secret-format', 'bearer', '--secret-env', 'T'], { T: TOKEN });
+await post('/api/v1/keys', { slug: 'svc', endpoint_url: upstreamUrl, auth_method: 'bearer', nodes: [{ node_id: node.id }] }, auth);
+const agent = startQuiet(process.execPath, [MAIN, 'agent', 'start', '--log-level', 'warn'], { NEXUS_AGENT_HOME: agentHome });
+for (let i = 0; ; i++) {
+  const n = await (await fetch(`${appUrl}/api/v1/nodes/${node.id}`, { headers: auth })).json() as { status: string };
+  if (n.status === 'online') break;
+  if (i > 300) throw new Error('agent did not come online');
+  await new Promise((r) => setTimeout(r, 100));
+}
+const proxied = `${appUrl}/api/v1/proxy/s/svc`;
+
+// ---- latency ----
+const direct1 = await load(`${upstreamUrl}/small`, { connections: 1, duration, headers: { authorization: `Bearer ${TOKEN}` } });
+const relay1 = await load(`${proxied}/small`, { connections: 1, duration, headers: { 'x-api-key': pat } });
+const direct64 = await load(`${upstreamUrl}/small`, { connections: 64, duration, headers: { authorization: `Bearer ${TOKEN}` } });
+const relay64 = await load(`${proxied}/small`, { connections: 64, duration, headers: { 'x-api-key': pat } });
+for (const r of [direct1, relay1, direct64, relay64]) if (r.errors || r.non2xx) throw new Error(`errors during load: ${JSON.stringify(r)}`);
+
+// ---- bulk ----
+function download(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((res, rej) => {
+    const t0 = performance.now();
+    const req = httpRequest(url, { headers }, (r) => {
+      let n = 0;
+      r.on('data', (c: Buffer) => (n += c.length));
+      r.on('end', () => (n === BULK ? res((BULK / MB) / ((performance.now() - t0) / 1000)) : rej(new Error(`got ${n} bytes`))));
+      r.on('error', rej);
+    });
+    req.on('error', rej);
+    req.end();
+  });
+}
+function upload(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((res, rej) => {
+    const chunk = Buffer.alloc(MB, 121);
+    const t0 = performance.now();
+    const req = httpRequest(url, { method: 'POST', headers: { ...headers, 'content-length': String(BULK) } }, (r) => {
+      let body = '';
+      r.on('data', (c) => (body += c));
+      r.on('end', () => (Number(body) === BULK ? res((BULK / MB) / ((performance.now() - t0) / 1000)) : rej(new Error(`service got ${body}`))));
+    });
+    req.on('error', rej);
+    let sent = 0;
+    const pump = () => {
+      while (sent < BULK) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+const downDirect = await download(`${upstreamUrl}/download?bytes=${BULK}`, { authorization: `Bearer ${TOKEN}` });
+const downRelay = await download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat });
+const upDirect = await upload(`${upstreamUrl}/upload`, { authorization: `Bearer ${TOKEN}` });
+const upRelay = await upload(`${proxied}/upload`, { 'x-api-key': pat });
+
+// ---- memory per idle agent ----
+const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${appliance.pid}/status`, 'utf8'))![1]);
+const settle = () => new Promise((r) => setTimeout(r, 3000));
+const creds: Array<{ node_id: string; auth_token: string; signing_secret: string }> = [];
+for (let i = 0; i < AGENTS; i++) {
+  const n = await post('/api/v1/nodes', { name: `idle-${i}` }, auth);
+  creds.push(await post('/api/internal/things/enroll', { registration_token: n.registration_token }));
+}
+await settle();
+const before = rssKb();
+const sockets: WebSocket[] = [];
+const wsUrl = `ws://127.0.0.1:${port}/ws`;
+for (let i = 0; i < AGENTS; i += 50) {
+  await Promise.all(creds.slice(i, i + 50).map((c) => new Promise<void>((res, rej) => {
+    const ws = new WebSocket(wsUrl, SUBPROTOCOL, { perMessageDeflate: false });
+    sockets.push(ws);
+    ws.on('error', rej);
+    ws.on('message', (d) => {
+      const m = JSON.parse(String(d)) as { t: string; nonce?: string };
+      if (m.t === 'challenge') ws.send(JSON.stringify({ t: 'auth', node_id: c.node_id, auth_token: c.auth_token, nonce: m.nonce, proof: authProof(c.signing_secret, c.node_id, m.nonce!) }));
+      if (m.t === 'auth_ok') res();
+    });
+  })));
+}
+await settle();
+const after = rssKb();
+const agents = await (await fetch(`http://127.0.0.1:${adminPort}/api/hub/agents`)).json() as { items: unknown[] };
+for (const s of sockets) s.terminate();
+
+await Promise.all([stop(agent), stop(appliance), stop(upstream)]);
+
+const row = (name: string, d: number, r: number) => `| ${name} | ${fmt(d)} ms | ${fmt(r)} ms | **${fmt(r - d)} ms** |`;
+const bulkRow = (name: string, d: number, r: number) => `| ${name} | ${fmt(d, 0)} MB/s | ${fmt(r, 0)} MB/s | **${fmt(r / d)}** |`;
+process.stdout.write([
+  '',
+  '## Hub and agent',
+  '',
+  `Command: \`npm run bench -- hub\` (${new Date().toISOString().slice(0, 10)}, \`node src/main.ts\`, appliance at log level warn, agent through the CLI entry point, the local service in its own process; ${duration} s per latency run).`,
+  '',
+  '| small request (GET, 11-byte JSON) | direct to the service | through proxy + hub + agent | added |',
+  '|---|---|---|---|',
+  row('p50, c=1', direct1.p50, relay1.p50),
+  row('p99, c=1', direct1.p99, relay1.p99),
+  row('p50, c=64', direct64.p50, relay64.p50),
+  row('p99, c=64', direct64.p99, relay64.p99),
+  `| req/s, c=1 / c=64 | ${fmt(direct1.rps, 0)} / ${fmt(direct64.rps, 0)} | ${fmt(relay1.rps, 0)} / ${fmt(relay64.rps, 0)} | |`,
+  '',
+  `| bulk, ${BULK / MB} MiB | direct | relayed | ratio |`,
+  '|---|---|---|---|',
+  bulkRow('download', downDirect, downRelay),
+  bulkRow('upload', upDirect, upRelay),
+  '',
+  `| idle agents | value |`,
+  '|---|---|',
+  `| authenticated agents connected (admin API) | ${agents.items.length} |`,
+  `| appliance RSS before / after | ${fmt(before / 1024, 1)} MiB / ${fmt(after / 1024, 1)} MiB |`,
+  `| per idle agent | **${fmt((after - before) / AGENTS, 1)} KB** |`,
+  '',
+].join('\n') + '\n');
