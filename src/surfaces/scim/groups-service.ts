@@ -38,14 +38,17 @@ export function createGroupsService(ctx: AppContext, users: ScimUsersStore) {
     members: members.map((m) => ({ value: m.user_id, ...(m.display !== null ? { display: m.display } : {}) })),
   });
 
-  const render = (row: ScimGroupRow, members: ScimMember[] | undefined): Json => ({
-    schemas: [URN.group],
-    id: row.id,
-    ...(row.external_id !== null ? { externalId: row.external_id } : {}),
-    displayName: row.display_name,
-    ...(members ? { members: members.map((m) => ({ value: m.user_id, display: m.display, type: 'User', $ref: `${base()}/Users/${m.user_id}` })) } : {}),
-    meta: { resourceType: 'Group', created: row.created_at, lastModified: row.updated_at, location: `${base()}/Groups/${row.id}`, version: etagOf(row.version) },
-  });
+  const render = (row: ScimGroupRow, members: ScimMember[] | undefined): Json => {
+    const b = base();
+    return {
+      schemas: [URN.group],
+      id: row.id,
+      ...(row.external_id !== null ? { externalId: row.external_id } : {}),
+      displayName: row.display_name,
+      ...(members ? { members: members.map((m) => ({ value: m.user_id, display: m.display, type: 'User', $ref: `${b}/Users/${m.user_id}` })) } : {}),
+      meta: { resourceType: 'Group', created: row.created_at, lastModified: row.updated_at, location: `${b}/Groups/${row.id}`, version: etagOf(row.version) },
+    };
+  };
 
   const renderOne = (row: ScimGroupRow, p: Projection = {}) =>
     project(GROUP_SCHEMA, render(row, wanted('members', p.attributes, p.excludedAttributes) ? (store.membersOf([row.id]).get(row.id) ?? []) : undefined), p.attributes, p.excludedAttributes);

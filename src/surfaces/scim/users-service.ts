@@ -55,14 +55,15 @@ export function createUsersService(ctx: AppContext) {
   const render = (row: ScimUserRow, groups: { id: string; display_name: string }[] | undefined): Json => {
     const c = canonicalOf(row);
     const { externalId, userName, ...rest } = c;
-    const location = `${base()}/Users/${row.id}`;
+    const b = base();
+    const location = `${b}/Users/${row.id}`;
     return {
       schemas: rest[URN.enterprise] ? [URN.user, URN.enterprise] : [URN.user],
       id: row.id,
       ...(externalId !== undefined ? { externalId } : {}),
       userName,
       ...rest,
-      ...(groups ? { groups: groups.map((g) => ({ value: g.id, display: g.display_name, type: 'direct', $ref: `${base()}/Groups/${g.id}` })) } : {}),
+      ...(groups ? { groups: groups.map((g) => ({ value: g.id, display: g.display_name, type: 'direct', $ref: `${b}/Groups/${g.id}` })) } : {}),
       meta: { resourceType: 'User', created: row.created_at, lastModified: row.updated_at, location, version: etagOf(row.version) },
     };
   };
