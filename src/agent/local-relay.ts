@@ -3,9 +3,11 @@
 // URL, dials the local service and streams both bodies through the multiplexed stream.
 import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
+import WebSocket from 'ws';
 import type { Logger } from '../core/log/log.ts';
 import { endToEnd, inject, SECRET_FORMATS } from '../protocol/credentials.ts';
-import { isHeaders, isStreamId, type OpenMsg, type StreamErrorCode } from '../protocol/frames.ts';
+import { isHeaders, isStreamId, type Headers, type OpenMsg, type StreamErrorCode } from '../protocol/frames.ts';
+import { bridgeWebSocket, MAX_WS_MESSAGE } from '../protocol/ws-bridge.ts';
 import { ReplayGuard } from '../protocol/signing.ts';
 import type { Stream, StreamMux } from '../protocol/streams.ts';
 import { credentialCovers, type CredentialsStore } from './credentials-store.ts';
@@ -41,6 +43,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
         inject({ method: SECRET_FORMATS[cred.format], keyName: cred.header, secret: cred.secret }, target, headers);
       }
     }
+    if (m.upgrade) return upgrade(m, stream, target, headers);
     const abort = new AbortController();
     stream.whenFinished(() => abort.abort());
     let res;
@@ -73,12 +76,38 @@ export function createLocalRelay(deps: LocalRelayDeps) {
     }
   }
 
+  function upgrade(m: OpenMsg, stream: Stream, target: URL, headers: Headers): void {
+    const protocols = String(headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+    for (const k of Object.keys(headers)) if (k.startsWith('sec-websocket-')) delete headers[k];
+    target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(target, protocols, { headers: headers as Record<string, string>, perMessageDeflate: false, handshakeTimeout: 30_000, maxPayload: MAX_WS_MESSAGE });
+    let opened = false;
+    ws.on('unexpected-response', (_req, res) => {
+      refuse(m.sid, 'bad_gateway', `the local service answered ${res.statusCode} instead of upgrading`);
+      stream.reset('upgrade refused');
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', (err) => {
+      if (opened || stream.failed) return;
+      deps.log.warn({ service: m.service, host: target.host, err: err.message }, 'local WebSocket unreachable');
+      refuse(m.sid, 'bad_gateway', 'the local service could not be reached');
+      stream.reset('bad_gateway');
+    });
+    ws.on('open', () => {
+      opened = true;
+      deps.sendJson({ t: 'response', sid: m.sid, status: 101, headers: ws.protocol ? { 'sec-websocket-protocol': ws.protocol } : {} });
+      bridgeWebSocket(ws, stream);
+    });
+    stream.whenFinished(() => ws.readyState === ws.CONNECTING && ws.terminate());
+  }
+
   return {
     open(msg: Record<string, unknown>): void {
       const m = msg as unknown as OpenMsg;
       if (!isStreamId(m.sid)) return;
       if (typeof m.method !== 'string' || !TOKEN.test(m.method) || typeof m.url !== 'string' || !isHeaders(m.headers)
-        || (m.service !== null && typeof m.service !== 'string') || typeof m.body !== 'boolean') {
+        || (m.service !== null && typeof m.service !== 'string') || typeof m.body !== 'boolean' || typeof m.upgrade !== 'boolean') {
         return refuse(m.sid, 'bad_request', 'malformed open frame');
       }
       const verdict = guard.verifyOpen(deps.secret, m);

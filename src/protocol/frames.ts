@@ -80,6 +80,8 @@ export interface OpenMsg {
   service: string | null;
   /** The request has a body that follows as DATA frames (else the agent sends none). */
   body: boolean;
+  /** A WebSocket upgrade: the agent dials a WebSocket and the stream carries its messages (ws-bridge.ts). */
+  upgrade: boolean;
   ts: number;
   nonce: string;
   sig: string;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { authProof, ReplayGuard, signOpen, verifyAuthProof } from './signing.ts';
 
-const base = { t: 'open' as const, sid: 'a'.repeat(32), method: 'GET', url: 'http://localhost:3000/x', headers: { accept: '*/*' }, service: 'grafana', body: false };
+const base = { t: 'open' as const, sid: 'a'.repeat(32), method: 'GET', url: 'http://localhost:3000/x', headers: { accept: '*/*' }, service: 'grafana', body: false, upgrade: false };
 
 describe('signing', () => {
   it('accepts a fresh signed frame once, then refuses its replay', () => {

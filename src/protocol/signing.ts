@@ -34,7 +34,7 @@ type Unsigned = Omit<OpenMsg, 'sig'>;
 
 /** Canonical bytes of an open frame: every field in a fixed order (headers keep their order). */
 function canonicalOpen(m: Unsigned): string {
-  return JSON.stringify(['nexus.v1 open', m.sid, m.method, m.url, m.headers, m.service, m.body, m.ts, m.nonce]);
+  return JSON.stringify(['nexus.v1 open', m.sid, m.method, m.url, m.headers, m.service, m.body, m.upgrade, m.ts, m.nonce]);
 }
 
 export function signOpen(secret: string, m: Omit<Unsigned, 'ts' | 'nonce'>, now = Date.now()): OpenMsg {

@@ -85,7 +85,7 @@ afterAll(async () => {
 
 function open(overrides: Partial<OpenMsg> = {}, ts?: number): OpenMsg {
   const sid = newStreamId();
-  return { ...signOpen(SECRET, { t: 'open', sid, method: 'GET', url: `${upstream.url}/echo`, headers: {}, service: 'svc', body: false }, ts), ...overrides };
+  return { ...signOpen(SECRET, { t: 'open', sid, method: 'GET', url: `${upstream.url}/echo`, headers: {}, service: 'svc', body: false, upgrade: false }, ts), ...overrides };
 }
 
 function send(m: OpenMsg) {
@@ -124,7 +124,7 @@ describe('agent against a scripted hub', () => {
     expect((await next((x) => x.sid === tampered.sid)).code).toBe('bad_signature');
 
     const sid = newStreamId();
-    const foreign = signOpen('not-the-secret', { t: 'open', sid, method: 'GET', url: `${upstream.url}/echo`, headers: {}, service: 'svc', body: false });
+    const foreign = signOpen('not-the-secret', { t: 'open', sid, method: 'GET', url: `${upstream.url}/echo`, headers: {}, service: 'svc', body: false, upgrade: false });
     send(foreign);
     expect((await next((x) => x.sid === sid)).code).toBe('bad_signature');
 
@@ -138,7 +138,7 @@ describe('agent against a scripted hub', () => {
 
   it('keeps the credential to its URL even for a validly signed frame', async () => {
     const m = open({});
-    const elsewhere = signOpen(SECRET, { t: 'open', sid: m.sid, method: 'GET', url: 'http://127.0.0.1:1/steal', headers: {}, service: 'svc', body: false });
+    const elsewhere = signOpen(SECRET, { t: 'open', sid: m.sid, method: 'GET', url: 'http://127.0.0.1:1/steal', headers: {}, service: 'svc', body: false, upgrade: false });
     send(elsewhere);
     expect((await next((x) => x.sid === m.sid)).code).toBe('forbidden');
   });

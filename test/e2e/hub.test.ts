@@ -284,6 +284,34 @@ describe('streaming through the relay', () => {
   });
 });
 
+describe('WebSocket pass-through', () => {
+  const echo = async (url: string, headers: Record<string, string>) => {
+    const ws = new WebSocket(url, ['echo.v1'], { headers });
+    await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); ws.once('unexpected-response', (_q, r) => rej(new Error(`HTTP ${r.statusCode}`))); });
+    const got: Array<{ data: string; binary: boolean }> = [];
+    const done = new Promise<void>((res) => ws.on('message', (d, isBinary) => { got.push({ data: String(d), binary: isBinary }); if (got.length === 3) res(); }));
+    ws.send('hello');
+    ws.send(Buffer.from('binary-bytes'), { binary: true });
+    ws.send('x'.repeat(300_000));
+    await done;
+    ws.close();
+    return { got, protocol: ws.protocol };
+  };
+
+  it('carries messages both ways through the node, with the agent injecting the token', async () => {
+    const url = `${app.url.replace('http', 'ws')}/api/v1/proxy/s/grafana/ws-echo`;
+    const { got, protocol } = await echo(url, { 'x-api-key': admin.token });
+    expect(protocol).toBe('echo.v1');
+    expect(got[0]).toEqual({ data: 'hello', binary: false });
+    expect(got[1]).toEqual({ data: 'binary-bytes', binary: true });
+    expect(got[2]!.data.length).toBe(300_000);
+    // Without a token the handshake is refused with a plain HTTP 401.
+    const anon = new WebSocket(url);
+    const status = await new Promise((res) => { anon.once('unexpected-response', (_q, r) => res(r.statusCode)); anon.once('open', () => res('open')); });
+    expect(status).toBe(401);
+  });
+});
+
 describe('direct services and the SSRF guard', () => {
   it('injects a direct service credential on the appliance', async () => {
     const res = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'direct', endpoint_url: upstream.url, auth_method: 'bearer', credential: UPSTREAM_TOKEN }) });
@@ -293,6 +321,11 @@ describe('direct services and the SSRF guard', () => {
     expect(JSON.stringify(svc)).not.toContain(UPSTREAM_TOKEN);
     const ok = await proxy('direct', '/echo');
     expect(ok.status).toBe(200);
+    const ws = new WebSocket(`${app.url.replace('http', 'ws')}/api/v1/proxy/s/direct/ws-echo`, ['echo.v1'], { headers: { 'x-api-key': admin.token } });
+    await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
+    ws.send('direct hello');
+    expect(String(await new Promise((res) => ws.once('message', res)))).toBe('direct hello');
+    ws.close();
     const audit = await json(await api('/api/v1/audit?action=proxy.request&routed_via=direct'));
     expect(audit.items[0]).toMatchObject({ routed_via: 'direct', node_id: null, status: 200 });
   });

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
 
 export interface Upstream {
   url: string;
@@ -120,6 +121,14 @@ export async function startUpstream(token: string): Promise<Upstream> {
         res.writeHead(404).end('not here');
     }
   });
+  // /ws-echo: a WebSocket that echoes each message with its type, behind the same bearer token.
+  const wss = new WebSocketServer({
+    server,
+    path: '/ws-echo',
+    verifyClient: (info: { req: IncomingMessage }) => info.req.headers.authorization === `Bearer ${token}`,
+    handleProtocols: (protocols: Set<string>) => (protocols.has('echo.v1') ? 'echo.v1' : false),
+  });
+  wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
@@ -129,6 +138,6 @@ export async function startUpstream(token: string): Promise<Upstream> {
     sseGate,
     pauseUploads,
     seen,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(); server.closeAllConnections(); server.close(() => r()); }),
   };
 }

@@ -88,6 +88,16 @@ export class AgentSession {
 
   /** Relays one HTTP request through this agent. Resolves with the response head; the body streams. */
   async request(req: RelayRequest): Promise<RelayResponse> {
+    const { status, headers, stream } = await this.open(req, false);
+    return { status, headers, body: stream };
+  }
+
+  /** Opens a WebSocket to the service through this agent; the stream then carries its messages. */
+  upgrade(req: Omit<RelayRequest, 'body'>): Promise<{ status: number; headers: Headers; stream: Stream }> {
+    return this.open({ ...req, body: null }, true);
+  }
+
+  private async open(req: RelayRequest, upgrade: boolean): Promise<{ status: number; headers: Headers; stream: Stream }> {
     if (!this.secret || this.closed) throw new AppError('unavailable', 'node is offline');
     const sid = newStreamId();
     const stream = this.mux.create(sid);
@@ -109,10 +119,12 @@ export class AgentSession {
       headers: req.headers,
       service: req.service ?? null,
       body: req.body !== null,
+      upgrade,
     }));
-    void this.pump(req.body, stream);
+    // A WebSocket's stream stays open for its messages; a request's body (if any) follows and ends.
+    if (!upgrade) void this.pump(req.body, stream);
     const { status, headers } = await head;
-    return { status, headers, body: stream };
+    return { status, headers, stream };
   }
 
   close(code: number, reason: string): void {

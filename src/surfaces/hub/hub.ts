@@ -29,7 +29,7 @@ function createHub(ctx: AppContext) {
     nodes.store.touch(nodeId, new Date().toISOString());
     if (!online) log.info({ node: nodeId }, 'node offline');
   });
-  const proxy = createProxy(ctx, services);
+  const proxy = createProxy(ctx, services, registry);
   ctx.relay.install(registry);
 
   const timings = {

@@ -3,11 +3,14 @@
 // appliance behind the SSRF guard; node services go through the relay to the agent that holds the
 // credential. Failover: candidates in priority/WRR order; offline nodes never get a request.
 import { Agent, request as undiciRequest } from 'undici';
+import WebSocket from 'ws';
 import type { AppContext } from '../../core/context.ts';
 import { AppError } from '../../core/errors/errors.ts';
 import { NODE_OFFLINE } from '../../core/relay/node-relay.ts';
 import { endToEnd, inject, joinTarget } from '../../protocol/credentials.ts';
 import type { Headers } from '../../protocol/frames.ts';
+import { bridgeWebSocket, MAX_WS_MESSAGE, pipeWebSockets } from '../../protocol/ws-bridge.ts';
+import type { Registry } from './registry.ts';
 import { NodePicker } from './routing.ts';
 import type { Services } from './services.ts';
 import type { ServiceRow } from './services-store.ts';
@@ -45,7 +48,7 @@ async function collect(body: AsyncIterable<Uint8Array>, limit: number): Promise<
   return Buffer.concat(parts);
 }
 
-export function createProxy(ctx: AppContext, services: Services) {
+export function createProxy(ctx: AppContext, services: Services, registry: Registry) {
   const picker = new NodePicker();
   const guard: GuardOptions = {
     allowPrivate: ctx.config.proxy.allowPrivateTargets,
@@ -125,7 +128,55 @@ export function createProxy(ctx: AppContext, services: Services) {
     throw last;
   }
 
+  /** WebSocket headers the dialling side sets itself. */
+  const wsHeaders = (headers: Headers) => {
+    const protocols = String(headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+    for (const k of Object.keys(headers)) if (k.startsWith('sec-websocket-')) delete headers[k];
+    return protocols;
+  };
+
   return {
+    /**
+     * Joins an accepted caller WebSocket to the service: through a node (messages over a relay
+     * stream) or, for a direct service, to a WebSocket the appliance dials. Resolves with where it went.
+     */
+    async forwardWebSocket(call: Omit<ProxyCall, 'body'>, caller: WebSocket): Promise<{ routedVia: 'direct' | 'node'; nodeId: string | null }> {
+      const target = joinTarget(call.service.endpoint_url, call.rest, call.search);
+      if (!target) throw new AppError('validation_failed', 'path may not climb above the service endpoint');
+      const headers = endToEnd(call.headers, call.strip);
+      const bound = services.store.nodes(call.service.id);
+      if (bound.length) {
+        const order = picker.order(call.service.id, bound, (id) => registry.isOnline(id));
+        const session = order.length ? registry.get(order[0]!) : undefined;
+        if (!session) throw new AppError('unavailable', `no node serving "${call.service.slug}" is online`, { numericCode: NODE_OFFLINE });
+        const { stream } = await session.upgrade({ method: 'GET', url: target.toString(), headers, service: call.service.slug, signal: call.signal });
+        bridgeWebSocket(caller, stream);
+        return { routedVia: 'node', nodeId: session.nodeId };
+      }
+      await checkUrl(target, guard);
+      const protocols = wsHeaders(headers);
+      const secret = services.credential(call.service);
+      if (secret !== null) inject({ method: call.service.auth_method, keyName: call.service.auth_key_name, secret }, target, headers);
+      target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
+      const upstream = new WebSocket(target, protocols, {
+        headers: headers as Record<string, string>,
+        perMessageDeflate: false,
+        handshakeTimeout: 30_000,
+        maxPayload: MAX_WS_MESSAGE,
+        lookup: guardedLookup(guard) as never,
+      });
+      await new Promise<void>((resolve, reject) => {
+        upstream.once('open', resolve);
+        upstream.once('unexpected-response', (_req, res) => {
+          res.resume();
+          reject(new AppError('bad_gateway', `the service answered ${res.statusCode} instead of upgrading`));
+        });
+        upstream.once('error', (err) => reject(new AppError('bad_gateway', 'the service could not be reached', { cause: err })));
+      });
+      pipeWebSockets(caller, upstream);
+      return { routedVia: 'direct', nodeId: null };
+    },
+
     async forward(call: ProxyCall): Promise<ProxyResult> {
       const target = joinTarget(call.service.endpoint_url, call.rest, call.search);
       if (!target) throw new AppError('validation_failed', 'path may not climb above the service endpoint');

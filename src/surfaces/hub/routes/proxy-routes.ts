@@ -2,10 +2,12 @@
 // to the service as they arrive, so no body limit applies and nothing is buffered.
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import type { AppContext } from '../../../core/context.ts';
 import { AppError } from '../../../core/errors/errors.ts';
 import { bearerFrom } from '../../../core/http/auth.ts';
 import { redactUrl } from '../../../core/log/log.ts';
+import { NODE_OFFLINE } from '../../../core/relay/node-relay.ts';
 import type { Hub } from '../hub.ts';
 
 const PREFIX = '/api/v1/proxy/s/';
@@ -30,13 +32,18 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
-  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-    const started = performance.now();
+  /** Who is calling and which service they mean; the same for plain requests and WebSockets. */
+  const resolve = (req: FastifyRequest) => {
     const rawUrl = req.raw.url ?? '';
     const q = rawUrl.indexOf('?');
     const path = (q < 0 ? rawUrl : rawUrl.slice(0, q)).slice(PREFIX.length);
     const slash = path.indexOf('/');
-    const slug = decodeURIComponent(slash < 0 ? path : path.slice(0, slash));
+    let slug: string;
+    try {
+      slug = decodeURIComponent(slash < 0 ? path : path.slice(0, slash));
+    } catch {
+      throw new AppError('validation_failed', 'malformed service slug');
+    }
     const rest = slash < 0 ? '' : path.slice(slash + 1);
 
     const token = bearerFrom(req);
@@ -50,7 +57,40 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const strip = Object.entries(req.headers)
       .filter(([, v]) => (Array.isArray(v) ? v : [v]).some((x) => typeof x === 'string' && token && x.includes(token)))
       .map(([k]) => k);
+    return { principal, service, rest, search: q < 0 ? '' : rawUrl.slice(q), strip };
+  };
 
+  const audit = (req: FastifyRequest, r: ReturnType<typeof resolve>, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean }) =>
+    ctx.audit.enqueue({
+      actor_type: 'token',
+      actor_id: r.principal.userId,
+      actor_name: r.principal.username,
+      action: 'proxy.request',
+      target_type: 'service',
+      target_id: r.service.id,
+      outcome: entry.complete && entry.status < 400 ? 'success' : 'failure',
+      source_ip: req.ip,
+      routed_via: entry.routedVia,
+      node_id: entry.nodeId,
+      status: entry.status,
+      details: {
+        slug: r.service.slug,
+        method: req.method,
+        path: redactUrl('/' + r.rest).slice(0, 512),
+        bytes_in: entry.bytesIn,
+        bytes_out: entry.bytesOut,
+        latency_ms: Math.round((performance.now() - entry.started) * 10) / 10,
+        ...(entry.websocket ? { websocket: true } : {}),
+        ...(entry.complete ? {} : { aborted: true }),
+      },
+    });
+
+  const resolved = new WeakMap<FastifyRequest, ReturnType<typeof resolve>>();
+
+  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+    const started = performance.now();
+    const r = resolve(req);
+    const { service, rest, strip } = r;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), ctx.config.proxy.maxStreamSeconds * 1000);
     let bytesIn = 0;
@@ -61,35 +101,14 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       clearTimeout(timer);
       const complete = reply.raw.writableFinished;
       if (!complete) abort.abort();
-      ctx.audit.enqueue({
-        actor_type: 'token',
-        actor_id: principal.userId,
-        actor_name: principal.username,
-        action: 'proxy.request',
-        target_type: 'service',
-        target_id: service.id,
-        outcome: complete && reply.statusCode < 400 ? 'success' : 'failure',
-        source_ip: req.ip,
-        routed_via: routedVia,
-        node_id: nodeId,
-        status: reply.statusCode,
-        details: {
-          slug: service.slug,
-          method: req.method,
-          path: redactUrl('/' + rest).slice(0, 512),
-          bytes_in: bytesIn,
-          bytes_out: bytesOut,
-          latency_ms: Math.round((performance.now() - started) * 10) / 10,
-          ...(complete ? {} : { aborted: true }),
-        },
-      });
+      audit(req, r, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut, started });
     });
 
     const result = await hub.proxy.forward({
       service,
       method: req.method,
       rest,
-      search: q < 0 ? '' : rawUrl.slice(q),
+      search: r.search,
       headers: req.headers,
       strip,
       body: hasBody(req) ? counted(req.raw, (n) => (bytesIn += n)) : null,
@@ -105,6 +124,38 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     return reply.send(Readable.from(counted(result.body, (n) => (bytesOut += n)), { objectMode: false, highWaterMark: 64 * 1024 }));
   };
 
-  app.route({ method: METHODS, url: `${PREFIX}:slug`, handler });
-  app.route({ method: METHODS, url: `${PREFIX}:slug/*`, handler });
+  // WebSocket upgrades: authenticated before the handshake (a refusal is a plain HTTP error), then
+  // joined to the service message by message.
+  const wsPreHandler = async (req: FastifyRequest) => {
+    if (req.ws) resolved.set(req, resolve(req));
+  };
+  const wsHandler = (socket: WebSocket, req: FastifyRequest) => {
+    const r = resolved.get(req)!;
+    const started = performance.now();
+    const abort = new AbortController();
+    const timer = setTimeout(() => socket.close(1001, 'maximum stream duration reached'), ctx.config.proxy.maxStreamSeconds * 1000);
+    socket.pause();
+    hub.proxy.forwardWebSocket({ service: r.service, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal }, socket).then(
+      (where) => {
+        socket.resume();
+        socket.once('close', () => {
+          clearTimeout(timer);
+          abort.abort();
+          audit(req, r, { status: 101, complete: true, ...where, bytesIn: 0, bytesOut: 0, started, websocket: true });
+        });
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        const e = err instanceof AppError ? err : new AppError('bad_gateway', 'the service could not be reached');
+        audit(req, r, { status: e.status, complete: false, routedVia: 'direct', nodeId: null, bytesIn: 0, bytesOut: 0, started, websocket: true });
+        socket.close(e.numericCode === NODE_OFFLINE ? 1013 : 1011, `${e.numericCode ?? e.code}: ${e.message}`.slice(0, 120));
+      },
+    );
+  };
+
+  for (const url of [`${PREFIX}:slug`, `${PREFIX}:slug/*`]) {
+    app.route({ method: 'GET', url, handler, wsHandler, preHandler: wsPreHandler });
+    // fastify adds HEAD to the GET route itself.
+    app.route({ method: METHODS.filter((m) => m !== 'GET' && m !== 'HEAD'), url, handler });
+  }
 }
