@@ -29,7 +29,16 @@ export interface Config {
     authTimeoutSeconds: number;
     reauthSeconds: number;
   };
-  gateway: { maxStreamSeconds: number };
+  gateway: {
+    maxStreamSeconds: number;
+    /** How long a deployment that failed (connect error, 429, 5xx) is tried last. */
+    cooldownSeconds: number;
+    /** Output tokens reserved against budget/tpm when a request names no max_tokens. */
+    reserveOutputTokens: number;
+    connectTimeoutSeconds: number;
+    /** Longest wait for an upstream's response headers (first byte of a stream). */
+    firstByteTimeoutSeconds: number;
+  };
   proxy: { maxStreamSeconds: number; allowPrivateTargets: boolean };
   /** Directory where the single executable unpacks its native module; null → XDG cache. */
   cacheDir: string | null;
@@ -53,7 +62,7 @@ export const DEFAULTS: Config = {
     authTimeoutSeconds: 10,
     reauthSeconds: 600,
   },
-  gateway: { maxStreamSeconds: 300 },
+  gateway: { maxStreamSeconds: 300, cooldownSeconds: 30, reserveOutputTokens: 1024, connectTimeoutSeconds: 10, firstByteTimeoutSeconds: 300 },
   proxy: { maxStreamSeconds: 300, allowPrivateTargets: false },
   cacheDir: null,
 };

@@ -1,0 +1,93 @@
+// SQL for providers, models and their deployments. The only module that touches these tables.
+import type { Db } from '../../../core/db/db.ts';
+
+export const PROVIDER_TYPES = ['openai', 'azure', 'gemini', 'glm', 'anthropic', 'openai-compatible'] as const;
+export type ProviderType = (typeof PROVIDER_TYPES)[number];
+
+export interface ProviderRow {
+  id: string;
+  name: string;
+  type: ProviderType;
+  base_url: string;
+  api_key_sealed: string | null;
+  api_version: string | null;
+  node_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ModelRow {
+  id: string;
+  name: string;
+  input_price_per_mtok: number;
+  output_price_per_mtok: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeploymentRow {
+  id: string;
+  model_id: string;
+  provider_id: string;
+  upstream_model: string;
+  weight: number;
+  priority: number;
+  position: number;
+}
+
+export interface CatalogStore {
+  insertProvider(p: ProviderRow): void;
+  listProviders(): ProviderRow[];
+  getProvider(id: string): ProviderRow | undefined;
+  getProviderByName(name: string): ProviderRow | undefined;
+  deleteProvider(id: string): boolean;
+  providerInUse(id: string): boolean;
+  insertModel(m: ModelRow, deployments: DeploymentRow[]): void;
+  listModels(): ModelRow[];
+  getModel(id: string): ModelRow | undefined;
+  getModelByName(name: string): ModelRow | undefined;
+  deleteModel(id: string): boolean;
+  listDeployments(): DeploymentRow[];
+}
+
+export function createCatalogStore(db: Db): CatalogStore {
+  const insertProvider = db.prepare(`INSERT INTO gateway_providers
+    (id, name, type, base_url, api_key_sealed, api_version, node_id, created_at, updated_at)
+    VALUES (@id, @name, @type, @base_url, @api_key_sealed, @api_version, @node_id, @created_at, @updated_at)`);
+  const listProviders = db.prepare('SELECT * FROM gateway_providers ORDER BY created_at, id');
+  const getProvider = db.prepare('SELECT * FROM gateway_providers WHERE id = ?');
+  const getProviderByName = db.prepare('SELECT * FROM gateway_providers WHERE name = ?');
+  const deleteProvider = db.prepare('DELETE FROM gateway_providers WHERE id = ?');
+  const providerInUse = db.prepare('SELECT 1 FROM gateway_deployments WHERE provider_id = ? LIMIT 1');
+  const insertModel = db.prepare(`INSERT INTO gateway_models
+    (id, name, input_price_per_mtok, output_price_per_mtok, created_at, updated_at)
+    VALUES (@id, @name, @input_price_per_mtok, @output_price_per_mtok, @created_at, @updated_at)`);
+  const insertDeployment = db.prepare(`INSERT INTO gateway_deployments
+    (id, model_id, provider_id, upstream_model, weight, priority, position)
+    VALUES (@id, @model_id, @provider_id, @upstream_model, @weight, @priority, @position)`);
+  const listModels = db.prepare('SELECT * FROM gateway_models ORDER BY name');
+  const getModel = db.prepare('SELECT * FROM gateway_models WHERE id = ?');
+  const getModelByName = db.prepare('SELECT * FROM gateway_models WHERE name = ?');
+  const deleteModel = db.prepare('DELETE FROM gateway_models WHERE id = ?');
+  const listDeployments = db.prepare('SELECT * FROM gateway_deployments ORDER BY model_id, position');
+
+  const insertModelTx = db.transaction((m: ModelRow, deployments: DeploymentRow[]) => {
+    insertModel.run(m);
+    for (const d of deployments) insertDeployment.run(d);
+  });
+
+  return {
+    insertProvider: (p) => void insertProvider.run(p),
+    listProviders: () => listProviders.all() as ProviderRow[],
+    getProvider: (id) => getProvider.get(id) as ProviderRow | undefined,
+    getProviderByName: (name) => getProviderByName.get(name) as ProviderRow | undefined,
+    deleteProvider: (id) => deleteProvider.run(id).changes > 0,
+    providerInUse: (id) => providerInUse.get(id) !== undefined,
+    insertModel: (m, deployments) => insertModelTx(m, deployments),
+    listModels: () => listModels.all() as ModelRow[],
+    getModel: (id) => getModel.get(id) as ModelRow | undefined,
+    getModelByName: (name) => getModelByName.get(name) as ModelRow | undefined,
+    deleteModel: (id) => deleteModel.run(id).changes > 0,
+    listDeployments: () => listDeployments.all() as DeploymentRow[],
+  };
+}

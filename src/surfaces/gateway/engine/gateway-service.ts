@@ -1,0 +1,344 @@
+// One gateway request from admission to accounting: resolve the public model, check the key's
+// scope, reserve against its limits, try deployments in the router's order (retrying connect errors,
+// 429 and 5xx only before the first byte reached the client), answer or stream in the client's
+// format, then settle the reservation with real usage and queue the usage row.
+import { performance } from 'node:perf_hooks';
+import { AppError } from '../../../core/errors/errors.ts';
+import type { Logger } from '../../../core/log/log.ts';
+import type { Catalog, Deployment, Model } from '../catalog/catalog.ts';
+import { isLimitHit, type Reservation } from '../keys/limits.ts';
+import type { ResolvedKey, VirtualKeys } from '../keys/virtual-keys.ts';
+import type { IngressFormat } from '../ingress/wire-format.ts';
+import { ADAPTERS } from '../providers/index.ts';
+import { openAiUsage } from '../providers/openai-base/openai-base.ts';
+import { isObject, NO_USAGE, type Json, type Operation, type Usage } from '../providers/types.ts';
+import type { UsageRecorder } from '../usage/usage-recorder.ts';
+import { geminiEncoder, openAiEncoder, type ClientEncoder } from './client-encoders.ts';
+import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
+import type { Router } from './router.ts';
+import { parseSseEvent, SseFramer } from './sse.ts';
+import { canServe, clientAskedUsage, nativeUsage, plan, type IngressFamily, type Plan } from './translate.ts';
+import { readAll, type Upstream, type UpstreamResponse } from './upstream.ts';
+
+export interface GatewayCall {
+  ingress: IngressFormat;
+  op: Operation;
+  model: string;
+  body: Json;
+  stream: boolean;
+  /** Gemini ingress: the :method and, for streams, SSE (alt=sse) or a JSON array. */
+  geminiMethod?: string;
+  geminiMode?: 'sse' | 'array';
+  key: ResolvedKey;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+/** Where a stream goes; the ingress layer implements it over the HTTP response. */
+export interface ClientSink {
+  begin(status: number, headers: Record<string, string>): void;
+  /** Resolves when the client can take more (backpressure), at once otherwise. */
+  write(chunk: string | Buffer): Promise<void> | undefined;
+  end(): void;
+}
+
+export interface JsonResult {
+  status: number;
+  body: Buffer | string;
+}
+
+export interface GatewayDeps {
+  catalog: Catalog;
+  keys: VirtualKeys;
+  usage: UsageRecorder;
+  upstream: Upstream;
+  router: Router;
+  log: Logger;
+  maxStreamMs: number;
+  reserveOutputTokens: number;
+}
+
+const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
+const MAX_ERROR_BODY = 64 * 1024;
+const USAGE = Buffer.from('"usage');
+
+interface Outcome {
+  deployment: Deployment | null;
+  usage: Usage | null;
+  status: number;
+  errorCode: string | null;
+  ttftMs: number | null;
+  /** Streamed events seen, to estimate output when a cut-short stream never reported usage. */
+  events: number;
+  upstreamReached: boolean;
+}
+
+export function modelNotFound(name: string): AppError {
+  return new AppError('not_found', `model "${name}" does not exist or is not available`, { details: { code: 'model_not_found', param: 'model' } });
+}
+
+function costOf(model: Model, u: Usage): number {
+  return (u.input * model.inputPricePerMtok + u.output * model.outputPricePerMtok) / 1e6;
+}
+
+function retryAfterOf(res: UpstreamResponse): number | undefined {
+  const v = res.headers['retry-after'];
+  const n = Number(Array.isArray(v) ? v[0] : v);
+  return Number.isFinite(n) && n >= 0 ? Math.ceil(n) : undefined;
+}
+
+/** The upstream's own error message, whatever its family's shape; never its headers or key. */
+function upstreamMessage(body: Buffer): string {
+  const text = body.toString('utf8');
+  try {
+    const j = JSON.parse(text);
+    const e = Array.isArray(j) ? j[0]?.error : j?.error;
+    if (isObject(e) && typeof e.message === 'string') return e.message.slice(0, 500);
+    if (typeof e === 'string') return e.slice(0, 500);
+    if (typeof j?.message === 'string') return j.message.slice(0, 500);
+  } catch {
+    /* not JSON */
+  }
+  return text.slice(0, 200);
+}
+
+function upstreamError(status: number, message: string, retryAfter?: number): AppError {
+  if (status === 429) return new AppError('rate_limited', `upstream rate limit: ${message}`, { retryAfter: retryAfter ?? 1, details: { code: 'upstream_rate_limited', limit: 'upstream' } });
+  if (status === 401 || status === 403) return new AppError('bad_gateway', 'the provider refused the gateway\'s credentials; ask an administrator to check the provider key', { details: { code: 'upstream_auth_failed' } });
+  if (status >= 500) return new AppError('bad_gateway', `upstream error ${status}: ${message}`, { details: { code: 'upstream_error' } });
+  if (status === 404) return new AppError('not_found', `upstream: ${message}`, { details: { code: 'upstream_not_found' } });
+  return new AppError('validation_failed', `upstream rejected the request: ${message}`, { status: status === 413 || status === 422 ? status : 400, details: { code: 'upstream_rejected' } });
+}
+
+const CLIENT_CLOSED = 'client closed the connection';
+
+export function createGatewayService(deps: GatewayDeps) {
+  const { catalog, keys, usage, upstream, router, log } = deps;
+
+  const encoderFor = (c: GatewayCall): ClientEncoder =>
+    c.ingress === 'gemini' ? geminiEncoder(c.model, c.geminiMode ?? 'sse') : openAiEncoder(c.ingress, clientAskedUsage(c.body));
+
+  async function streamOut(c: GatewayCall, p: Plan, res: UpstreamResponse, sink: ClientSink, o: Outcome, started: number, ac: AbortController): Promise<void> {
+    const enc = encoderFor(c);
+    sink.begin(200, { 'content-type': enc.contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    const framer = new SseFramer();
+    const decoder = p.passthrough ? null : p.decoder();
+    const geminiRaw = p.passthrough && c.ingress === 'gemini';
+    let lastUsage: Buffer | null = null;
+    const timer = setTimeout(() => ac.abort(new AppError('upstream_timeout', `stream exceeded the maximum duration of ${Math.round(deps.maxStreamMs / 1000)} s`)), deps.maxStreamMs);
+    const send = (out: string | Buffer) => {
+      if (!out.length) return undefined;
+      o.ttftMs ??= performance.now() - started;
+      return sink.write(out);
+    };
+    try {
+      for await (const chunk of res.body) {
+        let out: string | Buffer[] = decoder || geminiRaw ? '' : [];
+        framer.push(chunk, (ev) => {
+          o.events++;
+          if (decoder) {
+            const { data, event } = parseSseEvent(ev);
+            if (data === null) return;
+            for (const pc of decoder.push(data, event)) {
+              if (isObject(pc.usage)) o.usage = openAiUsage(pc.usage);
+              out += enc.chunk(pc);
+            }
+          } else if (geminiRaw) {
+            const { data } = parseSseEvent(ev);
+            if (data === null) return;
+            if (data.includes('"usageMetadata"')) lastUsage = ev;
+            out += enc.raw(data);
+          } else {
+            // OpenAI pass-through: forward the event's exact bytes; look inside only for usage.
+            if (ev.includes(USAGE)) {
+              const { data } = parseSseEvent(ev);
+              const j = data && data !== '[DONE]' ? (JSON.parse(data) as Json) : null;
+              const u = j && (isObject(j.usage) ? j.usage : isObject(j.response) && isObject(j.response.usage) ? j.response.usage : null);
+              if (u) {
+                o.usage = openAiUsage(u);
+                if (p.stripUsage && Array.isArray(j.choices) && j.choices.length === 0) return;
+              }
+            }
+            (out as Buffer[]).push(ev);
+          }
+        });
+        const pending = send(typeof out === 'string' ? out : out.length === 1 ? out[0]! : Buffer.concat(out));
+        if (pending) await pending;
+      }
+      let tail = '';
+      if (decoder) {
+        for (const pc of decoder.end()) {
+          if (isObject(pc.usage)) o.usage = openAiUsage(pc.usage);
+          tail += enc.chunk(pc);
+        }
+      }
+      if (geminiRaw && lastUsage) o.usage = nativeUsage('gemini', JSON.parse(parseSseEvent(lastUsage).data!) as Json);
+      tail += enc.end(p.passthrough);
+      send(tail);
+      o.status = 200;
+    } catch (err) {
+      const reason = ac.signal.reason;
+      if (c.signal.aborted) {
+        o.status = 499;
+        o.errorCode = 'client_closed';
+      } else {
+        const e = reason instanceof AppError ? reason : err instanceof AppError ? err : new AppError('bad_gateway', 'upstream stream failed before it completed', { details: { code: 'upstream_stream_failed' } });
+        o.status = e.status;
+        o.errorCode = (e.details?.code as string | undefined) ?? e.code;
+        log.warn({ err, model: c.model, deployment: o.deployment?.id }, 'gateway stream ended early');
+        send(enc.error(e));
+      }
+    } finally {
+      clearTimeout(timer);
+      sink.end();
+    }
+  }
+
+  async function jsonOut(c: GatewayCall, p: Plan, res: UpstreamResponse, o: Outcome, started: number): Promise<JsonResult> {
+    const buf = await readAll(res.body, MAX_JSON_RESPONSE);
+    o.ttftMs = performance.now() - started;
+    let json: Json;
+    try {
+      json = JSON.parse(buf.toString('utf8')) as Json;
+    } catch {
+      throw new AppError('bad_gateway', 'upstream answered with invalid JSON', { details: { code: 'upstream_invalid' } });
+    }
+    const { out, usage: u } = p.response(json);
+    o.usage = u;
+    o.status = 200;
+    return { status: 200, body: out === null ? buf : JSON.stringify(out) };
+  }
+
+  async function attempt(c: GatewayCall, model: Model, candidates: Deployment[], estInput: number, sink: ClientSink, o: Outcome, started: number): Promise<JsonResult | null> {
+    const family: IngressFamily = c.ingress === 'gemini' ? 'gemini' : 'openai';
+    const ac = new AbortController();
+    const onClientAbort = () => ac.abort(new Error(CLIENT_CLOSED));
+    if (c.signal.aborted) onClientAbort();
+    c.signal.addEventListener('abort', onClientAbort, { once: true });
+    let last: AppError | null = null;
+    try {
+      for (const d of router.order(candidates)) {
+        if (ac.signal.aborted) break;
+        const adapter = ADAPTERS[d.provider.type];
+        const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
+        const req = adapter.request(d.provider, c.op, d.upstreamModel, JSON.stringify(p.body), c.stream);
+        o.deployment = d;
+        let res: UpstreamResponse;
+        try {
+          res = await upstream.send(d.provider, req, ac.signal);
+        } catch (err) {
+          if (ac.signal.aborted) break;
+          router.fail(d);
+          last = err instanceof AppError && err.status === 503
+            ? err
+            : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
+          log.warn({ err, deployment: d.id, provider: d.provider.name }, 'upstream request failed');
+          continue;
+        }
+        o.upstreamReached = true;
+        if (res.status >= 400) {
+          const msg = upstreamMessage(await readAll(res.body, MAX_ERROR_BODY).catch(() => Buffer.alloc(0)));
+          const err = upstreamError(res.status, msg, retryAfterOf(res));
+          if (res.status === 429 || res.status >= 500) {
+            router.fail(d, retryAfterOf(res));
+            last = err;
+            continue;
+          }
+          throw err;
+        }
+        router.ok(d);
+        if (c.stream) {
+          await streamOut(c, p, res, sink, o, started, ac);
+          return null;
+        }
+        return await jsonOut(c, p, res, o, started);
+      }
+      if (c.signal.aborted) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
+      throw last ?? new AppError('unavailable', `model "${model.name}" has no deployment that can answer`);
+    } finally {
+      c.signal.removeEventListener('abort', onClientAbort);
+    }
+  }
+
+  return {
+    async call(c: GatewayCall, sink: ClientSink): Promise<JsonResult | null> {
+      const started = performance.now();
+      const model = catalog.resolve(c.model);
+      if (!model) throw modelNotFound(c.model);
+      if (c.key.models && !c.key.models.has(model.name)) {
+        throw new AppError('forbidden', `this virtual key may not use model "${model.name}"`, { details: { code: 'model_not_allowed', param: 'model' } });
+      }
+      const family: IngressFamily = c.ingress === 'gemini' ? 'gemini' : 'openai';
+      const candidates = model.deployments.filter((d) => canServe(family, c.op, ADAPTERS[d.provider.type]));
+      const estInput = estimateInputTokens(c.body);
+      // Gemini's countTokens for a model no Gemini provider serves: our estimate, free of charge.
+      if (c.op === 'count_tokens' && !candidates.length) return { status: 200, body: JSON.stringify({ totalTokens: estInput }) };
+      if (!candidates.length) {
+        throw new AppError('validation_failed', `model "${model.name}" does not support this operation`, { details: { code: 'unsupported_operation', param: 'model' } });
+      }
+      const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
+      const estimate: Usage = { input: estInput, output: estOutput, cached: 0, reasoning: 0 };
+      const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false };
+      const admitted = c.key.limits.admit(Date.now(), estInput + estOutput, costOf(model, estimate));
+      if (isLimitHit(admitted)) {
+        o.status = 429;
+        o.errorCode = `limit_${admitted.limit}`;
+        finish(c, model, null, o, started);
+        throw new AppError('rate_limited', admitted.message, {
+          retryAfter: admitted.retryAfter,
+          details: admitted.limit === 'budget'
+            ? { code: 'budget_exceeded', type: 'insufficient_quota', limit: 'budget' }
+            : { code: 'rate_limit_exceeded', type: admitted.limit === 'rpm' ? 'requests' : 'tokens', limit: admitted.limit },
+        });
+      }
+      try {
+        return await attempt(c, model, candidates, estInput, sink, o, started);
+      } catch (err) {
+        const e = err instanceof AppError ? err : null;
+        o.status = e?.status ?? 500;
+        o.errorCode = (e?.details?.code as string | undefined) ?? e?.code ?? 'internal';
+        throw err;
+      } finally {
+        // A stream cut short without a usage report still used its prompt and what it streamed.
+        if (!o.usage && o.upstreamReached && o.events > 0) o.usage = { input: estInput, output: o.events, cached: 0, reasoning: 0 };
+        finish(c, model, admitted, o, started);
+      }
+    },
+    models(key: ResolvedKey): Model[] {
+      return catalog.all().filter((m) => !key.models || key.models.has(m.name));
+    },
+  };
+
+  function finish(c: GatewayCall, model: Model, r: Reservation | null, o: Outcome, started: number) {
+    const u = o.usage ?? NO_USAGE;
+    const cost = costOf(model, u);
+    if (r) c.key.limits.settle(r, u.input + u.output, cost);
+    keys.addSpend(c.key.id, cost);
+    const d = o.deployment;
+    usage.record({
+      ts: new Date().toISOString(),
+      key_id: c.key.id,
+      user_id: c.key.userId,
+      model: model.name,
+      provider_id: d?.provider.id ?? null,
+      deployment_id: d?.id ?? null,
+      upstream_model: d?.upstreamModel ?? null,
+      ingress: c.ingress,
+      operation: c.op,
+      stream: c.stream ? 1 : 0,
+      input_tokens: u.input,
+      output_tokens: u.output,
+      cached_tokens: u.cached,
+      reasoning_tokens: u.reasoning,
+      cost_usd: cost,
+      latency_ms: Math.round((performance.now() - started) * 100) / 100,
+      ttft_ms: o.ttftMs === null ? null : Math.round(o.ttftMs * 100) / 100,
+      status: o.status,
+      error_code: o.errorCode,
+      routed_via: d?.provider.nodeId ? 'node' : 'direct',
+      node_id: d?.provider.nodeId ?? null,
+    });
+  }
+}
+
+export type GatewayService = ReturnType<typeof createGatewayService>;

@@ -1,0 +1,53 @@
+// Picks the order in which a model's deployments are tried: lowest `priority` first, weighted random
+// within a priority, deployments cooling down after a failure last (they are still tried when
+// nothing else is left: a cooled-down deployment beats none).
+import type { Deployment } from '../catalog/catalog.ts';
+
+export interface Router {
+  order(deployments: Deployment[]): Deployment[];
+  /** Records a failure; the deployment cools down for `seconds`. */
+  fail(d: Deployment, seconds?: number): void;
+  ok(d: Deployment): void;
+}
+
+export function createRouter(cooldownSeconds: number, now: () => number = Date.now, random: () => number = Math.random): Router {
+  const coolUntil = new Map<string, number>();
+  const cooling = (d: Deployment, t: number) => {
+    const until = coolUntil.get(d.id);
+    if (until === undefined) return false;
+    if (until > t) return true;
+    coolUntil.delete(d.id);
+    return false;
+  };
+  const weighted = (group: Deployment[]): Deployment[] => {
+    const left = [...group];
+    const out: Deployment[] = [];
+    while (left.length) {
+      const total = left.reduce((s, d) => s + Math.max(0, d.weight), 0);
+      let pick = 0;
+      if (total > 0) {
+        let r = random() * total;
+        pick = left.findIndex((d) => (r -= Math.max(0, d.weight)) < 0);
+        if (pick < 0) pick = left.length - 1;
+      }
+      out.push(left.splice(pick, 1)[0]!);
+    }
+    return out;
+  };
+  return {
+    order(deployments) {
+      if (deployments.length === 1 && coolUntil.size === 0) return deployments;
+      const t = now();
+      const ready = deployments.filter((d) => !cooling(d, t));
+      const cold = deployments.filter((d) => cooling(d, t)).sort((a, b) => coolUntil.get(a.id)! - coolUntil.get(b.id)!);
+      const priorities = [...new Set(ready.map((d) => d.priority))].sort((a, b) => a - b);
+      return [...priorities.flatMap((p) => weighted(ready.filter((d) => d.priority === p))), ...cold];
+    },
+    fail(d, seconds = cooldownSeconds) {
+      coolUntil.set(d.id, now() + Math.min(seconds, 3600) * 1000);
+    },
+    ok(d) {
+      if (coolUntil.size) coolUntil.delete(d.id);
+    },
+  };
+}

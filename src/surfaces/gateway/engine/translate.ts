@@ -1,0 +1,188 @@
+// For one (ingress family, provider, operation): the upstream request body, and how to turn the
+// upstream's answer back into the client's shape. Same family → pass-through (only the model name
+// changes, plus include_usage on OpenAI streams); different families → through the OpenAI pivot.
+import { AppError } from '../../../core/errors/errors.ts';
+import { anthropicResponseToOpenAi, anthropicStreamToOpenAi, anthropicUsage, openAiRequestToAnthropic } from '../providers/anthropic/anthropic-messages.ts';
+import {
+  geminiRequestToOpenAi, geminiResponseToOpenAi, geminiStreamToOpenAi, geminiUsage, openAiRequestToGemini, openAiResponseToGemini,
+} from '../providers/gemini/gemini-chat.ts';
+import {
+  geminiEmbeddingsToOpenAi, geminiEmbedRequestToOpenAi, openAiEmbeddingsToGemini, openAiEmbedRequestToGemini, type GeminiEmbedMethod,
+} from '../providers/gemini/gemini-embeddings.ts';
+import { openAiUsage, withModel } from '../providers/openai-base/openai-base.ts';
+import type { StreamDecoder } from '../providers/pivot.ts';
+import { isObject, type Json, type Operation, type ProviderAdapter, type Usage, type WireFamily } from '../providers/types.ts';
+
+export type IngressFamily = 'openai' | 'gemini';
+
+export interface TranslateInput {
+  family: IngressFamily;
+  op: Operation;
+  /** Public model name (what translated answers report). */
+  model: string;
+  body: Json;
+  stream: boolean;
+  geminiMethod?: string;
+  /** Estimated prompt tokens (Gemini embeddings report none). */
+  estInput: number;
+}
+
+export interface Plan {
+  body: Json;
+  passthrough: boolean;
+  /** OpenAI pass-through stream: the usage chunk was requested by us, not the client. */
+  stripUsage: boolean;
+  /** Non-stream: the upstream's JSON to the client's JSON, with usage. */
+  response(json: Json): { out: Json | null; usage: Usage | null };
+  /** Translated streams: upstream events → pivot chunks. */
+  decoder(): StreamDecoder;
+}
+
+export function nativeUsage(family: WireFamily, json: Json): Usage | null {
+  if (family === 'gemini') return geminiUsage(json.usageMetadata);
+  if (family === 'anthropic') return anthropicUsage(json.usage);
+  return openAiUsage(json.usage);
+}
+
+export function clientAskedUsage(body: Json): boolean {
+  return isObject(body.stream_options) && body.stream_options.include_usage === true;
+}
+
+/** OpenAI-family upstream events (data: {...} / data: [DONE]) as pivot chunks. */
+function openAiDecoder(): StreamDecoder {
+  return {
+    push(data) {
+      if (data === '[DONE]') return [];
+      const c = JSON.parse(data) as Json;
+      if (isObject(c.error)) throw new AppError('bad_gateway', `upstream stream failed: ${String(c.error.message ?? 'error')}`);
+      return [c];
+    },
+    end: () => [],
+  };
+}
+
+function decoderFor(family: WireFamily, model: string): StreamDecoder {
+  if (family === 'gemini') return geminiStreamToOpenAi(model);
+  if (family === 'anthropic') return anthropicStreamToOpenAi(model);
+  return openAiDecoder();
+}
+
+/** Upstream non-stream chat JSON → pivot completion. */
+function chatToPivot(family: WireFamily, json: Json, model: string): Json {
+  if (family === 'gemini') return geminiResponseToOpenAi(json, model);
+  if (family === 'anthropic') return anthropicResponseToOpenAi(json, model);
+  return json;
+}
+
+const unsupported = (what: string) => new AppError('validation_failed', what, { details: { code: 'unsupported_operation' } });
+
+export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel: string): Plan {
+  const pf = adapter.family;
+  const same = (t.family as WireFamily) === pf;
+  const noStream = () => {
+    throw new Error('not a streaming plan');
+  };
+
+  if (t.op === 'chat') {
+    if (same) {
+      let body = t.family === 'openai' ? withModel(t.body, upstreamModel) : t.body;
+      const strip = t.family === 'openai' && t.stream && adapter.streamUsageOption && !clientAskedUsage(t.body);
+      // Ask for usage on every OpenAI-shaped stream, so streamed requests are accounted like others.
+      if (strip) body = { ...body, stream_options: { ...(isObject(body.stream_options) ? body.stream_options : {}), include_usage: true } };
+      return {
+        body,
+        passthrough: true,
+        stripUsage: strip,
+        response: (json) => ({ out: null, usage: nativeUsage(pf, json) }),
+        decoder: () => decoderFor(pf, t.model),
+      };
+    }
+    let pivot = t.family === 'gemini' ? geminiRequestToOpenAi(t.body, upstreamModel, t.stream) : withModel(t.body, upstreamModel);
+    let body: Json;
+    if (pf === 'gemini') body = openAiRequestToGemini(pivot);
+    else if (pf === 'anthropic') body = openAiRequestToAnthropic(pivot, upstreamModel, t.stream);
+    else {
+      if (t.stream && !adapter.streamUsageOption) {
+        const { stream_options: _s, ...rest } = pivot;
+        pivot = rest;
+      }
+      body = pivot;
+    }
+    return {
+      body,
+      passthrough: false,
+      stripUsage: false,
+      response(json) {
+        const p = chatToPivot(pf, json, t.model);
+        const usage = openAiUsage(p.usage);
+        return { out: t.family === 'gemini' ? openAiResponseToGemini(p, t.model) : p, usage };
+      },
+      decoder: () => decoderFor(pf, t.model),
+    };
+  }
+
+  if (t.op === 'embeddings') {
+    const method = (t.geminiMethod ?? 'batchEmbedContents') as GeminiEmbedMethod;
+    if (same && pf === 'openai') {
+      return { body: withModel(t.body, upstreamModel), passthrough: true, stripUsage: false, response: (json) => ({ out: null, usage: openAiUsage(json.usage) }), decoder: noStream };
+    }
+    if (same) {
+      // Gemini → Gemini: always batchEmbedContents upstream; one embedContent answer is its first vector.
+      const name = `models/${upstreamModel.replace(/^models\//, '')}`;
+      const requests = method === 'embedContent' ? [t.body] : Array.isArray(t.body.requests) ? t.body.requests : [];
+      return {
+        body: { requests: requests.map((r) => ({ ...(isObject(r) ? r : {}), model: name })) },
+        passthrough: false,
+        stripUsage: false,
+        response: (json) => {
+          const list = Array.isArray(json.embeddings) ? json.embeddings : [];
+          return { out: method === 'embedContent' ? { embedding: list[0] ?? { values: [] } } : json, usage: { input: t.estInput, output: 0, cached: 0, reasoning: 0 } };
+        },
+        decoder: noStream,
+      };
+    }
+    if (t.family === 'gemini') {
+      return {
+        body: geminiEmbedRequestToOpenAi(method, t.body, upstreamModel),
+        passthrough: false,
+        stripUsage: false,
+        response: (json) => ({ out: openAiEmbeddingsToGemini(method, json), usage: openAiUsage(json.usage) }),
+        decoder: noStream,
+      };
+    }
+    const base64 = t.body.encoding_format === 'base64';
+    return {
+      body: openAiEmbedRequestToGemini(t.body, upstreamModel),
+      passthrough: false,
+      stripUsage: false,
+      response: (json) => ({ out: geminiEmbeddingsToOpenAi(json, t.model, base64, t.estInput), usage: { input: t.estInput, output: 0, cached: 0, reasoning: 0 } }),
+      decoder: noStream,
+    };
+  }
+
+  if (t.op === 'count_tokens') {
+    if (!same) throw unsupported('countTokens needs a Gemini-served model');
+    return { body: t.body, passthrough: true, stripUsage: false, response: () => ({ out: null, usage: null }), decoder: noStream };
+  }
+
+  // completions and responses exist only in the OpenAI family.
+  if (!same) throw unsupported(`${t.op} is only available for OpenAI-shaped providers`);
+  const strip = t.stream && t.op === 'completions' && adapter.streamUsageOption && !clientAskedUsage(t.body);
+  const body = withModel(t.body, upstreamModel);
+  if (strip) body.stream_options = { ...(isObject(t.body.stream_options) ? t.body.stream_options : {}), include_usage: true };
+  return {
+    body,
+    passthrough: true,
+    stripUsage: strip,
+    response: (json) => ({ out: null, usage: openAiUsage(json.usage) }),
+    decoder: noStream,
+  };
+}
+
+/** Whether a provider can serve this ingress family's operation at all. */
+export function canServe(family: IngressFamily, op: Operation, adapter: ProviderAdapter): boolean {
+  if (op === 'chat') return adapter.operations.has('chat');
+  if (op === 'embeddings') return adapter.operations.has('embeddings');
+  if (op === 'count_tokens') return adapter.family === 'gemini';
+  return family === 'openai' && adapter.family === 'openai' && adapter.operations.has(op);
+}

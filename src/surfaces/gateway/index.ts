@@ -1,0 +1,68 @@
+// The AI gateway surface: OpenAI, Gemini, Azure OpenAI and Zhipu GLM ingress under /v1, /v1beta,
+// /openai and /api/paas, each rendering errors in its own wire format, plus the gateway's admin API
+// under /api/v1 (providers, models, virtual keys, usage).
+import type { AppContext } from '../../core/context.ts';
+import type { Surface } from '../../core/surface.ts';
+import { adminRoutes, sendAdminError } from './admin/admin-routes.ts';
+import { createCatalog } from './catalog/catalog.ts';
+import { createGatewayService } from './engine/gateway-service.ts';
+import { createRouter } from './engine/router.ts';
+import { createUpstream } from './engine/upstream.ts';
+import { azureRoutes } from './ingress/azure/azure-routes.ts';
+import { geminiRoutes } from './ingress/gemini/gemini-routes.ts';
+import { glmRoutes } from './ingress/glm/glm-routes.ts';
+import { openAiRoutes } from './ingress/openai/openai-routes.ts';
+import { isGatewayPath, sendGatewayError, sendGatewayNotFound } from './ingress/wire-format.ts';
+import { createVirtualKeys } from './keys/virtual-keys.ts';
+import { createUsageRecorder } from './usage/usage-recorder.ts';
+
+function createGateway(ctx: AppContext) {
+  const cfg = ctx.config.gateway;
+  const catalog = createCatalog(ctx.db, ctx.secretBox);
+  const keys = createVirtualKeys({ db: ctx.db, secretBox: ctx.secretBox, events: ctx.events, users: ctx.identity.users });
+  const usage = createUsageRecorder(ctx.db, keys, ctx.log);
+  const upstream = createUpstream(ctx.relay, {
+    connectTimeoutMs: cfg.connectTimeoutSeconds * 1000,
+    headersTimeoutMs: cfg.firstByteTimeoutSeconds * 1000,
+    bodyTimeoutMs: cfg.maxStreamSeconds * 1000,
+  });
+  const service = createGatewayService({
+    catalog,
+    keys,
+    usage,
+    upstream,
+    router: createRouter(cfg.cooldownSeconds),
+    log: ctx.log,
+    maxStreamMs: cfg.maxStreamSeconds * 1000,
+    reserveOutputTokens: cfg.reserveOutputTokens,
+  });
+  return { catalog, keys, usage, upstream, service };
+}
+
+export const gatewaySurface: Surface = {
+  name: 'gateway',
+  async register(app, ctx) {
+    const gw = createGateway(ctx);
+    app.addHook('onClose', async () => {
+      gw.usage.close();
+      gw.keys.close();
+      await gw.upstream.close();
+    });
+    await app.register(async (admin) => {
+      admin.setErrorHandler(sendAdminError);
+      adminRoutes(admin, ctx, gw);
+    });
+    await app.register(async (ingress) => {
+      ingress.setErrorHandler(sendGatewayError);
+      const deps = { service: gw.service, keys: gw.keys };
+      openAiRoutes(ingress, deps);
+      geminiRoutes(ingress, deps);
+      azureRoutes(ingress, deps);
+      glmRoutes(ingress, deps);
+    });
+  },
+  notFound: {
+    match: (url) => isGatewayPath(url),
+    send: sendGatewayNotFound,
+  },
+};

@@ -1,0 +1,67 @@
+// What every ingress handler does around the gateway service: authenticate the virtual key, tie
+// the upstream request to the client's connection, and send a JSON answer or let the stream flow.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../../core/errors/errors.ts';
+import type { ClientSink, GatewayCall, GatewayService } from '../engine/gateway-service.ts';
+import type { VirtualKeys } from '../keys/virtual-keys.ts';
+import { isObject, type Json } from '../providers/types.ts';
+import { authenticateKey } from './credentials.ts';
+
+export interface IngressDeps {
+  service: GatewayService;
+  keys: VirtualKeys;
+}
+
+function replySink(reply: FastifyReply): ClientSink {
+  const res = reply.raw;
+  return {
+    begin(status, headers) {
+      reply.hijack();
+      res.writeHead(status, headers);
+    },
+    write(chunk) {
+      if (res.destroyed) return undefined;
+      if (res.write(chunk)) return undefined;
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    },
+    end() {
+      if (!res.destroyed && !res.writableEnded) res.end();
+    },
+  };
+}
+
+export function bodyOf(req: FastifyRequest): Json {
+  if (!isObject(req.body)) throw new AppError('validation_failed', 'request body must be a JSON object');
+  return req.body;
+}
+
+export function modelOf(body: Json): string {
+  const m = body.model;
+  if (typeof m !== 'string' || !m || m.length > 200) throw new AppError('validation_failed', 'model is required (a string)', { details: { param: 'model' } });
+  return m;
+}
+
+/** Authenticates first (a keyless request learns nothing about the body), then builds the call. */
+export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: FastifyReply, build: () => Omit<GatewayCall, 'key' | 'signal'>) {
+  const key = authenticateKey(deps.keys, req);
+  const call = build();
+  if (call.body.stream !== undefined && typeof call.body.stream !== 'boolean' && call.ingress !== 'gemini') {
+    throw new AppError('validation_failed', 'stream must be a boolean', { details: { param: 'stream' } });
+  }
+  const ac = new AbortController();
+  const res = reply.raw;
+  res.once('close', () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  const result = await deps.service.call({ ...call, key, signal: ac.signal }, replySink(reply));
+  if (result === null) return reply; // streamed
+  return reply.code(result.status).type('application/json').send(result.body);
+}

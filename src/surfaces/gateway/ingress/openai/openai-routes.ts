@@ -1,0 +1,62 @@
+// OpenAI's API under /v1 (https://platform.openai.com/docs/api-reference): chat/completions,
+// completions, embeddings, responses, models. GET /v1/models answers in Gemini's shape when the
+// caller authenticates the Gemini way (see wire-format.ts).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../../../core/errors/errors.ts';
+import type { Model } from '../../catalog/catalog.ts';
+import type { Operation } from '../../providers/types.ts';
+import { bodyOf, modelOf, runCall, type IngressDeps } from '../call.ts';
+import { authenticateKey } from '../credentials.ts';
+import { formatOf, type IngressFormat } from '../wire-format.ts';
+import { geminiMethod, geminiModel, geminiModels } from '../gemini/gemini-routes.ts';
+
+export function openAiModel(m: Model) {
+  return { id: m.name, object: 'model', created: m.created, owned_by: 'nexus' };
+}
+
+/** A handler for an OpenAI-shaped operation whose model is in the body. */
+export function openAiOperation(deps: IngressDeps, ingress: IngressFormat, op: Operation) {
+  return (req: FastifyRequest, reply: FastifyReply) => {
+    return runCall(deps, req, reply, () => {
+      const body = bodyOf(req);
+      return { ingress, op, model: modelOf(body), body, stream: op !== 'embeddings' && body.stream === true };
+    });
+  };
+}
+
+export function openAiModelRoutes(app: FastifyInstance, deps: IngressDeps, prefix: string) {
+  app.get(`${prefix}/models`, async (req) => {
+    const key = authenticateKey(deps.keys, req);
+    return { object: 'list', data: deps.service.models(key).map(openAiModel) };
+  });
+  app.get(`${prefix}/models/*`, async (req) => {
+    const key = authenticateKey(deps.keys, req);
+    const name = (req.params as { '*': string })['*'];
+    const m = deps.service.models(key).find((x) => x.name === name);
+    if (!m) throw new AppError('not_found', `model "${name}" does not exist or is not available`, { details: { code: 'model_not_found', param: 'model' } });
+    return openAiModel(m);
+  });
+}
+
+export function openAiRoutes(app: FastifyInstance, deps: IngressDeps) {
+  app.post('/v1/chat/completions', openAiOperation(deps, 'openai', 'chat'));
+  app.post('/v1/completions', openAiOperation(deps, 'openai', 'completions'));
+  app.post('/v1/embeddings', openAiOperation(deps, 'openai', 'embeddings'));
+  app.post('/v1/responses', openAiOperation(deps, 'openai', 'responses'));
+
+  // /v1/models is shared with Gemini's stable API: decide by how the caller authenticates.
+  app.get('/v1/models', async (req, reply) => {
+    if (formatOf(req.url, req.headers) === 'gemini') return geminiModels(deps, req);
+    const key = authenticateKey(deps.keys, req);
+    return reply.send({ object: 'list', data: deps.service.models(key).map(openAiModel) });
+  });
+  app.get('/v1/models/*', async (req) => {
+    if (formatOf(req.url, req.headers) === 'gemini') return geminiModel(deps, req);
+    const key = authenticateKey(deps.keys, req);
+    const name = (req.params as { '*': string })['*'];
+    const m = deps.service.models(key).find((x) => x.name === name);
+    if (!m) throw new AppError('not_found', `model "${name}" does not exist or is not available`, { details: { code: 'model_not_found', param: 'model' } });
+    return openAiModel(m);
+  });
+  app.post('/v1/models/*', (req, reply) => geminiMethod(deps, req, reply));
+}

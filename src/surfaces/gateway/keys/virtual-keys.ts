@@ -1,0 +1,241 @@
+// Virtual keys: minted once (nx_vk_…), stored hashed, resolved on every gateway request through an
+// exact cache. Every way a key can stop working (revocation, owner deactivated or deleted) evicts it,
+// so the next request sees the change. Limit counters live apart from the cache, keyed by key id,
+// so an eviction never forgets money that is reserved or spent but not yet written.
+import { randomUUID } from 'node:crypto';
+import type { SecretBox } from '../../../core/crypto/secret-box.ts';
+import { hashToken, mintToken, randomToken, tokenHint, TOKEN_PREFIX } from '../../../core/crypto/tokens.ts';
+import type { Db } from '../../../core/db/db.ts';
+import { AppError, notFound } from '../../../core/errors/errors.ts';
+import type { Events } from '../../../core/events/events.ts';
+import type { UsersStore } from '../../../core/identity/users-store.ts';
+import { KeyLimits } from './limits.ts';
+import { createVirtualKeysStore, type VirtualKeyRow } from './virtual-keys-store.ts';
+import { looksLikeJwt, parseZhipuJwt, verifyZhipuSignature } from './zhipu-jwt.ts';
+
+export interface ResolvedKey {
+  id: string;
+  name: string;
+  userId: string;
+  /** Allowed public model names; null allows all. */
+  models: ReadonlySet<string> | null;
+  expiresAt: number | null;
+  limits: KeyLimits;
+}
+
+export interface NewVirtualKey {
+  name: string;
+  models?: string[];
+  max_budget_usd?: number;
+  rpm?: number;
+  tpm?: number;
+  expires_at?: string;
+  user_id?: string;
+  format?: 'standard' | 'id_secret';
+}
+
+export interface VirtualKeyView {
+  id: string;
+  name: string;
+  hint: string;
+  format: 'standard' | 'id_secret';
+  user_id: string;
+  models: string[] | null;
+  max_budget_usd: number | null;
+  spent_usd: number;
+  rpm: number | null;
+  tpm: number | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export type KeyFailure = { reason: 'unknown' | 'revoked' | 'expired' | 'owner_inactive' | 'malformed'; message: string };
+
+export interface VirtualKeys {
+  create(input: NewVirtualKey): { key: string; record: VirtualKeyView };
+  list(userId: string | null): VirtualKeyView[];
+  get(id: string): VirtualKeyView;
+  revoke(id: string): void;
+  /** Hot path: a presented credential (nx_vk_… or a Zhipu JWT) to its key, or why not. */
+  resolve(credential: string): ResolvedKey | KeyFailure;
+  /** Settled spend waiting to be written; drained by the usage writer in its batch. */
+  drainSpend(): Map<string, number>;
+  addSpend(keyId: string, usd: number): void;
+  writeSpend(entries: Map<string, number>): void;
+  close(): void;
+}
+
+const MAX_CREDENTIAL = 512;
+
+export function createVirtualKeys(deps: { db: Db; secretBox: SecretBox; events: Events; users: Pick<UsersStore, 'get'> }): VirtualKeys {
+  const store = createVirtualKeysStore(deps.db);
+  const byHash = new Map<string, ResolvedKey>();
+  const byPublicId = new Map<string, { key: ResolvedKey; secret: string }>();
+  const counters = new Map<string, KeyLimits>();
+  let pendingSpend = new Map<string, number>();
+
+  const view = (r: VirtualKeyRow): VirtualKeyView => ({
+    id: r.id,
+    name: r.name,
+    hint: r.hint,
+    format: r.format,
+    user_id: r.user_id,
+    models: r.models ? (JSON.parse(r.models) as string[]) : null,
+    max_budget_usd: r.max_budget_usd,
+    spent_usd: counters.get(r.id)?.spentUsd ?? r.spent_usd,
+    rpm: r.rpm,
+    tpm: r.tpm,
+    expires_at: r.expires_at,
+    revoked_at: r.revoked_at,
+    created_at: r.created_at,
+    last_used_at: r.last_used_at,
+  });
+
+  const evict = (pred: (k: ResolvedKey) => boolean) => {
+    for (const [h, k] of byHash) if (pred(k)) byHash.delete(h);
+    for (const [p, e] of byPublicId) if (pred(e.key)) byPublicId.delete(p);
+  };
+
+  /** Checks a stored row and builds the resolved key; the one place the rules live. */
+  const load = (row: VirtualKeyRow | undefined): ResolvedKey | KeyFailure => {
+    if (!row) return { reason: 'unknown', message: 'invalid virtual key' };
+    if (row.revoked_at) return { reason: 'revoked', message: 'this virtual key has been revoked' };
+    const expiresAt = row.expires_at ? Date.parse(row.expires_at) : null;
+    if (expiresAt !== null && expiresAt <= Date.now()) return { reason: 'expired', message: 'this virtual key has expired' };
+    const owner = deps.users.get(row.user_id);
+    if (!owner || !owner.active) return { reason: 'owner_inactive', message: 'the owner of this virtual key is not active' };
+    let limits = counters.get(row.id);
+    if (!limits) {
+      limits = new KeyLimits({ rpm: row.rpm, tpm: row.tpm, budgetUsd: row.max_budget_usd }, row.spent_usd);
+      counters.set(row.id, limits);
+    }
+    return {
+      id: row.id,
+      name: row.name,
+      userId: row.user_id,
+      models: row.models ? new Set(JSON.parse(row.models) as string[]) : null,
+      expiresAt,
+      limits,
+    };
+  };
+
+  const checkExpiry = (k: ResolvedKey): ResolvedKey | KeyFailure =>
+    k.expiresAt !== null && k.expiresAt <= Date.now() ? { reason: 'expired', message: 'this virtual key has expired' } : k;
+
+  const resolveBearer = (token: string): ResolvedKey | KeyFailure => {
+    const hash = hashToken(token);
+    const cached = byHash.get(hash);
+    if (cached) return checkExpiry(cached);
+    const res = load(store.getByHash(hash));
+    if ('id' in res) {
+      if (byHash.size > 50_000) byHash.clear();
+      byHash.set(hash, res);
+    }
+    return res;
+  };
+
+  const resolveJwt = (jwt: string): ResolvedKey | KeyFailure => {
+    const claims = parseZhipuJwt(jwt, Date.now());
+    if (typeof claims === 'string') return { reason: 'malformed', message: claims };
+    let entry = byPublicId.get(claims.apiKeyId);
+    if (!entry) {
+      const row = store.getByPublicId(claims.apiKeyId);
+      const res = load(row);
+      if (!('id' in res)) return res;
+      entry = { key: res, secret: deps.secretBox.open(row!.secret_sealed!, `vk:${row!.id}`) };
+      if (byPublicId.size > 50_000) byPublicId.clear();
+      byPublicId.set(claims.apiKeyId, entry);
+    }
+    if (!verifyZhipuSignature(claims, entry.secret)) return { reason: 'unknown', message: 'token signature does not verify' };
+    return checkExpiry(entry.key);
+  };
+
+  const offUser = (userId: string) => evict((k) => k.userId === userId);
+  const unsubscribe = [
+    deps.events.on('user.deactivated', ({ userId }) => offUser(userId)),
+    deps.events.on('user.deleted', ({ userId }) => offUser(userId)),
+    deps.events.on('user.changed', ({ userId }) => offUser(userId)),
+  ];
+
+  return {
+    create(input) {
+      if (input.expires_at && Date.parse(input.expires_at) <= Date.now()) {
+        throw new AppError('validation_failed', 'expires_at is in the past', { details: { param: 'expires_at' } });
+      }
+      const userId = input.user_id!;
+      const owner = deps.users.get(userId);
+      if (!owner) throw new AppError('validation_failed', 'user_id names no user', { details: { param: 'user_id' } });
+      if (!owner.active) throw new AppError('validation_failed', 'user_id names an inactive user', { details: { param: 'user_id' } });
+      const id = randomUUID();
+      const format = input.format ?? 'standard';
+      let key: string;
+      let publicId: string | null = null;
+      let secretSealed: string | null = null;
+      if (format === 'id_secret') {
+        // `id.secret`, the shape Zhipu's SDKs split on "." to sign their JWTs.
+        publicId = TOKEN_PREFIX.vk + randomToken(16);
+        const secret = randomToken(32);
+        secretSealed = deps.secretBox.seal(secret, `vk:${id}`);
+        key = `${publicId}.${secret}`;
+      } else {
+        key = mintToken(TOKEN_PREFIX.vk);
+      }
+      const row = {
+        id,
+        name: input.name,
+        key_hash: hashToken(key),
+        hint: tokenHint(key),
+        format,
+        public_id: publicId,
+        secret_sealed: secretSealed,
+        user_id: userId,
+        models: input.models ? JSON.stringify([...new Set(input.models)]) : null,
+        max_budget_usd: input.max_budget_usd ?? null,
+        rpm: input.rpm ?? null,
+        tpm: input.tpm ?? null,
+        expires_at: input.expires_at ? new Date(input.expires_at).toISOString() : null,
+        created_at: new Date().toISOString(),
+      };
+      store.insert(row);
+      return { key, record: view(store.get(id)!) };
+    },
+    list: (userId) => store.list(userId).map(view),
+    get(id) {
+      const row = store.get(id);
+      if (!row) throw notFound('virtual key');
+      return view(row);
+    },
+    revoke(id) {
+      const row = store.get(id);
+      if (!row) throw notFound('virtual key');
+      store.revoke(id, new Date().toISOString());
+      evict((k) => k.id === id);
+    },
+
+    resolve(credential) {
+      if (credential.length > MAX_CREDENTIAL) return { reason: 'malformed', message: 'credential is too long' };
+      if (credential.startsWith(TOKEN_PREFIX.vk)) return resolveBearer(credential);
+      if (looksLikeJwt(credential)) return resolveJwt(credential);
+      return { reason: 'unknown', message: 'invalid virtual key' };
+    },
+
+    addSpend(keyId, usd) {
+      if (usd >= 0) pendingSpend.set(keyId, (pendingSpend.get(keyId) ?? 0) + usd);
+    },
+    drainSpend() {
+      const out = pendingSpend;
+      pendingSpend = new Map();
+      return out;
+    },
+    writeSpend(entries) {
+      if (entries.size) store.addSpend(entries, new Date().toISOString());
+    },
+    close() {
+      for (const off of unsubscribe) off();
+      byHash.clear();
+      byPublicId.clear();
+    },
+  };
+}

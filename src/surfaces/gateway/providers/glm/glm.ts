@@ -1,0 +1,5 @@
+// Zhipu GLM (https://open.bigmodel.cn/dev/api): OpenAI-shaped under /api/paas/v4, Bearer key.
+// GLM reports usage in the last stream chunk by itself, so stream_options is not sent.
+import { openAiShaped } from '../openai-base/openai-base.ts';
+
+export const glm = openAiShaped(['chat', 'embeddings'], false);

@@ -1,0 +1,41 @@
+// What every provider type declares: its wire family and how to address one operation upstream.
+// Translation between families goes through OpenAI chat completions as the common shape (pivot.ts).
+import type { Provider } from '../catalog/catalog.ts';
+
+export type Json = Record<string, unknown>;
+export type WireFamily = 'openai' | 'gemini' | 'anthropic';
+export type Operation = 'chat' | 'completions' | 'embeddings' | 'responses' | 'count_tokens';
+
+export interface UpstreamRequest {
+  method: 'POST' | 'GET';
+  url: string;
+  headers: Record<string, string>;
+  body: string | null;
+}
+
+export interface ProviderAdapter {
+  family: WireFamily;
+  /** Operations the provider serves in its family's shape. */
+  operations: ReadonlySet<Operation>;
+  /** Whether an OpenAI-shaped stream honours stream_options.include_usage. */
+  streamUsageOption: boolean;
+  /** Builds the upstream request; `body` is already in the family's shape with the upstream model. */
+  request(p: Provider, op: Operation, upstreamModel: string, body: string | null, stream: boolean): UpstreamRequest;
+}
+
+export interface Usage {
+  input: number;
+  output: number;
+  cached: number;
+  reasoning: number;
+}
+
+export const NO_USAGE: Usage = Object.freeze({ input: 0, output: 0, cached: 0, reasoning: 0 });
+
+export function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}

@@ -1,0 +1,120 @@
+// SQL for per-request usage rows and their aggregates.
+import type { Db } from '../../../core/db/db.ts';
+
+export interface UsageRow {
+  ts: string;
+  key_id: string | null;
+  user_id: string | null;
+  model: string;
+  provider_id: string | null;
+  deployment_id: string | null;
+  upstream_model: string | null;
+  ingress: string;
+  operation: string;
+  stream: number;
+  input_tokens: number;
+  output_tokens: number;
+  cached_tokens: number;
+  reasoning_tokens: number;
+  cost_usd: number;
+  latency_ms: number | null;
+  ttft_ms: number | null;
+  status: number;
+  error_code: string | null;
+  routed_via: 'direct' | 'node';
+  node_id: string | null;
+}
+
+export const USAGE_GROUPS = ['key', 'user', 'model', 'day', 'provider'] as const;
+export type UsageGroup = (typeof USAGE_GROUPS)[number];
+
+export interface UsageQuery {
+  groupBy: UsageGroup[];
+  since?: string;
+  until?: string;
+  keyId?: string;
+  userId?: string;
+  model?: string;
+  limit: number;
+}
+
+export interface UsageAggregate {
+  key_id?: string | null;
+  user_id?: string | null;
+  model?: string;
+  provider_id?: string | null;
+  day?: string;
+  requests: number;
+  errors: number;
+  input_tokens: number;
+  output_tokens: number;
+  cached_tokens: number;
+  reasoning_tokens: number;
+  cost_usd: number;
+  avg_latency_ms: number | null;
+  avg_ttft_ms: number | null;
+}
+
+// Group-by columns come from this fixed map only, never from the caller's text.
+const GROUP_SQL: Record<UsageGroup, [expr: string, alias: string]> = {
+  key: ['key_id', 'key_id'],
+  user: ['user_id', 'user_id'],
+  model: ['model', 'model'],
+  provider: ['provider_id', 'provider_id'],
+  day: ['substr(ts, 1, 10)', 'day'],
+};
+
+export interface UsageStore {
+  insertMany(rows: UsageRow[]): void;
+  aggregate(q: UsageQuery): UsageAggregate[];
+}
+
+export function createUsageStore(db: Db): UsageStore {
+  const insert = db.prepare(`INSERT INTO gateway_usage
+    (ts, key_id, user_id, model, provider_id, deployment_id, upstream_model, ingress, operation, stream, input_tokens, output_tokens,
+     cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, status, error_code, routed_via, node_id)
+    VALUES (@ts, @key_id, @user_id, @model, @provider_id, @deployment_id, @upstream_model, @ingress, @operation, @stream, @input_tokens,
+     @output_tokens, @cached_tokens, @reasoning_tokens, @cost_usd, @latency_ms, @ttft_ms, @status, @error_code, @routed_via, @node_id)`);
+  const insertMany = db.transaction((rows: UsageRow[]) => {
+    for (const r of rows) insert.run(r);
+  });
+  const cache = new Map<string, ReturnType<Db['prepare']>>();
+
+  return {
+    insertMany: (rows) => insertMany(rows),
+    aggregate(q) {
+      const groups = q.groupBy.map((g) => GROUP_SQL[g]);
+      const where: string[] = [];
+      const params: Record<string, unknown> = { limit: q.limit };
+      const filters: [string, string, unknown][] = [
+        ['ts >= @since', 'since', q.since],
+        ['ts < @until', 'until', q.until],
+        ['key_id = @keyId', 'keyId', q.keyId],
+        ['user_id = @userId', 'userId', q.userId],
+        ['model = @model', 'model', q.model],
+      ];
+      for (const [clause, name, value] of filters) {
+        if (value === undefined) continue;
+        where.push(clause);
+        params[name] = value;
+      }
+      const select = groups.map(([expr, alias]) => `${expr} AS ${alias}`);
+      const sql = `SELECT ${[...select,
+        'COUNT(*) AS requests',
+        'SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors',
+        'SUM(input_tokens) AS input_tokens',
+        'SUM(output_tokens) AS output_tokens',
+        'SUM(cached_tokens) AS cached_tokens',
+        'SUM(reasoning_tokens) AS reasoning_tokens',
+        'SUM(cost_usd) AS cost_usd',
+        'AVG(latency_ms) AS avg_latency_ms',
+        'AVG(ttft_ms) AS avg_ttft_ms',
+      ].join(', ')} FROM gateway_usage${where.length ? ` WHERE ${where.join(' AND ')}` : ''}${
+        groups.length ? ` GROUP BY ${groups.map(([, alias]) => alias).join(', ')} ORDER BY ${groups.map(([, alias]) => alias).join(', ')}` : ''
+      } LIMIT @limit`;
+      let stmt = cache.get(sql);
+      if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
+      return stmt.all(params) as UsageAggregate[];
+    },
+  };
+}

@@ -1,0 +1,266 @@
+// A local HTTP server that speaks the wire formats of OpenAI (and Azure, GLM, any OpenAI-compatible
+// server), Gemini and Anthropic, for the gateway's tests and benchmark. Its behaviour is chosen by
+// the upstream model name the gateway sends:
+//   fail-500 / fail-503   answer that status        rate-429   answer 429 with Retry-After: 1
+//   slow-<ms>             wait before the headers     tick-<ms>  wait between stream events
+//   chunks-<n>            stream n content events     cut-<n>    destroy the socket after n events
+//   hang                  never answer (the request is remembered until the client aborts)
+//   big-<mb>              stream about <mb> MB of content
+// Every request is recorded (path, headers, body) for assertions.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: Json | null;
+}
+
+export interface LlmUpstream {
+  url: string;
+  requests: RecordedRequest[];
+  /** Requests whose client went away before the answer finished. */
+  aborted: string[];
+  server: Server;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const opt = (model: string, name: string) => {
+  const m = new RegExp(`(?:^|[^a-z])${name}-(\\d+)`).exec(model);
+  return m ? Number(m[1]) : null;
+};
+
+/** The last user text in any family's request shape. */
+function lastUserText(body: Json): string {
+  const msgs = body.messages ?? body.contents ?? [];
+  for (let i = msgs.length - 1; i >= 0; i--) {
+    const m = msgs[i];
+    const c = m.content ?? m.parts;
+    if (typeof c === 'string') return c;
+    if (Array.isArray(c)) {
+      const t = c.map((p: Json) => p.text ?? '').join('');
+      if (t) return t;
+    }
+  }
+  if (typeof body.input === 'string') return body.input;
+  if (typeof body.prompt === 'string') return body.prompt;
+  return '';
+}
+
+function promptTokens(body: Json): number {
+  return Math.max(1, Math.ceil(JSON.stringify(body.messages ?? body.contents ?? body.input ?? body.prompt ?? '').length / 8));
+}
+
+/** A tool result at the end of the conversation, in any family's shape, or null. */
+function toolResult(body: Json): string | null {
+  const last = (body.messages ?? body.contents ?? []).at(-1);
+  if (!last) return null;
+  if (last.role === 'tool') return String(last.content);
+  const parts = last.parts ?? (Array.isArray(last.content) ? last.content : []);
+  for (const p of parts) {
+    if (p.functionResponse) return JSON.stringify(p.functionResponse.response);
+    if (p.type === 'tool_result') return typeof p.content === 'string' ? p.content : JSON.stringify(p.content);
+  }
+  return null;
+}
+
+const wantsTool = (body: Json) => Array.isArray(body.tools) && body.tools.length > 0 && toolResult(body) === null;
+
+function words(body: Json, model: string): string[] {
+  const n = opt(model, 'chunks');
+  const big = opt(model, 'big');
+  if (big !== null) return Array.from({ length: big * 1024 }, () => 'x'.repeat(1000));
+  if (n !== null) return Array.from({ length: n }, (_, i) => `w${i} `);
+  const tr = toolResult(body);
+  const text = tr !== null ? `tool said: ${tr}` : `echo: ${lastUserText(body)}`;
+  return text.match(/\S+\s*/g) ?? [text];
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function startLlmUpstream(): Promise<LlmUpstream> {
+  const requests: RecordedRequest[] = [];
+  const aborted: string[] = [];
+
+  const server = createServer(async (req, res) => {
+    const raw = await readBody(req);
+    let body: Json | null = null;
+    try {
+      body = raw ? JSON.parse(raw) : null;
+    } catch {
+      res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":{"message":"bad json"}}');
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://x');
+    requests.push({ method: req.method ?? '', path: url.pathname + url.search, headers: req.headers, body });
+    const b = body ?? {};
+    const gemini = /\/models\/([^/:]+):(\w+)$/.exec(url.pathname);
+    const azure = /\/openai\/deployments\/([^/]+)\//.exec(url.pathname);
+    const model = decodeURIComponent(gemini?.[1] ?? azure?.[1] ?? String(b.model ?? ''));
+    let done = false;
+    res.on('close', () => {
+      if (!done) aborted.push(model);
+    });
+
+    if (model.includes('hang')) return; // the client's abort ends it
+    const slow = opt(model, 'slow');
+    if (slow) await sleep(slow);
+    const status = opt(model, 'fail') ?? (model.includes('rate-429') ? 429 : null);
+    if (status) {
+      done = true;
+      if (gemini) res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: status, message: `mock ${status}`, status: 'UNAVAILABLE' } }));
+      else res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '1' } : {}) })
+        .end(JSON.stringify({ error: { message: `mock ${status}`, type: status === 429 ? 'rate_limit_error' : 'server_error' } }));
+      return;
+    }
+    const tick = opt(model, 'tick') ?? 0;
+    const cut = opt(model, 'cut');
+    const pieces = words(b, model);
+    const out = pieces.join('');
+    const pt = promptTokens(b);
+    const ct = opt(model, 'big') !== null ? pieces.length : pieces.length;
+
+    const stream = async (events: string[], contentType = 'text/event-stream') => {
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
+      let n = 0;
+      for (const e of events) {
+        if (res.destroyed) return;
+        if (cut !== null && n === cut) {
+          res.destroy();
+          return;
+        }
+        if (!res.write(e)) await new Promise((r) => res.once('drain', r));
+        n++;
+        if (tick) await sleep(tick);
+      }
+      done = true;
+      res.end();
+    };
+    const json = (j: Json) => {
+      done = true;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(j));
+    };
+
+    // ---- Gemini ----
+    if (gemini) {
+      const method = gemini[2];
+      const usageMetadata = { promptTokenCount: pt, candidatesTokenCount: ct, totalTokenCount: pt + ct };
+      if (method === 'countTokens') return json({ totalTokens: pt });
+      if (method === 'batchEmbedContents') return json({ embeddings: (b.requests ?? []).map((_: unknown, i: number) => ({ values: [i, 0.5, -1] })) });
+      const call = wantsTool(b) ? { functionCall: { name: b.tools[0].functionDeclarations[0].name, args: { city: 'Paris' } } } : null;
+      if (method === 'generateContent') {
+        return json({
+          candidates: [{ content: { role: 'model', parts: call ? [call] : [{ text: out }] }, finishReason: 'STOP', index: 0 }],
+          usageMetadata,
+          modelVersion: model,
+          responseId: 'gem-mock',
+        });
+      }
+      const frames = call
+        ? [{ candidates: [{ content: { role: 'model', parts: [call] }, finishReason: 'STOP', index: 0 }], usageMetadata }]
+        : pieces.map((w, i) => ({
+          candidates: [{ content: { role: 'model', parts: [{ text: w }] }, index: 0, ...(i === pieces.length - 1 ? { finishReason: 'STOP' } : {}) }],
+          usageMetadata: i === pieces.length - 1 ? usageMetadata : { promptTokenCount: pt, totalTokenCount: pt },
+        }));
+      return stream(frames.map((f) => `data: ${JSON.stringify(f)}\r\n\r\n`));
+    }
+
+    // ---- Anthropic ----
+    if (url.pathname.endsWith('/v1/messages')) {
+      const tool = wantsTool(b) ? b.tools[0].name : null;
+      if (!b.stream) {
+        return json({
+          id: 'msg_mock', type: 'message', role: 'assistant', model,
+          content: tool ? [{ type: 'text', text: 'calling' }, { type: 'tool_use', id: 'toolu_1', name: tool, input: { city: 'Paris' } }] : [{ type: 'text', text: out }],
+          stop_reason: tool ? 'tool_use' : 'end_turn', usage: { input_tokens: pt, output_tokens: ct },
+        });
+      }
+      const ev = (name: string, data: Json) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
+      const events = [ev('message_start', { message: { id: 'msg_mock', type: 'message', role: 'assistant', model, content: [], usage: { input_tokens: pt, output_tokens: 1 } } })];
+      if (tool) {
+        events.push(ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: tool, input: {} } }));
+        events.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":' } }));
+        events.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '"Paris"}' } }));
+      } else {
+        events.push(ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }));
+        for (const w of pieces) events.push(ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: w } }));
+      }
+      events.push(ev('content_block_stop', { index: 0 }));
+      events.push(ev('message_delta', { delta: { stop_reason: tool ? 'tool_use' : 'end_turn' }, usage: { output_tokens: ct } }));
+      events.push(ev('message_stop', {}));
+      return stream(events);
+    }
+
+    // ---- OpenAI shape (OpenAI, Azure, GLM, compatible) ----
+    const usage = { prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct };
+    const glm = url.pathname.startsWith('/api/paas');
+    if (url.pathname.endsWith('/embeddings')) {
+      const inputs = Array.isArray(b.input) ? b.input : [b.input];
+      const vec = [0.25, -0.5, 1];
+      const enc = (v: number[]) => (b.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v);
+      return json({ object: 'list', data: inputs.map((_: unknown, i: number) => ({ object: 'embedding', index: i, embedding: enc(vec) })), model, usage: { prompt_tokens: pt, total_tokens: pt } });
+    }
+    if (url.pathname.endsWith('/responses')) {
+      const resp = { id: 'resp_mock', object: 'response', status: 'completed', model, output: [{ type: 'message', id: 'msg_1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: out, annotations: [] }] }], usage: { input_tokens: pt, output_tokens: ct, total_tokens: pt + ct } };
+      if (!b.stream) return json(resp);
+      const ev = (type: string, data: Json, seq: number) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq, ...data })}\n\n`;
+      const events = [ev('response.created', { response: { ...resp, status: 'in_progress', output: [], usage: null } }, 0)];
+      pieces.forEach((w, i) => events.push(ev('response.output_text.delta', { item_id: 'msg_1', output_index: 0, content_index: 0, delta: w }, i + 1)));
+      events.push(ev('response.completed', { response: resp }, pieces.length + 1));
+      return stream(events);
+    }
+    const completions = url.pathname.endsWith('/completions') && !url.pathname.endsWith('/chat/completions');
+    const includeUsage = b.stream_options?.include_usage === true || glm;
+    const base = { id: 'chatcmpl-mock', created: 1700000000, model };
+    if (completions) {
+      if (!b.stream) return json({ ...base, object: 'text_completion', choices: [{ index: 0, text: out, finish_reason: 'stop', logprobs: null }], usage });
+      const events = pieces.map((w) => `data: ${JSON.stringify({ ...base, object: 'text_completion', choices: [{ index: 0, text: w, finish_reason: null, logprobs: null }] })}\n\n`);
+      if (includeUsage) events.push(`data: ${JSON.stringify({ ...base, object: 'text_completion', choices: [], usage })}\n\n`);
+      events.push('data: [DONE]\n\n');
+      return stream(events);
+    }
+    const tool = wantsTool(b) ? b.tools[0].function.name : null;
+    if (!b.stream) {
+      const message = tool
+        ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: tool, arguments: '{"city":"Paris"}' } }] }
+        : { role: 'assistant', content: out };
+      return json({ ...base, object: 'chat.completion', choices: [{ index: 0, message, finish_reason: tool ? 'tool_calls' : 'stop', logprobs: null }], usage });
+    }
+    const chunk = (delta: Json, finish: string | null, extra: Json = {}) =>
+      `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }], ...(includeUsage && !glm ? { usage: null } : {}), ...extra })}\n\n`;
+    const events = [chunk({ role: 'assistant', content: '' }, null)];
+    if (tool) {
+      events.push(chunk({ tool_calls: [{ index: 0, id: 'call_mock1', type: 'function', function: { name: tool, arguments: '' } }] }, null));
+      events.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }, null));
+      events.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, null));
+    } else for (const w of pieces) events.push(chunk({ content: w }, null));
+    if (glm) events.push(chunk({}, tool ? 'tool_calls' : 'stop', { usage }));
+    else {
+      events.push(chunk({}, tool ? 'tool_calls' : 'stop'));
+      if (includeUsage) events.push(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [], usage })}\n\n`);
+    }
+    events.push('data: [DONE]\n\n');
+    return stream(events);
+  });
+
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    aborted,
+    server,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
