@@ -162,9 +162,6 @@ describe('OpenAI ingress', () => {
     expect(unknownPath.status).toBe(404);
     expect(unknownPath.headers.get('content-type')).toContain('application/json');
     expect((await json(unknownPath)).error.type).toBe('invalid_request_error');
-    const huge = await post(`${app.url}/v1/chat/completions`, { model: 'gpt-test', messages: [{ role: 'user', content: 'x'.repeat(11 * 1024 * 1024) }] }, { authorization: `Bearer ${vk}` });
-    expect(huge.status).toBe(413);
-    expect((await json(huge)).error).toHaveProperty('type');
     // The key never reaches the log.
     expect(app.output()).not.toContain(vk);
   });
