@@ -134,6 +134,7 @@ export async function startLlmUpstream(): Promise<LlmUpstream> {
       for (const e of events) {
         if (res.destroyed) return;
         if (cut !== null && n === cut) {
+          await new Promise((r) => res.write('', () => setTimeout(r, 20))); // let what was written reach the client
           res.destroy();
           return;
         }
