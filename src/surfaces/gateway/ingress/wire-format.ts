@@ -55,6 +55,7 @@ function openAiType(err: AppError): string {
 
 function openAiCode(err: AppError): string | null {
   if (typeof err.details?.code === 'string') return err.details.code;
+  if (err.numericCode !== undefined) return String(err.numericCode); // hub codes, e.g. 8002 node offline
   if (err.status === 401) return 'invalid_api_key';
   if (err.status === 404) return 'not_found';
   if (err.status === 429) return 'rate_limit_exceeded';
