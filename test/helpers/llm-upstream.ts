@@ -73,7 +73,7 @@ const wantsTool = (body: Json) => Array.isArray(body.tools) && body.tools.length
 function words(body: Json, model: string): string[] {
   const n = opt(model, 'chunks');
   const big = opt(model, 'big');
-  if (big !== null) return Array.from({ length: big * 1024 }, () => 'x'.repeat(1000));
+  if (big !== null) return Array.from({ length: big * 16 }, () => 'x'.repeat(64 * 1024));
   if (n !== null) return Array.from({ length: n }, (_, i) => `w${i} `);
   const tr = toolResult(body);
   const text = tr !== null ? `tool said: ${tr}` : `echo: ${lastUserText(body)}`;

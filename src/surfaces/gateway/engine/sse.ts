@@ -9,38 +9,50 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 export class SseFramer {
-  private rest: Buffer | null = null;
+  /** Bytes of the event in progress, kept as the chunks they came in (no copying per chunk). */
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+
+  /** The byte `back` positions before index 0 of the current chunk, from the pending parts. */
+  private pendingByte(back: number): number | undefined {
+    for (let p = this.parts.length - 1; p >= 0; p--) {
+      const part = this.parts[p]!;
+      if (back <= part.length) return part[part.length - back];
+      back -= part.length;
+    }
+    return undefined;
+  }
 
   /** Calls `onEvent` with each complete event's bytes, terminator included. */
   push(chunk: Uint8Array, onEvent: (raw: Buffer) => void): void {
-    let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (this.rest) {
-      buf = Buffer.concat([this.rest, buf]);
-      this.rest = null;
-    }
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let start = 0;
-    let i = buf.indexOf(LF, 0);
+    let i = buf.indexOf(LF);
     while (i !== -1) {
-      // A line feed followed by LF, or by CRLF, closes the event.
-      const next = buf[i + 1];
-      let end = -1;
-      if (next === LF) end = i + 2;
-      else if (next === CR && buf[i + 2] === LF) end = i + 3;
-      if (end !== -1) {
-        onEvent(buf.subarray(start, end));
-        start = end;
-        i = buf.indexOf(LF, start);
-      } else {
-        if (i + 2 >= buf.length && (next === undefined || next === CR)) break; // undecided until more bytes
-        i = buf.indexOf(LF, i + 1);
+      // An event ends at a line feed that follows an empty line: "\n\n" or "\n\r\n".
+      const p1 = i >= 1 ? buf[i - 1] : this.pendingByte(1 - i);
+      const p2 = i >= 2 ? buf[i - 2] : this.pendingByte(2 - i);
+      if (p1 === LF || (p1 === CR && p2 === LF)) {
+        const tail = buf.subarray(start, i + 1);
+        if (this.parts.length) {
+          this.parts.push(tail);
+          onEvent(Buffer.concat(this.parts, this.partsLength + tail.length));
+          this.parts = [];
+          this.partsLength = 0;
+        } else onEvent(tail);
+        start = i + 1;
       }
+      i = buf.indexOf(LF, i + 1);
     }
-    if (start < buf.length) this.rest = Buffer.from(buf.subarray(start));
+    if (start < buf.length) {
+      this.parts.push(buf.subarray(start));
+      this.partsLength += buf.length - start;
+    }
   }
 
   /** Bytes of an event that never ended (upstream closed mid-event). */
   pending(): number {
-    return this.rest?.length ?? 0;
+    return this.partsLength;
   }
 }
 
