@@ -129,6 +129,7 @@ describe('streaming limits', () => {
     const events = text.trim().split('\n\n');
     expect(JSON.parse(events.at(-1)!.slice(6)).error.message).toContain('maximum duration');
     expect(events.length).toBeLessThan(400);
+    for (let i = 0; i < 100 && up.aborted.length === before; i++) await new Promise((r) => setTimeout(r, 20));
     expect(up.aborted.length).toBe(before + 1);
   });
 

@@ -86,7 +86,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export async function startLlmUpstream(): Promise<LlmUpstream> {
+export async function startLlmUpstream(opts: { port?: number; record?: boolean } = {}): Promise<LlmUpstream> {
   const requests: RecordedRequest[] = [];
   const aborted: string[] = [];
 
@@ -100,7 +100,7 @@ export async function startLlmUpstream(): Promise<LlmUpstream> {
       return;
     }
     const url = new URL(req.url ?? '/', 'http://x');
-    requests.push({ method: req.method ?? '', path: url.pathname + url.search, headers: req.headers, body });
+    if (opts.record !== false) requests.push({ method: req.method ?? '', path: url.pathname + url.search, headers: req.headers, body });
     const b = body ?? {};
     const gemini = /\/models\/([^/:]+):(\w+)$/.exec(url.pathname);
     const azure = /\/openai\/deployments\/([^/]+)\//.exec(url.pathname);
@@ -252,7 +252,8 @@ export async function startLlmUpstream(): Promise<LlmUpstream> {
     return stream(events);
   });
 
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

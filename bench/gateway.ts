@@ -1,0 +1,163 @@
+// AI gateway figures (issue 3): the same local mock upstream reached directly, through Nexus, and
+// through the Portkey gateway (@portkey-ai/gateway, run locally) as the peer. Added latency p50/p99 at
+// concurrency 1 (own sequential loop, µs resolution) and 64 (autocannon), requests/s at 64,
+// time-to-first-chunk and inter-chunk delay for a 64-chunk stream, and Nexus's RSS before/after 100k
+// requests. Run: `npm run bench -- gateway` (BENCH_SECONDS to change the c=64 duration).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Pool } from 'undici';
+import { fmt, freePort, load, ROOT, startQuiet, stop, tempDir, waitFor, type LoadResult } from './lib.ts';
+
+const duration = Number(process.env.BENCH_SECONDS ?? 5);
+const body = JSON.stringify({ model: 'bench', messages: [{ role: 'user', content: 'hello there' }] });
+
+// ---- processes ----
+const upPort = await freePort();
+const upstream = startQuiet(process.execPath, [join(ROOT, 'bench/fixtures/llm-upstream-server.ts'), String(upPort)]);
+const upUrl = `http://127.0.0.1:${upPort}`;
+
+const nxPort = await freePort();
+const dataDir = tempDir();
+const nexus = startQuiet(process.execPath, [join(ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
+const nxUrl = `http://127.0.0.1:${nxPort}`;
+
+const pkPort = await freePort();
+const portkey = startQuiet(process.execPath, [join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js'), '--port', String(pkPort), '--headless']);
+const pkUrl = `http://127.0.0.1:${pkPort}`;
+
+const cleanup = () => Promise.all([stop(upstream), stop(nexus), stop(portkey)]);
+process.on('uncaughtException', async (err) => {
+  console.error(err);
+  await cleanup();
+  process.exit(1);
+});
+
+await waitFor(`${nxUrl}/ready`);
+await waitFor(`${pkUrl}/`, 30_000, 20).catch(() => waitFor(`${pkUrl}/v1/models`));
+for (let i = 0; i < 200; i++) {
+  if (await fetch(`${upUrl}/v1/chat/completions`, { method: 'POST', body }).then((r) => r.ok, () => false)) break;
+  await new Promise((r) => setTimeout(r, 25));
+}
+
+// ---- Nexus configuration through its API ----
+async function api(path: string, payload: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${nxUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(payload) });
+  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return { res, json: (await res.json()) as Record<string, string> };
+}
+const setupToken = readFileSync(join(dataDir, 'setup-token'), 'utf8').trim();
+await api('/api/v1/setup', { setup_token: setupToken, username: 'admin', password: 'bench-password-1' });
+const loginRes = await api('/api/v1/auth/login', { username: 'admin', password: 'bench-password-1' });
+const cookie = loginRes.res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+const pat = (await api('/api/v1/tokens', { name: 'bench' }, { cookie })).json.token!;
+const auth = { authorization: `Bearer ${pat}` };
+const provider = (await api('/api/v1/providers', { name: 'mock', type: 'openai-compatible', base_url: `${upUrl}/v1`, api_key: 'sk-bench' }, auth)).json.id!;
+await api('/api/v1/models', { name: 'bench', deployments: [{ provider_id: provider, upstream_model: 'bench' }], input_price_per_mtok: 1, output_price_per_mtok: 2 }, auth);
+await api('/api/v1/models', { name: 'stream64', deployments: [{ provider_id: provider, upstream_model: 'chunks-64-tick-2' }] }, auth);
+const vk = (await api('/api/v1/virtual-keys', { name: 'bench' }, auth)).json.key!;
+
+interface Target {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  streamModel: string;
+}
+const targets: Target[] = [
+  { name: 'direct', url: upUrl, headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' }, streamModel: 'chunks-64-tick-2' },
+  { name: 'nexus', url: nxUrl, headers: { 'content-type': 'application/json', authorization: `Bearer ${vk}` }, streamModel: 'stream64' },
+  {
+    name: 'portkey',
+    url: pkUrl,
+    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upUrl}/v1` },
+    streamModel: 'chunks-64-tick-2',
+  },
+];
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))]!;
+};
+
+/** Concurrency 1: sequential requests on one keep-alive connection, timed in this process. */
+async function sequential(t: Target, n: number): Promise<{ p50: number; p99: number }> {
+  const pool = new Pool(t.url, { connections: 1 });
+  const times: number[] = [];
+  for (let i = 0; i < n + 300; i++) {
+    const t0 = performance.now();
+    const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: t.headers, body });
+    await res.body.arrayBuffer();
+    if (res.statusCode !== 200) throw new Error(`${t.name}: ${res.statusCode}`);
+    if (i >= 300) times.push(performance.now() - t0);
+  }
+  await pool.close();
+  return { p50: pct(times, 50), p99: pct(times, 99) };
+}
+
+/** A 64-chunk stream (upstream spaces chunks 2 ms apart): time to first chunk and mean gap between chunks. */
+async function streaming(t: Target, runs: number): Promise<{ ttfc: number; gap: number }> {
+  const pool = new Pool(t.url, { connections: 1 });
+  const ttfc: number[] = [];
+  const gaps: number[] = [];
+  const payload = JSON.stringify({ model: t.streamModel, stream: true, messages: [{ role: 'user', content: 'x' }] });
+  for (let r = 0; r < runs + 3; r++) {
+    const t0 = performance.now();
+    const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: t.headers, body: payload });
+    const arrivals: number[] = [];
+    for await (const chunk of res.body) {
+      const now = performance.now();
+      const n = chunk.toString().split('"content":"w').length - 1;
+      for (let k = 0; k < n; k++) arrivals.push(now);
+    }
+    if (arrivals.length !== 64) throw new Error(`${t.name}: ${arrivals.length} chunks`);
+    if (r < 3) continue;
+    ttfc.push(arrivals[0]! - t0);
+    gaps.push((arrivals.at(-1)! - arrivals[0]!) / 63);
+  }
+  await pool.close();
+  return { ttfc: pct(ttfc, 50), gap: gaps.reduce((a, b) => a + b, 0) / gaps.length };
+}
+
+const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${nexus.pid}/status`, 'utf8'))![1]) / 1024;
+
+const c1: Record<string, { p50: number; p99: number }> = {};
+const c64: Record<string, LoadResult> = {};
+const st: Record<string, { ttfc: number; gap: number }> = {};
+for (const t of targets) {
+  c1[t.name] = await sequential(t, 3000);
+  await load(`${t.url}/v1/chat/completions`, { connections: 64, duration: 2, method: 'POST', headers: t.headers, body }); // warm-up
+  c64[t.name] = await load(`${t.url}/v1/chat/completions`, { connections: 64, duration, method: 'POST', headers: t.headers, body });
+  st[t.name] = await streaming(t, 30);
+}
+const rssBefore = rssMb();
+const hundredK = await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: targets[1]!.headers, body });
+await new Promise((r) => setTimeout(r, 1000));
+const rssAfter = rssMb();
+await cleanup();
+
+for (const [name, r] of Object.entries(c64)) if (r.errors || r.non2xx) console.error(`warning: ${name} had ${r.errors} errors, ${r.non2xx} non-2xx`);
+if (hundredK.errors || hundredK.non2xx) console.error(`warning: 100k run had ${hundredK.errors} errors, ${hundredK.non2xx} non-2xx`);
+
+const d1 = c1.direct!;
+const d64 = c64.direct!;
+const row = (label: string, ...cells: string[]) => `| ${label} | ${cells.join(' | ')} |`;
+console.log(`## AI gateway
+
+Command: \`npm run bench -- gateway\` (${new Date().toISOString().slice(0, 10)}). Non-streamed chat completion against the
+local mock upstream (test/helpers/llm-upstream.ts, its own process), reached directly, through Nexus
+(virtual key, usage recorded, access log on) and through Portkey ${JSON.parse(readFileSync(join(ROOT, 'node_modules/@portkey-ai/gateway/package.json'), 'utf8')).version} (\`x-portkey-custom-host\`).
+
+| measure | direct | Nexus | Portkey |
+|---|---|---|---|
+${row('c=1 p50 / p99 (ms)', ...targets.map((t) => `${fmt(c1[t.name]!.p50, 3)} / ${fmt(c1[t.name]!.p99, 3)}`))}
+${row('c=1 added p50 / p99 (ms)', '—', ...targets.slice(1).map((t) => `**${fmt(c1[t.name]!.p50 - d1.p50, 3)}** / ${fmt(c1[t.name]!.p99 - d1.p99, 3)}`))}
+${row(`c=64 p50 / p99 (ms, autocannon, ${duration} s)`, ...targets.map((t) => `${c64[t.name]!.p50} / ${c64[t.name]!.p99}`))}
+${row('c=64 added p50 / p99 (ms)', '—', ...targets.slice(1).map((t) => `${fmt(c64[t.name]!.p50 - d64.p50, 1)} / ${fmt(c64[t.name]!.p99 - d64.p99, 1)}`))}
+${row('c=64 requests/s', ...targets.map((t) => `${Math.round(c64[t.name]!.rps).toLocaleString('en')}`))}
+${row('stream: time to first chunk p50 (ms)', ...targets.map((t) => fmt(st[t.name]!.ttfc, 3)))}
+${row('stream: added time to first chunk (ms)', '—', ...targets.slice(1).map((t) => fmt(st[t.name]!.ttfc - st.direct!.ttfc, 3)))}
+${row('stream: mean inter-chunk gap (ms; upstream ticks 2 ms)', ...targets.map((t) => fmt(st[t.name]!.gap, 3)))}
+${row('stream: added inter-chunk delay (ms)', '—', ...targets.slice(1).map((t) => `**${fmt(st[t.name]!.gap - st.direct!.gap, 3)}**`))}
+
+- Nexus requests/s at c=64 = **${fmt(c64.nexus!.rps / c64.portkey!.rps, 1)}×** Portkey's, ${fmt(c64.nexus!.rps / d64.rps, 2)}× direct.
+- Nexus RSS before / after 100k requests (c=64): ${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run).
+`);
