@@ -22,7 +22,7 @@ const nexus = startQuiet(process.execPath, [join(ROOT, 'src/main.ts'), 'serve', 
 const nxUrl = `http://127.0.0.1:${nxPort}`;
 
 const pkPort = await freePort();
-const portkey = startQuiet(process.execPath, [join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js'), '--port', String(pkPort), '--headless']);
+const portkey = startQuiet(process.execPath, [join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${pkPort}`, '--headless']);
 const pkUrl = `http://127.0.0.1:${pkPort}`;
 
 const cleanup = () => Promise.all([stop(upstream), stop(nexus), stop(portkey)]);
@@ -121,12 +121,14 @@ const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${nexus.pid
 
 const c1: Record<string, { p50: number; p99: number }> = {};
 const c64: Record<string, LoadResult> = {};
-const st: Record<string, { ttfc: number; gap: number }> = {};
+const st: Record<string, { ttfc: number; gap: number } | null> = {};
 for (const t of targets) {
   c1[t.name] = await sequential(t, 3000);
   await load(`${t.url}/v1/chat/completions`, { connections: 64, duration: 2, method: 'POST', headers: t.headers, body }); // warm-up
   c64[t.name] = await load(`${t.url}/v1/chat/completions`, { connections: 64, duration, method: 'POST', headers: t.headers, body });
-  st[t.name] = await streaming(t, 30);
+  // Portkey 1.15 answers streamed requests to a custom host with "Something went wrong" on Node 20
+  // and 24 (TypeError: immutable, appending to a fetch Response's headers): recorded as n/a.
+  st[t.name] = await streaming(t, 30).catch((err: Error) => (console.error(`${t.name} streaming: ${err.message}`), null));
 }
 const rssBefore = rssMb();
 const hundredK = await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: targets[1]!.headers, body });
@@ -153,10 +155,10 @@ ${row('c=1 added p50 / p99 (ms)', '—', ...targets.slice(1).map((t) => `**${fmt
 ${row(`c=64 p50 / p99 (ms, autocannon, ${duration} s)`, ...targets.map((t) => `${c64[t.name]!.p50} / ${c64[t.name]!.p99}`))}
 ${row('c=64 added p50 / p99 (ms)', '—', ...targets.slice(1).map((t) => `${fmt(c64[t.name]!.p50 - d64.p50, 1)} / ${fmt(c64[t.name]!.p99 - d64.p99, 1)}`))}
 ${row('c=64 requests/s', ...targets.map((t) => `${Math.round(c64[t.name]!.rps).toLocaleString('en')}`))}
-${row('stream: time to first chunk p50 (ms)', ...targets.map((t) => fmt(st[t.name]!.ttfc, 3)))}
-${row('stream: added time to first chunk (ms)', '—', ...targets.slice(1).map((t) => fmt(st[t.name]!.ttfc - st.direct!.ttfc, 3)))}
-${row('stream: mean inter-chunk gap (ms; upstream ticks 2 ms)', ...targets.map((t) => fmt(st[t.name]!.gap, 3)))}
-${row('stream: added inter-chunk delay (ms)', '—', ...targets.slice(1).map((t) => `**${fmt(st[t.name]!.gap - st.direct!.gap, 3)}**`))}
+${row('stream: time to first chunk p50 (ms)', ...targets.map((t) => (st[t.name] ? fmt(st[t.name]!.ttfc, 3) : 'n/a')))}
+${row('stream: added time to first chunk (ms)', '—', ...targets.slice(1).map((t) => (st[t.name] ? fmt(st[t.name]!.ttfc - st.direct!.ttfc, 3) : 'n/a')))}
+${row('stream: mean inter-chunk gap (ms; upstream ticks 2 ms)', ...targets.map((t) => (st[t.name] ? fmt(st[t.name]!.gap, 3) : 'n/a')))}
+${row('stream: added inter-chunk delay (ms)', '—', ...targets.slice(1).map((t) => (st[t.name] ? `**${fmt(st[t.name]!.gap - st.direct!.gap, 3)}**` : 'n/a')))}
 
 - Nexus requests/s at c=64 = **${fmt(c64.nexus!.rps / c64.portkey!.rps, 1)}×** Portkey's, ${fmt(c64.nexus!.rps / d64.rps, 2)}× direct.
 - Nexus RSS before / after 100k requests (c=64): ${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run).

@@ -19,7 +19,7 @@ const hits = (model: string) => up.requests.filter((r) => r.body?.model === mode
 const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${app.proc.pid}/status`, 'utf8'))![1]);
 
 beforeAll(async () => {
-  [app, up] = await Promise.all([startAppliance({ env: { NEXUS_GATEWAY_MAX_STREAM_SECONDS: '5' } }), startLlmUpstream()]);
+  [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
   admin = await setupAdmin(app);
   const { id } = await createProvider(app, admin, { name: 'local', type: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-x' });
   const dead = await createProvider(app, admin, { name: 'dead', type: 'openai', base_url: 'http://127.0.0.1:9/v1' });
@@ -123,14 +123,22 @@ describe('streaming limits', () => {
   });
 
   it('ends a stream that runs past the maximum duration with an error event', async () => {
-    const before = up.aborted.length;
-    const res = await post(`${app.url}/v1/chat/completions`, { model: 'slow-stream', stream: true, messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
-    const text = await res.text();
-    const events = text.trim().split('\n\n');
-    expect(JSON.parse(events.at(-1)!.slice(6)).error.message).toContain('maximum duration');
-    expect(events.length).toBeLessThan(400);
-    for (let i = 0; i < 100 && up.aborted.length === before; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(up.aborted.length).toBe(before + 1);
+    const short = await startAppliance({ env: { NEXUS_GATEWAY_MAX_STREAM_SECONDS: '1' } });
+    try {
+      const a = await setupAdmin(short);
+      const { id } = await createProvider(short, a, { name: 'local', type: 'openai', base_url: `${up.url}/v1` });
+      await simpleModel(short, a, id, 'slow-stream', 'slow-stream-chunks-400-tick-50');
+      const { key } = await createKey(short, a.token);
+      const before = up.aborted.length;
+      const res = await post(`${short.url}/v1/chat/completions`, { model: 'slow-stream', stream: true, messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${key}` });
+      const events = (await res.text()).trim().split('\n\n');
+      expect(JSON.parse(events.at(-1)!.slice(6)).error.message).toContain('maximum duration');
+      expect(events.length).toBeLessThan(400);
+      for (let i = 0; i < 100 && up.aborted.length === before; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(up.aborted.length).toBe(before + 1);
+    } finally {
+      await short.stop();
+    }
   });
 
   it('keeps memory flat while streaming 100 MB', async () => {
