@@ -130,10 +130,15 @@ for (const t of targets) {
   // and 24 (TypeError: immutable, appending to a fetch Response's headers): recorded as n/a.
   st[t.name] = await streaming(t, 30).catch((err: Error) => (console.error(`${t.name} streaming: ${err.message}`), null));
 }
+// RSS: after the runs above (about 40k requests), after 100k more requests, and after another 100k: a leak grows
+// in both rounds, a heap settling into its working size only in the first.
 const rssBefore = rssMb();
 const hundredK = await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: targets[1]!.headers, body });
 await new Promise((r) => setTimeout(r, 1000));
 const rssAfter = rssMb();
+await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: targets[1]!.headers, body });
+await new Promise((r) => setTimeout(r, 1000));
+const rssAfter2 = rssMb();
 await cleanup();
 
 for (const [name, r] of Object.entries(c64)) if (r.errors || r.non2xx) console.error(`warning: ${name} had ${r.errors} errors, ${r.non2xx} non-2xx`);
@@ -161,5 +166,5 @@ ${row('stream: mean inter-chunk gap (ms; upstream ticks 2 ms)', ...targets.map((
 ${row('stream: added inter-chunk delay (ms)', '—', ...targets.slice(1).map((t) => (st[t.name] ? `**${fmt(st[t.name]!.gap - st.direct!.gap, 3)}**` : 'n/a')))}
 
 - Nexus requests/s at c=64 = **${fmt(c64.nexus!.rps / c64.portkey!.rps, 1)}×** Portkey's, ${fmt(c64.nexus!.rps / d64.rps, 2)}× direct.
-- Nexus RSS before / after 100k requests (c=64): ${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run).
+- Nexus RSS before / after 100k requests (c=64): ${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run); after another 100k: ${fmt(rssAfter2, 1)} MB (${fmt(rssAfter2 - rssAfter, 1)} MB more).
 `);

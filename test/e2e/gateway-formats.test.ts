@@ -209,7 +209,17 @@ describe('OpenAI clients on Gemini and Anthropic providers', () => {
       });
       expect(second.choices[0]!.message.content).toBe('tool said: {"temp":21}');
     }
-    const anthropicReq = up.requests.findLast((r) => r.path === '/v1/messages')!;
+    // Images as content parts become Gemini inlineData and Anthropic base64 image blocks.
+    const image = [{ type: 'text' as const, text: 'what is this?' }, { type: 'image_url' as const, image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }];
+    for (const model of ['m-gemini', 'm-anthropic']) {
+      expect((await client.chat.completions.create({ model, messages: [{ role: 'user', content: image }] })).choices[0]!.message.content).toBe('echo: what is this?');
+    }
+    const geminiParts = up.requests.findLast((r) => r.path.includes('up-gemini:generateContent'))!.body!.contents[0].parts;
+    expect(geminiParts[1]).toEqual({ inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } });
+    const anthropicImage = up.requests.findLast((r) => r.path === '/v1/messages')!.body!.messages[0].content[1];
+    expect(anthropicImage).toEqual({ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } });
+
+    const anthropicReq = up.requests.findLast((r) => r.path === '/v1/messages' && JSON.stringify(r.body).includes('tool_result'))!;
     expect(anthropicReq.headers['x-api-key']).toBe('key-anthropic');
     expect(anthropicReq.body!.messages.at(-1).content[0]).toMatchObject({ type: 'tool_result', content: '{"temp":21}' });
   });

@@ -140,6 +140,20 @@ describe('OpenAI ingress', () => {
     expect((await client.models.retrieve('gpt-test')).id).toBe('gpt-test');
   });
 
+  it('passes the Responses API through, streamed with named events', async () => {
+    const res = await client.responses.create({ model: 'gpt-test', input: 'hi there' });
+    expect(res.output_text).toBe('echo: hi there');
+    const types: string[] = [];
+    let text = '';
+    for await (const e of await client.responses.create({ model: 'gpt-test', input: 'a b', stream: true })) {
+      types.push(e.type);
+      if (e.type === 'response.output_text.delta') text += e.delta;
+    }
+    expect(types[0]).toBe('response.created');
+    expect(types.at(-1)).toBe('response.completed');
+    expect(text).toBe('echo: a b');
+  });
+
   it('renders every error in OpenAI shape', async () => {
     const noKey = await fetch(`${app.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(noKey.status).toBe(401);
