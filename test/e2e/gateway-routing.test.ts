@@ -44,7 +44,7 @@ beforeAll(async () => {
   await simpleModel(app, admin, id, 'all-fail', 'x-fail-503');
   await simpleModel(app, admin, id, 'hang', 'hang-forever');
   await simpleModel(app, admin, id, 'slow-stream', 'slow-stream-chunks-400-tick-50');
-  await simpleModel(app, admin, id, 'big', 'big-100');
+  await simpleModel(app, admin, id, 'big', 'big-200');
   await simpleModel(app, admin, id, 'bad-request', 'x');
   await simpleModel(app, admin, remote.id, 'via-node', 'llama');
   ({ key: vk } = await createKey(app, admin.token));
@@ -141,7 +141,9 @@ describe('streaming limits', () => {
     }
   });
 
-  it('keeps memory flat while streaming 100 MB', async () => {
+  // V8 frees Buffers only at its next collection (it tolerates tens of MB of external garbage), so
+  // "flat" here means: growth stays far below the size of the stream, which is never held whole.
+  it('keeps memory flat while streaming 200 MB', async () => {
     const res = await post(`${app.url}/v1/chat/completions`, { model: 'big', stream: true, messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
     const before = rssKb();
     let peak = before;
@@ -154,8 +156,8 @@ describe('streaming limits', () => {
       bytes += value.byteLength;
       if (++n % 200 === 0) peak = Math.max(peak, rssKb());
     }
-    expect(bytes).toBeGreaterThan(100 * 1024 * 1024);
-    expect(peak - before).toBeLessThan(60 * 1024);
+    expect(bytes).toBeGreaterThan(200 * 1024 * 1024);
+    expect(peak - before).toBeLessThan(100 * 1024);
   });
 });
 
