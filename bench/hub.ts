@@ -8,6 +8,12 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { createNodesService } from '../src/surfaces/hub/nodes-service.ts';
+import { closeDatabase, openDatabase } from '../src/core/db/db.ts';
+import { loadOrCreateMasterKey } from '../src/core/crypto/master-key.ts';
+import { createSecretBox } from '../src/core/crypto/secret-box.ts';
+import { createUsersStore } from '../src/core/identity/users-store.ts';
+import type { Config } from '../src/core/config/config.ts';
 import { authProof } from '../src/protocol/signing.ts';
 import { SUBPROTOCOL } from '../src/protocol/version.ts';
 import { fmt, freePort, load, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
@@ -46,10 +52,11 @@ const dataDir = tempDir('nexus-bench-hub-');
 const port = await freePort();
 const adminPort = await freePort();
 const appUrl = `http://127.0.0.1:${port}`;
-const appliance = startQuiet(process.execPath, [MAIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
+const serve = () => startQuiet(process.execPath, [MAIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
   NEXUS_LOG_LEVEL: 'warn',
   XDG_CACHE_HOME: join(dataDir, '.cache'),
 });
+let appliance = serve();
 await waitFor(`${appUrl}/ready`);
 await waitFor(`${upstreamUrl}/nope`).catch(() => {});
 
@@ -129,49 +136,83 @@ function upload(url: string, headers: Record<string, string>): Promise<number> {
     pump();
   });
 }
+/** CPU seconds (user + system) a process has used so far. */
+const cpu = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+const relayCpu = () => cpu(appliance.pid!) + cpu(agent.pid!);
 const downDirect = await download(`${upstreamUrl}/download?bytes=${BULK}`, { authorization: `Bearer ${TOKEN}` });
+let c0 = relayCpu();
 const downRelay = await download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat });
+const downCpu = relayCpu() - c0;
 const upDirect = await upload(`${upstreamUrl}/upload`, { authorization: `Bearer ${TOKEN}` });
+c0 = relayCpu();
 const upRelay = await upload(`${proxied}/upload`, { 'x-api-key': pat });
+const upCpu = relayCpu() - c0;
+await stop(agent);
 
 // ---- memory per idle agent ----
-const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${appliance.pid}/status`, 'utf8'))![1]);
-const settle = () => new Promise((r) => setTimeout(r, 3000));
+// The idle nodes are enrolled straight into the data dir with the hub's own service (the same rows the
+// HTTP enrollment writes), then the appliance starts fresh, so its baseline carries no garbage from
+// thousands of enrollment requests.
+await stop(appliance);
 const creds: Array<{ node_id: string; auth_token: string; signing_secret: string }> = [];
-for (let i = 0; i < AGENTS; i++) {
-  const n = await post('/api/v1/nodes', { name: `idle-${i}` }, auth);
-  creds.push(await post('/api/internal/things/enroll', { registration_token: n.registration_token }));
+{
+  const db = openDatabase(join(dataDir, 'nexus.db'));
+  const secretBox = createSecretBox(loadOrCreateMasterKey(dataDir));
+  const owner = createUsersStore(db).getByUsername('admin')!;
+  const nodes = createNodesService({ db, secretBox, config: { hub: { registrationTtlSeconds: 3600 } } as Config });
+  for (let i = 0; i < AGENTS; i++) {
+    const n = nodes.register({ kind: 'token', userId: owner.id, username: 'admin', role: 'admin', credentialId: 'bench' }, `idle-${i}`);
+    creds.push(nodes.enroll(n.registration_token));
+  }
+  closeDatabase(db);
 }
-await settle();
-const before = rssKb();
+appliance = serve();
+await waitFor(`${appUrl}/ready`);
+const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${appliance.pid}/status`, 'utf8'))![1]);
+const heapUsed = async () => {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  return Number(/^nexus_nodejs_heap_size_used_bytes (\S+)/m.exec(text)![1]) / 1024;
+};
+const settle = () => new Promise((r) => setTimeout(r, 3000));
+// Warm the paths a connection uses once (first handshake compiles code), then measure.
 const sockets: WebSocket[] = [];
 const wsUrl = `ws://127.0.0.1:${port}/ws`;
-for (let i = 0; i < AGENTS; i += 50) {
-  await Promise.all(creds.slice(i, i + 50).map((c) => new Promise<void>((res, rej) => {
-    const ws = new WebSocket(wsUrl, SUBPROTOCOL, { perMessageDeflate: false });
-    sockets.push(ws);
-    ws.on('error', rej);
-    ws.on('message', (d) => {
-      const m = JSON.parse(String(d)) as { t: string; nonce?: string };
-      if (m.t === 'challenge') ws.send(JSON.stringify({ t: 'auth', node_id: c.node_id, auth_token: c.auth_token, nonce: m.nonce, proof: authProof(c.signing_secret, c.node_id, m.nonce!) }));
-      if (m.t === 'auth_ok') res();
-    });
-  })));
-}
+const connect = (c: (typeof creds)[number]) => new Promise<void>((res, rej) => {
+  const ws = new WebSocket(wsUrl, SUBPROTOCOL, { perMessageDeflate: false });
+  sockets.push(ws);
+  ws.on('error', rej);
+  ws.on('message', (d) => {
+    const m = JSON.parse(String(d)) as { t: string; nonce?: string };
+    if (m.t === 'challenge') ws.send(JSON.stringify({ t: 'auth', node_id: c.node_id, auth_token: c.auth_token, nonce: m.nonce, proof: authProof(c.signing_secret, c.node_id, m.nonce!) }));
+    if (m.t === 'auth_ok') res();
+  });
+});
+await connect(creds[0]!);
+await settle();
+const before = rssKb();
+const heapBefore = await heapUsed();
+for (let i = 1; i < AGENTS; i += 50) await Promise.all(creds.slice(i, i + 50).map(connect));
 await settle();
 const after = rssKb();
+const heapAfter = await heapUsed();
 const agents = await (await fetch(`http://127.0.0.1:${adminPort}/api/hub/agents`)).json() as { items: unknown[] };
 for (const s of sockets) s.terminate();
+const perAgent = (after - before) / (AGENTS - 1);
+const heapPerAgent = (heapAfter - heapBefore) / (AGENTS - 1);
 
-await Promise.all([stop(agent), stop(appliance), stop(upstream)]);
+await Promise.all([stop(appliance), stop(upstream)]);
 
+const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 const row = (name: string, d: number, r: number) => `| ${name} | ${fmt(d)} ms | ${fmt(r)} ms | **${fmt(r - d)} ms** |`;
-const bulkRow = (name: string, d: number, r: number) => `| ${name} | ${fmt(d, 0)} MB/s | ${fmt(r, 0)} MB/s | **${fmt(r / d)}** |`;
+const bulkRow = (name: string, d: number, r: number, cpuS: number) => `| ${name} | ${fmt(d, 0)} MB/s | ${fmt(r, 0)} MB/s | **${fmt(r / d)}** | ${fmt((cpuS * 1000) / (BULK / MB), 2)} ms |`;
 process.stdout.write([
   '',
   '## Hub and agent',
   '',
-  `Command: \`npm run bench -- hub\` (${new Date().toISOString().slice(0, 10)}, \`node src/main.ts\`, appliance at log level warn, agent through the CLI entry point, the local service in its own process; ${duration} s per latency run).`,
+  `Command: \`npm run bench -- hub\` (${new Date().toISOString().slice(0, 10)}, \`node src/main.ts\`, appliance at log level warn, agent through the CLI entry point, the local service in its own process; ${duration} s per latency run; load average ${load1} on this 2-core machine when it finished).`,
   '',
   '| small request (GET, 11-byte JSON) | direct to the service | through proxy + hub + agent | added |',
   '|---|---|---|---|',
@@ -181,15 +222,16 @@ process.stdout.write([
   row('p99, c=64', direct64.p99, relay64.p99),
   `| req/s, c=1 / c=64 | ${fmt(direct1.rps, 0)} / ${fmt(direct64.rps, 0)} | ${fmt(relay1.rps, 0)} / ${fmt(relay64.rps, 0)} | |`,
   '',
-  `| bulk, ${BULK / MB} MiB | direct | relayed | ratio |`,
-  '|---|---|---|---|',
-  bulkRow('download', downDirect, downRelay),
-  bulkRow('upload', upDirect, upRelay),
+  `| bulk, ${BULK / MB} MiB | direct | relayed | ratio | CPU per MiB relayed (appliance + agent) |`,
+  '|---|---|---|---|---|',
+  bulkRow('download', downDirect, downRelay, downCpu),
+  bulkRow('upload', upDirect, upRelay, upCpu),
   '',
   `| idle agents | value |`,
   '|---|---|',
   `| authenticated agents connected (admin API) | ${agents.items.length} |`,
   `| appliance RSS before / after | ${fmt(before / 1024, 1)} MiB / ${fmt(after / 1024, 1)} MiB |`,
-  `| per idle agent | **${fmt((after - before) / AGENTS, 1)} KB** |`,
+  `| RSS per idle agent | **${fmt(perAgent, 1)} KB** |`,
+  `| V8 heap used per idle agent | ${fmt(heapPerAgent, 1)} KB |`,
   '',
 ].join('\n') + '\n');

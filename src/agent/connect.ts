@@ -9,6 +9,7 @@ import { authProof } from '../protocol/signing.ts';
 import { StreamMux } from '../protocol/streams.ts';
 import { CLOSE, LIMITS, PERMANENT_CLOSES, SUBPROTOCOL } from '../protocol/version.ts';
 import type { CredentialsStore } from './credentials-store.ts';
+import { LongPollClient } from './long-poll-client.ts';
 import { createLocalRelay } from './local-relay.ts';
 import type { NodeIdentity } from './state.ts';
 
@@ -34,19 +35,28 @@ interface SessionOutcome {
   authenticated: boolean;
   code: number;
   reason: string;
+  /** The HTTP status the hub (or something on the way) answered instead of upgrading. */
+  httpStatus: number | null;
 }
+
+/** `ws`: WebSocket only; `http`: long-poll only; `auto`: WebSocket, falling back when upgrades are blocked. */
+export type Transport = 'ws' | 'http' | 'auto';
 
 export interface AgentRunOptions {
   identity: NodeIdentity;
   credentials: CredentialsStore;
   log: Logger;
   signal: AbortSignal;
+  transport?: Transport;
 }
 
-function runSession(opts: AgentRunOptions): Promise<SessionOutcome> {
+function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<SessionOutcome> {
   const { identity, log } = opts;
   return new Promise((resolve) => {
-    const ws = new WebSocket(identity.hubUrl, SUBPROTOCOL, { handshakeTimeout: 10_000, perMessageDeflate: false, maxPayload: 4 * LIMITS.maxFramePayload });
+    // The long-poll client speaks the same events and calls as a ws WebSocket (long-poll-client.ts).
+    const ws: WebSocket = transport === 'http'
+      ? (new LongPollClient(identity.hubUrl) as unknown as WebSocket)
+      : new WebSocket(identity.hubUrl, SUBPROTOCOL, { handshakeTimeout: 10_000, perMessageDeflate: false, maxPayload: 4 * LIMITS.maxFramePayload });
     const mux = new StreamMux((buf, done) => ws.send(buf, { binary: true }, done));
     const relay = createLocalRelay({
       mux,
@@ -68,7 +78,7 @@ function runSession(opts: AgentRunOptions): Promise<SessionOutcome> {
       opts.signal.removeEventListener('abort', onAbort);
       mux.closeAll('hub connection lost');
       void relay.close();
-      resolve({ authenticated, code, reason });
+      resolve({ authenticated, code, reason, httpStatus });
     };
     const onAbort = () => {
       ws.close(CLOSE.normal, 'agent stopping');
@@ -108,7 +118,7 @@ function runSession(opts: AgentRunOptions): Promise<SessionOutcome> {
           authenticated = true;
           const every = Math.max(0.05, Number(msg.heartbeat_seconds) || 30) * 1000;
           const deadAfter = Math.max(every * 2, (Number(msg.offline_after_seconds) || 90) * 1000);
-          log.info({ node: identity.nodeId, hub: identity.hubUrl }, 'Connected to hub');
+          log.info({ node: identity.nodeId, hub: identity.hubUrl, transport: transport === 'http' ? 'http long-poll' : 'websocket' }, 'Connected to hub');
           heartbeat = setInterval(() => {
             if (Date.now() - lastHeard > deadAfter) {
               log.warn({ silentMs: Date.now() - lastHeard }, 'hub went silent; reconnecting');
@@ -142,10 +152,18 @@ function runSession(opts: AgentRunOptions): Promise<SessionOutcome> {
 export async function runAgent(opts: AgentRunOptions): Promise<void> {
   const { log } = opts;
   let attempt = 0;
+  let transport: 'ws' | 'http' = opts.transport === 'http' ? 'http' : 'ws';
   while (!opts.signal.aborted) {
-    log.info({ hub: opts.identity.hubUrl, node: opts.identity.nodeId }, 'connecting');
-    const out = await runSession(opts);
+    log.info({ hub: opts.identity.hubUrl, node: opts.identity.nodeId, transport }, 'connecting');
+    const out = await runSession(opts, transport);
     if (opts.signal.aborted) return;
+    // The hub answers a GET /ws that lost its Upgrade header on the way with 426: a proxy in between
+    // does not pass WebSockets, so the same frames go over HTTP instead.
+    if ((opts.transport ?? 'auto') === 'auto' && transport === 'ws' && out.httpStatus === 426) {
+      log.warn('WebSocket upgrades are blocked on the way to the hub; falling back to HTTP long-poll');
+      transport = 'http';
+      continue;
+    }
     if (PERMANENT_CLOSES.has(out.code)) {
       throw new PermanentAgentError(`${out.reason || 'refused by the hub'} (close ${out.code}): ${PERMANENT_HINT[out.code]}`);
     }

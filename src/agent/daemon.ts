@@ -38,7 +38,6 @@ export function renderUnit(t: DaemonTarget): string {
   return [
     '[Unit]',
     `Description=Nexus agent${t.profile ? ` (profile ${t.profile})` : ''}`,
-    'Documentation=https://github.com/nexus/nexus/blob/main/docs/agent.md',
     'After=network-online.target',
     'Wants=network-online.target',
     '',

@@ -3,8 +3,8 @@ import type { AgentHome } from './home.ts';
 import { AgentError } from './home.ts';
 import { loadIdentity, saveIdentity, type NodeIdentity } from './state.ts';
 
-/** ws(s)://host[/prefix]/ws → http(s)://host[/prefix]/api/internal/things/enroll */
-export function enrollUrl(hubUrl: string): URL {
+/** ws(s)://host[/prefix]/ws → http(s)://host[/prefix] */
+export function httpBase(hubUrl: string): string {
   let u: URL;
   try {
     u = new URL(hubUrl);
@@ -13,7 +13,12 @@ export function enrollUrl(hubUrl: string): URL {
   }
   if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new AgentError(`--url must start with ws:// or wss://, got ${u.protocol}//`);
   const base = u.pathname.replace(/\/ws\/?$/, '').replace(/\/$/, '');
-  return new URL(`${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}${base}/api/internal/things/enroll`);
+  return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}${base}`;
+}
+
+/** ws(s)://host[/prefix]/ws → http(s)://host[/prefix]/api/internal/things/enroll */
+export function enrollUrl(hubUrl: string): URL {
+  return new URL(`${httpBase(hubUrl)}/api/internal/things/enroll`);
 }
 
 export async function enroll(home: AgentHome, hubUrl: string, token: string, opts: { force?: boolean } = {}): Promise<NodeIdentity> {

@@ -399,6 +399,30 @@ describe('transport', () => {
   });
 });
 
+describe('HTTP long-poll fallback', () => {
+  it('serves requests through an agent that cannot use WebSockets', async () => {
+    const n = await registerNode('behind-a-proxy');
+    const wsUrl = `${app.url.replace('http', 'ws')}/ws`;
+    expect((await agentCli(homeA, ['enroll', '--profile', 'lp', '--url', wsUrl, '--token', n.registration_token])).code).toBe(0);
+    expect((await agentCli(homeA, ['credentials', 'add', '--profile', 'lp', '--service', 'polled', '--url', upstream.url, '--secret-env', 'T'], { T: UPSTREAM_TOKEN })).code).toBe(0);
+    const lp = startAgent(homeA, ['--profile', 'lp', '--transport', 'http']);
+    try {
+      await lp.waitFor(/http long-poll.*Connected to hub|Connected to hub.*http long-poll/);
+      await until('long-poll node online', async () => (await nodeStatus(n.id)) === 'online');
+      await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'polled', endpoint_url: upstream.url, auth_method: 'bearer', nodes: [{ node_id: n.id }] }) });
+      const ok = await proxy('polled', '/echo?via=poll', { method: 'POST', body: Buffer.alloc(3 * MB, 1) });
+      expect(ok.status).toBe(200);
+      expect(await json(ok)).toMatchObject({ query: '?via=poll', body_bytes: 3 * MB });
+      const big = await proxy('polled', `/download?bytes=${8 * MB}`);
+      expect((await big.arrayBuffer()).byteLength).toBe(8 * MB);
+      // Malformed batches and unknown sessions get clear errors.
+      expect((await fetch(`${app.url}/api/internal/things/send/nope`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array([1]) })).status).toBe(404);
+    } finally {
+      await lp.stop();
+    }
+  });
+});
+
 describe('failover and failure', () => {
   it('fails over by priority, gives the caller a clean error on kill -9, then 8002 quickly', async () => {
     const b = await registerNode('standby');

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { PermanentAgentError, runAgent } from '../../agent/connect.ts';
+import { PermanentAgentError, runAgent, type Transport } from '../../agent/connect.ts';
 import { createCredentialsStore } from '../../agent/credentials-store.ts';
 import { PERMANENT_EXIT } from '../../agent/daemon.ts';
 import { agentHome, AgentError } from '../../agent/home.ts';
@@ -9,9 +9,11 @@ import { createLogger } from '../../core/log/log.ts';
 export async function agentStartCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { profile: { type: 'string' }, 'log-level': { type: 'string' } },
+    options: { profile: { type: 'string' }, 'log-level': { type: 'string' }, transport: { type: 'string' } },
     strict: true,
   });
+  const transport = (values.transport ?? 'auto') as Transport;
+  if (!['ws', 'http', 'auto'].includes(transport)) throw new AgentError('--transport must be ws, http or auto');
   const home = agentHome(values.profile);
   const identity = loadIdentity(home);
   if (!identity) throw new AgentError(`not enrolled yet (${home.dir}); run nexus agent enroll --url … --token …${home.profile ? ` --profile ${home.profile}` : ''}`);
@@ -24,7 +26,7 @@ export async function agentStartCommand(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    await runAgent({ identity, credentials: createCredentialsStore(home), log, signal: stop.signal });
+    await runAgent({ identity, credentials: createCredentialsStore(home), log, signal: stop.signal, transport });
     log.info('stopped');
     log.flush();
     return 0;

@@ -2,6 +2,7 @@
 // admin view of connected agents. Errors render as `{error:{code,message}}` with numeric hub codes.
 import type { Surface } from '../../core/surface.ts';
 import { hubFor } from './hub.ts';
+import { longPollRoutes } from './long-poll.ts';
 import { sendHubError } from './http.ts';
 import { adminRoutes } from './routes/admin-routes.ts';
 import { keysRoutes } from './routes/keys-routes.ts';
@@ -18,6 +19,7 @@ export const hubSurface: Surface = {
     nodesRoutes(app, ctx, hub);
     keysRoutes(app, ctx, hub);
     wsRoutes(app, hub);
+    await app.register(async (scope) => longPollRoutes(scope, hub));
     await app.register(async (scope) => proxyRoutes(scope, ctx, hub));
   },
   registerAdmin(app, ctx) {
