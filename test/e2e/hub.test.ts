@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import OpenAI from 'openai';
 import WebSocket from 'ws';
 import { agentCli, startAgent, type AgentProcess } from '../helpers/agent.ts';
 import { PATTERN, startUpstream, type Upstream } from '../helpers/upstream.ts';
@@ -281,6 +282,27 @@ describe('streaming through the relay', () => {
     upstream.pauseUploads.resume();
     const res = await pending;
     expect((await json(res)).bytes).toBe(BIG);
+  });
+});
+
+describe('the AI gateway through a node', () => {
+  it('serves a provider with node_id from the private host, streaming, with the official SDK', async () => {
+    const prov = await api('/api/v1/providers', { method: 'POST', body: JSON.stringify({ name: 'home-llm', type: 'openai-compatible', base_url: `${upstream.url}/v1`, api_key: UPSTREAM_TOKEN, node_id: nodeA }) });
+    expect(prov.status, await prov.clone().text()).toBe(201);
+    const provider = await json(prov);
+    expect((await api('/api/v1/models', { method: 'POST', body: JSON.stringify({ name: 'home-llama', deployments: [{ provider_id: provider.id, upstream_model: 'llama3' }] }) })).status).toBe(201);
+    const vk = await json(await api('/api/v1/virtual-keys', { method: 'POST', body: JSON.stringify({ name: 'hub-e2e' }) }));
+    const client = new OpenAI({ baseURL: `${app.url}/v1`, apiKey: vk.key, maxRetries: 0 });
+    const seenBefore = upstream.seen.length;
+    const stream = await client.chat.completions.create({ model: 'home-llama', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('hello from the node');
+    const hit = upstream.seen.slice(seenBefore).find((s) => s.url === '/v1/chat/completions');
+    expect(hit?.headers.authorization).toBe(`Bearer ${UPSTREAM_TOKEN}`);
+    // It went through the agent: the relay counted a stream for node A.
+    const agents = await json(await fetch(`${app.adminUrl}/api/hub/agents`));
+    expect(agents.items.find((a: { node_id: string }) => a.node_id === nodeA).bytes_in).toBeGreaterThan(0);
   });
 });
 

@@ -107,6 +107,24 @@ export async function startUpstream(token: string): Promise<Upstream> {
         }
         return;
       }
+      case '/v1/chat/completions': {
+        // A minimal OpenAI-compatible server (an Ollama or vLLM on the private host).
+        let raw = '';
+        for await (const c of req) raw += c;
+        const body = JSON.parse(raw) as { model: string; stream?: boolean };
+        const base = { id: 'chatcmpl-local', created: 1, model: body.model };
+        if (!body.stream) {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'hello from the node' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const piece of ['hello ', 'from ', 'the node']) {
+          res.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] })}\n\n`);
+        }
+        res.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } })}\n\n`);
+        res.end('data: [DONE]\n\n');
+        return;
+      }
       case '/sse': {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
         const base = releases;
