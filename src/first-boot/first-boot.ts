@@ -2,7 +2,7 @@
 // into an image: the master key, the one-time setup token, a TLS certificate for the names the host is
 // reached by, the nginx site and the appliance config. Idempotent: a marker file records completion and
 // a second run does nothing unless forced (e.g. after the public IP changed).
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, chmodSync, lstatSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, existsSync, fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -16,7 +16,7 @@ import { createUsersStore } from '../core/identity/users-store.ts';
 import { createSettingsStore } from '../core/settings/settings-store.ts';
 import { createSelfSignedCertificate, fingerprintOf, isOurs, isSelfSigned, keyMatchesCertificate } from './certificate.ts';
 import { discoverHostAddresses, type HostAddresses } from './host-addresses.ts';
-import { renderNginxSite } from './nginx-site.ts';
+import { renderNginxSite, type NginxSiteOptions } from './nginx-site.ts';
 
 /** Where first boot writes, relative to the root (`/` on the appliance). nexus.service and install.sh agree. */
 export const LAYOUT = {
@@ -24,6 +24,8 @@ export const LAYOUT = {
   cacheDir: 'var/cache/nexus',
   configDir: 'etc/nexus',
   configFile: 'etc/nexus/nexus.yaml',
+  // How the site was rendered (ports, names, addresses, upstream), so --site-only can render it again.
+  siteOptions: 'etc/nexus/nginx-site.json',
   // The files the console's TLS upload writes (PUT /api/v1/settings/tls stores DIR/tls/{cert,key}.pem);
   // nexus-tls.path reloads nginx when they change.
   tlsDir: 'var/lib/nexus/tls',
@@ -81,17 +83,61 @@ export class FirstBootError extends Error {
   override name = 'FirstBootError';
 }
 
-function writeAtomic(path: string, data: string | Buffer, mode: number): void {
+type Owner = { uid: number; gid: number } | null;
+
+/**
+ * Temp file + rename. The temp file is created exclusively (O_EXCL does not follow a symlink planted
+ * at its name) and given its mode and owner through the descriptor, so a re-run as root inside a
+ * directory another user can write never writes through a link.
+ */
+function writeAtomic(path: string, data: string | Buffer, mode: number, owner: Owner = null): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode); // the umask may have narrowed or a stale tmp widened it
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fchmodSync(fd, mode); // the umask may have narrowed it
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
 }
 
+/**
+ * Reads a certificate or key file another user may control: never through a symlink (O_NOFOLLOW), only
+ * a regular file, at most 1 MiB (a link to /dev/zero must not exhaust memory).
+ */
+function readPemFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > 1024 * 1024) throw new FirstBootError(`${path} is not a PEM file`);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const myUid = () => process.getuid?.() ?? -1;
+
+/** True when `path` exists and belongs to another user (a re-run as root over nexus's own files). */
+function foreign(path: string): boolean {
+  try {
+    return lstatSync(path).uid !== myUid();
+  } catch {
+    return false;
+  }
+}
+
+/** Creates a directory (parents 0755); an existing one must be a real directory, and keeps its mode unless it is ours. */
 function ensureDir(path: string, mode: number): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 }); // /var, /var/lib, /etc stay world-readable
   mkdirSync(path, { recursive: true, mode });
-  chmodSync(path, mode);
+  const st = lstatSync(path);
+  if (!st.isDirectory()) throw new FirstBootError(`${path} exists but is not a directory`);
+  if (st.uid === myUid()) chmodSync(path, mode);
 }
 
 /** uid/gid of a local system user, from /etc/passwd (the nexus user is always local). */
@@ -110,8 +156,10 @@ export function lookupUser(name: string, passwdFile = '/etc/passwd'): { uid: num
 }
 
 function chownTree(path: string, uid: number, gid: number): void {
+  const st = lstatSync(path);
+  if (st.isFile() && st.nlink > 1) return; // a hard link could point anywhere on the file system
   chownSync(path, uid, gid);
-  if (!lstatSync(path).isDirectory()) return;
+  if (!st.isDirectory()) return;
   for (const entry of readdirSync(path)) {
     const p = join(path, entry);
     if (lstatSync(p).isSymbolicLink()) continue; // never follow a link out of the tree
@@ -128,7 +176,12 @@ function hostForUrl(name: string): string {
  * next accepts the same token. When a server already holds the data dir (a forced re-run on a live
  * appliance) the server owns the token; we leave it alone.
  */
-function prepareSecrets(paths: Paths): { token: string | null; note?: string } {
+function prepareSecrets(paths: Paths, dataDirIsForeign: boolean): { token: string | null; note?: string } {
+  if (dataDirIsForeign) {
+    // Root must not write into a directory another user controls (links planted there would redirect
+    // the writes); `nexus serve` makes its own master key and setup token when they are missing.
+    return { token: null, note: `${paths.dataDir} belongs to the nexus user; nexus serve keeps its master key and setup token (${join(paths.dataDir, 'setup-token')})` };
+  }
   prepareDataDir(paths.dataDir);
   loadOrCreateMasterKey(paths.dataDir);
   const nativeBinding = loadNativeBinding(paths.cacheDir);
@@ -184,18 +237,18 @@ function readGivenCertificate(opts: FirstBootOptions): GivenCertificate | null {
   return { certPem, keyPem, fingerprint };
 }
 
-function installCertificate(paths: Paths, given: GivenCertificate | null, names: string[]): { kind: CertificateKind; fingerprint: string } {
+function installCertificate(paths: Paths, given: GivenCertificate | null, names: string[], owner: Owner): { kind: CertificateKind; fingerprint: string } {
   if (given) {
-    writeAtomic(paths.key, given.keyPem, 0o600);
-    writeAtomic(paths.cert, given.certPem, 0o600);
+    writeAtomic(paths.key, given.keyPem, 0o600, owner);
+    writeAtomic(paths.cert, given.certPem, 0o600, owner);
     return { kind: isSelfSigned(given.certPem) ? 'self-signed' : 'installed', fingerprint: given.fingerprint };
   }
   // A certificate an administrator installed (console upload, --cert) survives every re-run; only the
   // one first boot made is re-made, for the current names.
   if (existsSync(paths.cert) && existsSync(paths.key)) {
     try {
-      const certPem = readFileSync(paths.cert, 'utf8');
-      if (!isOurs(certPem) && keyMatchesCertificate(certPem, readFileSync(paths.key, 'utf8'))) {
+      const certPem = readPemFile(paths.cert);
+      if (!isOurs(certPem) && keyMatchesCertificate(certPem, readPemFile(paths.key))) {
         return { kind: isSelfSigned(certPem) ? 'self-signed' : 'installed', fingerprint: fingerprintOf(certPem) };
       }
     } catch {
@@ -203,8 +256,8 @@ function installCertificate(paths: Paths, given: GivenCertificate | null, names:
     }
   }
   const made = createSelfSignedCertificate(names);
-  writeAtomic(paths.key, made.keyPem, 0o600);
-  writeAtomic(paths.cert, made.certPem, 0o600);
+  writeAtomic(paths.key, made.keyPem, 0o600, owner);
+  writeAtomic(paths.cert, made.certPem, 0o600, owner);
   return { kind: 'generated', fingerprint: made.fingerprint };
 }
 
@@ -216,29 +269,29 @@ export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootRes
   const owner = opts.owner ? lookupUser(opts.owner) : null;
   const given = readGivenCertificate(opts);
 
+  const dataDirIsForeign = foreign(paths.dataDir);
+  const cacheDirIsForeign = foreign(paths.cacheDir);
   ensureDir(paths.dataDir, 0o700);
   ensureDir(paths.cacheDir, 0o700);
   ensureDir(paths.configDir, 0o755);
   ensureDir(paths.tlsDir, 0o700);
   mkdirSync(dirname(paths.nginxSite), { recursive: true, mode: 0o755 });
 
-  const secrets = prepareSecrets(paths);
+  const secrets = prepareSecrets(paths, dataDirIsForeign);
   const addresses = await discoverHostAddresses({ metadataUrl: opts.metadataUrl, timeoutMs: opts.metadataTimeoutMs });
-  const certificate = installCertificate(paths, given, addresses.names);
+  const certificate = installCertificate(paths, given, addresses.names, owner);
 
   const primary = addresses.names[0]!;
   const publicUrl = `https://${hostForUrl(primary)}${opts.httpsPort === 443 ? '' : `:${opts.httpsPort}`}`;
-  const site = renderNginxSite({
+  const siteOptions: SiteOptions = {
     addresses: opts.nginxAddresses ?? (existsSync('/proc/net/if_inet6') ? ['*', '[::]'] : ['*']),
     httpsPort: opts.httpsPort,
     httpPort: opts.httpPort,
     serverNames: addresses.names,
-    certPath: paths.cert,
-    keyPath: paths.key,
     upstream: `${isIP(listen.host) === 6 ? `[${listen.host}]` : listen.host}:${listen.port}`,
-    hsts: certificate.kind === 'installed',
-  });
-  writeAtomic(paths.nginxSite, site, 0o644);
+  };
+  writeAtomic(paths.siteOptions, JSON.stringify(siteOptions, null, 2) + '\n', 0o644);
+  writeAtomic(paths.nginxSite, renderSite(paths, siteOptions, certificate.kind === 'installed'), 0o644);
   writeAtomic(
     paths.configFile,
     `# Written by \`nexus first-boot\`; re-run it with --force to regenerate. Read by nexus.service.\n` +
@@ -246,17 +299,16 @@ export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootRes
     0o644,
   );
 
-  if (owner) {
-    chownTree(paths.dataDir, owner.uid, owner.gid);
-    chownTree(paths.cacheDir, owner.uid, owner.gid);
-  }
+  // Hand over only what this run created; never walk a tree another user controls as root.
+  if (owner && !dataDirIsForeign) chownTree(paths.dataDir, owner.uid, owner.gid);
+  if (owner && !cacheDirIsForeign) chownTree(paths.cacheDir, owner.uid, owner.gid);
   // Last: a crash before this line means the next boot runs everything again. No secrets in here.
   writeAtomic(
     paths.marker,
     JSON.stringify({ completed_at: new Date().toISOString(), public_url: publicUrl, names: addresses.names, source: addresses.source, certificate }, null, 2) + '\n',
     0o644,
+    owner,
   );
-  if (owner) chownSync(paths.marker, owner.uid, owner.gid);
 
   return {
     status: 'done',
@@ -270,9 +322,49 @@ export async function runFirstBoot(opts: FirstBootOptions): Promise<FirstBootRes
   };
 }
 
+/** What the site is rendered from, besides the certificate (stored in /etc/nexus/nginx-site.json). */
+export type SiteOptions = Pick<NginxSiteOptions, 'addresses' | 'httpsPort' | 'httpPort' | 'serverNames' | 'upstream'>;
+
+function renderSite(paths: Paths, o: SiteOptions, hsts: boolean): string {
+  return renderNginxSite({ ...o, certPath: paths.cert, keyPath: paths.key, hsts });
+}
+
+export interface SiteOnlyResult {
+  paths: Paths;
+  hsts: boolean;
+  subject: string | null;
+}
+
+/**
+ * Renders the nginx site again for the certificate now in place (after the console stored an upload),
+ * touching nothing but the site file: it runs as root on a trigger the app can cause, so it only reads
+ * the data dir. HSTS goes on when the certificate is valid for its key and not self-signed; a broken
+ * pair renders without it and `nginx -t` (run next by the unit) refuses to load it.
+ */
+export function renderSiteOnly(root: string): SiteOnlyResult {
+  const paths = pathsUnder(root);
+  let options: SiteOptions;
+  try {
+    options = JSON.parse(readFileSync(paths.siteOptions, 'utf8')) as SiteOptions;
+  } catch {
+    throw new FirstBootError(`${paths.siteOptions} is missing or unreadable: run nexus first-boot first`);
+  }
+  let hsts = false;
+  let subject: string | null = null;
+  try {
+    const certPem = readPemFile(paths.cert);
+    subject = new X509Certificate(certPem).subject.replace(/\n/g, ', ');
+    hsts = !isSelfSigned(certPem) && keyMatchesCertificate(certPem, readPemFile(paths.key));
+  } catch {
+    /* no usable certificate: no HSTS */
+  }
+  writeAtomic(paths.nginxSite, renderSite(paths, options, hsts), 0o644);
+  return { paths, hsts, subject };
+}
+
 function readSubject(certPath: string): string {
   try {
-    return new X509Certificate(readFileSync(certPath)).subject.replace(/\n/g, ', ');
+    return new X509Certificate(readPemFile(certPath)).subject.replace(/\n/g, ', ');
   } catch {
     return certPath;
   }

@@ -3,7 +3,7 @@
 // setup line, a `nexus serve` that accepts the same token, idempotency and --force.
 import { X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAIN, REPO, run, startAppliance, tempDir } from '../helpers/appliance.ts';
@@ -231,6 +231,41 @@ describe('nexus first-boot', () => {
     expect(r.stdout).toContain('Names from:   local interfaces');
     expect(r.stdout).toMatch(/Setup URL: {4}https:\/\/\S+:8443\/setup/);
     expect(sans(readFileSync(join(fresh, 'var/lib/nexus/tls/cert.pem'), 'utf8'))).toEqual(expect.arrayContaining(['DNS:localhost', 'IP Address:127.0.0.1']));
+  });
+
+  // chown needs root; the appliance's unit runs first boot as root with --owner nexus.
+  it.skipIf(process.getuid?.() !== 0)('gives the data and cache dirs to --owner, and nothing else', async () => {
+    const fresh = tempDir('nexus-root-');
+    const r = await nexus(['first-boot', '--root', fresh, '--no-metadata', '--owner', 'nobody']);
+    expect(r.code, r.stderr).toBe(0);
+    const nobody = Number(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'))!.split(':')[2]);
+    for (const f of ['var/lib/nexus', 'var/lib/nexus/master.key', 'var/lib/nexus/setup-token', 'var/lib/nexus/nexus.db', 'var/lib/nexus/tls/key.pem', 'var/lib/nexus/first-boot.done', 'var/cache/nexus']) {
+      expect(statSync(join(fresh, f)).uid, f).toBe(nobody);
+    }
+    for (const f of ['etc/nexus/nexus.yaml', 'etc/nginx/conf.d/nexus.conf', 'var/lib']) expect(statSync(join(fresh, f)).uid, f).toBe(0);
+
+    // The nexus user now controls the data dir. Links it plants there must not make a later run as
+    // root write (or read endlessly) through them.
+    const victim = join(tempDir('nexus-victim-'), 'precious');
+    writeFileSync(victim, 'do not touch\n');
+    const dataDir = join(fresh, 'var/lib/nexus');
+    for (const name of ['.write-test', 'tls/cert.pem']) {
+      rmSync(join(dataDir, name), { force: true });
+      symlinkSync(victim, join(dataDir, name));
+    }
+    const forced = await nexus(['first-boot', '--root', fresh, '--no-metadata', '--owner', 'nobody', '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toContain('belongs to the nexus user');
+    expect(readFileSync(victim, 'utf8')).toBe('do not touch\n');
+    expect(statSync(join(dataDir, 'tls/cert.pem')).uid).toBe(nobody);
+    expect(statSync(victim).uid).toBe(0);
+
+    // --site-only reads the certificate without following a link (here: to an endless device).
+    rmSync(join(dataDir, 'tls/cert.pem'));
+    symlinkSync('/dev/zero', join(dataDir, 'tls/cert.pem'));
+    const site = await nexus(['first-boot', '--root', fresh, '--site-only']);
+    expect(site.code, site.stderr).toBe(0);
+    expect(site.stdout).toContain('no usable certificate (HSTS off)');
   });
 
   it('refuses bad arguments clearly and writes nothing', async () => {

@@ -82,7 +82,7 @@ describe('systemd units', () => {
     const reload = unit('nexus-tls-reload.service');
     expect(watch.get('PathChanged')).toEqual([`/${LAYOUT.cert}`]);
     expect(watch.get('Unit')).toEqual(['nexus-tls-reload.service']);
-    expect(reload.get('ExecStart')).toEqual(['/usr/local/bin/nexus first-boot --force --owner nexus']);
+    expect(reload.get('ExecStart')).toEqual(['/usr/local/bin/nexus first-boot --site-only']);
     expect(reload.get('ExecStartPost')).toEqual(['/usr/sbin/nginx -t -q', '/bin/systemctl reload nginx.service']);
   });
 

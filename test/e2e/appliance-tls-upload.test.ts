@@ -71,10 +71,14 @@ describe.skipIf(!HAVE_NGINX)('TLS certificate upload on the appliance', () => {
     const upload = await post('/api/v1/settings/tls', { certificate, private_key: readFileSync(join(dir, 'site.key'), 'utf8') }, { cookie }, 'PUT');
     expect(upload.status, await upload.clone().text()).toBe(200);
 
-    // What nexus-tls-reload.service runs: first boot again (keeps the uploaded certificate), then reload.
-    const again = await nexus([...fbArgs, '--force']);
+    // What nexus-tls-reload.service runs: the site again for the certificate in place, then a reload.
+    const again = await nexus(['first-boot', '--root', root, '--site-only']);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toContain('Certificate:  installed');
+    expect(again.stdout).toContain('CN=nexus.example.test (HSTS on)');
+    // A later forced first boot keeps the uploaded certificate.
+    const forced = await nexus([...fbArgs, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toContain('Certificate:  installed');
     expect(readFileSync(join(root, LAYOUT.nginxSite), 'utf8')).toContain('Strict-Transport-Security');
     nginx.proc.kill('SIGHUP');
     // Old workers finish gracefully after a reload, so for a moment a new connection may still meet

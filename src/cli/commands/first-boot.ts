@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../../core/config/config.ts';
 import { DataDirError } from '../../core/db/db.ts';
 import { DEFAULT_METADATA_URL } from '../../first-boot/host-addresses.ts';
-import { FirstBootError, runFirstBoot, summaryLines } from '../../first-boot/first-boot.ts';
+import { FirstBootError, renderSiteOnly, runFirstBoot, summaryLines } from '../../first-boot/first-boot.ts';
 import { NginxSiteError } from '../../first-boot/nginx-site.ts';
 
 export const FIRST_BOOT_USAGE = `Usage: nexus first-boot [options]
@@ -14,7 +14,9 @@ else local interfaces), makes a self-signed TLS certificate for it, renders the 
 /etc/nexus/nexus.yaml, and prints the setup URL and token. Does nothing once done, unless --force.
 
   --root DIR              write everything under DIR instead of / (default /)
-  --force                 run again (e.g. after the public IP changed); keeps an installed real certificate
+  --force                 run again (e.g. after the public IP changed); keeps an installed certificate
+  --site-only             only render the nginx site again for the certificate in place (after an
+                          upload in the console; nexus-tls-reload.service runs this)
   --metadata-url URL      instance metadata service (default ${DEFAULT_METADATA_URL})
   --no-metadata           do not ask a metadata service; use local addresses
   --owner USER            user that runs nexus serve; owns the data and cache dirs (nexus.service: nexus)
@@ -40,6 +42,7 @@ export async function firstBootCommand(argv: string[]): Promise<number> {
     options: {
       root: { type: 'string' },
       force: { type: 'boolean' },
+      'site-only': { type: 'boolean' },
       'metadata-url': { type: 'string' },
       'no-metadata': { type: 'boolean' },
       owner: { type: 'string' },
@@ -58,6 +61,19 @@ export async function firstBootCommand(argv: string[]): Promise<number> {
   if (values.help) {
     process.stdout.write(FIRST_BOOT_USAGE);
     return 0;
+  }
+  if (values['site-only']) {
+    try {
+      const r = renderSiteOnly(values.root ?? '/');
+      process.stdout.write(`nexus first-boot: rendered ${r.paths.nginxSite} for ${r.subject ?? 'no usable certificate'} (HSTS ${r.hsts ? 'on' : 'off'})\n`);
+      return 0;
+    } catch (err) {
+      if (err instanceof FirstBootError || err instanceof NginxSiteError) {
+        process.stderr.write(`nexus first-boot: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
   }
   let result;
   try {
