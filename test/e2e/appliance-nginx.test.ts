@@ -156,6 +156,7 @@ describe.skipIf(!HAVE_NGINX)('nginx in front of nexus serve', () => {
     { method: 'POST', path: '/api/paas/v4/chat/completions', api: true, body: {} },
     { method: 'GET', path: '/api/v1/setup/status', api: true },
     { method: 'POST', path: '/api/internal/things/enroll', api: true, body: {} },
+    { method: 'GET', path: '/ws', api: true },
     { method: 'GET', path: '/api/v1/proxy/s/no-such-service/anything', api: true },
     { method: 'GET', path: '/scim/v2/Users', api: true },
     { method: 'GET', path: '/.well-known/openid-configuration', api: true },
@@ -206,7 +207,7 @@ describe.skipIf(!HAVE_NGINX)('nginx in front of nexus serve', () => {
 
   it('refuses the admin paths at the edge; they answer only on the loopback admin listener', async () => {
     const run = Math.random().toString(36).slice(2, 8);
-    const refused = ['/api/hub/nodes', '/api/hub', '/api/hub/', '/metrics', '/metrics/', '/v1/../metrics', '/api/v1/../hub/nodes', '/%6detrics'];
+    const refused = ['/api/hub/agents', '/api/hub/nodes', '/api/hub', '/api/hub/', '/metrics', '/metrics/', '/v1/../metrics', '/api/v1/../hub/nodes', '/%6detrics'];
     for (const [i, path] of refused.entries()) {
       const res = await get(`${edge.base}${path}`, { headers: { 'x-request-id': `adm-${run}-${i}` } });
       expect(res.status, path).toBe(404);
@@ -223,8 +224,12 @@ describe.skipIf(!HAVE_NGINX)('nginx in front of nexus serve', () => {
     const metrics = await fetch(`${app.adminUrl}/metrics`);
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toContain('# TYPE');
+    const agents = await fetch(`${app.adminUrl}/api/hub/agents`);
+    expect(agents.status).toBe(200);
+    expect(agents.headers.get('content-type')).toMatch(/^application\/json/);
     // The public listener does not serve them either: the edge rule is defence in depth.
     expect((await fetch(`${app.url}/metrics`)).status).toBe(404);
+    expect((await fetch(`${app.url}/api/hub/agents`)).status).toBe(404);
   });
 
   it('forwards scheme, host and client address, which the app trusts only from loopback', async () => {
