@@ -320,6 +320,8 @@ describe('protocol details and hostile input', () => {
     await scimErr(await scim('PATCH', `/Groups/${g.id}`, { Operations: [{ op: 'frobnicate', path: 'members' }] }), 400, 'invalidSyntax');
     await scimErr(await scim('PATCH', `/Groups/${g.id}`, { Operations: [{ op: 'remove', path: 'members[value eq "x"' }] }), 400, 'invalidPath');
     await scimErr(await scim('PATCH', `/Groups/${g.id}`, { Operations: [{ op: 'replace', path: 'id', value: 'x' }] }), 400, 'mutability');
+    const refused = await json(await fetch(`${app.url}/api/v1/audit?action=scim.group.create&outcome=failure&limit=5`, authed(admin.token)));
+    expect(refused.items[0]).toMatchObject({ actor_type: 'scim', outcome: 'failure', details: { status: 409 } });
     const sqlish = await ok(await scim('GET', `/Users?filter=${encodeURIComponent(`userName eq "x' OR '1'='1"`)}`), 200);
     expect(sqlish.totalResults).toBe(0);
     const big = await oversized('/scim/v2/Users');

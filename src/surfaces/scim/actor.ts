@@ -8,7 +8,7 @@ export interface ScimActor {
   ip: string;
 }
 
-export function auditScim(ctx: AppContext, actor: ScimActor, action: string, target: { type: 'user' | 'group'; id: string }, details: Record<string, unknown>, outcome: 'success' | 'failure' = 'success') {
+export function auditScim(ctx: AppContext, actor: ScimActor, action: string, target: { type: 'user' | 'group'; id: string | null }, details: Record<string, unknown>, outcome: 'success' | 'failure' = 'success') {
   ctx.audit.record({
     actor_type: 'scim',
     actor_id: actor.tokenId,

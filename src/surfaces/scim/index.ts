@@ -1,9 +1,9 @@
 // SCIM 2.0 (RFC 7643/7644) at /scim/v2 for Okta and Entra ID, plus the control-plane routes that
 // mint SCIM tokens and map groups to roles and models.
 import type { FastifyRequest } from 'fastify';
-import { AppError } from '../../core/errors/errors.ts';
+import { AppError, toAppError } from '../../core/errors/errors.ts';
 import type { Surface } from '../../core/surface.ts';
-import type { ScimActor } from './actor.ts';
+import { auditScim, type ScimActor } from './actor.ts';
 import { createGroupsService } from './groups-service.ts';
 import { installScimParser, renderScimError, sendScimError, sendSurfaceError, SCIM_CONTENT_TYPE } from './http.ts';
 import { controlRoutes } from './routes/control-routes.ts';
@@ -11,6 +11,8 @@ import { discoveryRoutes } from './routes/discovery-routes.ts';
 import { resourceRoutes } from './routes/resource-routes.ts';
 import { createTokensService } from './tokens-service.ts';
 import { createUsersService } from './users-service.ts';
+
+const WRITE_VERBS: Record<string, string> = { POST: 'create', PUT: 'replace', PATCH: 'patch', DELETE: 'delete' };
 
 export const scimSurface: Surface = {
   name: 'scim',
@@ -21,8 +23,19 @@ export const scimSurface: Surface = {
 
     await app.register(async (scim) => {
       installScimParser(scim);
-      scim.setErrorHandler(sendScimError);
       const actors = new WeakMap<FastifyRequest, ScimActor>();
+      // Refused writes are audited too: an IdP retrying a bad request shows up in the log.
+      scim.setErrorHandler((err, req, reply) => {
+        const actor = actors.get(req);
+        const verb = WRITE_VERBS[req.method];
+        const m = /^\/scim\/v2\/(users|groups)(?:\/([^/?.][^/?]*))?(?:[?]|$)/i.exec(req.url);
+        if (actor && verb && m) {
+          const type = m[1]!.toLowerCase() === 'users' ? 'user' : 'group';
+          const e = toAppError(err);
+          auditScim(ctx, actor, `scim.${type}.${verb}`, { type, id: m[2] ?? null }, { status: e.status, error: e.message.slice(0, 200) }, 'failure');
+        }
+        return sendScimError(err, req, reply);
+      });
       scim.addHook('onRequest', async (req) => {
         const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
         const token = m ? tokens.verify(m[1]!) : null;
