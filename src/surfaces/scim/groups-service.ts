@@ -6,7 +6,7 @@ import { AppError } from '../../core/errors/errors.ts';
 import { auditScim, type ScimActor } from './actor.ts';
 import { scimError } from './errors.ts';
 import { checkIfMatch, etagOf } from './http.ts';
-import { listResponse, toPage, wanted, type ListQuery } from './list.ts';
+import { listResponse, toPage, totalOf, wanted, type ListQuery } from './list.ts';
 import { applyPatch, parsePatchRequest } from './patch/patch.ts';
 import { canonicalise, checkRequired, project, type Json } from './resource.ts';
 import { GROUP_SCHEMA, URN } from './schemas.ts';
@@ -99,8 +99,8 @@ export function createGroupsService(ctx: AppContext, users: ScimUsersStore) {
 
     list(q: ListQuery & Projection) {
       const page = toPage(q, GROUP_SCHEMA, groupSqlMapping);
-      const total = store.count(page.where);
       const rows = page.limit > 0 ? store.search(page) : [];
+      const total = totalOf(page, rows.length, () => store.count(page.where));
       // Entra lists groups with excludedAttributes=members: no member query at all then.
       const members = wanted('members', q.attributes, q.excludedAttributes) ? store.membersOf(rows.map((r) => r.id)) : null;
       const resources = rows.map((r) => project(GROUP_SCHEMA, render(r, members ? (members.get(r.id) ?? []) : undefined), q.attributes, q.excludedAttributes));

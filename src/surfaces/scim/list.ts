@@ -64,3 +64,12 @@ export function wanted(name: string, attributes?: string, excluded?: string): bo
   if (excluded) return !has(excluded);
   return true;
 }
+
+/**
+ * totalResults without a second query when the page itself proves it: a short, non-empty page (or an
+ * empty first page) ends the result set. Lookups by userName — most IdP traffic — take this path.
+ */
+export function totalOf(page: { limit: number; offset: number }, rows: number, count: () => number): number {
+  if (page.limit > 0 && rows < page.limit && (rows > 0 || page.offset === 0)) return page.offset + rows;
+  return count();
+}

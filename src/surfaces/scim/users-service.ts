@@ -6,7 +6,7 @@ import type { UserPatch } from '../../core/identity/users-store.ts';
 import { auditScim, type ScimActor } from './actor.ts';
 import { scimError } from './errors.ts';
 import { checkIfMatch, etagOf } from './http.ts';
-import { listResponse, toPage, wanted, type ListQuery } from './list.ts';
+import { listResponse, toPage, totalOf, wanted, type ListQuery } from './list.ts';
 import { applyPatch, parsePatchRequest } from './patch/patch.ts';
 import { canonicalise, checkRequired, project, type Json } from './resource.ts';
 import { URN, USER_SCHEMA } from './schemas.ts';
@@ -113,8 +113,8 @@ export function createUsersService(ctx: AppContext) {
 
     list(q: ListQuery & Projection) {
       const page = toPage(q, USER_SCHEMA, userSqlMapping);
-      const total = store.count(page.where);
       const rows = page.limit > 0 ? store.search(page) : [];
+      const total = totalOf(page, rows.length, () => store.count(page.where));
       const groups = wanted('groups', q.attributes, q.excludedAttributes) ? store.groupsOf(rows.map((r) => r.id)) : null;
       const resources = rows.map((r) => project(USER_SCHEMA, render(r, groups ? (groups.get(r.id) ?? []) : undefined), q.attributes, q.excludedAttributes));
       return listResponse(total, page.startIndex, resources);
