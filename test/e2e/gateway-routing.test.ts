@@ -4,8 +4,9 @@
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAppliance, type Appliance } from '../helpers/appliance.ts';
-import { json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { agentCli, startAgent } from '../helpers/agent.ts';
+import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
+import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
 import { createKey, createModel, createProvider, simpleModel } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 
@@ -99,6 +100,38 @@ describe('routing', () => {
     expect((await json(res)).error).toMatchObject({ code: '8002' });
     const gemini = await post(`${app.url}/v1beta/models/via-node:generateContent`, { contents: [{ parts: [{ text: 'x' }] }] }, { 'x-goog-api-key': vk });
     expect((await json(gemini)).error).toMatchObject({ code: 503, status: 'UNAVAILABLE' });
+  });
+});
+
+describe('through a node', () => {
+  it('relays a provider with node_id through the enrolled agent, and records it as routed via the node', async () => {
+    const node = await json(await post(`${app.url}/api/v1/nodes`, { name: 'gpu-box' }, { authorization: `Bearer ${admin.token}` }));
+    const home = tempDir('nexus-agent-gw-');
+    const enrolled = await agentCli(home, ['enroll', '--url', `${app.url.replace('http', 'ws')}/ws`, '--token', node.registration_token]);
+    expect(enrolled.code).toBe(0);
+    const agent = startAgent(home);
+    try {
+      let status = 'offline';
+      for (let i = 0; i < 100 && status !== 'online'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        status = (await json(await fetch(`${app.url}/api/v1/nodes/${node.id}`, authed(admin.token)))).status;
+      }
+      expect(status).toBe('online');
+      const p = await createProvider(app, admin, { name: 'on-node', type: 'openai-compatible', base_url: `${up.url}/v1`, api_key: 'sk-node', node_id: node.id });
+      await simpleModel(app, admin, p.id, 'node-model', 'relayed-model');
+      const { id: keyId, key } = await createKey(app, admin.token);
+      const nodeClient = new OpenAI({ apiKey: key, baseURL: `${app.url}/v1`, maxRetries: 0 });
+      const res = await nodeClient.chat.completions.create({ model: 'node-model', messages: [{ role: 'user', content: 'via agent' }] });
+      expect(res.choices[0]!.message.content).toBe('echo: via agent');
+      let text = '';
+      for await (const c of await nodeClient.chat.completions.create({ model: 'node-model', messages: [{ role: 'user', content: 'streamed' }], stream: true })) text += c.choices[0]?.delta.content ?? '';
+      expect(text).toBe('echo: streamed');
+      expect(up.requests.at(-1)!.headers.authorization).toBe('Bearer sk-node');
+      const usage = await json(await fetch(`${app.url}/api/v1/usage?group_by=key,model&key_id=${keyId}`, authed(admin.token)));
+      expect(usage.items[0]).toMatchObject({ model: 'node-model', requests: 2, errors: 0 });
+    } finally {
+      await agent.stop();
+    }
   });
 });
 
