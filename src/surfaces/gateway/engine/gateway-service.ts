@@ -30,8 +30,9 @@ export interface GatewayCall {
   geminiMethod?: string;
   geminiMode?: 'sse' | 'array';
   key: ResolvedKey;
-  /** Aborted when the client goes away. */
-  signal: AbortSignal;
+  /** Aborted (without an AppError reason) when the client goes away; the gateway aborts it with an
+   *  AppError when a stream outlives its maximum duration. One controller per request. */
+  abort: AbortController;
 }
 
 /** Where a stream goes; the ingress layer implements it over the HTTP response. */
@@ -111,6 +112,7 @@ function upstreamError(status: number, message: string, retryAfter?: number): Ap
 }
 
 const CLIENT_CLOSED = 'client closed the connection';
+const clientClosed = (ac: AbortController) => ac.signal.aborted && !(ac.signal.reason instanceof AppError);
 
 export function createGatewayService(deps: GatewayDeps) {
   const { catalog, keys, usage, upstream, router, log } = deps;
@@ -118,7 +120,8 @@ export function createGatewayService(deps: GatewayDeps) {
   const encoderFor = (c: GatewayCall): ClientEncoder =>
     c.ingress === 'gemini' ? geminiEncoder(c.model, c.geminiMode ?? 'sse') : openAiEncoder(c.ingress, clientAskedUsage(c.body));
 
-  async function streamOut(c: GatewayCall, p: Plan, res: UpstreamResponse, sink: ClientSink, o: Outcome, started: number, ac: AbortController): Promise<void> {
+  async function streamOut(c: GatewayCall, p: Plan, res: UpstreamResponse, sink: ClientSink, o: Outcome, started: number): Promise<void> {
+    const ac = c.abort;
     const enc = encoderFor(c);
     sink.begin(200, { 'content-type': enc.contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
     const framer = new SseFramer();
@@ -178,7 +181,7 @@ export function createGatewayService(deps: GatewayDeps) {
       o.status = 200;
     } catch (err) {
       const reason = ac.signal.reason;
-      if (c.signal.aborted) {
+      if (clientClosed(ac)) {
         o.status = 499;
         o.errorCode = 'client_closed';
       } else {
@@ -211,53 +214,46 @@ export function createGatewayService(deps: GatewayDeps) {
 
   async function attempt(c: GatewayCall, model: Model, candidates: Deployment[], estInput: number, sink: ClientSink, o: Outcome, started: number): Promise<JsonResult | null> {
     const family: IngressFamily = c.ingress === 'gemini' ? 'gemini' : 'openai';
-    const ac = new AbortController();
-    const onClientAbort = () => ac.abort(new Error(CLIENT_CLOSED));
-    if (c.signal.aborted) onClientAbort();
-    c.signal.addEventListener('abort', onClientAbort, { once: true });
+    const ac = c.abort;
     let last: AppError | null = null;
-    try {
-      for (const d of router.order(candidates)) {
+    for (const d of router.order(candidates)) {
+      if (ac.signal.aborted) break;
+      const adapter = ADAPTERS[d.provider.type];
+      const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
+      const req = adapter.request(d.provider, c.op, d.upstreamModel, JSON.stringify(p.body), c.stream);
+      o.deployment = d;
+      let res: UpstreamResponse;
+      try {
+        res = await upstream.send(d.provider, req, ac.signal);
+      } catch (err) {
         if (ac.signal.aborted) break;
-        const adapter = ADAPTERS[d.provider.type];
-        const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
-        const req = adapter.request(d.provider, c.op, d.upstreamModel, JSON.stringify(p.body), c.stream);
-        o.deployment = d;
-        let res: UpstreamResponse;
-        try {
-          res = await upstream.send(d.provider, req, ac.signal);
-        } catch (err) {
-          if (ac.signal.aborted) break;
-          router.fail(d);
-          last = err instanceof AppError && err.status === 503
-            ? err
-            : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
-          log.warn({ err, deployment: d.id, provider: d.provider.name }, 'upstream request failed');
+        router.fail(d);
+        last = err instanceof AppError && err.status === 503
+          ? err
+          : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
+        log.warn({ err, deployment: d.id, provider: d.provider.name }, 'upstream request failed');
+        continue;
+      }
+      o.upstreamReached = true;
+      if (res.status >= 400) {
+        const msg = upstreamMessage(await readAll(res.body, MAX_ERROR_BODY).catch(() => Buffer.alloc(0)));
+        const err = upstreamError(res.status, msg, retryAfterOf(res));
+        if (res.status === 429 || res.status >= 500) {
+          router.fail(d, retryAfterOf(res));
+          last = err;
           continue;
         }
-        o.upstreamReached = true;
-        if (res.status >= 400) {
-          const msg = upstreamMessage(await readAll(res.body, MAX_ERROR_BODY).catch(() => Buffer.alloc(0)));
-          const err = upstreamError(res.status, msg, retryAfterOf(res));
-          if (res.status === 429 || res.status >= 500) {
-            router.fail(d, retryAfterOf(res));
-            last = err;
-            continue;
-          }
-          throw err;
-        }
-        router.ok(d);
-        if (c.stream) {
-          await streamOut(c, p, res, sink, o, started, ac);
-          return null;
-        }
-        return await jsonOut(c, p, res, o, started);
+        throw err;
       }
-      if (c.signal.aborted) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
-      throw last ?? new AppError('unavailable', `model "${model.name}" has no deployment that can answer`);
-    } finally {
-      c.signal.removeEventListener('abort', onClientAbort);
+      router.ok(d);
+      if (c.stream) {
+        await streamOut(c, p, res, sink, o, started);
+        return null;
+      }
+      return await jsonOut(c, p, res, o, started);
     }
+    if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
+    throw last ?? new AppError('unavailable', `model "${model.name}" has no deployment that can answer`);
   }
 
   return {

@@ -50,7 +50,7 @@ export function modelOf(body: Json): string {
 }
 
 /** Authenticates first (a keyless request learns nothing about the body), then builds the call. */
-export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: FastifyReply, build: () => Omit<GatewayCall, 'key' | 'signal'>) {
+export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: FastifyReply, build: () => Omit<GatewayCall, 'key' | 'abort'>) {
   const key = authenticateKey(deps.keys, req);
   const call = build();
   if (call.body.stream !== undefined && typeof call.body.stream !== 'boolean' && call.ingress !== 'gemini') {
@@ -61,7 +61,7 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
   res.once('close', () => {
     if (!res.writableFinished) ac.abort();
   });
-  const result = await deps.service.call({ ...call, key, signal: ac.signal }, replySink(reply));
+  const result = await deps.service.call({ ...call, key, abort: ac }, replySink(reply));
   if (result === null) return reply; // streamed
   return reply.code(result.status).type('application/json').send(result.body);
 }
