@@ -36,6 +36,18 @@ const HOSTNAME = /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?
 const SAFE_PATH = /^\/[A-Za-z0-9._/@+-]+$/;
 const SIZE = /^\d{1,12}[kKmMgG]?$/;
 
+// The headers every proxied request carries; said once here, placed by the template wherever a
+// location must set its own (nginx drops inherited proxy_set_header lines when a location sets any).
+const FORWARDED = [
+  'proxy_set_header Host $host;',
+  'proxy_set_header X-Real-IP $remote_addr;',
+  'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+  'proxy_set_header X-Forwarded-Proto $scheme;',
+  'proxy_set_header X-Forwarded-Host $host;',
+  'proxy_set_header X-Request-Id $nexus_request_id;',
+];
+const indent = (lines: string[], n: number) => lines.map((l) => ' '.repeat(n) + l).join('\n');
+
 export function isValidHostname(name: string): boolean {
   return HOSTNAME.test(name);
 }
@@ -94,6 +106,8 @@ export function renderNginxSite(opts: NginxSiteOptions, template: string = loadT
     max_upload: maxUpload,
     body_limit: String(bodyLimit),
     extra: opts.extra ?? '',
+    forwarded_headers: indent(FORWARDED, 4),
+    upgrade_headers: indent(['proxy_set_header Upgrade $http_upgrade;', 'proxy_set_header Connection $nexus_connection;', ...FORWARDED], 8),
   };
   const out = template.replace(/\{\{([a-z_]+)\}\}/g, (whole, key: string) => {
     const v = values[key];

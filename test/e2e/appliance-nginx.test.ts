@@ -370,8 +370,9 @@ function startStreamer(): Promise<Streamer> {
   });
   const wss = new WebSocketServer({ noServer: true });
   s.server.on('upgrade', (req, socket, head) => {
-    if (new URL(req.url!, 'http://upstream').pathname !== '/ws') return socket.destroy();
-    s.headers.set('ws', req.headers);
+    const path = new URL(req.url!, 'http://upstream').pathname;
+    if (path !== '/ws' && !path.startsWith('/api/v1/proxy/')) return socket.destroy();
+    s.headers.set(path === '/ws' ? 'ws' : 'ws-proxy', req.headers);
     wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m, binary) => ws.send(m, { binary })));
   });
   return new Promise((res) => s.server.listen(0, '127.0.0.1', () => {
@@ -520,6 +521,20 @@ describe.skipIf(!HAVE_NGINX)('nginx streaming behaviour (local streaming upstrea
     expect(h['x-forwarded-proto']).toBe('https');
     expect(h['x-forwarded-for']).toBe('127.0.0.1');
     expect(h['upgrade']).toBe('websocket');
+    expect(h['x-request-id']).toMatch(/^[A-Za-z0-9._-]+$/);
+
+    // Services behind the service proxy may speak WebSocket too.
+    const svc = new WebSocket(`wss://127.0.0.1:${edge.httpsPort}/api/v1/proxy/s/chat/socket`, { ca: cert.certPem });
+    await new Promise<void>((res, rej) => {
+      svc.once('open', () => res());
+      svc.once('error', rej);
+    });
+    const echoedSvc = new Promise<string>((res) => svc.once('message', (m) => res(String(m))));
+    svc.send('hello service');
+    expect(await echoedSvc).toBe('hello service');
+    svc.close();
+    expect(s.headers.get('ws-proxy')!['x-forwarded-proto']).toBe('https');
+
     // Elsewhere, nginx never passes the upgrade on (the app sees a plain request).
     const other = new WebSocket(`wss://127.0.0.1:${edge.httpsPort}/api/v1/ws`, { ca: cert.certPem });
     const outcome = await new Promise<string>((res) => {
