@@ -18,7 +18,7 @@ interface KeyRow {
   hint?: string;
   models?: string[] | null;
   max_budget_usd?: number | null;
-  spend_usd?: number | null;
+  spent_usd?: number | null;
   expires_at?: string | null;
   revoked_at?: string | null;
 }
@@ -76,7 +76,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
       if (values.json) return printJson(data), 0;
       printTable(['ID', 'NAME', 'KEY', 'MODELS', 'SPEND', 'EXPIRES', 'STATUS'], listItems<KeyRow>(data).map((k) => [
         k.id, k.name, k.hint, k.models?.length ? k.models.join(',') : 'all',
-        `$${(k.spend_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? `/$${k.max_budget_usd}` : ''}`, k.expires_at, k.revoked_at ? 'revoked' : 'active',
+        `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? `/$${k.max_budget_usd}` : ''}`, k.expires_at, k.revoked_at ? 'revoked' : 'active',
       ]), 'No virtual keys yet: nexus key create NAME');
       return 0;
     }

@@ -112,7 +112,7 @@ async function serviceAdd(argv: string[]): Promise<number> {
       if (!endpoint && values['no-browser']) endpoint = await promptLine('Endpoint URL: ');
       if (!endpoint) throw new CliError('--endpoint-url is required for a custom service', 2);
       const body: Record<string, unknown> = { endpoint_url: endpoint, auth_method: authMethod };
-      if (slug) body.slug = slug;
+      if (slug) body.catalog = slug;
       if (values.label) body.label = values.label;
       const keyName = values['auth-key-name'] ?? (authMethod === entry?.auth_method ? entry?.auth_key_name : undefined) ?? AUTH_METHODS[authMethod]!.keyName;
       if (keyName) body.auth_key_name = keyName;

@@ -17,8 +17,7 @@ export const AUTH_METHODS: Record<string, AuthMethod> = {
   basic: { keyName: null, label: 'Username:Password' },
   body: { keyName: 'app_secret', label: 'App Secret' },
   none: { keyName: null, label: null },
-  token_exchange: { keyName: null, label: 'Token' },
 };
 
-/** Methods offered for a custom endpoint (token_exchange is catalog-defined only). */
+/** Methods offered for a custom endpoint. */
 export const CUSTOM_METHODS = ['bearer', 'header', 'query', 'basic', 'body', 'none'];

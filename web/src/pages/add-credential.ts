@@ -9,12 +9,12 @@ import { callbackUrl, cliParams } from './cli-auth.ts';
 
 interface CatalogEntry {
   slug: string;
+  label?: string;
   name?: string;
   endpoint_url?: string;
   base_url?: string;
   auth_method?: string;
   auth_key_name?: string;
-  credential_label?: string;
 }
 
 interface NodeRow {
@@ -54,7 +54,7 @@ export const addCredentialPage: Page = {
     }
     const nodes = items<NodeRow>(await whenServed('nodes', '/api/v1/nodes').catch(() => null));
 
-    const label = h('input', { name: 'label', value: q.get('label') ?? entry?.name ?? slug, maxlength: 200 });
+    const label = h('input', { name: 'label', value: q.get('label') ?? entry?.label ?? entry?.name ?? slug, maxlength: 200 });
     const endpoint = h('input', { name: 'endpoint_url', type: 'url', required: true, value: q.get('endpoint_url') ?? entry?.endpoint_url ?? entry?.base_url ?? '' });
     const methods = entry ? Object.keys(AUTH_METHODS) : CUSTOM_METHODS;
     const initialMethod = q.get('auth_method') ?? entry?.auth_method ?? 'bearer';
@@ -76,7 +76,7 @@ export const addCredentialPage: Page = {
       const routedViaNode = nodeSelect.value !== '';
       const needsCredential = !!m?.label && !routedViaNode;
       credentialField.hidden = !needsCredential;
-      credentialField.querySelector('label')!.textContent = method.value === 'token_exchange' && entry?.credential_label ? entry.credential_label : m?.label ?? 'Credential';
+      credentialField.querySelector('label')!.textContent = m?.label ?? 'Credential';
       credential.required = needsCredential;
       if (!keyNameTouched) keyName.value = (method.value === entry?.auth_method ? entry?.auth_key_name : null) ?? m?.keyName ?? '';
     };
@@ -85,7 +85,7 @@ export const addCredentialPage: Page = {
     sync();
 
     const form = h('form', { novalidate: true },
-      entry ? h('p', null, 'Service: ', h('strong', null, entry.name ?? entry.slug), ' ', h('code', null, entry.slug)) : null,
+      entry ? h('p', null, 'Service: ', h('strong', null, entry.label ?? entry.name ?? entry.slug), ' ', h('code', null, entry.slug)) : null,
       field('Label', label),
       field('Endpoint URL', endpoint),
       field('Auth method', method),
@@ -98,7 +98,7 @@ export const addCredentialPage: Page = {
       if (!endpoint.value.trim()) throw new Error('Enter the endpoint URL.');
       if (credential.required && !credential.value) throw new Error(`Enter the ${credentialField.querySelector('label')!.textContent}.`);
       const body: Record<string, unknown> = { endpoint_url: endpoint.value.trim(), auth_method: method.value };
-      if (!custom && entry) body.slug = entry.slug;
+      if (!custom && entry) body.catalog = entry.slug;
       if (label.value.trim()) body.label = label.value.trim();
       if (keyName.value.trim() && AUTH_METHODS[method.value]?.keyName !== null) body.auth_key_name = keyName.value.trim();
       if (nodeSelect.value) body.nodes = [{ node_id: nodeSelect.value, priority: 1 }];

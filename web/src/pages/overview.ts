@@ -6,11 +6,10 @@ import { barChart, lastDays } from '../chart.ts';
 import { h, replace } from '../dom.ts';
 
 interface UsageDay {
-  date?: string;
   day?: string;
   requests?: number;
-  total_tokens?: number;
-  tokens?: number;
+  input_tokens?: number;
+  output_tokens?: number;
 }
 
 export const overviewPage: Page = {
@@ -33,9 +32,9 @@ export const overviewPage: Page = {
     const charts: Element[] = [];
     const usageRows = usage === null ? null : items<UsageDay>(usage);
     if (usageRows) {
-      const by = new Map(usageRows.map((u) => [(u.date ?? u.day ?? '').slice(0, 10), u]));
+      const by = new Map(usageRows.map((u) => [(u.day ?? '').slice(0, 10), u]));
       charts.push(h('figure', null, h('figcaption', null, 'Requests per day'), barChart('Requests per day', days.map((d) => ({ label: d.slice(5), value: by.get(d)?.requests ?? 0 })))));
-      charts.push(h('figure', null, h('figcaption', null, 'Tokens per day'), barChart('Tokens per day', days.map((d) => ({ label: d.slice(5), value: by.get(d)?.total_tokens ?? by.get(d)?.tokens ?? 0 })))));
+      charts.push(h('figure', null, h('figcaption', null, 'Tokens per day'), barChart('Tokens per day', days.map((d) => ({ label: d.slice(5), value: (by.get(d)?.input_tokens ?? 0) + (by.get(d)?.output_tokens ?? 0) })))));
     }
     if (audit) {
       const counts = new Map<string, number>();

@@ -56,7 +56,7 @@ export const providersPage: Page = {
 
     const pErr = errorBox();
     const name = h('input', { name: 'name', required: true });
-    const type = h('select', { name: 'type' }, ['openai', 'azure', 'gemini', 'glm', 'openai-compatible'].map((t) => h('option', { value: t }, t)));
+    const type = h('select', { name: 'type' }, ['openai', 'azure', 'gemini', 'glm', 'anthropic', 'openai-compatible'].map((t) => h('option', { value: t }, t)));
     const baseUrl = h('input', { name: 'base_url', type: 'url', required: true, placeholder: 'https://api.openai.com/v1' });
     const apiKey = h('input', { name: 'api_key', type: 'password', autocomplete: 'off' });
     const apiVersion = h('input', { name: 'api_version', placeholder: 'Azure only, e.g. 2024-10-21' });

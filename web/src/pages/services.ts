@@ -1,6 +1,6 @@
 // /services — private and catalog APIs reachable through the service proxy, with a routing card
-// per service that binds nodes with priorities.
-import { get, items, put, whenServed } from '../api.ts';
+// per service showing the nodes it is bound to, with their priorities (bound when the service is added).
+import { del, get, items, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, h, replace, table } from '../dom.ts';
 import { unavailable } from './common.ts';
@@ -12,11 +12,13 @@ interface Service {
   endpoint_url?: string;
   auth_method?: string;
   proxy_url?: string;
-  nodes?: { node_id: string; priority: number }[];
+  has_credential?: boolean;
+  nodes?: { node_id: string; priority: number; weight?: number }[];
 }
 
 interface CatalogEntry {
   slug: string;
+  label?: string;
   name?: string;
   endpoint_url?: string;
   auth_method?: string;
@@ -42,36 +44,34 @@ export const servicesPage: Page = {
       h('p', null, h('a', { class: 'button', href: '/cli/add-credential?custom=1' }, 'Add a custom service')),
       h('h2', null, 'Catalog'),
       table(['Service', 'Endpoint', 'Auth', ''], catalog.map((c) => [
-        c.name ?? c.slug, h('code', null, c.endpoint_url ?? ''), c.auth_method ?? '',
+        c.label ?? c.name ?? c.slug, h('code', null, c.endpoint_url ?? ''), c.auth_method ?? '',
         h('a', { href: `/cli/add-credential?slug=${encodeURIComponent(c.slug)}` }, 'Add'),
       ]), 'The catalog is empty.'));
   },
 };
 
-function routingCard(s: Service, nodes: { id: string; name: string }[], err: ReturnType<typeof errorBox>, reload: () => Promise<void>): HTMLElement {
-  const bound = new Map((s.nodes ?? []).map((n) => [n.node_id, n.priority]));
-  const rows = nodes.map((n) => {
-    const on = h('input', { type: 'checkbox', checked: bound.has(n.id), 'aria-label': `Route ${s.slug} through ${n.name}` });
-    const prio = h('input', { type: 'number', min: 1, max: 100, value: bound.get(n.id) ?? 1, class: 'narrow', 'aria-label': `Priority of ${n.name}` });
-    return { n, on, prio };
-  });
-  const save = h('button', {
-    type: 'button', class: 'secondary small',
+function routingCard(s: Service, nodes: { id: string; name: string; status?: string }[], err: ReturnType<typeof errorBox>, reload: () => Promise<void>): HTMLElement {
+  const nameOf = (id: string) => nodes.find((n) => n.id === id);
+  const bound = [...(s.nodes ?? [])].sort((a, b) => a.priority - b.priority);
+  const remove = h('button', {
+    type: 'button', class: 'danger small', 'aria-label': `Delete ${s.slug}`,
     onclick: async () => {
+      if (!confirm(`Delete service ${s.slug}? Its proxy URL stops working.`)) return;
       err.clear();
       try {
-        await put(`/api/v1/keys/${s.id}/nodes`, { nodes: rows.filter((r) => r.on.checked).map((r) => ({ node_id: r.n.id, priority: Number(r.prio.value) })) });
+        await del(`/api/v1/keys/${s.id}`);
         await reload();
       } catch (e) {
         err.show((e as Error).message);
       }
     },
-  }, 'Save routing');
+  }, 'Delete');
   return h('section', { class: 'card service' },
     h('h2', null, s.label ?? s.slug, ' ', h('code', null, s.slug)),
     h('p', null, 'Proxy: ', h('code', null, s.proxy_url ?? `/api/v1/proxy/s/${s.slug}`), s.endpoint_url ? [' → ', h('code', null, s.endpoint_url)] : null),
     h('h3', null, 'Routing'),
-    rows.length
-      ? h('ul', { class: 'routing' }, rows.map((r) => h('li', null, h('label', null, r.on, ' ', r.n.name), ' priority ', r.prio)), h('li', null, save))
-      : h('p', { class: 'hint' }, (s.nodes ?? []).length ? 'Routed through nodes.' : 'Direct from the appliance.'));
+    bound.length
+      ? table(['Node', 'Status', 'Priority', 'Weight'], bound.map((b) => [nameOf(b.node_id)?.name ?? b.node_id, nameOf(b.node_id)?.status ?? '—', b.priority, b.weight ?? 1]), '')
+      : h('p', { class: 'hint' }, `Direct from the appliance (${s.auth_method ?? 'no'} auth${s.has_credential ? ', credential stored encrypted' : ''}).`),
+    h('div', { class: 'actions' }, remove));
 }

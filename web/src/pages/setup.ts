@@ -122,7 +122,7 @@ async function providerStep(main: HTMLElement, app: App): Promise<void> {
   }
   const err = errorBox();
   const name = h('input', { name: 'provider_name', required: true, value: 'openai' });
-  const type = h('select', { name: 'type' }, ['openai', 'azure', 'gemini', 'glm', 'openai-compatible'].map((t) => h('option', { value: t }, t)));
+  const type = h('select', { name: 'type' }, ['openai', 'azure', 'gemini', 'glm', 'anthropic', 'openai-compatible'].map((t) => h('option', { value: t }, t)));
   const baseUrl = h('input', { name: 'base_url', type: 'url', required: true, value: 'https://api.openai.com/v1' });
   const apiKey = h('input', { name: 'api_key', type: 'password', autocomplete: 'off', required: true });
   const model = h('input', { name: 'model', required: true, value: 'gpt-4o-mini' });

@@ -12,7 +12,7 @@ interface VirtualKey {
   hint?: string;
   models?: string[] | null;
   max_budget_usd?: number | null;
-  spend_usd?: number | null;
+  spent_usd?: number | null;
   rpm?: number | null;
   tpm?: number | null;
   expires_at?: string | null;
@@ -34,7 +34,7 @@ export const virtualKeysPage: Page = {
       const keys = items<VirtualKey>(await get('/api/v1/virtual-keys'));
       replace(list, table(['Name', 'Key', 'Models', 'Spend / budget', 'Limits', 'Expires', ''], keys.map((k) => [
         k.name, h('code', null, k.hint ?? k.id), k.models?.length ? k.models.join(', ') : 'all',
-        `$${(k.spend_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''}`,
+        `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''}`,
         [k.rpm ? `${k.rpm} rpm` : '', k.tpm ? `${k.tpm} tpm` : ''].filter(Boolean).join(', ') || '—',
         fmtTime(k.expires_at),
         k.revoked_at ? h('span', { class: 'muted' }, 'revoked') : h('button', {
