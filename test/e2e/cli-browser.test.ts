@@ -136,21 +136,26 @@ describe('nexus login', () => {
 
   it('explains usage errors without touching the network', async () => {
     const home = tempDir('nexus-cli-');
-    const noUrl = await nexus(['login'], { env: { XDG_CONFIG_HOME: home, NEXUS_URL: '' } });
+    const env = { XDG_CONFIG_HOME: home, NEXUS_URL: app.url, NEXUS_TOKEN: admin.token };
+    const [noUrl, badUrl, notSignedIn, noSlug, slugAndCustom, method, rpm] = await Promise.all([
+      nexus(['login'], { env: { XDG_CONFIG_HOME: home, NEXUS_URL: '' } }),
+      nexus(['login', '--url', 'ftp://x'], { env: { XDG_CONFIG_HOME: home } }),
+      nexus(['service', 'list', '--url', app.url], { env: { XDG_CONFIG_HOME: home } }),
+      nexus(['service', 'add'], { env }),
+      nexus(['service', 'add', 'x', '--custom'], { env }),
+      nexus(['service', 'add', '--custom', '--auth-method', 'magic'], { env }),
+      nexus(['key', 'create', 'k', '--rpm', '-3'], { env }),
+    ]);
     expect(noUrl.code).toBe(2);
     expect(noUrl.stderr).toContain('--url');
-    const badUrl = await nexus(['login', '--url', 'ftp://x'], { env: { XDG_CONFIG_HOME: home } });
     expect(badUrl.code).toBe(2);
-    const notSignedIn = await nexus(['service', 'list', '--url', app.url], { env: { XDG_CONFIG_HOME: home } });
     expect(notSignedIn.code).toBe(2);
     expect(notSignedIn.stderr).toContain('nexus login');
-    const env = { XDG_CONFIG_HOME: home, NEXUS_URL: app.url, NEXUS_TOKEN: admin.token };
-    expect((await nexus(['service', 'add'], { env })).code).toBe(2);
-    expect((await nexus(['service', 'add', 'x', '--custom'], { env })).code).toBe(2);
-    const method = await nexus(['service', 'add', '--custom', '--auth-method', 'magic'], { env });
+    expect(noSlug.code).toBe(2);
+    expect(slugAndCustom.code).toBe(2);
     expect(method.code).toBe(2);
     expect(method.stderr).toContain('bearer');
-    expect((await nexus(['key', 'create', 'k', '--rpm', '-3'], { env })).code).toBe(2);
+    expect(rpm.code).toBe(2);
   });
 });
 
@@ -176,5 +181,26 @@ describe('nexus service add', () => {
     expect(run.out()).toContain('/api/v1/proxy/s/');
     expect(run.out() + run.err()).not.toContain('upstream-secret-value');
     expect(problems).toEqual([]);
+  });
+});
+
+describe('nexus node and service list', () => {
+  it('registers a node, routes a service through it without asking for a secret, and lists both', async (t) => {
+    const caps = await json(await fetch(`${app.url}/api/v1/console/capabilities`, authed(admin.token)));
+    if (!caps.nodes || !caps.services) t.skip(); // the hub surface's APIs
+    const env = { XDG_CONFIG_HOME: tempDir('nexus-cli-'), NEXUS_URL: app.url, NEXUS_TOKEN: admin.token };
+    const reg = await nexus(['node', 'register', 'edge-1'], { env });
+    expect(reg.code).toBe(0);
+    expect(reg.stdout).toMatch(new RegExp(`nexus agent enroll --url ws://127\\.0\\.0\\.1:\\d+/ws --token nx_nreg_\\S+`));
+    const nodes = JSON.parse((await nexus(['node', 'list', '--json'], { env })).stdout);
+    const node = nodes.find((n: { name: string }) => n.name === 'edge-1');
+    expect(node).toMatchObject({ status: 'pending' }); // registered, not yet enrolled
+    const via = await nexus(['service', 'add', '--custom', '--label', 'Intranet', '--endpoint-url', 'http://127.0.0.1:9/api', '--via-node', node.id, '--json'], { env });
+    expect(via.code).toBe(0);
+    expect(JSON.parse(via.stdout)).toMatchObject({ slug: 'intranet' });
+    const list = await nexus(['service', 'list'], { env });
+    expect(list.stdout).toMatch(/intranet\s+Intranet\s+http:\/\/127\.0\.0\.1:9\/api\s+bearer\s+1 node\(s\)/);
+    const dup = await nexus(['node', 'register'], { env });
+    expect(dup.code).toBe(2);
   });
 });

@@ -215,7 +215,21 @@ describe('signed-in pages', () => {
     await expect.poll(async () => (await json(await fetch(`${app.url}/api/v1/groups`, authed(admin.token)))).items[0]).toMatchObject({ role: 'admin', models: ['gpt-4o-mini', 'gemini-2.0-flash'] });
     await shot('groups');
 
-    for (const path of ['/providers', '/virtual-keys', '/services', '/nodes', '/no-such-page']) {
+    // Nodes (hub): register → the single-use token once, with the exact enroll command.
+    const caps = await json(await fetch(`${app.url}/api/v1/console/capabilities`, authed(admin.token)));
+    if (caps.nodes) {
+      await page.getByRole('link', { name: 'Nodes' }).click();
+      await page.getByRole('heading', { name: 'Nodes' }).waitFor();
+      await page.getByLabel('Node name').fill('edge-1');
+      await page.getByRole('button', { name: 'Register node' }).click();
+      const reg = (await page.getByTestId('secret').textContent())!;
+      expect(reg).toMatch(/^nx_nreg_/);
+      expect(await page.locator('pre code').textContent()).toBe(`nexus agent enroll --url wss://nexus.example.test/ws --token ${reg}\nnexus agent start`);
+      await page.getByRole('cell', { name: 'pending' }).waitFor(); // registered, not yet enrolled
+      await shot('nodes');
+    }
+
+    for (const path of ['/providers', '/virtual-keys', '/services', '/no-such-page']) {
       await page.goto(path);
       await page.locator('main h1').waitFor();
       await shot(`page${path.replaceAll('/', '-')}`);

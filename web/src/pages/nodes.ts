@@ -8,7 +8,7 @@ import { publicBase, unavailable } from './common.ts';
 interface NodeRow {
   id: string;
   name: string;
-  status: 'online' | 'offline';
+  status: 'online' | 'offline' | 'pending';
   last_seen: string | null;
 }
 
