@@ -8,6 +8,8 @@ import type { Browser } from 'playwright-core';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, login, post, type Admin } from '../helpers/api.ts';
 import { launchChromium, openPage } from '../helpers/browser.ts';
+import { startLlmUpstream } from '../helpers/llm-upstream.ts';
+import OpenAI from 'openai';
 
 let app: Appliance;
 let browser: Browser;
@@ -111,9 +113,27 @@ describe('first-boot wizard', () => {
     // First provider: offered when the gateway is served, otherwise skipped with an explanation.
     await page.getByRole('button', { name: 'Skip for now' }).waitFor();
     await shot('setup-4-provider');
-    await page.getByRole('button', { name: 'Skip for now' }).click();
+    const gateway = await page.getByLabel('Provider API key').count() > 0;
+    const upstream = gateway ? await startLlmUpstream() : null;
+    if (upstream) {
+      await page.getByLabel('Type').selectOption('openai-compatible');
+      await page.getByLabel('Base URL').fill(`${upstream.url}/v1`);
+      await page.getByLabel('Provider API key').fill('sk-upstream-wizard');
+      await page.getByLabel('Model', { exact: true }).fill('wizard-model');
+      await page.getByRole('button', { name: 'Add provider and create a virtual key' }).click();
+    } else {
+      await page.getByRole('button', { name: 'Skip for now' }).click();
+    }
     await page.getByText('curl https://nexus.example.test/v1/models').waitFor();
     await shot('setup-5-done');
+    if (upstream) {
+      // The curl line works (against the listener; the public name is not resolvable here).
+      const key = (await page.getByTestId('secret').textContent())!;
+      expect(key).toMatch(/^nx_vk_/);
+      const out = execFileSync('curl', ['-sS', '--max-time', '20', `${app.url}/v1/models`, '-H', `Authorization: Bearer ${key}`], { encoding: 'utf8' });
+      expect(JSON.parse(out).data.map((m: { id: string }) => m.id)).toContain('wizard-model');
+      await upstream.close();
+    }
     await page.getByRole('button', { name: 'Open the console' }).click();
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
     await shot('overview');
@@ -260,5 +280,59 @@ describe('settings API', () => {
     const res = await json(await fetch(`${app.url}/api/v1/settings/tls`, authed(admin.token)));
     expect(JSON.stringify(res)).not.toContain('PRIVATE KEY');
     expect(res.certificate.subject).toContain('nexus.example.test');
+  });
+});
+
+describe('AI gateway from the console', () => {
+  it('adds a provider and a model, creates a virtual key shown once with snippets, and the openai SDK uses it', async (t) => {
+    const caps = await json(await fetch(`${app.url}/api/v1/console/capabilities`, authed(admin.token)));
+    if (!caps.virtual_keys || !caps.providers) t.skip(); // the gateway surface's APIs
+    const upstream = await startLlmUpstream();
+    const context = await browser.newContext({ baseURL: app.url });
+    const [name, value] = admin.cookie.split(';')[0]!.split('=');
+    await context.addCookies([{ name: name!, value: value!, url: app.url }]);
+    const { page, problems, shot } = await openPage(context);
+    try {
+      await page.goto('/providers');
+      await page.getByLabel('Name', { exact: true }).fill('local');
+      await page.getByLabel('Type').selectOption('openai-compatible');
+      await page.getByLabel('Base URL').fill(`${upstream.url}/v1`);
+      await page.getByLabel('API key').fill('sk-upstream-test');
+      await page.getByRole('button', { name: 'Add provider' }).click();
+      await page.getByRole('cell', { name: 'local' }).waitFor();
+      await page.getByLabel('Model name').fill('team-chat');
+      await page.getByLabel('Provider', { exact: true }).selectOption({ label: 'local' });
+      await page.getByLabel('Upstream model').fill('upstream-model');
+      await page.getByRole('button', { name: 'Add model' }).click();
+      await page.getByRole('cell', { name: 'local → upstream-model' }).waitFor();
+      await shot('providers');
+
+      await page.getByRole('link', { name: 'Virtual keys' }).click();
+      await page.getByRole('heading', { name: 'Virtual keys' }).waitFor();
+      await page.getByLabel('Name', { exact: true }).fill('sdk key');
+      await page.getByLabel('Models').fill('team-chat');
+      await page.getByRole('button', { name: 'Create virtual key' }).click();
+      const key = (await page.getByTestId('secret').textContent())!;
+      expect(key).toMatch(/^nx_vk_/);
+      for (const title of ['openai SDK (Node)', '@google/genai', 'curl']) await page.getByText(title, { exact: true }).waitFor();
+      expect(await page.locator('details.snippet pre').first().textContent()).toContain(`baseURL: 'https://nexus.example.test/v1', apiKey: '${key}'`);
+      await shot('virtual-keys');
+
+      const client = new OpenAI({ baseURL: `${app.url}/v1`, apiKey: key, maxRetries: 0 });
+      const res = await client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] });
+      expect(res.choices[0]!.message.content).toBeTruthy();
+      const seen = upstream.requests.find((r) => r.path.endsWith('/chat/completions'))!;
+      expect(seen.body!.model).toBe('upstream-model');
+      expect(seen.headers.authorization).toBe('Bearer sk-upstream-test');
+
+      await page.reload();
+      await page.getByRole('button', { name: 'Revoke sdk key' }).click();
+      await page.getByRole('cell', { name: 'revoked' }).waitFor();
+      await expect(client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] })).rejects.toMatchObject({ status: 401 });
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+      await upstream.close();
+    }
   });
 });
