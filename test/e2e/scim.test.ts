@@ -209,15 +209,19 @@ describe('Entra ID provisioning sequence', () => {
 });
 
 describe('effects inside the appliance', () => {
-  it('deactivation by SCIM makes the user\'s personal token and session fail on the next call', async () => {
+  it('deactivation by SCIM makes the user\'s personal token, session and virtual key fail on the next call', async () => {
     const u = await ok(await scim('POST', '/Users', { schemas: [CORE], userName: 'deprov@example.com', active: true }), 201);
     // The user signs in (password set by an admin here; in production the IdP signs them in) and mints a token.
     await ok(await fetch(`${app.url}/api/v1/users/${u.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ password: 'deprov-password-1' }) })), 200);
     const session = await login(app, 'deprov@example.com', 'deprov-password-1');
     expect((await fetch(`${app.url}/api/v1/me`, authed(session.token))).status).toBe(200);
+    // A virtual key of theirs on the AI gateway works until the IdP deactivates them.
+    const vk = await ok(await post(`${app.url}/api/v1/virtual-keys`, { name: 'deprov-key', user_id: u.id }, { authorization: `Bearer ${admin.token}` }), 201);
+    expect((await fetch(`${app.url}/v1/models`, { headers: { authorization: `Bearer ${vk.key}` } })).status).toBe(200);
     await ok(await scim('PATCH', `/Users/${u.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: false }] }), 200);
     expect((await fetch(`${app.url}/api/v1/me`, authed(session.token))).status).toBe(401);
     expect((await fetch(`${app.url}/api/v1/me`, { headers: { cookie: session.cookie } })).status).toBe(401);
+    expect((await fetch(`${app.url}/v1/models`, { headers: { authorization: `Bearer ${vk.key}` } })).status).toBe(401);
     // Reactivation does not bring revoked tokens back.
     await ok(await scim('PATCH', `/Users/${u.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', value: { active: 'True' } }] }), 200);
     expect((await fetch(`${app.url}/api/v1/me`, authed(session.token))).status).toBe(401);
