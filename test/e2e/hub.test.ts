@@ -2,6 +2,8 @@
 // entry point, and a local HTTP service demanding a bearer token that only the agent holds.
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
@@ -441,6 +443,40 @@ describe('HTTP long-poll fallback', () => {
       expect((await fetch(`${app.url}/api/internal/things/send/nope`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array([1]) })).status).toBe(404);
     } finally {
       await lp.stop();
+    }
+  });
+
+  it('falls back to long-poll by itself when a proxy on the way strips WebSocket upgrades', async () => {
+    const appPort = Number(new URL(app.url).port);
+    // A forward proxy that passes plain HTTP but drops the Upgrade header, as some corporate ones do.
+    const stripping = createServer((req, res) => {
+      const up = httpRequest({ host: '127.0.0.1', port: appPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode!, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    stripping.on('upgrade', (req, socket) => {
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k !== 'upgrade' && k !== 'connection' && !k.startsWith('sec-websocket-')));
+      httpRequest({ host: '127.0.0.1', port: appPort, method: 'GET', path: req.url, headers }, (r) => {
+        r.resume();
+        socket.end(`HTTP/1.1 ${r.statusCode} Upgrade Required\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      }).end();
+    });
+    await new Promise<void>((r) => stripping.listen(0, '127.0.0.1', r));
+    const viaProxy = `ws://127.0.0.1:${(stripping.address() as AddressInfo).port}/ws`;
+    const n = await registerNode('auto-fallback');
+    expect((await agentCli(homeA, ['enroll', '--profile', 'auto', '--url', viaProxy, '--token', n.registration_token])).code).toBe(0);
+    const auto = startAgent(homeA, ['--profile', 'auto']);
+    try {
+      await auto.waitFor(/falling back to HTTP long-poll/);
+      await auto.waitFor(/http long-poll.*Connected to hub|Connected to hub.*http long-poll/);
+      await until('auto node online', async () => (await nodeStatus(n.id)) === 'online');
+    } finally {
+      await auto.stop();
+      stripping.closeAllConnections();
+      stripping.close();
     }
   });
 });
