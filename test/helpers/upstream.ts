@@ -21,7 +21,8 @@ export interface Upstream {
 export const PATTERN = Buffer.alloc(64 * 1024, 'nexus-relay-0123456789abcdef');
 
 export async function startUpstream(token: string): Promise<Upstream> {
-  const written = { bytes: 0 };
+  // Each /download and /forever response counts into its own object; `written` is the latest one.
+  let written = { bytes: 0 };
   let gateWaiters: Array<() => void> = [];
   let releases = 0;
   const sseGate = {
@@ -51,8 +52,9 @@ export async function startUpstream(token: string): Promise<Upstream> {
       req.resume();
       return;
     }
+    const mine = url.pathname === '/download' || url.pathname === '/forever' ? (written = { bytes: 0 }) : { bytes: 0 };
     const write = async (chunk: Buffer) => {
-      written.bytes += chunk.length;
+      mine.bytes += chunk.length;
       if (res.write(chunk)) return;
       await new Promise<void>((r) => {
         const done = () => {
@@ -87,7 +89,6 @@ export async function startUpstream(token: string): Promise<Upstream> {
       }
       case '/download': {
         const total = Number(url.searchParams.get('bytes') ?? 0);
-        written.bytes = 0;
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) });
         let left = total;
         while (left > 0 && !res.destroyed) {
@@ -99,7 +100,6 @@ export async function startUpstream(token: string): Promise<Upstream> {
         return;
       }
       case '/forever': {
-        written.bytes = 0;
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         while (!res.destroyed) {
           await write(PATTERN);
@@ -152,7 +152,9 @@ export async function startUpstream(token: string): Promise<Upstream> {
   return {
     url: `http://127.0.0.1:${port}`,
     server,
-    written,
+    get written() {
+      return written;
+    },
     sseGate,
     pauseUploads,
     seen,

@@ -54,6 +54,7 @@ export class AgentSession {
   private reauthNonce: string | null = null;
   private timers: NodeJS.Timeout[] = [];
   private authTimer: NodeJS.Timeout | null = null;
+  private reauthDeadline: NodeJS.Timeout | null = null;
   private heads = new Map<string, PendingHead>();
   private closed = false;
 
@@ -239,9 +240,16 @@ export class AgentSession {
   }
 
   private reauth(): void {
-    if (this.reauthNonce) return this.close(CLOSE.authTimeout, 're-authentication not answered');
-    this.reauthNonce = newNonce();
-    this.sendJson({ t: 'reauth', nonce: this.reauthNonce });
+    if (this.reauthNonce) return; // still waiting for the last one
+    const nonce = (this.reauthNonce = newNonce());
+    this.sendJson({ t: 'reauth', nonce });
+    // The proof may queue behind megabytes of stream data on a busy socket, so it gets as long as any
+    // sign of life does (offline_after), not the short handshake timeout.
+    const t = this.host.timings;
+    if (this.reauthDeadline) clearTimeout(this.reauthDeadline);
+    this.reauthDeadline = setTimeout(() => {
+      if (this.reauthNonce === nonce) this.close(CLOSE.authTimeout, 're-authentication not answered');
+    }, Math.max(t.authTimeoutSeconds, t.offlineAfterSeconds) * 1000);
   }
 
   private onClose(code: number, reason: string): void {
@@ -256,6 +264,7 @@ export class AgentSession {
 
   private stopTimers(): void {
     if (this.authTimer) clearTimeout(this.authTimer);
+    if (this.reauthDeadline) clearTimeout(this.reauthDeadline);
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
   }
