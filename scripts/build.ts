@@ -1,7 +1,7 @@
 // `npm run build` → dist/nexus: a single Linux x64 executable (Node's Single Executable Application).
 //   1. esbuild bundles src/main.ts into one CommonJS file; the migrations folder is inlined.
 //   2. Node writes the SEA blob: the bundle plus assets (better-sqlite3's .node file, console assets,
-//      templates) that src/core/db/native.ts and src/core/assets/assets.ts read at run time.
+//      templates) that src/core/native/sea-addons.ts and src/core/assets/assets.ts read at run time.
 //   3. postject injects the blob into a copy of the pinned Node 24 binary.
 // Nothing is downloaded: the Node binary is the one npm installed (the `node` devDependency).
 import { execFileSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { ASSET_DIRS } from '../src/core/assets/assets.ts';
-import { NATIVE_ASSET } from '../src/core/db/native.ts';
+import { NATIVE_ASSETS } from '../src/core/native/sea-addons.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 // `--out DIR` builds elsewhere (tests build into a temp dir so they never race a running dist/nexus).
@@ -22,6 +22,22 @@ const require = createRequire(import.meta.url);
 function log(msg: string) {
   process.stderr.write(`build: ${msg}\n`);
 }
+
+/**
+ * `require('bufferutil')` (from ws) becomes a module that loads the addon stored in the executable.
+ * If that fails, the require throws and ws falls back to its JavaScript masking, as it would anyway.
+ */
+const seaBufferutil: Plugin = {
+  name: 'sea-bufferutil',
+  setup(b) {
+    b.onResolve({ filter: /^bufferutil$/ }, () => ({ path: 'bufferutil', namespace: 'sea-addon' }));
+    b.onLoad({ filter: /.*/, namespace: 'sea-addon' }, () => ({
+      contents: `module.exports = require(${JSON.stringify(join(ROOT, 'src/core/native/sea-addons.ts'))}).loadSeaAddon('bufferutil.node');`,
+      loader: 'js',
+      resolveDir: ROOT,
+    }));
+  },
+};
 
 /** Replaces the migrations loader (which reads its folder at run time) with the files inline. */
 const inlineMigrations: Plugin = {
@@ -84,21 +100,24 @@ async function main() {
     sourcemap: false,
     legalComments: 'none',
     logLevel: 'warning',
-    plugins: [inlineMigrations],
+    plugins: [inlineMigrations, seaBufferutil],
     inject: [shim],
     define: {
       'import.meta.url': 'importMetaUrl',
       'import.meta.dirname': 'importMetaDirname',
       'import.meta.filename': 'importMetaFilename',
     },
-    // Optional native accelerators of ws; it falls back to JS when they cannot be required.
-    external: ['bufferutil', 'utf-8-validate'],
+    // ws's optional UTF-8 validator is not installed; ws validates in JavaScript without it.
+    external: ['utf-8-validate'],
   });
 
   const assets: Record<string, string> = {};
-  const native = join(dirname(require.resolve('better-sqlite3/package.json')), 'prebuilds', 'linux-x64.node');
-  if (!existsSync(native)) throw new Error(`better-sqlite3 prebuilt binary not found at ${native}`);
-  assets[NATIVE_ASSET] = native;
+  for (const [asset, file] of Object.entries(NATIVE_ASSETS)) {
+    const [pkg, ...rest] = file.split('/');
+    const path = join(dirname(require.resolve(`${pkg}/package.json`)), ...rest);
+    if (!existsSync(path)) throw new Error(`prebuilt native module not found at ${path}`);
+    assets[asset] = path;
+  }
   for (const dir of ASSET_DIRS) {
     for (const file of walk(join(ROOT, dir))) assets[relative(ROOT, file).split('\\').join('/')] = file;
   }

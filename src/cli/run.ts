@@ -30,8 +30,13 @@ const COMMANDS: Record<string, Command> = {
   node: nodeCommand,
   key: keyCommand,
   agent: agentCommand,
-  version: async () => {
+  version: async (argv) => {
     process.stdout.write(`nexus ${VERSION}\n`);
+    if (argv.includes('--verbose')) {
+      // Whether ws masks frames in C (bufferutil) or in its JavaScript fallback: hub throughput depends on it.
+      const masking = await import('bufferutil').then((m) => (typeof m.mask === 'function' ? 'native' : 'js'), () => 'js');
+      process.stdout.write(`node ${process.versions.node}\nwebsocket masking: ${masking}\n`);
+    }
     return 0;
   },
 };

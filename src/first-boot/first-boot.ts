@@ -10,7 +10,7 @@ import { stringify as toYaml } from 'yaml';
 import { parseHostPort } from '../core/config/config.ts';
 import { loadOrCreateMasterKey } from '../core/crypto/master-key.ts';
 import { acquireDataDirLock, closeDatabase, DataDirError, openDatabase, prepareDataDir } from '../core/db/db.ts';
-import { loadNativeBinding } from '../core/db/native.ts';
+import { loadNativeBinding } from '../core/native/sea-addons.ts';
 import { createSetupTokens } from '../core/identity/setup.ts';
 import { createUsersStore } from '../core/identity/users-store.ts';
 import { createSettingsStore } from '../core/settings/settings-store.ts';

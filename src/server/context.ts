@@ -6,14 +6,14 @@ import { createAudit } from '../core/audit/audit.ts';
 import { loadOrCreateMasterKey } from '../core/crypto/master-key.ts';
 import { createSecretBox } from '../core/crypto/secret-box.ts';
 import { acquireDataDirLock, closeDatabase, openDatabase, prepareDataDir } from '../core/db/db.ts';
-import { defaultCacheDir, loadNativeBinding } from '../core/db/native.ts';
+import { loadNativeBinding } from '../core/native/sea-addons.ts';
 import { Events } from '../core/events/events.ts';
 import { createIdentity } from '../core/identity/identity.ts';
 import { createSetupTokens } from '../core/identity/setup.ts';
 import type { Logger } from '../core/log/log.ts';
 import { createMetrics } from '../core/metrics/metrics.ts';
 import { createSettingsStore, SETTING } from '../core/settings/settings-store.ts';
-import { readEnv } from '../core/config/config.ts';
+import { cacheDirFromEnv } from '../core/config/config.ts';
 import { NodeRelayHolder } from '../core/relay/node-relay.ts';
 
 export interface OwnedContext {
@@ -24,7 +24,7 @@ export interface OwnedContext {
 
 export function createContext(config: Config, log: Logger): OwnedContext {
   prepareDataDir(config.dataDir);
-  const nativeBinding = loadNativeBinding(config.cacheDir ?? defaultCacheDir(readEnv('XDG_CACHE_HOME')));
+  const nativeBinding = loadNativeBinding(config.cacheDir ?? cacheDirFromEnv());
   const release = acquireDataDirLock(config.dataDir, nativeBinding);
   let db;
   try {

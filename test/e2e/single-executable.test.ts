@@ -26,9 +26,12 @@ afterAll(async () => {
 describe('dist/nexus', () => {
   it('is one executable file that prints its version', async () => {
     expect(statSync(exe).mode & 0o111).toBeTruthy();
-    const v = await run(exe, ['version'], { cwd: '/' });
-    expect(v.code).toBe(0);
+    const v = await run(exe, ['version', '--verbose'], { cwd: '/', env: { XDG_CACHE_HOME: tempDir('nexus-cache-') } });
+    expect(v.code, v.stderr).toBe(0);
     expect(v.stdout).toMatch(/^nexus \d+\.\d+\.\d+/);
+    expect(v.stdout).toContain('node 24.');
+    // The WebSocket masking addon rides inside the executable too.
+    expect(v.stdout).toContain('websocket masking: native');
   });
 
   it('serves setup and sign-in from a fresh data dir, with the native module unpacked to the cache dir', async () => {

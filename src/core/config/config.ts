@@ -1,7 +1,8 @@
 // The one place that reads process.env. Precedence: defaults < config file < NEXUS_* env < flags.
 // Everything else receives the frozen Config this module returns.
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
 export interface HostPort {
@@ -207,6 +208,13 @@ export function cliEnv(env: Env = process.env): { url?: string; token?: string; 
     // conventional BROWSER); "none" only prints the URL.
     browser: env.NEXUS_BROWSER || env.BROWSER || undefined,
   };
+}
+
+/** Where native modules of the single executable are unpacked: systemd's CacheDirectory=, else XDG. */
+export function cacheDirFromEnv(env: Env = process.env): string {
+  const systemd = env.CACHE_DIRECTORY?.split(':')[0];
+  if (systemd) return systemd;
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nexus');
 }
 
 export function readEnv(name: string, env: Env = process.env): string | undefined {
