@@ -87,6 +87,13 @@ export function exitOnSignals(server: RunningServer, log: Logger): void {
       process.exit(1);
     }
     signalled = true;
+    // A hook that never finishes (a stuck stream, a hung upstream) must not keep the process alive:
+    // past the grace period plus a margin, exit anyway.
+    const deadline = server.ctx.config.shutdownGraceMs + 5_000;
+    setTimeout(() => {
+      log.error({ deadlineMs: deadline }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, deadline).unref();
     server.close(signal).then(
       () => process.exit(0),
       (err) => {
