@@ -246,6 +246,30 @@ describe('effects inside the appliance', () => {
   });
 });
 
+describe('group model mapping on the AI gateway', () => {
+  it('limits a member\'s virtual keys to the models their groups allow, at once on every change', async () => {
+    const h = { authorization: `Bearer ${admin.token}` };
+    const provider = await ok(await post(`${app.url}/api/v1/providers`, { name: 'grp-upstream', type: 'openai-compatible', base_url: 'http://127.0.0.1:9/v1', api_key: 'sk-unused' }, h), 201);
+    for (const name of ['grp-gpt', 'grp-glm']) {
+      await ok(await post(`${app.url}/api/v1/models`, { name, deployments: [{ provider_id: provider.id, upstream_model: name }] }, h), 201);
+    }
+    const u = await ok(await scim('POST', '/Users', { schemas: [CORE], userName: 'models@example.com' }), 201);
+    const vk = await ok(await post(`${app.url}/api/v1/virtual-keys`, { name: 'grp-key', user_id: u.id }, h), 201);
+    const visible = async () => {
+      const res = await fetch(`${app.url}/v1/models`, { headers: { authorization: `Bearer ${vk.key}` } });
+      expect(res.status).toBe(200);
+      return (await json(res)).data.map((m: { id: string }) => m.id).filter((id: string) => id.startsWith('grp-')).sort();
+    };
+    expect(await visible()).toEqual(['grp-glm', 'grp-gpt']);
+    const g = await ok(await scim('POST', '/Groups', { schemas: [GROUP], displayName: 'GPT only', members: [{ value: u.id }] }), 201);
+    await ok(await fetch(`${app.url}/api/v1/groups/${g.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ models: ['grp-gpt'] }) })), 200);
+    expect(await visible()).toEqual(['grp-gpt']);
+    // The IdP removes the member: the restriction goes with the membership.
+    await ok(await scim('PATCH', `/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${u.id}"]` }] }), 200);
+    expect(await visible()).toEqual(['grp-glm', 'grp-gpt']);
+  });
+});
+
 describe('protocol details and hostile input', () => {
   it('requires a live SCIM token; other credentials and revoked tokens get 401 in the SCIM schema', async () => {
     await scimErr(await fetch(`${app.url}/scim/v2/Users`), 401);

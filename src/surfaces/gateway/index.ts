@@ -19,7 +19,7 @@ import { createUsageRecorder } from './usage/usage-recorder.ts';
 function createGateway(ctx: AppContext) {
   const cfg = ctx.config.gateway;
   const catalog = createCatalog(ctx.db, ctx.secretBox);
-  const keys = createVirtualKeys({ db: ctx.db, secretBox: ctx.secretBox, events: ctx.events, users: ctx.identity.users });
+  const keys = createVirtualKeys({ db: ctx.db, secretBox: ctx.secretBox, events: ctx.events, users: ctx.identity.users, allowedModelsForUser: (id) => ctx.identity.groups.allowedModelsForUser(id) });
   const usage = createUsageRecorder(ctx.db, keys, ctx.log);
   const upstream = createUpstream(ctx.relay, {
     connectTimeoutMs: cfg.connectTimeoutSeconds * 1000,

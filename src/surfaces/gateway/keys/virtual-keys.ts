@@ -69,7 +69,25 @@ export interface VirtualKeys {
 
 const MAX_CREDENTIAL = 512;
 
-export function createVirtualKeys(deps: { db: Db; secretBox: SecretBox; events: Events; users: Pick<UsersStore, 'get'> }): VirtualKeys {
+export interface VirtualKeysDeps {
+  db: Db;
+  secretBox: SecretBox;
+  events: Events;
+  users: Pick<UsersStore, 'get'>;
+  /** Models the owner's groups allow (SCIM group → models mapping); null when no group restricts. */
+  allowedModelsForUser?: (userId: string) => string[] | null;
+}
+
+/** A key may use a model only if both the key's own list and its owner's groups allow it. */
+export function effectiveModels(keyModels: string[] | null, groupModels: string[] | null): ReadonlySet<string> | null {
+  if (!keyModels && !groupModels) return null;
+  if (!keyModels) return new Set(groupModels);
+  if (!groupModels) return new Set(keyModels);
+  const allowed = new Set(groupModels);
+  return new Set(keyModels.filter((m) => allowed.has(m)));
+}
+
+export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   const store = createVirtualKeysStore(deps.db);
   const byHash = new Map<string, ResolvedKey>();
   const byPublicId = new Map<string, { key: ResolvedKey; secret: string }>();
@@ -115,7 +133,7 @@ export function createVirtualKeys(deps: { db: Db; secretBox: SecretBox; events: 
       id: row.id,
       name: row.name,
       userId: row.user_id,
-      models: row.models ? new Set(JSON.parse(row.models) as string[]) : null,
+      models: effectiveModels(row.models ? (JSON.parse(row.models) as string[]) : null, deps.allowedModelsForUser?.(row.user_id) ?? null),
       expiresAt,
       limits,
     };
@@ -157,6 +175,11 @@ export function createVirtualKeys(deps: { db: Db; secretBox: SecretBox; events: 
     deps.events.on('user.deactivated', ({ userId }) => offUser(userId)),
     deps.events.on('user.deleted', ({ userId }) => offUser(userId)),
     deps.events.on('user.changed', ({ userId }) => offUser(userId)),
+    // Group membership or a group's model mapping changed: the owners' keys are re-resolved.
+    deps.events.on('groups.changed', ({ userIds }) => {
+      const ids = new Set(userIds);
+      evict((k) => ids.has(k.userId));
+    }),
   ];
 
   return {
