@@ -128,6 +128,12 @@ describe('usage', () => {
     const cutRow = items.find((i: { model: string }) => i.model === 'cut');
     expect(cutRow).toMatchObject({ requests: 1, errors: 1 });
     expect(cutRow.output_tokens).toBeGreaterThan(0);
+    // Each call is in the audit log too, under the key (never the key itself), routed directly.
+    const audit = await json(await fetch(`${app.url}/api/v1/audit?action=gateway.*&actor=${id}&limit=10`, authed(admin.token)));
+    expect(audit.items).toHaveLength(3);
+    expect(audit.items.map((i: { outcome: string }) => i.outcome).sort()).toEqual(['failure', 'success', 'success']);
+    expect(audit.items[0]).toMatchObject({ actor_type: 'virtual_key', actor_id: id, action: 'gateway.chat', routed_via: 'direct', source_ip: '127.0.0.1' });
+    expect(JSON.stringify(audit)).not.toContain(key);
     const byDay = await json(await fetch(`${app.url}/api/v1/usage?group_by=day,user`, authed(admin.token)));
     expect(byDay.items[0].day).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     expect((await fetch(`${app.url}/api/v1/usage?group_by=password`, authed(admin.token))).status).toBe(400);

@@ -35,6 +35,7 @@ function createGateway(ctx: AppContext) {
     log: ctx.log,
     maxStreamMs: cfg.maxStreamSeconds * 1000,
     reserveOutputTokens: cfg.reserveOutputTokens,
+    audit: ctx.audit,
   });
   return { catalog, keys, usage, upstream, service };
 }

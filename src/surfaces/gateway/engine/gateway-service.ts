@@ -12,6 +12,7 @@ import type { IngressFormat } from '../ingress/wire-format.ts';
 import { ADAPTERS } from '../providers/index.ts';
 import { openAiUsage } from '../providers/openai-base/openai-base.ts';
 import { isObject, NO_USAGE, type Json, type Operation, type Usage } from '../providers/types.ts';
+import type { Audit } from '../../../core/audit/audit.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
 import { geminiEncoder, openAiEncoder, type ClientEncoder } from './client-encoders.ts';
 import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
@@ -30,6 +31,8 @@ export interface GatewayCall {
   geminiMethod?: string;
   geminiMode?: 'sse' | 'array';
   key: ResolvedKey;
+  /** The caller's address (from the trusted proxy's X-Forwarded-For), for the audit log. */
+  sourceIp?: string;
   /** Aborted (without an AppError reason) when the client goes away; the gateway aborts it with an
    *  AppError when a stream outlives its maximum duration. One controller per request. */
   abort: AbortController;
@@ -57,6 +60,8 @@ export interface GatewayDeps {
   log: Logger;
   maxStreamMs: number;
   reserveOutputTokens: number;
+  /** Every gateway call is also an audit entry (batched: ctx.audit.enqueue). */
+  audit?: Pick<Audit, 'enqueue'>;
 }
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
@@ -333,6 +338,20 @@ export function createGatewayService(deps: GatewayDeps) {
       error_code: o.errorCode,
       routed_via: d?.provider.nodeId ? 'node' : 'direct',
       node_id: d?.provider.nodeId ?? null,
+    });
+    deps.audit?.enqueue({
+      actor_type: 'virtual_key',
+      actor_id: c.key.id,
+      actor_name: c.key.name,
+      action: `gateway.${c.op}`,
+      target_type: 'model',
+      target_id: model.name,
+      outcome: o.status < 400 ? 'success' : 'failure',
+      source_ip: c.sourceIp ?? null,
+      routed_via: d?.provider.nodeId ? 'node' : 'direct',
+      node_id: d?.provider.nodeId ?? null,
+      status: o.status,
+      details: { ingress: c.ingress, stream: c.stream, user_id: c.key.userId, provider_id: d?.provider.id ?? null, input_tokens: u.input, output_tokens: u.output, cost_usd: cost },
     });
   }
 }

@@ -61,7 +61,7 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
   res.once('close', () => {
     if (!res.writableFinished) ac.abort();
   });
-  const result = await deps.service.call({ ...call, key, abort: ac }, replySink(reply));
+  const result = await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip }, replySink(reply));
   if (result === null) return reply; // streamed
   return reply.code(result.status).type('application/json').send(result.body);
 }
