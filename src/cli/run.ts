@@ -1,11 +1,4 @@
 // Dispatches the first argument to a role. Each command returns an exit code, or -1 to keep running.
-import { firstBootCommand } from './commands/first-boot.ts';
-import { keyCommand } from './commands/key.ts';
-import { loginCommand } from './commands/login.ts';
-import { nodeCommand } from './commands/node.ts';
-import { serviceCommand } from './commands/service.ts';
-import { agentCommand } from './commands/agent.ts';
-import { serveCommand } from './serve.ts';
 
 export type Command = (argv: string[]) => Promise<number>;
 
@@ -22,15 +15,17 @@ Usage:
   nexus version                print the version
 `;
 
-const COMMANDS: Record<string, Command> = {
-  serve: serveCommand,
-  'first-boot': firstBootCommand,
-  login: loginCommand,
-  service: serviceCommand,
-  node: nodeCommand,
-  key: keyCommand,
-  agent: agentCommand,
-  version: async (argv) => {
+// Each role loads only its own modules: `nexus key list` does not pay for fastify, the gateway or the
+// agent's WebSocket stack.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./serve.ts')).serveCommand,
+  'first-boot': async () => (await import('./commands/first-boot.ts')).firstBootCommand,
+  login: async () => (await import('./commands/login.ts')).loginCommand,
+  service: async () => (await import('./commands/service.ts')).serviceCommand,
+  node: async () => (await import('./commands/node.ts')).nodeCommand,
+  key: async () => (await import('./commands/key.ts')).keyCommand,
+  agent: async () => (await import('./commands/agent.ts')).agentCommand,
+  version: async () => async (argv: string[]) => {
     process.stdout.write(`nexus ${VERSION}\n`);
     if (argv.includes('--verbose')) {
       // Whether ws masks frames in C (bufferutil) or in its JavaScript fallback: hub throughput depends on it.
@@ -44,7 +39,7 @@ const COMMANDS: Record<string, Command> = {
 export const VERSION = '0.1.0';
 
 export function registerCommand(name: string, cmd: Command): void {
-  COMMANDS[name] = cmd;
+  COMMANDS[name] = async () => cmd;
 }
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -53,11 +48,12 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name ? 0 : 2;
   }
-  const cmd = COMMANDS[name];
-  if (!cmd) {
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) {
     process.stderr.write(`nexus: unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
+  const cmd = await load();
   try {
     return await cmd(rest);
   } catch (err) {
