@@ -1,6 +1,6 @@
 // `npm run build` produces one executable that carries everything: it runs with no node_modules and
 // no repository beside it, completes setup and sign-in, and stops cleanly on SIGTERM.
-import { copyFileSync, existsSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startAppliance, tempDir, REPO, type Appliance } from '../helpers/appliance.ts';
@@ -8,19 +8,24 @@ import { authed, json, setupAdmin } from '../helpers/api.ts';
 
 let exe: string;
 let app: Appliance | undefined;
+const scratch: string[] = [];
 
 beforeAll(async () => {
   const out = tempDir('nexus-build-');
+  scratch.push(out);
   const res = await run(process.execPath, [join(REPO, 'scripts/build.ts'), '--out', out], { timeoutMs: 240_000 });
   expect(res.code, res.stderr).toBe(0);
   // Run it from a directory that has nothing else in it.
   const lonely = tempDir('nexus-lonely-');
+  scratch.push(lonely);
   exe = join(lonely, 'nexus');
   copyFileSync(join(out, 'nexus'), exe);
 }, 300_000);
 
 afterAll(async () => {
   await app?.stop();
+  // Each build is ~130 MB; do not leave them behind in the temp dir.
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('dist/nexus', () => {
