@@ -6,6 +6,7 @@ import { chmodSync, closeSync, constants, fsyncSync, mkdirSync, openSync, readFi
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { agentHomeFromEnv } from '../core/config/config.ts';
+import { KeyFileError, loadOrCreateKeyFile } from '../core/crypto/master-key.ts';
 import { createSecretBox, type SecretBox } from '../core/crypto/secret-box.ts';
 
 export const PROFILE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
@@ -47,21 +48,12 @@ export function ensureDir(dir: string): void {
 
 function loadOrCreateKey(dir: string): Buffer {
   ensureDir(dir);
-  const path = join(dir, 'agent.key');
   try {
-    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    try {
-      writeSync(fd, randomBytes(32));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    return loadOrCreateKeyFile(join(dir, 'agent.key'), 'enroll again');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (err instanceof KeyFileError) throw new AgentError(err.message);
+    throw err;
   }
-  const key = readFileSync(path);
-  if (key.length !== 32) throw new AgentError(`${path} is damaged (${key.length} bytes, expected 32); enroll again`);
-  return key;
 }
 
 /** Writes a file with mode 0600 atomically. */
