@@ -10,11 +10,10 @@ import OpenAI from 'openai';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfSignedCertificate } from '../../src/first-boot/certificate.ts';
-import { renderNginxSite } from '../../src/first-boot/nginx-site.ts';
 import { setupAdmin, type Admin } from '../helpers/api.ts';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
-import { freePort, nginxBinary, nginxPrefix, startNginx, type RunningNginx } from '../helpers/nginx.ts';
+import { nginxBinary, startSiteInFront, type RunningNginx } from '../helpers/nginx.ts';
 
 const HAVE_NGINX = nginxBinary() !== null;
 const dir = tempDir('nexus-gateway-edge-');
@@ -60,20 +59,7 @@ describe.skipIf(!HAVE_NGINX)('AI gateway through nginx', () => {
   beforeAll(async () => {
     [app, llm] = await Promise.all([startAppliance(), startLockStepLlm()]);
     admin = await setupAdmin(app);
-    const [httpsPort, httpPort] = [await freePort(), await freePort()];
-    const site = join(dir, 'nexus.conf');
-    writeFileSync(site, renderNginxSite({
-      addresses: ['127.0.0.1'],
-      httpsPort,
-      httpPort,
-      serverNames: ['localhost'],
-      certPath: join(dir, 'test.crt'),
-      keyPath: join(dir, 'test.key'),
-      upstream: app.url.replace('http://', ''),
-      hsts: false,
-    }));
-    nginx = await startNginx(nginxPrefix(site), httpsPort);
-    base = `https://127.0.0.1:${httpsPort}`;
+    ({ nginx, base } = await startSiteInFront(dir, app.url));
   });
   afterAll(async () => {
     await nginx?.stop();

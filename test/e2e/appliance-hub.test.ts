@@ -7,11 +7,10 @@ import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfSignedCertificate } from '../../src/first-boot/certificate.ts';
-import { renderNginxSite } from '../../src/first-boot/nginx-site.ts';
 import { agentCli, startAgent, type AgentProcess } from '../helpers/agent.ts';
 import { json, setupAdmin, type Admin } from '../helpers/api.ts';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
-import { freePort, nginxBinary, nginxPrefix, startNginx, type RunningNginx } from '../helpers/nginx.ts';
+import { nginxBinary, startSiteInFront, type RunningNginx } from '../helpers/nginx.ts';
 import { startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 const HAVE_NGINX = nginxBinary() !== null;
@@ -49,20 +48,7 @@ describe.skipIf(!HAVE_NGINX)('hub and service proxy through nginx', () => {
     writeFileSync(cfg, 'proxy:\n  allowPrivateTargets: true\nhub:\n  heartbeatSeconds: 1\n');
     [app, upstream] = await Promise.all([startAppliance({ args: ['--config', cfg] }), startUpstream(UPSTREAM_TOKEN)]);
     admin = await setupAdmin(app);
-    const [httpsPort, httpPort] = [await freePort(), await freePort()];
-    const site = join(dir, 'nexus.conf');
-    writeFileSync(site, renderNginxSite({
-      addresses: ['127.0.0.1'],
-      httpsPort,
-      httpPort,
-      serverNames: ['localhost'],
-      certPath: join(dir, 'test.crt'),
-      keyPath: join(dir, 'test.key'),
-      upstream: app.url.replace('http://', ''),
-      hsts: false,
-    }));
-    nginx = await startNginx(nginxPrefix(site), httpsPort);
-    base = `https://127.0.0.1:${httpsPort}`;
+    ({ nginx, base } = await startSiteInFront(dir, app.url));
   });
   afterAll(async () => {
     await agent?.stop();

@@ -4,6 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { renderNginxSite } from '../../src/first-boot/nginx-site.ts';
 import { tempDir } from './appliance.ts';
 
 export function nginxBinary(): string | null {
@@ -127,4 +128,25 @@ export async function startNginx(prefix: NginxPrefix, port: number, timeoutMs = 
         proc.kill('SIGTERM');
       }),
   };
+}
+
+/**
+ * Renders the appliance's nginx site for `appUrl` (test certificate in `dir`, free ports, no HSTS)
+ * and starts nginx with it; returns nginx and the HTTPS base URL callers use.
+ */
+export async function startSiteInFront(dir: string, appUrl: string): Promise<{ nginx: RunningNginx; base: string }> {
+  const [httpsPort, httpPort] = [await freePort(), await freePort()];
+  const site = join(dir, 'nexus.conf');
+  writeFileSync(site, renderNginxSite({
+    addresses: ['127.0.0.1'],
+    httpsPort,
+    httpPort,
+    serverNames: ['localhost'],
+    certPath: join(dir, 'test.crt'),
+    keyPath: join(dir, 'test.key'),
+    upstream: appUrl.replace('http://', ''),
+    hsts: false,
+  }));
+  const nginx = await startNginx(nginxPrefix(site), httpsPort);
+  return { nginx, base: `https://127.0.0.1:${httpsPort}` };
 }
