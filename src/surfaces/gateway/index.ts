@@ -18,7 +18,8 @@ import { createUsageRecorder } from './usage/usage-recorder.ts';
 
 function createGateway(ctx: AppContext) {
   const cfg = ctx.config.gateway;
-  const catalog = createCatalog(ctx.db, ctx.secretBox);
+  const router = createRouter(cfg.cooldownSeconds);
+  const catalog = createCatalog(ctx.db, ctx.secretBox, { forget: (ids) => router.forget(ids) });
   const keys = createVirtualKeys({ db: ctx.db, secretBox: ctx.secretBox, events: ctx.events, users: ctx.identity.users, allowedModelsForUser: (id) => ctx.identity.groups.allowedModelsForUser(id) });
   const usage = createUsageRecorder(ctx.db, keys, ctx.log);
   const upstream = createUpstream(ctx.relay, {
@@ -31,7 +32,7 @@ function createGateway(ctx: AppContext) {
     keys,
     usage,
     upstream,
-    router: createRouter(cfg.cooldownSeconds),
+    router,
     log: ctx.log,
     maxStreamMs: cfg.maxStreamSeconds * 1000,
     reserveOutputTokens: cfg.reserveOutputTokens,

@@ -4,9 +4,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../../core/context.ts';
 import { AppError, renderControlError, toAppError } from '../../../core/errors/errors.ts';
 import { actorOf, requireAdmin, requireUser } from '../../../core/http/auth.ts';
-import type { Catalog, NewModel, NewProvider } from '../catalog/catalog.ts';
+import type { Catalog, ModelPatch, NewModel, NewProvider, ProviderPatch } from '../catalog/catalog.ts';
 import { PROVIDER_TYPES } from '../catalog/catalog-store.ts';
-import type { NewVirtualKey, VirtualKeys } from '../keys/virtual-keys.ts';
+import type { NewVirtualKey, VirtualKeyPatch, VirtualKeys } from '../keys/virtual-keys.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
 import { USAGE_GROUPS, type UsageGroup } from '../usage/usage-store.ts';
 
@@ -19,47 +19,82 @@ export function sendAdminError(err: unknown, req: FastifyRequest, reply: Fastify
 
 const ID_PARAMS = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 const NAME = { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\x00-\\x1f]+$' } as const;
+// A model is addressed by its id or its public name (URL-encoded when it holds a "/").
+const MODEL_PARAMS = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 200 } } } as const;
 const MODEL_NAME = { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9][A-Za-z0-9._/@+-]*$' } as const;
+
+// Field schemas are shared by each POST and its PATCH; a PATCH may also send null to clear an optional
+// field, must name at least one field, and (like the POST) refuses unknown ones.
+const orNull = <T extends { type: string }>(s: T) => ({ ...s, type: [s.type, 'null'] });
+
+const providerFields = {
+  name: { ...NAME, maxLength: 100 },
+  base_url: { type: 'string', minLength: 1, maxLength: 2000 },
+  api_key: { type: 'string', minLength: 1, maxLength: 8192 },
+  api_version: { type: 'string', minLength: 1, maxLength: 50, pattern: '^[A-Za-z0-9._-]+$' },
+  node_id: { type: 'string', minLength: 1, maxLength: 64 },
+} as const;
 
 const providerBody = {
   type: 'object',
   required: ['name', 'type'],
   additionalProperties: false,
+  properties: { ...providerFields, type: { type: 'string', enum: [...PROVIDER_TYPES] } },
+} as const;
+
+const providerPatch = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
   properties: {
-    name: { ...NAME, maxLength: 100 },
-    type: { type: 'string', enum: [...PROVIDER_TYPES] },
-    base_url: { type: 'string', minLength: 1, maxLength: 2000 },
-    api_key: { type: 'string', minLength: 1, maxLength: 8192 },
-    api_version: { type: 'string', minLength: 1, maxLength: 50, pattern: '^[A-Za-z0-9._-]+$' },
-    node_id: { type: 'string', minLength: 1, maxLength: 64 },
+    name: providerFields.name,
+    base_url: providerFields.base_url,
+    api_key: orNull(providerFields.api_key),
+    api_version: orNull(providerFields.api_version),
+    node_id: orNull(providerFields.node_id),
   },
+} as const;
+
+const PRICE = { type: 'number', minimum: 0, maximum: 1e6 } as const;
+
+const modelFields = {
+  deployments: {
+    type: 'array',
+    minItems: 1,
+    maxItems: 50,
+    items: {
+      type: 'object',
+      required: ['provider_id', 'upstream_model'],
+      additionalProperties: false,
+      properties: {
+        provider_id: { type: 'string', minLength: 1, maxLength: 64 },
+        upstream_model: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\x00-\\x1f]+$' },
+        weight: { type: 'integer', minimum: 0, maximum: 1000 },
+        priority: { type: 'integer', minimum: 0, maximum: 1000 },
+      },
+    },
+  },
+  input_price_per_mtok: PRICE,
+  output_price_per_mtok: PRICE,
+  cached_input_price_per_mtok: orNull(PRICE),
 } as const;
 
 const modelBody = {
   type: 'object',
   required: ['name', 'deployments'],
   additionalProperties: false,
-  properties: {
-    name: MODEL_NAME,
-    deployments: {
-      type: 'array',
-      minItems: 1,
-      maxItems: 50,
-      items: {
-        type: 'object',
-        required: ['provider_id', 'upstream_model'],
-        additionalProperties: false,
-        properties: {
-          provider_id: { type: 'string', minLength: 1, maxLength: 64 },
-          upstream_model: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\x00-\\x1f]+$' },
-          weight: { type: 'integer', minimum: 0, maximum: 1000 },
-          priority: { type: 'integer', minimum: 0, maximum: 1000 },
-        },
-      },
-    },
-    input_price_per_mtok: { type: 'number', minimum: 0, maximum: 1e6 },
-    output_price_per_mtok: { type: 'number', minimum: 0, maximum: 1e6 },
-  },
+  properties: { name: MODEL_NAME, ...modelFields },
+} as const;
+
+const modelPatch = { type: 'object', additionalProperties: false, minProperties: 1, properties: modelFields } as const;
+
+const keyFields = {
+  name: NAME,
+  models: { type: 'array', maxItems: 500, items: MODEL_NAME },
+  max_budget_usd: { type: 'number', minimum: 0, maximum: 1e9 },
+  rpm: { type: 'integer', minimum: 1, maximum: 10_000_000 },
+  tpm: { type: 'integer', minimum: 1, maximum: 10_000_000_000 },
+  expires_at: { type: 'string', format: 'date-time' },
 } as const;
 
 const keyBody = {
@@ -67,16 +102,34 @@ const keyBody = {
   required: ['name'],
   additionalProperties: false,
   properties: {
-    name: NAME,
-    models: { type: 'array', maxItems: 500, items: MODEL_NAME },
-    max_budget_usd: { type: 'number', minimum: 0, maximum: 1e9 },
-    rpm: { type: 'integer', minimum: 1, maximum: 10_000_000 },
-    tpm: { type: 'integer', minimum: 1, maximum: 10_000_000_000 },
-    expires_at: { type: 'string', format: 'date-time' },
+    ...keyFields,
     user_id: { type: 'string', minLength: 1, maxLength: 64 },
     format: { type: 'string', enum: ['standard', 'id_secret'] },
   },
 } as const;
+
+const keyPatch = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    name: keyFields.name,
+    models: orNull(keyFields.models),
+    max_budget_usd: orNull(keyFields.max_budget_usd),
+    rpm: orNull(keyFields.rpm),
+    tpm: orNull(keyFields.tpm),
+    expires_at: orNull(keyFields.expires_at),
+  },
+} as const;
+
+/** What an edit changed, for the audit log: old and new values of the named fields, never a secret. */
+function changes(before: object, after: object, fields: string[]): Record<string, { from: unknown; to: unknown }> {
+  const out: Record<string, { from: unknown; to: unknown }> = {};
+  const b = before as Record<string, unknown>;
+  const a = after as Record<string, unknown>;
+  for (const f of fields) if (JSON.stringify(b[f]) !== JSON.stringify(a[f])) out[f] = { from: b[f] ?? null, to: a[f] ?? null };
+  return out;
+}
 
 const usageQuery = {
   type: 'object',
@@ -117,6 +170,15 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
   });
   app.get('/api/v1/providers', admin, async () => ({ items: catalog.listProviders() }));
   app.get<{ Params: { id: string } }>('/api/v1/providers/:id', { ...admin, schema: { params: ID_PARAMS } }, async (req) => catalog.getProvider(req.params.id));
+  app.patch<{ Params: { id: string }; Body: ProviderPatch }>('/api/v1/providers/:id', { ...admin, schema: { params: ID_PARAMS, body: providerPatch } }, async (req) => {
+    const { before, after } = catalog.updateProvider(req.params.id, req.body);
+    audit(req, 'gateway.provider.update', 'provider', after.id, {
+      name: after.name,
+      fields: Object.keys(req.body),
+      changes: changes(before, after, Object.keys(req.body).filter((f) => f !== 'api_key')),
+    });
+    return after;
+  });
   app.delete<{ Params: { id: string } }>('/api/v1/providers/:id', { ...admin, schema: { params: ID_PARAMS } }, async (req, reply) => {
     catalog.deleteProvider(req.params.id);
     audit(req, 'gateway.provider.delete', 'provider', req.params.id);
@@ -130,10 +192,21 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     return reply.code(201).send(m);
   });
   app.get('/api/v1/models', user, async () => ({ items: catalog.listModels() }));
-  app.get<{ Params: { id: string } }>('/api/v1/models/:id', { ...user, schema: { params: ID_PARAMS } }, async (req) => catalog.getModel(req.params.id));
-  app.delete<{ Params: { id: string } }>('/api/v1/models/:id', { ...admin, schema: { params: ID_PARAMS } }, async (req, reply) => {
-    catalog.deleteModel(req.params.id);
-    audit(req, 'gateway.model.delete', 'model', req.params.id);
+  app.get<{ Params: { id: string } }>('/api/v1/models/:id', { ...user, schema: { params: MODEL_PARAMS } }, async (req) => catalog.getModel(req.params.id));
+  app.patch<{ Params: { id: string }; Body: ModelPatch }>('/api/v1/models/:id', { ...admin, schema: { params: MODEL_PARAMS, body: modelPatch } }, async (req) => {
+    const { before, after } = catalog.updateModel(req.params.id, req.body);
+    audit(req, 'gateway.model.update', 'model', after.id, {
+      name: after.name,
+      fields: Object.keys(req.body),
+      changes: changes(before, after, Object.keys(req.body).filter((f) => f !== 'deployments')),
+      ...(req.body.deployments ? { deployments: after.deployments.map((d) => ({ provider_id: d.provider_id, upstream_model: d.upstream_model })) } : {}),
+    });
+    return after;
+  });
+  app.delete<{ Params: { id: string } }>('/api/v1/models/:id', { ...admin, schema: { params: MODEL_PARAMS } }, async (req, reply) => {
+    const m = catalog.getModel(req.params.id);
+    catalog.deleteModel(m.id);
+    audit(req, 'gateway.model.delete', 'model', m.id, { name: m.name });
     return reply.code(204).send();
   });
 
@@ -157,6 +230,13 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     return { items: keys.list(p.role === 'admin' ? (req.query.user_id ?? null) : p.userId) };
   });
   app.get<{ Params: { id: string } }>('/api/v1/virtual-keys/:id', { ...user, schema: { params: ID_PARAMS } }, async (req) => visible(req, req.params.id));
+  // The owner may edit their own key as freely as they could have created it (the POST's rule).
+  app.patch<{ Params: { id: string }; Body: VirtualKeyPatch }>('/api/v1/virtual-keys/:id', { ...user, schema: { params: ID_PARAMS, body: keyPatch } }, async (req) => {
+    visible(req, req.params.id);
+    const { before, after } = keys.update(req.params.id, req.body);
+    audit(req, 'gateway.virtual_key.update', 'virtual_key', after.id, { name: after.name, user_id: after.user_id, fields: Object.keys(req.body), changes: changes(before, after, Object.keys(req.body)) });
+    return after;
+  });
   app.delete<{ Params: { id: string } }>('/api/v1/virtual-keys/:id', { ...user, schema: { params: ID_PARAMS } }, async (req, reply) => {
     visible(req, req.params.id);
     keys.revoke(req.params.id);

@@ -21,6 +21,7 @@ export interface ModelRow {
   name: string;
   input_price_per_mtok: number;
   output_price_per_mtok: number;
+  cached_input_price_per_mtok: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -41,13 +42,18 @@ export interface CatalogStore {
   getProvider(id: string): ProviderRow | undefined;
   getProviderByName(name: string): ProviderRow | undefined;
   deleteProvider(id: string): boolean;
+  updateProvider(p: ProviderRow): void;
   providerInUse(id: string): boolean;
   insertModel(m: ModelRow, deployments: DeploymentRow[]): void;
   listModels(): ModelRow[];
   getModel(id: string): ModelRow | undefined;
   getModelByName(name: string): ModelRow | undefined;
   deleteModel(id: string): boolean;
+  /** Updates the model's row and, when `deployments` is given, replaces its deployments; one transaction. */
+  updateModel(m: ModelRow, deployments: DeploymentRow[] | null): void;
   listDeployments(): DeploymentRow[];
+  modelDeployments(modelId: string): DeploymentRow[];
+  providerDeployments(providerId: string): DeploymentRow[];
 }
 
 export function createCatalogStore(db: Db): CatalogStore {
@@ -58,10 +64,17 @@ export function createCatalogStore(db: Db): CatalogStore {
   const getProvider = db.prepare('SELECT * FROM gateway_providers WHERE id = ?');
   const getProviderByName = db.prepare('SELECT * FROM gateway_providers WHERE name = ?');
   const deleteProvider = db.prepare('DELETE FROM gateway_providers WHERE id = ?');
+  const updateProvider = db.prepare(`UPDATE gateway_providers SET name = @name, base_url = @base_url,
+    api_key_sealed = @api_key_sealed, api_version = @api_version, node_id = @node_id, updated_at = @updated_at WHERE id = @id`);
   const providerInUse = db.prepare('SELECT 1 FROM gateway_deployments WHERE provider_id = ? LIMIT 1');
   const insertModel = db.prepare(`INSERT INTO gateway_models
-    (id, name, input_price_per_mtok, output_price_per_mtok, created_at, updated_at)
-    VALUES (@id, @name, @input_price_per_mtok, @output_price_per_mtok, @created_at, @updated_at)`);
+    (id, name, input_price_per_mtok, output_price_per_mtok, cached_input_price_per_mtok, created_at, updated_at)
+    VALUES (@id, @name, @input_price_per_mtok, @output_price_per_mtok, @cached_input_price_per_mtok, @created_at, @updated_at)`);
+  const updateModel = db.prepare(`UPDATE gateway_models SET input_price_per_mtok = @input_price_per_mtok,
+    output_price_per_mtok = @output_price_per_mtok, cached_input_price_per_mtok = @cached_input_price_per_mtok, updated_at = @updated_at WHERE id = @id`);
+  const deleteDeployments = db.prepare('DELETE FROM gateway_deployments WHERE model_id = ?');
+  const modelDeployments = db.prepare('SELECT * FROM gateway_deployments WHERE model_id = ? ORDER BY position');
+  const providerDeployments = db.prepare('SELECT * FROM gateway_deployments WHERE provider_id = ?');
   const insertDeployment = db.prepare(`INSERT INTO gateway_deployments
     (id, model_id, provider_id, upstream_model, weight, priority, position)
     VALUES (@id, @model_id, @provider_id, @upstream_model, @weight, @priority, @position)`);
@@ -76,18 +89,29 @@ export function createCatalogStore(db: Db): CatalogStore {
     for (const d of deployments) insertDeployment.run(d);
   });
 
+  const updateModelTx = db.transaction((m: ModelRow, deployments: DeploymentRow[] | null) => {
+    updateModel.run(m);
+    if (!deployments) return;
+    deleteDeployments.run(m.id);
+    for (const d of deployments) insertDeployment.run(d);
+  });
+
   return {
     insertProvider: (p) => void insertProvider.run(p),
     listProviders: () => listProviders.all() as ProviderRow[],
     getProvider: (id) => getProvider.get(id) as ProviderRow | undefined,
     getProviderByName: (name) => getProviderByName.get(name) as ProviderRow | undefined,
     deleteProvider: (id) => deleteProvider.run(id).changes > 0,
+    updateProvider: (p) => void updateProvider.run(p),
     providerInUse: (id) => providerInUse.get(id) !== undefined,
     insertModel: (m, deployments) => insertModelTx(m, deployments),
     listModels: () => listModels.all() as ModelRow[],
     getModel: (id) => getModel.get(id) as ModelRow | undefined,
     getModelByName: (name) => getModelByName.get(name) as ModelRow | undefined,
     deleteModel: (id) => deleteModel.run(id).changes > 0,
+    updateModel: (m, deployments) => updateModelTx(m, deployments),
     listDeployments: () => listDeployments.all() as DeploymentRow[],
+    modelDeployments: (modelId) => modelDeployments.all(modelId) as DeploymentRow[],
+    providerDeployments: (providerId) => providerDeployments.all(providerId) as DeploymentRow[],
   };
 }

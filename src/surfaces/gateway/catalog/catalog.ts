@@ -1,5 +1,7 @@
 // Providers and public models, and the in-memory routing table built from them. Every request reads
 // the table; every admin write rebuilds it, so the cache is exact and the hot path touches no SQL.
+// Edits keep a deployment's id when its provider and upstream model stay the same (its cooldown and
+// usage history stay with it); deployments that go away are reported so the router forgets them.
 import { randomUUID } from 'node:crypto';
 import type { SecretBox } from '../../../core/crypto/secret-box.ts';
 import type { Db } from '../../../core/db/db.ts';
@@ -31,6 +33,8 @@ export interface Model {
   name: string;
   inputPricePerMtok: number;
   outputPricePerMtok: number;
+  /** Price of cached input tokens; null prices them like other input tokens. */
+  cachedInputPricePerMtok: number | null;
   created: number;
   deployments: Deployment[];
 }
@@ -44,11 +48,37 @@ export interface NewProvider {
   node_id?: string;
 }
 
+export interface NewDeployment {
+  provider_id: string;
+  upstream_model: string;
+  weight?: number;
+  priority?: number;
+}
+
 export interface NewModel {
   name: string;
-  deployments: { provider_id: string; upstream_model: string; weight?: number; priority?: number }[];
+  deployments: NewDeployment[];
   input_price_per_mtok?: number;
   output_price_per_mtok?: number;
+  cached_input_price_per_mtok?: number | null;
+}
+
+/** PATCH /api/v1/providers/{id}: the type cannot change (deployments' upstream names depend on it). */
+export interface ProviderPatch {
+  name?: string;
+  base_url?: string;
+  /** A new key (sealed again), or null to remove it. */
+  api_key?: string | null;
+  api_version?: string | null;
+  node_id?: string | null;
+}
+
+/** PATCH /api/v1/models/{id}: `deployments` replaces the whole list. */
+export interface ModelPatch {
+  deployments?: NewDeployment[];
+  input_price_per_mtok?: number;
+  output_price_per_mtok?: number;
+  cached_input_price_per_mtok?: number | null;
 }
 
 /** What the API shows of a provider: never the key, only whether one is set. */
@@ -61,9 +91,10 @@ export interface ProviderView {
   node_id: string | null;
   has_api_key: boolean;
   created_at: string;
+  updated_at: string;
 }
 
-export interface ModelView extends Omit<ModelRow, 'updated_at'> {
+export interface ModelView extends ModelRow {
   deployments: Omit<DeploymentRow, 'model_id' | 'position'>[];
 }
 
@@ -79,11 +110,14 @@ export interface Catalog {
   createProvider(input: NewProvider): ProviderView;
   listProviders(): ProviderView[];
   getProvider(id: string): ProviderView;
+  updateProvider(id: string, patch: ProviderPatch): { before: ProviderView; after: ProviderView };
   deleteProvider(id: string): void;
   createModel(input: NewModel): ModelView;
   listModels(): ModelView[];
-  getModel(id: string): ModelView;
-  deleteModel(id: string): void;
+  /** By id or by public name. */
+  getModel(idOrName: string): ModelView;
+  updateModel(idOrName: string, patch: ModelPatch): { before: ModelView; after: ModelView };
+  deleteModel(idOrName: string): void;
   /** Hot path: the public model by name, with its deployments and decrypted provider keys. */
   resolve(name: string): Model | undefined;
   all(): Model[];
@@ -105,7 +139,14 @@ function normaliseBaseUrl(raw: string): string {
   return url.toString().replace(/\/+$/, '');
 }
 
-export function createCatalog(db: Db, secretBox: SecretBox): Catalog {
+export interface CatalogHooks {
+  /** Deployments removed, or whose provider's address or credentials changed: their cooldown no longer applies. */
+  forget?(deploymentIds: string[]): void;
+}
+
+const sealKey = (secretBox: SecretBox, id: string, key: string) => secretBox.seal(key, `provider:${id}`);
+
+export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks = {}): Catalog {
   const store = createCatalogStore(db);
   let table: Map<string, Model> | null = null;
 
@@ -118,6 +159,7 @@ export function createCatalog(db: Db, secretBox: SecretBox): Catalog {
     node_id: p.node_id,
     has_api_key: p.api_key_sealed !== null,
     created_at: p.created_at,
+    updated_at: p.updated_at,
   });
 
   const modelView = (m: ModelRow, deployments: DeploymentRow[]): ModelView => ({
@@ -125,7 +167,9 @@ export function createCatalog(db: Db, secretBox: SecretBox): Catalog {
     name: m.name,
     input_price_per_mtok: m.input_price_per_mtok,
     output_price_per_mtok: m.output_price_per_mtok,
+    cached_input_price_per_mtok: m.cached_input_price_per_mtok,
     created_at: m.created_at,
+    updated_at: m.updated_at,
     deployments: deployments.map(({ model_id: _m, position: _p, ...d }) => d),
   });
 
@@ -155,23 +199,45 @@ export function createCatalog(db: Db, secretBox: SecretBox): Catalog {
         name: m.name,
         inputPricePerMtok: m.input_price_per_mtok,
         outputPricePerMtok: m.output_price_per_mtok,
+        cachedInputPricePerMtok: m.cached_input_price_per_mtok,
         created: Math.floor(Date.parse(m.created_at) / 1000),
         deployments: byModel.get(m.id) ?? [],
       });
     }
     return out;
   };
-  const invalidate = () => {
+  const invalidate = (gone: string[] = []) => {
     table = null;
+    if (gone.length) hooks.forget?.(gone);
+  };
+  const findModel = (idOrName: string): ModelRow => {
+    const m = store.getModel(idOrName) ?? store.getModelByName(idOrName);
+    if (!m) throw notFound('model');
+    return m;
+  };
+  /** Checks every provider id; keeps the id of an existing deployment with the same provider and upstream model. */
+  const deploymentRows = (modelId: string, input: NewDeployment[], existing: DeploymentRow[]): DeploymentRow[] => {
+    const reusable = [...existing];
+    return input.map((d, i): DeploymentRow => {
+      if (!store.getProvider(d.provider_id)) {
+        throw new AppError('validation_failed', `deployments[${i}].provider_id names no provider`, { details: { param: `deployments.${i}.provider_id` } });
+      }
+      const same = reusable.findIndex((e) => e.provider_id === d.provider_id && e.upstream_model === d.upstream_model);
+      const id = same >= 0 ? reusable.splice(same, 1)[0]!.id : randomUUID();
+      return { id, model_id: modelId, provider_id: d.provider_id, upstream_model: d.upstream_model, weight: d.weight ?? 1, priority: d.priority ?? 0, position: i };
+    });
+  };
+  const requireAzureVersion = (type: ProviderType, apiVersion: string | null | undefined) => {
+    if (type === 'azure' && !apiVersion) {
+      throw new AppError('validation_failed', 'api_version is required for azure providers (e.g. 2024-10-21, or v1)', { details: { param: 'api_version' } });
+    }
   };
 
   return {
     createProvider(input) {
       const base = input.base_url ?? DEFAULT_BASE_URL[input.type];
       if (!base) throw new AppError('validation_failed', `base_url is required for provider type ${input.type}`, { details: { param: 'base_url' } });
-      if (input.type === 'azure' && !input.api_version) {
-        throw new AppError('validation_failed', 'api_version is required for azure providers (e.g. 2024-10-21, or v1)', { details: { param: 'api_version' } });
-      }
+      requireAzureVersion(input.type, input.api_version);
       if (store.getProviderByName(input.name)) throw conflict(`provider "${input.name}" already exists`);
       const id = randomUUID();
       const now = new Date().toISOString();
@@ -180,7 +246,7 @@ export function createCatalog(db: Db, secretBox: SecretBox): Catalog {
         name: input.name,
         type: input.type,
         base_url: normaliseBaseUrl(base),
-        api_key_sealed: input.api_key ? secretBox.seal(input.api_key, `provider:${id}`) : null,
+        api_key_sealed: input.api_key ? sealKey(secretBox, id, input.api_key) : null,
         api_version: input.api_version ?? null,
         node_id: input.node_id ?? null,
         created_at: now,
@@ -195,6 +261,29 @@ export function createCatalog(db: Db, secretBox: SecretBox): Catalog {
       const p = store.getProvider(id);
       if (!p) throw notFound('provider');
       return providerView(p);
+    },
+    updateProvider(id, patch) {
+      const row = store.getProvider(id);
+      if (!row) throw notFound('provider');
+      if (patch.name !== undefined) {
+        const other = store.getProviderByName(patch.name);
+        if (other && other.id !== id) throw conflict(`provider "${patch.name}" already exists`);
+      }
+      const next: ProviderRow = {
+        ...row,
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.base_url !== undefined ? { base_url: normaliseBaseUrl(patch.base_url) } : {}),
+        ...(patch.api_key !== undefined ? { api_key_sealed: patch.api_key === null ? null : sealKey(secretBox, id, patch.api_key) } : {}),
+        ...(patch.api_version !== undefined ? { api_version: patch.api_version } : {}),
+        ...(patch.node_id !== undefined ? { node_id: patch.node_id } : {}),
+        updated_at: new Date().toISOString(),
+      };
+      requireAzureVersion(next.type, next.api_version);
+      store.updateProvider(next);
+      // A provider that failed may work at its new address or with its new key: try it at once.
+      const reached = patch.base_url !== undefined || patch.api_key !== undefined || patch.api_version !== undefined || patch.node_id !== undefined;
+      invalidate(reached ? store.providerDeployments(id).map((d) => d.id) : []);
+      return { before: providerView(row), after: providerView(next) };
     },
     deleteProvider(id) {
       if (!store.getProvider(id)) throw notFound('provider');
@@ -212,15 +301,11 @@ export function createCatalog(db: Db, secretBox: SecretBox): Catalog {
         name: input.name,
         input_price_per_mtok: input.input_price_per_mtok ?? 0,
         output_price_per_mtok: input.output_price_per_mtok ?? 0,
+        cached_input_price_per_mtok: input.cached_input_price_per_mtok ?? null,
         created_at: now,
         updated_at: now,
       };
-      const deployments = input.deployments.map((d, i): DeploymentRow => {
-        if (!store.getProvider(d.provider_id)) {
-          throw new AppError('validation_failed', `deployments[${i}].provider_id names no provider`, { details: { param: `deployments.${i}.provider_id` } });
-        }
-        return { id: randomUUID(), model_id: id, provider_id: d.provider_id, upstream_model: d.upstream_model, weight: d.weight ?? 1, priority: d.priority ?? 0, position: i };
-      });
+      const deployments = deploymentRows(id, input.deployments, []);
       store.insertModel(row, deployments);
       invalidate();
       return modelView(row, deployments);
@@ -229,14 +314,31 @@ export function createCatalog(db: Db, secretBox: SecretBox): Catalog {
       const deployments = store.listDeployments();
       return store.listModels().map((m) => modelView(m, deployments.filter((d) => d.model_id === m.id)));
     },
-    getModel(id) {
-      const m = store.getModel(id);
-      if (!m) throw notFound('model');
-      return modelView(m, store.listDeployments().filter((d) => d.model_id === id));
+    getModel(idOrName) {
+      const m = findModel(idOrName);
+      return modelView(m, store.modelDeployments(m.id));
     },
-    deleteModel(id) {
-      if (!store.deleteModel(id)) throw notFound('model');
-      invalidate();
+    updateModel(idOrName, patch) {
+      const row = findModel(idOrName);
+      const existing = store.modelDeployments(row.id);
+      const deployments = patch.deployments ? deploymentRows(row.id, patch.deployments, existing) : null;
+      const next: ModelRow = {
+        ...row,
+        ...(patch.input_price_per_mtok !== undefined ? { input_price_per_mtok: patch.input_price_per_mtok } : {}),
+        ...(patch.output_price_per_mtok !== undefined ? { output_price_per_mtok: patch.output_price_per_mtok } : {}),
+        ...(patch.cached_input_price_per_mtok !== undefined ? { cached_input_price_per_mtok: patch.cached_input_price_per_mtok } : {}),
+        updated_at: new Date().toISOString(),
+      };
+      store.updateModel(next, deployments);
+      const kept = new Set((deployments ?? existing).map((d) => d.id));
+      invalidate(existing.filter((d) => !kept.has(d.id)).map((d) => d.id));
+      return { before: modelView(row, existing), after: modelView(next, deployments ?? existing) };
+    },
+    deleteModel(idOrName) {
+      const m = findModel(idOrName);
+      const gone = store.modelDeployments(m.id).map((d) => d.id);
+      store.deleteModel(m.id);
+      invalidate(gone);
     },
 
     resolve(name) {

@@ -28,4 +28,14 @@ describe('router', () => {
     expect(counts.b).toBeGreaterThan(counts.a * 2);
     expect(counts.a).toBeGreaterThan(0);
   });
+
+  it('forgets the cooldown of deployments that went away', () => {
+    const router = createRouter(30);
+    const a = dep('a', 0);
+    const c = dep('c', 1);
+    router.fail(a);
+    expect(router.order([a, c]).map((d) => d.id)).toEqual(['c', 'a']);
+    router.forget(['a']);
+    expect(router.order([a, c]).map((d) => d.id)).toEqual(['a', 'c']);
+  });
 });

@@ -8,6 +8,8 @@ export interface Router {
   /** Records a failure; the deployment cools down for `seconds`. */
   fail(d: Deployment, seconds?: number): void;
   ok(d: Deployment): void;
+  /** Drops the cooldown of deployments that were removed or whose provider changed. */
+  forget(deploymentIds: Iterable<string>): void;
 }
 
 export function createRouter(cooldownSeconds: number, now: () => number = Date.now, random: () => number = Math.random): Router {
@@ -48,6 +50,9 @@ export function createRouter(cooldownSeconds: number, now: () => number = Date.n
     },
     ok(d) {
       if (coolUntil.size) coolUntil.delete(d.id);
+    },
+    forget(ids) {
+      for (const id of ids) coolUntil.delete(id);
     },
   };
 }

@@ -34,7 +34,7 @@ const WINDOW_MS = 60_000;
 const EPSILON = 1e-9;
 
 export class KeyLimits {
-  readonly spec: LimitSpec;
+  spec: LimitSpec;
   spentUsd: number;
   reservedUsd = 0;
   private requests: number[] = [];
@@ -58,6 +58,14 @@ export class KeyLimits {
       this.tokenSum -= e.tokens;
     }
     if (j) this.tokens.splice(0, j);
+  }
+
+  /**
+   * New limits from an edited key. Spend, reservations in flight and the windows' entries are kept,
+   * so a lowered limit counts what was already used (a budget below the spend refuses at once).
+   */
+  retune(spec: LimitSpec): void {
+    this.spec = spec;
   }
 
   /** Admits a request or says which limit it hits. Synchronous, so concurrent callers serialise. */

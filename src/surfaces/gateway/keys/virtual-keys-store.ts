@@ -29,6 +29,8 @@ export interface VirtualKeysStore {
   getByPublicId(publicId: string): VirtualKeyRow | undefined;
   list(userId: string | null): VirtualKeyRow[];
   revoke(id: string, at: string): boolean;
+  /** Edits a key that is not revoked; false when it is (or does not exist). */
+  update(row: Pick<VirtualKeyRow, 'id' | 'name' | 'models' | 'max_budget_usd' | 'rpm' | 'tpm' | 'expires_at'>): boolean;
   /** Adds settled spend and marks keys used; one transaction per batch. */
   addSpend(entries: Iterable<[id: string, usd: number]>, at: string): void;
 }
@@ -43,6 +45,8 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
   const listAll = db.prepare('SELECT * FROM gateway_virtual_keys ORDER BY created_at DESC, id');
   const listForUser = db.prepare('SELECT * FROM gateway_virtual_keys WHERE user_id = ? ORDER BY created_at DESC, id');
   const revoke = db.prepare('UPDATE gateway_virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
+  const update = db.prepare(`UPDATE gateway_virtual_keys SET name = @name, models = @models, max_budget_usd = @max_budget_usd,
+    rpm = @rpm, tpm = @tpm, expires_at = @expires_at WHERE id = @id AND revoked_at IS NULL`);
   const spend = db.prepare('UPDATE gateway_virtual_keys SET spent_usd = spent_usd + ?, last_used_at = ? WHERE id = ?');
   const addSpend = db.transaction((entries: Iterable<[string, number]>, at: string) => {
     for (const [id, usd] of entries) spend.run(usd, at, id);
@@ -55,6 +59,7 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
     getByPublicId: (publicId) => getByPublicId.get(publicId) as VirtualKeyRow | undefined,
     list: (userId) => (userId === null ? listAll.all() : listForUser.all(userId)) as VirtualKeyRow[],
     revoke: (id, at) => revoke.run(at, id).changes > 0,
+    update: (row) => update.run(row).changes > 0,
     addSpend: (entries, at) => addSpend(entries, at),
   };
 }

@@ -34,6 +34,16 @@ export interface NewVirtualKey {
   format?: 'standard' | 'id_secret';
 }
 
+/** PATCH /api/v1/virtual-keys/{id}: never the secret, the owner or the format; null removes a limit. */
+export interface VirtualKeyPatch {
+  name?: string;
+  models?: string[] | null;
+  max_budget_usd?: number | null;
+  rpm?: number | null;
+  tpm?: number | null;
+  expires_at?: string | null;
+}
+
 export interface VirtualKeyView {
   id: string;
   name: string;
@@ -58,6 +68,8 @@ export interface VirtualKeys {
   list(userId: string | null): VirtualKeyView[];
   get(id: string): VirtualKeyView;
   revoke(id: string): void;
+  /** Edits a key; the next request through it sees the change. A revoked key cannot be edited (409). */
+  update(id: string, patch: VirtualKeyPatch): { before: VirtualKeyView; after: VirtualKeyView };
   /** Hot path: a presented credential (nx_vk_… or a Zhipu JWT) to its key, or why not. */
   resolve(credential: string): ResolvedKey | KeyFailure;
   /** Settled spend waiting to be written; drained by the usage writer in its batch. */
@@ -86,6 +98,8 @@ export function effectiveModels(keyModels: string[] | null, groupModels: string[
   const allowed = new Set(groupModels);
   return new Set(keyModels.filter((m) => allowed.has(m)));
 }
+
+const modelsColumn = (models: string[] | null | undefined) => (models ? JSON.stringify([...new Set(models)]) : null);
 
 export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   const store = createVirtualKeysStore(deps.db);
@@ -139,13 +153,19 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     };
   };
 
-  const checkExpiry = (k: ResolvedKey): ResolvedKey | KeyFailure =>
+  const refusePastExpiry = (expiresAt: string | null | undefined) => {
+    if (expiresAt && Date.parse(expiresAt) <= Date.now()) {
+      throw new AppError('validation_failed', 'expires_at is in the past', { details: { param: 'expires_at' } });
+    }
+  };
+
+  const stillValid = (k: ResolvedKey): ResolvedKey | KeyFailure =>
     k.expiresAt !== null && k.expiresAt <= Date.now() ? { reason: 'expired', message: 'this virtual key has expired' } : k;
 
   const resolveBearer = (token: string): ResolvedKey | KeyFailure => {
     const hash = hashToken(token);
     const cached = byHash.get(hash);
-    if (cached) return checkExpiry(cached);
+    if (cached) return stillValid(cached);
     const res = load(store.getByHash(hash));
     if ('id' in res) {
       if (byHash.size > 50_000) byHash.clear();
@@ -167,7 +187,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       byPublicId.set(claims.apiKeyId, entry);
     }
     if (!verifyZhipuSignature(claims, entry.secret)) return { reason: 'unknown', message: 'token signature does not verify' };
-    return checkExpiry(entry.key);
+    return stillValid(entry.key);
   };
 
   const offUser = (userId: string) => evict((k) => k.userId === userId);
@@ -184,9 +204,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
 
   return {
     create(input) {
-      if (input.expires_at && Date.parse(input.expires_at) <= Date.now()) {
-        throw new AppError('validation_failed', 'expires_at is in the past', { details: { param: 'expires_at' } });
-      }
+      refusePastExpiry(input.expires_at);
       const userId = input.user_id!;
       const owner = deps.users.get(userId);
       if (!owner) throw new AppError('validation_failed', 'user_id names no user', { details: { param: 'user_id' } });
@@ -214,7 +232,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
         public_id: publicId,
         secret_sealed: secretSealed,
         user_id: userId,
-        models: input.models ? JSON.stringify([...new Set(input.models)]) : null,
+        models: modelsColumn(input.models),
         max_budget_usd: input.max_budget_usd ?? null,
         rpm: input.rpm ?? null,
         tpm: input.tpm ?? null,
@@ -235,6 +253,25 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       if (!row) throw notFound('virtual key');
       store.revoke(id, new Date().toISOString());
       evict((k) => k.id === id);
+    },
+    update(id, patch) {
+      const row = store.get(id);
+      if (!row) throw notFound('virtual key');
+      if (row.revoked_at) throw new AppError('conflict', 'this virtual key is revoked and cannot be changed');
+      refusePastExpiry(patch.expires_at);
+      const next = {
+        id,
+        name: patch.name ?? row.name,
+        models: patch.models !== undefined ? modelsColumn(patch.models) : row.models,
+        max_budget_usd: patch.max_budget_usd !== undefined ? patch.max_budget_usd : row.max_budget_usd,
+        rpm: patch.rpm !== undefined ? patch.rpm : row.rpm,
+        tpm: patch.tpm !== undefined ? patch.tpm : row.tpm,
+        expires_at: patch.expires_at !== undefined ? (patch.expires_at === null ? null : new Date(patch.expires_at).toISOString()) : row.expires_at,
+      };
+      if (!store.update(next)) throw new AppError('conflict', 'this virtual key is revoked and cannot be changed');
+      counters.get(id)?.retune({ rpm: next.rpm, tpm: next.tpm, budgetUsd: next.max_budget_usd });
+      evict((k) => k.id === id);
+      return { before: view(row), after: view(store.get(id)!) };
     },
 
     resolve(credential) {
