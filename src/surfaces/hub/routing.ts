@@ -1,10 +1,14 @@
 // Which node serves a request: the lowest priority number with an online node wins; within one
 // priority, smooth weighted round robin (the nginx algorithm: even spread, no bursts). Offline nodes
-// are skipped, so failover needs no health probe beyond the registry's heartbeat view.
+// are skipped, so failover needs no health probe beyond the registry's heartbeat view. The WRR state
+// belongs to one binding: when a service's nodes, priorities or weights change (PATCH
+// /api/v1/keys/{id}), the next pick starts from fresh state instead of carrying old counters over.
 import type { ServiceNode } from './services-store.ts';
 
+const bindingOf = (nodes: ServiceNode[]) => nodes.map((n) => `${n.node_id}:${n.priority}:${n.weight}`).join(',');
+
 export class NodePicker {
-  private current = new Map<string, Map<string, number>>();
+  private current = new Map<string, { binding: string; weights: Map<string, number> }>();
 
   /** Online candidates in the order to try them: the WRR pick first, then the rest by priority. */
   order(serviceId: string, nodes: ServiceNode[], isOnline: (id: string) => boolean): string[] {
@@ -12,8 +16,10 @@ export class NodePicker {
     if (!online.length) return [];
     const best = Math.min(...online.map((n) => n.priority));
     const group = online.filter((n) => n.priority === best);
-    let state = this.current.get(serviceId);
-    if (!state) this.current.set(serviceId, (state = new Map()));
+    const binding = bindingOf(nodes);
+    let held = this.current.get(serviceId);
+    if (held?.binding !== binding) this.current.set(serviceId, (held = { binding, weights: new Map() }));
+    const state = held.weights;
     let total = 0;
     let pick: ServiceNode | null = null;
     for (const n of group) {

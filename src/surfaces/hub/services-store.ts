@@ -34,6 +34,16 @@ export interface NewService {
   nodes: ServiceNode[];
 }
 
+/** A service's whole new state, as `update` writes it. */
+export interface ServiceChange {
+  label: string | null;
+  endpoint_url: string;
+  auth_method: AuthMethod;
+  auth_key_name: string | null;
+  credential_sealed: string | null;
+  nodes: ServiceNode[];
+}
+
 export function createServicesStore(db: Db) {
   const slugsLike = db.prepare("SELECT slug FROM services WHERE owner_id = ? AND (slug = ? OR slug LIKE ? ESCAPE '\\')");
   const insert = db.prepare(`INSERT INTO services (id, owner_id, slug, label, endpoint_url, auth_method, auth_key_name, credential_sealed, created_at)
@@ -46,6 +56,9 @@ export function createServicesStore(db: Db) {
   const listOwner = db.prepare('SELECT * FROM services WHERE owner_id = ? ORDER BY created_at, id');
   const nodesOf = db.prepare('SELECT node_id, priority, weight FROM service_nodes WHERE service_id = ? ORDER BY priority, node_id');
   const del = db.prepare('DELETE FROM services WHERE id = ?');
+  const updateRow = db.prepare(`UPDATE services SET label = @label, endpoint_url = @endpoint_url, auth_method = @auth_method,
+    auth_key_name = @auth_key_name, credential_sealed = @credential_sealed WHERE id = @id`);
+  const clearNodes = db.prepare('DELETE FROM service_nodes WHERE service_id = ?');
 
   return {
     /**
@@ -61,6 +74,20 @@ export function createServicesStore(db: Db) {
       if (seal) setCredential.run(seal(s.id), s.id);
       for (const n of s.nodes) insertNode.run(s.id, n.node_id, n.priority, n.weight);
       return byId.get(s.id) as ServiceRow;
+    }),
+    /**
+     * Reads the service and its binding, lets `decide` check them and return the new state (it may
+     * throw to refuse), and writes it: read, check and write share one transaction, so concurrent
+     * updates apply one after the other, each to the state the previous one left.
+     */
+    update: db.transaction((id: string, decide: (row: ServiceRow, nodes: ServiceNode[]) => ServiceChange): ServiceRow | undefined => {
+      const row = byId.get(id) as ServiceRow | undefined;
+      if (!row) return undefined;
+      const next = decide(row, nodesOf.all(id) as ServiceNode[]);
+      updateRow.run({ id, label: next.label, endpoint_url: next.endpoint_url, auth_method: next.auth_method, auth_key_name: next.auth_key_name, credential_sealed: next.credential_sealed });
+      clearNodes.run(id);
+      for (const n of next.nodes) insertNode.run(id, n.node_id, n.priority, n.weight);
+      return byId.get(id) as ServiceRow;
     }),
     get: (id: string) => byId.get(id) as ServiceRow | undefined,
     bySlug: (ownerId: string, slug: string) => bySlug.get(ownerId, slug) as ServiceRow | undefined,

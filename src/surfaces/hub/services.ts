@@ -1,6 +1,8 @@
 // Services the proxy serves (`/api/v1/keys`): direct (the appliance holds the credential, sealed with
 // the master key, and injects it) or through nodes (the credential stays on the agent's host; the
-// appliance keeps only the slug → nodes binding).
+// appliance keeps only the slug → nodes binding). A service is one or the other, never both:
+// `update` switches the mode and the proxy sees the change on its very next request (it reads the
+// binding per request; the WRR state follows the binding, see routing.ts).
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../../core/context.ts';
 import { AppError } from '../../core/errors/errors.ts';
@@ -21,6 +23,23 @@ export interface CreateServiceInput {
   nodes?: Array<{ node_id: string; priority?: number; weight?: number }>;
 }
 
+/** PATCH /api/v1/keys/{id}: absent fields stay; `nodes` replaces the whole binding; null clears. */
+export interface UpdateServiceInput {
+  label?: string | null;
+  endpoint_url?: string;
+  auth_method?: AuthMethod;
+  auth_key_name?: string | null;
+  credential?: string | null;
+  nodes?: Array<{ node_id: string; priority?: number; weight?: number }>;
+}
+
+/** What an update did, for the audit entry (never the secret itself). */
+export interface UpdateOutcome {
+  service: ServiceView;
+  fields: string[];
+  credential: 'kept' | 'replaced' | 'dropped' | 'none';
+}
+
 export interface ServiceView {
   id: string;
   slug: string;
@@ -38,6 +57,29 @@ export interface ServiceView {
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
 
 export const serviceAad = (id: string) => `service:${id}`;
+
+/** The endpoint as stored: http(s), no userinfo, query or fragment, no trailing slash. */
+function parseEndpoint(endpoint: string): URL {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new AppError('validation_failed', 'endpoint_url is not a URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new AppError('validation_failed', 'endpoint_url must be http or https');
+  if (url.username || url.password) throw new AppError('validation_failed', 'endpoint_url must not carry credentials; use credential');
+  if (url.search || url.hash) throw new AppError('validation_failed', 'endpoint_url must not have a query or fragment');
+  return url;
+}
+
+const stored = (url: URL) => url.toString().replace(/\/$/, '');
+
+function needsKeyName(method: AuthMethod, keyName: string | null): void {
+  if ((method === 'header' || method === 'body') && !keyName) throw new AppError('validation_failed', `auth_method "${method}" needs auth_key_name`);
+}
+
+const CREDENTIAL_ON_NODE = 'a service routed through nodes keeps its credential on the node; add it there with `nexus agent credentials add`';
+const needsCredential = (method: AuthMethod) => `a direct service with auth_method "${method}" needs credential`;
 
 function slugify(text: string): string {
   const s = text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 48).replace(/-+$/, '');
@@ -64,6 +106,27 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
     };
   };
 
+  /**
+   * Checks a requested binding: every node exists and is the caller's to use (`kept` nodes, already
+   * bound, stay allowed), and none is listed twice. Defaults: priority 0, weight 1.
+   */
+  const bindings = (principal: Principal, requested: NonNullable<UpdateServiceInput['nodes']>, kept: Set<string>): ServiceNode[] => {
+    const seen = new Set<string>();
+    for (const n of requested) {
+      if (seen.has(n.node_id)) throw new AppError('validation_failed', `node ${n.node_id} is listed twice`);
+      seen.add(n.node_id);
+      if (!kept.has(n.node_id)) nodes.visible(principal, n.node_id);
+    }
+    return requested.map((n) => ({ node_id: n.node_id, priority: n.priority ?? 0, weight: n.weight ?? 1 }));
+  };
+
+  /** A service the principal owns (admins see others' too). Others' look nonexistent, as nodes do. */
+  const get = (principal: Principal, id: string): ServiceRow => {
+    const s = store.get(id);
+    if (!s || (s.owner_id !== principal.userId && principal.role !== 'admin')) throw new AppError('not_found', 'service not found');
+    return s;
+  };
+
   return {
     store,
     view,
@@ -75,31 +138,13 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
       const method = input.auth_method ?? base?.auth_method;
       if (!endpoint) throw new AppError('validation_failed', 'endpoint_url is required');
       if (!method || !AUTH_METHODS.includes(method)) throw new AppError('validation_failed', `auth_method must be one of ${AUTH_METHODS.join(', ')}`);
-      let url: URL;
-      try {
-        url = new URL(endpoint);
-      } catch {
-        throw new AppError('validation_failed', 'endpoint_url is not a URL');
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new AppError('validation_failed', 'endpoint_url must be http or https');
-      if (url.username || url.password) throw new AppError('validation_failed', 'endpoint_url must not carry credentials; use credential');
-      if (url.search || url.hash) throw new AppError('validation_failed', 'endpoint_url must not have a query or fragment');
+      const url = parseEndpoint(endpoint);
       const keyName = input.auth_key_name ?? base?.auth_key_name ?? null;
-      if ((method === 'header' || method === 'body') && !keyName) throw new AppError('validation_failed', `auth_method "${method}" needs auth_key_name`);
+      needsKeyName(method, keyName);
 
-      const viaNodes = input.nodes ?? [];
-      const seen = new Set<string>();
-      for (const n of viaNodes) {
-        nodes.visible(owner, n.node_id);
-        if (seen.has(n.node_id)) throw new AppError('validation_failed', `node ${n.node_id} is listed twice`);
-        seen.add(n.node_id);
-      }
-      if (viaNodes.length && input.credential !== undefined) {
-        throw new AppError('validation_failed', 'a service routed through nodes keeps its credential on the node; add it there with `nexus agent credentials add`');
-      }
-      if (!viaNodes.length && method !== 'none' && input.credential === undefined) {
-        throw new AppError('validation_failed', `a direct service with auth_method "${method}" needs credential`);
-      }
+      const viaNodes = bindings(owner, input.nodes ?? [], new Set());
+      if (viaNodes.length && input.credential !== undefined) throw new AppError('validation_failed', CREDENTIAL_ON_NODE);
+      if (!viaNodes.length && method !== 'none' && input.credential === undefined) throw new AppError('validation_failed', needsCredential(method));
       const slug = input.slug ?? base?.slug ?? slugify(input.label ?? url.hostname);
       if (!SLUG.test(slug)) throw new AppError('validation_failed', 'slug must be lowercase letters, digits and dashes (1–64)');
       const id = randomUUID();
@@ -110,26 +155,71 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
           owner_id: owner.userId,
           slug,
           label: input.label ?? base?.label ?? null,
-          endpoint_url: url.toString().replace(/\/$/, ''),
+          endpoint_url: stored(url),
           auth_method: method,
           auth_key_name: keyName,
-          nodes: viaNodes.map((n) => ({ node_id: n.node_id, priority: n.priority ?? 0, weight: n.weight ?? 1 })),
+          nodes: viaNodes,
         },
         credential !== undefined && method !== 'none' ? (sid) => ctx.secretBox.seal(credential, serviceAad(sid)) : null,
       );
       return view(row);
     },
 
+    /**
+     * Changes a service in one transaction (two racing updates never mix). The result must be a
+     * valid service on its own: direct with a credential (or auth_method none), or through nodes
+     * with no credential on the appliance. Giving nodes to a direct service drops its stored
+     * credential; taking every node away needs a credential (or none). A stored credential never
+     * follows the endpoint to another origin: moving it there needs the credential again.
+     */
+    update(principal: Principal, id: string, input: UpdateServiceInput): UpdateOutcome {
+      get(principal, id);
+      let credential: UpdateOutcome['credential'] = 'none';
+      const row = store.update(id, (s, bound) => {
+        const method = input.auth_method ?? s.auth_method;
+        const keyName = input.auth_key_name !== undefined ? input.auth_key_name : s.auth_key_name;
+        needsKeyName(method, keyName);
+        const url = parseEndpoint(input.endpoint_url ?? s.endpoint_url);
+        const viaNodes = input.nodes ? bindings(principal, input.nodes, new Set(bound.map((b) => b.node_id))) : bound;
+
+        let sealed: string | null;
+        if (viaNodes.length) {
+          if (typeof input.credential === 'string') throw new AppError('validation_failed', CREDENTIAL_ON_NODE);
+          sealed = null;
+          credential = s.credential_sealed ? 'dropped' : 'none';
+        } else if (method === 'none') {
+          sealed = null;
+          credential = s.credential_sealed ? 'dropped' : 'none';
+        } else if (typeof input.credential === 'string') {
+          sealed = ctx.secretBox.seal(input.credential, serviceAad(s.id));
+          credential = 'replaced';
+        } else if (input.credential === null || !s.credential_sealed) {
+          throw new AppError('validation_failed', needsCredential(method));
+        } else {
+          if (url.origin !== new URL(s.endpoint_url).origin) {
+            throw new AppError('validation_failed', 'the stored credential does not follow the endpoint to another origin; send credential again');
+          }
+          sealed = s.credential_sealed;
+          credential = 'kept';
+        }
+        return {
+          label: input.label !== undefined ? input.label : s.label,
+          endpoint_url: stored(url),
+          auth_method: method,
+          auth_key_name: keyName,
+          credential_sealed: sealed,
+          nodes: viaNodes,
+        };
+      });
+      if (!row) throw new AppError('not_found', 'service not found');
+      return { service: view(row), fields: Object.keys(input), credential };
+    },
+
     list(principal: Principal): ServiceView[] {
       return store.list(principal.userId).map(view);
     },
 
-    /** A service the principal owns (admins see others' too). */
-    get(principal: Principal, id: string): ServiceRow {
-      const s = store.get(id);
-      if (!s || (s.owner_id !== principal.userId && principal.role !== 'admin')) throw new AppError('not_found', 'service not found');
-      return s;
-    },
+    get,
 
     credential(s: ServiceRow): string | null {
       return s.credential_sealed ? ctx.secretBox.open(s.credential_sealed, serviceAad(s.id)) : null;

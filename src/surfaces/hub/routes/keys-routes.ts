@@ -5,7 +5,29 @@ import { actorOf, requireUser } from '../../../core/http/auth.ts';
 import { AUTH_METHODS } from '../../../protocol/credentials.ts';
 import { CATALOG, catalogEntry } from '../catalog.ts';
 import type { Hub } from '../hub.ts';
-import type { CreateServiceInput } from '../services.ts';
+import type { CreateServiceInput, UpdateServiceInput } from '../services.ts';
+
+const field = {
+  label: { type: 'string', minLength: 1, maxLength: 200 },
+  endpoint_url: { type: 'string', minLength: 1, maxLength: 2048 },
+  auth_method: { type: 'string', enum: AUTH_METHODS },
+  auth_key_name: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' },
+  credential: { type: 'string', minLength: 1, maxLength: 16384 },
+  nodes: {
+    type: 'array',
+    maxItems: 32,
+    items: {
+      type: 'object',
+      required: ['node_id'],
+      additionalProperties: false,
+      properties: {
+        node_id: { type: 'string', minLength: 1, maxLength: 64 },
+        priority: { type: 'integer', minimum: 0, maximum: 1000 },
+        weight: { type: 'integer', minimum: 1, maximum: 1000 },
+      },
+    },
+  },
+} as const;
 
 const createBody = {
   type: 'object',
@@ -13,27 +35,26 @@ const createBody = {
   properties: {
     catalog: { type: 'string', maxLength: 64 },
     slug: { type: 'string', minLength: 1, maxLength: 64 },
-    label: { type: 'string', minLength: 1, maxLength: 200 },
-    endpoint_url: { type: 'string', minLength: 1, maxLength: 2048 },
-    auth_method: { type: 'string', enum: AUTH_METHODS },
-    auth_key_name: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' },
-    credential: { type: 'string', minLength: 1, maxLength: 16384 },
-    nodes: {
-      type: 'array',
-      maxItems: 32,
-      items: {
-        type: 'object',
-        required: ['node_id'],
-        additionalProperties: false,
-        properties: {
-          node_id: { type: 'string', minLength: 1, maxLength: 64 },
-          priority: { type: 'integer', minimum: 0, maximum: 1000 },
-          weight: { type: 'integer', minimum: 1, maximum: 1000 },
-        },
-      },
-    },
+    ...field,
   },
 } as const;
+
+/** The slug (and so the proxy URL) never changes; null clears label, auth_key_name and credential. */
+const orNull = <T extends { type: string }>(s: T) => ({ ...s, type: [s.type, 'null'] });
+const updateBody = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    ...field,
+    label: orNull(field.label),
+    auth_key_name: orNull(field.auth_key_name),
+    credential: orNull(field.credential),
+  },
+} as const;
+
+/** The largest valid update is a credential and 32 bindings; nothing legitimate comes near this. */
+const UPDATE_BODY_LIMIT = 64 * 1024;
 
 const ID_PARAMS = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 
@@ -50,6 +71,19 @@ export function keysRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
 
   app.get<{ Params: { id: string } }>('/api/v1/keys/:id', { ...auth, schema: { params: ID_PARAMS } }, async (req) =>
     hub.services.view(hub.services.get(req.principal!, req.params.id)));
+
+  app.patch<{ Params: { id: string }; Body: UpdateServiceInput }>('/api/v1/keys/:id', {
+    ...auth,
+    bodyLimit: UPDATE_BODY_LIMIT,
+    schema: { params: ID_PARAMS, body: updateBody },
+  }, async (req) => {
+    const { service, fields, credential } = hub.services.update(req.principal!, req.params.id, req.body);
+    ctx.audit.record({
+      ...actorOf(req), action: 'service.update', target_type: 'service', target_id: service.id, outcome: 'success', routed_via: service.routed_via,
+      details: { slug: service.slug, fields, sealed: credential, nodes: service.nodes.map((n) => n.node_id) },
+    });
+    return service;
+  });
 
   app.delete<{ Params: { id: string } }>('/api/v1/keys/:id', { ...auth, schema: { params: ID_PARAMS } }, async (req, reply) => {
     const svc = hub.services.get(req.principal!, req.params.id);
