@@ -125,6 +125,25 @@ describe('PATCH /api/v1/models/{id or name}', () => {
     expect(entry.details).toMatchObject({ name: 'team/editable', deployments: [{ provider_id: b.id, upstream_model: 'mock-two' }] });
   });
 
+  it('prices cached input tokens at their own rate, from the next request after an edit', async () => {
+    const p = await createProvider(app, admin, { name: 'cache', type: 'openai', base_url: `${up1.url}/v1` });
+    const { key, id: keyId } = await createKey(app, admin.token, { name: 'cache-cost' });
+    // The upstream reports 4 of the prompt's tokens as cache reads.
+    await simpleModel(app, admin, p.id, 'cached', 'mock-cached-4', { input_price_per_mtok: 10, output_price_per_mtok: 0 });
+    const cost = async () => {
+      const res = await chat('cached', key);
+      const body = await json(res);
+      expect(body.usage.prompt_tokens_details.cached_tokens).toBe(4);
+      const usage = await get(`usage?key_id=${keyId}&group_by=model`);
+      return { prompt: body.usage.prompt_tokens as number, total: usage.items[0].cost_usd as number };
+    };
+    const first = await cost(); // no cached price: cached tokens cost like other input
+    expect(first.total).toBeCloseTo((first.prompt * 10) / 1e6, 12);
+    await patch('models/cached', { cached_input_price_per_mtok: 1 });
+    const second = await cost();
+    expect(second.total - first.total).toBeCloseTo(((second.prompt - 4) * 10 + 4 * 1) / 1e6, 12);
+  });
+
   it('refuses bad edits', async () => {
     const p = await createProvider(app, admin, { name: 'model-c', type: 'openai', base_url: `${up1.url}/v1` });
     await simpleModel(app, admin, p.id, 'fixed', 'mock-fixed');

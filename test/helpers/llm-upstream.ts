@@ -6,6 +6,7 @@
 //   chunks-<n>            stream n content events     cut-<n>    destroy the socket after n events
 //   hang                  never answer (the request is remembered until the client aborts)
 //   big-<mb>              stream about <mb> MB of content
+//   cached-<n>            report n of the prompt tokens as read from the provider's prompt cache
 // Every request is recorded (path, headers, body) for assertions.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -126,7 +127,8 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     const pieces = words(b, model);
     const out = pieces.join('');
     const pt = promptTokens(b);
-    const ct = opt(model, 'big') !== null ? pieces.length : pieces.length;
+    const ct = pieces.length;
+    const cachedTokens = Math.min(opt(model, 'cached') ?? 0, pt);
 
     const stream = async (events: string[], contentType = 'text/event-stream') => {
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
@@ -153,7 +155,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     // ---- Gemini ----
     if (gemini) {
       const method = gemini[2];
-      const usageMetadata = { promptTokenCount: pt, candidatesTokenCount: ct, totalTokenCount: pt + ct };
+      const usageMetadata = { promptTokenCount: pt, candidatesTokenCount: ct, totalTokenCount: pt + ct, ...(cachedTokens ? { cachedContentTokenCount: cachedTokens } : {}) };
       if (method === 'countTokens') return json({ totalTokens: pt });
       if (method === 'batchEmbedContents') return json({ embeddings: (b.requests ?? []).map((_: unknown, i: number) => ({ values: [i, 0.5, -1] })) });
       const call = wantsTool(b) ? { functionCall: { name: b.tools[0].functionDeclarations[0].name, args: { city: 'Paris' } } } : null;
@@ -181,7 +183,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
         return json({
           id: 'msg_mock', type: 'message', role: 'assistant', model,
           content: tool ? [{ type: 'text', text: 'calling' }, { type: 'tool_use', id: 'toolu_1', name: tool, input: { city: 'Paris' } }] : [{ type: 'text', text: out }],
-          stop_reason: tool ? 'tool_use' : 'end_turn', usage: { input_tokens: pt, output_tokens: ct },
+          stop_reason: tool ? 'tool_use' : 'end_turn', usage: { input_tokens: pt - cachedTokens, cache_read_input_tokens: cachedTokens, output_tokens: ct },
         });
       }
       const ev = (name: string, data: Json) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
@@ -201,7 +203,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     }
 
     // ---- OpenAI shape (OpenAI, Azure, GLM, compatible) ----
-    const usage = { prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct };
+    const usage = { prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct, ...(cachedTokens ? { prompt_tokens_details: { cached_tokens: cachedTokens } } : {}) };
     const glm = url.pathname.startsWith('/api/paas');
     if (url.pathname.endsWith('/embeddings')) {
       const inputs = Array.isArray(b.input) ? b.input : [b.input];

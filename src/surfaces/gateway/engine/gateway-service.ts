@@ -83,8 +83,11 @@ export function modelNotFound(name: string): AppError {
   return new AppError('not_found', `model "${name}" does not exist or is not available`, { details: { code: 'model_not_found', param: 'model' } });
 }
 
+/** Input tokens include the cached ones; those are priced at the model's cached rate when it has one. */
 function costOf(model: Model, u: Usage): number {
-  return (u.input * model.inputPricePerMtok + u.output * model.outputPricePerMtok) / 1e6;
+  const cached = Math.min(u.cached, u.input);
+  const cachedRate = model.cachedInputPricePerMtok ?? model.inputPricePerMtok;
+  return ((u.input - cached) * model.inputPricePerMtok + cached * cachedRate + u.output * model.outputPricePerMtok) / 1e6;
 }
 
 function retryAfterOf(res: UpstreamResponse): number | undefined {
