@@ -235,8 +235,16 @@ describe('signed-in pages', () => {
     await expect.poll(async () => (await json(await fetch(`${app.url}/api/v1/groups`, authed(admin.token)))).items[0]).toMatchObject({ role: 'admin', models: ['gpt-4o-mini', 'gemini-2.0-flash'] });
     await shot('groups');
 
-    // Nodes (hub): register → the single-use token once, with the exact enroll command.
+    // Services: a routing card per service; with no nodes yet it points to the nodes page.
     const caps = await json(await fetch(`${app.url}/api/v1/console/capabilities`, authed(admin.token)));
+    const wiki = await json(await post(`${app.url}/api/v1/keys`, { slug: 'wiki', label: 'Team wiki', endpoint_url: 'http://127.0.0.1:9/api', auth_method: 'none' },
+      { authorization: `Bearer ${admin.token}` }));
+    await page.getByRole('link', { name: 'Services' }).click();
+    const card = page.getByRole('region', { name: 'Service wiki' });
+    await card.getByRole('link', { name: 'Register a node' }).waitFor();
+    await shot('services-no-nodes');
+
+    // Nodes (hub): register → the single-use token once, with the exact enroll command.
     if (caps.nodes) {
       await page.getByRole('link', { name: 'Nodes' }).click();
       await page.getByRole('heading', { name: 'Nodes' }).waitFor();
@@ -248,6 +256,33 @@ describe('signed-in pages', () => {
       await page.getByRole('cell', { name: 'pending' }).waitFor(); // registered, not yet enrolled
       await shot('nodes');
     }
+
+    // Bind the service to the node through its routing card, with the keyboard where it counts.
+    await page.getByRole('link', { name: 'Services' }).click();
+    await card.getByLabel('Add a node to wiki').selectOption({ label: 'edge-1 (pending)' });
+    await card.getByRole('button', { name: 'Add node' }).press('Enter');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Priority for edge-1');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('-1');
+    await card.getByRole('button', { name: 'Save routing' }).click();
+    await expect.poll(() => card.getByRole('alert').textContent()).toBe('Priority for edge-1 must be a whole number from 0 to 1000.');
+    await card.getByLabel('Priority for edge-1').fill('2');
+    await card.getByLabel('Weight for edge-1').fill('3');
+    await card.getByRole('button', { name: 'Save routing' }).click();
+    await card.getByRole('status').filter({ hasText: 'Routing saved.' }).waitFor();
+    await page.reload();
+    await card.getByLabel('Priority for edge-1').waitFor();
+    expect(await card.getByLabel('Priority for edge-1').inputValue()).toBe('2');
+    expect(await card.getByLabel('Weight for edge-1').inputValue()).toBe('3');
+    expect(await card.getByRole('cell', { name: 'pending' }).count()).toBe(1);
+    const bound = await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)));
+    expect(bound).toMatchObject({ routed_via: 'node', nodes: [{ priority: 2, weight: 3 }] });
+    await shot('services-routing');
+    // Removing the node makes the service direct again (auth none: no credential asked).
+    await card.getByRole('button', { name: 'Remove edge-1 from wiki' }).click();
+    await card.getByRole('button', { name: 'Save routing' }).click();
+    await card.getByRole('status').filter({ hasText: 'Routing saved.' }).waitFor();
+    expect((await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)))).routed_via).toBe('direct');
 
     for (const path of ['/providers', '/virtual-keys', '/services', '/no-such-page']) {
       await page.goto(path);

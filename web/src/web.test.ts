@@ -3,6 +3,7 @@ import { toCsv } from './pages/audit.ts';
 import { callbackUrl, cliParams } from './pages/cli-auth.ts';
 import { safeReturn } from './pages/login.ts';
 import { wsUrl } from './pages/nodes.ts';
+import { routingBody } from './pages/services.ts';
 
 describe('console helpers', () => {
   it('writes RFC 4180 CSV and defuses spreadsheet formulas', () => {
@@ -24,5 +25,18 @@ describe('console helpers', () => {
     expect(safeReturn('/audit')).toBe('/audit');
     expect(wsUrl('https://nexus.example.com')).toBe('wss://nexus.example.com/ws');
     expect(wsUrl('http://127.0.0.1:8080')).toBe('ws://127.0.0.1:8080/ws');
+  });
+  it('turns a routing card into a PATCH body, refusing what the hub would refuse', () => {
+    const row = (priority: string, weight = '1') => ({ node_id: 'n1', name: 'edge-1', priority, weight });
+    const viaNode = { auth_method: 'bearer', routed_via: 'node', has_credential: false };
+    expect(routingBody([row('2', '3')], viaNode, '')).toEqual({ nodes: [{ node_id: 'n1', priority: 2, weight: 3 }] });
+    for (const [p, w] of [['-1', '1'], ['1.5', '1'], ['', '1'], ['1001', '1'], ['1e2', '1'], ['0', '0'], ['0', '']]) {
+      expect(routingBody([row(p!, w)], viaNode, ''), `${p}/${w}`).toMatch(/^(Priority|Weight) for edge-1 must be a whole number/);
+    }
+    // No nodes: direct, which needs a credential unless the service already holds one or takes none.
+    expect(routingBody([], viaNode, '')).toMatch(/enter the credential/);
+    expect(routingBody([], viaNode, 's3cret')).toEqual({ nodes: [], credential: 's3cret' });
+    expect(routingBody([], { auth_method: 'none', routed_via: 'node' }, '')).toEqual({ nodes: [] });
+    expect(routingBody([], { auth_method: 'bearer', routed_via: 'direct', has_credential: true }, '')).toEqual({ nodes: [] });
   });
 });

@@ -1,9 +1,16 @@
-// /services — private and catalog APIs reachable through the service proxy, with a routing card
-// per service showing the nodes it is bound to, with their priorities (bound when the service is added).
-import { del, get, items, whenServed } from '../api.ts';
+// /services — private and catalog APIs reachable through the service proxy. Each service has a
+// routing card: the nodes it is bound to with priority (lower first) and weight (share within a
+// priority), edited here and saved with PATCH /api/v1/keys/{id}; no nodes means direct.
+import { del, get, items, patch, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, h, replace, table } from '../dom.ts';
+import { errorBox, field, h, replace, table, uid } from '../dom.ts';
 import { unavailable } from './common.ts';
+
+export interface Binding {
+  node_id: string;
+  priority: number;
+  weight: number;
+}
 
 interface Service {
   id: string;
@@ -13,7 +20,14 @@ interface Service {
   auth_method?: string;
   proxy_url?: string;
   has_credential?: boolean;
+  routed_via?: 'direct' | 'node';
   nodes?: { node_id: string; priority: number; weight?: number }[];
+}
+
+interface NodeRow {
+  id: string;
+  name: string;
+  status?: string;
 }
 
 interface CatalogEntry {
@@ -24,19 +38,43 @@ interface CatalogEntry {
   auth_method?: string;
 }
 
+const LIMIT = 1000;
+
+/**
+ * The PATCH body for a routing card, or the first problem in words. Priority and weight are read
+ * from the inputs as typed, so "1.5", "" and "-1" are caught here before the hub refuses them.
+ */
+export function routingBody(rows: Array<{ node_id: string; name: string; priority: string; weight: string }>, service: { auth_method?: string; routed_via?: string; has_credential?: boolean }, credential: string):
+  { nodes: Binding[]; credential?: string } | string {
+  const int = (v: string, min: number) => (/^\d+$/.test(v.trim()) && Number(v) >= min && Number(v) <= LIMIT ? Number(v) : null);
+  const nodes: Binding[] = [];
+  for (const r of rows) {
+    const priority = int(r.priority, 0);
+    if (priority === null) return `Priority for ${r.name} must be a whole number from 0 to ${LIMIT}.`;
+    const weight = int(r.weight, 1);
+    if (weight === null) return `Weight for ${r.name} must be a whole number from 1 to ${LIMIT}.`;
+    nodes.push({ node_id: r.node_id, priority, weight });
+  }
+  if (nodes.length || service.auth_method === 'none') return { nodes };
+  if (credential) return { nodes, credential };
+  if (service.routed_via === 'direct' && service.has_credential) return { nodes };
+  return 'Without nodes the appliance calls the service itself: enter the credential it should send, or add a node.';
+}
+
 export const servicesPage: Page = {
   title: 'Services',
-  async render(main) {
+  async render(main, app) {
     const first = await whenServed<unknown>('services_list', '/api/v1/keys');
     if (first === null) return unavailable(main, 'Services', 'Services');
     const err = errorBox();
     const catalog = items<CatalogEntry>(await whenServed('catalog', '/api/v1/catalog').catch(() => null));
-    const nodes = items<{ id: string; name: string; status?: string }>(await whenServed('nodes', '/api/v1/nodes').catch(() => null));
+    const isAdmin = app.me?.user.role === 'admin';
     const list = h('div');
-    const load = async () => {
-      const services = items<Service>(await get('/api/v1/keys'));
+    /** `saved`: the service whose routing was just saved, to say so and put focus there. */
+    const load = async (saved?: string) => {
+      const [services, nodes] = await Promise.all([get('/api/v1/keys').then((d) => items<Service>(d)), whenServed('nodes', '/api/v1/nodes').then((d) => items<NodeRow>(d))]);
       replace(list, services.length
-        ? services.map((s) => routingCard(s, nodes, err, load))
+        ? services.map((s) => serviceCard(s, nodes, isAdmin, err, load, s.id === saved))
         : h('p', { class: 'empty' }, 'No services yet. Add one from the catalog below or run nexus service add.'));
     };
     await load();
@@ -50,9 +88,9 @@ export const servicesPage: Page = {
   },
 };
 
-function routingCard(s: Service, nodes: { id: string; name: string; status?: string }[], err: ReturnType<typeof errorBox>, reload: () => Promise<void>): HTMLElement {
-  const nameOf = (id: string) => nodes.find((n) => n.id === id);
-  const bound = [...(s.nodes ?? [])].sort((a, b) => a.priority - b.priority);
+type Reload = (saved?: string) => Promise<void>;
+
+function serviceCard(s: Service, nodes: NodeRow[], isAdmin: boolean, err: ReturnType<typeof errorBox>, reload: Reload, saved: boolean): HTMLElement {
   const remove = h('button', {
     type: 'button', class: 'danger small', 'aria-label': `Delete ${s.slug}`,
     onclick: async () => {
@@ -66,12 +104,102 @@ function routingCard(s: Service, nodes: { id: string; name: string; status?: str
       }
     },
   }, 'Delete');
-  return h('section', { class: 'card service' },
+  return h('section', { class: 'card service', 'aria-label': `Service ${s.slug}` },
     h('h2', null, s.label ?? s.slug, ' ', h('code', null, s.slug)),
     h('p', null, 'Proxy: ', h('code', null, s.proxy_url ?? `/api/v1/proxy/s/${s.slug}`), s.endpoint_url ? [' → ', h('code', null, s.endpoint_url)] : null),
-    h('h3', null, 'Routing'),
-    bound.length
-      ? table(['Node', 'Status', 'Priority', 'Weight'], bound.map((b) => [nameOf(b.node_id)?.name ?? b.node_id, nameOf(b.node_id)?.status ?? '—', b.priority, b.weight ?? 1]), '')
-      : h('p', { class: 'hint' }, `Direct from the appliance (${s.auth_method ?? 'no'} auth${s.has_credential ? ', credential stored encrypted' : ''}).`),
+    routingEditor(s, nodes, isAdmin, reload, saved),
     h('div', { class: 'actions' }, remove));
+}
+
+/** The routing card: bound nodes with priority and weight inputs, add/remove, save. */
+function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: Reload, saved: boolean): HTMLElement {
+  const known = new Map(nodes.map((n) => [n.id, n]));
+  const rows = [...(s.nodes ?? [])].sort((a, b) => a.priority - b.priority)
+    .map((b) => ({ node_id: b.node_id, name: known.get(b.node_id)?.name ?? b.node_id, priority: String(b.priority), weight: String(b.weight ?? 1) }));
+  const box = h('div', { class: 'routing' });
+  const err = errorBox();
+  const status = h('p', { class: 'ok', role: 'status', tabindex: -1 }, saved ? 'Routing saved.' : '');
+  if (saved) setTimeout(() => status.focus(), 0);
+  const credential = h('input', { type: 'password', autocomplete: 'off', name: `credential-${s.id}` });
+  let dirty = false;
+  const heading = uid('routing');
+
+  const draw = (focus?: 'add' | { row: string }) => {
+    const badge = (id: string) => {
+      const st = known.get(id)?.status ?? 'unknown';
+      return h('span', { class: `badge ${st}` }, st);
+    };
+    const bound = rows.length
+      ? h('table', { class: 'routing-table', 'aria-labelledby': heading },
+        h('thead', null, h('tr', null, ['Node', 'Status', 'Priority', 'Weight', ''].map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', null, rows.map((r) => {
+          const pr = h('input', { type: 'number', inputmode: 'numeric', min: 0, max: LIMIT, step: 1, value: r.priority, class: 'narrow', 'aria-label': `Priority for ${r.name}`,
+            oninput: (e: Event) => { r.priority = (e.target as HTMLInputElement).value; touched(); } });
+          const wt = h('input', { type: 'number', inputmode: 'numeric', min: 1, max: LIMIT, step: 1, value: r.weight, class: 'narrow', 'aria-label': `Weight for ${r.name}`,
+            oninput: (e: Event) => { r.weight = (e.target as HTMLInputElement).value; touched(); } });
+          const rm = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Remove ${r.name} from ${s.slug}`,
+            onclick: () => { rows.splice(rows.indexOf(r), 1); touched(); draw('add'); } }, 'Remove');
+          if (typeof focus === 'object' && focus.row === r.node_id) queueMicrotask(() => pr.focus());
+          return h('tr', null, h('td', null, r.name), h('td', null, badge(r.node_id)), h('td', null, pr), h('td', null, wt), h('td', null, rm));
+        })))
+      : h('p', { class: 'hint' }, `Direct: the appliance calls ${s.endpoint_url ?? 'the endpoint'} itself (${
+        s.auth_method === 'none' ? 'no credential' : `${s.auth_method} auth`}${s.routed_via === 'direct' && s.has_credential ? ', credential stored encrypted' : ''}).`);
+
+    const free = nodes.filter((n) => !rows.some((r) => r.node_id === n.id));
+    let adder: HTMLElement;
+    if (!nodes.length) {
+      adder = h('p', { class: 'empty' }, 'No nodes yet. ', isAdmin
+        ? [h('a', { href: '/nodes', 'data-nav': true }, 'Register a node'), ' on a private host to route this service through it.']
+        : ['Register one with ', h('code', null, 'nexus node register NAME'), ' to route this service through a private host.']);
+    } else if (!free.length) {
+      adder = h('p', { class: 'hint' }, 'Every node you have is bound.');
+    } else {
+      const select = h('select', { name: `add-node-${s.id}` }, free.map((n) => h('option', { value: n.id }, `${n.name} (${n.status ?? 'unknown'})`)));
+      if (focus === 'add') queueMicrotask(() => select.focus());
+      adder = h('div', { class: 'add-node' }, field(`Add a node to ${s.slug}`, select),
+        h('button', { type: 'button', class: 'secondary', onclick: () => {
+          const n = known.get(select.value);
+          if (!n) return;
+          const next = rows.length ? Math.max(...rows.map((r) => Number(r.priority) || 0)) + 1 : 0;
+          rows.push({ node_id: n.id, name: n.name, priority: String(next), weight: '1' });
+          touched();
+          draw({ row: n.id });
+        } }, 'Add node'));
+    }
+
+    // What saving will do to the credential, said before it happens.
+    const wasDirect = s.routed_via !== 'node';
+    let note: HTMLElement | null = null;
+    if (!rows.length && s.auth_method !== 'none' && !(wasDirect && s.has_credential)) {
+      note = field('Credential for direct access', credential, `Without nodes the appliance sends this ${s.auth_method} credential itself; stored encrypted, never shown again.`);
+    } else if (rows.length && wasDirect && s.has_credential) {
+      note = h('p', { class: 'hint warn' }, 'Saving routes this service through nodes and deletes its credential from the appliance; add it on the node with ', h('code', null, 'nexus agent credentials add'), '.');
+    }
+
+    const save = h('button', { type: 'button', disabled: !dirty, onclick: async () => {
+      err.clear();
+      status.textContent = '';
+      const body = routingBody(rows, s, credential.value);
+      if (typeof body === 'string') return err.show(body);
+      save.disabled = true;
+      try {
+        await patch(`/api/v1/keys/${s.id}`, body);
+        credential.value = '';
+        await reload(s.id);
+      } catch (e) {
+        err.show((e as Error).message);
+        save.disabled = false;
+      }
+    } }, 'Save routing');
+    const touched = () => {
+      dirty = true;
+      save.disabled = false;
+      status.textContent = '';
+    };
+    // Nothing to bind and nothing bound: no save button to confuse anyone.
+    const nothing = !nodes.length && !rows.length && !dirty;
+    replace(box, h('h3', { id: heading }, 'Routing'), bound, adder, note, err.el, nothing ? status : h('div', { class: 'actions' }, save, status));
+  };
+  draw();
+  return box;
 }
