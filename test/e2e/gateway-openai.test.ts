@@ -140,9 +140,10 @@ describe('OpenAI ingress', () => {
     expect((await client.models.retrieve('gpt-test')).id).toBe('gpt-test');
   });
 
-  it('passes the Responses API through, streamed with named events', async () => {
+  it('answers the Responses API through chat for an OpenAI-compatible server, streamed with named events', async () => {
     const res = await client.responses.create({ model: 'gpt-test', input: 'hi there' });
     expect(res.output_text).toBe('echo: hi there');
+    expect(up.requests.at(-1)!.path).toBe('/v1/chat/completions');
     const types: string[] = [];
     let text = '';
     for await (const e of await client.responses.create({ model: 'gpt-test', input: 'a b', stream: true })) {

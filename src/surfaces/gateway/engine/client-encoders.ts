@@ -1,11 +1,15 @@
 // How a stream reaches the client, per ingress wire format: OpenAI-style SSE ending in
-// `data: [DONE]`, Gemini SSE (`?alt=sse`, no terminator) or Gemini's JSON array (without alt=sse,
-// elements written as they arrive). A failure after bytes were sent ends the stream with an error in
+// `data: [DONE]` (chat chunks, or text_completion chunks for completions), the Responses API's named
+// events, Gemini SSE (`?alt=sse`, no terminator) or Gemini's JSON array (without alt=sse, elements
+// written as they arrive). A failure after bytes were sent ends the stream with an error in
 // the same format, which every official SDK raises as an error.
 import type { AppError } from '../../../core/errors/errors.ts';
 import { errorBody, type IngressFormat } from '../ingress/wire-format.ts';
 import { openAiStreamToGemini } from '../providers/gemini/gemini-chat.ts';
-import type { Json } from '../providers/types.ts';
+import { textCompletionStream } from '../providers/openai-base/completions-chat.ts';
+import { responsesStream } from '../providers/openai-base/responses-chat.ts';
+import type { Json, Operation } from '../providers/types.ts';
+import { clientAskedUsage } from './translate.ts';
 
 export interface ClientEncoder {
   contentType: string;
@@ -35,6 +39,35 @@ export function openAiEncoder(format: IngressFormat, includeUsage: boolean): Cli
     end: (passthrough) => (passthrough ? '' : 'data: [DONE]\n\n'),
     error: (err) => `data: ${JSON.stringify(errorBody(format, err))}\n\n`,
   };
+}
+
+/** Translated completions: text_completion chunks, then `data: [DONE]`. */
+export function completionsEncoder(format: IngressFormat, model: string, includeUsage: boolean): ClientEncoder {
+  const base = openAiEncoder(format, includeUsage);
+  return { ...base, chunk: textCompletionStream(model, includeUsage) };
+}
+
+/** Translated Responses API streams; a pass-through one already carries the upstream's own events. */
+export function responsesEncoder(model: string, request: Json): ClientEncoder {
+  const events = responsesStream(model, request);
+  return {
+    contentType: SSE,
+    chunk: events.chunk,
+    raw: (data) => `data: ${data}\n\n`,
+    end: (passthrough) => (passthrough ? '' : events.end()),
+    error(err) {
+      const e = errorBody('openai', err).error as { code: string | null; message: string; param: string | null };
+      return events.error(e.code, e.message, e.param);
+    },
+  };
+}
+
+/** The encoder for a call's ingress format and operation. */
+export function clientEncoder(c: { ingress: IngressFormat; op: Operation; model: string; body: Json; geminiMode?: 'sse' | 'array' }): ClientEncoder {
+  if (c.ingress === 'gemini') return geminiEncoder(c.model, c.geminiMode ?? 'sse');
+  if (c.op === 'responses') return responsesEncoder(c.model, c.body);
+  if (c.op === 'completions') return completionsEncoder(c.ingress, c.model, clientAskedUsage(c.body));
+  return openAiEncoder(c.ingress, clientAskedUsage(c.body));
 }
 
 export function geminiEncoder(model: string, mode: 'sse' | 'array'): ClientEncoder {

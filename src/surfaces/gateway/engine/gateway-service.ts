@@ -14,11 +14,11 @@ import { openAiUsage } from '../providers/openai-base/openai-base.ts';
 import { isObject, NO_USAGE, type Json, type Operation, type Usage } from '../providers/types.ts';
 import type { Audit } from '../../../core/audit/audit.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
-import { geminiEncoder, openAiEncoder, type ClientEncoder } from './client-encoders.ts';
+import { clientEncoder, type ClientEncoder } from './client-encoders.ts';
 import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
 import type { Router } from './router.ts';
 import { parseSseEvent, SseFramer } from './sse.ts';
-import { canServe, clientAskedUsage, nativeUsage, plan, type IngressFamily, type Plan } from './translate.ts';
+import { canServe, nativeUsage, plan, type IngressFamily, type Plan } from './translate.ts';
 import { readAll, type Upstream, type UpstreamResponse } from './upstream.ts';
 
 export interface GatewayCall {
@@ -125,8 +125,7 @@ const clientClosed = (ac: AbortController) => ac.signal.aborted && !(ac.signal.r
 export function createGatewayService(deps: GatewayDeps) {
   const { catalog, keys, usage, upstream, router, log } = deps;
 
-  const encoderFor = (c: GatewayCall): ClientEncoder =>
-    c.ingress === 'gemini' ? geminiEncoder(c.model, c.geminiMode ?? 'sse') : openAiEncoder(c.ingress, clientAskedUsage(c.body));
+  const encoderFor = (c: GatewayCall): ClientEncoder => clientEncoder(c);
 
   async function streamOut(c: GatewayCall, p: Plan, res: UpstreamResponse, sink: ClientSink, o: Outcome, started: number): Promise<void> {
     const ac = c.abort;
@@ -228,7 +227,7 @@ export function createGatewayService(deps: GatewayDeps) {
       if (ac.signal.aborted) break;
       const adapter = ADAPTERS[d.provider.type];
       const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
-      const req = adapter.request(d.provider, c.op, d.upstreamModel, JSON.stringify(p.body), c.stream);
+      const req = adapter.request(d.provider, p.upstreamOp ?? c.op, d.upstreamModel, JSON.stringify(p.body), c.stream);
       o.deployment = d;
       let res: UpstreamResponse;
       try {

@@ -1,6 +1,8 @@
 // For one (ingress family, provider, operation): the upstream request body, and how to turn the
 // upstream's answer back into the client's shape. Same family → pass-through (only the model name
 // changes, plus include_usage on OpenAI streams); different families → through the OpenAI pivot.
+// OpenAI's completions and Responses API pass through to providers that have them and go through
+// the chat pivot to every other provider.
 import { AppError } from '../../../core/errors/errors.ts';
 import { anthropicResponseToOpenAi, anthropicStreamToOpenAi, anthropicUsage, openAiRequestToAnthropic } from '../providers/anthropic/anthropic-messages.ts';
 import {
@@ -9,7 +11,9 @@ import {
 import {
   geminiEmbeddingsToOpenAi, geminiEmbedRequestToOpenAi, openAiEmbeddingsToGemini, openAiEmbedRequestToGemini, type GeminiEmbedMethod,
 } from '../providers/gemini/gemini-embeddings.ts';
+import { chatToTextCompletion, completionsRequestToChat } from '../providers/openai-base/completions-chat.ts';
 import { openAiUsage, withModel } from '../providers/openai-base/openai-base.ts';
+import { chatToResponse, responsesRequestToChat } from '../providers/openai-base/responses-chat.ts';
 import type { StreamDecoder } from '../providers/pivot.ts';
 import { isObject, type Json, type Operation, type ProviderAdapter, type Usage, type WireFamily } from '../providers/types.ts';
 
@@ -29,6 +33,8 @@ export interface TranslateInput {
 
 export interface Plan {
   body: Json;
+  /** What the upstream is asked for when it differs from the client's operation (chat, for translated ones). */
+  upstreamOp?: Operation;
   passthrough: boolean;
   /** OpenAI pass-through stream: the usage chunk was requested by us, not the client. */
   stripUsage: boolean;
@@ -74,6 +80,17 @@ function chatToPivot(family: WireFamily, json: Json, model: string): Json {
   return json;
 }
 
+/** A pivot (OpenAI chat) request in the provider family's shape. */
+function pivotToUpstream(pivot: Json, adapter: ProviderAdapter, upstreamModel: string, stream: boolean): Json {
+  if (adapter.family === 'gemini') return openAiRequestToGemini(pivot);
+  if (adapter.family === 'anthropic') return openAiRequestToAnthropic(pivot, upstreamModel, stream);
+  if (stream && !adapter.streamUsageOption) {
+    const { stream_options: _s, ...rest } = pivot;
+    return rest;
+  }
+  return pivot;
+}
+
 const unsupported = (what: string) => new AppError('validation_failed', what, { details: { code: 'unsupported_operation' } });
 
 export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel: string): Plan {
@@ -97,19 +114,9 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
         decoder: () => decoderFor(pf, t.model),
       };
     }
-    let pivot = t.family === 'gemini' ? geminiRequestToOpenAi(t.body, upstreamModel, t.stream) : withModel(t.body, upstreamModel);
-    let body: Json;
-    if (pf === 'gemini') body = openAiRequestToGemini(pivot);
-    else if (pf === 'anthropic') body = openAiRequestToAnthropic(pivot, upstreamModel, t.stream);
-    else {
-      if (t.stream && !adapter.streamUsageOption) {
-        const { stream_options: _s, ...rest } = pivot;
-        pivot = rest;
-      }
-      body = pivot;
-    }
+    const pivot = t.family === 'gemini' ? geminiRequestToOpenAi(t.body, upstreamModel, t.stream) : withModel(t.body, upstreamModel);
     return {
-      body,
+      body: pivotToUpstream(pivot, adapter, upstreamModel, t.stream),
       passthrough: false,
       stripUsage: false,
       response(json) {
@@ -165,8 +172,27 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
     return { body: t.body, passthrough: true, stripUsage: false, response: () => ({ out: null, usage: null }), decoder: noStream };
   }
 
-  // completions and responses exist only in the OpenAI family.
-  if (!same) throw unsupported(`${t.op} is only available for OpenAI-shaped providers`);
+  // completions and responses are OpenAI operations; Gemini's ingress never asks for them.
+  if (t.family !== 'openai') throw unsupported(`${t.op} is not a Gemini operation`);
+  if (!same || !adapter.operations.has(t.op)) {
+    // Through chat. OpenAI-shaped upstreams are asked for the usage chunk, which the client encoder
+    // folds into response.completed (or drops, for completions clients that did not ask).
+    const askUsage = pf === 'openai' && adapter.streamUsageOption;
+    const pivot = t.op === 'responses'
+      ? responsesRequestToChat(t.body, upstreamModel, t.stream, askUsage)
+      : completionsRequestToChat(t.body, upstreamModel, t.stream, askUsage);
+    return {
+      body: pivotToUpstream(pivot, adapter, upstreamModel, t.stream),
+      upstreamOp: 'chat',
+      passthrough: false,
+      stripUsage: false,
+      response(json) {
+        const p = chatToPivot(pf, json, t.model);
+        return { out: t.op === 'responses' ? chatToResponse(p, t.model, t.body) : chatToTextCompletion(p, t.model), usage: openAiUsage(p.usage) };
+      },
+      decoder: () => decoderFor(pf, t.model),
+    };
+  }
   const strip = t.stream && t.op === 'completions' && adapter.streamUsageOption && !clientAskedUsage(t.body);
   const body = withModel(t.body, upstreamModel);
   if (strip) body.stream_options = { ...(isObject(t.body.stream_options) ? t.body.stream_options : {}), include_usage: true };
@@ -184,5 +210,6 @@ export function canServe(family: IngressFamily, op: Operation, adapter: Provider
   if (op === 'chat') return adapter.operations.has('chat');
   if (op === 'embeddings') return adapter.operations.has('embeddings');
   if (op === 'count_tokens') return adapter.family === 'gemini';
-  return family === 'openai' && adapter.family === 'openai' && adapter.operations.has(op);
+  // completions and responses: natively, or through chat on any provider.
+  return family === 'openai' && (adapter.operations.has(op) || adapter.operations.has('chat'));
 }

@@ -1,4 +1,5 @@
 // Any server that speaks OpenAI's API at a base URL: vLLM, Ollama (/v1), LM Studio, llama.cpp.
 import { openAiShaped } from '../openai-base/openai-base.ts';
 
-export const openaiCompatible = openAiShaped(['chat', 'completions', 'embeddings', 'responses']);
+// Many such servers have no /responses (or an older one); the Responses API reaches them through chat.
+export const openaiCompatible = openAiShaped(['chat', 'completions', 'embeddings']);
