@@ -184,7 +184,7 @@ describe('nexus service add', () => {
   });
 });
 
-describe('nexus node and service list', () => {
+describe('nexus node and service list|nodes', () => {
   it('registers a node, routes a service through it without asking for a secret, and lists both', async (t) => {
     const caps = await json(await fetch(`${app.url}/api/v1/console/capabilities`, authed(admin.token)));
     if (!caps.nodes || !caps.services) t.skip(); // the hub surface's APIs
@@ -202,5 +202,27 @@ describe('nexus node and service list', () => {
     expect(list.stdout).toMatch(/intranet\s+Intranet\s+http:\/\/127\.0\.0\.1:9\/api\s+bearer\s+1 node\(s\)/);
     const dup = await nexus(['node', 'register'], { env });
     expect(dup.code).toBe(2);
+
+    // Re-bind with `nexus service nodes`: nodes by name or id, with priority and weight.
+    const second = JSON.parse((await nexus(['node', 'register', 'edge-2', '--json'], { env })).stdout);
+    const bound = await nexus(['service', 'nodes', 'intranet', '--node', 'edge-1:1', '--node', `${second.id}:0:5`, '--json'], { env });
+    expect(bound.code, bound.stderr).toBe(0);
+    expect(JSON.parse(bound.stdout)).toMatchObject({ routed_via: 'node', nodes: [{ node_id: second.id, priority: 0, weight: 5 }, { node_id: node.id, priority: 1, weight: 1 }] });
+    const shown = await nexus(['service', 'nodes', 'intranet'], { env });
+    expect(shown.stdout).toMatch(new RegExp(`edge-2\\s+${second.id}\\s+pending\\s+0\\s+5\\n`));
+    for (const args of [['--node', 'edge-1:x'], ['--node', 'edge-1:1:0'], ['--node', 'edge-1:1001'], ['--node', 'edge-1', '--direct'], ['--credential-env', 'X'], ['extra']]) {
+      const r = await nexus(['service', 'nodes', 'intranet', ...args], { env });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/^nexus service nodes: /);
+    }
+    const unknownNode = await nexus(['service', 'nodes', 'intranet', '--node', 'no-such-node'], { env });
+    expect([unknownNode.code, unknownNode.stderr]).toEqual([1, 'nexus service nodes: node not found\n']);
+    expect((await nexus(['service', 'nodes', 'no-such-service'], { env })).stderr).toMatch(/no service "no-such-service"/);
+    // Back to direct: the credential comes from the environment and is never printed.
+    const direct = await nexus(['service', 'nodes', 'intranet', '--direct', '--credential-env', 'INTRANET_TOKEN', '--json'], { env: { ...env, INTRANET_TOKEN: 'intranet-secret-7' } });
+    expect(direct.code, direct.stderr).toBe(0);
+    expect(JSON.parse(direct.stdout)).toMatchObject({ routed_via: 'direct', has_credential: true, nodes: [] });
+    expect(direct.stdout + direct.stderr).not.toContain('intranet-secret-7');
+    expect((await nexus(['service', 'nodes', 'intranet'], { env })).stdout).toBe('intranet is direct: the appliance calls it with the credential it holds.\n');
   });
 });

@@ -1,7 +1,8 @@
 // `nexus service add|list`. `add` puts the secret into the browser, never the terminal (seed:
 // cli-browser-credential-entry): it opens /cli/add-credential pre-filled from the flags and waits
 // for the page's callback. --via-node needs no credential (the node holds it), --credential-env
-// reads it from the environment, and --no-browser prompts for it without echo.
+// reads it from the environment, and --no-browser prompts for it without echo. `nodes` shows or
+// replaces a service's node binding (PATCH /api/v1/keys/{id}).
 import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config/config.ts';
 import { AUTH_METHODS } from '../../core/services/auth-methods.ts';
@@ -14,6 +15,12 @@ import { promptLine, promptSecret } from '../prompt.ts';
 export const SERVICE_USAGE = `Usage:
   nexus service add [SLUG] [options]   add a catalog service (SLUG) or, with --custom, any endpoint
   nexus service list [--json]
+  nexus service nodes SLUG [--json]                         show which nodes serve SLUG
+  nexus service nodes SLUG --node NODE[:PRIORITY[:WEIGHT]]... [--json]
+                                       bind SLUG to exactly these nodes (NODE: id or name;
+                                       priority 0-1000, lower first, default 0; weight 1-1000, default 1)
+  nexus service nodes SLUG --direct [--credential-env VAR] [--json]
+                                       unbind every node; the appliance sends the credential itself
 
 Options for add:
   --custom                 custom endpoint (no catalog entry)
@@ -46,6 +53,7 @@ export async function serviceCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'add') return serviceAdd(rest);
   if (sub === 'list') return serviceList(rest);
+  if (sub === 'nodes') return serviceNodes(rest);
   process.stdout.write(SERVICE_USAGE);
   return sub === '--help' || sub === '-h' ? 0 : 2;
 }
@@ -144,6 +152,82 @@ async function serviceAdd(argv: string[]): Promise<number> {
     const id = result.get('service_id');
     if (!id) throw new CliError('the browser came back without a service id');
     return report(target.url, { id, slug: result.get('slug') ?? slug ?? '', proxy_url: result.get('proxy_url') ?? '' }, values.json);
+  });
+}
+
+interface ServiceRow {
+  id: string;
+  slug: string;
+  auth_method: string;
+  routed_via: 'direct' | 'node';
+  has_credential: boolean;
+  nodes: { node_id: string; priority: number; weight: number }[];
+}
+
+/** `NODE[:PRIORITY[:WEIGHT]]` → its parts, or a usage error. */
+export function parseBinding(spec: string): { node: string; priority?: number; weight?: number } {
+  const m = /^([^:]+)(?::(\d{1,4}))?(?::(\d{1,4}))?$/.exec(spec);
+  const priority = m?.[2] === undefined ? undefined : Number(m[2]);
+  const weight = m?.[3] === undefined ? undefined : Number(m[3]);
+  if (!m || (priority !== undefined && priority > 1000) || (weight !== undefined && (weight < 1 || weight > 1000))) {
+    throw new CliError(`--node ${spec}: expected NODE[:PRIORITY[:WEIGHT]] with priority 0-1000 and weight 1-1000`, 2);
+  }
+  return { node: m[1]!, ...(priority !== undefined ? { priority } : {}), ...(weight !== undefined ? { weight } : {}) };
+}
+
+async function serviceNodes(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      node: { type: 'string', multiple: true },
+      direct: { type: 'boolean' },
+      'credential-env': { type: 'string' },
+      url: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  return withCliErrors('service nodes', async () => {
+    const [slug, ...extra] = positionals;
+    if (!slug || extra.length) throw new CliError('usage: nexus service nodes SLUG [--node NODE[:PRIORITY[:WEIGHT]]... | --direct]', 2);
+    if (values.node && values.direct) throw new CliError('--node and --direct exclude each other', 2);
+    if (values['credential-env'] && !values.direct) throw new CliError('--credential-env goes with --direct (a node keeps its own credential)', 2);
+    const specs = (values.node ?? []).map(parseBinding);
+    const target = resolveTarget(values.url);
+    const services = listItems<ServiceRow>(await apiRequest<unknown>(target, 'GET', '/api/v1/keys'));
+    const svc = services.find((s) => s.slug === slug);
+    if (!svc) throw new CliError(`no service "${slug}" (nexus service list shows yours)`);
+    const nodes = listItems<{ id: string; name: string; status: string }>(await apiRequest<unknown>(target, 'GET', '/api/v1/nodes'));
+
+    let result = svc;
+    if (specs.length || values.direct) {
+      const body: { nodes: { node_id: string; priority?: number; weight?: number }[]; credential?: string } = {
+        nodes: specs.map(({ node, priority, weight }) => {
+          const byName = nodes.filter((n) => n.name === node);
+          if (byName.length > 1) throw new CliError(`more than one node is named "${node}"; use its id (nexus node list)`);
+          return { node_id: nodes.some((n) => n.id === node) ? node : byName[0]?.id ?? node, ...(priority !== undefined ? { priority } : {}), ...(weight !== undefined ? { weight } : {}) };
+        }),
+      };
+      if (values.direct && svc.auth_method !== 'none') {
+        const envVar = values['credential-env'];
+        const label = AUTH_METHODS[svc.auth_method]?.label ?? 'Credential';
+        if (envVar || !(svc.routed_via === 'direct' && svc.has_credential)) {
+          const secret = envVar ? readEnv(envVar) : await promptSecret(`${label} for the appliance to send (input hidden): `);
+          if (!secret) throw new CliError(envVar ? `environment variable ${envVar} is empty or not set` : 'no credential entered');
+          body.credential = secret;
+        }
+      }
+      result = await apiRequest<ServiceRow>(target, 'PATCH', `/api/v1/keys/${encodeURIComponent(svc.id)}`, body);
+    }
+    if (values.json) return printJson(result), 0;
+    const name = (id: string) => nodes.find((n) => n.id === id);
+    if (!result.nodes.length) {
+      process.stdout.write(`${result.slug} is direct: the appliance calls it${result.has_credential ? ' with the credential it holds' : ''}.\n`);
+      return 0;
+    }
+    printTable(['NODE', 'ID', 'STATUS', 'PRIORITY', 'WEIGHT'], result.nodes.map((n) => [name(n.node_id)?.name, n.node_id, name(n.node_id)?.status, n.priority, n.weight]), '');
+    return 0;
   });
 }
 
