@@ -298,9 +298,10 @@ export function responsesStream(model: string, req: Json) {
       const final: Json = { ...shell('completed'), ...finished('completed', finish), output, usage: usage ? responsesUsageOf(usage) : null };
       return out + ev(final.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response: final });
     },
-    /** The Responses API's own error event (the stream then ends). */
+    /** The Responses API's own error event (the stream then ends). Never a response.created of its
+     *  own: on a pass-through stream the upstream already sent one. */
     error(code: string | null, message: string, param: string | null): string {
-      return start() + ev('error', { code, message, param });
+      return ev('error', { code, message, param });
     },
   };
 }
