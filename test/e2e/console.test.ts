@@ -326,7 +326,8 @@ describe('AI gateway from the console', () => {
     const context = await browser.newContext({ baseURL: app.url });
     const [name, value] = admin.cookie.split(';')[0]!.split('=');
     await context.addCookies([{ name: name!, value: value!, url: app.url }]);
-    const { page, problems, shot } = await openPage(context);
+    // The edit below sends a bad budget on purpose; the browser logs its 400.
+    const { page, problems, shot } = await openPage(context, { ignore: [/status of 400/] });
     try {
       await page.goto('/providers');
       await page.getByLabel('Name', { exact: true }).fill('local');
@@ -360,7 +361,22 @@ describe('AI gateway from the console', () => {
       expect(seen.body!.model).toBe('upstream-model');
       expect(seen.headers.authorization).toBe('Bearer sk-upstream-test');
 
+      // Edit in place: a limit takes effect on the next request; bad input is shown inline.
       await page.reload();
+      await page.getByRole('button', { name: 'Edit sdk key' }).click();
+      const editForm = page.getByRole('form', { name: 'Edit sdk key' });
+      await editForm.getByLabel('Budget (USD)').fill('-1');
+      await editForm.getByRole('button', { name: 'Save changes' }).click();
+      await editForm.getByRole('alert').filter({ hasText: 'max_budget_usd' }).waitFor();
+      await editForm.getByLabel('Budget (USD)').fill('');
+      await editForm.getByLabel('Requests per minute').fill('1');
+      await editForm.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('cell', { name: '1 rpm' }).waitFor();
+      expect(await editForm.count()).toBe(0);
+      // A limit newly set counts from the edit: one request passes, the next is refused.
+      await client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] });
+      await expect(client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] })).rejects.toMatchObject({ status: 429 });
+
       await page.getByRole('button', { name: 'Revoke sdk key' }).click();
       await page.getByRole('cell', { name: 'revoked' }).waitFor();
       await expect(client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] })).rejects.toMatchObject({ status: 401 });

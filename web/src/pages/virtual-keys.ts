@@ -1,8 +1,8 @@
 // /virtual-keys — keys (nx_vk_…) callers use with the OpenAI, Gemini, Azure and GLM SDKs: create
-// (shown once with ready-to-paste snippets), revoke, usage.
-import { del, get, items, post, whenServed } from '../api.ts';
+// (shown once with ready-to-paste snippets), edit (name, models, budget, limits; never the key), revoke, usage.
+import { del, get, items, patch, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table } from '../dom.ts';
+import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table, uid } from '../dom.ts';
 import { snippets } from '../snippets.ts';
 import { publicBase, unavailable } from './common.ts';
 
@@ -30,6 +30,40 @@ export const virtualKeysPage: Page = {
     const err = errorBox();
     const list = h('div');
     const shown = h('div');
+    const editor = h('div');
+    const splitModels = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+    // An empty box clears that scope or limit (PATCH takes null for "none").
+    const orNull = (v: string) => (v.trim() ? Number(v) : null);
+    const edit = (k: VirtualKey) => {
+      const heading = uid('edit');
+      const eErr = errorBox();
+      const eName = h('input', { name: 'edit_name', required: true, maxlength: 200, value: k.name });
+      const eModels = h('input', { name: 'edit_models', value: (k.models ?? []).join(', ') });
+      const eBudget = h('input', { name: 'edit_budget', type: 'number', min: 0, step: 'any', value: k.max_budget_usd ?? '' });
+      const eRpm = h('input', { name: 'edit_rpm', type: 'number', min: 1, step: 1, value: k.rpm ?? '' });
+      const eTpm = h('input', { name: 'edit_tpm', type: 'number', min: 1, step: 1, value: k.tpm ?? '' });
+      const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading },
+        h('h2', { id: heading }, `Edit ${k.name}`),
+        field('Name', eName), field('Models', eModels, 'Comma-separated; empty allows every model.'),
+        field('Budget (USD)', eBudget, 'Empty for no budget.'), field('Requests per minute', eRpm), field('Tokens per minute', eTpm),
+        eErr.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save changes'),
+          h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
+      onSubmit(form, eErr, async () => {
+        if (!eName.value.trim()) throw new Error('Give the key a name.');
+        const modelList = splitModels(eModels.value);
+        await patch(`/api/v1/virtual-keys/${k.id}`, {
+          name: eName.value.trim(),
+          models: modelList.length ? modelList : null,
+          max_budget_usd: orNull(eBudget.value),
+          rpm: orNull(eRpm.value),
+          tpm: orNull(eTpm.value),
+        });
+        replace(editor);
+        await load();
+      });
+      replace(editor, form);
+      eName.focus();
+    };
     const load = async () => {
       const keys = items<VirtualKey>(await get('/api/v1/virtual-keys'));
       replace(list, table(['Name', 'Key', 'Models', 'Spend / budget', 'Limits', 'Expires', ''], keys.map((k) => [
@@ -37,7 +71,9 @@ export const virtualKeysPage: Page = {
         `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''}`,
         [k.rpm ? `${k.rpm} rpm` : '', k.tpm ? `${k.tpm} tpm` : ''].filter(Boolean).join(', ') || '—',
         fmtTime(k.expires_at),
-        k.revoked_at ? h('span', { class: 'muted' }, 'revoked') : h('button', {
+        k.revoked_at ? h('span', { class: 'muted' }, 'revoked') : [h('button', {
+          type: 'button', class: 'secondary small', 'aria-label': `Edit ${k.name}`, onclick: () => edit(k),
+        }, 'Edit'), ' ', h('button', {
           type: 'button', class: 'danger small', 'aria-label': `Revoke ${k.name}`,
           onclick: async () => {
             err.clear();
@@ -48,7 +84,7 @@ export const virtualKeysPage: Page = {
               err.show((e as Error).message);
             }
           },
-        }, 'Revoke'),
+        }, 'Revoke')],
       ]), 'No virtual keys yet.'));
     };
     const name = h('input', { name: 'name', required: true, maxlength: 200 });
@@ -63,7 +99,7 @@ export const virtualKeysPage: Page = {
       formErr.el, h('button', { type: 'submit' }, 'Create virtual key'));
     onSubmit(form, formErr, async () => {
       if (!name.value.trim()) throw new Error('Give the key a name.');
-      const modelList = models.value.split(',').map((s) => s.trim()).filter(Boolean);
+      const modelList = splitModels(models.value);
       const created = await post<{ id: string; key: string }>('/api/v1/virtual-keys', {
         name: name.value.trim(),
         ...(modelList.length ? { models: modelList } : {}),
@@ -78,6 +114,6 @@ export const virtualKeysPage: Page = {
       await load();
     });
     await load();
-    replace(main, h('h1', null, 'Virtual keys'), form, shown, err.el, list);
+    replace(main, h('h1', null, 'Virtual keys'), form, shown, err.el, list, editor);
   },
 };
