@@ -7,13 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, login, post, type Admin } from '../helpers/api.ts';
-import { launchChromium, openPage } from '../helpers/browser.ts';
+import { agentCli, startAgent, type AgentProcess } from '../helpers/agent.ts';
+import { launchChromium, openPage, SHOTS } from '../helpers/browser.ts';
 import { startLlmUpstream } from '../helpers/llm-upstream.ts';
 import OpenAI from 'openai';
 
 let app: Appliance;
 let browser: Browser;
 let admin: Admin;
+let agent: AgentProcess | undefined;
 const PASSWORD = 'wizard-password-1';
 
 function selfSigned(cn: string) {
@@ -29,6 +31,7 @@ beforeAll(async () => {
   [app, browser] = await Promise.all([startAppliance(), launchChromium()]);
 });
 afterAll(async () => {
+  await agent?.stop();
   await browser?.close();
   await app?.stop();
 });
@@ -257,8 +260,18 @@ describe('signed-in pages', () => {
       await shot('nodes');
     }
 
-    // Bind the service to the node through its routing card, with the keyboard where it counts.
+    // A second node with a real agent connected (enrolled through the CLI entry point), so it is online.
+    const live = await json(await post(`${app.url}/api/v1/nodes`, { name: 'edge-live' }, { authorization: `Bearer ${admin.token}` }));
+    const agentHome = tempDir('nexus-console-agent-');
+    const enrolled = await agentCli(agentHome, ['enroll', '--url', `${app.url.replace('http', 'ws')}/ws`, '--token', live.registration_token]);
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    agent = startAgent(agentHome);
+    await agent.waitFor(/Connected to hub/);
+
+    // Bind the service to the nodes through its routing card, with the keyboard where it counts.
     await page.getByRole('link', { name: 'Services' }).click();
+    await card.getByLabel('Add a node to wiki').selectOption({ label: 'edge-live (online)' });
+    await card.getByRole('button', { name: 'Add node' }).click();
     await card.getByLabel('Add a node to wiki').selectOption({ label: 'edge-1 (pending)' });
     await card.getByRole('button', { name: 'Add node' }).press('Enter');
     await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Priority for edge-1');
@@ -274,15 +287,32 @@ describe('signed-in pages', () => {
     await card.getByLabel('Priority for edge-1').waitFor();
     expect(await card.getByLabel('Priority for edge-1').inputValue()).toBe('2');
     expect(await card.getByLabel('Weight for edge-1').inputValue()).toBe('3');
+    expect(await card.getByLabel('Priority for edge-live').inputValue()).toBe('0');
     expect(await card.getByRole('cell', { name: 'pending' }).count()).toBe(1);
+    expect(await card.getByRole('cell', { name: 'online' }).count()).toBe(1);
     const bound = await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)));
-    expect(bound).toMatchObject({ routed_via: 'node', nodes: [{ priority: 2, weight: 3 }] });
+    expect(bound).toMatchObject({ routed_via: 'node', nodes: [{ node_id: live.id, priority: 0, weight: 1 }, { priority: 2, weight: 3 }] });
     await shot('services-routing');
-    // Removing the node makes the service direct again (auth none: no credential asked).
+    // Removing the nodes makes the service direct again (auth none: no credential asked).
+    await card.getByRole('button', { name: 'Remove edge-live from wiki' }).click();
     await card.getByRole('button', { name: 'Remove edge-1 from wiki' }).click();
     await card.getByRole('button', { name: 'Save routing' }).click();
     await card.getByRole('status').filter({ hasText: 'Routing saved.' }).waitFor();
     expect((await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)))).routed_via).toBe('direct');
+    // A service that needs a credential asks for it when its last node goes, and keeps it secret.
+    const ledger = await json(await post(`${app.url}/api/v1/keys`, { slug: 'ledger', endpoint_url: 'http://127.0.0.1:9', auth_method: 'bearer', nodes: [{ node_id: live.id }] },
+      { authorization: `Bearer ${admin.token}` }));
+    await page.reload();
+    const ledgerCard = page.getByRole('region', { name: 'Service ledger' });
+    await ledgerCard.getByRole('button', { name: 'Remove edge-live from ledger' }).click();
+    await ledgerCard.getByRole('button', { name: 'Save routing' }).click();
+    await expect.poll(() => ledgerCard.getByRole('alert').textContent()).toMatch(/enter the credential it should send/);
+    await ledgerCard.screenshot({ path: join(SHOTS, 'services-credential.png') });
+    await ledgerCard.getByLabel('Credential for direct access').fill('ledger-secret-1');
+    await ledgerCard.getByRole('button', { name: 'Save routing' }).click();
+    await ledgerCard.getByRole('status').filter({ hasText: 'Routing saved.' }).waitFor();
+    expect(await json(await fetch(`${app.url}/api/v1/keys/${ledger.id}`, authed(admin.token)))).toMatchObject({ routed_via: 'direct', has_credential: true });
+    expect(await page.content()).not.toContain('ledger-secret-1');
 
     for (const path of ['/providers', '/virtual-keys', '/services', '/no-such-page']) {
       await page.goto(path);

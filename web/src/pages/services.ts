@@ -142,7 +142,7 @@ function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: R
           if (typeof focus === 'object' && focus.row === r.node_id) queueMicrotask(() => pr.focus());
           return h('tr', null, h('td', null, r.name), h('td', null, badge(r.node_id)), h('td', null, pr), h('td', null, wt), h('td', null, rm));
         })))
-      : h('p', { class: 'hint' }, `Direct: the appliance calls ${s.endpoint_url ?? 'the endpoint'} itself (${
+      : h('p', { class: 'hint' }, `${s.routed_via === 'node' ? 'No nodes: once saved, the appliance calls' : 'Direct: the appliance calls'} ${s.endpoint_url ?? 'the endpoint'} itself (${
         s.auth_method === 'none' ? 'no credential' : `${s.auth_method} auth`}${s.routed_via === 'direct' && s.has_credential ? ', credential stored encrypted' : ''}).`);
 
     const free = nodes.filter((n) => !rows.some((r) => r.node_id === n.id));
