@@ -2,7 +2,9 @@
 // to a local service vs through the appliance's service proxy, the hub and an agent (added latency p50
 // and p99 at c=1 and c=64, autocannon in its own process); 1 GiB download and upload direct vs relayed
 // (MB/s and ratio); and the appliance's resident memory per idle authenticated agent with 1,000 agents
-// connected. Sizes: BENCH_HUB_BULK_MB (default 1024), BENCH_HUB_AGENTS (default 1000).
+// connected. Sizes: BENCH_HUB_BULK_MB (default 1024), BENCH_HUB_AGENTS (default 1000). For profiling:
+// BENCH_HUB_PARTS (any of latency,bulk,idle; default all) and BENCH_HUB_PROFILE=<dir> (appliance and
+// agent run with --cpu-prof into that directory).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -16,7 +18,7 @@ import { createUsersStore } from '../src/core/identity/users-store.ts';
 import type { Config } from '../src/core/config/config.ts';
 import { authProof } from '../src/protocol/signing.ts';
 import { SUBPROTOCOL } from '../src/protocol/version.ts';
-import { fmt, freePort, load, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
+import { fmt, freePort, load, type LoadResult, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
 
 const MB = 1024 * 1024;
 const BULK = Number(process.env.BENCH_HUB_BULK_MB ?? 1024) * MB;
@@ -24,6 +26,8 @@ const AGENTS = Number(process.env.BENCH_HUB_AGENTS ?? 1000);
 const duration = Number(process.env.BENCH_SECONDS ?? 5);
 const MAIN = join(ROOT, 'src/main.ts');
 const TOKEN = 'bench-upstream-token';
+const PARTS = new Set((process.env.BENCH_HUB_PARTS ?? 'latency,bulk,idle').split(','));
+const PROFILE = process.env.BENCH_HUB_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_HUB_PROFILE}`] : [];
 
 // ---- the local service, in its own process ----
 const upstreamPort = await freePort();
@@ -31,6 +35,7 @@ const upstreamCode = `
 import { createServer } from 'node:http';
 const chunk = Buffer.alloc(256 * 1024, 120);
 createServer((req, res) => {
+  if (req.url === '/health') { res.writeHead(200).end(); return; }
   if (req.headers.authorization !== 'Bearer ${TOKEN}') { res.writeHead(401).end(); req.resume(); return; }
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/small') { res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'); return; }
@@ -52,13 +57,13 @@ const dataDir = tempDir('nexus-bench-hub-');
 const port = await freePort();
 const adminPort = await freePort();
 const appUrl = `http://127.0.0.1:${port}`;
-const serve = () => startQuiet(process.execPath, [MAIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
+const serve = () => startQuiet(process.execPath, [...PROFILE, MAIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
   NEXUS_LOG_LEVEL: 'warn',
   XDG_CACHE_HOME: join(dataDir, '.cache'),
 });
 let appliance = serve();
 await waitFor(`${appUrl}/ready`);
-await waitFor(`${upstreamUrl}/nope`).catch(() => {});
+await waitFor(`${upstreamUrl}/health`);
 
 const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
   const res = await fetch(`${appUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -85,7 +90,7 @@ const node = await post('/api/v1/nodes', { name: 'bench' }, auth);
 await cli(['enroll', '--url', `ws://127.0.0.1:${port}/ws`, '--token', node.registration_token]);
 await cli(['credentials', 'add', '--service', 'svc', '--url', upstreamUrl, '--secret-format', 'bearer', '--secret-env', 'T'], { T: TOKEN });
 await post('/api/v1/keys', { slug: 'svc', endpoint_url: upstreamUrl, auth_method: 'bearer', nodes: [{ node_id: node.id }] }, auth);
-const agent = startQuiet(process.execPath, [MAIN, 'agent', 'start', '--log-level', 'warn'], { NEXUS_AGENT_HOME: agentHome });
+const agent = startQuiet(process.execPath, [...PROFILE, MAIN, 'agent', 'start', '--log-level', 'warn'], { NEXUS_AGENT_HOME: agentHome });
 for (let i = 0; ; i++) {
   const n = await (await fetch(`${appUrl}/api/v1/nodes/${node.id}`, { headers: auth })).json() as { status: string };
   if (n.status === 'online') break;
@@ -95,10 +100,13 @@ for (let i = 0; ; i++) {
 const proxied = `${appUrl}/api/v1/proxy/s/svc`;
 
 // ---- latency ----
-const direct1 = await load(`${upstreamUrl}/small`, { connections: 1, duration, headers: { authorization: `Bearer ${TOKEN}` } });
-const relay1 = await load(`${proxied}/small`, { connections: 1, duration, headers: { 'x-api-key': pat } });
-const direct64 = await load(`${upstreamUrl}/small`, { connections: 64, duration, headers: { authorization: `Bearer ${TOKEN}` } });
-const relay64 = await load(`${proxied}/small`, { connections: 64, duration, headers: { 'x-api-key': pat } });
+const skipped: LoadResult = { rps: NaN, p50: NaN, p99: NaN, mean: NaN, errors: 0, non2xx: 0, total: 0 };
+const latency = (url: string, connections: number, headers: Record<string, string>) =>
+  PARTS.has('latency') ? load(url, { connections, duration, headers }) : Promise.resolve(skipped);
+const direct1 = await latency(`${upstreamUrl}/small`, 1, { authorization: `Bearer ${TOKEN}` });
+const relay1 = await latency(`${proxied}/small`, 1, { 'x-api-key': pat });
+const direct64 = await latency(`${upstreamUrl}/small`, 64, { authorization: `Bearer ${TOKEN}` });
+const relay64 = await latency(`${proxied}/small`, 64, { 'x-api-key': pat });
 for (const r of [direct1, relay1, direct64, relay64]) if (r.errors || r.non2xx) throw new Error(`errors during load: ${JSON.stringify(r)}`);
 
 // ---- bulk ----
@@ -136,72 +144,86 @@ function upload(url: string, headers: Record<string, string>): Promise<number> {
     pump();
   });
 }
-/** CPU seconds (user + system) a process has used so far. */
+/** CPU seconds [user, system] a process has used so far. */
 const cpu = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return [Number(f[11]) / 100, Number(f[12]) / 100] as const;
 };
-const relayCpu = () => cpu(appliance.pid!) + cpu(agent.pid!);
-const downDirect = await download(`${upstreamUrl}/download?bytes=${BULK}`, { authorization: `Bearer ${TOKEN}` });
-let c0 = relayCpu();
-const downRelay = await download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat });
-const downCpu = relayCpu() - c0;
-const upDirect = await upload(`${upstreamUrl}/upload`, { authorization: `Bearer ${TOKEN}` });
-c0 = relayCpu();
-const upRelay = await upload(`${proxied}/upload`, { 'x-api-key': pat });
-const upCpu = relayCpu() - c0;
+const relayCpu = () => [...cpu(appliance.pid!), ...cpu(agent.pid!)];
+/** Total CPU seconds of appliance + agent since `t0`; the split goes to stderr. */
+const cpuSince = (what: string, t0: number[]) => {
+  const d = relayCpu().map((v, i) => v - t0[i]!);
+  const ms = (s: number) => fmt((s * 1000) / (BULK / MB), 2);
+  process.stderr.write(`${what}: ms CPU per MiB — appliance user ${ms(d[0]!)} sys ${ms(d[1]!)}, agent user ${ms(d[2]!)} sys ${ms(d[3]!)}\n`);
+  return d.reduce((a, b) => a + b, 0);
+};
+let [downDirect, downRelay, downCpu, upDirect, upRelay, upCpu] = [NaN, NaN, NaN, NaN, NaN, NaN];
+if (PARTS.has('bulk')) {
+  downDirect = await download(`${upstreamUrl}/download?bytes=${BULK}`, { authorization: `Bearer ${TOKEN}` });
+  let c0 = relayCpu();
+  downRelay = await download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat });
+  downCpu = cpuSince('download', c0);
+  upDirect = await upload(`${upstreamUrl}/upload`, { authorization: `Bearer ${TOKEN}` });
+  c0 = relayCpu();
+  upRelay = await upload(`${proxied}/upload`, { 'x-api-key': pat });
+  upCpu = cpuSince('upload', c0);
+}
 await stop(agent);
 
 // ---- memory per idle agent ----
 // The idle nodes are enrolled straight into the data dir with the hub's own service (the same rows the
 // HTTP enrollment writes), then the appliance starts fresh, so its baseline carries no garbage from
 // thousands of enrollment requests.
-await stop(appliance);
-const creds: Array<{ node_id: string; auth_token: string; signing_secret: string }> = [];
-{
-  const db = openDatabase(join(dataDir, 'nexus.db'));
-  const secretBox = createSecretBox(loadOrCreateMasterKey(dataDir));
-  const owner = createUsersStore(db).getByUsername('admin')!;
-  const nodes = createNodesService({ db, secretBox, config: { hub: { registrationTtlSeconds: 3600 } } as Config });
-  for (let i = 0; i < AGENTS; i++) {
-    const n = nodes.register({ kind: 'token', userId: owner.id, username: 'admin', role: 'admin', credentialId: 'bench' }, `idle-${i}`);
-    creds.push(nodes.enroll(n.registration_token));
+async function idleAgents() {
+  await stop(appliance);
+  const creds: Array<{ node_id: string; auth_token: string; signing_secret: string }> = [];
+  {
+    const db = openDatabase(join(dataDir, 'nexus.db'));
+    const secretBox = createSecretBox(loadOrCreateMasterKey(dataDir));
+    const owner = createUsersStore(db).getByUsername('admin')!;
+    const nodes = createNodesService({ db, secretBox, config: { hub: { registrationTtlSeconds: 3600 } } as Config });
+    for (let i = 0; i < AGENTS; i++) {
+      const n = nodes.register({ kind: 'token', userId: owner.id, username: 'admin', role: 'admin', credentialId: 'bench' }, `idle-${i}`);
+      creds.push(nodes.enroll(n.registration_token));
+    }
+    closeDatabase(db);
   }
-  closeDatabase(db);
-}
-appliance = serve();
-await waitFor(`${appUrl}/ready`);
-const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${appliance.pid}/status`, 'utf8'))![1]);
-const heapUsed = async () => {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  return Number(/^nexus_nodejs_heap_size_used_bytes (\S+)/m.exec(text)![1]) / 1024;
-};
-const settle = () => new Promise((r) => setTimeout(r, 3000));
-// Warm the paths a connection uses once (first handshake compiles code), then measure.
-const sockets: WebSocket[] = [];
-const wsUrl = `ws://127.0.0.1:${port}/ws`;
-const connect = (c: (typeof creds)[number]) => new Promise<void>((res, rej) => {
-  const ws = new WebSocket(wsUrl, SUBPROTOCOL, { perMessageDeflate: false });
-  sockets.push(ws);
-  ws.on('error', rej);
-  ws.on('message', (d) => {
-    const m = JSON.parse(String(d)) as { t: string; nonce?: string };
-    if (m.t === 'challenge') ws.send(JSON.stringify({ t: 'auth', node_id: c.node_id, auth_token: c.auth_token, nonce: m.nonce, proof: authProof(c.signing_secret, c.node_id, m.nonce!) }));
-    if (m.t === 'auth_ok') res();
+  appliance = serve();
+  await waitFor(`${appUrl}/ready`);
+  const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${appliance.pid}/status`, 'utf8'))![1]);
+  const heapUsed = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    return Number(/^nexus_nodejs_heap_size_used_bytes (\S+)/m.exec(text)![1]) / 1024;
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 3000));
+  // Warm the paths a connection uses once (first handshake compiles code), then measure.
+  const sockets: WebSocket[] = [];
+  const wsUrl = `ws://127.0.0.1:${port}/ws`;
+  const connect = (c: (typeof creds)[number]) => new Promise<void>((res, rej) => {
+    const ws = new WebSocket(wsUrl, SUBPROTOCOL, { perMessageDeflate: false });
+    sockets.push(ws);
+    ws.on('error', rej);
+    ws.on('message', (d) => {
+      const m = JSON.parse(String(d)) as { t: string; nonce?: string };
+      if (m.t === 'challenge') ws.send(JSON.stringify({ t: 'auth', node_id: c.node_id, auth_token: c.auth_token, nonce: m.nonce, proof: authProof(c.signing_secret, c.node_id, m.nonce!) }));
+      if (m.t === 'auth_ok') res();
+    });
   });
-});
-await connect(creds[0]!);
-await settle();
-const before = rssKb();
-const heapBefore = await heapUsed();
-for (let i = 1; i < AGENTS; i += 50) await Promise.all(creds.slice(i, i + 50).map(connect));
-await settle();
-const after = rssKb();
-const heapAfter = await heapUsed();
-const agents = await (await fetch(`http://127.0.0.1:${adminPort}/api/hub/agents`)).json() as { items: unknown[] };
-for (const s of sockets) s.terminate();
-const perAgent = (after - before) / (AGENTS - 1);
-const heapPerAgent = (heapAfter - heapBefore) / (AGENTS - 1);
+  await connect(creds[0]!);
+  await settle();
+  const before = rssKb();
+  const heapBefore = await heapUsed();
+  for (let i = 1; i < AGENTS; i += 50) await Promise.all(creds.slice(i, i + 50).map(connect));
+  await settle();
+  const after = rssKb();
+  const heapAfter = await heapUsed();
+  const agents = await (await fetch(`http://127.0.0.1:${adminPort}/api/hub/agents`)).json() as { items: unknown[] };
+  for (const s of sockets) s.terminate();
+  const perAgent = (after - before) / (AGENTS - 1);
+  const heapPerAgent = (heapAfter - heapBefore) / (AGENTS - 1);
+  return { before, after, perAgent, heapPerAgent, connected: agents.items.length };
+}
+const idle = PARTS.has('idle') ? await idleAgents() : { before: NaN, after: NaN, perAgent: NaN, heapPerAgent: NaN, connected: 0 };
 
 await Promise.all([stop(appliance), stop(upstream)]);
 
@@ -229,9 +251,9 @@ process.stdout.write([
   '',
   `| idle agents | value |`,
   '|---|---|',
-  `| authenticated agents connected (admin API) | ${agents.items.length} |`,
-  `| appliance RSS before / after | ${fmt(before / 1024, 1)} MiB / ${fmt(after / 1024, 1)} MiB |`,
-  `| RSS per idle agent | **${fmt(perAgent, 1)} KB** |`,
-  `| V8 heap used per idle agent | ${fmt(heapPerAgent, 1)} KB |`,
+  `| authenticated agents connected (admin API) | ${idle.connected} |`,
+  `| appliance RSS before / after | ${fmt(idle.before / 1024, 1)} MiB / ${fmt(idle.after / 1024, 1)} MiB |`,
+  `| RSS per idle agent | **${fmt(idle.perAgent, 1)} KB** |`,
+  `| V8 heap used per idle agent | ${fmt(idle.heapPerAgent, 1)} KB |`,
   '',
 ].join('\n') + '\n');

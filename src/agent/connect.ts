@@ -5,6 +5,7 @@
 import WebSocket from 'ws';
 import type { Logger } from '../core/log/log.ts';
 import { parseControl } from '../protocol/frames.ts';
+import { tuneHeapForRelay } from '../protocol/heap.ts';
 import { authProof } from '../protocol/signing.ts';
 import { StreamMux } from '../protocol/streams.ts';
 import { CLOSE, LIMITS, PERMANENT_CLOSES, SUBPROTOCOL } from '../protocol/version.ts';
@@ -150,6 +151,7 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
 
 /** Runs until stopped (resolves) or a permanent failure (throws PermanentAgentError). */
 export async function runAgent(opts: AgentRunOptions): Promise<void> {
+  tuneHeapForRelay();
   const { log } = opts;
   let attempt = 0;
   let transport: 'ws' | 'http' = opts.transport === 'http' ? 'http' : 'ws';

@@ -1,7 +1,6 @@
 // Serves the hub's `open` frames on the agent: checks the signature (timestamp skew + nonce replay
 // cache), injects this host's credential for the service when the target is under the credential's
 // URL, dials the local service and streams both bodies through the multiplexed stream.
-import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import type { Logger } from '../core/log/log.ts';
@@ -51,8 +50,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       res = await request(target, {
         method: m.method as 'GET',
         headers,
-        // undici streams any async iterable body; its types only name Readable.
-        body: m.body ? (stream as unknown as Readable) : null,
+        body: m.body ? stream.readable() : null,
         dispatcher,
         signal: abort.signal,
       });
@@ -65,15 +63,11 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       return;
     }
     deps.sendJson({ t: 'response', sid: m.sid, status: res.statusCode, headers: endToEnd(res.headers) });
-    try {
-      for await (const chunk of res.body) await stream.write(chunk as Buffer);
-      stream.end();
-      deps.log.debug({ service: m.service, method: m.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request relayed');
-    } catch (err) {
-      res.body.destroy();
-      if (!stream.failed) stream.reset('local service response failed');
-      deps.log.debug({ service: m.service, err: (err as Error).message }, 'stream ended early');
-    }
+    stream.pipeFrom(res.body);
+    stream.whenFinished(() => {
+      if (stream.failed) deps.log.debug({ service: m.service, err: stream.failed.message }, 'stream ended early');
+      else deps.log.debug({ service: m.service, method: m.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request relayed');
+    });
   }
 
   function upgrade(m: OpenMsg, stream: Stream, target: URL, headers: Headers): void {

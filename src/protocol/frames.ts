@@ -16,7 +16,8 @@ export const FRAME = {
 export type FrameType = (typeof FRAME)[keyof typeof FRAME];
 
 export const STREAM_ID_BYTES = 16;
-const HEADER = 1 + STREAM_ID_BYTES;
+export const FRAME_HEADER = 1 + STREAM_ID_BYTES;
+const HEADER = FRAME_HEADER;
 
 export function newStreamId(): string {
   return randomBytes(STREAM_ID_BYTES).toString('hex');

@@ -1,5 +1,7 @@
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, FRAME, newStreamId } from './frames.ts';
+import { decodeFrame, encodeFrame, FRAME, newStreamId } from './frames.ts';
 import { StreamMux, StreamResetError } from './streams.ts';
 
 /** Two muxes joined back to back; frames are delivered asynchronously, as a socket would. */
@@ -108,4 +110,86 @@ describe('stream multiplexer', () => {
     for await (const _ of sb) break;
     expect(await writing).toBeInstanceOf(StreamResetError);
   });
+
+  it('batches chunks written in one turn of the event loop into one frame, and sends a lone chunk at once', async () => {
+    const frames: Buffer[] = [];
+    const mux = new StreamMux((buf, done) => {
+      frames.push(buf);
+      setImmediate(done);
+    }, { window: 1024 * 1024, maxFrame: 64 * 1024 });
+    const s = mux.create(newStreamId());
+    for (let i = 0; i < 10; i++) expect(s.send(Buffer.alloc(1000, i))).toBe(true);
+    expect(frames).toHaveLength(0);
+    await new Promise((r) => setImmediate(r));
+    expect(frames.map((f) => decodeFrame(f)!.payload.length)).toEqual([10_000]);
+    // A whole frame's worth leaves without waiting for the loop.
+    s.send(Buffer.alloc(100 * 1024));
+    expect(frames.map((f) => decodeFrame(f)!.payload.length)).toEqual([10_000, 64 * 1024]);
+    s.end();
+    expect(frames.slice(2).map((f) => [decodeFrame(f)!.type, decodeFrame(f)!.payload.length])).toEqual([[FRAME.data, 36 * 1024], [FRAME.end, 0]]);
+  });
+
+  it('pipes a Readable through a stream into a Readable, holding both ends to the slowest', async () => {
+    const window = 64 * 1024;
+    const { a, b } = pair(window);
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    let produced = 0;
+    const source = new Readable({
+      read() {
+        produced += 8 * 1024;
+        this.push(produced > 2 * 1024 * 1024 ? null : Buffer.alloc(8 * 1024, produced % 251));
+      },
+    });
+    sa.pipeFrom(source);
+    const sink = sb.readable();
+    // Nobody reads: the source is held back to about the window plus the buffers on the way.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(produced).toBeLessThan(window + 256 * 1024);
+    expect(sb.buffered).toBeLessThanOrEqual(window);
+    let got = 0;
+    await pipeline(sink, new Writable({
+      write(chunk: Buffer, _e, done) {
+        got += chunk.length;
+        setImmediate(done);
+      },
+    }));
+    expect(got).toBe(2 * 1024 * 1024);
+    sb.end();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(a.size).toBe(0);
+    expect(b.size).toBe(0);
+  });
+
+  it('resets the stream when its Readable is destroyed early, and the source with it', async () => {
+    const { a, b } = pair();
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    const source = new PassThrough();
+    sa.pipeFrom(source);
+    source.write(Buffer.alloc(1000));
+    const sink = sb.readable();
+    await new Promise((r) => sink.once('readable', r));
+    sink.destroy();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sa.failed?.byPeer).toBe(true);
+    expect(source.destroyed).toBe(true);
+  });
+
+  it('ignores a reset once the stream has finished both ways', async () => {
+    const { a, b } = pair();
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    sa.end();
+    sb.end();
+    const [fromB, fromA] = await Promise.all([readAll(sa), readAll(sb)]);
+    expect(fromB.length + fromA.length).toBe(0);
+    expect(sa.finished).toBe(true);
+    sa.reset('late error');
+    expect(sa.failed).toBeNull();
+  });
 });
+

@@ -4,8 +4,13 @@
 //   consumer has taken bytes out of the queue, so a slow reader bounds what is buffered for it;
 // - a sender never sends more than it was granted, and also waits while the socket itself has more
 //   than `socketHighWater` bytes queued, so many streams together stay bounded too.
+// - bytes a writer hands over are framed in batches: whatever piles up before the event loop comes
+//   round again (several socket reads, usually) leaves as one DATA frame of up to `maxFrame` bytes, so
+//   a bulk transfer costs a few large frames per MiB instead of one per upstream chunk, while a lone
+//   small chunk (an SSE event) still leaves at once.
 // The hub and the agent use this same module, so both directions behave alike.
-import { encodeCredit, encodeFrame, decodeFrame, FRAME } from './frames.ts';
+import { Readable } from 'node:stream';
+import { encodeCredit, encodeFrame, decodeFrame, FRAME, FRAME_HEADER } from './frames.ts';
 import { LIMITS } from './version.ts';
 
 export type SendFn = (data: Buffer, done: (err?: Error) => void) => void;
@@ -39,18 +44,27 @@ export class Stream implements AsyncIterable<Uint8Array> {
   private unacked = 0;
   private peerEnded = false;
   private reading = false;
+  private sink: Readable | null = null;
+  private sinkWants = false;
   // send side
   private credit: number;
+  /** Bytes accepted from the writer and not framed yet (at most about one frame plus one chunk). */
+  private outQueue: Uint8Array[] = [];
+  private outBytes = 0;
+  private flushTimer: NodeJS.Immediate | null = null;
+  private ending = false;
   private sentEnd = false;
+  private idBytes: Buffer;
   // both
   private failure: StreamResetError | null = null;
   private wakeReader: (() => void) | null = null;
-  private wakeWriter: (() => void) | null = null;
+  private writableWaiters: Array<() => void> = [];
   private onFinish: Array<() => void> = [];
 
   constructor(mux: StreamMux, id: string, window: number) {
     this.mux = mux;
     this.id = id;
+    this.idBytes = Buffer.from(id, 'hex');
     this.allowance = window;
     this.credit = window;
   }
@@ -76,37 +90,74 @@ export class Stream implements AsyncIterable<Uint8Array> {
     else this.onFinish.push(fn);
   }
 
-  /** Sends bytes, waiting for credit and for the socket to drain. Rejects once the stream is reset. */
-  async write(chunk: Uint8Array): Promise<void> {
-    if (this.sentEnd) throw new Error('write after end');
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      if (this.failure) throw this.failure;
-      if (this.credit <= 0) {
-        await new Promise<void>((resolve) => (this.wakeWriter = resolve));
-        continue;
-      }
-      const n = Math.min(this.credit, chunk.byteLength - offset, this.mux.maxFrame);
-      this.credit -= n;
-      this.bytesOut += n;
-      this.mux.send(encodeFrame(FRAME.data, this.id, chunk.subarray(offset, offset + n)));
-      offset += n;
-      await this.mux.drained();
+  /**
+   * Hands bytes over for sending; they leave in DATA frames as credit and the socket allow. Returns
+   * false when the writer should wait (`whenWritable`) before handing over more: the bytes queued here
+   * are not covered by credit yet, or make up a whole frame the socket cannot take. Throws once reset.
+   */
+  send(chunk: Uint8Array): boolean {
+    if (this.failure) throw this.failure;
+    if (this.ending) throw new Error('write after end');
+    if (chunk.byteLength) {
+      this.outQueue.push(chunk);
+      this.outBytes += chunk.byteLength;
+      if (this.outBytes >= this.mux.maxFrame) this.flush(true);
+      // Whatever else arrives before the loop comes round joins the rest.
+      if (this.outBytes > 0) this.flushTimer ??= setImmediate(() => this.flush());
     }
+    return this.writable;
+  }
+
+  /** Sends bytes; resolves once they are queued within credit. Rejects once the stream is reset. */
+  async write(chunk: Uint8Array): Promise<void> {
+    if (!this.send(chunk)) await new Promise<void>((resolve) => this.whenWritable(resolve));
     if (this.failure) throw this.failure;
   }
 
-  /** Half-closes: the peer's reader ends after the bytes already sent. */
+  /** Calls `fn` once the writer may hand over more (or the stream failed). */
+  whenWritable(fn: () => void): void {
+    if (this.writable || this.failure) fn();
+    else this.writableWaiters.push(fn);
+  }
+
+  /**
+   * Sends everything `source` produces, then ends the stream; pauses the source while the stream
+   * cannot take more. `onBytes` sees each chunk's size. The source is destroyed if the stream resets.
+   */
+  pipeFrom(source: Readable, onBytes?: (n: number) => void): void {
+    const onData = (chunk: Buffer) => {
+      onBytes?.(chunk.byteLength);
+      let ok: boolean;
+      try {
+        ok = this.send(chunk);
+      } catch {
+        return source.destroy();
+      }
+      if (!ok) {
+        source.pause();
+        this.whenWritable(() => (this.failure ? source.destroy() : source.resume()));
+      }
+    };
+    source.on('data', onData);
+    source.once('end', () => this.end());
+    // An error after the end (e.g. an abort once the stream finished) changes nothing the peer got.
+    source.once('error', (err) => source.readableEnded || this.reset(err.message || 'source failed'));
+    source.once('close', () => source.readableEnded || this.reset('source closed early'));
+    this.whenFinished(() => {
+      if (this.failure && !source.destroyed) source.destroy();
+    });
+  }
+
+  /** Half-closes: the peer's reader ends after the bytes already handed over. */
   end(): void {
-    if (this.sentEnd || this.failure) return;
-    this.sentEnd = true;
-    this.mux.send(encodeFrame(FRAME.end, this.id));
-    this.checkFinished();
+    if (this.ending || this.failure) return;
+    this.ending = true;
+    this.flush();
   }
 
   /** Aborts both directions and tells the peer why. Safe to call more than once. */
   reset(reason: string): void {
-    if (this.failure) return;
+    if (this.finished) return;
     this.mux.send(encodeFrame(FRAME.reset, this.id, Buffer.from(reason.slice(0, 200), 'utf8')));
     this.fail(new StreamResetError(reason, false));
   }
@@ -137,6 +188,46 @@ export class Stream implements AsyncIterable<Uint8Array> {
     }
   }
 
+  /**
+   * The received bytes as a Readable (for piping into a socket or an HTTP body). Credit goes back as
+   * the Readable's consumer takes bytes, so a slow consumer holds the sender back; destroying the
+   * Readable before its end resets the stream.
+   */
+  readable(): Readable {
+    if (this.reading) throw new Error('stream is already being read');
+    this.reading = true;
+    const sink = new Readable({
+      highWaterMark: 64 * 1024,
+      read: () => {
+        this.sinkWants = true;
+        this.feedSink();
+      },
+      destroy: (err, cb) => {
+        if (!this.failure && !(this.peerEnded && this.queue.length === 0)) this.reset('reader went away');
+        cb(err);
+      },
+    });
+    this.sink = sink;
+    return sink;
+  }
+
+  private feedSink(): void {
+    const sink = this.sink!;
+    while (this.sinkWants) {
+      const chunk = this.queue.shift();
+      if (!chunk) break;
+      this.consumed(chunk.length);
+      this.sinkWants = sink.push(chunk);
+    }
+    if (this.queue.length) return;
+    if (this.failure) {
+      if (!sink.destroyed) sink.destroy(this.failure);
+    } else if (this.peerEnded && !sink.readableEnded && this.sinkWants) {
+      sink.push(null);
+      this.checkFinished();
+    }
+  }
+
   // ---- called by the mux ----
 
   onData(payload: Buffer): void {
@@ -160,20 +251,74 @@ export class Stream implements AsyncIterable<Uint8Array> {
   onCredit(bytes: number): void {
     if (this.failure) return;
     this.credit += bytes;
-    const w = this.wakeWriter;
-    this.wakeWriter = null;
-    w?.();
+    this.flush();
   }
 
   fail(err: StreamResetError): void {
     if (this.failure) return;
     this.failure = err;
     this.queue = [];
+    this.outQueue = [];
+    this.outBytes = 0;
+    if (this.flushTimer) clearImmediate(this.flushTimer);
+    this.flushTimer = null;
     this.wake();
-    const w = this.wakeWriter;
-    this.wakeWriter = null;
-    w?.();
+    this.wakeWriters();
     this.checkFinished();
+  }
+
+  /**
+   * Frames what credit and the socket allow (only whole frames when `wholeFrames`); sends END after
+   * the last byte once the writer ended.
+   */
+  flush(wholeFrames = false): void {
+    if (!wholeFrames && this.flushTimer) {
+      clearImmediate(this.flushTimer);
+      this.flushTimer = null;
+    }
+    if (this.failure) return;
+    const least = wholeFrames ? this.mux.maxFrame : 1;
+    while (this.outBytes >= least && this.credit > 0) {
+      if (this.mux.congested) return this.mux.whenDrained(this);
+      const n = Math.min(this.outBytes, this.credit, this.mux.maxFrame);
+      this.credit -= n;
+      this.outBytes -= n;
+      this.bytesOut += n;
+      this.mux.send(this.frame(n));
+    }
+    if (this.ending && !this.sentEnd && this.outBytes === 0) {
+      this.sentEnd = true;
+      this.mux.send(encodeFrame(FRAME.end, this.id));
+      this.checkFinished();
+    }
+    if (this.writable) this.wakeWriters();
+  }
+
+  /** One DATA frame carrying the next `n` queued bytes (one copy: into the frame). */
+  private frame(n: number): Buffer {
+    const buf = Buffer.allocUnsafe(FRAME_HEADER + n);
+    buf[0] = FRAME.data;
+    this.idBytes.copy(buf, 1);
+    let at = FRAME_HEADER;
+    while (at < buf.length) {
+      const head = this.outQueue[0]!;
+      const take = Math.min(head.byteLength, buf.length - at);
+      buf.set(take === head.byteLength ? head : head.subarray(0, take), at);
+      at += take;
+      if (take === head.byteLength) this.outQueue.shift();
+      else this.outQueue[0] = head.subarray(take);
+    }
+    return buf;
+  }
+
+  private get writable(): boolean {
+    return this.outBytes < this.credit && this.outBytes < this.mux.maxFrame && !this.failure;
+  }
+
+  private wakeWriters(): void {
+    const ws = this.writableWaiters;
+    this.writableWaiters = [];
+    for (const w of ws) w();
   }
 
   private consumed(n: number): void {
@@ -190,6 +335,7 @@ export class Stream implements AsyncIterable<Uint8Array> {
     const r = this.wakeReader;
     this.wakeReader = null;
     r?.();
+    if (this.sink && (this.sinkWants || this.failure)) this.feedSink();
   }
 
   private checkFinished(): void {
@@ -208,7 +354,7 @@ export class StreamMux {
   private sendFn: SendFn;
   private streams = new Map<string, Stream>();
   private pending = 0;
-  private drainWaiters: Array<() => void> = [];
+  private drainWaiters = new Set<Stream>();
   private closedWith: StreamResetError | null = null;
   bytesIn = 0;
   bytesOut = 0;
@@ -288,9 +434,13 @@ export class StreamMux {
     });
   }
 
-  drained(): Promise<void> | void {
-    if (this.pending <= this.highWater || this.closedWith) return;
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  /** The socket has more than the high-water mark queued: streams hold their bytes until it drains. */
+  get congested(): boolean {
+    return this.pending > this.highWater && !this.closedWith;
+  }
+
+  whenDrained(s: Stream): void {
+    this.drainWaiters.add(s);
   }
 
   forget(id: string): void {
@@ -299,7 +449,7 @@ export class StreamMux {
 
   private release(): void {
     const ws = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of ws) w();
+    this.drainWaiters = new Set();
+    for (const s of ws) s.flush();
   }
 }

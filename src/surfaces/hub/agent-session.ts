@@ -1,5 +1,6 @@
 // One agent's WebSocket on the hub side: handshake (challenge–response), heartbeats, periodic
 // re-authentication that leaves streams alone, and requests relayed as multiplexed streams.
+import { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../../core/log/log.ts';
 import { AppError } from '../../core/errors/errors.ts';
@@ -90,7 +91,7 @@ export class AgentSession {
   /** Relays one HTTP request through this agent. Resolves with the response head; the body streams. */
   async request(req: RelayRequest): Promise<RelayResponse> {
     const { status, headers, stream } = await this.open(req, false);
-    return { status, headers, body: stream };
+    return { status, headers, body: stream.readable() };
   }
 
   /** Opens a WebSocket to the service through this agent; the stream then carries its messages. */
@@ -146,6 +147,10 @@ export class AgentSession {
   // ---- internals ----
 
   private async pump(body: AsyncIterable<Uint8Array> | null, stream: Stream): Promise<void> {
+    if (body instanceof Readable) {
+      body.once('error', (err) => this.failHead(stream.id, new AppError('bad_gateway', 'the request body could not be sent', { cause: err })));
+      return stream.pipeFrom(body);
+    }
     try {
       if (body) for await (const chunk of body) await stream.write(chunk);
       stream.end();

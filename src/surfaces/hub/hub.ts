@@ -3,6 +3,7 @@
 import type { WebSocket } from 'ws';
 import type { AppContext } from '../../core/context.ts';
 import { AgentSession } from './agent-session.ts';
+import { tuneHeapForRelay } from '../../protocol/heap.ts';
 import { createNodesService } from './nodes-service.ts';
 import type { NodeRow } from './nodes-store.ts';
 import { createProxy } from './proxy.ts';
@@ -21,6 +22,7 @@ export interface NodeView {
 }
 
 function createHub(ctx: AppContext) {
+  tuneHeapForRelay();
   const log = ctx.log.child({ surface: 'hub' });
   const nodes = createNodesService(ctx);
   const services = createServices(ctx, nodes);

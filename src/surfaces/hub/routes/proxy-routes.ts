@@ -1,6 +1,6 @@
 // ANY /api/v1/proxy/s/<slug>/<path…>. Its own scope: request bodies are not parsed here but streamed
 // to the service as they arrive, so no body limit applies and nothing is buffered.
-import { Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AppContext } from '../../../core/context.ts';
@@ -20,12 +20,16 @@ function hasBody(req: FastifyRequest): boolean {
   return len !== undefined && len !== '0';
 }
 
-/** Counts bytes as they pass, without holding any. */
-async function* counted(body: AsyncIterable<Uint8Array>, add: (n: number) => void): AsyncGenerator<Uint8Array> {
-  for await (const chunk of body) {
-    add(chunk.byteLength);
-    yield chunk;
-  }
+/** Counts bytes as they pass, without holding any; destroying either end destroys both. */
+function counted(body: AsyncIterable<Uint8Array>, add: (n: number) => void): Readable {
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      add(chunk.byteLength);
+      done(null, chunk);
+    },
+  });
+  pipeline(body instanceof Readable ? body : Readable.from(body), meter, () => {});
+  return meter;
 }
 
 export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
@@ -121,7 +125,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       for await (const _ of result.body) { /* drain */ }
       return reply.send();
     }
-    return reply.send(Readable.from(counted(result.body, (n) => (bytesOut += n)), { objectMode: false, highWaterMark: 64 * 1024 }));
+    return reply.send(counted(result.body, (n) => (bytesOut += n)));
   };
 
   // WebSocket upgrades: authenticated before the handshake (a refusal is a plain HTTP error), then
