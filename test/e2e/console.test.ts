@@ -365,12 +365,27 @@ describe('AI gateway from the console', () => {
       await page.getByLabel('Base URL').fill(`${upstream.url}/v1`);
       await page.getByLabel('API key').fill('sk-upstream-test');
       await page.getByRole('button', { name: 'Add provider' }).click();
-      await page.getByRole('cell', { name: 'local' }).waitFor();
+      await page.getByRole('cell', { name: 'local', exact: true }).waitFor();
       await page.getByLabel('Model name').fill('team-chat');
       await page.getByLabel('Provider', { exact: true }).selectOption({ label: 'local' });
       await page.getByLabel('Upstream model').fill('upstream-model');
       await page.getByRole('button', { name: 'Add model' }).click();
       await page.getByRole('cell', { name: 'local → upstream-model' }).waitFor();
+      // Edit in place: a new provider key (never shown) and the model's prices.
+      await page.getByRole('button', { name: 'Edit local' }).click();
+      const pEdit = page.getByRole('form', { name: 'Edit local' });
+      await pEdit.getByLabel('New API key').fill('sk-upstream-rotated');
+      await pEdit.getByRole('button', { name: 'Save changes' }).click();
+      await pEdit.waitFor({ state: 'detached' });
+      await page.getByRole('button', { name: 'Edit team-chat' }).click();
+      const mEdit = page.getByRole('form', { name: 'Edit team-chat' });
+      await mEdit.getByLabel('Output $ / M tokens').fill('-2');
+      await mEdit.getByRole('button', { name: 'Save changes' }).click();
+      await mEdit.getByRole('alert').filter({ hasText: 'output_price_per_mtok' }).waitFor();
+      await mEdit.getByLabel('Output $ / M tokens').fill('2');
+      await mEdit.getByLabel('Cached input $ / M tokens').fill('0.5');
+      await mEdit.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('cell', { name: '$0 / $2 / $0.5' }).waitFor();
       await shot('providers');
 
       await page.getByRole('link', { name: 'Virtual keys' }).click();
@@ -389,7 +404,7 @@ describe('AI gateway from the console', () => {
       expect(res.choices[0]!.message.content).toBeTruthy();
       const seen = upstream.requests.find((r) => r.path.endsWith('/chat/completions'))!;
       expect(seen.body!.model).toBe('upstream-model');
-      expect(seen.headers.authorization).toBe('Bearer sk-upstream-test');
+      expect(seen.headers.authorization).toBe('Bearer sk-upstream-rotated');
 
       // Edit in place: a limit takes effect on the next request; bad input is shown inline.
       await page.reload();

@@ -1,8 +1,8 @@
 // /providers — upstream model providers (keys stored encrypted, never shown) and the models that
-// route to them.
-import { del, get, items, post, whenServed } from '../api.ts';
+// route to them; both editable in place (a provider's address and key, a model's prices).
+import { del, get, items, patch, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, field, h, onSubmit, replace, table } from '../dom.ts';
+import { errorBox, field, h, onSubmit, replace, table, uid } from '../dom.ts';
 import { unavailable } from './common.ts';
 
 interface Provider {
@@ -10,6 +10,8 @@ interface Provider {
   name: string;
   type: string;
   base_url: string;
+  api_version?: string | null;
+  has_api_key?: boolean;
   node_id?: string | null;
 }
 
@@ -17,6 +19,19 @@ interface Model {
   id: string;
   name: string;
   deployments?: { provider_id: string; upstream_model: string; weight?: number; priority?: number }[];
+  input_price_per_mtok?: number;
+  output_price_per_mtok?: number;
+  cached_input_price_per_mtok?: number | null;
+}
+
+/** An inline edit form: a heading that names it, fields, errors shown in it, save and cancel. */
+function editForm(title: string, fields: HTMLElement[], close: () => void, save: () => Promise<void>): HTMLFormElement {
+  const heading = uid('edit');
+  const err = errorBox();
+  const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading }, h('h3', { id: heading }, title), fields, err.el,
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save changes'), h('button', { type: 'button', class: 'secondary', onclick: close }, 'Cancel')));
+  onSubmit(form, err, save);
+  return form;
 }
 
 export const providersPage: Page = {
@@ -29,18 +44,54 @@ export const providersPage: Page = {
     const providerList = h('div');
     const modelList = h('div');
     const providerSelect = h('select', { name: 'provider_id' });
+    const editor = h('div');
+    const closeEditor = () => replace(editor);
     let providers: Provider[] = [];
+    const editProvider = (p: Provider) => {
+      const eName = h('input', { name: 'edit_name', required: true, value: p.name });
+      const eBase = h('input', { name: 'edit_base_url', type: 'url', required: true, value: p.base_url });
+      const eKey = h('input', { name: 'edit_api_key', type: 'password', autocomplete: 'off' });
+      const eVersion = h('input', { name: 'edit_api_version', value: p.api_version ?? '' });
+      const form = editForm(`Edit ${p.name}`, [field('Name', eName), field('Base URL', eBase),
+        field('New API key', eKey, p.has_api_key ? 'Empty keeps the stored key.' : 'No key is stored.'), field('API version', eVersion)], closeEditor, async () => {
+        await patch(`/api/v1/providers/${p.id}`, { name: eName.value.trim(), base_url: eBase.value.trim(),
+          ...(eKey.value ? { api_key: eKey.value } : {}), api_version: eVersion.value.trim() || null });
+        closeEditor();
+        await load();
+      });
+      replace(editor, form);
+      eName.focus();
+    };
+    const editModel = (m: Model) => {
+      const price = (name: string, v: number | null | undefined) => h('input', { name, type: 'number', min: 0, step: 'any', value: v ?? '' });
+      const eIn = price('edit_input_price', m.input_price_per_mtok);
+      const eOut = price('edit_output_price', m.output_price_per_mtok);
+      const eCached = price('edit_cached_price', m.cached_input_price_per_mtok);
+      const form = editForm(`Edit ${m.name}`, [field('Input $ / M tokens', eIn), field('Output $ / M tokens', eOut),
+        field('Cached input $ / M tokens', eCached, 'Empty prices cached input like other input.')], closeEditor, async () => {
+        await patch(`/api/v1/models/${m.id}`, { input_price_per_mtok: Number(eIn.value || 0), output_price_per_mtok: Number(eOut.value || 0),
+          cached_input_price_per_mtok: eCached.value.trim() ? Number(eCached.value) : null });
+        closeEditor();
+        await load();
+      });
+      replace(editor, form);
+      eIn.focus();
+    };
     const load = async () => {
       providers = items<Provider>(await get('/api/v1/providers'));
       const models = items<Model>(await whenServed('models', '/api/v1/models'));
       const nameOf = (id: string) => providers.find((p) => p.id === id)?.name ?? id;
       replace(providerList, table(['Name', 'Type', 'Base URL', 'Via', ''], providers.map((p) => [
         p.name, p.type, h('code', null, p.base_url), p.node_id ? `node ${p.node_id}` : 'direct',
-        h('button', { type: 'button', class: 'danger small', onclick: () => act(() => del(`/api/v1/providers/${p.id}`)) }, 'Delete'),
+        [h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${p.name}`, onclick: () => editProvider(p) }, 'Edit'), ' ',
+          h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${p.name}`, onclick: () => act(() => del(`/api/v1/providers/${p.id}`)) }, 'Delete')],
       ]), 'No providers yet. Add one below.'));
-      replace(modelList, table(['Model', 'Deployments', ''], models.map((m) => [
+      const perM = (v: number | null | undefined) => (v == null ? '—' : `$${v}`);
+      replace(modelList, table(['Model', 'Deployments', 'Input / output / cached per M', ''], models.map((m) => [
         h('code', null, m.name), (m.deployments ?? []).map((d) => `${nameOf(d.provider_id)} → ${d.upstream_model}`).join(', ') || '—',
-        h('button', { type: 'button', class: 'danger small', onclick: () => act(() => del(`/api/v1/models/${m.id}`)) }, 'Delete'),
+        `${perM(m.input_price_per_mtok)} / ${perM(m.output_price_per_mtok)} / ${perM(m.cached_input_price_per_mtok)}`,
+        [h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${m.name}`, onclick: () => editModel(m) }, 'Edit'), ' ',
+          h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${m.name}`, onclick: () => act(() => del(`/api/v1/models/${m.id}`)) }, 'Delete')],
       ]), 'No models yet.'));
       replace(providerSelect, providers.map((p) => h('option', { value: p.id }, p.name)));
     };
@@ -86,6 +137,6 @@ export const providersPage: Page = {
       await load();
     });
     await load();
-    replace(main, h('h1', null, 'Providers & models'), err.el, h('h2', null, 'Providers'), providerList, pForm, h('h2', null, 'Models'), modelList, mForm);
+    replace(main, h('h1', null, 'Providers & models'), err.el, h('h2', null, 'Providers'), providerList, pForm, h('h2', null, 'Models'), modelList, mForm, editor);
   },
 };

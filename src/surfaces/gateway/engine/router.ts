@@ -46,7 +46,11 @@ export function createRouter(cooldownSeconds: number, now: () => number = Date.n
       return [...priorities.flatMap((p) => weighted(ready.filter((d) => d.priority === p))), ...cold];
     },
     fail(d, seconds = cooldownSeconds) {
-      coolUntil.set(d.id, now() + Math.min(seconds, 3600) * 1000);
+      const t = now();
+      // Failures are rare: a good moment to drop cooldowns that ran out for deployments no longer
+      // routed to (e.g. a request that failed on a deployment an edit had just removed).
+      for (const [id, until] of coolUntil) if (until <= t) coolUntil.delete(id);
+      coolUntil.set(d.id, t + Math.min(seconds, 3600) * 1000);
     },
     ok(d) {
       if (coolUntil.size) coolUntil.delete(d.id);
