@@ -15,7 +15,7 @@ import { promptLine, promptSecret } from '../prompt.ts';
 export const SERVICE_USAGE = `Usage:
   nexus service add [SLUG] [options]   add a catalog service (SLUG) or, with --custom, any endpoint
   nexus service list [--json]
-  nexus service nodes SLUG [--json]                         show which nodes serve SLUG
+  nexus service nodes SLUG [--json]    show which nodes serve SLUG
   nexus service nodes SLUG --node NODE[:PRIORITY[:WEIGHT]]... [--json]
                                        bind SLUG to exactly these nodes (NODE: id or name;
                                        priority 0-1000, lower first, default 0; weight 1-1000, default 1)
