@@ -3,12 +3,20 @@
 // concurrency 1 (own sequential loop, µs resolution) and 64 (autocannon), requests/s at 64,
 // time-to-first-chunk and inter-chunk delay for a 64-chunk stream, and Nexus's RSS before/after 100k
 // requests. Run: `npm run bench -- gateway` (BENCH_SECONDS to change the c=64 duration).
+// Knobs for quick checks while working: BENCH_GATEWAY_QUICK=1 (fewer c=1 requests and stream runs, no
+// 100k RSS rounds), BENCH_GATEWAY_TARGETS=direct,nexus (which columns to measure), and
+// BENCH_GATEWAY_PROFILE=DIR (Nexus writes a V8 CPU profile there; see bench/fixtures/profile-summary.ts).
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { fmt, freePort, load, ROOT, startQuiet, stop, tempDir, waitFor, type LoadResult } from './lib.ts';
 
 const duration = Number(process.env.BENCH_SECONDS ?? 5);
+const quick = process.env.BENCH_GATEWAY_QUICK === '1';
+const only = process.env.BENCH_GATEWAY_TARGETS?.split(',') ?? null;
+const profileDir = process.env.BENCH_GATEWAY_PROFILE;
+const loadAtStart = loadavg();
 const body = JSON.stringify({ model: 'bench', messages: [{ role: 'user', content: 'hello there' }] });
 
 // ---- processes ----
@@ -18,7 +26,7 @@ const upUrl = `http://127.0.0.1:${upPort}`;
 
 const nxPort = await freePort();
 const dataDir = tempDir();
-const nexus = startQuiet(process.execPath, [join(ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
+const nexus = startQuiet(process.execPath, [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), join(ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
 const nxUrl = `http://127.0.0.1:${nxPort}`;
 
 const pkPort = await freePort();
@@ -62,7 +70,7 @@ interface Target {
   headers: Record<string, string>;
   streamModel: string;
 }
-const targets: Target[] = [
+const allTargets: Target[] = [
   { name: 'direct', url: upUrl, headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' }, streamModel: 'chunks-64-tick-2' },
   { name: 'nexus', url: nxUrl, headers: { 'content-type': 'application/json', authorization: `Bearer ${vk}` }, streamModel: 'stream64' },
   {
@@ -72,6 +80,7 @@ const targets: Target[] = [
     streamModel: 'chunks-64-tick-2',
   },
 ];
+const targets = allTargets.filter((t) => !only || only.includes(t.name));
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -117,54 +126,73 @@ async function streaming(t: Target, runs: number): Promise<{ ttfc: number; gap: 
   return { ttfc: pct(ttfc, 50), gap: gaps.reduce((a, b) => a + b, 0) / gaps.length };
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 10 ms). */
+const cpuSeconds = (pid: number | undefined) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+const pidOf: Record<string, number | undefined> = { direct: upstream.pid, nexus: nexus.pid, portkey: portkey.pid };
+const cpuPerReq: Record<string, number> = {};
+
 const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${nexus.pid}/status`, 'utf8'))![1]) / 1024;
 
 const c1: Record<string, { p50: number; p99: number }> = {};
 const c64: Record<string, LoadResult> = {};
 const st: Record<string, { ttfc: number; gap: number } | null> = {};
 for (const t of targets) {
-  c1[t.name] = await sequential(t, 3000);
+  c1[t.name] = await sequential(t, quick ? 1000 : 3000);
   await load(`${t.url}/v1/chat/completions`, { connections: 64, duration: 2, method: 'POST', headers: t.headers, body }); // warm-up
+  const cpu0 = cpuSeconds(pidOf[t.name]);
   c64[t.name] = await load(`${t.url}/v1/chat/completions`, { connections: 64, duration, method: 'POST', headers: t.headers, body });
+  cpuPerReq[t.name] = ((cpuSeconds(pidOf[t.name]) - cpu0) / c64[t.name]!.total) * 1e6;
   // Portkey 1.15 answers streamed requests to a custom host with "Something went wrong" on Node 20
   // and 24 (TypeError: immutable, appending to a fetch Response's headers): recorded as n/a.
-  st[t.name] = await streaming(t, 30).catch((err: Error) => (console.error(`${t.name} streaming: ${err.message}`), null));
+  st[t.name] = await streaming(t, quick ? 10 : 30).catch((err: Error) => (console.error(`${t.name} streaming: ${err.message}`), null));
 }
 // RSS: after the runs above (about 40k requests), after 100k more requests, and after another 100k: a leak grows
 // in both rounds, a heap settling into its working size only in the first.
+const rssRounds = !quick && targets.some((t) => t.name === 'nexus');
 const rssBefore = rssMb();
-const hundredK = await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: targets[1]!.headers, body });
-await new Promise((r) => setTimeout(r, 1000));
+const hundredK = rssRounds ? await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: allTargets[1]!.headers, body }) : null;
+await new Promise((r) => setTimeout(r, rssRounds ? 1000 : 0));
 const rssAfter = rssMb();
-await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: targets[1]!.headers, body });
-await new Promise((r) => setTimeout(r, 1000));
+if (rssRounds) await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: allTargets[1]!.headers, body });
+await new Promise((r) => setTimeout(r, rssRounds ? 1000 : 0));
 const rssAfter2 = rssMb();
 await cleanup();
 
 for (const [name, r] of Object.entries(c64)) if (r.errors || r.non2xx) console.error(`warning: ${name} had ${r.errors} errors, ${r.non2xx} non-2xx`);
-if (hundredK.errors || hundredK.non2xx) console.error(`warning: 100k run had ${hundredK.errors} errors, ${hundredK.non2xx} non-2xx`);
+if (hundredK && (hundredK.errors || hundredK.non2xx)) console.error(`warning: 100k run had ${hundredK.errors} errors, ${hundredK.non2xx} non-2xx`);
 
-const d1 = c1.direct!;
-const d64 = c64.direct!;
-const row = (label: string, ...cells: string[]) => `| ${label} | ${cells.join(' | ')} |`;
+const d1 = c1.direct;
+const d64 = c64.direct;
+const dst = st.direct;
+const label: Record<string, string> = { direct: 'direct', nexus: 'Nexus', portkey: 'Portkey' };
+const row = (name: string, cell: (t: Target) => string, added = false) =>
+  `| ${name} | ${targets.map((t) => (added && t.name === 'direct' ? '—' : cell(t))).join(' | ')} |`;
+const na = (ok: unknown, f: () => string) => (ok ? f() : 'n/a');
+const ratio = (a: LoadResult | undefined, b: LoadResult | undefined) => (a && b ? `**${fmt(a.rps / b.rps, 1)}×**` : 'n/a');
 console.log(`## AI gateway
 
-Command: \`npm run bench -- gateway\` (${new Date().toISOString().slice(0, 10)}). Non-streamed chat completion against the
+Command: \`npm run bench -- gateway\` (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${quick ? ', BENCH_GATEWAY_QUICK=1' : ''}). Non-streamed chat completion against the
 local mock upstream (test/helpers/llm-upstream.ts, its own process), reached directly, through Nexus
 (virtual key, usage recorded, access log on) and through Portkey ${JSON.parse(readFileSync(join(ROOT, 'node_modules/@portkey-ai/gateway/package.json'), 'utf8')).version} (\`x-portkey-custom-host\`).
 
-| measure | direct | Nexus | Portkey |
-|---|---|---|---|
-${row('c=1 p50 / p99 (ms)', ...targets.map((t) => `${fmt(c1[t.name]!.p50, 3)} / ${fmt(c1[t.name]!.p99, 3)}`))}
-${row('c=1 added p50 / p99 (ms)', '—', ...targets.slice(1).map((t) => `**${fmt(c1[t.name]!.p50 - d1.p50, 3)}** / ${fmt(c1[t.name]!.p99 - d1.p99, 3)}`))}
-${row(`c=64 p50 / p99 (ms, autocannon, ${duration} s)`, ...targets.map((t) => `${c64[t.name]!.p50} / ${c64[t.name]!.p99}`))}
-${row('c=64 added p50 / p99 (ms)', '—', ...targets.slice(1).map((t) => `${fmt(c64[t.name]!.p50 - d64.p50, 1)} / ${fmt(c64[t.name]!.p99 - d64.p99, 1)}`))}
-${row('c=64 requests/s', ...targets.map((t) => `${Math.round(c64[t.name]!.rps).toLocaleString('en')}`))}
-${row('stream: time to first chunk p50 (ms)', ...targets.map((t) => (st[t.name] ? fmt(st[t.name]!.ttfc, 3) : 'n/a')))}
-${row('stream: added time to first chunk (ms)', '—', ...targets.slice(1).map((t) => (st[t.name] ? fmt(st[t.name]!.ttfc - st.direct!.ttfc, 3) : 'n/a')))}
-${row('stream: mean inter-chunk gap (ms; upstream ticks 2 ms)', ...targets.map((t) => (st[t.name] ? fmt(st[t.name]!.gap, 3) : 'n/a')))}
-${row('stream: added inter-chunk delay (ms)', '—', ...targets.slice(1).map((t) => (st[t.name] ? `**${fmt(st[t.name]!.gap - st.direct!.gap, 3)}**` : 'n/a')))}
+| measure | ${targets.map((t) => label[t.name]).join(' | ')} |
+|---|${targets.map(() => '---|').join('')}
+${row('c=1 p50 / p99 (ms)', (t) => `${fmt(c1[t.name]!.p50, 3)} / ${fmt(c1[t.name]!.p99, 3)}`)}
+${row('c=1 added p50 / p99 (ms)', (t) => na(d1, () => `**${fmt(c1[t.name]!.p50 - d1!.p50, 3)}** / ${fmt(c1[t.name]!.p99 - d1!.p99, 3)}`), true)}
+${row(`c=64 p50 / p99 (ms, autocannon, ${duration} s)`, (t) => `${c64[t.name]!.p50} / ${c64[t.name]!.p99}`)}
+${row('c=64 added p50 / p99 (ms)', (t) => na(d64, () => `${fmt(c64[t.name]!.p50 - d64!.p50, 1)} / ${fmt(c64[t.name]!.p99 - d64!.p99, 1)}`), true)}
+${row('c=64 requests/s', (t) => `${Math.round(c64[t.name]!.rps).toLocaleString('en')}`)}
+${row('c=64 CPU per request of the serving process (µs; direct: the mock upstream)', (t) => fmt(cpuPerReq[t.name]!, 0))}
+${row('stream: time to first chunk p50 (ms)', (t) => na(st[t.name], () => fmt(st[t.name]!.ttfc, 3)))}
+${row('stream: added time to first chunk (ms)', (t) => na(st[t.name] && dst, () => fmt(st[t.name]!.ttfc - dst!.ttfc, 3)), true)}
+${row('stream: mean inter-chunk gap (ms; upstream ticks 2 ms)', (t) => na(st[t.name], () => fmt(st[t.name]!.gap, 3)))}
+${row('stream: added inter-chunk delay (ms)', (t) => na(st[t.name] && dst, () => `**${fmt(st[t.name]!.gap - dst!.gap, 3)}**`), true)}
 
-- Nexus requests/s at c=64 = **${fmt(c64.nexus!.rps / c64.portkey!.rps, 1)}×** Portkey's, ${fmt(c64.nexus!.rps / d64.rps, 2)}× direct.
-- Nexus RSS before / after 100k requests (c=64): ${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run); after another 100k: ${fmt(rssAfter2, 1)} MB (${fmt(rssAfter2 - rssAfter, 1)} MB more).
+- Nexus requests/s at c=64 = ${ratio(c64.nexus, c64.portkey)} Portkey's, ${c64.nexus && d64 ? fmt(c64.nexus.rps / d64.rps, 2) : 'n/a'}× direct.
+- Nexus RSS before / after 100k requests (c=64): ${hundredK ? `${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run); after another 100k: ${fmt(rssAfter2, 1)} MB (${fmt(rssAfter2 - rssAfter, 1)} MB more)` : `not measured (quick run; ${fmt(rssBefore, 1)} MB at the end)`}.
+- Load average (1, 5, 15 min) at the start: ${loadAtStart.map((x) => fmt(x, 2)).join(', ')}; at the end: ${loadavg().map((x) => fmt(x, 2)).join(', ')}.
 `);

@@ -5,7 +5,7 @@ import cookie from '@fastify/cookie';
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../core/context.ts';
-import { accessLoggerFor } from '../core/log/log.ts';
+import { accessLogFor } from '../core/log/log.ts';
 import type { Surface } from '../core/surface.ts';
 import { installJsonParser, installValidation } from '../core/http/validation.ts';
 import { sendControlError } from '../surfaces/control/http.ts';
@@ -58,12 +58,12 @@ export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURF
     done();
   });
 
-  const access = accessLoggerFor(ctx.log);
+  const access = accessLogFor(ctx.log);
   app.addHook('onResponse', (req, reply, done) => {
-    const surface = surfaceOf(req.url);
-    ctx.metrics.httpRequests.inc({ surface, method: req.method, status: String(reply.statusCode) });
-    ctx.metrics.httpDuration.observe({ surface }, reply.elapsedTime / 1000);
-    if (access.isLevelEnabled('info')) access.info({ reqId: req.id, req, res: reply, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    const ms = reply.elapsedTime;
+    const status = reply.statusCode;
+    ctx.metrics.observeRequest(surfaceOf(req.url), req.method, status, ms / 1000);
+    if (access.enabled()) access.write(req.id, req.method, req.url, req.ip, status, Math.round(ms * 10) / 10);
     done();
   });
 

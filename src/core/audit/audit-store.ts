@@ -1,3 +1,4 @@
+import { batchInsert } from '../db/batch-insert.ts';
 import type { Db } from '../db/db.ts';
 
 export type Outcome = 'success' | 'failure' | 'denied';
@@ -43,28 +44,18 @@ export interface AuditStore {
 }
 
 export function createAuditStore(db: Db): AuditStore {
-  const insert = db.prepare(`INSERT INTO audit_log
-    (ts, actor_type, actor_id, actor_name, action, target_type, target_id, outcome, source_ip, routed_via, node_id, status, details)
-    VALUES (@ts, @actor_type, @actor_id, @actor_name, @action, @target_type, @target_id, @outcome, @source_ip, @routed_via, @node_id, @status, @details)`);
-  const insertMany = db.transaction((entries: AuditEntry[]) => {
-    for (const e of entries) {
-      insert.run({
-        ts: e.ts ?? new Date().toISOString(),
-        actor_type: e.actor_type,
-        actor_id: e.actor_id ?? null,
-        actor_name: e.actor_name ?? null,
-        action: e.action,
-        target_type: e.target_type ?? null,
-        target_id: e.target_id ?? null,
-        outcome: e.outcome,
-        source_ip: e.source_ip ?? null,
-        routed_via: e.routed_via ?? null,
-        node_id: e.node_id ?? null,
-        status: e.status ?? null,
-        details: e.details ? JSON.stringify(e.details) : null,
-      });
-    }
-  });
+  const insert = batchInsert<AuditEntry>(
+    db,
+    'audit_log',
+    ['ts', 'actor_type', 'actor_id', 'actor_name', 'action', 'target_type', 'target_id', 'outcome', 'source_ip', 'routed_via', 'node_id', 'status', 'details'],
+    (e, out) => {
+      out.push(
+        e.ts ?? new Date().toISOString(), e.actor_type, e.actor_id ?? null, e.actor_name ?? null, e.action, e.target_type ?? null, e.target_id ?? null,
+        e.outcome, e.source_ip ?? null, e.routed_via ?? null, e.node_id ?? null, e.status ?? null, e.details ? JSON.stringify(e.details) : null,
+      );
+    },
+  );
+  const insertMany = db.transaction((entries: AuditEntry[]) => insert.run(entries));
   return {
     insertMany,
     query(q) {

@@ -1,6 +1,7 @@
 // The audit log. State changes are written synchronously (`record`), so a crash right after a
 // response never loses the record of it. Per-request entries from the proxy and gateway go through
 // `enqueue`, batched into one transaction every 50 ms (or 500 entries) to keep SQLite off the hot path.
+import { isoNow } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { createAuditStore, type AuditEntry, type AuditQuery, type AuditRecord } from './audit-store.ts';
 
@@ -8,6 +9,7 @@ export type { AuditEntry, AuditRecord, AuditQuery };
 
 export interface Audit {
   record(entry: AuditEntry): void;
+  /** Queues an entry for the next batch; its `details` object is kept as given, so build a fresh one. */
   enqueue(entry: AuditEntry): void;
   flush(): void;
   query(q: AuditQuery): AuditRecord[];
@@ -16,12 +18,16 @@ export interface Audit {
 
 const SECRET_KEY = /(secret|password|token|api[-_]?key|authorization|credential|cookie)/i;
 
-/** Defence in depth: a details field named like a secret never reaches the table. */
+/** Defence in depth: a details field named like a secret never reaches the table (copied only then). */
 function scrub(details: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
   if (!details) return null;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(details)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : v;
-  return out;
+  for (const key in details) {
+    if (!SECRET_KEY.test(key)) continue;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(details)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : v;
+    return out;
+  }
+  return details;
 }
 
 export function createAudit(db: Db, onError: (err: unknown) => void): Audit {
@@ -47,10 +53,10 @@ export function createAudit(db: Db, onError: (err: unknown) => void): Audit {
   return {
     record(entry) {
       flush(); // keep ids in time order
-      store.insertMany([{ ...entry, details: scrub(entry.details), ts: entry.ts ?? new Date().toISOString() }]);
+      store.insertMany([{ ...entry, details: scrub(entry.details), ts: entry.ts ?? isoNow() }]);
     },
     enqueue(entry) {
-      queue.push({ ...entry, details: scrub(entry.details), ts: entry.ts ?? new Date().toISOString() });
+      queue.push({ ...entry, details: scrub(entry.details), ts: entry.ts ?? isoNow() });
       if (queue.length >= 500) flush();
       else timer ??= setTimeout(flush, 50);
     },

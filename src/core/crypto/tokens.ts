@@ -1,6 +1,6 @@
 // Bearer secrets: recognisable prefix + 32 random bytes (base64url), stored only as SHA-256,
 // compared in constant time (DESIGN.md §4).
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const TOKEN_PREFIX = {
   pat: 'nx_pat_',
@@ -23,7 +23,7 @@ export function mintToken(prefix: TokenPrefix): string {
 }
 
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex'); // one-shot: no Hash object per call (every gateway request hashes its key)
 }
 
 /** Constant-time comparison of two strings of any length (length itself is not secret here). */

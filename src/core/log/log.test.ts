@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
-import { createLogger, redactUrl } from './log.ts';
+import { accessLogFor, createLogger, redactUrl } from './log.ts';
 
 function capture() {
   const lines: string[] = [];
@@ -26,5 +26,26 @@ describe('log redaction', () => {
   });
   it('masks key-like query parameters', () => {
     expect(redactUrl('/x?key=abc&api-key=d&token=e&ok=1')).toBe('/x?key=[redacted]&api-key=[redacted]&token=[redacted]&ok=1');
+  });
+  it('writes access lines in pino\'s shape, escaped where needed, with secret query parameters masked', async () => {
+    const { lines, log } = capture();
+    const access = accessLogFor(log);
+    expect(access.enabled()).toBe(true);
+    access.write('r-1', 'GET', '/v1beta/models?key=SECRET7&q="x"\\é', '127.0.0.1', 200, 1.5);
+    access.write('r-2', 'POST', '/v1/chat/completions', undefined, 502, 0);
+    log.info({ reqId: 'r-3' }, 'request');
+    await new Promise((r) => setImmediate(r));
+    const [a, b, c] = lines.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(a).toEqual({ level: 30, time: expect.any(String), pid: process.pid, reqId: 'r-1', req: { method: 'GET', url: '/v1beta/models?key=[redacted]&q="x"\\é', remote: '127.0.0.1' }, res: { status: 200 }, ms: 1.5, msg: 'request' });
+    expect(b).toMatchObject({ reqId: 'r-2', req: { method: 'POST', url: '/v1/chat/completions' }, res: { status: 502 }, ms: 0 });
+    expect(Object.keys(a!)).toEqual(['level', 'time', 'pid', 'reqId', 'req', 'res', 'ms', 'msg']);
+    expect(Object.keys(c!).slice(0, 3)).toEqual(['level', 'time', 'pid']);
+    expect(Date.parse(a!.time as string)).toBeGreaterThan(0);
+  });
+  it('writes no access line when the level leaves info out', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const log = createLogger({ level: 'warn', destination: destination as never });
+    expect(accessLogFor(log).enabled()).toBe(false);
   });
 });

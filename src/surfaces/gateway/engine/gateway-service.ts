@@ -3,6 +3,7 @@
 // 429 and 5xx only before the first byte reached the client), answer or stream in the client's
 // format, then settle the reservation with real usage and queue the usage row.
 import { performance } from 'node:perf_hooks';
+import { isoNow } from '../../../core/clock.ts';
 import { AppError } from '../../../core/errors/errors.ts';
 import type { Logger } from '../../../core/log/log.ts';
 import type { Catalog, Deployment, Model } from '../catalog/catalog.ts';
@@ -19,7 +20,7 @@ import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
 import type { Router } from './router.ts';
 import { parseSseEvent, SseFramer } from './sse.ts';
 import { canServe, nativeUsage, plan, type IngressFamily, type Plan } from './translate.ts';
-import { readAll, type Upstream, type UpstreamResponse } from './upstream.ts';
+import type { Upstream, UpstreamResponse } from './upstream.ts';
 
 export interface GatewayCall {
   ingress: IngressFormat;
@@ -205,7 +206,7 @@ export function createGatewayService(deps: GatewayDeps) {
   }
 
   async function jsonOut(c: GatewayCall, p: Plan, res: UpstreamResponse, o: Outcome, started: number): Promise<JsonResult> {
-    const buf = await readAll(res.body, MAX_JSON_RESPONSE);
+    const buf = await res.read(MAX_JSON_RESPONSE);
     o.ttftMs = performance.now() - started;
     let json: Json;
     try {
@@ -231,7 +232,7 @@ export function createGatewayService(deps: GatewayDeps) {
       o.deployment = d;
       let res: UpstreamResponse;
       try {
-        res = await upstream.send(d.provider, req, ac.signal);
+        res = await upstream.send(d.provider, req, ac.signal, c.stream ? undefined : MAX_JSON_RESPONSE);
       } catch (err) {
         if (ac.signal.aborted) break;
         router.fail(d);
@@ -243,7 +244,7 @@ export function createGatewayService(deps: GatewayDeps) {
       }
       o.upstreamReached = true;
       if (res.status >= 400) {
-        const msg = upstreamMessage(await readAll(res.body, MAX_ERROR_BODY).catch(() => Buffer.alloc(0)));
+        const msg = upstreamMessage(await res.read(MAX_ERROR_BODY).catch(() => Buffer.alloc(0)));
         const err = upstreamError(res.status, msg, retryAfterOf(res));
         if (res.status === 429 || res.status >= 500) {
           router.fail(d, retryAfterOf(res));
@@ -319,7 +320,7 @@ export function createGatewayService(deps: GatewayDeps) {
     keys.addSpend(c.key.id, cost);
     const d = o.deployment;
     usage.record({
-      ts: new Date().toISOString(),
+      ts: isoNow(),
       key_id: c.key.id,
       user_id: c.key.userId,
       model: model.name,

@@ -1,7 +1,10 @@
 // The one way upstream requests leave the gateway: undici with a keep-alive pool, or, for a provider
 // that names a node, the hub's NodeRelay (core/relay/node-relay.ts) so the agent on that node dials
 // the provider from inside its network.
-import { Agent, request } from 'undici';
+// Streams go through undici's `request()` (a Readable the gateway iterates as events arrive); a
+// non-streamed answer is collected straight from undici's dispatch callbacks into a Buffer, which
+// skips the Readable, its async iterator and its promises on the gateway's busiest path.
+import { Agent, request, util, type Dispatcher } from 'undici';
 import type { NodeRelay } from '../../../core/relay/node-relay.ts';
 import type { Provider } from '../catalog/catalog.ts';
 import type { UpstreamRequest } from '../providers/types.ts';
@@ -10,59 +13,20 @@ export interface UpstreamResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: AsyncIterable<Uint8Array>;
+  /** The whole body, refusing more than `limit` bytes. */
+  read(limit: number): Promise<Buffer>;
   /** Releases the body without reading it (returns the connection to the pool when possible). */
   discard(): void;
 }
 
 export interface Upstream {
-  send(p: Provider, req: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse>;
+  /** `whole`: the caller wants the body in one piece (non-streamed calls), at most `whole` bytes. */
+  send(p: Provider, req: UpstreamRequest, signal: AbortSignal, whole?: number): Promise<UpstreamResponse>;
   close(): Promise<void>;
 }
 
-async function* once(body: string): AsyncIterable<Uint8Array> {
-  yield Buffer.from(body, 'utf8');
-}
-
-export function createUpstream(relay: NodeRelay, opts: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number }): Upstream {
-  const agent = new Agent({
-    keepAliveTimeout: 30_000,
-    keepAliveMaxTimeout: 300_000,
-    headersTimeout: opts.headersTimeoutMs,
-    bodyTimeout: opts.bodyTimeoutMs,
-    connect: { timeout: opts.connectTimeoutMs },
-  });
-  return {
-    async send(p, req, signal) {
-      if (p.nodeId) {
-        const res = await relay.request(p.nodeId, {
-          method: req.method,
-          url: req.url,
-          headers: req.headers,
-          body: req.body === null ? null : once(req.body),
-          signal,
-        });
-        return {
-          status: res.status,
-          headers: res.headers,
-          body: res.body,
-          discard() {
-            const it = res.body[Symbol.asyncIterator]();
-            void it.return?.()?.catch(() => {});
-          },
-        };
-      }
-      const res = await request(req.url, { method: req.method, headers: req.headers, body: req.body, dispatcher: agent, signal });
-      return {
-        status: res.statusCode,
-        headers: res.headers,
-        body: res.body,
-        discard() {
-          res.body.dump({ limit: 64 * 1024 }).catch(() => {});
-        },
-      };
-    },
-    close: () => agent.close(),
-  };
+async function* once(body: Uint8Array): AsyncIterable<Uint8Array> {
+  yield body;
 }
 
 /** Reads a (small) body whole, refusing to hold more than `limit` bytes. */
@@ -75,4 +39,166 @@ export async function readAll(body: AsyncIterable<Uint8Array>, limit: number): P
     chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+const tooLarge = (limit: number) => new Error(`upstream body is larger than ${limit} bytes`);
+
+/**
+ * undici dispatch handler that resolves at the response headers and collects the body into one
+ * Buffer (the callback API undici's own `request()` is built on). The caller's signal aborts the
+ * exchange at any point.
+ */
+class WholeBody implements Dispatcher.DispatchHandler {
+  status = 0;
+  headers: Record<string, string | string[] | undefined> = {};
+  body!: Promise<Buffer>;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private abortFn: ((err?: Error) => void) | null = null;
+  private failure: Error | null = null;
+  private onHead: ((res: WholeBody) => void) | null;
+  private onHeadError: ((err: Error) => void) | null;
+  private onBody: ((b: Buffer) => void) | null = null;
+  private onBodyError: ((err: Error) => void) | null = null;
+  private signal: AbortSignal;
+  private limit: number;
+  private readonly onAbort = () => this.fail((this.signal.reason as Error | undefined) ?? new Error('aborted'));
+
+  constructor(signal: AbortSignal, limit: number, resolve: (res: WholeBody) => void, reject: (err: Error) => void) {
+    this.signal = signal;
+    this.limit = limit;
+    this.onHead = resolve;
+    this.onHeadError = reject;
+    if (signal.aborted) this.failure = (signal.reason as Error | undefined) ?? new Error('aborted');
+    else signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.abortFn?.(err);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.failure) return abort(this.failure);
+    this.abortFn = abort;
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[]): boolean {
+    if (status < 200) return true;
+    this.status = status;
+    // Only error answers are looked at (Retry-After), so a 2xx skips parsing its headers.
+    if (status >= 300) this.headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
+    this.body = new Promise<Buffer>((resolve, reject) => {
+      this.onBody = resolve;
+      this.onBodyError = reject;
+    });
+    this.body.catch(() => {}); // a failure is seen by whoever reads the body; nobody else must care
+    const onHead = this.onHead!;
+    this.onHead = this.onHeadError = null;
+    onHead(this);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    if (this.size > this.limit) {
+      this.fail(tooLarge(this.limit));
+      return false;
+    }
+    this.chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    this.signal.removeEventListener('abort', this.onAbort);
+    const { chunks } = this;
+    this.onBody?.(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size));
+  }
+
+  onError(err: Error): void {
+    this.signal.removeEventListener('abort', this.onAbort);
+    const e = this.failure ?? err;
+    if (this.onHeadError) this.onHeadError(e);
+    else this.onBodyError?.(e);
+    this.onHead = this.onHeadError = null;
+  }
+
+  response(): UpstreamResponse {
+    const body = this.body;
+    return {
+      status: this.status,
+      headers: this.headers,
+      get body() {
+        return (async function* () {
+          yield await body;
+        })();
+      },
+      read: (limit) => body.then((b) => (b.length > limit ? Promise.reject(tooLarge(limit)) : b)),
+      discard: () => this.fail(new Error('discarded')),
+    };
+  }
+}
+
+// origin + path of each upstream URL seen, so a request does not re-parse its URL.
+const targets = new Map<string, { origin: string; path: string }>();
+function target(url: string): { origin: string; path: string } {
+  let t = targets.get(url);
+  if (!t) {
+    const u = new URL(url);
+    t = { origin: u.origin, path: u.pathname + u.search };
+    if (targets.size >= 1000) targets.clear();
+    targets.set(url, t);
+  }
+  return t;
+}
+
+export function createUpstream(relay: NodeRelay, opts: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number }): Upstream {
+  const agent = new Agent({
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 300_000,
+    headersTimeout: opts.headersTimeoutMs,
+    bodyTimeout: opts.bodyTimeoutMs,
+    connect: { timeout: opts.connectTimeoutMs },
+  });
+  return {
+    async send(p, req, signal, whole) {
+      if (p.nodeId) {
+        const res = await relay.request(p.nodeId, {
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          body: req.body === null ? null : once(typeof req.body === 'string' ? Buffer.from(req.body, 'utf8') : req.body),
+          signal,
+        });
+        return {
+          status: res.status,
+          headers: res.headers,
+          body: res.body,
+          read: (limit) => readAll(res.body, limit),
+          discard() {
+            const it = res.body[Symbol.asyncIterator]();
+            void it.return?.()?.catch(() => {});
+          },
+        };
+      }
+      if (whole !== undefined) {
+        const { origin, path } = target(req.url);
+        const res = await new Promise<WholeBody>((resolve, reject) => {
+          agent.dispatch({ origin, path, method: req.method, headers: req.headers, body: req.body }, new WholeBody(signal, whole, resolve, reject));
+        });
+        return res.response();
+      }
+      const res = await request(req.url, { method: req.method, headers: req.headers, body: req.body, dispatcher: agent, signal });
+      return {
+        status: res.statusCode,
+        headers: res.headers,
+        body: res.body,
+        read: (limit) => readAll(res.body, limit),
+        discard() {
+          res.body.dump({ limit: 64 * 1024 }).catch(() => {});
+        },
+      };
+    },
+    close: () => agent.close(),
+  };
 }

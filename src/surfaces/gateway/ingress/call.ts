@@ -1,5 +1,6 @@
 // What every ingress handler does around the gateway service: authenticate the virtual key, tie
 // the upstream request to the client's connection, and send a JSON answer or let the stream flow.
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../../core/errors/errors.ts';
 import type { ClientSink, GatewayCall, GatewayService } from '../engine/gateway-service.ts';
@@ -16,8 +17,9 @@ function replySink(reply: FastifyReply): ClientSink {
   const res = reply.raw;
   return {
     begin(status, headers) {
+      const all = reply.getHeaders() as OutgoingHttpHeaders; // x-request-id and whatever the onRequest hooks set
       reply.hijack();
-      res.writeHead(status, headers);
+      res.writeHead(status, Object.assign(all, headers));
     },
     write(chunk) {
       if (res.destroyed) return undefined;
@@ -63,5 +65,19 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
   });
   const result = await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip }, replySink(reply));
   if (result === null) return reply; // streamed
-  return reply.code(result.status).type('application/json').send(result.body);
+  return sendJson(reply, result.status, result.body);
+}
+
+/**
+ * A JSON answer (usually the upstream's own bytes) written with one writeHead and a known length,
+ * past fastify's serialisation and onSend steps, which have nothing to do for a finished body. The
+ * reply's headers (x-request-id, …) go with it, and onResponse hooks still run when it finishes.
+ */
+function sendJson(reply: FastifyReply, status: number, body: Buffer | string): FastifyReply {
+  const headers = reply.getHeaders() as OutgoingHttpHeaders;
+  headers['content-type'] = 'application/json; charset=utf-8';
+  headers['content-length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  reply.hijack();
+  reply.raw.writeHead(status, headers).end(body);
+  return reply;
 }

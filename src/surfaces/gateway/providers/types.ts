@@ -10,7 +10,8 @@ export interface UpstreamRequest {
   method: 'POST' | 'GET';
   url: string;
   headers: Record<string, string>;
-  body: string | null;
+  /** JSON text, or the client's own bytes when the gateway forwards them unchanged. */
+  body: string | Buffer | null;
 }
 
 export interface ProviderAdapter {
@@ -20,7 +21,7 @@ export interface ProviderAdapter {
   /** Whether an OpenAI-shaped stream honours stream_options.include_usage. */
   streamUsageOption: boolean;
   /** Builds the upstream request; `body` is already in the family's shape with the upstream model. */
-  request(p: Provider, op: Operation, upstreamModel: string, body: string | null, stream: boolean): UpstreamRequest;
+  request(p: Provider, op: Operation, upstreamModel: string, body: string | Buffer | null, stream: boolean): UpstreamRequest;
 }
 
 export interface Usage {

@@ -1,4 +1,5 @@
 // SQL for per-request usage rows and their aggregates.
+import { batchInsert } from '../../../core/db/batch-insert.ts';
 import type { Db } from '../../../core/db/db.ts';
 
 export interface UsageRow {
@@ -24,6 +25,11 @@ export interface UsageRow {
   routed_via: 'direct' | 'node';
   node_id: string | null;
 }
+
+const USAGE_COLUMNS = [
+  'ts', 'key_id', 'user_id', 'model', 'provider_id', 'deployment_id', 'upstream_model', 'ingress', 'operation', 'stream', 'input_tokens',
+  'output_tokens', 'cached_tokens', 'reasoning_tokens', 'cost_usd', 'latency_ms', 'ttft_ms', 'status', 'error_code', 'routed_via', 'node_id',
+] as const;
 
 export const USAGE_GROUPS = ['key', 'user', 'model', 'day', 'provider'] as const;
 export type UsageGroup = (typeof USAGE_GROUPS)[number];
@@ -70,14 +76,13 @@ export interface UsageStore {
 }
 
 export function createUsageStore(db: Db): UsageStore {
-  const insert = db.prepare(`INSERT INTO gateway_usage
-    (ts, key_id, user_id, model, provider_id, deployment_id, upstream_model, ingress, operation, stream, input_tokens, output_tokens,
-     cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, status, error_code, routed_via, node_id)
-    VALUES (@ts, @key_id, @user_id, @model, @provider_id, @deployment_id, @upstream_model, @ingress, @operation, @stream, @input_tokens,
-     @output_tokens, @cached_tokens, @reasoning_tokens, @cost_usd, @latency_ms, @ttft_ms, @status, @error_code, @routed_via, @node_id)`);
-  const insertMany = db.transaction((rows: UsageRow[]) => {
-    for (const r of rows) insert.run(r);
+  const insert = batchInsert<UsageRow>(db, 'gateway_usage', USAGE_COLUMNS, (r, out) => {
+    out.push(
+      r.ts, r.key_id, r.user_id, r.model, r.provider_id, r.deployment_id, r.upstream_model, r.ingress, r.operation, r.stream, r.input_tokens,
+      r.output_tokens, r.cached_tokens, r.reasoning_tokens, r.cost_usd, r.latency_ms, r.ttft_ms, r.status, r.error_code, r.routed_via, r.node_id,
+    );
   });
+  const insertMany = db.transaction((rows: UsageRow[]) => insert.run(rows));
   const cache = new Map<string, ReturnType<Db['prepare']>>();
 
   return {
