@@ -26,7 +26,7 @@ const upUrl = `http://127.0.0.1:${upPort}`;
 
 const nxPort = await freePort();
 const dataDir = tempDir();
-const nexus = startQuiet(process.execPath, [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), join(ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
+const nexus = startQuiet(process.execPath, [...(process.env.XFLAGS ? process.env.XFLAGS.split(' ') : []), ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), join(ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
 const nxUrl = `http://127.0.0.1:${nxPort}`;
 
 const pkPort = await freePort();
@@ -132,6 +132,14 @@ const cpuSeconds = (pid: number | undefined) => {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 };
+/** Machine-wide busy and total CPU time (all cores, clock ticks) from /proc/stat. */
+const machineCpu = () => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3]! + f[4]!;
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+};
+const machineBusy: Record<string, number> = {};
 const pidOf: Record<string, number | undefined> = { direct: upstream.pid, nexus: nexus.pid, portkey: portkey.pid };
 const cpuPerReq: Record<string, number> = {};
 
@@ -144,8 +152,11 @@ for (const t of targets) {
   c1[t.name] = await sequential(t, quick ? 1000 : 3000);
   await load(`${t.url}/v1/chat/completions`, { connections: 64, duration: 2, method: 'POST', headers: t.headers, body }); // warm-up
   const cpu0 = cpuSeconds(pidOf[t.name]);
+  const m0 = machineCpu();
   c64[t.name] = await load(`${t.url}/v1/chat/completions`, { connections: 64, duration, method: 'POST', headers: t.headers, body });
+  const m1 = machineCpu();
   cpuPerReq[t.name] = ((cpuSeconds(pidOf[t.name]) - cpu0) / c64[t.name]!.total) * 1e6;
+  machineBusy[t.name] = (m1.busy - m0.busy) / (m1.total - m0.total);
   // Portkey 1.15 answers streamed requests to a custom host with "Something went wrong" on Node 20
   // and 24 (TypeError: immutable, appending to a fetch Response's headers): recorded as n/a.
   st[t.name] = await streaming(t, quick ? 10 : 30).catch((err: Error) => (console.error(`${t.name} streaming: ${err.message}`), null));
@@ -187,6 +198,7 @@ ${row(`c=64 p50 / p99 (ms, autocannon, ${duration} s)`, (t) => `${c64[t.name]!.p
 ${row('c=64 added p50 / p99 (ms)', (t) => na(d64, () => `${fmt(c64[t.name]!.p50 - d64!.p50, 1)} / ${fmt(c64[t.name]!.p99 - d64!.p99, 1)}`), true)}
 ${row('c=64 requests/s', (t) => `${Math.round(c64[t.name]!.rps).toLocaleString('en')}`)}
 ${row('c=64 CPU per request of the serving process (µs; direct: the mock upstream)', (t) => fmt(cpuPerReq[t.name]!, 0))}
+${row('c=64 machine CPU busy (both cores, whole machine)', (t) => `${Math.round(machineBusy[t.name]! * 100)} %`)}
 ${row('stream: time to first chunk p50 (ms)', (t) => na(st[t.name], () => fmt(st[t.name]!.ttfc, 3)))}
 ${row('stream: added time to first chunk (ms)', (t) => na(st[t.name] && dst, () => fmt(st[t.name]!.ttfc - dst!.ttfc, 3)), true)}
 ${row('stream: mean inter-chunk gap (ms; upstream ticks 2 ms)', (t) => na(st[t.name], () => fmt(st[t.name]!.gap, 3)))}

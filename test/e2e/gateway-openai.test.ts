@@ -84,6 +84,21 @@ describe('OpenAI ingress', () => {
     expect(seen.headers.authorization).toBe('Bearer sk-upstream-secret-1234');
   });
 
+  it('answers with the caller\'s request id, a JSON type and an exact length, streamed or not', async () => {
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${vk}`, 'x-request-id': 'req-gw-1' };
+    const plain = await fetch(`${app.url}/v1/chat/completions`, { method: 'POST', headers, body: JSON.stringify({ model: 'gpt-test', messages: [{ role: 'user', content: 'héllo' }] }) });
+    const bytes = Buffer.from(await plain.arrayBuffer());
+    expect(plain.status).toBe(200);
+    expect(plain.headers.get('x-request-id')).toBe('req-gw-1');
+    expect(plain.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(Number(plain.headers.get('content-length'))).toBe(bytes.length);
+    expect(JSON.parse(bytes.toString('utf8')).choices[0].message.content).toBe('echo: héllo');
+    const streamed = await fetch(`${app.url}/v1/chat/completions`, { method: 'POST', headers: { ...headers, 'x-request-id': 'req-gw-2' }, body: JSON.stringify({ model: 'gpt-test', stream: true, messages: [{ role: 'user', content: 'x' }] }) });
+    expect(streamed.headers.get('x-request-id')).toBe('req-gw-2');
+    expect(streamed.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(await streamed.text()).toContain('data: [DONE]');
+  });
+
   it('streams events as they arrive, asks upstream for usage and strips it when the client did not', async () => {
     const stream = await client.chat.completions.create({ model: 'ticking', messages: [{ role: 'user', content: 'x' }], stream: true });
     const arrivals: number[] = [];

@@ -44,27 +44,27 @@ export async function readAll(body: AsyncIterable<Uint8Array>, limit: number): P
 const tooLarge = (limit: number) => new Error(`upstream body is larger than ${limit} bytes`);
 
 /**
- * undici dispatch handler that resolves at the response headers and collects the body into one
- * Buffer (the callback API undici's own `request()` is built on). The caller's signal aborts the
- * exchange at any point.
+ * An undici dispatch handler that settles at the response headers and collects the body into one
+ * Buffer (the callback API undici's own `request()` is built on), and is itself the response the
+ * gateway reads. The caller's signal aborts the exchange at any point.
  */
-class WholeBody implements Dispatcher.DispatchHandler {
+class WholeResponse implements Dispatcher.DispatchHandler, UpstreamResponse {
   status = 0;
-  headers: Record<string, string | string[] | undefined> = {};
-  body!: Promise<Buffer>;
+  headers: Record<string, string | string[] | undefined> = NO_HEADERS;
   private chunks: Buffer[] = [];
   private size = 0;
+  private whole: Promise<Buffer> | null = null;
   private abortFn: ((err?: Error) => void) | null = null;
   private failure: Error | null = null;
-  private onHead: ((res: WholeBody) => void) | null;
+  private onHead: ((res: WholeResponse) => void) | null;
   private onHeadError: ((err: Error) => void) | null;
   private onBody: ((b: Buffer) => void) | null = null;
   private onBodyError: ((err: Error) => void) | null = null;
-  private signal: AbortSignal;
-  private limit: number;
+  private readonly signal: AbortSignal;
+  private readonly limit: number;
   private readonly onAbort = () => this.fail((this.signal.reason as Error | undefined) ?? new Error('aborted'));
 
-  constructor(signal: AbortSignal, limit: number, resolve: (res: WholeBody) => void, reject: (err: Error) => void) {
+  constructor(signal: AbortSignal, limit: number, resolve: (res: WholeResponse) => void, reject: (err: Error) => void) {
     this.signal = signal;
     this.limit = limit;
     this.onHead = resolve;
@@ -78,6 +78,7 @@ class WholeBody implements Dispatcher.DispatchHandler {
     this.abortFn?.(err);
   }
 
+  // ---- undici's side ----
   onConnect(abort: (err?: Error) => void): void {
     if (this.failure) return abort(this.failure);
     this.abortFn = abort;
@@ -88,11 +89,6 @@ class WholeBody implements Dispatcher.DispatchHandler {
     this.status = status;
     // Only error answers are looked at (Retry-After), so a 2xx skips parsing its headers.
     if (status >= 300) this.headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
-    this.body = new Promise<Buffer>((resolve, reject) => {
-      this.onBody = resolve;
-      this.onBodyError = reject;
-    });
-    this.body.catch(() => {}); // a failure is seen by whoever reads the body; nobody else must care
     const onHead = this.onHead!;
     this.onHead = this.onHeadError = null;
     onHead(this);
@@ -112,32 +108,47 @@ class WholeBody implements Dispatcher.DispatchHandler {
   onComplete(): void {
     this.signal.removeEventListener('abort', this.onAbort);
     const { chunks } = this;
-    this.onBody?.(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size));
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size);
+    this.chunks = [];
+    if (this.onBody) this.onBody(body);
+    else this.whole = Promise.resolve(body);
   }
 
   onError(err: Error): void {
     this.signal.removeEventListener('abort', this.onAbort);
     const e = this.failure ?? err;
     if (this.onHeadError) this.onHeadError(e);
-    else this.onBodyError?.(e);
+    else if (this.onBodyError) this.onBodyError(e);
+    else if (!this.whole) {
+      this.whole = Promise.reject(e);
+      this.whole.catch(() => {}); // seen by whoever reads the body later, if anyone does
+    }
     this.onHead = this.onHeadError = null;
   }
 
-  response(): UpstreamResponse {
-    const body = this.body;
-    return {
-      status: this.status,
-      headers: this.headers,
-      get body() {
-        return (async function* () {
-          yield await body;
-        })();
-      },
-      read: (limit) => body.then((b) => (b.length > limit ? Promise.reject(tooLarge(limit)) : b)),
-      discard: () => this.fail(new Error('discarded')),
-    };
+  // ---- the gateway's side ----
+  read(limit: number): Promise<Buffer> {
+    this.whole ??= new Promise<Buffer>((resolve, reject) => {
+      this.onBody = resolve;
+      this.onBodyError = reject;
+    });
+    return this.whole.then((b) => (b.length > limit ? Promise.reject(tooLarge(limit)) : b));
+  }
+
+  get body(): AsyncIterable<Uint8Array> {
+    const res = this;
+    return (async function* () {
+      yield await res.read(res.limit);
+    })();
+  }
+
+  discard(): void {
+    this.fail(new Error('discarded'));
+    this.whole?.catch(() => {});
   }
 }
+
+const NO_HEADERS: Record<string, string | undefined> = Object.freeze({}) as Record<string, string | undefined>;
 
 // origin + path of each upstream URL seen, so a request does not re-parse its URL.
 const targets = new Map<string, { origin: string; path: string }>();
@@ -183,10 +194,9 @@ export function createUpstream(relay: NodeRelay, opts: { connectTimeoutMs: numbe
       }
       if (whole !== undefined) {
         const { origin, path } = target(req.url);
-        const res = await new Promise<WholeBody>((resolve, reject) => {
-          agent.dispatch({ origin, path, method: req.method, headers: req.headers, body: req.body }, new WholeBody(signal, whole, resolve, reject));
+        return new Promise<WholeResponse>((resolve, reject) => {
+          agent.dispatch({ origin, path, method: req.method, headers: req.headers, body: req.body }, new WholeResponse(signal, whole, resolve, reject));
         });
-        return res.response();
       }
       const res = await request(req.url, { method: req.method, headers: req.headers, body: req.body, dispatcher: agent, signal });
       return {
