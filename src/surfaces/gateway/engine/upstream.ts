@@ -136,9 +136,9 @@ class WholeResponse implements Dispatcher.DispatchHandler, UpstreamResponse {
   }
 
   get body(): AsyncIterable<Uint8Array> {
-    const res = this;
+    const whole = this.read(this.limit);
     return (async function* () {
-      yield await res.read(res.limit);
+      yield await whole;
     })();
   }
 
