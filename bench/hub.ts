@@ -99,14 +99,36 @@ for (let i = 0; ; i++) {
 }
 const proxied = `${appUrl}/api/v1/proxy/s/svc`;
 
+// ---- CPU of the relaying processes ----
+/** CPU seconds [user, system] a process has used so far. */
+const cpu = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return [Number(f[11]) / 100, Number(f[12]) / 100] as const;
+};
+const relayCpu = () => [...cpu(appliance.pid!), ...cpu(agent.pid!)];
+/** Total CPU seconds of appliance + agent since `t0`; the split goes to stderr. */
+const cpuSince = (what: string, t0: number[]) => {
+  const d = relayCpu().map((v, i) => v - t0[i]!);
+  const ms = (s: number) => fmt((s * 1000) / (BULK / MB), 2);
+  process.stderr.write(`${what}: ms CPU per MiB — appliance user ${ms(d[0]!)} sys ${ms(d[1]!)}, agent user ${ms(d[2]!)} sys ${ms(d[3]!)}\n`);
+  return d.reduce((a, b) => a + b, 0);
+};
+
 // ---- latency ----
 const skipped: LoadResult = { rps: NaN, p50: NaN, p99: NaN, mean: NaN, errors: 0, non2xx: 0, total: 0 };
 const latency = (url: string, connections: number, headers: Record<string, string>) =>
   PARTS.has('latency') ? load(url, { connections, duration, headers }) : Promise.resolve(skipped);
 const direct1 = await latency(`${upstreamUrl}/small`, 1, { authorization: `Bearer ${TOKEN}` });
-const relay1 = await latency(`${proxied}/small`, 1, { 'x-api-key': pat });
+/** Appliance + agent CPU per relayed request, in ms (like CPU per MiB, it hardly depends on other load). */
+const perRequest = async (connections: number) => {
+  const c0 = relayCpu();
+  const r = await latency(`${proxied}/small`, connections, { 'x-api-key': pat });
+  const cpuMs = (relayCpu().reduce((a, b) => a + b, 0) - c0.reduce((a, b) => a + b, 0)) * 1000;
+  return { ...r, cpuMs: cpuMs / r.total };
+};
+const relay1 = await perRequest(1);
 const direct64 = await latency(`${upstreamUrl}/small`, 64, { authorization: `Bearer ${TOKEN}` });
-const relay64 = await latency(`${proxied}/small`, 64, { 'x-api-key': pat });
+const relay64 = await perRequest(64);
 for (const r of [direct1, relay1, direct64, relay64]) if (r.errors || r.non2xx) throw new Error(`errors during load: ${JSON.stringify(r)}`);
 
 // ---- bulk ----
@@ -144,19 +166,6 @@ function upload(url: string, headers: Record<string, string>): Promise<number> {
     pump();
   });
 }
-/** CPU seconds [user, system] a process has used so far. */
-const cpu = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return [Number(f[11]) / 100, Number(f[12]) / 100] as const;
-};
-const relayCpu = () => [...cpu(appliance.pid!), ...cpu(agent.pid!)];
-/** Total CPU seconds of appliance + agent since `t0`; the split goes to stderr. */
-const cpuSince = (what: string, t0: number[]) => {
-  const d = relayCpu().map((v, i) => v - t0[i]!);
-  const ms = (s: number) => fmt((s * 1000) / (BULK / MB), 2);
-  process.stderr.write(`${what}: ms CPU per MiB — appliance user ${ms(d[0]!)} sys ${ms(d[1]!)}, agent user ${ms(d[2]!)} sys ${ms(d[3]!)}\n`);
-  return d.reduce((a, b) => a + b, 0);
-};
 let [downDirect, downRelay, downCpu, upDirect, upRelay, upCpu] = [NaN, NaN, NaN, NaN, NaN, NaN];
 if (PARTS.has('bulk')) {
   downDirect = await download(`${upstreamUrl}/download?bytes=${BULK}`, { authorization: `Bearer ${TOKEN}` });
@@ -243,6 +252,7 @@ process.stdout.write([
   row('p50, c=64', direct64.p50, relay64.p50),
   row('p99, c=64', direct64.p99, relay64.p99),
   `| req/s, c=1 / c=64 | ${fmt(direct1.rps, 0)} / ${fmt(direct64.rps, 0)} | ${fmt(relay1.rps, 0)} / ${fmt(relay64.rps, 0)} | |`,
+  `| CPU per relayed request (appliance + agent), c=1 / c=64 | | ${fmt(relay1.cpuMs, 3)} ms / ${fmt(relay64.cpuMs, 3)} ms | |`,
   '',
   `| bulk, ${BULK / MB} MiB | direct | relayed | ratio | CPU per MiB relayed (appliance + agent) |`,
   '|---|---|---|---|---|',

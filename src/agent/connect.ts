@@ -5,6 +5,7 @@
 import WebSocket from 'ws';
 import type { Logger } from '../core/log/log.ts';
 import { parseControl } from '../protocol/frames.ts';
+import { corkPerTick } from '../protocol/cork.ts';
 import { tuneHeapForRelay } from '../protocol/heap.ts';
 import { authProof } from '../protocol/signing.ts';
 import { StreamMux } from '../protocol/streams.ts';
@@ -58,13 +59,24 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
     const ws: WebSocket = transport === 'http'
       ? (new LongPollClient(identity.hubUrl) as unknown as WebSocket)
       : new WebSocket(identity.hubUrl, SUBPROTOCOL, { handshakeTimeout: 10_000, perMessageDeflate: false, maxPayload: 4 * LIMITS.maxFramePayload });
-    const mux = new StreamMux((buf, done) => ws.send(buf, { binary: true }, done));
+    // Writes in one tick share a writev (cork.ts); the long-poll client has no socket of its own.
+    let cork = corkPerTick(null);
+    ws.once('upgrade', (res) => (cork = corkPerTick(res.socket)));
+    const mux = new StreamMux((buf, done) => {
+      cork();
+      ws.send(buf, { binary: true }, done);
+    });
+    const send = (msg: object) => {
+      if (ws.readyState !== ws.OPEN) return;
+      cork();
+      ws.send(JSON.stringify(msg));
+    };
     const relay = createLocalRelay({
       mux,
       secret: identity.signingSecret,
       credentials: opts.credentials,
       log,
-      sendJson: (msg) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(msg)),
+      sendJson: send,
     });
     let authenticated = false;
     let lastHeard = Date.now();
@@ -87,7 +99,6 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
     };
     opts.signal.addEventListener('abort', onAbort, { once: true });
 
-    const send = (msg: object) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(msg));
 
     ws.on('unexpected-response', (_req, res) => {
       httpStatus = res.statusCode ?? null;

@@ -31,9 +31,10 @@ const aad = (service: string) => `credential:${service}`;
 
 export function createCredentialsStore(home: AgentHome) {
   const path = home.file('credentials.json');
-  let cache: { stamp: string; data: Stored } | null = null;
+  // The parsed file, and the secrets opened from it so far (a request must not pay for a decryption).
+  let cache: { stamp: string; data: Stored; opened: Map<string, string> } | null = null;
 
-  const read = (): Stored => {
+  const load = (): NonNullable<typeof cache> => {
     let stamp = 'missing';
     try {
       const st = statSync(path);
@@ -41,12 +42,13 @@ export function createCredentialsStore(home: AgentHome) {
     } catch {
       /* no file yet */
     }
-    if (cache?.stamp === stamp) return cache.data;
+    if (cache?.stamp === stamp) return cache;
     const data = readJson<Stored>(path) ?? { version: 1, services: {} };
     if (data.version !== 1 || typeof data.services !== 'object') throw new AgentError(`${path} is not a credentials file this agent understands`);
-    cache = { stamp, data };
-    return data;
+    cache = { stamp, data, opened: new Map() };
+    return cache;
   };
+  const read = (): Stored => load().data;
 
   const write = (data: Stored) => {
     ensureDir(home.dir);
@@ -80,9 +82,12 @@ export function createCredentialsStore(home: AgentHome) {
     },
     /** The entry and its secret; re-reads the file when it changed, so `add` applies to a running agent. */
     get(service: string): (CredentialEntry & { secret: string }) | null {
-      const e = read().services[service];
+      const { data, opened } = load();
+      const e = data.services[service];
       if (!e) return null;
-      return { service, url: e.url, header: e.header, format: e.format, updatedAt: e.updated_at, secret: home.box().open(e.secret, aad(service)) };
+      let secret = opened.get(service);
+      if (secret === undefined) opened.set(service, (secret = home.box().open(e.secret, aad(service))));
+      return { service, url: e.url, header: e.header, format: e.format, updatedAt: e.updated_at, secret };
     },
   };
 }

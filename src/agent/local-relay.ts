@@ -44,7 +44,8 @@ export function createLocalRelay(deps: LocalRelayDeps) {
     }
     if (m.upgrade) return upgrade(m, stream, target, headers);
     const abort = new AbortController();
-    stream.whenFinished(() => abort.abort());
+    // Only a failed stream cancels the local request (aborting a finished one costs an exception).
+    stream.whenFinished(() => stream.failed && abort.abort());
     let res;
     try {
       res = await request(target, {

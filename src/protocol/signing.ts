@@ -3,8 +3,8 @@
 // - request-carrying `open` frames, with a timestamp and a nonce the agent remembers for the skew
 //   window, so a recorded frame cannot be replayed and a forged one cannot make the agent dial with its
 //   credentials. Why only these frames are signed: docs/protocol.md.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { OpenMsg } from './frames.ts';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { randomPooled, type OpenMsg } from './frames.ts';
 import { LIMITS } from './version.ts';
 
 function hmac(secret: string, data: string): string {
@@ -18,7 +18,7 @@ function equal(a: string, b: string): boolean {
 }
 
 export function newNonce(): string {
-  return randomBytes(18).toString('base64url');
+  return randomPooled(18).toString('base64url');
 }
 
 /** Proof for a handshake or re-auth nonce; bound to the node id so one proof cannot serve another node. */

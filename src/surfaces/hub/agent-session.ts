@@ -1,10 +1,12 @@
 // One agent's WebSocket on the hub side: handshake (challenge–response), heartbeats, periodic
 // re-authentication that leaves streams alone, and requests relayed as multiplexed streams.
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../../core/log/log.ts';
 import { AppError } from '../../core/errors/errors.ts';
 import type { RelayRequest, RelayResponse } from '../../core/relay/node-relay.ts';
+import { corkPerTick } from '../../protocol/cork.ts';
 import { isHeaders, newStreamId, parseControl, type Headers } from '../../protocol/frames.ts';
 import { newNonce, signOpen, verifyAuthProof } from '../../protocol/signing.ts';
 import { StreamMux, type Stream } from '../../protocol/streams.ts';
@@ -58,13 +60,19 @@ export class AgentSession {
   private reauthDeadline: NodeJS.Timeout | null = null;
   private heads = new Map<string, PendingHead>();
   private closed = false;
+  private cork: () => void;
 
-  constructor(socket: WebSocket, remote: string, host: SessionHost) {
+  /** `raw` is the TCP socket under a real WebSocket (none for long-poll): writes in one tick share a writev. */
+  constructor(socket: WebSocket, remote: string, host: SessionHost, raw?: Socket) {
     this.socket = socket;
     this.remote = remote;
     this.host = host;
     this.log = host.log.child({ remote });
-    this.mux = new StreamMux((buf, done) => socket.send(buf, { binary: true }, done));
+    this.cork = corkPerTick(raw);
+    this.mux = new StreamMux((buf, done) => {
+      this.cork();
+      socket.send(buf, { binary: true }, done);
+    });
   }
 
   get authenticated(): boolean {
@@ -104,7 +112,9 @@ export class AgentSession {
     const sid = newStreamId();
     const stream = this.mux.create(sid);
     const head = new Promise<{ status: number; headers: Headers }>((resolve, reject) => this.heads.set(sid, { resolve, reject }));
-    stream.whenFinished(() => this.failHead(sid, new AppError('bad_gateway', stream.failed?.message === 'node disconnected' ? 'the node disconnected' : 'the node closed the stream')));
+    stream.whenFinished(() => {
+      if (this.heads.has(sid)) this.failHead(sid, new AppError('bad_gateway', stream.failed?.message === 'node disconnected' ? 'the node disconnected' : 'the node closed the stream'));
+    });
     const onAbort = () => {
       stream.reset('cancelled');
       this.failHead(sid, new AppError('bad_gateway', 'request cancelled'));
@@ -168,7 +178,9 @@ export class AgentSession {
   }
 
   private sendJson(msg: object): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(msg));
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.cork();
+    this.socket.send(JSON.stringify(msg));
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {

@@ -1,5 +1,6 @@
 // The hub's parts, built once per appliance context and shared by the public and admin scopes: the
 // node and service services, the registry of connected agents (which is the NodeRelay), the proxy.
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { AppContext } from '../../core/context.ts';
 import { AgentSession } from './agent-session.ts';
@@ -47,14 +48,14 @@ function createHub(ctx: AppContext) {
     registry,
     proxy,
 
-    accept(socket: WebSocket, remote: string): void {
+    accept(socket: WebSocket, remote: string, raw?: Socket): void {
       const session = new AgentSession(socket, remote, {
         timings,
         log,
         verify: (id, token) => nodes.verify(id, token),
         online: (s) => registry.add(s),
         offline: (s) => registry.remove(s),
-      });
+      }, raw);
       session.start();
     },
 

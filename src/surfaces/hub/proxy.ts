@@ -13,7 +13,7 @@ import { bridgeWebSocket, MAX_WS_MESSAGE, pipeWebSockets } from '../../protocol/
 import type { Registry } from './registry.ts';
 import { NodePicker } from './routing.ts';
 import type { Services } from './services.ts';
-import type { ServiceRow } from './services-store.ts';
+import type { ServiceNode, ServiceRow } from './services-store.ts';
 import { checkUrl, guardedLookup, type GuardOptions } from './ssrf.ts';
 
 export interface ProxyCall {
@@ -27,6 +27,8 @@ export interface ProxyCall {
   strip: string[];
   body: AsyncIterable<Uint8Array> | null;
   signal: AbortSignal;
+  /** The service's node binding when the caller already read it (one lookup per request). */
+  bound?: ServiceNode[];
 }
 
 export interface ProxyResult {
@@ -181,7 +183,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       const target = joinTarget(call.service.endpoint_url, call.rest, call.search);
       if (!target) throw new AppError('validation_failed', 'path may not climb above the service endpoint');
       const headers = endToEnd(call.headers, call.strip);
-      const bound = services.store.nodes(call.service.id);
+      const bound = call.bound ?? services.store.nodes(call.service.id);
       return bound.length ? viaNodes(call, target, headers, bound) : direct(call, target, headers);
     },
     close: () => dispatcher.close(),

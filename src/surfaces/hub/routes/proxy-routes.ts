@@ -1,6 +1,6 @@
 // ANY /api/v1/proxy/s/<slug>/<path…>. Its own scope: request bodies are not parsed here but streamed
 // to the service as they arrive, so no body limit applies and nothing is buffered.
-import { pipeline, Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AppContext } from '../../../core/context.ts';
@@ -20,16 +20,21 @@ function hasBody(req: FastifyRequest): boolean {
   return len !== undefined && len !== '0';
 }
 
-/** Counts bytes as they pass, without holding any; destroying either end destroys both. */
+/**
+ * Counts bytes as they pass, without holding any; an error or early close on either side destroys
+ * both (wired by hand: `pipeline` costs an AbortController and an exception per request).
+ */
 function counted(body: AsyncIterable<Uint8Array>, add: (n: number) => void): Readable {
+  const source = body instanceof Readable ? body : Readable.from(body);
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       add(chunk.byteLength);
       done(null, chunk);
     },
   });
-  pipeline(body instanceof Readable ? body : Readable.from(body), meter, () => {});
-  return meter;
+  source.once('error', (err) => meter.destroy(err));
+  meter.once('close', () => source.readableEnded || source.destroy());
+  return source.pipe(meter);
 }
 
 export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
@@ -99,7 +104,8 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const timer = setTimeout(() => abort.abort(), ctx.config.proxy.maxStreamSeconds * 1000);
     let bytesIn = 0;
     let bytesOut = 0;
-    let routedVia: 'direct' | 'node' = hub.services.store.nodes(service.id).length ? 'node' : 'direct';
+    const bound = hub.services.store.nodes(service.id);
+    let routedVia: 'direct' | 'node' = bound.length ? 'node' : 'direct';
     let nodeId: string | null = null;
     reply.raw.once('close', () => {
       clearTimeout(timer);
@@ -115,6 +121,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       search: r.search,
       headers: req.headers,
       strip,
+      bound,
       body: hasBody(req) ? counted(req.raw, (n) => (bytesIn += n)) : null,
       signal: abort.signal,
     });

@@ -10,6 +10,6 @@ export function wsRoutes(app: FastifyInstance, hub: Hub) {
     url: '/ws',
     handler: async (_req, reply) =>
       reply.code(426).header('upgrade', 'websocket').send({ error: { code: 'upgrade_required', message: `connect with a WebSocket using subprotocol ${SUBPROTOCOL}` } }),
-    wsHandler: (socket, req) => hub.accept(socket, req.ip),
+    wsHandler: (socket, req) => hub.accept(socket, req.ip, req.raw.socket),
   });
 }

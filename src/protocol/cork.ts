@@ -1,0 +1,21 @@
+// A relayed request is several WebSocket messages in a row (open + END one way; response head, DATA
+// and END the other). Each `ws.send` is a socket write of its own, and on loopback every write costs
+// a system call plus a wake-up of the peer. Corking the socket until the end of the current tick
+// sends whatever was written meanwhile as one writev, with no added delay worth measuring.
+import type { Socket } from 'node:net';
+
+/** Returns a function to call before each write on `socket`; no-op without a socket. */
+export function corkPerTick(socket: Socket | null | undefined): () => void {
+  if (!socket) return () => {};
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  return () => {
+    if (corked || socket.destroyed) return;
+    corked = true;
+    socket.cork();
+    process.nextTick(uncork);
+  };
+}
