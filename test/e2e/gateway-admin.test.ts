@@ -125,6 +125,21 @@ describe('PATCH /api/v1/models/{id or name}', () => {
     expect(entry.details).toMatchObject({ name: 'team/editable', deployments: [{ provider_id: b.id, upstream_model: 'mock-two' }] });
   });
 
+  it('lets a stream in flight finish on the deployment it started on while the model is edited', async () => {
+    const p = await createProvider(app, admin, { name: 'inflight', type: 'openai', base_url: `${up1.url}/v1` });
+    await simpleModel(app, admin, p.id, 'inflight', 'mock-chunks-6-tick-40');
+    const res = await post(`${app.url}/v1/chat/completions`, { model: 'inflight', stream: true, messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
+    const reader = res.body!.getReader();
+    await reader.read(); // the stream is under way
+    expect((await patch('models/inflight', { deployments: [{ provider_id: p.id, upstream_model: 'mock-replaced' }] })).status).toBe(200);
+    let text = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += Buffer.from(r.value).toString();
+    expect(text).toContain('w5 ');
+    expect(text.trim().endsWith('data: [DONE]')).toBe(true);
+    expect((await chat('inflight')).status).toBe(200);
+    expect(up1.requests.at(-1)!.body!.model).toBe('mock-replaced');
+  });
+
   it('prices cached input tokens at their own rate, from the next request after an edit', async () => {
     const p = await createProvider(app, admin, { name: 'cache', type: 'openai', base_url: `${up1.url}/v1` });
     const { key, id: keyId } = await createKey(app, admin.token, { name: 'cache-cost' });
@@ -235,7 +250,7 @@ describe('PATCH /api/v1/virtual-keys/{id}', () => {
     expect((await patch(`virtual-keys/${adminsKey.id}`, { rpm: 5 }, owner.token)).status).toBe(404);
     expect((await patch(`virtual-keys/${own.id}`, { rpm: 6 })).status).toBe(200); // an admin edits anyone's
 
-    const bad: unknown[] = [{}, { key: 'nx_vk_x' }, { user_id: admin.username }, { format: 'id_secret' }, { rpm: '5' }, { rpm: 0 },
+    const bad: unknown[] = [{}, { key: 'nx_vk_x' }, { models: Array.from({ length: 501 }, (_, i) => `m${i}`) }, { name: 'x'.repeat(201) }, { user_id: admin.username }, { format: 'id_secret' }, { rpm: '5' }, { rpm: 0 },
       { models: 'k-other' }, { expires_at: 'tomorrow' }, { expires_at: '2001-01-01T00:00:00Z' }, { max_budget_usd: -1 }];
     for (const body of bad) expect((await patch(`virtual-keys/${own.id}`, body, owner.token)).status, JSON.stringify(body)).toBe(400);
     expect((await patch('virtual-keys/nope', { rpm: 1 })).status).toBe(404);

@@ -2,7 +2,7 @@
 // Anthropic and OpenAI-shaped upstreams without those endpoints, translated through the chat pivot,
 // streamed (named Responses events with sequence numbers, text_completion chunks) and not, with
 // function tools, usage accounting and errors in OpenAI's shape.
-import OpenAI from 'openai';
+import OpenAI, { AzureOpenAI } from 'openai';
 import type { ResponseStreamEvent } from 'openai/resources/responses/responses';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
@@ -175,6 +175,14 @@ describe('/v1/completions on providers without it', () => {
     }
     expect(text).toBe('echo: a b c');
     expect(usage).toMatchObject({ completion_tokens: 4 });
+  });
+
+  it('serves the Azure ingress too: completions on a deployment and responses on /openai/v1', async () => {
+    const azure = new AzureOpenAI({ endpoint: app.url, apiKey: vk, apiVersion: '2024-10-21', deployment: 'm-anthropic', maxRetries: 0 });
+    const res = await azure.completions.create({ model: 'm-anthropic', prompt: 'from azure' });
+    expect(res.choices[0]!.text).toBe('echo: from azure');
+    const v1 = new OpenAI({ baseURL: `${app.url}/openai/v1`, apiKey: vk, maxRetries: 0, defaultHeaders: { 'api-key': vk } });
+    expect((await v1.responses.create({ model: 'm-gemini', input: 'via v1' })).output_text).toBe('echo: via v1');
   });
 
   it('refuses several prompts and token prompts clearly', async () => {
