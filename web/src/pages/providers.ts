@@ -67,10 +67,39 @@ export const providersPage: Page = {
       const eIn = price('edit_input_price', m.input_price_per_mtok);
       const eOut = price('edit_output_price', m.output_price_per_mtok);
       const eCached = price('edit_cached_price', m.cached_input_price_per_mtok);
+      // Deployments: lowest priority first, weighted within a priority; saving replaces the list.
+      const rows = (m.deployments ?? []).map((d) => ({ provider_id: d.provider_id, upstream_model: d.upstream_model, priority: String(d.priority ?? 0), weight: String(d.weight ?? 1) }));
+      const depHeading = uid('deployments');
+      const deps = h('div', { class: 'routing', role: 'group', 'aria-labelledby': depHeading });
+      const drawDeps = (focusLast = false) => {
+        const cell = (r: (typeof rows)[number], key: 'upstream_model' | 'priority' | 'weight', label: string, attrs: Record<string, string | number>) =>
+          h('input', { ...attrs, value: r[key], 'aria-label': label, oninput: (e: Event) => { r[key] = (e.target as HTMLInputElement).value; } });
+        const body = rows.map((r, i) => {
+          const n = i + 1;
+          const provider = h('select', { 'aria-label': `Provider of deployment ${n}`, onchange: (e: Event) => { r.provider_id = (e.target as HTMLSelectElement).value; } },
+            providers.map((p) => h('option', { value: p.id, selected: p.id === r.provider_id }, p.name)));
+          if (focusLast && i === rows.length - 1) queueMicrotask(() => provider.focus());
+          return h('tr', null, h('td', null, provider),
+            h('td', null, cell(r, 'upstream_model', `Upstream model of deployment ${n}`, { required: 'true' })),
+            h('td', null, cell(r, 'priority', `Priority of deployment ${n}`, { type: 'number', min: 0, step: 1, class: 'narrow' })),
+            h('td', null, cell(r, 'weight', `Weight of deployment ${n}`, { type: 'number', min: 0, step: 1, class: 'narrow' })),
+            h('td', null, h('button', { type: 'button', class: 'secondary small', 'aria-label': `Remove deployment ${n}`, onclick: () => { rows.splice(i, 1); drawDeps(); } }, 'Remove')));
+        });
+        replace(deps, h('h4', { id: depHeading }, 'Deployments'),
+          rows.length ? h('table', { class: 'routing-table' }, h('thead', null, h('tr', null, ['Provider', 'Upstream model', 'Priority', 'Weight', ''].map((x) => h('th', { scope: 'col' }, x)))), h('tbody', null, body))
+            : h('p', { class: 'hint' }, 'A model needs at least one deployment.'),
+          h('button', { type: 'button', class: 'secondary small', disabled: !providers.length, onclick: () => {
+            rows.push({ provider_id: providers[0]!.id, upstream_model: m.name, priority: String(rows.length), weight: '1' });
+            drawDeps(true);
+          } }, 'Add deployment'));
+      };
+      drawDeps();
       const form = editForm(`Edit ${m.name}`, [field('Input $ / M tokens', eIn), field('Output $ / M tokens', eOut),
-        field('Cached input $ / M tokens', eCached, 'Empty prices cached input like other input.')], closeEditor, async () => {
+        field('Cached input $ / M tokens', eCached, 'Empty prices cached input like other input.'), deps], closeEditor, async () => {
+        if (!rows.length) throw new Error('A model needs at least one deployment.');
         await patch(`/api/v1/models/${m.id}`, { input_price_per_mtok: Number(eIn.value || 0), output_price_per_mtok: Number(eOut.value || 0),
-          cached_input_price_per_mtok: eCached.value.trim() ? Number(eCached.value) : null });
+          cached_input_price_per_mtok: eCached.value.trim() ? Number(eCached.value) : null,
+          deployments: rows.map((r) => ({ provider_id: r.provider_id, upstream_model: r.upstream_model.trim(), priority: Number(r.priority || 0), weight: Number(r.weight || 1) })) });
         closeEditor();
         await load();
       });
