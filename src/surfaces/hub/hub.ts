@@ -9,6 +9,7 @@ import { createNodesService } from './nodes-service.ts';
 import type { NodeRow } from './nodes-store.ts';
 import { createProxy } from './proxy.ts';
 import { Registry } from './registry.ts';
+import { createServiceLookup } from './service-lookup.ts';
 import { createServices } from './services.ts';
 
 export interface NodeView {
@@ -33,6 +34,7 @@ function createHub(ctx: AppContext) {
     if (!online) log.info({ node: nodeId }, 'node offline');
   });
   const proxy = createProxy(ctx, services, registry);
+  const lookup = createServiceLookup(ctx.db, services.store);
   ctx.relay.install(registry);
 
   const timings = {
@@ -47,6 +49,7 @@ function createHub(ctx: AppContext) {
     services,
     registry,
     proxy,
+    lookup,
 
     accept(socket: WebSocket, remote: string, raw?: Socket): void {
       const session = new AgentSession(socket, remote, {

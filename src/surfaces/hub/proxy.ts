@@ -146,7 +146,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       const target = joinTarget(call.service.endpoint_url, call.rest, call.search);
       if (!target) throw new AppError('validation_failed', 'path may not climb above the service endpoint');
       const headers = endToEnd(call.headers, call.strip);
-      const bound = services.store.nodes(call.service.id);
+      const bound = call.bound ?? services.store.nodes(call.service.id);
       if (bound.length) {
         const order = picker.order(call.service.id, bound, (id) => registry.isOnline(id));
         const session = order.length ? registry.get(order[0]!) : undefined;

@@ -59,14 +59,15 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const principal = token ? ctx.identity.resolveApiToken(token) : null;
     if (!principal) throw new AppError('unauthorized', 'send a personal token as Authorization: Bearer nx_pat_… or X-API-Key');
     req.principal = principal;
-    const service = hub.services.store.bySlug(principal.userId, slug);
-    if (!service) throw new AppError('not_found', `no service "${slug.slice(0, 64)}"`);
+    const found = hub.lookup.find(principal.userId, slug);
+    if (!found) throw new AppError('not_found', `no service "${slug.slice(0, 64)}"`);
+    const { service, bound } = found;
 
     // Whatever header carried the Nexus token stays here.
     const strip = Object.entries(req.headers)
       .filter(([, v]) => (Array.isArray(v) ? v : [v]).some((x) => typeof x === 'string' && token && x.includes(token)))
       .map(([k]) => k);
-    return { principal, service, rest, search: q < 0 ? '' : rawUrl.slice(q), strip };
+    return { principal, service, bound, rest, search: q < 0 ? '' : rawUrl.slice(q), strip };
   };
 
   const audit = (req: FastifyRequest, r: ReturnType<typeof resolve>, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean }) =>
@@ -99,12 +100,11 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
     const r = resolve(req);
-    const { service, rest, strip } = r;
+    const { service, bound, rest, strip } = r;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), ctx.config.proxy.maxStreamSeconds * 1000);
     let bytesIn = 0;
     let bytesOut = 0;
-    const bound = hub.services.store.nodes(service.id);
     let routedVia: 'direct' | 'node' = bound.length ? 'node' : 'direct';
     let nodeId: string | null = null;
     reply.raw.once('close', () => {
@@ -146,7 +146,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const abort = new AbortController();
     const timer = setTimeout(() => socket.close(1001, 'maximum stream duration reached'), ctx.config.proxy.maxStreamSeconds * 1000);
     socket.pause();
-    hub.proxy.forwardWebSocket({ service: r.service, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal }, socket).then(
+    hub.proxy.forwardWebSocket({ service: r.service, bound: r.bound, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal }, socket).then(
       (where) => {
         socket.resume();
         socket.once('close', () => {
