@@ -26,7 +26,7 @@ const upUrl = `http://127.0.0.1:${upPort}`;
 
 const nxPort = await freePort();
 const dataDir = tempDir();
-const nexus = startQuiet(process.execPath, [...(process.env.XFLAGS ? process.env.XFLAGS.split(' ') : []), ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), join(ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
+const nexus = startQuiet(process.execPath, [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), join(ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
 const nxUrl = `http://127.0.0.1:${nxPort}`;
 
 const pkPort = await freePort();
