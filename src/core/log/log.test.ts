@@ -35,7 +35,11 @@ describe('log redaction', () => {
     access.write('r-2', 'POST', '/v1/chat/completions', undefined, 502, 0);
     log.info({ reqId: 'r-3' }, 'request');
     await new Promise((r) => setImmediate(r));
-    const [a, b, c] = lines.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Access lines of one event-loop turn go out in one write, after the turn's other lines.
+    expect(lines).toHaveLength(2);
+    expect(lines[1]!.trim().split('\n')).toHaveLength(2);
+    const byId = new Map(lines.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).map((r) => [r.reqId, r]));
+    const [a, b, c] = [byId.get('r-1'), byId.get('r-2'), byId.get('r-3')];
     expect(a).toEqual({ level: 30, time: expect.any(String), pid: process.pid, reqId: 'r-1', req: { method: 'GET', url: '/v1beta/models?key=[redacted]&q="x"\\é', remote: '127.0.0.1' }, res: { status: 200 }, ms: 1.5, msg: 'request' });
     expect(b).toMatchObject({ reqId: 'r-2', req: { method: 'POST', url: '/v1/chat/completions' }, res: { status: 502 }, ms: 0 });
     expect(Object.keys(a!)).toEqual(['level', 'time', 'pid', 'reqId', 'req', 'res', 'ms', 'msg']);

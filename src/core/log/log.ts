@@ -46,6 +46,8 @@ export interface LogOptions {
 // status and the duration, so it holds no secret by construction. It is the hottest log call (one per
 // request), so it is written as a ready-made line in exactly the shape pino gives every other line
 // (level, time, pid, fields, msg), to the same destination, without pino's per-call object walk.
+// Lines written during one turn of the event loop go out together at its end (one write to the
+// destination per turn instead of one per request; under load a turn answers many requests).
 export interface AccessLog {
   /** False when the level leaves access lines out (`warn` and above). */
   enabled(): boolean;
@@ -63,15 +65,35 @@ export function accessLogFor(log: Logger): AccessLog {
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
 const jsonString = (s: string) => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
 
+// Lines still pending when the process exits are written then (pino's own exit flush may run first).
+const exitFlushes = new Set<() => void>();
+let exitHooked = false;
+
 function createAccessLog(log: Logger, destination: DestinationStream): AccessLog {
+  if (!exitHooked) {
+    exitHooked = true;
+    process.once('exit', () => {
+      for (const f of exitFlushes) f();
+    });
+  }
   const prefix = `{"level":30,"time":"`;
   const pidPart = `","pid":${process.pid},"reqId":`;
+  let pending = '';
+  const flush = () => {
+    if (!pending) return;
+    const lines = pending;
+    pending = '';
+    destination.write(lines);
+  };
+  exitFlushes.add(() => {
+    flush();
+    (destination as { flushSync?: () => void }).flushSync?.();
+  });
   return {
     enabled: () => log.isLevelEnabled('info'),
     write(reqId, method, url, remote, status, ms) {
-      destination.write(
-        `${prefix}${isoNow()}${pidPart}${jsonString(reqId)},"req":{"method":${jsonString(method)},"url":${jsonString(redactUrl(url))}${remote === undefined ? '' : `,"remote":${jsonString(remote)}`}},"res":{"status":${status}},"ms":${ms},"msg":"request"}\n`,
-      );
+      if (!pending) setImmediate(flush);
+      pending += `${prefix}${isoNow()}${pidPart}${jsonString(reqId)},"req":{"method":${jsonString(method)},"url":${jsonString(redactUrl(url))}${remote === undefined ? '' : `,"remote":${jsonString(remote)}`}},"res":{"status":${status}},"ms":${ms},"msg":"request"}\n`;
     },
   };
 }
