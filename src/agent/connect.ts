@@ -9,6 +9,7 @@ import { corkPerTick } from '../protocol/cork.ts';
 import { tuneHeapForRelay } from '../protocol/heap.ts';
 import { authProof } from '../protocol/signing.ts';
 import { StreamMux } from '../protocol/streams.ts';
+import { rawFrameWriter } from '../protocol/ws-frames.ts';
 import { CLOSE, LIMITS, PERMANENT_CLOSES, SUBPROTOCOL } from '../protocol/version.ts';
 import type { CredentialsStore } from './credentials-store.ts';
 import { LongPollClient } from './long-poll-client.ts';
@@ -61,10 +62,18 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
       : new WebSocket(identity.hubUrl, SUBPROTOCOL, { handshakeTimeout: 10_000, perMessageDeflate: false, maxPayload: 4 * LIMITS.maxFramePayload });
     // Writes in one tick share a writev (cork.ts); the long-poll client has no socket of its own.
     let cork = corkPerTick(null);
-    ws.once('upgrade', (res) => (cork = corkPerTick(res.socket)));
     const mux = new StreamMux((buf, done) => {
       cork();
       ws.send(buf, { binary: true }, done);
+    });
+    // DATA frames are masked straight from the bytes handed over (ws-frames.ts).
+    ws.once('upgrade', (res) => {
+      cork = corkPerTick(res.socket);
+      const write = rawFrameWriter(ws, res.socket, true);
+      mux.partsWriter = (parts, n, done) => {
+        cork();
+        write(parts, n, done);
+      };
     });
     const send = (msg: object) => {
       if (ws.readyState !== ws.OPEN) return;

@@ -35,6 +35,16 @@ export function randomPooled(n: number): Buffer {
   return out;
 }
 
+/** Fills `target[at, at + n)` from the same pool (WebSocket masking keys, RFC 6455 §5.3). */
+export function fillRandom(target: Buffer, at: number, n: number): void {
+  if (poolAt + n > POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  POOL.copy(target, at, poolAt, poolAt + n);
+  poolAt += n;
+}
+
 export function newStreamId(): string {
   return randomPooled(STREAM_ID_BYTES).toString('hex');
 }

@@ -10,8 +10,9 @@
 //   small chunk (an SSE event) still leaves at once.
 // The hub and the agent use this same module, so both directions behave alike.
 import { Readable } from 'node:stream';
-import { encodeCredit, encodeFrame, decodeFrame, FRAME, FRAME_HEADER } from './frames.ts';
+import { encodeCredit, encodeFrame, decodeFrame, FRAME } from './frames.ts';
 import { LIMITS } from './version.ts';
+import type { SendPartsFn } from './ws-frames.ts';
 
 export type SendFn = (data: Buffer, done: (err?: Error) => void) => void;
 
@@ -29,6 +30,8 @@ export interface MuxOptions {
   window?: number;
   maxFrame?: number;
   socketHighWater?: number;
+  /** Writes a frame given as parts without gathering them first (ws-frames.ts); else they are concatenated. */
+  partsWriter?: SendPartsFn | null;
 }
 
 export class Stream implements AsyncIterable<Uint8Array> {
@@ -54,7 +57,8 @@ export class Stream implements AsyncIterable<Uint8Array> {
   private flushTimer: NodeJS.Immediate | null = null;
   private ending = false;
   private sentEnd = false;
-  private idBytes: Buffer;
+  /** The DATA frame header for this stream: type + id, shared by every frame it sends. */
+  private dataHead: Buffer;
   // both
   private failure: StreamResetError | null = null;
   private wakeReader: (() => void) | null = null;
@@ -64,7 +68,7 @@ export class Stream implements AsyncIterable<Uint8Array> {
   constructor(mux: StreamMux, id: string, window: number) {
     this.mux = mux;
     this.id = id;
-    this.idBytes = Buffer.from(id, 'hex');
+    this.dataHead = encodeFrame(FRAME.data, id);
     this.allowance = window;
     this.credit = window;
   }
@@ -284,7 +288,7 @@ export class Stream implements AsyncIterable<Uint8Array> {
       this.credit -= n;
       this.outBytes -= n;
       this.bytesOut += n;
-      this.mux.send(this.frame(n));
+      this.mux.sendParts(this.frame(n), n);
     }
     if (this.ending && !this.sentEnd && this.outBytes === 0) {
       this.sentEnd = true;
@@ -294,21 +298,22 @@ export class Stream implements AsyncIterable<Uint8Array> {
     if (this.writable) this.wakeWriters();
   }
 
-  /** One DATA frame carrying the next `n` queued bytes (one copy: into the frame). */
-  private frame(n: number): Buffer {
-    const buf = Buffer.allocUnsafe(FRAME_HEADER + n);
-    buf[0] = FRAME.data;
-    this.idBytes.copy(buf, 1);
-    let at = FRAME_HEADER;
-    while (at < buf.length) {
+  /** The parts of one DATA frame carrying the next `n` queued bytes (views, no copy). */
+  private frame(n: number): Uint8Array[] {
+    const parts: Uint8Array[] = [this.dataHead];
+    while (n > 0) {
       const head = this.outQueue[0]!;
-      const take = Math.min(head.byteLength, buf.length - at);
-      buf.set(take === head.byteLength ? head : head.subarray(0, take), at);
-      at += take;
-      if (take === head.byteLength) this.outQueue.shift();
-      else this.outQueue[0] = head.subarray(take);
+      if (head.byteLength <= n) {
+        parts.push(head);
+        this.outQueue.shift();
+        n -= head.byteLength;
+      } else {
+        parts.push(head.subarray(0, n));
+        this.outQueue[0] = head.subarray(n);
+        n = 0;
+      }
     }
-    return buf;
+    return parts;
   }
 
   private get writable(): boolean {
@@ -352,6 +357,8 @@ export class StreamMux {
   readonly maxFrame: number;
   private highWater: number;
   private sendFn: SendFn;
+  /** Set once the transport can write a frame's parts as they are (a real WebSocket's socket). */
+  partsWriter: SendPartsFn | null;
   private streams = new Map<string, Stream>();
   private pending = 0;
   private drainWaiters = new Set<Stream>();
@@ -361,6 +368,7 @@ export class StreamMux {
 
   constructor(send: SendFn, opts: MuxOptions = {}) {
     this.sendFn = send;
+    this.partsWriter = opts.partsWriter ?? null;
     this.window = opts.window ?? LIMITS.initialWindow;
     this.maxFrame = opts.maxFrame ?? LIMITS.maxFramePayload;
     this.highWater = opts.socketHighWater ?? 4 * this.window;
@@ -430,6 +438,20 @@ export class StreamMux {
     this.bytesOut += buf.length;
     this.sendFn(buf, () => {
       this.pending -= buf.length;
+      if (this.pending <= this.highWater / 2) this.release();
+    });
+  }
+
+  /** Sends one frame given as parts; `payload` is its length without the header. */
+  sendParts(parts: Uint8Array[], payload: number): void {
+    if (this.closedWith) return;
+    const writer = this.partsWriter;
+    if (!writer) return this.send(Buffer.concat(parts, parts[0]!.byteLength + payload));
+    const n = parts[0]!.byteLength + payload;
+    this.pending += n;
+    this.bytesOut += n;
+    writer(parts, n, () => {
+      this.pending -= n;
       if (this.pending <= this.highWater / 2) this.release();
     });
   }

@@ -10,6 +10,7 @@ import { corkPerTick } from '../../protocol/cork.ts';
 import { isHeaders, newStreamId, parseControl, type Headers } from '../../protocol/frames.ts';
 import { newNonce, signOpen, verifyAuthProof } from '../../protocol/signing.ts';
 import { StreamMux, type Stream } from '../../protocol/streams.ts';
+import { rawFrameWriter } from '../../protocol/ws-frames.ts';
 import { CLOSE, LIMITS, SUBPROTOCOL } from '../../protocol/version.ts';
 
 export interface SessionTimings {
@@ -69,9 +70,16 @@ export class AgentSession {
     this.host = host;
     this.log = host.log.child({ remote });
     this.cork = corkPerTick(raw);
+    // DATA frames leave as header + the bytes handed over, in one writev (ws-frames.ts).
+    const write = raw ? rawFrameWriter(socket, raw, false) : null;
     this.mux = new StreamMux((buf, done) => {
       this.cork();
       socket.send(buf, { binary: true }, done);
+    }, {
+      partsWriter: write && ((parts, n, done) => {
+        this.cork();
+        write(parts, n, done);
+      }),
     });
   }
 
