@@ -33,8 +33,16 @@ export function createCredentialsStore(home: AgentHome) {
   const path = home.file('credentials.json');
   // The parsed file, and the secrets opened from it so far (a request must not pay for a decryption).
   let cache: { stamp: string; data: Stored; opened: Map<string, string> } | null = null;
+  // The file is looked at once per turn of the event loop: requests arriving together (dozens at a
+  // time under load) share one stat, and a change made by `credentials add` is still seen by the
+  // next request that arrives after it.
+  let checked = false;
+  const recheck = () => (checked = false);
 
   const load = (): NonNullable<typeof cache> => {
+    if (checked && cache) return cache;
+    checked = true;
+    setImmediate(recheck).unref();
     let stamp = 'missing';
     try {
       const st = statSync(path);

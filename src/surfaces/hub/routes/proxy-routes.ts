@@ -132,7 +132,11 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       for await (const _ of result.body) { /* drain */ }
       return reply.send();
     }
-    return reply.send(counted(result.body, (n) => (bytesOut += n)));
+    // Counted as fastify's pipe takes the bytes (a listener added before the pipe would start the flow
+    // early); fastify destroys the body if the caller goes away.
+    const out = result.body instanceof Readable ? result.body : Readable.from(result.body);
+    reply.raw.once('pipe', () => out.on('data', (chunk: Uint8Array) => (bytesOut += chunk.byteLength)));
+    return reply.send(out);
   };
 
   // WebSocket upgrades: authenticated before the handshake (a refusal is a plain HTTP error), then
