@@ -128,8 +128,8 @@ async function streaming(t: Target, runs: number): Promise<{ ttfc: number; gap: 
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 10 ms). */
-const cpuSeconds = (pid: number | undefined) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+const cpuSeconds = (pid: number | undefined, thread?: number) => {
+  const stat = readFileSync(thread ? `/proc/${pid}/task/${thread}/stat` : `/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 };
@@ -160,14 +160,17 @@ for (const t of targets) {
 }
 // c=64 in rounds: the targets take turns, so a burst of other work on the machine hits them alike;
 // each target's figures are from its median round by requests/s.
-const rounds: Record<string, { r: LoadResult; cpu: number; busy: number }[]> = {};
+// `main`: CPU of the serving process's main thread only (its JavaScript thread; libuv's pool and
+// V8's helper threads are the rest of `cpu`).
+const rounds: Record<string, { r: LoadResult; cpu: number; main: number; busy: number }[]> = {};
 for (let round = 0; round < c64Rounds; round++) {
   for (const t of targets) {
     const cpu0 = cpuSeconds(pidOf[t.name]);
+    const main0 = cpuSeconds(pidOf[t.name], pidOf[t.name]);
     const m0 = machineCpu();
     const r = await load(`${t.url}/v1/chat/completions`, { connections: 64, duration, method: 'POST', headers: t.headers, body });
     const m1 = machineCpu();
-    (rounds[t.name] ??= []).push({ r, cpu: ((cpuSeconds(pidOf[t.name]) - cpu0) / r.total) * 1e6, busy: (m1.busy - m0.busy) / (m1.total - m0.total) });
+    (rounds[t.name] ??= []).push({ r, cpu: ((cpuSeconds(pidOf[t.name]) - cpu0) / r.total) * 1e6, main: ((cpuSeconds(pidOf[t.name], pidOf[t.name]) - main0) / r.total) * 1e6, busy: (m1.busy - m0.busy) / (m1.total - m0.total) });
   }
 }
 for (const t of targets) {
@@ -175,6 +178,7 @@ for (const t of targets) {
   const mid = sorted[Math.floor(sorted.length / 2)]!;
   c64[t.name] = { ...mid.r, errors: sorted.reduce((a, x) => a + x.r.errors, 0), non2xx: sorted.reduce((a, x) => a + x.r.non2xx, 0) };
   cpuPerReq[t.name] = mid.cpu;
+  console.error(`${t.name}: CPU per request ${Math.round(mid.cpu)} µs, main thread ${Math.round(mid.main)} µs (median round)`);
   machineBusy[t.name] = mid.busy;
 }
 const roundsLine = targets.map((t) => `${label(t.name)} ${rounds[t.name]!.map((x) => Math.round(x.r.rps).toLocaleString('en')).join(' / ')}`).join('; ');
