@@ -123,6 +123,23 @@ export function migrate(db: Db, migrations: Migration[]): number[] {
   return ran;
 }
 
+/**
+ * Prepares each distinct SQL text once, for statements built per call from the columns or filters it
+ * uses (a handful of shapes, each prepared on first use; preparing is a measurable share of a small
+ * query). Bounded: past `max` shapes the cache starts over.
+ */
+export function statementCache(db: Db, max = 500): (sql: string) => Database.Statement<unknown[]> {
+  const cache = new Map<string, Database.Statement<unknown[]>>();
+  return (sql) => {
+    let stmt = cache.get(sql);
+    if (!stmt) {
+      if (cache.size >= max) cache.clear();
+      cache.set(sql, (stmt = db.prepare(sql)));
+    }
+    return stmt;
+  };
+}
+
 /** Flush the WAL into the main file and close; called last on shutdown. */
 export function closeDatabase(db: Db): void {
   if (!db.open) return;

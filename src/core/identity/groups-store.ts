@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../db/db.ts';
+import { statementCache, type Db } from '../db/db.ts';
 import type { Role } from './users-store.ts';
 
 export interface Group {
@@ -61,12 +61,7 @@ export function createGroupsStore(db: Db): GroupsStore {
     SELECT ?, id, ? FROM users WHERE id = ? ON CONFLICT (group_id, user_id) DO UPDATE SET display = coalesce(excluded.display, display)`);
   const isMember = db.prepare('SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?').pluck();
   const removeMember = db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?');
-  const statements = new Map<string, ReturnType<Db['prepare']>>();
-  const prepared = (sql: string) => {
-    let stmt = statements.get(sql);
-    if (!stmt) statements.set(sql, (stmt = db.prepare(sql)));
-    return stmt;
-  };
+  const prepared = statementCache(db);
   const ofUser = db.prepare('SELECT g.* FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?');
 
   const store: GroupsStore = {

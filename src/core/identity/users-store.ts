@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../db/db.ts';
+import { statementCache, type Db } from '../db/db.ts';
 
 export type Role = 'admin' | 'member';
 export type UserSource = 'local' | 'scim' | 'oidc';
@@ -66,13 +66,8 @@ export function createUsersStore(db: Db): UsersStore {
   const listAfter = db.prepare('SELECT * FROM users WHERE username > ? ORDER BY username LIMIT ?');
   const del = db.prepare('DELETE FROM users WHERE id = ?');
   // One prepared statement per distinct set of changed columns (a handful exist); SCIM updates
-  // users on every provisioning write, and preparing is a measurable share of that.
-  const updates = new Map<string, ReturnType<Db['prepare']>>();
-  const updateStatement = (sql: string) => {
-    let stmt = updates.get(sql);
-    if (!stmt) updates.set(sql, (stmt = db.prepare(sql)));
-    return stmt;
-  };
+  // users on every provisioning write.
+  const updateStatement = statementCache(db);
 
   const store: UsersStore = {
     create(u) {

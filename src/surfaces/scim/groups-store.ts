@@ -1,6 +1,5 @@
 // SQL for SCIM's reads of groups (filters, pages, members). Writes go through core's groups store.
-import type { Statement } from 'better-sqlite3';
-import type { Db } from '../../core/db/db.ts';
+import { statementCache, type Db } from '../../core/db/db.ts';
 import type { ResolvedAttr } from './schemas.ts';
 import type { SqlCondition, SqlMapping, Target } from './filter/sql.ts';
 import type { Page } from './users-store.ts';
@@ -49,16 +48,7 @@ const SELECT = 'SELECT g.id, g.display_name, g.external_id, g.created_at, g.upda
 export function createScimGroupsStore(db: Db): ScimGroupsStore {
   const get = db.prepare(`${SELECT} WHERE g.id = ?`);
   const countAll = db.prepare('SELECT count(*) FROM groups').pluck();
-  const cache = new Map<string, Statement<unknown[]>>();
-  const prepared = (sql: string) => {
-    let stmt = cache.get(sql);
-    if (!stmt) {
-      stmt = db.prepare(sql);
-      if (cache.size > 500) cache.clear();
-      cache.set(sql, stmt);
-    }
-    return stmt;
-  };
+  const prepared = statementCache(db);
   return {
     get: (id) => get.get(id) as ScimGroupRow | undefined,
     search({ where, orderBy, descending, limit, offset }) {

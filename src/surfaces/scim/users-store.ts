@@ -1,6 +1,5 @@
 // SQL for SCIM users: the SCIM-only row in scim_users joined with the appliance user it extends.
-import type { Statement } from 'better-sqlite3';
-import type { Db } from '../../core/db/db.ts';
+import { statementCache, type Db } from '../../core/db/db.ts';
 import type { ResolvedAttr } from './schemas.ts';
 import { jsonPath, type SqlCondition, type SqlMapping, type Target } from './filter/sql.ts';
 import type { Json } from './resource.ts';
@@ -78,16 +77,7 @@ export function createScimUsersStore(db: Db): ScimUsersStore {
   const get = db.prepare(`${SELECT} WHERE s.user_id = ?`);
   const countAll = db.prepare('SELECT count(*) FROM scim_users').pluck();
   const pageById = db.prepare(`${SELECT} WHERE s.user_id IN (SELECT user_id FROM scim_users ORDER BY user_id LIMIT ? OFFSET ?) ORDER BY s.user_id`);
-  const cache = new Map<string, Statement<unknown[]>>();
-  const prepared = (sql: string) => {
-    let stmt = cache.get(sql);
-    if (!stmt) {
-      stmt = db.prepare(sql);
-      if (cache.size > 500) cache.clear();
-      cache.set(sql, stmt);
-    }
-    return stmt;
-  };
+  const prepared = statementCache(db);
   const ids = (list: string[]) => `(${list.map(() => '?').join(',')})`;
   return {
     insert(userId, externalId, attrs) {

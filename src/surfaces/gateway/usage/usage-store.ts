@@ -1,6 +1,6 @@
 // SQL for per-request usage rows and their aggregates.
 import { batchInsert } from '../../../core/db/batch-insert.ts';
-import type { Db } from '../../../core/db/db.ts';
+import { statementCache, type Db } from '../../../core/db/db.ts';
 
 export interface UsageRow {
   ts: string;
@@ -83,7 +83,7 @@ export function createUsageStore(db: Db): UsageStore {
     );
   });
   const insertMany = db.transaction((rows: UsageRow[]) => insert.run(rows));
-  const cache = new Map<string, ReturnType<Db['prepare']>>();
+  const prepared = statementCache(db);
 
   return {
     insertMany: (rows) => insertMany(rows),
@@ -117,9 +117,7 @@ export function createUsageStore(db: Db): UsageStore {
       ].join(', ')} FROM gateway_usage${where.length ? ` WHERE ${where.join(' AND ')}` : ''}${
         groups.length ? ` GROUP BY ${groups.map(([, alias]) => alias).join(', ')} ORDER BY ${groups.map(([, alias]) => alias).join(', ')}` : ''
       } LIMIT @limit`;
-      let stmt = cache.get(sql);
-      if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
-      return stmt.all(params) as UsageAggregate[];
+      return prepared(sql).all(params) as UsageAggregate[];
     },
   };
 }
