@@ -23,14 +23,7 @@ export interface ServiceNode {
   weight: number;
 }
 
-export interface NewService {
-  id: string;
-  owner_id: string;
-  slug: string;
-  label: string | null;
-  endpoint_url: string;
-  auth_method: AuthMethod;
-  auth_key_name: string | null;
+export interface NewService extends Omit<ServiceRow, 'credential_sealed' | 'created_at'> {
   nodes: ServiceNode[];
 }
 

@@ -44,21 +44,9 @@ export interface VirtualKeyPatch {
   expires_at?: string | null;
 }
 
-export interface VirtualKeyView {
-  id: string;
-  name: string;
-  hint: string;
-  format: 'standard' | 'id_secret';
-  user_id: string;
+/** A key as the API shows it: the stored row without its hash or sealed secret, models as a list. */
+export interface VirtualKeyView extends Omit<VirtualKeyRow, 'key_hash' | 'public_id' | 'secret_sealed' | 'models'> {
   models: string[] | null;
-  max_budget_usd: number | null;
-  spent_usd: number;
-  rpm: number | null;
-  tpm: number | null;
-  expires_at: string | null;
-  revoked_at: string | null;
-  created_at: string;
-  last_used_at: string | null;
 }
 
 export type KeyFailure = { reason: 'unknown' | 'revoked' | 'expired' | 'owner_inactive' | 'malformed'; message: string };
