@@ -31,7 +31,7 @@ const nexus = startQuiet(process.execPath, [...(profileDir ? ['--cpu-prof', '--c
 const nxUrl = `http://127.0.0.1:${nxPort}`;
 
 const pkPort = await freePort();
-const portkey = startQuiet(process.execPath, [join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${pkPort}`, '--headless']);
+const portkey = startQuiet(process.execPath, ['--import', join(ROOT, 'bench/fixtures/portkey-stream-headers.ts'), join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${pkPort}`, '--headless']);
 const pkUrl = `http://127.0.0.1:${pkPort}`;
 
 const cleanup = () => Promise.all([stop(upstream), stop(nexus), stop(portkey)]);
@@ -154,8 +154,7 @@ const st: Record<string, { ttfc: number; gap: number } | null> = {};
 for (const t of targets) {
   c1[t.name] = await sequential(t, quick ? 1000 : 3000);
   await load(`${t.url}/v1/chat/completions`, { connections: 64, duration: 2, method: 'POST', headers: t.headers, body }); // warm-up
-  // Portkey 1.15 answers streamed requests to a custom host with "Something went wrong" on Node 20
-  // and 24 (TypeError: immutable, appending to a fetch Response's headers): recorded as n/a.
+  // (Portkey's streams need bench/fixtures/portkey-stream-headers.ts on Node; a failure is recorded as n/a.)
   st[t.name] = await streaming(t, quick ? 10 : 30).catch((err: Error) => (console.error(`${t.name} streaming: ${err.message}`), null));
 }
 // c=64 in rounds: the targets take turns, so a burst of other work on the machine hits them alike;
