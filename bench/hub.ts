@@ -115,20 +115,35 @@ const cpuSince = (what: string, t0: number[]) => {
 };
 
 // ---- latency ----
-const skipped: LoadResult = { rps: NaN, p50: NaN, p99: NaN, mean: NaN, errors: 0, non2xx: 0, total: 0 };
-const latency = (url: string, connections: number, headers: Record<string, string>) =>
-  PARTS.has('latency') ? load(url, { connections, duration, headers }) : Promise.resolve(skipped);
-const direct1 = await latency(`${upstreamUrl}/small`, 1, { authorization: `Bearer ${TOKEN}` });
-/** Appliance + agent CPU per relayed request, in ms (like CPU per MiB, it hardly depends on other load). */
-const perRequest = async (connections: number) => {
-  const c0 = relayCpu();
-  const r = await latency(`${proxied}/small`, connections, { 'x-api-key': pat });
-  const cpuMs = (relayCpu().reduce((a, b) => a + b, 0) - c0.reduce((a, b) => a + b, 0)) * 1000;
-  return { ...r, cpuMs: cpuMs / r.total };
+/** Busy and total CPU ms of the whole machine so far (all cores, from /proc/stat). */
+const machine = () => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const all = f.reduce((a, b) => a + b, 0) * 10;
+  return { busy: all - (f[3]! + f[4]!) * 10, all };
 };
-const relay1 = await perRequest(1);
+const procMs = (pid: number) => cpu(pid).reduce((a, b) => a + b, 0) * 1000;
+interface Measured extends LoadResult {
+  /** CPU µs per request: appliance, agent, the local service, the whole machine; busy share of all cores. */
+  us: { appliance: number; agent: number; service: number; machine: number };
+  busy: number;
+}
+const skipped: Measured = { rps: NaN, p50: NaN, p99: NaN, mean: NaN, errors: 0, non2xx: 0, total: 0, us: { appliance: NaN, agent: NaN, service: NaN, machine: NaN }, busy: NaN };
+/** One load run with the CPU every process spent on it (like CPU per MiB, steadier than req/s). */
+const latency = async (url: string, connections: number, headers: Record<string, string>): Promise<Measured> => {
+  if (!PARTS.has('latency')) return skipped;
+  const pids = [appliance.pid!, agent.pid!, upstream.pid!];
+  const p0 = pids.map(procMs);
+  const m0 = machine();
+  const r = await load(url, { connections, duration, headers });
+  const m1 = machine();
+  const d = pids.map((pid, i) => procMs(pid) - p0[i]!);
+  const per = (ms: number) => (ms * 1000) / r.total;
+  return { ...r, us: { appliance: per(d[0]!), agent: per(d[1]!), service: per(d[2]!), machine: per(m1.busy - m0.busy) }, busy: (m1.busy - m0.busy) / (m1.all - m0.all) };
+};
+const direct1 = await latency(`${upstreamUrl}/small`, 1, { authorization: `Bearer ${TOKEN}` });
+const relay1 = await latency(`${proxied}/small`, 1, { 'x-api-key': pat });
 const direct64 = await latency(`${upstreamUrl}/small`, 64, { authorization: `Bearer ${TOKEN}` });
-const relay64 = await perRequest(64);
+const relay64 = await latency(`${proxied}/small`, 64, { 'x-api-key': pat });
 for (const r of [direct1, relay1, direct64, relay64]) if (r.errors || r.non2xx) throw new Error(`errors during load: ${JSON.stringify(r)}`);
 
 // ---- bulk ----
@@ -252,7 +267,18 @@ process.stdout.write([
   row('p50, c=64', direct64.p50, relay64.p50),
   row('p99, c=64', direct64.p99, relay64.p99),
   `| req/s, c=1 / c=64 | ${fmt(direct1.rps, 0)} / ${fmt(direct64.rps, 0)} | ${fmt(relay1.rps, 0)} / ${fmt(relay64.rps, 0)} | |`,
-  `| CPU per relayed request (appliance + agent), c=1 / c=64 | | ${fmt(relay1.cpuMs, 3)} ms / ${fmt(relay64.cpuMs, 3)} ms | |`,
+  `| CPU per relayed request (appliance + agent), c=1 / c=64 | | ${fmt((relay1.us.appliance + relay1.us.agent) / 1000, 3)} ms / ${fmt((relay64.us.appliance + relay64.us.agent) / 1000, 3)} ms | |`,
+  '',
+  `| c=64, CPU µs per request | direct | relayed |`,
+  '|---|---|---|',
+  `| appliance / agent | | ${fmt(relay64.us.appliance, 0)} / ${fmt(relay64.us.agent, 0)} |`,
+  `| local service | ${fmt(direct64.us.service, 0)} | ${fmt(relay64.us.service, 0)} |`,
+  `| load generator and the rest of the machine | ${fmt(direct64.us.machine - direct64.us.service, 0)} | ${fmt(relay64.us.machine - relay64.us.appliance - relay64.us.agent - relay64.us.service, 0)} |`,
+  `| whole machine (2 cores) | ${fmt(direct64.us.machine, 0)} | ${fmt(relay64.us.machine, 0)} |`,
+  `| cores busy | ${fmt(direct64.busy * 100, 0)} % | ${fmt(relay64.busy * 100, 0)} % |`,
+  // Little's law: 64 requests in flight at a rate of at most 2 cores / (machine CPU per request).
+  `| mean latency the machine's CPU allows at c=64 (64 × CPU per request / 2 cores) | ${fmt((64 * direct64.us.machine) / 2 / 1000)} ms | ${fmt((64 * relay64.us.machine) / 2 / 1000)} ms |`,
+  `| measured mean latency | ${fmt(direct64.mean)} ms | ${fmt(relay64.mean)} ms |`,
   '',
   `| bulk, ${BULK / MB} MiB | direct | relayed | ratio | CPU per MiB relayed (appliance + agent) |`,
   '|---|---|---|---|---|',

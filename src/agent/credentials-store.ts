@@ -102,15 +102,29 @@ export function createCredentialsStore(home: AgentHome) {
 
 export type CredentialsStore = ReturnType<typeof createCredentialsStore>;
 
+// Every relayed request checks its target against the credential's URL; the parsed form of each URL
+// is kept (there are as many as credentials, and a changed URL is a new key).
+const scopes = new Map<string, { origin: string; prefix: string } | null>();
+
+function scopeOf(credUrl: string): { origin: string; prefix: string } | null {
+  let scope = scopes.get(credUrl);
+  if (scope === undefined) {
+    try {
+      const base = new URL(credUrl);
+      scope = { origin: base.origin, prefix: base.pathname.replace(/\/$/, '') };
+    } catch {
+      scope = null;
+    }
+    if (scopes.size >= 1000) scopes.clear();
+    scopes.set(credUrl, scope);
+  }
+  return scope;
+}
+
 /** True when `target` is under the credential's URL: same origin, and inside its path. */
 export function credentialCovers(credUrl: string, target: URL): boolean {
-  let base: URL;
-  try {
-    base = new URL(credUrl);
-  } catch {
-    return false;
-  }
-  if (base.origin !== target.origin) return false;
-  const prefix = base.pathname.replace(/\/$/, '');
+  const scope = scopeOf(credUrl);
+  if (!scope || scope.origin !== target.origin) return false;
+  const { prefix } = scope;
   return target.pathname === prefix || target.pathname.startsWith(`${prefix}/`) || prefix === '';
 }

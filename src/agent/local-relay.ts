@@ -1,14 +1,14 @@
 // Serves the hub's `open` frames on the agent: checks the signature (timestamp skew + nonce replay
 // cache), injects this host's credential for the service when the target is under the credential's
 // URL, dials the local service and streams both bodies through the multiplexed stream.
-import { Agent, request } from 'undici';
+import { Agent, util, type Dispatcher } from 'undici';
 import WebSocket from 'ws';
 import type { Logger } from '../core/log/log.ts';
+import type { Stream, StreamMux } from '../protocol/streams.ts';
 import { endToEnd, inject, SECRET_FORMATS } from '../protocol/credentials.ts';
 import { isHeaders, isStreamId, type Headers, type OpenMsg, type StreamErrorCode } from '../protocol/frames.ts';
 import { bridgeWebSocket, MAX_WS_MESSAGE } from '../protocol/ws-bridge.ts';
 import { ReplayGuard } from '../protocol/signing.ts';
-import type { Stream, StreamMux } from '../protocol/streams.ts';
 import { credentialCovers, type CredentialsStore } from './credentials-store.ts';
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
@@ -21,14 +21,94 @@ export interface LocalRelayDeps {
   sendJson(msg: object): void;
 }
 
+type Refuse = (sid: string, code: StreamErrorCode, message: string) => void;
+
+/**
+ * One request to the local service, as an undici dispatch handler: the response head goes back as a
+ * `response` frame, the body chunks into the stream (pausing the socket while the stream has no
+ * credit), and a stream that fails (the caller went away) aborts the request.
+ */
+class LocalExchange implements Dispatcher.DispatchHandler {
+  private m: OpenMsg;
+  private stream: Stream;
+  private deps: LocalRelayDeps;
+  private refuse: Refuse;
+  private target: URL;
+  private started = performance.now();
+  private status = 0;
+  private abort: ((err?: Error) => void) | null = null;
+  private resume: () => void = () => {};
+
+  constructor(m: OpenMsg, stream: Stream, target: URL, deps: LocalRelayDeps, refuse: Refuse) {
+    this.m = m;
+    this.stream = stream;
+    this.target = target;
+    this.deps = deps;
+    this.refuse = refuse;
+    // Only a failed stream cancels the local request.
+    stream.whenFinished(() => {
+      if (stream.failed) this.abort?.(stream.failed);
+    });
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.stream.failed) return abort(this.stream.failed);
+    this.abort = abort;
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true; // 1xx: informational, the real head follows
+    this.status = status;
+    this.deps.sendJson({ t: 'response', sid: this.m.sid, status, headers: endToEnd(util.parseHeaders(rawHeaders) as Headers) });
+    this.resume = resume;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const stream = this.stream;
+    let ok: boolean;
+    try {
+      ok = stream.send(chunk);
+    } catch {
+      return false; // reset: the abort above is on its way
+    }
+    if (!ok) stream.whenWritable(() => stream.failed || this.resume());
+    return ok;
+  }
+
+  onComplete(): void {
+    const stream = this.stream;
+    stream.end();
+    if (this.deps.log.isLevelEnabled('debug')) {
+      stream.whenFinished(() => {
+        if (stream.failed) this.deps.log.debug({ service: this.m.service, err: stream.failed.message }, 'stream ended early');
+        else this.deps.log.debug({ service: this.m.service, method: this.m.method, status: this.status, ms: Math.round(performance.now() - this.started) }, 'request relayed');
+      });
+    }
+  }
+
+  onError(err: Error): void {
+    const stream = this.stream;
+    if (stream.failed) return;
+    if (this.status) {
+      // The head is out: all the caller can learn now is that the body was cut.
+      stream.reset(err.message || 'local service failed');
+      return;
+    }
+    const code = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' ? 'upstream_timeout' : 'bad_gateway';
+    this.deps.log.warn({ service: this.m.service, host: this.target.host, err: err.message }, 'local service unreachable');
+    this.refuse(this.m.sid, code, 'the local service could not be reached');
+    stream.reset(code);
+  }
+}
+
 export function createLocalRelay(deps: LocalRelayDeps) {
   const guard = new ReplayGuard();
   const dispatcher = new Agent({ headersTimeout: 300_000, bodyTimeout: 300_000, keepAliveTimeout: 30_000 });
 
   const refuse = (sid: string, code: StreamErrorCode, message: string) => deps.sendJson({ t: 'stream_error', sid, code, message });
 
-  async function serve(m: OpenMsg, stream: Stream, target: URL): Promise<void> {
-    const started = performance.now();
+  function serve(m: OpenMsg, stream: Stream, target: URL): void {
     const headers = endToEnd(m.headers);
     if (m.service) {
       const cred = deps.credentials.get(m.service);
@@ -43,32 +123,16 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       }
     }
     if (m.upgrade) return upgrade(m, stream, target, headers);
-    const abort = new AbortController();
-    // Only a failed stream cancels the local request (aborting a finished one costs an exception).
-    stream.whenFinished(() => stream.failed && abort.abort());
-    let res;
-    try {
-      res = await request(target, {
-        method: m.method as 'GET',
-        headers,
-        body: m.body ? stream.readable() : null,
-        dispatcher,
-        signal: abort.signal,
-      });
-    } catch (err) {
-      if (stream.failed) return;
-      const code = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' ? 'upstream_timeout' : 'bad_gateway';
-      deps.log.warn({ service: m.service, host: target.host, err: (err as Error).message }, 'local service unreachable');
-      refuse(m.sid, code, 'the local service could not be reached');
-      stream.reset(code);
-      return;
-    }
-    deps.sendJson({ t: 'response', sid: m.sid, status: res.statusCode, headers: endToEnd(res.headers) });
-    stream.pipeFrom(res.body);
-    stream.whenFinished(() => {
-      if (stream.failed) deps.log.debug({ service: m.service, err: stream.failed.message }, 'stream ended early');
-      else deps.log.debug({ service: m.service, method: m.method, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request relayed');
-    });
+    const exchange = new LocalExchange(m, stream, target, deps, refuse);
+    // undici's callback API, which its `request()` is built on: the body goes straight from the
+    // socket's chunks into the stream, with no Readable and no promise per request.
+    dispatcher.dispatch({
+      origin: target.origin,
+      path: target.pathname + target.search,
+      method: m.method as 'GET',
+      headers,
+      body: m.body ? stream.readable() : null,
+    }, exchange);
   }
 
   function upgrade(m: OpenMsg, stream: Stream, target: URL, headers: Headers): void {
@@ -123,7 +187,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       } catch {
         return refuse(m.sid, 'bad_request', 'stream id in use');
       }
-      void serve(m, stream, target);
+      serve(m, stream, target);
     },
     close: () => dispatcher.close(),
   };

@@ -22,4 +22,13 @@ describe('node picking after a binding changes', () => {
     const pair = [{ node_id: 'x', priority: 0, weight: 1 }, { node_id: 'y', priority: 0, weight: 1 }];
     expect(Array.from({ length: 4 }, () => p.order('t', [...pair], all)[0])).toEqual(['x', 'y', 'x', 'y']);
   });
+
+  it('forgets the state when the binding shrinks to one node and grows back', () => {
+    const p = new NodePicker();
+    const even = [{ node_id: 'a', priority: 0, weight: 1 }, { node_id: 'b', priority: 0, weight: 1 }];
+    expect(p.order('s', even, all)[0]).toBe('a');
+    expect(p.order('s', [{ node_id: 'b', priority: 0, weight: 1 }], all)).toEqual(['b']);
+    expect(p.order('s', [{ node_id: 'b', priority: 0, weight: 1 }], () => false)).toEqual([]);
+    expect(p.order('s', [...even], all)[0]).toBe('a');
+  });
 });

@@ -8,17 +8,27 @@ import type { ServiceNode } from './services-store.ts';
 const bindingOf = (nodes: ServiceNode[]) => nodes.map((n) => `${n.node_id}:${n.priority}:${n.weight}`).join(',');
 
 export class NodePicker {
-  private current = new Map<string, { binding: string; weights: Map<string, number> }>();
+  /** `nodes` is the array the binding was last seen in: the service lookup hands out the same one until it changes. */
+  private current = new Map<string, { nodes: ServiceNode[]; binding: string; weights: Map<string, number> }>();
 
   /** Online candidates in the order to try them: the WRR pick first, then the rest by priority. */
   order(serviceId: string, nodes: ServiceNode[], isOnline: (id: string) => boolean): string[] {
+    if (nodes.length === 1) {
+      // Nothing to balance (and no state to keep for a later binding).
+      if (this.current.size) this.current.delete(serviceId);
+      const id = nodes[0]!.node_id;
+      return isOnline(id) ? [id] : [];
+    }
     const online = nodes.filter((n) => isOnline(n.node_id));
     if (!online.length) return [];
     const best = Math.min(...online.map((n) => n.priority));
     const group = online.filter((n) => n.priority === best);
-    const binding = bindingOf(nodes);
     let held = this.current.get(serviceId);
-    if (held?.binding !== binding) this.current.set(serviceId, (held = { binding, weights: new Map() }));
+    if (held?.nodes !== nodes) {
+      const binding = bindingOf(nodes);
+      if (held?.binding === binding) held.nodes = nodes;
+      else this.current.set(serviceId, (held = { nodes, binding, weights: new Map() }));
+    }
     const state = held.weights;
     let total = 0;
     let pick: ServiceNode | null = null;

@@ -49,6 +49,52 @@ describe('service lookup cache', () => {
     expect(lookup.find(owner.id, 'wiki')?.service.endpoint_url).toBe('http://127.0.0.1:10/');
   });
 
+  it('keeps its answers across writes to other tables (the per-request audit rows)', () => {
+    const { db, owner, add, lookup } = setup();
+    add('grafana');
+    const first = lookup.find(owner.id, 'grafana');
+    const audit = db.prepare("INSERT INTO audit_log (ts, actor_type, action, outcome) VALUES ('2026-01-01T00:00:00Z', 'system', 'proxy.request', 'success')");
+    for (let i = 0; i < 5; i++) audit.run();
+    expect(lookup.find(owner.id, 'grafana')).toBe(first);
+  });
+
+  it('sees rows removed by cascades: deleting the owner or a bound node', () => {
+    const { db, owner, store, add, lookup } = setup();
+    add('wiki');
+    expect(lookup.find(owner.id, 'wiki')).not.toBeNull();
+    db.prepare('DELETE FROM users WHERE id = ?').run(owner.id);
+    expect(lookup.find(owner.id, 'wiki')).toBeNull();
+
+    const other = createUsersStore(db).create({ username: 'other' });
+    const now = new Date().toISOString();
+    db.prepare('INSERT INTO nodes (id, owner_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run('node-1', other.id, 'n1', now, now);
+    store.create({ id: 'svc-bound', owner_id: other.id, slug: 'bound', label: null, endpoint_url: 'http://127.0.0.1:9/', auth_method: 'none', auth_key_name: null, nodes: [{ node_id: 'node-1', priority: 0, weight: 1 }] }, null);
+    expect(lookup.find(other.id, 'bound')?.bound.map((b) => b.node_id)).toEqual(['node-1']);
+    db.prepare('DELETE FROM nodes WHERE id = ?').run('node-1');
+    expect(lookup.find(other.id, 'bound')?.bound).toEqual([]);
+  });
+
+  it('keeps nothing read inside a transaction that is rolled back', () => {
+    const { db, owner, add, lookup } = setup();
+    const attempt = db.transaction(() => {
+      add('temp');
+      expect(lookup.find(owner.id, 'temp')?.service.slug).toBe('temp');
+      throw new Error('roll back');
+    });
+    expect(() => attempt()).toThrow('roll back');
+    expect(lookup.find(owner.id, 'temp')).toBeNull();
+  });
+
+  it('two lookups on one connection both see its writes', () => {
+    const { db, owner, store, add, lookup } = setup();
+    const second = createServiceLookup(db, store);
+    expect(lookup.find(owner.id, 'docs')).toBeNull();
+    expect(second.find(owner.id, 'docs')).toBeNull();
+    add('docs');
+    expect(lookup.find(owner.id, 'docs')).not.toBeNull();
+    expect(second.find(owner.id, 'docs')).not.toBeNull();
+  });
+
   it('keeps a bounded number of entries, unknown slugs included', () => {
     const { owner, lookup } = setup();
     let most = 0;

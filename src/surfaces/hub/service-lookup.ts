@@ -1,9 +1,14 @@
 // Every proxied request looks up its service by slug and the service's node binding: two SQLite
 // reads that cost 13% of the appliance's CPU per relayed request at c=64 (bench/hub.ts profile). The
-// answers are kept until anything at all is written to the database — this connection's
-// total_changes() or, for writers in other processes, PRAGMA data_version — so a created, changed or
-// deleted service is seen by the very next request, exactly as without the cache. Both checks together
-// cost less than one of the reads they replace.
+// answers are kept until the tables they come from change, so a created, changed or deleted service is
+// seen by the very next request, exactly as without the cache:
+// - writes through this connection (the stores, and cascades from deleting a user or a node) fire
+//   TEMP triggers on `services` and `service_nodes` that bump a counter in this process; temp
+//   triggers live only in this connection, so other processes opening the database never see them;
+// - writes from any other connection (another process, or a second connection in this one) change
+//   PRAGMA data_version (https://sqlite.org/pragma.html#pragma_data_version).
+// Writes to other tables, the per-request audit rows above all, leave the cache alone (the check it
+// replaces, total_changes(), counted every audit insert and re-read the services every few requests).
 import type { Db } from '../../core/db/db.ts';
 import type { ServiceNode, ServiceRow, ServicesStore } from './services-store.ts';
 
@@ -17,24 +22,54 @@ export interface ServiceLookup {
   readonly size: number;
 }
 
+/** Writes this connection made to the lookup's tables, per connection (a second lookup shares it). */
+const writes = new WeakMap<Db, { count: number }>();
+
+function watchTables(db: Db): { count: number } {
+  let w = writes.get(db);
+  if (w) return w;
+  const counter = { count: 0 };
+  w = counter;
+  writes.set(db, w);
+  db.function('nexus_hub_services_changed', { deterministic: false }, () => {
+    counter.count++;
+    return null;
+  });
+  for (const table of ['services', 'service_nodes']) {
+    for (const op of ['INSERT', 'UPDATE', 'DELETE']) {
+      db.exec(`CREATE TEMP TRIGGER IF NOT EXISTS nexus_hub_${table}_${op.toLowerCase()} AFTER ${op} ON main.${table}
+        BEGIN SELECT nexus_hub_services_changed(); END`);
+    }
+  }
+  return w;
+}
+
 export function createServiceLookup(db: Db, store: ServicesStore): ServiceLookup {
-  const changes = db.prepare('SELECT total_changes()').pluck();
+  const own = watchTables(db);
   const dataVersion = db.prepare('PRAGMA data_version').pluck();
-  let stamp = '';
+  let seenWrites = -1;
+  let seenVersion = -1;
   const cache = new Map<string, { service: ServiceRow; bound: ServiceNode[] } | null>();
+
+  const read = (ownerId: string, slug: string) => {
+    const service = store.bySlug(ownerId, slug);
+    return service ? { service, bound: store.nodes(service.id) } : null;
+  };
 
   return {
     find(ownerId, slug) {
-      const now = `${changes.get() as number}:${dataVersion.get() as number}`;
-      if (now !== stamp || cache.size >= MAX_ENTRIES) {
-        stamp = now;
+      // Inside a transaction the rows may yet be rolled back: read them, keep nothing.
+      if (db.inTransaction) return read(ownerId, slug);
+      const version = dataVersion.get() as number;
+      if (own.count !== seenWrites || version !== seenVersion || cache.size >= MAX_ENTRIES) {
+        seenWrites = own.count;
+        seenVersion = version;
         cache.clear();
       }
       const key = `${ownerId}\n${slug}`;
       let hit = cache.get(key);
       if (hit === undefined) {
-        const service = store.bySlug(ownerId, slug);
-        hit = service ? { service, bound: store.nodes(service.id) } : null;
+        hit = read(ownerId, slug);
         cache.set(key, hit);
       }
       return hit;

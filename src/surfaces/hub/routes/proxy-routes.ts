@@ -57,16 +57,19 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
 
     const token = bearerFrom(req);
     const principal = token ? ctx.identity.resolveApiToken(token) : null;
-    if (!principal) throw new AppError('unauthorized', 'send a personal token as Authorization: Bearer nx_pat_… or X-API-Key');
+    if (!token || !principal) throw new AppError('unauthorized', 'send a personal token as Authorization: Bearer nx_pat_… or X-API-Key');
     req.principal = principal;
     const found = hub.lookup.find(principal.userId, slug);
     if (!found) throw new AppError('not_found', `no service "${slug.slice(0, 64)}"`);
     const { service, bound } = found;
 
     // Whatever header carried the Nexus token stays here.
-    const strip = Object.entries(req.headers)
-      .filter(([, v]) => (Array.isArray(v) ? v : [v]).some((x) => typeof x === 'string' && token && x.includes(token)))
-      .map(([k]) => k);
+    const strip: string[] = [];
+    const headers = req.headers;
+    for (const k in headers) {
+      const v = headers[k];
+      if (typeof v === 'string' ? v.includes(token) : Array.isArray(v) && v.some((x) => x.includes(token))) strip.push(k);
+    }
     return { principal, service, bound, rest, search: q < 0 ? '' : rawUrl.slice(q), strip };
   };
 
@@ -141,8 +144,15 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
 
   // WebSocket upgrades: authenticated before the handshake (a refusal is a plain HTTP error), then
   // joined to the service message by message.
-  const wsPreHandler = async (req: FastifyRequest) => {
-    if (req.ws) resolved.set(req, resolve(req));
+  // A callback hook, not an async one: it runs on every proxied GET, and most are not upgrades.
+  const wsPreHandler = (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+    if (!req.ws) return done();
+    try {
+      resolved.set(req, resolve(req));
+    } catch (err) {
+      return done(err as Error);
+    }
+    done();
   };
   const wsHandler = (socket: WebSocket, req: FastifyRequest) => {
     const r = resolved.get(req)!;
