@@ -100,18 +100,20 @@ for (let i = 0; ; i++) {
 const proxied = `${appUrl}/api/v1/proxy/s/svc`;
 
 // ---- CPU of the relaying processes ----
-/** CPU seconds [user, system] a process has used so far. */
+/** [CPU seconds user, CPU seconds system, minor page faults] of a process so far. */
 const cpu = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return [Number(f[11]) / 100, Number(f[12]) / 100] as const;
+  return [Number(f[11]) / 100, Number(f[12]) / 100, Number(f[7])] as const;
 };
-const relayCpu = () => [...cpu(appliance.pid!), ...cpu(agent.pid!)];
-/** Total CPU seconds of appliance + agent since `t0`; the split goes to stderr. */
+const relayStat = () => [...cpu(appliance.pid!), ...cpu(agent.pid!)];
+const relayCpu = () => relayStat().filter((_, i) => i % 3 !== 2);
+/** Total CPU seconds of appliance + agent since `t0`; the split and the page faults go to stderr. */
 const cpuSince = (what: string, t0: number[]) => {
-  const d = relayCpu().map((v, i) => v - t0[i]!);
+  const d = relayStat().map((v, i) => v - t0[i]!);
   const ms = (s: number) => fmt((s * 1000) / (BULK / MB), 2);
-  process.stderr.write(`${what}: ms CPU per MiB — appliance user ${ms(d[0]!)} sys ${ms(d[1]!)}, agent user ${ms(d[2]!)} sys ${ms(d[3]!)}\n`);
-  return d.reduce((a, b) => a + b, 0);
+  const faults = (n: number) => fmt(n / (BULK / MB), 1);
+  process.stderr.write(`${what}: ms CPU per MiB — appliance user ${ms(d[0]!)} sys ${ms(d[1]!)}, agent user ${ms(d[3]!)} sys ${ms(d[4]!)}; minor faults per MiB — appliance ${faults(d[2]!)}, agent ${faults(d[5]!)}\n`);
+  return d[0]! + d[1]! + d[3]! + d[4]!;
 };
 
 // ---- latency ----
@@ -184,11 +186,11 @@ function upload(url: string, headers: Record<string, string>): Promise<number> {
 let [downDirect, downRelay, downCpu, upDirect, upRelay, upCpu] = [NaN, NaN, NaN, NaN, NaN, NaN];
 if (PARTS.has('bulk')) {
   downDirect = await download(`${upstreamUrl}/download?bytes=${BULK}`, { authorization: `Bearer ${TOKEN}` });
-  let c0 = relayCpu();
+  let c0 = relayStat();
   downRelay = await download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat });
   downCpu = cpuSince('download', c0);
   upDirect = await upload(`${upstreamUrl}/upload`, { authorization: `Bearer ${TOKEN}` });
-  c0 = relayCpu();
+  c0 = relayStat();
   upRelay = await upload(`${proxied}/upload`, { 'x-api-key': pat });
   upCpu = cpuSince('upload', c0);
 }

@@ -10,6 +10,7 @@ import { tuneHeapForRelay } from '../protocol/heap.ts';
 import { authProof } from '../protocol/signing.ts';
 import { StreamMux } from '../protocol/streams.ts';
 import { rawFrameWriter } from '../protocol/ws-frames.ts';
+import { splitDataFrames } from '../protocol/ws-receive.ts';
 import { CLOSE, LIMITS, PERMANENT_CLOSES, SUBPROTOCOL } from '../protocol/version.ts';
 import type { CredentialsStore } from './credentials-store.ts';
 import { LongPollClient } from './long-poll-client.ts';
@@ -75,6 +76,14 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
         write(parts, n, done);
       };
     });
+    // DATA frames reach the streams piece by piece as the socket reads them (ws-receive.ts).
+    ws.once('open', () => splitDataFrames(ws, {
+      begin: (sid, n) => {
+        lastHeard = Date.now();
+        mux.beginData(sid, n);
+      },
+      piece: (bytes) => mux.dataPiece(bytes),
+    }));
     const send = (msg: object) => {
       if (ws.readyState !== ws.OPEN) return;
       cork();

@@ -193,3 +193,59 @@ describe('stream multiplexer', () => {
   });
 });
 
+
+describe('DATA read piecewise (beginData / dataPiece)', () => {
+  /** A mux whose frames are recorded instead of sent. */
+  function solo(window = 64 * 1024) {
+    const sent: Buffer[] = [];
+    const mux = new StreamMux((buf, done) => {
+      sent.push(buf);
+      done();
+    }, { window });
+    return { mux, sent };
+  }
+
+  it('queues the pieces as they come and counts them against the credit once per frame', async () => {
+    const { mux } = solo();
+    const id = newStreamId();
+    const s = mux.create(id);
+    mux.beginData(id, 10);
+    mux.dataPiece(Buffer.from('01234'));
+    mux.dataPiece(Buffer.from('56789'));
+    mux.beginData(newStreamId(), 3); // an unknown (finished) stream: its bytes are dropped
+    mux.dataPiece(Buffer.from('xyz'));
+    mux.beginData(id, 2);
+    mux.dataPiece(Buffer.from('ab'));
+    s.onEnd();
+    expect((await readAll(s)).toString()).toBe('0123456789ab');
+  });
+
+  it('resets a stream whose frame exceeds the credit before queuing any of it', () => {
+    const { mux, sent } = solo(16);
+    const id = newStreamId();
+    const s = mux.create(id);
+    mux.beginData(id, 17);
+    mux.dataPiece(Buffer.alloc(17));
+    expect(s.failed?.message).toMatch(/flow control violated/);
+    expect(s.buffered).toBe(0);
+    expect(decodeFrame(sent.at(-1)!)!.type).toBe(FRAME.reset);
+  });
+
+  it('drops the rest of a frame once its stream is reset, and data after the end resets', () => {
+    const { mux } = solo();
+    const id = newStreamId();
+    const s = mux.create(id);
+    mux.beginData(id, 6);
+    mux.dataPiece(Buffer.from('abc'));
+    s.reset('caller went away');
+    mux.dataPiece(Buffer.from('def'));
+    expect(s.buffered).toBe(0);
+
+    const id2 = newStreamId();
+    const s2 = mux.create(id2);
+    s2.onEnd();
+    mux.beginData(id2, 1);
+    mux.dataPiece(Buffer.from('x'));
+    expect(s2.failed?.message).toBe('data after end');
+  });
+});

@@ -10,7 +10,7 @@
 //   small chunk (an SSE event) still leaves at once.
 // The hub and the agent use this same module, so both directions behave alike.
 import { Readable } from 'node:stream';
-import { encodeCredit, encodeFrame, decodeFrame, FRAME } from './frames.ts';
+import { encodeCredit, encodeFrame, decodeFrame, FRAME, FRAME_HEADER } from './frames.ts';
 import { LIMITS } from './version.ts';
 import type { SendPartsFn } from './ws-frames.ts';
 
@@ -235,13 +235,33 @@ export class Stream implements AsyncIterable<Uint8Array> {
   // ---- called by the mux ----
 
   onData(payload: Buffer): void {
+    if (this.acceptData(payload.length)) this.takeData(payload);
+  }
+
+  /**
+   * A DATA frame of `n` bytes arrives: checks it against the stream's state and the credit granted,
+   * resetting the stream when it breaks them. True when its bytes are to be taken (`takeData`).
+   */
+  acceptData(n: number): boolean {
+    if (this.failure) return false;
+    if (this.peerEnded) {
+      this.reset('data after end');
+      return false;
+    }
+    if (n > this.allowance) {
+      this.reset('flow control violated: more bytes than granted');
+      return false;
+    }
+    this.allowance -= n;
+    return true;
+  }
+
+  /** Queues bytes of an accepted DATA frame: the whole payload, or one piece of it as it arrives. */
+  takeData(bytes: Buffer): void {
     if (this.failure) return;
-    if (this.peerEnded) return this.reset('data after end');
-    if (payload.length > this.allowance) return this.reset('flow control violated: more bytes than granted');
-    this.allowance -= payload.length;
-    this.bytesIn += payload.length;
-    // The payload is a view into the frame ws handed us; keeping it keeps only this frame alive.
-    this.queue.push(payload);
+    this.bytesIn += bytes.length;
+    // A view of a socket read or of a message ws handed us; keeping it keeps only that buffer alive.
+    this.queue.push(bytes);
     this.wake();
   }
 
@@ -362,6 +382,8 @@ export class StreamMux {
   private streams = new Map<string, Stream>();
   private pending = 0;
   private drainWaiters = new Set<Stream>();
+  /** The stream the DATA frame being read piecewise belongs to (null: its bytes are dropped). */
+  private receiving: Stream | null = null;
   private closedWith: StreamResetError | null = null;
   bytesIn = 0;
   bytesOut = 0;
@@ -422,11 +444,26 @@ export class StreamMux {
     }
   }
 
+  /**
+   * A DATA frame read piecewise off the socket (ws-receive.ts): its header arrived, its `length`
+   * payload bytes follow through `dataPiece`.
+   */
+  beginData(streamId: string, length: number): void {
+    this.bytesIn += FRAME_HEADER + length;
+    const s = this.streams.get(streamId);
+    this.receiving = s?.acceptData(length) ? s : null;
+  }
+
+  dataPiece(bytes: Buffer): void {
+    this.receiving?.takeData(bytes);
+  }
+
   /** The connection is gone: every stream fails with this reason. */
   closeAll(reason: string): void {
     this.closedWith ??= new StreamResetError(reason, false);
     for (const s of [...this.streams.values()]) s.fail(new StreamResetError(reason, false));
     this.streams.clear();
+    this.receiving = null;
     this.release();
   }
 

@@ -11,6 +11,7 @@ import { isHeaders, newStreamId, parseControl, type Headers } from '../../protoc
 import { newNonce, signOpen, verifyAuthProof } from '../../protocol/signing.ts';
 import { StreamMux, type Stream } from '../../protocol/streams.ts';
 import { rawFrameWriter } from '../../protocol/ws-frames.ts';
+import { splitDataFrames } from '../../protocol/ws-receive.ts';
 import { CLOSE, LIMITS, SUBPROTOCOL } from '../../protocol/version.ts';
 
 export interface SessionTimings {
@@ -89,6 +90,16 @@ export class AgentSession {
 
   start(): void {
     const s = this.socket;
+    // DATA frames reach the streams piece by piece as the socket reads them (ws-receive.ts); the
+    // rest arrives as `message` events. Any frame counts as a sign of life.
+    splitDataFrames(s, {
+      begin: (sid, n) => {
+        this.lastSeen = Date.now();
+        if (!this.secret) this.close(CLOSE.policy, 'authenticate first');
+        this.mux.beginData(sid, n);
+      },
+      piece: (bytes) => this.mux.dataPiece(bytes),
+    });
     s.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     s.on('close', (code, reason) => this.onClose(code, reason.toString()));
     s.on('error', (err) => this.log.debug({ err: err.message }, 'agent socket error'));
