@@ -100,13 +100,15 @@ for (let i = 0; ; i++) {
 const proxied = `${appUrl}/api/v1/proxy/s/svc`;
 
 // ---- CPU of the relaying processes ----
-/** [CPU seconds user, CPU seconds system, minor page faults] of a process so far. */
+const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+/** CPU seconds [user, system] a process has used so far. */
 const cpu = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return [Number(f[11]) / 100, Number(f[12]) / 100, Number(f[7])] as const;
+  const f = stat(pid);
+  return [Number(f[11]) / 100, Number(f[12]) / 100] as const;
 };
-const relayStat = () => [...cpu(appliance.pid!), ...cpu(agent.pid!)];
-const relayCpu = () => relayStat().filter((_, i) => i % 3 !== 2);
+/** Minor page faults of a process so far (each one a page the kernel had to map on first touch). */
+const minorFaults = (pid: number) => Number(stat(pid)[7]);
+const relayStat = () => [...cpu(appliance.pid!), minorFaults(appliance.pid!), ...cpu(agent.pid!), minorFaults(agent.pid!)];
 /** Total CPU seconds of appliance + agent since `t0`; the split and the page faults go to stderr. */
 const cpuSince = (what: string, t0: number[]) => {
   const d = relayStat().map((v, i) => v - t0[i]!);
