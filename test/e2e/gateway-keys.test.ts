@@ -139,3 +139,24 @@ describe('usage', () => {
     expect((await fetch(`${app.url}/api/v1/usage?group_by=password`, authed(admin.token))).status).toBe(400);
   });
 });
+
+describe('usage is readable as soon as the answer is', () => {
+  // The usage row and audit entry of a JSON answer are queued right after its bytes go to the socket
+  // (same synchronous step); the next request is handled later and reads flush the queue first.
+  it('shows each call in usage, audit and spend on the very next request', async () => {
+    const { id, key } = await createKey(app, admin.token, {});
+    for (let i = 1; i <= 15; i++) {
+      const res = await chat(key, 'priced', { max_tokens: 2 });
+      expect(res.status).toBe(200);
+      await res.text();
+      const [usage, audit, record] = await Promise.all([
+        fetch(`${app.url}/api/v1/usage?group_by=key&key_id=${id}`, authed(admin.token)).then(json),
+        fetch(`${app.url}/api/v1/audit?action=gateway.chat&actor=${id}&limit=100`, authed(admin.token)).then(json),
+        fetch(`${app.url}/api/v1/virtual-keys/${id}`, authed(admin.token)).then(json),
+      ]);
+      expect(usage.items[0]).toMatchObject({ key_id: id, requests: i, output_tokens: 2 * i });
+      expect(audit.items).toHaveLength(i);
+      expect(record.spent_usd).toBeCloseTo(0.002 * i, 9);
+    }
+  });
+});

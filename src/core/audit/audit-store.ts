@@ -43,6 +43,51 @@ export interface AuditStore {
   query(q: AuditQuery): AuditRecord[];
 }
 
+/** The SELECT behind `query` (exported so a test can check that each filter has an index to use). */
+export function auditSelect(q: AuditQuery): { sql: string; params: Record<string, unknown> } {
+  const where: string[] = [];
+  const params: Record<string, unknown> = { limit: q.limit };
+  if (q.action) {
+    // "proxy.*" matches every proxy action; anything else is exact.
+    if (q.action.endsWith('.*')) {
+      where.push("action LIKE @action ESCAPE '\\'");
+      params.action = q.action.slice(0, -1).replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+    } else {
+      where.push('action = @action');
+      params.action = q.action;
+    }
+  }
+  if (q.actor) {
+    where.push('(actor_name = @actor OR actor_id = @actor)');
+    params.actor = q.actor;
+  }
+  if (q.routed_via) {
+    where.push('routed_via = @routed_via');
+    params.routed_via = q.routed_via;
+  }
+  if (q.node_id) {
+    where.push('node_id = @node_id');
+    params.node_id = q.node_id;
+  }
+  if (q.outcome) {
+    where.push('outcome = @outcome');
+    params.outcome = q.outcome;
+  }
+  if (q.since) {
+    where.push('ts >= @since');
+    params.since = q.since;
+  }
+  if (q.until) {
+    where.push('ts < @until');
+    params.until = q.until;
+  }
+  if (q.before !== undefined) {
+    where.push('id < @before');
+    params.before = q.before;
+  }
+  return { sql: `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit`, params };
+}
+
 export function createAuditStore(db: Db): AuditStore {
   const insert = batchInsert<AuditEntry>(
     db,
@@ -59,47 +104,7 @@ export function createAuditStore(db: Db): AuditStore {
   return {
     insertMany,
     query(q) {
-      const where: string[] = [];
-      const params: Record<string, unknown> = { limit: q.limit };
-      if (q.action) {
-        // "proxy.*" matches every proxy action; anything else is exact.
-        if (q.action.endsWith('.*')) {
-          where.push("action LIKE @action ESCAPE '\\'");
-          params.action = q.action.slice(0, -1).replace(/[\\%_]/g, (c) => '\\' + c) + '%';
-        } else {
-          where.push('action = @action');
-          params.action = q.action;
-        }
-      }
-      if (q.actor) {
-        where.push('(actor_name = @actor OR actor_id = @actor)');
-        params.actor = q.actor;
-      }
-      if (q.routed_via) {
-        where.push('routed_via = @routed_via');
-        params.routed_via = q.routed_via;
-      }
-      if (q.node_id) {
-        where.push('node_id = @node_id');
-        params.node_id = q.node_id;
-      }
-      if (q.outcome) {
-        where.push('outcome = @outcome');
-        params.outcome = q.outcome;
-      }
-      if (q.since) {
-        where.push('ts >= @since');
-        params.since = q.since;
-      }
-      if (q.until) {
-        where.push('ts < @until');
-        params.until = q.until;
-      }
-      if (q.before !== undefined) {
-        where.push('id < @before');
-        params.before = q.before;
-      }
-      const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit`;
+      const { sql, params } = auditSelect(q);
       return (db.prepare(sql).all(params) as (AuditRecord & { details: string | null })[]).map((r) => ({
         ...r,
         details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,

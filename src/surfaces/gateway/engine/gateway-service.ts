@@ -39,8 +39,11 @@ export interface GatewayCall {
   abort: AbortController;
 }
 
-/** Where a stream goes; the ingress layer implements it over the HTTP response. */
+/** Where the answer goes; the ingress layer implements it over the HTTP response. */
 export interface ClientSink {
+  /** A whole JSON answer (usually the upstream's own bytes), handed to the socket at once. */
+  json(status: number, body: Buffer | string): void;
+  /** The head of a stream. */
   begin(status: number, headers: Record<string, string>): void;
   /** Resolves when the client can take more (backpressure), at once otherwise. */
   write(chunk: string | Buffer): Promise<void> | undefined;
@@ -265,7 +268,12 @@ export function createGatewayService(deps: GatewayDeps) {
   }
 
   return {
-    async call(c: GatewayCall, sink: ClientSink): Promise<JsonResult | null> {
+    /**
+     * Answers through `sink`. A JSON answer is handed to the socket before its usage row and audit
+     * entry are queued, in the same synchronous step: the client's next request is read on a later
+     * turn of the event loop, and reads of usage and audit flush what is queued, so it finds both.
+     */
+    async call(c: GatewayCall, sink: ClientSink): Promise<void> {
       const started = performance.now();
       const model = catalog.resolve(c.model);
       if (!model) throw modelNotFound(c.model);
@@ -276,7 +284,7 @@ export function createGatewayService(deps: GatewayDeps) {
       const candidates = model.deployments.filter((d) => canServe(family, c.op, ADAPTERS[d.provider.type]));
       const estInput = estimateInputTokens(c.body);
       // Gemini's countTokens for a model no Gemini provider serves: our estimate, free of charge.
-      if (c.op === 'count_tokens' && !candidates.length) return { status: 200, body: JSON.stringify({ totalTokens: estInput }) };
+      if (c.op === 'count_tokens' && !candidates.length) return sink.json(200, JSON.stringify({ totalTokens: estInput }));
       if (!candidates.length) {
         throw new AppError('validation_failed', `model "${model.name}" does not support this operation`, { details: { code: 'unsupported_operation', param: 'model' } });
       }
@@ -296,7 +304,8 @@ export function createGatewayService(deps: GatewayDeps) {
         });
       }
       try {
-        return await attempt(c, model, candidates, estInput, sink, o, started);
+        const result = await attempt(c, model, candidates, estInput, sink, o, started);
+        if (result) sink.json(result.status, result.body);
       } catch (err) {
         const e = err instanceof AppError ? err : null;
         o.status = e?.status ?? 500;

@@ -16,6 +16,9 @@ export interface IngressDeps {
 function replySink(reply: FastifyReply): ClientSink {
   const res = reply.raw;
   return {
+    json(status, body) {
+      sendJson(reply, status, body);
+    },
     begin(status, headers) {
       const all = reply.getHeaders() as OutgoingHttpHeaders; // x-request-id and whatever the onRequest hooks set
       reply.hijack();
@@ -63,9 +66,8 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
   res.once('close', () => {
     if (!res.writableFinished) ac.abort();
   });
-  const result = await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip }, replySink(reply));
-  if (result === null) return reply; // streamed
-  return sendJson(reply, result.status, result.body);
+  await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip }, replySink(reply));
+  return reply; // answered through the sink (or an error was thrown before anything was sent)
 }
 
 /**
@@ -73,11 +75,10 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
  * past fastify's serialisation and onSend steps, which have nothing to do for a finished body. The
  * reply's headers (x-request-id, …) go with it, and onResponse hooks still run when it finishes.
  */
-function sendJson(reply: FastifyReply, status: number, body: Buffer | string): FastifyReply {
+function sendJson(reply: FastifyReply, status: number, body: Buffer | string): void {
   const headers = reply.getHeaders() as OutgoingHttpHeaders;
   headers['content-type'] = 'application/json; charset=utf-8';
   headers['content-length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   reply.hijack();
   reply.raw.writeHead(status, headers).end(body);
-  return reply;
 }

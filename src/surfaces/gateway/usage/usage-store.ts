@@ -75,6 +75,40 @@ export interface UsageStore {
   aggregate(q: UsageQuery): UsageAggregate[];
 }
 
+/** The SELECT behind `aggregate` (exported so a test can check that each filter has an index to use). */
+export function usageSelect(q: UsageQuery): { sql: string; params: Record<string, unknown> } {
+  const groups = q.groupBy.map((g) => GROUP_SQL[g]);
+  const where: string[] = [];
+  const params: Record<string, unknown> = { limit: q.limit };
+  const filters: [string, string, unknown][] = [
+    ['ts >= @since', 'since', q.since],
+    ['ts < @until', 'until', q.until],
+    ['key_id = @keyId', 'keyId', q.keyId],
+    ['user_id = @userId', 'userId', q.userId],
+    ['model = @model', 'model', q.model],
+  ];
+  for (const [clause, name, value] of filters) {
+    if (value === undefined) continue;
+    where.push(clause);
+    params[name] = value;
+  }
+  const select = groups.map(([expr, alias]) => `${expr} AS ${alias}`);
+  const sql = `SELECT ${[...select,
+    'COUNT(*) AS requests',
+    'SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors',
+    'SUM(input_tokens) AS input_tokens',
+    'SUM(output_tokens) AS output_tokens',
+    'SUM(cached_tokens) AS cached_tokens',
+    'SUM(reasoning_tokens) AS reasoning_tokens',
+    'SUM(cost_usd) AS cost_usd',
+    'AVG(latency_ms) AS avg_latency_ms',
+    'AVG(ttft_ms) AS avg_ttft_ms',
+  ].join(', ')} FROM gateway_usage${where.length ? ` WHERE ${where.join(' AND ')}` : ''}${
+    groups.length ? ` GROUP BY ${groups.map(([, alias]) => alias).join(', ')} ORDER BY ${groups.map(([, alias]) => alias).join(', ')}` : ''
+  } LIMIT @limit`;
+  return { sql, params };
+}
+
 export function createUsageStore(db: Db): UsageStore {
   const insert = batchInsert<UsageRow>(db, 'gateway_usage', USAGE_COLUMNS, (r, out) => {
     out.push(
@@ -88,35 +122,7 @@ export function createUsageStore(db: Db): UsageStore {
   return {
     insertMany: (rows) => insertMany(rows),
     aggregate(q) {
-      const groups = q.groupBy.map((g) => GROUP_SQL[g]);
-      const where: string[] = [];
-      const params: Record<string, unknown> = { limit: q.limit };
-      const filters: [string, string, unknown][] = [
-        ['ts >= @since', 'since', q.since],
-        ['ts < @until', 'until', q.until],
-        ['key_id = @keyId', 'keyId', q.keyId],
-        ['user_id = @userId', 'userId', q.userId],
-        ['model = @model', 'model', q.model],
-      ];
-      for (const [clause, name, value] of filters) {
-        if (value === undefined) continue;
-        where.push(clause);
-        params[name] = value;
-      }
-      const select = groups.map(([expr, alias]) => `${expr} AS ${alias}`);
-      const sql = `SELECT ${[...select,
-        'COUNT(*) AS requests',
-        'SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors',
-        'SUM(input_tokens) AS input_tokens',
-        'SUM(output_tokens) AS output_tokens',
-        'SUM(cached_tokens) AS cached_tokens',
-        'SUM(reasoning_tokens) AS reasoning_tokens',
-        'SUM(cost_usd) AS cost_usd',
-        'AVG(latency_ms) AS avg_latency_ms',
-        'AVG(ttft_ms) AS avg_ttft_ms',
-      ].join(', ')} FROM gateway_usage${where.length ? ` WHERE ${where.join(' AND ')}` : ''}${
-        groups.length ? ` GROUP BY ${groups.map(([, alias]) => alias).join(', ')} ORDER BY ${groups.map(([, alias]) => alias).join(', ')}` : ''
-      } LIMIT @limit`;
+      const { sql, params } = usageSelect(q);
       return prepared(sql).all(params) as UsageAggregate[];
     },
   };
