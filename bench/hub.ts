@@ -52,6 +52,21 @@ createServer((req, res) => {
 const upstream = spawn(process.execPath, ['--input-type=module', '-e', upstreamCode], { stdio: 'ignore' });
 const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
 
+// ---- a bare TCP forwarder in front of the service: the least a relaying Node process can cost ----
+const forwarderPort = await freePort();
+const forwarderCode = `
+import { connect, createServer } from 'node:net';
+createServer((c) => {
+  const u = connect(${upstreamPort}, '127.0.0.1');
+  c.pipe(u);
+  u.pipe(c);
+  c.on('error', () => u.destroy());
+  u.on('error', () => c.destroy());
+}).listen(${forwarderPort}, '127.0.0.1');
+`;
+const forwarder = spawn(process.execPath, ['--input-type=module', '-e', forwarderCode], { stdio: 'ignore' });
+const forwarderUrl = `http://127.0.0.1:${forwarderPort}`;
+
 // ---- the appliance ----
 const dataDir = tempDir('nexus-bench-hub-');
 const port = await freePort();
@@ -186,15 +201,31 @@ function upload(url: string, headers: Record<string, string>): Promise<number> {
   });
 }
 let [downDirect, downRelay, downCpu, upDirect, upRelay, upCpu] = [NaN, NaN, NaN, NaN, NaN, NaN];
+const none = { rate: NaN, cpu: NaN, machine: NaN, busy: NaN };
+/** The whole machine's CPU ms per MiB and the share of both cores busy while `run` moved BULK bytes. */
+const onMachine = async (run: () => Promise<number>, pid?: number) => {
+  const m0 = machine();
+  const c0 = pid ? procMs(pid) : 0;
+  const rate = await run();
+  const m1 = machine();
+  const perMiB = (ms: number) => ms / (BULK / MB);
+  return { rate, cpu: pid ? perMiB(procMs(pid) - c0) : NaN, machine: perMiB(m1.busy - m0.busy), busy: (m1.busy - m0.busy) / (m1.all - m0.all) };
+};
+let [downD, downF, downR, upD, upF, upR] = [none, none, none, none, none, none];
 if (PARTS.has('bulk')) {
-  downDirect = await download(`${upstreamUrl}/download?bytes=${BULK}`, { authorization: `Bearer ${TOKEN}` });
+  await waitFor(`${forwarderUrl}/health`);
+  const bearer = { authorization: `Bearer ${TOKEN}` };
+  downD = await onMachine(() => download(`${upstreamUrl}/download?bytes=${BULK}`, bearer));
+  downF = await onMachine(() => download(`${forwarderUrl}/download?bytes=${BULK}`, bearer), forwarder.pid);
   let c0 = relayStat();
-  downRelay = await download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat });
+  downR = await onMachine(() => download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat }));
   downCpu = cpuSince('download', c0);
-  upDirect = await upload(`${upstreamUrl}/upload`, { authorization: `Bearer ${TOKEN}` });
+  upD = await onMachine(() => upload(`${upstreamUrl}/upload`, bearer));
+  upF = await onMachine(() => upload(`${forwarderUrl}/upload`, bearer), forwarder.pid);
   c0 = relayStat();
-  upRelay = await upload(`${proxied}/upload`, { 'x-api-key': pat });
+  upR = await onMachine(() => upload(`${proxied}/upload`, { 'x-api-key': pat }));
   upCpu = cpuSince('upload', c0);
+  [downDirect, downRelay, upDirect, upRelay] = [downD.rate, downR.rate, upD.rate, upR.rate];
 }
 await stop(agent);
 
@@ -253,7 +284,7 @@ async function idleAgents() {
 }
 const idle = PARTS.has('idle') ? await idleAgents() : { before: NaN, after: NaN, perAgent: NaN, heapPerAgent: NaN, connected: 0 };
 
-await Promise.all([stop(appliance), stop(upstream)]);
+await Promise.all([stop(appliance), stop(upstream), stop(forwarder)]);
 
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 const row = (name: string, d: number, r: number) => `| ${name} | ${fmt(d)} ms | ${fmt(r)} ms | **${fmt(r - d)} ms** |`;
@@ -288,6 +319,12 @@ process.stdout.write([
   '|---|---|---|---|---|',
   bulkRow('download', downDirect, downRelay, downCpu),
   bulkRow('upload', upDirect, upRelay, upCpu),
+  '',
+  `| bulk, ${BULK / MB} MiB: the whole machine | direct | through a bare TCP forwarder (one Node process piping the sockets) | relayed (appliance + agent) |`,
+  '|---|---|---|---|',
+  `| download: MB/s, machine CPU per MiB, cores busy | ${fmt(downD.rate, 0)}, ${fmt(downD.machine, 2)} ms, ${fmt(downD.busy * 100, 0)} % | ${fmt(downF.rate, 0)}, ${fmt(downF.machine, 2)} ms, ${fmt(downF.busy * 100, 0)} % | ${fmt(downR.rate, 0)}, ${fmt(downR.machine, 2)} ms, ${fmt(downR.busy * 100, 0)} % |`,
+  `| upload: MB/s, machine CPU per MiB, cores busy | ${fmt(upD.rate, 0)}, ${fmt(upD.machine, 2)} ms, ${fmt(upD.busy * 100, 0)} % | ${fmt(upF.rate, 0)}, ${fmt(upF.machine, 2)} ms, ${fmt(upF.busy * 100, 0)} % | ${fmt(upR.rate, 0)}, ${fmt(upR.machine, 2)} ms, ${fmt(upR.busy * 100, 0)} % |`,
+  `| CPU per MiB of the forwarding process(es): download / upload | | ${fmt(downF.cpu, 2)} / ${fmt(upF.cpu, 2)} ms | ${fmt((downCpu * 1000) / (BULK / MB), 2)} / ${fmt((upCpu * 1000) / (BULK / MB), 2)} ms |`,
   '',
   `| idle agents | value |`,
   '|---|---|',
