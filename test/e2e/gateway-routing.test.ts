@@ -38,6 +38,10 @@ beforeAll(async () => {
     { provider_id: id, upstream_model: 'a-chunks-20-cut-3', priority: 0 },
     { provider_id: id, upstream_model: 'b-ok', priority: 1 },
   ] });
+  await createModel(app, admin, { name: 'cut-json', deployments: [
+    { provider_id: id, upstream_model: 'c-cut-1', priority: 0 },
+    { provider_id: id, upstream_model: 'c-ok', priority: 1 },
+  ] });
   await createModel(app, admin, { name: 'weighted', deployments: [
     { provider_id: id, upstream_model: 'w-light', weight: 1 },
     { provider_id: id, upstream_model: 'w-heavy', weight: 4 },
@@ -92,6 +96,12 @@ describe('routing', () => {
     })()).rejects.toThrow(/upstream stream failed/);
     expect(text).toBe('w0 w1 ');
     expect(hits('b-ok')).toBe(0);
+    // A JSON answer cut after its headers is not retried either; the caller gets a 502 it can read.
+    const res = await post(`${app.url}/v1/chat/completions`, { model: 'cut-json', messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
+    expect(res.status).toBe(502);
+    expect((await json(res)).error).toMatchObject({ type: 'server_error', code: 'upstream_incomplete' });
+    expect(hits('c-cut-1')).toBe(1);
+    expect(hits('c-ok')).toBe(0);
   });
 
   it('sends a node-bound provider through the relay seam, which answers 8002 while no hub is connected', async () => {

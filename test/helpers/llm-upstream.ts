@@ -4,6 +4,7 @@
 //   fail-500 / fail-503   answer that status        rate-429   answer 429 with Retry-After: 1
 //   slow-<ms>             wait before the headers     tick-<ms>  wait between stream events
 //   chunks-<n>            stream n content events     cut-<n>    destroy the socket after n events
+//                         (a JSON answer: after half its bytes)
 //   hang                  never answer (the request is remembered until the client aborts)
 //   big-<mb>              stream about <mb> MB of content
 //   cached-<n>            report n of the prompt tokens as read from the provider's prompt cache
@@ -148,8 +149,14 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
       res.end();
     };
     const json = (j: Json) => {
+      const text = Buffer.from(JSON.stringify(j));
+      if (cut !== null) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': text.length });
+        res.write(text.subarray(0, text.length >> 1), () => setTimeout(() => res.destroy(), 20));
+        return;
+      }
       done = true;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(j));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(text);
     };
 
     // ---- Gemini ----

@@ -208,8 +208,7 @@ export function createGatewayService(deps: GatewayDeps) {
     }
   }
 
-  async function jsonOut(c: GatewayCall, p: Plan, res: UpstreamResponse, o: Outcome, started: number): Promise<JsonResult> {
-    const buf = await res.read(MAX_JSON_RESPONSE);
+  function jsonOut(p: Plan, buf: Buffer, o: Outcome, started: number): JsonResult {
     o.ttftMs = performance.now() - started;
     let json: Json;
     try {
@@ -261,7 +260,12 @@ export function createGatewayService(deps: GatewayDeps) {
         await streamOut(c, p, res, sink, o, started);
         return null;
       }
-      return await jsonOut(c, p, res, o, started);
+      return jsonOut(p, res.complete ?? (await res.read(MAX_JSON_RESPONSE).catch((err: unknown) => {
+        // Bytes came, so no retry (the provider may have done the work); the client is told why.
+        if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
+        log.warn({ err, model: c.model, deployment: d.id }, 'upstream answer ended early');
+        throw new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } });
+      })), o, started);
     }
     if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
     throw last ?? new AppError('unavailable', `model "${model.name}" has no deployment that can answer`);
