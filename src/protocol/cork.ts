@@ -19,3 +19,24 @@ export function corkPerTick(socket: Socket | null | undefined): () => void {
     process.nextTick(uncork);
   };
 }
+
+/**
+ * Like `corkPerTick`, but held until the end of the event loop's current turn (`setImmediate`), so the
+ * writes of every socket read handled in this turn leave as one writev. Relayed DATA arrives as pieces
+ * of 64 KiB socket reads, several per turn under load; the caller's socket would otherwise take one
+ * write per piece.
+ */
+export function corkPerTurn(socket: Socket | null | undefined): () => void {
+  if (!socket) return () => {};
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  return () => {
+    if (corked || socket.destroyed) return;
+    corked = true;
+    socket.cork();
+    setImmediate(uncork);
+  };
+}

@@ -8,6 +8,7 @@ import { AppError } from '../../../core/errors/errors.ts';
 import { bearerFrom } from '../../../core/http/auth.ts';
 import { redactUrl } from '../../../core/log/log.ts';
 import { NODE_OFFLINE } from '../../../core/relay/node-relay.ts';
+import { corkPerTurn } from '../../../protocol/cork.ts';
 import type { Hub } from '../hub.ts';
 
 const PREFIX = '/api/v1/proxy/s/';
@@ -138,7 +139,11 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     // Counted as fastify's pipe takes the bytes (a listener added before the pipe would start the flow
     // early); fastify destroys the body if the caller goes away.
     const out = result.body instanceof Readable ? result.body : Readable.from(result.body);
-    reply.raw.once('pipe', () => out.on('data', (chunk: Uint8Array) => (bytesOut += chunk.byteLength)));
+    reply.raw.once('pipe', () => {
+      out.on('data', (chunk: Uint8Array) => (bytesOut += chunk.byteLength));
+      // Pieces of several socket reads on the /ws side leave to the caller as one writev per turn.
+      out.prependListener('data', corkPerTurn(reply.raw.socket));
+    });
     return reply.send(out);
   };
 
