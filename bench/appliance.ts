@@ -1,12 +1,12 @@
 // What nginx on 443 costs: the same request to `nexus serve` directly, through the appliance's nginx
 // site (TLS, HTTP/1.1 keep-alive to the app), and nginx answering by itself over TLS (its ceiling on
-// this machine). Load from a separate autocannon process; all three measured in the same run.
+// this machine). Load from a separate wrk or autocannon process (bench/lib.ts `load`); all three measured in the same run.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSelfSignedCertificate } from '../src/first-boot/certificate.ts';
 import { renderNginxSite } from '../src/first-boot/nginx-site.ts';
 import { nginxPrefix, startNginx } from '../test/helpers/nginx.ts';
-import { fmt, freePort, load, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
+import { fmt, freePort, load, loadGenerator, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
 
 const DURATION = Number(process.argv.find((a) => a.startsWith('--duration='))?.split('=')[1] ?? 5);
 const CONNECTIONS = 64;
@@ -37,7 +37,7 @@ const prefix = nginxPrefix(site);
 writeFileSync(prefix.mainConf, readFileSync(prefix.mainConf, 'utf8').replace(/access_log [^;]+;/, 'access_log off;').replace('error_log ' + prefix.errorLog + ' info;', 'error_log ' + prefix.errorLog + ' warn;'));
 const nginx = await startNginx(prefix, httpsPort);
 
-// The certificate is self-signed for this run only; autocannon (a child process) must accept it.
+// The certificate is self-signed for this run only; the load generator (a child process) must accept it (wrk does not verify certificates).
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 try {
   await waitFor(`http://127.0.0.1:${appPort}/ready`);
@@ -50,12 +50,12 @@ try {
   for (const [name, r] of [['direct', direct], ['via nginx', viaNginx], ['nginx only', nginxOnly]] as const) {
     if (r.errors || r.non2xx) throw new Error(`${name}: ${r.errors} errors, ${r.non2xx} non-2xx`);
   }
-  const row = (what: string, r: typeof direct) => `| ${what} | ${Math.round(r.rps).toLocaleString('en-US')} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms |`;
+  const row = (what: string, r: typeof direct) => `| ${what} | ${Math.round(r.rps).toLocaleString('en-US')} req/s, p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms |`;
   process.stdout.write([
     '',
     '## Appliance (nginx on 443)',
     '',
-    `Command: \`npm run bench -- appliance\` (${existsSync(dist) ? 'dist/nexus' : 'node src/main.ts'}, c=${CONNECTIONS}, ${DURATION} s each, same run).`,
+    `Command: \`npm run bench -- appliance\` (${existsSync(dist) ? 'dist/nexus' : 'node src/main.ts'}, c=${CONNECTIONS}, ${DURATION} s each, load from ${loadGenerator}, same run).`,
     '',
     '| measure | value |',
     '|---|---|',

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { fmt, freePort, load, median, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
+import { fmt, freePort, load, loadGenerator, median, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
 
 const exe = join(ROOT, 'dist/nexus');
 if (!existsSync(exe) || process.argv.includes('--build')) {
@@ -42,11 +42,13 @@ await stop(nx);
 
 console.log(`## Foundation (${new Date().toISOString().slice(0, 10)})
 
+Load from ${loadGenerator}.
+
 | measure | value |
 |---|---|
 | cold start of dist/nexus to /ready, median of 5 (first start: migrations, master key, setup token) | ${fmt(median(starts), 0)} ms (min ${fmt(Math.min(...starts), 0)}, max ${fmt(Math.max(...starts), 0)}) |
-| /healthz, bare fastify hello-world, c=64, ${duration} s | ${fmt(base.rps, 0)} req/s, p50 ${base.p50} ms, p99 ${base.p99} ms |
-| /healthz, dist/nexus (access log on, metrics on), c=64, ${duration} s | ${fmt(ours.rps, 0)} req/s, p50 ${ours.p50} ms, p99 ${ours.p99} ms |
+| /healthz, bare fastify hello-world, c=64, ${duration} s | ${fmt(base.rps, 0)} req/s, p50 ${fmt(base.p50)} ms, p99 ${fmt(base.p99)} ms |
+| /healthz, dist/nexus (access log on, metrics on), c=64, ${duration} s | ${fmt(ours.rps, 0)} req/s, p50 ${fmt(ours.p50)} ms, p99 ${fmt(ours.p99)} ms |
 | ratio nexus / bare fastify | **${fmt(ours.rps / base.rps)}** |
 | errors | baseline ${base.errors + base.non2xx}, nexus ${ours.errors + ours.non2xx} |
 `);

@@ -1,6 +1,6 @@
 // AI gateway figures (issue 3): the same local mock upstream reached directly, through Nexus, and
 // through the Portkey gateway (@portkey-ai/gateway, run locally) as the peer. Added latency p50/p99 at
-// concurrency 1 (own sequential loop, µs resolution) and 64 (autocannon), requests/s at 64,
+// concurrency 1 (own sequential loop, µs resolution) and 64 (wrk or autocannon, bench/lib.ts `load`), requests/s at 64,
 // time-to-first-chunk and inter-chunk delay for a 64-chunk stream, and Nexus's RSS before/after 100k
 // requests. Run: `npm run bench -- gateway` (BENCH_SECONDS to change the c=64 duration).
 // Knobs: BENCH_GATEWAY_ROUNDS (c=64 rounds per target, default 3). For quick checks while working: BENCH_GATEWAY_QUICK=1 (fewer c=1 requests and stream runs, no
@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { fmt, freePort, load, ROOT, startQuiet, stop, tempDir, waitFor, type LoadResult } from './lib.ts';
+import { fmt, freePort, load, loadGenerator, ROOT, startQuiet, stop, tempDir, waitFor, type LoadResult } from './lib.ts';
 
 const duration = Number(process.env.BENCH_SECONDS ?? 5);
 const c64Rounds = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 3);
@@ -214,7 +214,7 @@ local mock upstream (test/helpers/llm-upstream.ts, its own process), reached dir
 |---|${targets.map(() => '---|').join('')}
 ${row('c=1 p50 / p99 (ms)', (t) => `${fmt(c1[t.name]!.p50, 3)} / ${fmt(c1[t.name]!.p99, 3)}`)}
 ${row('c=1 added p50 / p99 (ms)', (t) => na(d1, () => `**${fmt(c1[t.name]!.p50 - d1!.p50, 3)}** / ${fmt(c1[t.name]!.p99 - d1!.p99, 3)}`), true)}
-${row(`c=64 p50 / p99 (ms, autocannon, median of ${c64Rounds} rounds of ${duration} s)`, (t) => `${c64[t.name]!.p50} / ${c64[t.name]!.p99}`)}
+${row(`c=64 p50 / p99 (ms, ${loadGenerator}, median of ${c64Rounds} rounds of ${duration} s)`, (t) => `${fmt(c64[t.name]!.p50)} / ${fmt(c64[t.name]!.p99)}`)}
 ${row('c=64 added p50 / p99 (ms)', (t) => na(d64, () => `${fmt(c64[t.name]!.p50 - d64!.p50, 1)} / ${fmt(c64[t.name]!.p99 - d64!.p99, 1)}`), true)}
 ${row('c=64 requests/s', (t) => `${Math.round(c64[t.name]!.rps).toLocaleString('en')}`)}
 ${row('c=64 CPU per request of the serving process (µs; direct: the mock upstream)', (t) => fmt(cpuPerReq[t.name]!, 0))}

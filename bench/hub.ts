@@ -1,6 +1,6 @@
 // Hub and agent figures (issue 4), each next to its baseline from the same run: small requests direct
 // to a local service vs through the appliance's service proxy, the hub and an agent (added latency p50
-// and p99 at c=1 and c=64, autocannon in its own process); 1 GiB download and upload direct vs relayed
+// and p99 at c=1 and c=64, wrk or autocannon in its own process); 1 GiB download and upload direct vs relayed
 // (MB/s and ratio); and the appliance's resident memory per idle authenticated agent with 1,000 agents
 // connected. Sizes: BENCH_HUB_BULK_MB (default 1024), BENCH_HUB_AGENTS (default 1000). For profiling:
 // BENCH_HUB_PARTS (any of latency,bulk,idle; default all) and BENCH_HUB_PROFILE=<dir> (appliance and
@@ -18,7 +18,7 @@ import { createUsersStore } from '../src/core/identity/users-store.ts';
 import type { Config } from '../src/core/config/config.ts';
 import { authProof } from '../src/protocol/signing.ts';
 import { SUBPROTOCOL } from '../src/protocol/version.ts';
-import { fmt, freePort, load, type LoadResult, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
+import { fmt, freePort, load, loadGenerator, type LoadResult, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
 
 const MB = 1024 * 1024;
 const BULK = Number(process.env.BENCH_HUB_BULK_MB ?? 1024) * MB;
@@ -293,7 +293,7 @@ process.stdout.write([
   '',
   '## Hub and agent',
   '',
-  `Command: \`npm run bench -- hub\` (${new Date().toISOString().slice(0, 10)}, \`node src/main.ts\`, appliance at log level warn, agent through the CLI entry point, the local service in its own process; ${duration} s per latency run; load average ${load1} on this 2-core machine when it finished).`,
+  `Command: \`npm run bench -- hub\` (${new Date().toISOString().slice(0, 10)}, \`node src/main.ts\`, appliance at log level warn, agent through the CLI entry point, the local service in its own process; load from ${loadGenerator}; ${duration} s per latency run; load average ${load1} on this 2-core machine when it finished).`,
   '',
   '| small request (GET, 11-byte JSON) | direct to the service | through proxy + hub + agent | added |',
   '|---|---|---|---|',

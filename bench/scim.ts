@@ -10,7 +10,7 @@ import { closeDatabase, openDatabase } from '../src/core/db/db.ts';
 import { createGroupsStore } from '../src/core/identity/groups-store.ts';
 import { createUsersStore } from '../src/core/identity/users-store.ts';
 import { createScimUsersStore } from '../src/surfaces/scim/users-store.ts';
-import { fmt, freePort, load, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
+import { fmt, freePort, load, loadGenerator, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
 
 const USERS = Number(process.env.BENCH_SCIM_USERS ?? 100_000);
 const GROUPS = Number(process.env.BENCH_SCIM_GROUPS ?? 1_000);
@@ -95,11 +95,11 @@ try {
   const mixed = JSON.parse(out) as { rps: number; total: number; errors: number; p50: number; p99: number; counts: Record<string, number> };
 
   const row = (name: string, r: { rps: number; p50: number; p99: number }, target: string, base = health) =>
-    `| ${name} | ${fmt(r.rps, 0)} | ${fmt(r.rps / base.rps)} | ${r.p50} | ${r.p99} | ${target} |`;
+    `| ${name} | ${fmt(r.rps, 0)} | ${fmt(r.rps / base.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${target} |`;
   console.log(`## SCIM (${new Date().toISOString().slice(0, 10)})
 
 ${USERS.toLocaleString('en')} users and ${GROUPS.toLocaleString('en')} groups (100 members each) seeded in ${fmt(seedSeconds, 1)} s;
-autocannon, ${duration} s per row after a 1 s warm-up; baseline = GET /healthz on the same process at the same concurrency;
+${loadGenerator}, ${duration} s per row after a 1 s warm-up; baseline = GET /healthz on the same process at the same concurrency;
 load average before the run: ${loadBefore}.
 
 | request | req/s | req/s vs baseline | p50 ms | p99 ms | target |
