@@ -92,6 +92,9 @@ export function openDatabase(path: string, opts: OpenOptions = {}): Db {
   db.pragma('foreign_keys = ON');
   db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes, fast commits
   db.pragma('busy_timeout = 5000');
+  // Statement journals (a multi-row INSERT inside a transaction needs one) and temp tables stay in
+  // memory: by default SQLite spills a journal over 64 KiB to a new file in /var/tmp on every batch.
+  db.pragma('temp_store = MEMORY');
   const check = db.pragma('quick_check', { simple: true });
   if (check !== 'ok') {
     db.close();

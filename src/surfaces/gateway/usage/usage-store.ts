@@ -120,7 +120,10 @@ export function createUsageStore(db: Db): UsageStore {
   const prepared = statementCache(db);
 
   return {
-    insertMany: (rows) => insertMany(rows),
+    // Inside the recorder's transaction the rows go straight in: a nested transaction would be a
+    // SAVEPOINT whose journal holds an image of every page the batch rewrites, for nothing (a failure
+    // rolls the whole outer transaction back anyway).
+    insertMany: (rows) => (db.inTransaction ? insert.run(rows) : insertMany(rows)),
     aggregate(q) {
       const { sql, params } = usageSelect(q);
       return prepared(sql).all(params) as UsageAggregate[];
