@@ -2,12 +2,11 @@
 // cache), injects this host's credential for the service when the target is under the credential's
 // URL, dials the local service and streams both bodies through the multiplexed stream.
 import { Agent, util, type Dispatcher } from 'undici';
-import WebSocket from 'ws';
 import type { Logger } from '../core/log/log.ts';
 import type { Stream, StreamMux } from '../protocol/streams.ts';
 import { endToEnd, inject, SECRET_FORMATS } from '../protocol/credentials.ts';
 import { isHeaders, isStreamId, type Headers, type OpenMsg, type StreamErrorCode } from '../protocol/frames.ts';
-import { bridgeWebSocket, MAX_WS_MESSAGE } from '../protocol/ws-bridge.ts';
+import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE } from '../protocol/ws-bridge.ts';
 import { ReplayGuard } from '../protocol/signing.ts';
 import { credentialCovers, type CredentialsStore } from './credentials-store.ts';
 
@@ -136,28 +135,29 @@ export function createLocalRelay(deps: LocalRelayDeps) {
   }
 
   function upgrade(m: OpenMsg, stream: Stream, target: URL, headers: Headers): void {
-    const protocols = String(headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
-    for (const k of Object.keys(headers)) if (k.startsWith('sec-websocket-')) delete headers[k];
-    target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(target, protocols, { headers: headers as Record<string, string>, perMessageDeflate: false, handshakeTimeout: 30_000, maxPayload: MAX_WS_MESSAGE });
-    let opened = false;
+    const { ws, answer } = dialForCaller(target, headers, { perMessageDeflate: false, handshakeTimeout: 30_000, maxPayload: MAX_WS_MESSAGE });
+    // Set once the service has answered the handshake either way; later errors are the bridge's.
+    let answered = false;
     ws.on('unexpected-response', (_req, res) => {
-      refuse(m.sid, 'bad_gateway', `the local service answered ${res.statusCode} instead of upgrading`);
-      stream.reset('upgrade refused');
-      res.resume();
-      ws.terminate();
+      answered = true;
+      // A refusal goes back as the service gave it, status, headers and body, like any response.
+      deps.sendJson({ t: 'response', sid: m.sid, status: res.statusCode, headers: endToEnd(res.headers) });
+      stream.pipeFrom(res);
     });
     ws.on('error', (err) => {
-      if (opened || stream.failed) return;
+      if (answered || stream.failed) return;
+      const timedOut = err.message.includes('handshake has timed out');
       deps.log.warn({ service: m.service, host: target.host, err: err.message }, 'local WebSocket unreachable');
-      refuse(m.sid, 'bad_gateway', 'the local service could not be reached');
-      stream.reset('bad_gateway');
+      refuse(m.sid, timedOut ? 'upstream_timeout' : 'bad_gateway', timedOut ? 'the local service did not answer the handshake in time' : 'the local service could not be reached');
+      stream.reset(timedOut ? 'upstream_timeout' : 'bad_gateway');
     });
     ws.on('open', () => {
-      opened = true;
-      deps.sendJson({ t: 'response', sid: m.sid, status: 101, headers: ws.protocol ? { 'sec-websocket-protocol': ws.protocol } : {} });
+      answered = true;
+      const { protocol, headers: head } = answer();
+      deps.sendJson({ t: 'response', sid: m.sid, status: 101, headers: protocol ? { ...head, 'sec-websocket-protocol': protocol } : head });
       bridgeWebSocket(ws, stream);
     });
+    // The hub gave up (its caller left) or the refusal's body is through: the handshake is over.
     stream.whenFinished(() => ws.readyState === ws.CONNECTING && ws.terminate());
   }
 

@@ -2,7 +2,9 @@
 // each message becomes `[1-byte kind (0 text, 1 binary)][uint32 length][payload]` in the stream's
 // bytes, so message boundaries and types survive the relay whatever the chunking. Back-pressure is the
 // stream's credit: a side that cannot write pauses its WebSocket, which stops reading its socket.
-import type { WebSocket } from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
+import { endToEnd } from './credentials.ts';
+import type { Headers } from './frames.ts';
 import type { Stream } from './streams.ts';
 
 export const MAX_WS_MESSAGE = 16 * 1024 * 1024;
@@ -78,4 +80,32 @@ export function pipeWebSockets(a: WebSocket, b: WebSocket): void {
   b.on('close', closeOther(a));
   a.on('error', () => b.terminate());
   b.on('error', () => a.terminate());
+}
+
+/**
+ * Dials a service's WebSocket for a caller whose handshake `headers` carries (the caller's own
+ * handshake fields are dropped; the dialling side sets its own). The subprotocols the caller offered
+ * go on as offered, and `answer()` gives the service's choice, none included, with the other
+ * end-to-end headers of its 101: RFC 6455 §4.1 lets a server choose none of those offered, which ws's
+ * client would refuse, so the offer goes as a plain header and the answer is checked here (a
+ * protocol that was not offered fails the dial, as §4.1 says a client must).
+ */
+export function dialForCaller(target: URL, headers: Headers, opts: Omit<ClientOptions, 'headers'> & { lookup?: unknown }): { ws: WebSocket; answer(): { protocol: string | null; headers: Headers } } {
+  const offered = String(headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  for (const k of Object.keys(headers)) if (k.startsWith('sec-websocket-')) delete headers[k];
+  if (offered.length) headers['sec-websocket-protocol'] = offered.join(', ');
+  const url = new URL(target);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(url, { ...opts, headers: headers as Record<string, string> });
+  let answer = { protocol: null as string | null, headers: {} as Headers };
+  ws.once('upgrade', (res) => {
+    const p = res.headers['sec-websocket-protocol'];
+    // Taken out before ws checks the answer against the (to ws, empty) offer.
+    delete res.headers['sec-websocket-protocol'];
+    const rest = endToEnd(res.headers);
+    for (const k of Object.keys(rest)) if (k.startsWith('sec-websocket-')) delete rest[k];
+    answer = { protocol: p ?? null, headers: rest };
+    if (p !== undefined && !offered.includes(p)) ws.terminate();
+  });
+  return { ws, answer: () => answer };
 }

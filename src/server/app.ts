@@ -8,6 +8,7 @@ import type { AppContext } from '../core/context.ts';
 import { accessLogFor } from '../core/log/log.ts';
 import type { Surface } from '../core/surface.ts';
 import { installJsonParser, installValidation } from '../core/http/validation.ts';
+import { addAnswerHeaders, handleProtocols } from '../core/http/websocket-protocol.ts';
 import { sendControlError } from '../surfaces/control/http.ts';
 import { SURFACES } from './surfaces.ts';
 
@@ -49,7 +50,9 @@ export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURF
   installJsonParser(app);
   app.decorateRequest('principal', null);
   await app.register(cookie);
-  await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
+  // A route may decide the handshake's subprotocol and extra headers itself (core/http/websocket-protocol.ts).
+  await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024, handleProtocols } });
+  app.websocketServer.on('headers', addAnswerHeaders);
 
   // While draining, tell keep-alive clients to go elsewhere instead of reusing this connection.
   app.addHook('onRequest', (req, reply, done) => {

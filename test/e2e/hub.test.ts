@@ -2,8 +2,8 @@
 // entry point, and a local HTTP service demanding a bearer token that only the agent holds.
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
@@ -346,6 +346,164 @@ describe('WebSocket pass-through', () => {
     const status = await new Promise((res) => { anon.once('unexpected-response', (_q, r) => res(r.statusCode)); anon.once('open', () => res('open')); });
     expect(status).toBe(401);
   });
+
+  type Handshake =
+    | { open: true; ws: WebSocket; headers: IncomingHttpHeaders }
+    | { open: false; status: number; headers: IncomingHttpHeaders; body: string };
+  /** Dials through the proxy and reports what the handshake got: the socket, or the HTTP answer. */
+  const handshake = (slug: string, path: string, protocols: string[] = [], headers: Record<string, string> = { 'x-api-key': admin.token }) =>
+    new Promise<Handshake>((resolve, reject) => {
+      const ws = new WebSocket(`${app.url.replace('http', 'ws')}/api/v1/proxy/s/${slug}${path}`, protocols, { headers });
+      let upgraded: IncomingHttpHeaders = {};
+      ws.once('upgrade', (res) => (upgraded = res.headers));
+      ws.once('open', () => resolve({ open: true, ws, headers: upgraded }));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ open: false, status: res.statusCode!, headers: res.headers, body }));
+      });
+      ws.once('error', reject);
+    });
+  const opened = (h: Handshake): WebSocket => {
+    if (!h.open) throw new Error(`HTTP ${h.status}: ${h.body}`);
+    return h.ws;
+  };
+  const wsAudit = async (slug: string, path: string, status: number) =>
+    (await json(await api('/api/v1/audit?action=proxy.request&limit=1000'))).items.find(
+      (i: { status: number; details: { slug: string; path: string } }) => i.status === status && i.details.slug === slug && i.details.path === path,
+    );
+
+  describe.each([
+    { via: 'node', slug: 'grafana' },
+    { via: 'direct', slug: 'ws-direct' },
+  ])('to a service reached $via, as if calling the service itself', ({ via, slug }) => {
+    beforeAll(async () => {
+      if (via !== 'direct') return;
+      const res = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug, endpoint_url: upstream.url, auth_method: 'bearer', credential: UPSTREAM_TOKEN }) });
+      expect(res.status).toBe(201);
+    });
+
+    it("answers a refused upgrade with the service's own status, headers and body", async () => {
+      const h = await handshake(slug, '/ws-nope', ['echo.v1']);
+      expect(h.open).toBe(false);
+      if (h.open) return;
+      expect(h.status).toBe(403);
+      expect(h.headers['x-refused-by']).toBe('upstream');
+      expect(h.headers['content-type']).toBe('application/json');
+      expect(JSON.parse(h.body)).toEqual({ error: 'no WebSocket here', path: '/ws-nope' });
+      const row = await until('audit of the refusal', () => wsAudit(slug, '/ws-nope', 403), 5_000);
+      expect(row).toMatchObject({ routed_via: via, outcome: 'failure', details: { websocket: true } });
+    });
+
+    it('answers with the subprotocol and headers the service chose, and with none when it chose none', async () => {
+      const h = await handshake(slug, '/ws-echo', ['other.v0', 'echo.v1']);
+      const ws = opened(h);
+      expect(ws.protocol).toBe('echo.v1');
+      if (h.open) expect(h.headers).toMatchObject({ 'set-cookie': ['ws-session=1'], 'x-upstream-ws': 'yes' });
+      ws.send('chosen');
+      expect(String(await new Promise((res) => ws.once('message', res)))).toBe('chosen');
+      ws.close();
+      // The service picks none of these: the caller's client refuses the socket, as it would directly.
+      await expect(handshake(slug, '/ws-echo', ['other.v0'])).rejects.toThrow(/no subprotocol/);
+    });
+
+    it('delivers the message the service sends the moment the socket opens', async () => {
+      const ws = new WebSocket(`${app.url.replace('http', 'ws')}/api/v1/proxy/s/${slug}/ws-greet`, { headers: { 'x-api-key': admin.token } });
+      // Listening before 'open': nothing the service sends may be lost or late.
+      const first = new Promise<string>((res, rej) => {
+        ws.once('message', (d) => res(String(d)));
+        ws.once('error', rej);
+      });
+      expect(await first).toBe('welcome');
+      ws.send('after');
+      expect(String(await new Promise((res) => ws.once('message', res)))).toBe('after');
+      ws.close();
+    });
+
+    it('keeps the frames a caller sends before its handshake is answered', async () => {
+      // Two masked text frames: one in the same write as the request, one while the service is dialled.
+      const frame = (text: string) => {
+        const payload = Buffer.from(text);
+        const mask = randomBytes(4);
+        return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4]!)]);
+      };
+      const sock = connect(Number(new URL(app.url).port), '127.0.0.1');
+      sock.on('error', () => {});
+      const head = [
+        `GET /api/v1/proxy/s/${slug}/ws-echo HTTP/1.1`, 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade',
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', `X-API-Key: ${admin.token}`, '', '',
+      ].join('\r\n');
+      sock.write(Buffer.concat([Buffer.from(head), frame('early-1')]));
+      setImmediate(() => sock.write(frame('early-2')));
+      let got = Buffer.alloc(0);
+      const texts = await new Promise<string[]>((resolve, reject) => {
+        sock.on('data', (c: Buffer) => {
+          got = Buffer.concat([got, c]);
+          const end = got.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          if (!got.subarray(0, 12).toString().startsWith('HTTP/1.1 101')) return reject(new Error(got.toString()));
+          // Unmasked server frames of short text: [0x81, length, payload].
+          const out: string[] = [];
+          for (let i = end + 4; i + 2 <= got.length && i + 2 + got[i + 1]! <= got.length; i += 2 + got[i + 1]!) out.push(got.subarray(i + 2, i + 2 + got[i + 1]!).toString());
+          if (out.length === 2) resolve(out);
+        });
+        sock.once('close', () => reject(new Error(`closed: ${got.toString()}`)));
+        setTimeout(() => reject(new Error(`no echo in time: ${got.toString()}`)), 10_000);
+      });
+      expect(texts).toEqual(['early-1', 'early-2']);
+      sock.destroy();
+    });
+
+    it('gives up the dial when the caller leaves before the service has answered', async () => {
+      expect(upstream.hangingUpgrades).toBe(0);
+      const callers = Array.from({ length: 4 }, () => {
+        const ws = new WebSocket(`${app.url.replace('http', 'ws')}/api/v1/proxy/s/${slug}/ws-hang`, { headers: { 'x-api-key': admin.token } });
+        ws.on('error', () => {});
+        return ws;
+      });
+      await until('the dials to reach the service', async () => upstream.hangingUpgrades === callers.length, 10_000);
+      for (const ws of callers) ws.terminate();
+      // Well inside the 30 s handshake timeout: only the cancelled dial frees the service's sockets.
+      await until('the service to see its sockets closed', async () => upstream.hangingUpgrades === 0, 10_000);
+      const row = await until('audit of the caller leaving', () => wsAudit(slug, '/ws-hang', 499), 5_000);
+      expect(row).toMatchObject({ routed_via: via, outcome: 'failure', details: { websocket: true, aborted: true } });
+    });
+  });
+
+  it('refuses a malformed handshake with 400 and never dials the service', async () => {
+    const port = Number(new URL(app.url).port);
+    const base = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64'), 'x-api-key': admin.token };
+    const cases: Array<Record<string, string | undefined>> = [
+      { 'sec-websocket-key': 'not-a-key' },
+      { 'sec-websocket-key': randomBytes(20).toString('base64') },
+      { 'sec-websocket-key': undefined },
+      { 'sec-websocket-version': undefined },
+      { 'sec-websocket-version': '12' },
+      { 'sec-websocket-protocol': 'echo.v1, bad protocol' },
+      { 'sec-websocket-protocol': 'echo.v1, echo.v1' },
+      { upgrade: 'h2c' },
+    ];
+    const seenBefore = upstream.seen.length;
+    for (const [i, change] of cases.entries()) {
+      const headers = Object.fromEntries(Object.entries({ ...base, ...change }).filter((e): e is [string, string] => e[1] !== undefined));
+      const got = await new Promise<{ status: number; body: string; version: string | undefined }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: `/api/v1/proxy/s/grafana/ws-echo?hostile=${i}`, headers });
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body, version: res.headers['sec-websocket-version'] as string | undefined }));
+        });
+        req.on('upgrade', () => reject(new Error(`upgraded: ${JSON.stringify(change)}`)));
+        req.on('error', reject);
+        req.end();
+      });
+      expect(got.status, JSON.stringify(change)).toBe(400);
+      expect(JSON.parse(got.body).error.code).toBe('validation_failed');
+      if ('sec-websocket-version' in change) expect(got.version).toBe('13');
+    }
+    expect(upstream.seen.slice(seenBefore).filter((s) => s.url.includes('hostile'))).toEqual([]);
+  });
 });
 
 describe('direct services and the SSRF guard', () => {
@@ -494,6 +652,18 @@ describe('HTTP long-poll fallback', () => {
 });
 
 describe('failover and failure', () => {
+  const handshake503 = (slug: string) =>
+    new Promise<{ status: number; retryAfter: string | undefined; body: string }>((resolve, reject) => {
+      const ws = new WebSocket(`${app.url.replace('http', 'ws')}/api/v1/proxy/s/${slug}/ws-echo`, ['echo.v1'], { headers: { 'x-api-key': admin.token } });
+      ws.once('open', () => reject(new Error('opened')));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'], body }));
+      });
+    });
+
   it('fails over by priority, gives the caller a clean error on kill -9, then 8002 quickly', async () => {
     const b = await registerNode('standby');
     nodeB = b.id;
@@ -528,6 +698,11 @@ describe('failover and failure', () => {
     }, 5_000);
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect((await json(offline)).error.code).toBe(8002);
+    // A WebSocket to the same service gets the same answer, as plain HTTP before any handshake.
+    const ws = await handshake503('grafana');
+    expect(ws.status).toBe(503);
+    expect(ws.retryAfter).toBeTruthy();
+    expect(JSON.parse(ws.body).error.code).toBe(8002);
     // The service bound to both nodes moves to the standby.
     expect((await proxy('pair', '/echo')).status).toBe(200);
     await until('audit of the failover', async () => (await pairVia(nodeB)) === 1, 5_000);

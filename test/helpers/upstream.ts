@@ -2,7 +2,7 @@
 // token and offers echo, upload, download, SSE and never-ending streams for relay tests.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 
 export interface Upstream {
@@ -15,6 +15,8 @@ export interface Upstream {
   /** While set, /upload stops reading its body. */
   pauseUploads: { paused: boolean; resume(): void };
   seen: Array<{ method: string; url: string; headers: IncomingMessage['headers'] }>;
+  /** WebSocket handshakes to /ws-hang still open: never answered, held until their caller leaves. */
+  readonly hangingUpgrades: number;
   close(): Promise<void>;
 }
 
@@ -139,14 +141,39 @@ export async function startUpstream(token: string): Promise<Upstream> {
         res.writeHead(404).end('not here');
     }
   });
-  // /ws-echo: a WebSocket that echoes each message with its type, behind the same bearer token.
-  const wss = new WebSocketServer({
-    server,
-    path: '/ws-echo',
-    verifyClient: (info: { req: IncomingMessage }) => info.req.headers.authorization === `Bearer ${token}`,
-    handleProtocols: (protocols: Set<string>) => (protocols.has('echo.v1') ? 'echo.v1' : false),
+  // WebSockets, behind the same bearer token: /ws-echo echoes each message with its type, picks
+  // subprotocol echo.v1 when offered and sets a cookie on its 101; /ws-greet says 'welcome' as soon as it is open; /ws-hang never
+  // answers the handshake. Any other path refuses the upgrade with a 403 of its own.
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols: Set<string>) => (protocols.has('echo.v1') ? 'echo.v1' : false) });
+  // /ws-echo's 101 carries headers of its own, as a service's handshake may (a session cookie).
+  wss.on('headers', (lines, req) => req.url?.startsWith('/ws-echo') && lines.push('Set-Cookie: ws-session=1', 'X-Upstream-WS: yes'));
+  const hanging = new Set<Socket>();
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers });
+    socket.on('error', () => socket.destroy());
+    const path = new URL(req.url!, 'http://x').pathname;
+    if (!['/ws-echo', '/ws-greet', '/ws-hang'].includes(path)) {
+      const body = JSON.stringify({ error: 'no WebSocket here', path });
+      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nx-refused-by: upstream\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: 21\r\nconnection: close\r\n\r\n{"error":"bad token"}');
+      return;
+    }
+    if (path === '/ws-hang') {
+      hanging.add(socket);
+      socket.once('close', () => hanging.delete(socket));
+      // Reading, as any server does, is what notices the other side going away.
+      socket.once('end', () => socket.destroy());
+      socket.resume();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (path === '/ws-greet') ws.send('welcome');
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
   });
-  wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
@@ -158,6 +185,15 @@ export async function startUpstream(token: string): Promise<Upstream> {
     sseGate,
     pauseUploads,
     seen,
-    close: () => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(); server.closeAllConnections(); server.close(() => r()); }),
+    get hangingUpgrades() {
+      return hanging.size;
+    },
+    close: () => new Promise((r) => {
+      for (const c of wss.clients) c.terminate();
+      for (const s of hanging) s.destroy();
+      wss.close();
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
   };
 }

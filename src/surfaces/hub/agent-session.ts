@@ -30,6 +30,10 @@ export interface SessionHost {
   offline(session: AgentSession): void;
 }
 
+export type RelayedUpgrade =
+  | { accepted: true; headers: Headers; stream: Stream }
+  | { accepted: false; status: number; headers: Headers; body: Readable };
+
 interface PendingHead {
   resolve(v: { status: number; headers: Headers }): void;
   reject(err: Error): void;
@@ -121,9 +125,15 @@ export class AgentSession {
     return { status, headers, body: stream.readable() };
   }
 
-  /** Opens a WebSocket to the service through this agent; the stream then carries its messages. */
-  upgrade(req: Omit<RelayRequest, 'body'>): Promise<{ status: number; headers: Headers; stream: Stream }> {
-    return this.open({ ...req, body: null }, true);
+  /**
+   * Opens a WebSocket to the service through this agent. Accepted, the stream then carries its
+   * messages; refused, the answer is the service's own, its body streamed.
+   */
+  async upgrade(req: Omit<RelayRequest, 'body'>): Promise<RelayedUpgrade> {
+    const { status, headers, stream } = await this.open({ ...req, body: null }, true);
+    if (status === 101) return { accepted: true, headers, stream };
+    stream.end(); // nothing goes the other way on a refused handshake
+    return { accepted: false, status, headers, body: stream.readable() };
   }
 
   private async open(req: RelayRequest, upgrade: boolean): Promise<{ status: number; headers: Headers; stream: Stream }> {

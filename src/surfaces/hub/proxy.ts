@@ -2,14 +2,15 @@
 // (except the `body` auth method, which must edit a JSON body). Direct services are dialled by the
 // appliance behind the SSRF guard; node services go through the relay to the agent that holds the
 // credential. Failover: candidates in priority/WRR order; offline nodes never get a request.
+import type { Readable } from 'node:stream';
 import { Agent, request as undiciRequest } from 'undici';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import type { AppContext } from '../../core/context.ts';
 import { AppError } from '../../core/errors/errors.ts';
 import { NODE_OFFLINE } from '../../core/relay/node-relay.ts';
 import { endToEnd, inject, joinTarget } from '../../protocol/credentials.ts';
 import type { Headers } from '../../protocol/frames.ts';
-import { bridgeWebSocket, MAX_WS_MESSAGE, pipeWebSockets } from '../../protocol/ws-bridge.ts';
+import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE, pipeWebSockets } from '../../protocol/ws-bridge.ts';
 import type { Registry } from './registry.ts';
 import { NodePicker } from './routing.ts';
 import type { Services } from './services.ts';
@@ -30,6 +31,16 @@ export interface ProxyCall {
   /** The service's node binding when the caller already read it (one lookup per request). */
   bound?: ServiceNode[];
 }
+
+/**
+ * A service's answer to a WebSocket handshake, before the caller's is answered. Accepted: the
+ * subprotocol and other headers of its 101; `join` the caller's socket once its handshake completes
+ * (or `cancel`). Refused: the service's own answer.
+ */
+export type DialedWebSocket = { routedVia: 'direct' | 'node'; nodeId: string | null } & (
+  | { accepted: true; protocol: string | null; headers: Headers; join(caller: WebSocket): void; cancel(): void }
+  | { accepted: false; status: number; headers: Headers; body: Readable }
+);
 
 export interface ProxyResult {
   status: number;
@@ -130,53 +141,84 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     throw last;
   }
 
-  /** WebSocket headers the dialling side sets itself. */
-  const wsHeaders = (headers: Headers) => {
-    const protocols = String(headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
-    for (const k of Object.keys(headers)) if (k.startsWith('sec-websocket-')) delete headers[k];
-    return protocols;
-  };
+  /** A direct service's WebSocket, dialled by the appliance behind the SSRF guard. */
+  async function dialDirect(call: Omit<ProxyCall, 'body'>, target: URL, headers: Headers): Promise<DialedWebSocket> {
+    await checkUrl(target, guard);
+    const secret = services.credential(call.service);
+    if (secret !== null) inject({ method: call.service.auth_method, keyName: call.service.auth_key_name, secret }, target, headers);
+    const { ws: upstream, answer } = dialForCaller(target, headers, {
+      perMessageDeflate: false,
+      handshakeTimeout: 30_000,
+      maxPayload: MAX_WS_MESSAGE,
+      lookup: guardedLookup(guard),
+    });
+    // The caller leaving (or the session's end) closes the upstream, at any stage.
+    const cancel = () => upstream.terminate();
+    if (call.signal.aborted) cancel();
+    call.signal.addEventListener('abort', cancel, { once: true });
+    const where = { routedVia: 'direct', nodeId: null } as const;
+    return new Promise<DialedWebSocket>((resolve, reject) => {
+      upstream.once('open', () => {
+        // What the service sends at once waits in its socket until the caller's side is there to take it.
+        upstream.pause();
+        resolve({
+          ...where,
+          accepted: true,
+          ...answer(),
+          join: (caller) => {
+            pipeWebSockets(caller, upstream);
+            upstream.resume();
+          },
+          cancel,
+        });
+      });
+      upstream.once('unexpected-response', (_req, res) => {
+        res.once('close', cancel);
+        resolve({ ...where, accepted: false, status: res.statusCode!, headers: endToEnd(res.headers), body: res });
+      });
+      // Stays for the socket's life: errors after the handshake are the bridge's to handle.
+      upstream.on('error', (err) => {
+        const code = (err as { code?: string }).code;
+        if (code === 'ESSRF') return reject(new AppError('forbidden', `service endpoint refused: ${err.message}`));
+        if (err.message.includes('handshake has timed out')) return reject(new AppError('upstream_timeout', 'the service did not answer the handshake in time'));
+        reject(new AppError('bad_gateway', 'the service could not be reached', { cause: err }));
+      });
+    });
+  }
+
+  async function dialViaNodes(call: Omit<ProxyCall, 'body'>, target: URL, headers: Headers, bound: ServiceNode[]): Promise<DialedWebSocket> {
+    const session = picker.order(call.service.id, bound, (id) => registry.isOnline(id)).map((id) => registry.get(id)).find((s) => s !== undefined);
+    if (!session) throw new AppError('unavailable', `no node serving "${call.service.slug}" is online`, { numericCode: NODE_OFFLINE, retryAfter: 5 });
+    const where = { routedVia: 'node', nodeId: session.nodeId } as const;
+    const res = await session.upgrade({ method: 'GET', url: target.toString(), headers, service: call.service.slug, signal: call.signal });
+    if (!res.accepted) return { ...where, accepted: false, status: res.status, headers: endToEnd(res.headers), body: res.body };
+    const { stream } = res;
+    const { 'sec-websocket-protocol': protocol, ...answered } = endToEnd(res.headers);
+    return {
+      ...where,
+      accepted: true,
+      protocol: typeof protocol === 'string' && protocol ? protocol : null,
+      headers: answered,
+      // Messages the service sent meanwhile wait in the stream, within its window.
+      join: (caller) => bridgeWebSocket(caller, stream),
+      cancel: () => stream.reset('caller went away'),
+    };
+  }
 
   return {
     /**
-     * Joins an accepted caller WebSocket to the service: through a node (messages over a relay
-     * stream) or, for a direct service, to a WebSocket the appliance dials. Resolves with where it went.
+     * Dials the service's WebSocket before the caller's handshake is answered, so that the caller can
+     * be told what the service said: a refusal as the service's own HTTP answer, an acceptance with
+     * the subprotocol the service chose. Through a node, messages travel over a relay stream; for a
+     * direct service, the appliance holds the second WebSocket. Aborting `call.signal` gives up the
+     * dial at any stage and, once joined, ends the session.
      */
-    async forwardWebSocket(call: Omit<ProxyCall, 'body'>, caller: WebSocket): Promise<{ routedVia: 'direct' | 'node'; nodeId: string | null }> {
+    async dialWebSocket(call: Omit<ProxyCall, 'body'>): Promise<DialedWebSocket> {
       const target = joinTarget(call.service.endpoint_url, call.rest, call.search);
       if (!target) throw new AppError('validation_failed', 'path may not climb above the service endpoint');
       const headers = endToEnd(call.headers, call.strip);
       const bound = call.bound ?? services.store.nodes(call.service.id);
-      if (bound.length) {
-        const order = picker.order(call.service.id, bound, (id) => registry.isOnline(id));
-        const session = order.length ? registry.get(order[0]!) : undefined;
-        if (!session) throw new AppError('unavailable', `no node serving "${call.service.slug}" is online`, { numericCode: NODE_OFFLINE });
-        const { stream } = await session.upgrade({ method: 'GET', url: target.toString(), headers, service: call.service.slug, signal: call.signal });
-        bridgeWebSocket(caller, stream);
-        return { routedVia: 'node', nodeId: session.nodeId };
-      }
-      await checkUrl(target, guard);
-      const protocols = wsHeaders(headers);
-      const secret = services.credential(call.service);
-      if (secret !== null) inject({ method: call.service.auth_method, keyName: call.service.auth_key_name, secret }, target, headers);
-      target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
-      const upstream = new WebSocket(target, protocols, {
-        headers: headers as Record<string, string>,
-        perMessageDeflate: false,
-        handshakeTimeout: 30_000,
-        maxPayload: MAX_WS_MESSAGE,
-        lookup: guardedLookup(guard) as never,
-      });
-      await new Promise<void>((resolve, reject) => {
-        upstream.once('open', resolve);
-        upstream.once('unexpected-response', (_req, res) => {
-          res.resume();
-          reject(new AppError('bad_gateway', `the service answered ${res.statusCode} instead of upgrading`));
-        });
-        upstream.once('error', (err) => reject(new AppError('bad_gateway', 'the service could not be reached', { cause: err })));
-      });
-      pipeWebSockets(caller, upstream);
-      return { routedVia: 'direct', nodeId: null };
+      return bound.length ? dialViaNodes(call, target, headers, bound) : dialDirect(call, target, headers);
     },
 
     async forward(call: ProxyCall): Promise<ProxyResult> {

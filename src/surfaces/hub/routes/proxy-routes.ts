@@ -1,5 +1,6 @@
 // ANY /api/v1/proxy/s/<slug>/<path…>. Its own scope: request bodies are not parsed here but streamed
 // to the service as they arrive, so no body limit applies and nothing is buffered.
+import type { Socket } from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -7,9 +8,10 @@ import type { AppContext } from '../../../core/context.ts';
 import { AppError } from '../../../core/errors/errors.ts';
 import { bearerFrom } from '../../../core/http/auth.ts';
 import { redactUrl } from '../../../core/log/log.ts';
-import { NODE_OFFLINE } from '../../../core/relay/node-relay.ts';
+import { answerWith, checkHandshake } from '../../../core/http/websocket-protocol.ts';
 import { corkPerTurn } from '../../../protocol/cork.ts';
 import type { Hub } from '../hub.ts';
+import type { DialedWebSocket } from '../proxy.ts';
 
 const PREFIX = '/api/v1/proxy/s/';
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -36,6 +38,51 @@ function counted(body: AsyncIterable<Uint8Array>, add: (n: number) => void): Rea
   source.once('error', (err) => meter.destroy(err));
   meter.once('close', () => source.readableEnded || source.destroy());
   return source.pipe(meter);
+}
+
+/** Bytes a caller may send before its handshake is answered; a client sends none (RFC 6455 §4.1). */
+const EARLY_BYTES = 64 * 1024;
+
+/**
+ * Watches a caller's socket while its WebSocket handshake waits for the service, so that a caller who
+ * goes away (FIN, reset) is noticed at once. Only a reading socket notices, so bytes that arrive
+ * meanwhile are kept and put back by `release`, which leaves the socket paused for ws to take over. A
+ * caller that sends more than a handshake could need is no longer read (the dial's own timeout then
+ * bounds the wait).
+ */
+function watchCaller(socket: Socket, onLeave: () => void): { release(): void } {
+  const early: Buffer[] = [];
+  let held = 0;
+  const onData = (chunk: Buffer) => {
+    early.push(chunk);
+    held += chunk.length;
+    if (held > EARLY_BYTES) socket.pause();
+  };
+  const stop = () => {
+    socket.off('data', onData);
+    socket.off('end', leave);
+    socket.off('close', leave);
+  };
+  const leave = () => {
+    stop();
+    onLeave();
+  };
+  socket.on('data', onData);
+  socket.once('end', leave);
+  socket.once('close', leave);
+  return {
+    release() {
+      socket.pause();
+      stop();
+      if (early.length) socket.unshift(Buffer.concat(early));
+    },
+  };
+}
+
+interface WsSession {
+  dial: Extract<DialedWebSocket, { accepted: true }>;
+  joined: boolean;
+  finish(status: number, complete: boolean): void;
 }
 
 export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
@@ -74,7 +121,8 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     return { principal, service, bound, rest, search: q < 0 ? '' : rawUrl.slice(q), strip };
   };
 
-  const audit = (req: FastifyRequest, r: ReturnType<typeof resolve>, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean }) =>
+  type Resolved = ReturnType<typeof resolve>;
+  const audit = (req: FastifyRequest, r: Resolved, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean }) =>
     ctx.audit.enqueue({
       actor_type: 'token',
       actor_id: r.principal.userId,
@@ -98,8 +146,6 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
         ...(entry.complete ? {} : { aborted: true }),
       },
     });
-
-  const resolved = new WeakMap<FastifyRequest, ReturnType<typeof resolve>>();
 
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
@@ -147,40 +193,88 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     return reply.send(out);
   };
 
-  // WebSocket upgrades: authenticated before the handshake (a refusal is a plain HTTP error), then
-  // joined to the service message by message.
+  // WebSocket upgrades. The caller is authenticated and the service dialled before the caller's
+  // handshake is answered, so that the caller learns what the service said, as if it had called the
+  // service itself: a refusal is the service's own HTTP answer, an acceptance names the subprotocol
+  // the service chose and carries its 101's headers (core/http/websocket-protocol.ts), and the
+  // messages follow one by one.
   // A callback hook, not an async one: it runs on every proxied GET, and most are not upgrades.
-  const wsPreHandler = (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+  const sessions = new WeakMap<FastifyRequest, WsSession>();
+  const wsPreHandler = (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     if (!req.ws) return done();
+    // The socket is closed after any answer but a 101 (@fastify/websocket), so the answer says so.
+    reply.header('connection', 'close');
+    const check = checkHandshake(req.method, req.headers);
+    if (!check.ok) {
+      reply.headers(check.headers);
+      return done(new AppError('validation_failed', check.message));
+    }
+    let r: Resolved;
     try {
-      resolved.set(req, resolve(req));
+      r = resolve(req);
     } catch (err) {
       return done(err as Error);
     }
-    done();
-  };
-  const wsHandler = (socket: WebSocket, req: FastifyRequest) => {
-    const r = resolved.get(req)!;
     const started = performance.now();
     const abort = new AbortController();
-    const timer = setTimeout(() => socket.close(1001, 'maximum stream duration reached'), ctx.config.proxy.maxStreamSeconds * 1000);
-    socket.pause();
-    hub.proxy.forwardWebSocket({ service: r.service, bound: r.bound, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal }, socket).then(
-      (where) => {
-        socket.resume();
+    const socket = req.raw.socket;
+    const where = { routedVia: (r.bound.length ? 'node' : 'direct') as 'direct' | 'node', nodeId: null as string | null };
+    const finish = (status: number, complete: boolean, bytesOut = 0) =>
+      audit(req, r, { status, complete, ...where, bytesIn: 0, bytesOut, started, websocket: true });
+
+    // Dialling may take up to the service's handshake timeout; a caller that leaves meanwhile takes
+    // the dial with it (499, nginx's "client closed request").
+    let left = false;
+    const caller = watchCaller(socket, () => {
+      left = true;
+      abort.abort();
+      socket.destroy();
+      finish(499, false);
+    });
+    hub.proxy.dialWebSocket({ service: r.service, bound: r.bound, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal }).then(
+      (dial) => {
+        where.routedVia = dial.routedVia;
+        where.nodeId = dial.nodeId;
+        if (left) return dial.accepted ? dial.cancel() : void dial.body.destroy();
+        caller.release();
+        if (!dial.accepted) {
+          let bytesOut = 0;
+          reply.raw.once('close', () => finish(dial.status, reply.raw.writableFinished, bytesOut));
+          reply.code(dial.status).headers(dial.headers);
+          reply.send(counted(dial.body, (n) => (bytesOut += n)));
+          return;
+        }
+        answerWith(req.raw, dial.protocol, dial.headers);
+        const session: WsSession = { dial, joined: false, finish };
+        sessions.set(req, session);
+        // A socket gone before the handshake completes never reaches the wsHandler.
         socket.once('close', () => {
-          clearTimeout(timer);
-          abort.abort();
-          audit(req, r, { status: 101, complete: true, ...where, bytesIn: 0, bytesOut: 0, started, websocket: true });
+          if (session.joined) return;
+          dial.cancel();
+          finish(499, false);
         });
+        done();
       },
       (err: unknown) => {
-        clearTimeout(timer);
-        const e = err instanceof AppError ? err : new AppError('bad_gateway', 'the service could not be reached');
-        audit(req, r, { status: e.status, complete: false, routedVia: 'direct', nodeId: null, bytesIn: 0, bytesOut: 0, started, websocket: true });
-        socket.close(e.numericCode === NODE_OFFLINE ? 1013 : 1011, `${e.numericCode ?? e.code}: ${e.message}`.slice(0, 120));
+        if (left) return;
+        caller.release();
+        finish(err instanceof AppError ? err.status : 500, false);
+        done(err as Error);
       },
     );
+  };
+
+  const wsHandler = (socket: WebSocket, req: FastifyRequest) => {
+    const session = sessions.get(req)!;
+    session.joined = true;
+    const timer = setTimeout(() => socket.close(1001, 'maximum stream duration reached'), ctx.config.proxy.maxStreamSeconds * 1000);
+    session.dial.join(socket);
+    // Paused since the dial began (watchCaller); what the caller sent meanwhile is read now.
+    socket.resume();
+    socket.once('close', () => {
+      clearTimeout(timer);
+      session.finish(101, true);
+    });
   };
 
   for (const url of [`${PREFIX}:slug`, `${PREFIX}:slug/*`]) {
