@@ -3,17 +3,17 @@
 // concurrency 1 (own sequential loop, µs resolution) and 64 (wrk or autocannon, bench/lib.ts `load`), requests/s at 64,
 // time-to-first-chunk and inter-chunk delay for a 64-chunk stream, and Nexus's RSS before/after 100k
 // requests. Run: `npm run bench -- gateway` (BENCH_SECONDS to change the c=64 duration).
-// Knobs: BENCH_GATEWAY_ROUNDS (c=64 rounds per target, default 3). For quick checks while working: BENCH_GATEWAY_QUICK=1 (fewer c=1 requests and stream runs, no
+// Knobs: BENCH_GATEWAY_ROUNDS (c=64 rounds per target, default 5, alternating order). For quick checks while working: BENCH_GATEWAY_QUICK=1 (fewer c=1 requests and stream runs, no
 // 100k RSS rounds), BENCH_GATEWAY_TARGETS=direct,nexus (which columns to measure), and
 // BENCH_GATEWAY_PROFILE=DIR (Nexus writes a V8 CPU profile there; see bench/fixtures/profile-summary.ts).
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { fmt, freePort, load, loadGenerator, ROOT, startQuiet, stop, tempDir, waitFor, type LoadResult } from './lib.ts';
+import { fmt, freePort, load, loadGenerator, median, ROOT, startQuiet, stop, tempDir, waitFor, type LoadResult } from './lib.ts';
 
 const duration = Number(process.env.BENCH_SECONDS ?? 5);
-const c64Rounds = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 3);
+const c64Rounds = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 5);
 const quick = process.env.BENCH_GATEWAY_QUICK === '1';
 const only = process.env.BENCH_GATEWAY_TARGETS?.split(',') ?? null;
 const profileDir = process.env.BENCH_GATEWAY_PROFILE;
@@ -157,13 +157,16 @@ for (const t of targets) {
   // (Portkey's streams need bench/fixtures/portkey-stream-headers.ts on Node; a failure is recorded as n/a.)
   st[t.name] = await streaming(t, quick ? 10 : 30).catch((err: Error) => (console.error(`${t.name} streaming: ${err.message}`), null));
 }
-// c=64 in rounds: the targets take turns, so a burst of other work on the machine hits them alike;
-// each target's figures are from its median round by requests/s.
+// c=64 in rounds: the targets take turns, in reverse order every other round (A B C, C B A, …), so a
+// burst of other work on the machine, or a drift in its speed, hits them alike; each target's figures
+// are from its median round by requests/s. The Nexus/Portkey ratio is also taken round by round
+// (the two ran next to each other) and its median reported: on a shared host whose speed drifts by
+// tens of percent within minutes, that is the steadier estimate.
 // `main`: CPU of the serving process's main thread only (its JavaScript thread; libuv's pool and
 // V8's helper threads are the rest of `cpu`).
 const rounds: Record<string, { r: LoadResult; cpu: number; main: number; busy: number }[]> = {};
 for (let round = 0; round < c64Rounds; round++) {
-  for (const t of targets) {
+  for (const t of round % 2 ? [...targets].reverse() : targets) {
     const cpu0 = cpuSeconds(pidOf[t.name]);
     const main0 = cpuSeconds(pidOf[t.name], pidOf[t.name]);
     const m0 = machineCpu();
@@ -177,9 +180,11 @@ for (const t of targets) {
   const mid = sorted[Math.floor(sorted.length / 2)]!;
   c64[t.name] = { ...mid.r, errors: sorted.reduce((a, x) => a + x.r.errors, 0), non2xx: sorted.reduce((a, x) => a + x.r.non2xx, 0) };
   cpuPerReq[t.name] = mid.cpu;
-  console.error(`${t.name}: CPU per request ${Math.round(mid.cpu)} µs, main thread ${Math.round(mid.main)} µs (median round)`);
+  console.error(`${t.name}: CPU per request ${Math.round(mid.cpu)} µs, main thread ${Math.round(mid.main)} µs (median round); by round ${rounds[t.name]!.map((x) => Math.round(x.cpu)).join(' / ')} µs`);
   machineBusy[t.name] = mid.busy;
 }
+const pairRatios = rounds.nexus && rounds.portkey ? rounds.nexus.map((x, i) => x.r.rps / rounds.portkey![i]!.r.rps) : [];
+const cpuRatios = rounds.nexus && rounds.portkey ? rounds.nexus.map((x, i) => rounds.portkey![i]!.cpu / x.cpu) : [];
 const roundsLine = targets.map((t) => `${label(t.name)} ${rounds[t.name]!.map((x) => Math.round(x.r.rps).toLocaleString('en')).join(' / ')}`).join('; ');
 // RSS: after the runs above (about 40k requests), after 100k more requests, and after another 100k: a leak grows
 // in both rounds, a heap settling into its working size only in the first.
@@ -225,7 +230,8 @@ ${row('stream: mean inter-chunk gap (ms; upstream ticks 2 ms)', (t) => na(st[t.n
 ${row('stream: added inter-chunk delay (ms)', (t) => na(st[t.name] && dst, () => `**${fmt(st[t.name]!.gap - dst!.gap, 3)}**`), true)}
 
 - c=64 requests/s in each round: ${roundsLine}.
-- Nexus requests/s at c=64 = ${ratio(c64.nexus, c64.portkey)} Portkey's, ${c64.nexus && d64 ? fmt(c64.nexus.rps / d64.rps, 2) : 'n/a'}× direct.
+- Nexus requests/s at c=64 = ${ratio(c64.nexus, c64.portkey)} Portkey's (median rounds), ${c64.nexus && d64 ? fmt(c64.nexus.rps / d64.rps, 2) : 'n/a'}× direct.${pairRatios.length ? `
+- Round by round (Nexus and Portkey run next to each other): requests/s ratio ${pairRatios.map((x) => fmt(x, 1)).join(' / ')}, median **${fmt(median(pairRatios), 1)}×**; Portkey's CPU per request over Nexus's ${cpuRatios.map((x) => fmt(x, 1)).join(' / ')}, median ${fmt(median(cpuRatios), 1)}×.` : ''}
 - Nexus RSS before / after 100k requests (c=64): ${hundredK ? `${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run); after another 100k: ${fmt(rssAfter2, 1)} MB (${fmt(rssAfter2 - rssAfter, 1)} MB more)` : `not measured (quick run; ${fmt(rssBefore, 1)} MB at the end)`}.
 - Load average (1, 5, 15 min) at the start: ${loadAtStart.map((x) => fmt(x, 2)).join(', ')}; at the end: ${loadavg().map((x) => fmt(x, 2)).join(', ')}.
 `);
