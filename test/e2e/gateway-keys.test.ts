@@ -133,6 +133,9 @@ describe('usage', () => {
     expect(audit.items).toHaveLength(3);
     expect(audit.items.map((i: { outcome: string }) => i.outcome).sort()).toEqual(['failure', 'success', 'success']);
     expect(audit.items[0]).toMatchObject({ actor_type: 'virtual_key', actor_id: id, action: 'gateway.chat', routed_via: 'direct', source_ip: '127.0.0.1' });
+    const pricedCall = audit.items.find((i: { target_id: string }) => i.target_id === 'priced');
+    expect(pricedCall.details).toMatchObject({ ingress: 'openai', output_tokens: 2 });
+    expect(pricedCall.details.input_tokens).toBeGreaterThan(0);
     expect(JSON.stringify(audit)).not.toContain(key);
     const byDay = await json(await fetch(`${app.url}/api/v1/usage?group_by=day,user`, authed(admin.token)));
     expect(byDay.items[0].day).toMatch(/^\d{4}-\d{2}-\d{2}$/);

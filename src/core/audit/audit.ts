@@ -16,7 +16,8 @@ export interface Audit {
   close(): void;
 }
 
-const SECRET_KEY = /(secret|password|token|api[-_]?key|authorization|credential|cookie)/i;
+// `token` but not `tokens`: `access_token`, `setup_token` are secrets, `input_tokens` is a count.
+const SECRET_KEY = /(secret|password|token(?!s)|api[-_]?key|authorization|credential|cookie)/i;
 
 /** Defence in depth: a details field named like a secret never reaches the table (copied only then). */
 function scrub(details: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
