@@ -106,6 +106,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
   const dispatcher = new Agent({ headersTimeout: 300_000, bodyTimeout: 300_000, keepAliveTimeout: 30_000 });
 
   const refuse = (sid: string, code: StreamErrorCode, message: string) => deps.sendJson({ t: 'stream_error', sid, code, message });
+  const uncredentialed = new Set<string>();
 
   function serve(m: OpenMsg, stream: Stream, target: URL): void {
     const headers = endToEnd(m.headers);
@@ -119,6 +120,11 @@ export function createLocalRelay(deps: LocalRelayDeps) {
           return;
         }
         inject({ method: SECRET_FORMATS[cred.format], keyName: cred.header, secret: cred.secret }, target, headers);
+      } else if (!uncredentialed.has(m.service) && uncredentialed.size < 1000) {
+        // Said once per service: a slug that differs from the one the credential was stored under
+        // (the appliance turns a taken slug into `slug-2`) otherwise shows only as the service's 401.
+        uncredentialed.add(m.service);
+        deps.log.warn({ service: m.service }, `no credential stored for service "${m.service}"; requests go without one (nexus agent credentials add --service ${m.service} … if it needs one)`);
       }
     }
     if (m.upgrade) return upgrade(m, stream, target, headers);

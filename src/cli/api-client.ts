@@ -38,7 +38,7 @@ export async function apiRequest<T>(target: ApiTarget, method: string, path: str
     const e = (data as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
     const message = typeof e?.message === 'string' ? e.message : `HTTP ${res.status}`;
     if (res.status === 404 && message === 'no such route') throw new CliError(`this appliance does not serve ${method} ${path.split('?')[0]} (yet)`);
-    if (res.status === 401) throw new CliError(`${message} (run nexus login)`);
+    if (res.status === 401) throw new CliError(message.includes('nexus login') ? message : `${message} (run nexus login)`);
     throw new CliError(message);
   }
   return data as T;
@@ -50,5 +50,6 @@ export function listItems<T>(data: unknown): T[] {
   const d = data as { items?: unknown; data?: unknown } | null;
   if (Array.isArray(d?.items)) return d.items as T[];
   if (Array.isArray(d?.data)) return d.data as T[];
-  return [];
+  // Anything else came from something that is not a Nexus appliance: saying "none yet" would mislead.
+  throw new CliError('unexpected answer (not a list); is the URL a Nexus appliance?');
 }

@@ -8,11 +8,13 @@ Usage:
   nexus serve [options]        run the appliance (nexus serve --help)
   nexus first-boot [options]   prepare a fresh appliance once (nexus first-boot --help)
   nexus login [--url URL]      sign this CLI in through the console (nexus login --help)
-  nexus service add|list       add a service (credential typed in the browser) or list them
+  nexus service add|list|nodes add a service (credential typed in the browser), list them, pick their nodes
   nexus node list|register     nodes: private hosts reached through an agent
   nexus key create|list|revoke virtual keys for the AI gateway
   nexus agent <command>        the remote agent on a private host (nexus agent --help)
-  nexus version                print the version
+  nexus version                print the version (also --version)
+
+Every command takes --help.
 `;
 
 // Each role loads only its own modules: `nexus key list` does not pay for fastify, the gateway or the
@@ -48,17 +50,24 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name ? 0 : 2;
   }
+  if (name === '--version' || name === '-V') return runCli(['version', ...rest]);
   const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!load) {
     process.stderr.write(`nexus: unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
   const cmd = await load();
+  // `--help` anywhere before `--` (`nexus node register --help`) is the command's usage, exit 0;
+  // each command prints it for a leading `--help`.
+  const end = rest.indexOf('--');
+  if (rest.slice(0, end < 0 ? rest.length : end).some((a) => a === '--help' || a === '-h')) return cmd(['--help']);
   try {
     return await cmd(rest);
   } catch (err) {
     if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`nexus ${name}: ${(err as Error).message}\n`);
+      // parseArgs appends advice about positionals that start with '-', which only confuses here.
+      const message = (err as Error).message.replace(/\. To specify a positional argument[\s\S]*$/, '');
+      process.stderr.write(`nexus ${name}: ${message} (nexus ${name} --help lists the options)\n`);
       return 2;
     }
     throw err;

@@ -50,7 +50,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const message = err instanceof DataDirError ? e.message
-      : e.code === 'EADDRINUSE' ? `address already in use (${e.message.replace(/^.*EADDRINUSE:?\s*/, '')}); choose another with --listen/--admin-listen`
+      : e.code === 'EADDRINUSE' ? `${listenAddress(e) ?? 'the address'} is already in use; choose another with --listen/--admin-listen`
       : e.code === 'EACCES' ? `permission denied: ${e.message}`
       : null;
     if (message) {
@@ -81,4 +81,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   process.stderr.write(lines.join('\n') + '\n\n');
   return -1; // keep running
+}
+
+/** HOST:PORT of a failed listen (Node's errors carry both), for the one-line reason. */
+function listenAddress(e: NodeJS.ErrnoException & { address?: string; port?: number }): string | null {
+  if (typeof e.address !== 'string') return null;
+  const host = e.address.includes(':') ? `[${e.address}]` : e.address;
+  return typeof e.port === 'number' ? `${host}:${e.port}` : host;
 }

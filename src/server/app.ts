@@ -13,6 +13,8 @@ import { sendControlError } from '../surfaces/control/http.ts';
 import { SURFACES } from './surfaces.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** What an OpenAI SDK asks for when its base URL lacks `/v1`. */
+const OPENAI_WITHOUT_V1 = /^\/(models|chat\/completions|completions|embeddings|responses)(\/|\?|$)/;
 
 function baseOptions(ctx: AppContext): FastifyServerOptions {
   return {
@@ -70,10 +72,25 @@ export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURF
     done();
   });
 
+  // fastify refuses a body it will not read (over the limit, or a type no parser takes) with
+  // `Connection: close`; the socket then closes with the unread rest of the body in its buffer, the
+  // kernel answers the still-sending client with a reset, and the client (the openai SDK, curl) loses
+  // the 413/415 and reports a connection error. Without the header Node reads and discards the rest
+  // (bounded by the server's request timeout), the client reads its answer, and the connection is
+  // reused. Runs only on errors.
+  app.addHook('onError', (req, reply, err, done) => {
+    const code = (err as { code?: string }).code;
+    if ((code === 'FST_ERR_CTP_BODY_TOO_LARGE' || code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') && !req.raw.complete && !ctx.state.shuttingDown) {
+      reply.removeHeader('connection');
+    }
+    done();
+  });
+
   app.setErrorHandler(sendControlError);
   app.setNotFoundHandler((req, reply) => {
     for (const s of surfaces) if (s.notFound?.match(req.url, req)) return s.notFound.send(req, reply);
-    return reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } });
+    const hint = OPENAI_WITHOUT_V1.test(req.url) ? '; the OpenAI API is under /v1 (an SDK\'s base URL ends in /v1)' : '';
+    return reply.code(404).send({ error: { code: 'not_found', message: `no such route${hint}` } });
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -149,8 +149,9 @@ describe('agent and proxy', () => {
     const dup = await json(await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'grafana', endpoint_url: upstream.url, auth_method: 'bearer', nodes: [{ node_id: nodeA }] }) }));
     expect(dup.slug).toBe('grafana-2');
 
-    // No credential on the agent yet: the upstream refuses.
+    // No credential on the agent yet: the upstream refuses, and the agent says which slug it lacks.
     expect((await proxy('grafana', '/echo')).status).toBe(401);
+    await agentA!.waitFor(/no credential stored for service \\"grafana\\"; requests go without one/);
 
     const add = await agentCli(homeA, ['credentials', 'add', '--service', 'grafana', '--url', upstream.url, '--header', 'Authorization', '--secret-format', 'bearer', '--secret-env', 'GRAFANA_TOKEN'], { GRAFANA_TOKEN: UPSTREAM_TOKEN });
     expect(add.code, add.stderr).toBe(0);

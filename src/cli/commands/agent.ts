@@ -7,11 +7,16 @@ import { agentStartCommand } from './agent-start.ts';
 
 export const AGENT_USAGE = `Usage: nexus agent <command> [--profile NAME]
 
-  enroll --url ws(s)://HOST/ws --token nx_nreg_…     exchange a registration token for node credentials
-  credentials add --service SLUG --url URL --header NAME --secret-format bearer|raw|basic|query [--secret-env VAR]
-  credentials list | credentials remove --service SLUG
-  start                                             connect to the hub and serve requests (foreground)
-  daemon install|start|stop|status|logs|uninstall   run as a systemd service
+  enroll --url ws(s)://HOST/ws --token nx_nreg_… [--force]
+                                  exchange a registration token for node credentials
+  credentials add --service SLUG --url URL [--header NAME] [--secret-format bearer|raw|basic|query] [--secret-env VAR]
+                                  store the secret for a service (SLUG: the service's slug on the appliance,
+                                  as in its proxy URL); typed without echo, piped on stdin, or from VAR
+  credentials list [--json] | credentials remove --service SLUG
+  start [--transport auto|ws|http] [--log-level LEVEL]
+                                  connect to the hub and serve requests (foreground)
+  daemon install|uninstall|start|stop|status|logs [-f] [--user|--system] [--root DIR] [--dry-run] [--print]
+                                  run as a systemd service
 
 State lives in $NEXUS_AGENT_HOME (default ~/.nexus-agent); --profile NAME uses profiles/NAME/ below it.
 `;

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { constants, accessSync, mkdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { constants, accessSync, mkdirSync, statSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadMigrations, type Migration } from './migrations/index.ts';
 
@@ -32,11 +32,13 @@ export function prepareDataDir(dir: string): void {
     throw new DataDirError(`data dir ${dir} is not writable by this user`);
   }
   // Root passes access() on a read-only mount; a real write tells the truth.
+  const probe = join(dir, '.write-test');
   try {
-    writeFileSync(join(dir, '.write-test'), '');
+    writeFileSync(probe, '');
   } catch (err) {
     throw new DataDirError(`data dir ${dir} is not writable: ${(err as NodeJS.ErrnoException).code}`);
   }
+  rmSync(probe, { force: true });
 }
 
 /**

@@ -97,7 +97,14 @@ export function toAppError(err: unknown): AppError {
       const where = `${e.validationContext ?? 'body'}${(first?.instancePath ?? '').replaceAll('/', '.')}`;
       return new AppError('validation_failed', `${where} has unknown field "${extra}"`, { details: { param: extra } });
     }
-    return new AppError('validation_failed', cleanValidationMessage(e.message ?? 'invalid request'));
+    // The field at fault, as `param` (dotted, like the unknown-field case), and for an enum the
+    // values it takes: "must be equal to one of the allowed values" alone leaves the caller guessing.
+    const missing = first?.params?.missingProperty;
+    const path = [...(first?.instancePath ?? '').split('/').filter(Boolean), ...(typeof missing === 'string' ? [missing] : [])].join('.');
+    const allowed = first?.params?.allowedValues;
+    let message = cleanValidationMessage(e.message ?? 'invalid request');
+    if (Array.isArray(allowed)) message += `: ${allowed.map(String).join(', ')}`;
+    return new AppError('validation_failed', message, path ? { details: { param: path } } : {});
   }
   switch (e.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -12,10 +12,12 @@ import { checkCertificate } from './tls.ts';
 describe('isApiPath', () => {
   it('claims every API prefix, also percent-encoded, and nothing else', () => {
     for (const p of ['/v1/models', '/v1', '/v1beta/models/x:generateContent', '/api/v1/x', '/api/paas/v4/chat', '/openai/deployments/a', '/scim/v2/Users',
-      '/ws', '/oauth/token', '/.well-known/openid-configuration', '/healthz', '/ready', '/metrics', '/%761/models', '/V1/models', '/%E0%A4%A']) {
+      '/ws', '/oauth/token', '/.well-known/openid-configuration', '/healthz', '/ready', '/metrics', '/%761/models', '/V1/models', '/%E0%A4%A',
+      // an OpenAI SDK whose base URL lacks /v1
+      '/models', '/chat/completions', '/completions', '/embeddings', '/responses']) {
       expect(isApiPath(p), p).toBe(true);
     }
-    for (const p of ['/', '/setup', '/login?return_to=/v1', '/cli-auth', '/cli/add-credential', '/v1x', '/apis', '/provisioning', '/users']) {
+    for (const p of ['/', '/setup', '/login?return_to=/v1', '/cli-auth', '/cli/add-credential', '/v1x', '/apis', '/provisioning', '/users', '/modelsx', '/providers']) {
       expect(isApiPath(p), p).toBe(false);
     }
   });

@@ -5,8 +5,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { readAsset } from '../../core/assets/assets.ts';
 
-/** Paths an API surface owns (DESIGN.md §2); the console never answers them. */
-const API_PATH = /^\/(api|v1|v1beta|v1alpha|openai|scim|ws|oauth|\.well-known|healthz|ready|metrics)(\/|$)/i;
+/**
+ * Paths an API surface owns (DESIGN.md §2); the console never answers them. `/models`,
+ * `/chat/…`, `/completions`, `/embeddings` and `/responses` are what an OpenAI SDK asks for when
+ * its base URL lacks `/v1`: a JSON 404 that says so (server/app.ts), not the console's HTML, which
+ * `models.list()` would take for an empty list.
+ */
+const API_PATH = /^\/(api|v1|v1beta|v1alpha|openai|scim|ws|oauth|\.well-known|healthz|ready|metrics|models|chat|completions|embeddings|responses)(\/|$)/i;
 
 export function isApiPath(url: string): boolean {
   const path = url.split('?')[0]!;

@@ -266,7 +266,11 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       if (credential.length > MAX_CREDENTIAL) return { reason: 'malformed', message: 'credential is too long' };
       if (credential.startsWith(TOKEN_PREFIX.vk)) return resolveBearer(credential);
       if (looksLikeJwt(credential)) return resolveJwt(credential);
-      return { reason: 'unknown', message: 'invalid virtual key' };
+      // The usual first mistakes: the personal token from the console, or the provider's own key.
+      if (credential.startsWith(TOKEN_PREFIX.pat)) {
+        return { reason: 'unknown', message: 'this is a personal token (nx_pat_…); the AI gateway takes a virtual key (nx_vk_…): create one with POST /api/v1/virtual-keys or nexus key create' };
+      }
+      return { reason: 'unknown', message: 'invalid virtual key: the AI gateway takes a Nexus virtual key (nx_vk_…), not a provider key' };
     },
 
     addSpend(keyId, usd) {

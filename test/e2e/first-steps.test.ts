@@ -1,0 +1,192 @@
+// What a new operator meets first, on real processes: the CLI's help and usage errors, the
+// appliance's start-up messages and data dir, and the errors an SDK or curl gets for the usual
+// first mistakes (an oversized body, a personal token as gateway key, a base URL without /v1, a
+// field with a wrong value).
+import { readdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
+import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
+
+const LIMIT = 64 * 1024;
+/** Far more than a loopback socket buffers, so the client is still sending when the answer comes. */
+const HUGE = 16 * 1024 * 1024;
+
+let app: Appliance;
+let admin: Admin;
+let vk: string;
+let notNexus: Server;
+
+beforeAll(async () => {
+  app = await startAppliance({ env: { NEXUS_BODY_LIMIT_BYTES: String(LIMIT) } });
+  admin = await setupAdmin(app);
+  // Nothing listens on port 9: every request here is refused before the upstream would be called.
+  const { id } = await createProvider(app, admin, { name: 'nowhere', type: 'openai-compatible', base_url: 'http://127.0.0.1:9/v1' });
+  await simpleModel(app, admin, id, 'gpt-test');
+  ({ key: vk } = await createKey(app, admin.token));
+  // Some other HTTP service a mistyped --url may point at: it answers any request with a JSON object.
+  notNexus = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"x","object":"thing"}'));
+  await new Promise<void>((r) => notNexus.listen(0, '127.0.0.1', r));
+});
+afterAll(async () => {
+  await app?.stop();
+  await new Promise((r) => notNexus?.close(r));
+});
+
+describe('the CLI', () => {
+  it('prints the usage for --help after any subcommand, on stdout, with exit 0', async () => {
+    const cases: [string[], RegExp][] = [
+      [['agent', 'enroll', '--help'], /nexus agent <command>[\s\S]*--force/],
+      [['agent', 'credentials', 'add', '-h'], /credentials add --service SLUG/],
+      [['agent', 'start', '--help'], /--transport auto\|ws\|http/],
+      [['agent', 'daemon', 'install', '--help'], /--dry-run/],
+      [['node', 'register', '--help'], /nexus node register NAME/],
+      [['key', 'create', 'ci', '--help'], /nexus key create NAME/],
+      [['service', 'list', '--help'], /nexus service list/],
+      [['serve', '--help'], /--data-dir DIR/],
+    ];
+    for (const [args, usage] of cases) {
+      const r = await nexus(args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(r.stdout, args.join(' ')).toMatch(usage);
+      expect(r.stderr, args.join(' ')).toBe('');
+    }
+  });
+
+  it('answers --version, and lists every command group in nexus --help', async () => {
+    const v = await nexus(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^nexus \d+\.\d+\.\d+\n$/);
+    const help = await nexus(['--help']);
+    expect(help.stdout).toContain('nexus service add|list|nodes');
+    expect(help.stdout).toContain('--help');
+  });
+
+  it('names an unknown option and where to look, without parseArgs advice, exit 2', async () => {
+    const r = await nexus(['key', 'create', 'ci', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("nexus key: Unknown option '--bogus' (nexus key --help lists the options)\n");
+  });
+
+  it('says the URL is not a Nexus appliance instead of printing an empty list', async () => {
+    const url = `http://127.0.0.1:${(notNexus.address() as AddressInfo).port}`;
+    const env = { XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-'), NEXUS_URL: url, NEXUS_TOKEN: 'nx_pat_whatever' };
+    for (const args of [['node', 'list'], ['key', 'list'], ['service', 'list']]) {
+      const r = await nexus(args, { env });
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toContain('is the URL a Nexus appliance?');
+      expect(r.stdout, args.join(' ')).not.toMatch(/No \w+ yet/);
+    }
+  });
+
+  it('tells once, not twice, to run nexus login after a refused code', async () => {
+    const r = await nexus(['login', '--url', app.url, '--no-browser'], { env: { XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-') }, input: 'not-a-code\n' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('this code is not valid');
+    expect(r.stderr.match(/run nexus login/g)).toHaveLength(1);
+  });
+});
+
+describe('starting the appliance', () => {
+  it('leaves no probe file in the data dir', () => {
+    expect(readdirSync(app.dataDir)).not.toContain('.write-test');
+    expect(readdirSync(app.dataDir)).toContain('nexus.db');
+  });
+
+  it('names the address in use, once, and exits 1', async () => {
+    const taken = app.url.replace('http://', '');
+    const r = await nexus(['serve', '--data-dir', tempDir(), '--listen', taken, '--admin-listen', '127.0.0.1:0'], { env: { NEXUS_LOG_LEVEL: 'error' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`nexus serve: ${taken} is already in use; choose another with --listen/--admin-listen\n`);
+    expect(r.stderr).not.toContain('address already in use');
+  });
+});
+
+describe('an oversized body', () => {
+  it('reaches the openai SDK as a 413 APIError, never a connection error', async () => {
+    const client = new OpenAI({ apiKey: vk, baseURL: `${app.url}/v1`, maxRetries: 0 });
+    for (let i = 0; i < 3; i++) {
+      const err = await client.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'a'.repeat(HUGE) }] }).then(() => null, (e: unknown) => e);
+      expect(err, `attempt ${i}`).toBeInstanceOf(OpenAI.APIError);
+      expect((err as InstanceType<typeof OpenAI.APIError>).status, `attempt ${i}: ${String(err)}`).toBe(413);
+      expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('payload_too_large');
+    }
+  });
+
+  it('reaches fetch as a JSON 413 on the control plane, and a 415 for a huge body of another type', async () => {
+    for (let i = 0; i < 3; i++) {
+      const big = await fetch(`${app.url}/api/v1/tokens`, authed(admin.token, { method: 'POST', body: JSON.stringify({ name: 'x'.repeat(HUGE) }) }));
+      expect(big.status).toBe(413);
+      expect((await json(big)).error.code).toBe('payload_too_large');
+      const xml = await fetch(`${app.url}/api/v1/tokens`, authed(admin.token, { method: 'POST', headers: { 'content-type': 'application/xml' }, body: 'x'.repeat(HUGE) }));
+      expect(xml.status).toBe(415);
+    }
+  });
+
+  it('leaves the connection usable: the rest of the body is read and dropped, the next request answered', async () => {
+    const sock = connect(Number(new URL(app.url).port), '127.0.0.1');
+    let got = '';
+    let closed = false;
+    sock.on('data', (d) => (got += d));
+    sock.on('error', () => {});
+    sock.on('close', () => (closed = true));
+    await new Promise((r) => sock.once('connect', r));
+    const size = 4 * 1024 * 1024;
+    sock.write(`POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${admin.token}\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 200 && !ok() && !closed; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(ok(), `${what}; received:\n${got.slice(0, 500)}`).toBe(true);
+    };
+    await until('a 413 before the body', () => got.includes('\r\n\r\n') && got.includes('payload_too_large'));
+    expect(got).toMatch(/^HTTP\/1\.1 413 /);
+    expect(got.toLowerCase()).not.toContain('connection: close');
+    sock.write(Buffer.alloc(size, 0x61));
+    sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until('the next request answered on the same connection', () => /HTTP\/1\.1 200 [\s\S]*"status":"ok"/.test(got));
+    sock.destroy();
+  });
+});
+
+describe('first mistakes with the gateway and the API', () => {
+  it('explains a personal token or a provider key sent as the gateway key, without echoing it', async () => {
+    const asPat = await post(`${app.url}/v1/chat/completions`, { model: 'gpt-test', messages: [] }, { authorization: `Bearer ${admin.token}` });
+    expect(asPat.status).toBe(401);
+    const patErr = (await json(asPat)).error;
+    expect(patErr).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' });
+    expect(patErr.message).toContain('personal token');
+    expect(patErr.message).toContain('nx_vk_');
+    expect(patErr.message).not.toContain(admin.token);
+    const asProviderKey = await post(`${app.url}/v1/chat/completions`, { model: 'gpt-test', messages: [] }, { authorization: 'Bearer sk-proj-abcdef123456' });
+    const provErr = (await json(asProviderKey)).error;
+    expect(provErr.message).toContain('not a provider key');
+    expect(provErr.message).not.toContain('sk-proj-abcdef123456');
+  });
+
+  it('answers an SDK whose base URL lacks /v1 with a JSON 404 saying so, not the console page', async () => {
+    const client = new OpenAI({ apiKey: vk, baseURL: app.url, maxRetries: 0 });
+    const list = await client.models.list().then(() => null, (e: unknown) => e);
+    expect(list).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(String((list as Error).message)).toContain('under /v1');
+    const chat = await client.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'x' }] }).then(() => null, (e: unknown) => e);
+    expect(chat).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(String((chat as Error).message)).toContain('under /v1');
+    // The console's own pages are still the console.
+    const page = await fetch(`${app.url}/providers`);
+    expect(page.headers.get('content-type')).toContain('text/html');
+  });
+
+  it('names the field at fault in param and lists the values an enum takes', async () => {
+    const badType = await json(await post(`${app.url}/api/v1/providers`, { name: 'p', type: 'openai_compatible' }, { authorization: `Bearer ${admin.token}` }));
+    expect(badType.error).toMatchObject({ code: 'validation_failed', param: 'type' });
+    expect(badType.error.message).toContain('openai-compatible');
+    const wrongType = await json(await post(`${app.url}/api/v1/tokens`, { name: 5 }, { authorization: `Bearer ${admin.token}` }));
+    expect(wrongType.error).toMatchObject({ code: 'validation_failed', param: 'name' });
+    const missing = await json(await post(`${app.url}/api/v1/tokens`, {}, { authorization: `Bearer ${admin.token}` }));
+    expect(missing.error).toMatchObject({ code: 'validation_failed', param: 'name' });
+    const nested = await json(await post(`${app.url}/api/v1/models`, { name: 'm', deployments: [{ provider_id: 5, upstream_model: 'x' }] }, { authorization: `Bearer ${admin.token}` }));
+    expect(nested.error).toMatchObject({ code: 'validation_failed', param: 'deployments.0.provider_id' });
+  });
+});
