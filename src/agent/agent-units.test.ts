@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { backoffDelay } from './connect.ts';
 import { credentialCovers } from './credentials-store.ts';
 import { commandsFor, renderUnit, unitName, writeUnit, type DaemonTarget } from './daemon.ts';
-import { enrollUrl } from './enroll.ts';
+import { enrollUrl, hubSocketUrl } from './enroll.ts';
 
 describe('reconnect backoff', () => {
   it('doubles from 100 ms to a 60 s cap with jitter in [d/2, d]', () => {
@@ -23,6 +23,16 @@ describe('enroll URL', () => {
     expect(enrollUrl('wss://nexus.example.com/prefix/ws').toString()).toBe('https://nexus.example.com/prefix/api/internal/things/enroll');
     expect(() => enrollUrl('http://x/ws')).toThrow(/ws:\/\//);
     expect(() => enrollUrl('not a url')).toThrow(/not a URL/);
+  });
+
+  it('stores the socket address whichever form was given, and names it for an http(s) URL', () => {
+    for (const given of ['ws://127.0.0.1:8080', 'ws://127.0.0.1:8080/', 'ws://127.0.0.1:8080/ws', 'ws://127.0.0.1:8080/ws/']) {
+      expect(hubSocketUrl(given), given).toBe('ws://127.0.0.1:8080/ws');
+    }
+    expect(hubSocketUrl('wss://nexus.example.com/prefix/ws')).toBe('wss://nexus.example.com/prefix/ws');
+    expect(hubSocketUrl('wss://nexus.example.com/prefix')).toBe('wss://nexus.example.com/prefix/ws');
+    expect(() => hubSocketUrl('https://nexus.example.com')).toThrow('wss://nexus.example.com/ws, not https://');
+    expect(() => hubSocketUrl('ftp://x/ws')).toThrow(/ws:\/\//);
   });
 });
 

@@ -9,11 +9,20 @@ export function httpBase(hubUrl: string): string {
   try {
     u = new URL(hubUrl);
   } catch {
-    throw new AgentError(`--url "${hubUrl}" is not a URL (expected ws://HOST/ws or wss://HOST/ws)`);
+    throw new AgentError(`--url "${hubUrl}" is not a URL (expected ws://HOST/ws or wss://HOST/ws)`, 2);
   }
-  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new AgentError(`--url must start with ws:// or wss://, got ${u.protocol}//`);
   const base = u.pathname.replace(/\/ws\/?$/, '').replace(/\/$/, '');
+  if (u.protocol === 'http:' || u.protocol === 'https:') {
+    // The appliance's own address, pasted as is: say what the hub's address is instead.
+    throw new AgentError(`--url is the hub's WebSocket address: ${u.protocol === 'https:' ? 'wss' : 'ws'}://${u.host}${base}/ws, not ${u.protocol}//…`, 2);
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new AgentError(`--url must start with ws:// or wss://, got ${u.protocol}//`, 2);
   return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}${base}`;
+}
+
+/** ws(s)://host[/prefix][/ws] → ws(s)://host[/prefix]/ws: what the agent dials, whichever was given. */
+export function hubSocketUrl(hubUrl: string): string {
+  return `${httpBase(hubUrl).replace(/^http/, 'ws')}/ws`;
 }
 
 /** ws(s)://host[/prefix]/ws → http(s)://host[/prefix]/api/internal/things/enroll */
@@ -26,7 +35,7 @@ export async function enroll(home: AgentHome, hubUrl: string, token: string, opt
   if (existing && !opts.force) {
     throw new AgentError(`this ${home.profile ? `profile "${home.profile}"` : 'agent home'} is already enrolled as node ${existing.nodeId}; use --profile NAME for another node, or --force to replace it`);
   }
-  if (!token.startsWith('nx_nreg_')) throw new AgentError('--token must be a registration token (nx_nreg_…)');
+  if (!token.startsWith('nx_nreg_')) throw new AgentError('--token must be a registration token (nx_nreg_…)', 2);
   const url = enrollUrl(hubUrl);
   let res: Response;
   try {
@@ -44,7 +53,9 @@ export async function enroll(home: AgentHome, hubUrl: string, token: string, opt
     const e = body?.error;
     throw new AgentError(`enrollment refused (${res.status}${e?.code ? `, code ${String(e.code)}` : ''}): ${e?.message ?? 'unexpected answer'}`);
   }
-  const id: NodeIdentity = { hubUrl, nodeId: body.node_id, authToken: body.auth_token, signingSecret: body.signing_secret, enrolledAt: new Date().toISOString() };
+  // Stored as the socket's address: `--url wss://host` enrolls (the enroll URL is derived from the
+  // host) and must not leave the agent dialling `/` forever.
+  const id: NodeIdentity = { hubUrl: hubSocketUrl(hubUrl), nodeId: body.node_id, authToken: body.auth_token, signingSecret: body.signing_secret, enrolledAt: new Date().toISOString() };
   saveIdentity(home, id);
   return id;
 }

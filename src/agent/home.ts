@@ -13,6 +13,12 @@ export const PROFILE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 
 export class AgentError extends Error {
   override name = 'AgentError';
+  /** The command's exit code: 2 for a usage error (a missing or malformed flag), as in the operator CLI. */
+  readonly exitCode: 1 | 2;
+  constructor(message: string, exitCode: 1 | 2 = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
 }
 
 export interface AgentHome {

@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { agentCli, startAgent } from '../helpers/agent.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
 
 const LIMIT = 64 * 1024;
@@ -188,5 +189,39 @@ describe('first mistakes with the gateway and the API', () => {
     expect(missing.error).toMatchObject({ code: 'validation_failed', param: 'name' });
     const nested = await json(await post(`${app.url}/api/v1/models`, { name: 'm', deployments: [{ provider_id: 5, upstream_model: 'x' }] }, { authorization: `Bearer ${admin.token}` }));
     expect(nested.error).toMatchObject({ code: 'validation_failed', param: 'deployments.0.provider_id' });
+  });
+});
+
+describe('enrolling an agent', () => {
+  it('connects after enrolling with the bare ws://HOST, and names the hub address for an http URL', async () => {
+    const home = tempDir('nexus-agent-first-');
+    const host = new URL(app.url).host;
+    const node = await json(await post(`${app.url}/api/v1/nodes`, { name: 'first' }, { authorization: `Bearer ${admin.token}` }));
+    const http = await agentCli(home, ['enroll', '--url', app.url, '--token', node.registration_token]);
+    expect(http.code).toBe(2);
+    expect(http.stderr).toContain(`ws://${host}/ws, not http://`);
+    const bare = await agentCli(home, ['enroll', '--url', `ws://${host}`, '--token', node.registration_token]);
+    expect(bare.code, bare.stderr).toBe(0);
+    const agent = startAgent(home);
+    try {
+      await agent.waitFor(/Connected to hub/);
+      expect(agent.output()).toContain(`"hub":"ws://${host}/ws"`);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('exits 2 for a usage error and 1 for a failure, like the operator CLI', async () => {
+    const home = tempDir('nexus-agent-first-');
+    const noUrl = await agentCli(home, ['credentials', 'add', '--service', 'svc'], {}, 'secret\n');
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toContain('--url URL is required');
+    const badFormat = await agentCli(home, ['credentials', 'add', '--service', 'svc', '--url', 'http://127.0.0.1:1', '--secret-format', 'weird'], {}, 'secret\n');
+    expect(badFormat.code).toBe(2);
+    const badToken = await agentCli(home, ['enroll', '--url', 'ws://127.0.0.1:1/ws', '--token', 'garbage']);
+    expect(badToken.code).toBe(2);
+    const unknown = await agentCli(home, ['credentials', 'remove', '--service', 'nothing-here']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no credential for nothing-here');
   });
 });

@@ -68,16 +68,16 @@ export async function agentCredentialsCommand(argv: string[]): Promise<number> {
       const { service, url } = values;
       const format = (values['secret-format'] ?? 'bearer') as SecretFormat;
       const header = values.header ?? (format === 'query' ? 'key' : 'Authorization');
-      if (!service || !SLUG.test(service)) throw new AgentError('--service SLUG is required (the slug the appliance gave the service)');
-      if (!url) throw new AgentError('--url URL is required (the local service this credential is for)');
+      if (!service || !SLUG.test(service)) throw new AgentError('--service SLUG is required (the slug the appliance gave the service)', 2);
+      if (!url) throw new AgentError('--url URL is required (the local service this credential is for)', 2);
       try {
         const u = new URL(url);
         if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
       } catch {
-        throw new AgentError(`--url "${url}" is not an http(s) URL`);
+        throw new AgentError(`--url "${url}" is not an http(s) URL`, 2);
       }
-      if (!(format in SECRET_FORMATS)) throw new AgentError(`--secret-format must be one of ${Object.keys(SECRET_FORMATS).join(', ')}`);
-      if (!HEADER.test(header)) throw new AgentError('--header must be a header (or query parameter) name');
+      if (!(format in SECRET_FORMATS)) throw new AgentError(`--secret-format must be one of ${Object.keys(SECRET_FORMATS).join(', ')}`, 2);
+      if (!HEADER.test(header)) throw new AgentError('--header must be a header (or query parameter) name', 2);
       let secret: string | undefined;
       if (values['secret-env']) {
         secret = readEnv(values['secret-env']);
@@ -106,7 +106,7 @@ export async function agentCredentialsCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case 'remove': {
-      if (!values.service) throw new AgentError('--service SLUG is required');
+      if (!values.service) throw new AgentError('--service SLUG is required', 2);
       if (!store.remove(values.service)) throw new AgentError(`no credential for ${values.service}`);
       process.stdout.write(`Removed the credential for ${values.service}.\n`);
       return 0;

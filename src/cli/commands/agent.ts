@@ -44,7 +44,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof AgentError) {
       process.stderr.write(`nexus agent ${name}: ${err.message}\n`);
-      return 1;
+      return err.exitCode;
     }
     throw err;
   }
