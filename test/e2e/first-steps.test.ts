@@ -6,6 +6,7 @@ import { readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import OpenAI from 'openai';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
@@ -208,6 +209,21 @@ describe('enrolling an agent', () => {
       expect(agent.output()).toContain(`"hub":"ws://${host}/ws"`);
     } finally {
       await agent.stop();
+    }
+  });
+
+  it('refuses a WebSocket handshake on a path that is no WebSocket endpoint with an HTTP 404', async () => {
+    const base = app.url.replace('http', 'ws');
+    for (const path of ['/', '/wss', '/api/v1/nothing']) {
+      const ws = new WebSocket(`${base}${path}`, 'nexus.v1');
+      const outcome = await new Promise<string>((resolve) => {
+        const timer = setTimeout(() => resolve('no answer'), 10_000);
+        ws.once('unexpected-response', (_req, res) => (clearTimeout(timer), resolve(`http ${res.statusCode}`)));
+        ws.once('open', () => (clearTimeout(timer), resolve('upgraded')));
+        ws.once('error', (e) => (clearTimeout(timer), resolve(`error ${e.message}`)));
+      });
+      ws.terminate();
+      expect(outcome, path).toBe('http 404');
     }
   });
 

@@ -88,6 +88,12 @@ export function spaRoutes(app: FastifyInstance): void {
       .type(TYPES[m[1]!] ?? 'application/octet-stream')
       .send(body);
   });
-  app.get('/', sendIndex);
-  app.get('/*', sendIndex);
+  // @fastify/websocket upgrades a WebSocket handshake on any GET route and closes it at once (close
+  // 1005, no reason), so a client with a wrong path (an agent given ws://HOST/ instead of /ws) only
+  // saw dropped connections. Every path that reaches the console refuses the handshake in HTTP.
+  const refuseUpgrade = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (req.ws) return reply.code(404).type('application/json; charset=utf-8').send({ error: { code: 'not_found', message: 'no WebSocket endpoint here (agents connect to /ws)' } });
+  };
+  app.get('/', { onRequest: refuseUpgrade }, sendIndex);
+  app.get('/*', { onRequest: refuseUpgrade }, sendIndex);
 }
