@@ -84,6 +84,21 @@ describe('the CLI', () => {
     }
   });
 
+  it('adds a service that needs no credential without a browser, and takes a node by name for --via-node', async () => {
+    const env = { XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-'), NEXUS_URL: app.url, NEXUS_TOKEN: admin.token, NEXUS_BROWSER: 'none' };
+    const open = await nexus(['service', 'add', '--custom', '--label', 'Open', '--endpoint-url', 'http://127.0.0.1:9', '--auth-method', 'none', '--json'], { env, timeoutMs: 20_000 });
+    expect(open.code, open.stderr).toBe(0);
+    expect(JSON.parse(open.stdout)).toMatchObject({ slug: 'open', auth_method: 'none' });
+    expect(open.stderr).not.toContain('browser');
+    const ollama = await nexus(['service', 'add', 'ollama', '--json'], { env, timeoutMs: 20_000 });
+    expect(ollama.code, ollama.stderr).toBe(0);
+    expect(JSON.parse(ollama.stdout)).toMatchObject({ slug: 'ollama', auth_method: 'none' });
+    const node = await json(await post(`${app.url}/api/v1/nodes`, { name: 'edge-by-name' }, { authorization: `Bearer ${admin.token}` }));
+    const via = await nexus(['service', 'add', '--custom', '--label', 'Behind', '--endpoint-url', 'http://127.0.0.1:9', '--via-node', 'edge-by-name', '--json'], { env });
+    expect(via.code, via.stderr).toBe(0);
+    expect(JSON.parse(via.stdout)).toMatchObject({ routed_via: 'node', nodes: [{ node_id: node.id }] });
+  });
+
   it('tells once, not twice, to run nexus login after a refused code', async () => {
     const r = await nexus(['login', '--url', app.url, '--no-browser'], { env: { XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-') }, input: 'not-a-code\n' });
     expect(r.code).toBe(1);

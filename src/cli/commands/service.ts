@@ -24,7 +24,7 @@ export const SERVICE_USAGE = `Usage:
 
 Options for add:
   --custom                 custom endpoint (no catalog entry)
-  --via-node ID            route through a node; the credential stays on that node
+  --via-node NODE          route through a node (id or name); the credential stays on that node
   --endpoint-url URL       override the endpoint URL
   --label LABEL            a label for the service
   --auth-method METHOD     ${Object.keys(AUTH_METHODS).join(' | ')}
@@ -111,11 +111,12 @@ async function serviceAdd(argv: string[]): Promise<number> {
       }
     }
     const target = resolveTarget(values.url);
+    const entry = slug ? await apiRequest<CatalogEntry>(target, 'GET', `/api/v1/catalog/${encodeURIComponent(slug)}`) : null;
+    const authMethod = method ?? entry?.auth_method ?? 'bearer';
 
-    // Without a browser: the node holds the secret, the environment has it, or the terminal asks.
-    if (values['via-node'] || values['credential-env'] || values['no-browser']) {
-      const entry = slug ? await apiRequest<CatalogEntry>(target, 'GET', `/api/v1/catalog/${encodeURIComponent(slug)}`) : null;
-      const authMethod = method ?? entry?.auth_method ?? 'bearer';
+    // Without a browser: the node holds the secret, the environment has it, the terminal asks, or
+    // there is no secret at all (auth method `none`).
+    if (values['via-node'] || values['credential-env'] || values['no-browser'] || authMethod === 'none') {
       let endpoint = values['endpoint-url'] ?? entry?.endpoint_url ?? entry?.base_url;
       if (!endpoint && values['no-browser']) endpoint = await promptLine('Endpoint URL: ');
       if (!endpoint) throw new CliError('--endpoint-url is required for a custom service', 2);
@@ -126,7 +127,8 @@ async function serviceAdd(argv: string[]): Promise<number> {
       if (keyName) body.auth_key_name = keyName;
       const label = AUTH_METHODS[authMethod]!.label;
       if (values['via-node']) {
-        body.nodes = [{ node_id: values['via-node'], priority: 1 }];
+        const nodes = listItems<NodeRef>(await apiRequest<unknown>(target, 'GET', '/api/v1/nodes'));
+        body.nodes = [{ node_id: nodeIdOf(nodes, values['via-node']), priority: 1 }];
       } else if (label) {
         const envVar = values['credential-env'];
         const secret = envVar ? readEnv(envVar) : await promptSecret(`${label} (input hidden): `);
@@ -164,6 +166,20 @@ interface ServiceRow {
   nodes: { node_id: string; priority: number; weight: number }[];
 }
 
+interface NodeRef {
+  id: string;
+  name: string;
+  status: string;
+}
+
+/** A node named by id or by its unique name → its id (an unknown one is left for the API to refuse). */
+function nodeIdOf(nodes: NodeRef[], node: string): string {
+  if (nodes.some((n) => n.id === node)) return node;
+  const byName = nodes.filter((n) => n.name === node);
+  if (byName.length > 1) throw new CliError(`more than one node is named "${node}"; use its id (nexus node list)`);
+  return byName[0]?.id ?? node;
+}
+
 /** `NODE[:PRIORITY[:WEIGHT]]` → its parts, or a usage error. */
 export function parseBinding(spec: string): { node: string; priority?: number; weight?: number } {
   const m = /^([^:]+)(?::(\d{1,4}))?(?::(\d{1,4}))?$/.exec(spec);
@@ -198,16 +214,12 @@ async function serviceNodes(argv: string[]): Promise<number> {
     const services = listItems<ServiceRow>(await apiRequest<unknown>(target, 'GET', '/api/v1/keys'));
     const svc = services.find((s) => s.slug === slug);
     if (!svc) throw new CliError(`no service "${slug}" (nexus service list shows yours)`);
-    const nodes = listItems<{ id: string; name: string; status: string }>(await apiRequest<unknown>(target, 'GET', '/api/v1/nodes'));
+    const nodes = listItems<NodeRef>(await apiRequest<unknown>(target, 'GET', '/api/v1/nodes'));
 
     let result = svc;
     if (specs.length || values.direct) {
       const body: { nodes: { node_id: string; priority?: number; weight?: number }[]; credential?: string } = {
-        nodes: specs.map(({ node, priority, weight }) => {
-          const byName = nodes.filter((n) => n.name === node);
-          if (byName.length > 1) throw new CliError(`more than one node is named "${node}"; use its id (nexus node list)`);
-          return { node_id: nodes.some((n) => n.id === node) ? node : byName[0]?.id ?? node, ...(priority !== undefined ? { priority } : {}), ...(weight !== undefined ? { weight } : {}) };
-        }),
+        nodes: specs.map(({ node, priority, weight }) => ({ node_id: nodeIdOf(nodes, node), ...(priority !== undefined ? { priority } : {}), ...(weight !== undefined ? { weight } : {}) })),
       };
       if (values.direct && svc.auth_method !== 'none') {
         const envVar = values['credential-env'];
