@@ -2,7 +2,7 @@
 // a working agent when their ExecStart line is run with exactly the environment the unit gives it, the
 // way systemd would run it (this machine has no systemd as PID 1, so the line is run directly).
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentCli } from '../helpers/agent.ts';
@@ -75,6 +75,16 @@ describe('nexus agent daemon', () => {
     const r = spawnSync('systemd-analyze', ['verify', unitFile('east'), unitFile('west')], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+  });
+
+  it('changes nothing on the host with --dry-run alone: it names the unit file it would write', async () => {
+    const fakeHome = tempDir('nexus-daemon-home-');
+    const r = await agentCli(home, ['daemon', 'install', '--profile', 'dry', '--user', '--dry-run'], { HOME: fakeHome });
+    expect(r.code, r.stderr).toBe(0);
+    const path = join(fakeHome, '.config/systemd/user/nexus-agent-dry.service');
+    expect(r.stdout).toContain(`Would write ${path}\n`);
+    expect(r.stdout).toContain('systemctl --user enable nexus-agent-dry.service');
+    expect(existsSync(path)).toBe(false);
   });
 
   it('names the systemctl and journalctl commands for the profile unit', async () => {

@@ -1,6 +1,6 @@
 import { isSea } from 'node:sea';
 import { parseArgs } from 'node:util';
-import { commandsFor, currentUser, renderUnit, runCommands, unitName, writeUnit, type DaemonTarget } from '../../agent/daemon.ts';
+import { commandsFor, currentUser, renderUnit, runCommands, unitName, unitPath, writeUnit, type DaemonTarget } from '../../agent/daemon.ts';
 import { agentHome } from '../../agent/home.ts';
 import { resolve } from 'node:path';
 
@@ -41,8 +41,13 @@ export async function agentDaemonCommand(argv: string[]): Promise<number> {
       process.stdout.write(renderUnit(target));
       return 0;
     }
-    const path = writeUnit(target, values.root ?? '/');
-    out(`Wrote ${path}`);
+    // --root writes into an image being built, so it writes even with --dry-run; a plain dry run
+    // changes nothing on this host.
+    if (dryRun && !values.root) {
+      out(`Would write ${unitPath(target)}`);
+    } else {
+      out(`Wrote ${writeUnit(target, values.root ?? '/')}`);
+    }
     // Under --root the unit is for another system image: nothing to reload or enable here.
     if (values.root) return 0;
     const code = runCommands(commandsFor('install', target), dryRun, out);
