@@ -113,6 +113,12 @@ describe('starting the appliance', () => {
     expect(readdirSync(app.dataDir)).toContain('nexus.db');
   });
 
+  it('refuses an unknown log level with one line, not a stack trace', async () => {
+    const r = await nexus(['serve', '--data-dir', tempDir(), '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--log-level', 'loud']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('nexus serve: log level "loud": expected one of trace, debug, info, warn, error, fatal, silent\n');
+  });
+
   it('names the address in use, once, and exits 1', async () => {
     const taken = app.url.replace('http://', '');
     const r = await nexus(['serve', '--data-dir', tempDir(), '--listen', taken, '--admin-listen', '127.0.0.1:0'], { env: { NEXUS_LOG_LEVEL: 'error' } });
@@ -251,6 +257,12 @@ describe('enrolling an agent', () => {
     expect(badFormat.code).toBe(2);
     const badToken = await agentCli(home, ['enroll', '--url', 'ws://127.0.0.1:1/ws', '--token', 'garbage']);
     expect(badToken.code).toBe(2);
+    for (const bad of [['--log-level', 'loud'], ['--transport', 'pigeon']]) {
+      const r = await agentCli(home, ['start', ...bad]);
+      expect(r.code, bad.join(' ')).toBe(2);
+      expect(r.stderr, bad.join(' ')).toMatch(new RegExp(`^nexus agent start: ${bad[0]} must be one of|^nexus agent start: ${bad[0]} must be`));
+      expect(r.stderr).not.toContain('    at ');
+    }
     const unknown = await agentCli(home, ['credentials', 'remove', '--service', 'nothing-here']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('no credential for nothing-here');

@@ -4,6 +4,7 @@ import { createCredentialsStore } from '../../agent/credentials-store.ts';
 import { PERMANENT_EXIT } from '../../agent/daemon.ts';
 import { agentHome, AgentError } from '../../agent/home.ts';
 import { loadIdentity } from '../../agent/state.ts';
+import { LOG_LEVELS } from '../../core/config/config.ts';
 import { createLogger } from '../../core/log/log.ts';
 
 export async function agentStartCommand(argv: string[]): Promise<number> {
@@ -13,11 +14,13 @@ export async function agentStartCommand(argv: string[]): Promise<number> {
     strict: true,
   });
   const transport = (values.transport ?? 'auto') as Transport;
-  if (!['ws', 'http', 'auto'].includes(transport)) throw new AgentError('--transport must be ws, http or auto');
+  if (!['ws', 'http', 'auto'].includes(transport)) throw new AgentError('--transport must be ws, http or auto', 2);
+  const level = values['log-level'] ?? 'info';
+  if (!LOG_LEVELS.includes(level)) throw new AgentError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 2);
   const home = agentHome(values.profile);
   const identity = loadIdentity(home);
   if (!identity) throw new AgentError(`not enrolled yet (${home.dir}); run nexus agent enroll --url … --token …${home.profile ? ` --profile ${home.profile}` : ''}`);
-  const log = createLogger({ level: values['log-level'] ?? 'info' }).child({ role: 'agent', ...(home.profile ? { profile: home.profile } : {}) });
+  const log = createLogger({ level }).child({ role: 'agent', ...(home.profile ? { profile: home.profile } : {}) });
   const stop = new AbortController();
   const onSignal = (signal: string) => {
     log.info({ signal }, 'stopping');

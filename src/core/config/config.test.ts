@@ -33,4 +33,29 @@ describe('config', () => {
     expect(parseHostPort('[::1]:80', 'x')).toEqual({ host: '::1', port: 80 });
     expect(() => loadConfig({ env: { NEXUS_BODY_LIMIT_BYTES: 'lots' } })).toThrow(/NEXUS_BODY_LIMIT_BYTES/);
   });
+  it('refuses a list, a mapping or an empty value where the setting is of another shape', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'bad.yaml');
+    const cases: [string, RegExp][] = [
+      ['adminListen: [1, 2]\n', /"adminListen" must be HOST:PORT/],
+      ['listen: 8080\n', /"listen" must be HOST:PORT/],
+      ['hub: 5\n', /"hub" must be a mapping/],
+      ['trustProxy: 10.0.0.1\n', /"trustProxy" must be a list of strings/],
+      ['trustProxy: [1, 2]\n', /"trustProxy" must be a list of strings/],
+      ['bodyLimitBytes:\n', /"bodyLimitBytes" must be a number/],
+      ['bodyLimitBytes: -1\n', /"bodyLimitBytes" must be a non-negative number/],
+      ['gateway:\n  cooldownSeconds: [30]\n', /"gateway.cooldownSeconds" must be a number/],
+      ['publicUrl: 5\n', /"publicUrl" must be a string/],
+      ['logLevel: loud\n', /log level "loud": expected one of trace, debug, info/],
+    ];
+    for (const [yaml, message] of cases) {
+      writeFileSync(file, yaml);
+      expect(() => loadConfig({ env: { NEXUS_CONFIG: file } }), yaml).toThrow(message);
+    }
+    expect(() => loadConfig({ flags: { 'log-level': 'verbose' } })).toThrow(ConfigError);
+    writeFileSync(file, 'trustProxy: [10.0.0.1]\npublicUrl: https://nexus.example.com\nlisten: {host: 0.0.0.0, port: 8443}\n');
+    const ok = loadConfig({ env: { NEXUS_CONFIG: file } });
+    expect(ok.trustProxy).toEqual(['10.0.0.1']);
+    expect(ok.listen).toEqual({ host: '0.0.0.0', port: 8443 });
+  });
 });

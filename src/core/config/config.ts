@@ -68,6 +68,9 @@ export const DEFAULTS: Config = {
   cacheDir: null,
 };
 
+/** pino's levels; anything else made the logger throw with a stack trace at start. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -109,9 +112,18 @@ function mergeFile(base: Record<string, unknown>, over: Record<string, unknown>,
       mergeFile(current, value, where);
     } else if ((key === 'listen' || key === 'adminListen') && typeof value === 'string') {
       base[key] = parseHostPort(value, where);
-    } else if (current !== null && value !== null && typeof current !== typeof value && !Array.isArray(current)) {
-      throw new ConfigError(`config file: "${where}" must be a ${typeof current}`);
+    } else if (isPlainObject(current)) {
+      // `adminListen: [1, 2]` used to replace the address, and the listener bound a random port.
+      throw new ConfigError(`config file: "${where}" must be ${key === 'listen' || key === 'adminListen' ? 'HOST:PORT' : 'a mapping'}`);
+    } else if (Array.isArray(current)) {
+      // A bare `trustProxy: 10.0.0.1` would otherwise be spread into characters.
+      if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) throw new ConfigError(`config file: "${where}" must be a list of strings`);
+      base[key] = value;
     } else {
+      // Null-valued defaults (publicUrl, cacheDir) take a string; a setting left empty is an error.
+      const want = current === null ? 'string' : typeof current;
+      if (value === null ? current !== null : typeof value !== want) throw new ConfigError(`config file: "${where}" must be a ${want}`);
+      if (typeof value === 'number' && !(Number.isFinite(value) && value >= 0)) throw new ConfigError(`config file: "${where}" must be a non-negative number`);
       base[key] = value;
     }
   }
@@ -181,6 +193,7 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   if (typeof flags['public-url'] === 'string') cfg.publicUrl = flags['public-url'];
   if (typeof flags['log-level'] === 'string') cfg.logLevel = flags['log-level'];
 
+  if (!LOG_LEVELS.includes(cfg.logLevel)) throw new ConfigError(`log level "${cfg.logLevel}": expected one of ${LOG_LEVELS.join(', ')}`);
   cfg.dataDir = resolve(cfg.dataDir);
   if (cfg.publicUrl) {
     try {
