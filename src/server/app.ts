@@ -1,6 +1,7 @@
 // Builds the two fastify apps. Never listens (server/listen.ts does), so tests build the exact app
 // and use inject() or listen on port 0 themselves.
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import cookie from '@fastify/cookie';
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -34,6 +35,30 @@ function baseOptions(ctx: AppContext): FastifyServerOptions {
     keepAliveTimeout: 72_000,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
   } as FastifyServerOptions;
+}
+
+/** How much of a refused body is read and dropped, and for how long, before the connection is cut. */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+const DRAIN_MAX_MS = 30_000;
+
+function drainRefusedBody(raw: IncomingMessage): void {
+  let left = DRAIN_MAX_BYTES;
+  const cut = () => {
+    stop();
+    raw.socket?.destroy();
+  };
+  const onData = (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) cut();
+  };
+  const timer = setTimeout(cut, DRAIN_MAX_MS).unref();
+  const stop = () => {
+    clearTimeout(timer);
+    raw.off('data', onData);
+  };
+  raw.on('data', onData);
+  raw.once('end', stop);
+  raw.once('close', stop);
 }
 
 function surfaceOf(url: string): string {
@@ -75,13 +100,14 @@ export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURF
   // fastify refuses a body it will not read (over the limit, or a type no parser takes) with
   // `Connection: close`; the socket then closes with the unread rest of the body in its buffer, the
   // kernel answers the still-sending client with a reset, and the client (the openai SDK, curl) loses
-  // the 413/415 and reports a connection error. Without the header Node reads and discards the rest
-  // (bounded by the server's request timeout), the client reads its answer, and the connection is
-  // reused. Runs only on errors.
+  // the 413/415 and reports a connection error. Instead the rest is read and dropped, up to a bound
+  // (what nginx calls lingering), the client reads its answer, and the connection is reused. Runs
+  // only on errors.
   app.addHook('onError', (req, reply, err, done) => {
     const code = (err as { code?: string }).code;
     if ((code === 'FST_ERR_CTP_BODY_TOO_LARGE' || code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') && !req.raw.complete && !ctx.state.shuttingDown) {
       reply.removeHeader('connection');
+      drainRefusedBody(req.raw);
     }
     done();
   });

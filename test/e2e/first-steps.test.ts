@@ -171,6 +171,28 @@ describe('an oversized body', () => {
     await until('the next request answered on the same connection', () => /HTTP\/1\.1 200 [\s\S]*"status":"ok"/.test(got));
     sock.destroy();
   });
+
+  it('cuts the connection of a client that goes on sending far past the limit', async () => {
+    const sock = connect(Number(new URL(app.url).port), '127.0.0.1');
+    let closed = false;
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    sock.on('error', () => {});
+    sock.on('close', () => (closed = true));
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${admin.token}\r\nContent-Type: application/json\r\nContent-Length: ${1024 * 1024 * 1024}\r\n\r\n`);
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    let sent = 0;
+    // 64 MiB are read and dropped; by 256 MiB the connection must be gone.
+    while (!closed && sent < 256 * 1024 * 1024) {
+      if (!sock.write(chunk)) await new Promise((r) => { sock.once('drain', r); sock.once('close', r); });
+      sent += chunk.length;
+    }
+    for (let i = 0; i < 100 && !closed; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(closed, `still open after ${sent} bytes`).toBe(true);
+    expect(got).toMatch(/^HTTP\/1\.1 413 /);
+    sock.destroy();
+  });
 });
 
 describe('first mistakes with the gateway and the API', () => {
