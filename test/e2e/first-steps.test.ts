@@ -246,6 +246,9 @@ describe('enrolling an agent', () => {
     expect(http.stderr).toContain(`ws://${host}/ws, not http://`);
     const bare = await agentCli(home, ['enroll', '--url', `ws://${host}`, '--token', node.registration_token]);
     expect(bare.code, bare.stderr).toBe(0);
+    // The node's credentials stay in the agent's state, out of whatever log captured this output.
+    expect(bare.stdout).toContain('Enrolled as node');
+    expect(`${bare.stdout}${bare.stderr}`).not.toMatch(/nx_nauth_|secret:/);
     const agent = startAgent(home);
     try {
       await agent.waitFor(/Connected to hub/);

@@ -14,13 +14,13 @@ export async function agentEnrollCommand(argv: string[]): Promise<number> {
   }
   const home = agentHome(values.profile);
   const id = await enroll(home, values.url, values.token, { force: values.force ?? false });
+  // The node's auth token and signing secret are not printed: the agent reads them from its state,
+  // and this output often lands in provisioning logs (cloud-init, CI), where they would let anyone
+  // reading the log connect as this node.
   process.stdout.write([
     `Enrolled as node ${id.nodeId}${home.profile ? ` (profile ${home.profile})` : ''}.`,
     '',
-    'These credentials are shown once; they are stored encrypted in',
-    `${home.dir} (mode 0600) and the agent needs nothing else:`,
-    `  auth token:     ${id.authToken}`,
-    `  signing secret: ${id.signingSecret}`,
+    `Its credentials are stored encrypted in ${home.dir} (mode 0600); the agent needs nothing else.`,
     '',
     `Next: nexus agent credentials add --service SLUG --url URL --header Authorization --secret-format bearer${home.profile ? ` --profile ${home.profile}` : ''}`,
     `      nexus agent start${home.profile ? ` --profile ${home.profile}` : ''}`,
