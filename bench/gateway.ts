@@ -190,10 +190,24 @@ const roundsLine = targets.map((t) => `${label(t.name)} ${rounds[t.name]!.map((x
 // in both rounds, a heap settling into its working size only in the first.
 const rssRounds = !quick && targets.some((t) => t.name === 'nexus');
 const rssBefore = rssMb();
-const hundredK = rssRounds ? await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: allTargets[1]!.headers, body }) : null;
+// The relay's heap tuning (src/protocol/heap.ts) lets the heap grow to 5× its live size before a full
+// collection, so RSS at one instant swings by tens of MB with the collector's timing. Each 100k run is
+// also sampled every 100 ms for its peak: a leak raises the peak from one run to the next, a heap
+// settling into its working size does not.
+const peakDuring = async <T>(work: Promise<T>): Promise<[T, number]> => {
+  let peak = rssMb();
+  const timer = setInterval(() => (peak = Math.max(peak, rssMb())), 100);
+  try {
+    return [await work, peak];
+  } finally {
+    clearInterval(timer);
+  }
+};
+const hundredKRun = () => load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: allTargets[1]!.headers, body });
+const [hundredK, peak1] = rssRounds ? await peakDuring(hundredKRun()) : [null, NaN];
 await new Promise((r) => setTimeout(r, rssRounds ? 1000 : 0));
 const rssAfter = rssMb();
-if (rssRounds) await load(`${nxUrl}/v1/chat/completions`, { connections: 64, amount: 100_000, method: 'POST', headers: allTargets[1]!.headers, body });
+const [, peak2] = rssRounds ? await peakDuring(hundredKRun()) : [null, NaN];
 await new Promise((r) => setTimeout(r, rssRounds ? 1000 : 0));
 const rssAfter2 = rssMb();
 await cleanup();
@@ -232,6 +246,6 @@ ${row('stream: added inter-chunk delay (ms)', (t) => na(st[t.name] && dst, () =>
 - c=64 requests/s in each round: ${roundsLine}.
 - Nexus requests/s at c=64 = ${ratio(c64.nexus, c64.portkey)} Portkey's (median rounds), ${c64.nexus && d64 ? fmt(c64.nexus.rps / d64.rps, 2) : 'n/a'}× direct.${pairRatios.length ? `
 - Round by round (Nexus and Portkey run next to each other): requests/s ratio ${pairRatios.map((x) => fmt(x, 1)).join(' / ')}, median **${fmt(median(pairRatios), 1)}×**; Portkey's CPU per request over Nexus's ${cpuRatios.map((x) => fmt(x, 1)).join(' / ')}, median ${fmt(median(cpuRatios), 1)}×.` : ''}
-- Nexus RSS before / after 100k requests (c=64): ${hundredK ? `${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run); after another 100k: ${fmt(rssAfter2, 1)} MB (${fmt(rssAfter2 - rssAfter, 1)} MB more)` : `not measured (quick run; ${fmt(rssBefore, 1)} MB at the end)`}.
+- Nexus RSS before / after 100k requests (c=64): ${hundredK ? `${fmt(rssBefore, 1)} MB / ${fmt(rssAfter, 1)} MB (growth **${fmt(rssAfter - rssBefore, 1)} MB**; ${Math.round(hundredK.rps).toLocaleString('en')} req/s during that run); after another 100k: ${fmt(rssAfter2, 1)} MB (${fmt(rssAfter2 - rssAfter, 1)} MB more); peak RSS during the first / second 100k: ${fmt(peak1, 1)} / ${fmt(peak2, 1)} MB (**${fmt(peak2 - peak1, 1)} MB** from one to the next)` : `not measured (quick run; ${fmt(rssBefore, 1)} MB at the end)`}.
 - Load average (1, 5, 15 min) at the start: ${loadAtStart.map((x) => fmt(x, 2)).join(', ')}; at the end: ${loadavg().map((x) => fmt(x, 2)).join(', ')}.
 `);
