@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../core/config/config.ts';
 import { DataDirError } from '../core/db/db.ts';
+import { SETUP_PASSWORD_PLACEHOLDER } from '../core/identity/identity.ts';
 import { createLogger } from '../core/log/log.ts';
 import { exitOnSignals, startServer } from '../server/listen.ts';
 
@@ -76,7 +77,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       '',
       `  Or from a shell:`,
       `    curl -X POST ${server.publicUrl}/api/v1/setup -H 'content-type: application/json' \\`,
-      `      -d '{"setup_token":"'$(cat ${server.ctx.setup.path})'","username":"admin","password":"<at least 10 characters>"}'`,
+      `      -d '{"setup_token":"'$(cat ${server.ctx.setup.path})'","username":"admin","password":"${SETUP_PASSWORD_PLACEHOLDER}"}'`,
     );
   }
   process.stderr.write(lines.join('\n') + '\n\n');

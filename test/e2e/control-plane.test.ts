@@ -21,6 +21,11 @@ describe('first start and setup', () => {
     const wrong = await post(`${app.url}/api/v1/setup`, { setup_token: 'nx_setup_wrong', username: 'admin', password: 'correct-horse-battery' });
     expect(wrong.status).toBe(401);
     expect((await json(wrong)).error.code).toBe('unauthorized');
+    // The command printed at first start, pasted without replacing its placeholder, sets nothing.
+    const pasted = await post(`${app.url}/api/v1/setup`, { setup_token: app.setupToken, username: 'admin', password: '<at least 10 characters>' });
+    expect(pasted.status).toBe(400);
+    expect((await json(pasted)).error).toMatchObject({ code: 'validation_failed', param: 'password' });
+    expect((await json(await fetch(`${app.url}/api/v1/setup/status`))).setup_required).toBe(true);
     // Two racing setups with the right token: exactly one wins.
     const [a, b] = await Promise.all([
       post(`${app.url}/api/v1/setup`, { setup_token: app.setupToken, username: 'admin', password: 'correct-horse-battery' }),

@@ -24,6 +24,8 @@ export interface Principal {
 
 export const PASSWORD_MIN = 10;
 export const PASSWORD_MAX = 1024;
+/** What the printed setup command has where the password goes; refused as a password, so pasting it unedited fails. */
+export const SETUP_PASSWORD_PLACEHOLDER = '<at least 10 characters>';
 
 export interface Identity {
   users: ReturnType<typeof createUsersStore>;

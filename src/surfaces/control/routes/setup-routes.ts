@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../../core/context.ts';
 import { AppError } from '../../../core/errors/errors.ts';
-import { PASSWORD_MAX, PASSWORD_MIN } from '../../../core/identity/identity.ts';
+import { PASSWORD_MAX, PASSWORD_MIN, SETUP_PASSWORD_PLACEHOLDER } from '../../../core/identity/identity.ts';
 import { USERNAME_SCHEMA } from './schemas.ts';
 
 const setupBody = {
@@ -29,6 +29,9 @@ export function setupRoutes(app: FastifyInstance, ctx: AppContext) {
       if (ctx.identity.hasAdmin()) {
         ctx.audit.record({ ...audit, outcome: 'denied', details: { reason: 'already complete' } });
         throw new AppError('setup_complete', 'setup is already complete; sign in instead');
+      }
+      if (req.body.password === SETUP_PASSWORD_PLACEHOLDER) {
+        throw new AppError('validation_failed', 'replace <at least 10 characters> in the setup command with the password you want', { details: { param: 'password' } });
       }
       if (!ctx.setup.verify(req.body.setup_token)) {
         ctx.audit.record({ ...audit, outcome: 'denied', details: { reason: 'bad setup token' } });
