@@ -2,13 +2,14 @@
 // appliance's start-up messages and data dir, and the errors an SDK or curl gets for the usual
 // first mistakes (an oversized body, a personal token as gateway key, a base URL without /v1, a
 // field with a wrong value).
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
+import { MAIN, nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
 import { agentCli, startAgent } from '../helpers/agent.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
@@ -249,6 +250,14 @@ describe('enrolling an agent', () => {
     // The node's credentials stay in the agent's state, out of whatever log captured this output.
     expect(bare.stdout).toContain('Enrolled as node');
     expect(`${bare.stdout}${bare.stderr}`).not.toMatch(/nx_nauth_|secret:/);
+    // At a terminal (a pseudo-terminal from script(1)) they are shown, once.
+    const ttyHome = tempDir('nexus-agent-tty-');
+    const other = await json(await post(`${app.url}/api/v1/nodes`, { name: 'first-tty' }, { authorization: `Bearer ${admin.token}` }));
+    const cmd = [process.execPath, MAIN, 'agent', 'enroll', '--url', `ws://${host}/ws`, '--token', other.registration_token].map((a) => `'${a}'`).join(' ');
+    const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, NEXUS_AGENT_HOME: ttyHome }, encoding: 'utf8', timeout: 60_000 });
+    expect(tty.status, tty.stderr).toBe(0);
+    expect(tty.stdout.match(/auth token: +nx_nauth_\S+/g)).toHaveLength(1);
+    expect(tty.stdout).toMatch(/signing secret: +\S+/);
     const agent = startAgent(home);
     try {
       await agent.waitFor(/Connected to hub/);

@@ -14,13 +14,17 @@ export async function agentEnrollCommand(argv: string[]): Promise<number> {
   }
   const home = agentHome(values.profile);
   const id = await enroll(home, values.url, values.token, { force: values.force ?? false });
-  // The node's auth token and signing secret are not printed: the agent reads them from its state,
-  // and this output often lands in provisioning logs (cloud-init, CI), where they would let anyone
-  // reading the log connect as this node.
+  // The node's auth token and signing secret are shown once, to a person at a terminal. Output that
+  // is not a terminal often lands in provisioning logs (cloud-init, CI), where they would let anyone
+  // reading the log connect as this node: there they are not printed (the agent reads its state).
+  const shown = process.stdout.isTTY
+    ? ['These credentials are shown once; the agent needs nothing else:', `  auth token:     ${id.authToken}`, `  signing secret: ${id.signingSecret}`]
+    : ['(Its auth token and signing secret are printed only to a terminal, never to a log.)'];
   process.stdout.write([
     `Enrolled as node ${id.nodeId}${home.profile ? ` (profile ${home.profile})` : ''}.`,
     '',
-    `Its credentials are stored encrypted in ${home.dir} (mode 0600); the agent needs nothing else.`,
+    `Its credentials are stored encrypted in ${home.dir} (mode 0600).`,
+    ...shown,
     '',
     `Next: nexus agent credentials add --service SLUG --url URL --header Authorization --secret-format bearer${home.profile ? ` --profile ${home.profile}` : ''}`,
     `      nexus agent start${home.profile ? ` --profile ${home.profile}` : ''}`,
