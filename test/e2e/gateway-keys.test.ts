@@ -101,6 +101,16 @@ describe('key lifecycle', () => {
     expect((await post(`${app.url}/api/v1/virtual-keys`, { name: 'x', user_id: (await json(await fetch(`${app.url}/api/v1/me`, authed(admin.token)))).user.id }, { authorization: `Bearer ${m.token}` })).status).toBe(403);
     expect((await fetch(`${app.url}/api/v1/virtual-keys/${id}`, authed(m.token))).status).toBe(404);
     expect((await chat(mine.key, 'other')).status).toBe(200);
+    // A member reads their own usage only, and is refused someone else's.
+    const adminId = (await json(await fetch(`${app.url}/api/v1/me`, authed(admin.token)))).user.id;
+    const everyone = await json(await fetch(`${app.url}/api/v1/usage?group_by=user`, authed(admin.token)));
+    expect(everyone.items.map((i: { user_id: string }) => i.user_id).sort()).toEqual([adminId, member.id].sort());
+    const own = await json(await fetch(`${app.url}/api/v1/usage?group_by=user`, authed(m.token)));
+    expect(own.items).toEqual([expect.objectContaining({ user_id: member.id, requests: 1 })]);
+    expect((await fetch(`${app.url}/api/v1/usage?group_by=user&user_id=${member.id}`, authed(m.token))).status).toBe(200);
+    const others = await fetch(`${app.url}/api/v1/usage?user_id=${adminId}`, authed(m.token));
+    expect(others.status).toBe(403);
+    expect((await json(others)).error.code).toBe('forbidden');
     await fetch(`${app.url}/api/v1/users/${member.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ active: false }) }));
     expect((await chat(mine.key, 'other')).status).toBe(401);
     await fetch(`${app.url}/api/v1/users/${member.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ active: true }) }));

@@ -248,6 +248,8 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
   app.get<{ Querystring: UsageQs }>('/api/v1/usage', { ...user, schema: { querystring: usageQuery } }, async (req) => {
     const p = req.principal!;
     const q = req.query;
+    // A member's usage is their own; asking for someone else's is refused, not quietly answered with theirs.
+    if (p.role !== 'admin' && q.user_id && q.user_id !== p.userId) throw new AppError('forbidden', 'only admins may read other users\' usage');
     const groupBy = [...new Set((q.group_by ?? 'key,model,day').split(','))] as UsageGroup[];
     const items = usage.aggregate({
       groupBy,
