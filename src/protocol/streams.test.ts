@@ -50,6 +50,39 @@ describe('stream multiplexer', () => {
     expect(b.size).toBe(0);
   });
 
+  it('hands over a body that has fully arrived in one piece, and only then', async () => {
+    const { a, b } = pair();
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    sb.send(Buffer.from('he'));
+    sb.send(Buffer.from('llo'));
+    // Not ended yet: nothing is taken, and the stream still reads as usual afterwards.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sa.takeWhole()).toBeNull();
+    sb.end();
+    await new Promise((r) => setTimeout(r, 20));
+    sa.end();
+    const whole = sa.takeWhole();
+    expect(whole?.toString()).toBe('hello');
+    // Taken: no second reader, and the stream is finished on this side once both ends are sent.
+    expect(sa.takeWhole()).toBeNull();
+    expect(() => sa.readable()).toThrow(/already being read/);
+    expect(sa.finished).toBe(true);
+
+    // A stream already being read is left to its reader.
+    const id2 = newStreamId();
+    const sa2 = a.create(id2);
+    const sb2 = b.create(id2);
+    const reading = readAll(sa2.readable());
+    sb2.send(Buffer.from('x'));
+    sb2.end();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sa2.takeWhole()).toBeNull();
+    sa2.end();
+    expect((await reading).toString()).toBe('x');
+  });
+
   it('holds a fast writer back to the window while nobody reads', async () => {
     const window = 64 * 1024;
     const { a, b } = pair(window);

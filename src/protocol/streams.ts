@@ -215,6 +215,20 @@ export class Stream implements AsyncIterable<Uint8Array> {
     return sink;
   }
 
+  /**
+   * The whole received body in one buffer, when the peer has already ended the stream and nothing
+   * was read yet (a small response usually arrives with its head, END included, in one socket read);
+   * else null, and the stream is untouched. Once taken, the stream has no reader left to feed.
+   */
+  takeWhole(): Buffer | null {
+    if (this.reading || !this.peerEnded || this.failure) return null;
+    this.reading = true;
+    const parts = this.queue;
+    this.queue = [];
+    this.checkFinished();
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
   private feedSink(): void {
     const sink = this.sink!;
     while (this.sinkWants) {

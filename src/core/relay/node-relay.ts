@@ -20,6 +20,11 @@ export interface RelayResponse {
   headers: Record<string, string | string[]>;
   /** Response body, streamed with flow control; consume or cancel it. */
   body: AsyncIterable<Uint8Array>;
+  /**
+   * The whole body, when it had already arrived with the head (small responses do): a caller that
+   * takes it need not touch `body`, which then yields the same bytes.
+   */
+  whole?: Buffer;
 }
 
 export interface NodeRelay {

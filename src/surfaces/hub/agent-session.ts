@@ -122,7 +122,18 @@ export class AgentSession {
   /** Relays one HTTP request through this agent. Resolves with the response head; the body streams. */
   async request(req: RelayRequest): Promise<RelayResponse> {
     const { status, headers, stream } = await this.open(req, false);
-    return { status, headers, body: stream.readable() };
+    const whole = stream.takeWhole();
+    if (!whole) return { status, headers, body: stream.readable() };
+    let body: Readable | null = null;
+    return {
+      status,
+      headers,
+      whole,
+      // Built only for a caller that reads the body as a stream after all.
+      get body() {
+        return (body ??= Readable.from([whole], { objectMode: false }));
+      },
+    };
   }
 
   /**

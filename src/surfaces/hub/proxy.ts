@@ -46,6 +46,8 @@ export interface ProxyResult {
   status: number;
   headers: Headers;
   body: AsyncIterable<Uint8Array>;
+  /** The whole body when it came with the head (through a node; see RelayResponse). */
+  whole?: Buffer;
   routedVia: 'direct' | 'node';
   nodeId: string | null;
 }
@@ -130,7 +132,17 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
           service: call.service.slug,
           signal: call.signal,
         });
-        return { ...res, headers: endToEnd(res.headers), routedVia: 'node', nodeId };
+        // Not spread: a response that came whole builds its \`body\` stream only if it is read.
+        return {
+          status: res.status,
+          headers: endToEnd(res.headers),
+          get body() {
+            return res.body;
+          },
+          whole: res.whole,
+          routedVia: 'node',
+          nodeId,
+        };
       } catch (err) {
         last = err;
         // Only a request that never reached a node may be tried on the next one.

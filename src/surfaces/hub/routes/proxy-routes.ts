@@ -178,9 +178,17 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     routedVia = result.routedVia;
     nodeId = result.nodeId;
     reply.code(result.status).headers(result.headers);
+    const { whole } = result;
     if (req.method === 'HEAD') {
-      for await (const _ of result.body) { /* drain */ }
+      if (!whole) for await (const _ of result.body) { /* drain */ }
       return reply.send();
+    }
+    // A body that came whole with the head (through a node, small responses do) leaves in one write
+    // with no stream in between. Not when empty (204, 304: no body at all) or without a content type
+    // (fastify would add one to a buffer).
+    if (whole && whole.length > 0 && result.headers['content-type'] !== undefined) {
+      bytesOut = whole.length;
+      return reply.send(whole);
     }
     // Counted as fastify's pipe takes the bytes (a listener added before the pipe would start the flow
     // early); fastify destroys the body if the caller goes away.
