@@ -1,6 +1,7 @@
 // Upstream credentials held on the agent's host, one per service slug, sealed with the profile's key.
 // They never leave this host: the agent injects them into requests it makes to the local service.
-import { statSync } from 'node:fs';
+import { statSync, watch as fsWatch, type FSWatcher } from 'node:fs';
+import { basename } from 'node:path';
 import type { SecretFormat } from '../protocol/credentials.ts';
 import type { AgentHome } from './home.ts';
 import { AgentError, ensureDir, readJson, writeSecure } from './home.ts';
@@ -33,16 +34,38 @@ export function createCredentialsStore(home: AgentHome) {
   const path = home.file('credentials.json');
   // The parsed file, and the secrets opened from it so far (a request must not pay for a decryption).
   let cache: { stamp: string; data: Stored; opened: Map<string, string> } | null = null;
-  // The file is looked at once per turn of the event loop: requests arriving together (dozens at a
-  // time under load) share one stat, and a change made by `credentials add` is still seen by the
-  // next request that arrives after it.
-  let checked = false;
-  const recheck = () => (checked = false);
+  // When the file may have changed since it was last looked at. A running agent watches the
+  // directory (the file is replaced by a rename, so the directory is what sees it): a change made by
+  // `credentials add` marks the cache stale and the next request reads the file again, while requests
+  // in between cost no system call. The kernel queues the change before `add` returns, ahead of any
+  // request sent after it, so that request is served with the new file. Without a watch (none set up
+  // yet, or the platform refused one) the file is looked at once per turn of the event loop.
+  let stale = true;
+  let watching = false;
+  let watcher: FSWatcher | null = null;
+  const recheck = () => (stale = true);
+  const watch = () => {
+    if (watcher) return;
+    try {
+      watcher = fsWatch(home.dir, { persistent: false }, (_event, name) => {
+        if (name === null || name === basename(path)) stale = true;
+      });
+      watching = true;
+      watcher.on('error', () => {
+        // The directory went away or the watch broke: back to looking at the file every turn.
+        watching = false;
+        stale = true;
+        watcher?.close();
+      });
+    } catch {
+      watching = false;
+    }
+  };
 
   const load = (): NonNullable<typeof cache> => {
-    if (checked && cache) return cache;
-    checked = true;
-    setImmediate(recheck).unref();
+    if (!stale && cache) return cache;
+    stale = false;
+    if (!watching) setImmediate(recheck).unref();
     let stamp = 'missing';
     try {
       const st = statSync(path);
@@ -90,12 +113,20 @@ export function createCredentialsStore(home: AgentHome) {
     },
     /** The entry and its secret; re-reads the file when it changed, so `add` applies to a running agent. */
     get(service: string): (CredentialEntry & { secret: string }) | null {
+      watch();
       const { data, opened } = load();
       const e = data.services[service];
       if (!e) return null;
       let secret = opened.get(service);
       if (secret === undefined) opened.set(service, (secret = home.box().open(e.secret, aad(service))));
       return { service, url: e.url, header: e.header, format: e.format, updatedAt: e.updated_at, secret };
+    },
+    /** Stops watching the file (a later `get` starts again). */
+    close(): void {
+      watcher?.close();
+      watcher = null;
+      watching = false;
+      stale = true;
     },
   };
 }
