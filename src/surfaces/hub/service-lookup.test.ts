@@ -39,14 +39,22 @@ describe('service lookup cache', () => {
     expect(lookup.find(owner.id, 'grafana')).toBeNull();
   });
 
-  it('sees writes made through another connection (another process)', () => {
-    const { dir, owner, add, lookup } = setup();
+  it('sees writes made through another connection (another process) once its check comes round', () => {
+    const { dir, db, owner, store, add } = setup();
+    let clock = 0;
+    const lookup = createServiceLookup(db, store, { otherWritersMs: 100, now: () => clock });
     const svc = add('wiki');
     expect(lookup.find(owner.id, 'wiki')?.service.endpoint_url).toBe('http://127.0.0.1:9/');
     const other = openDatabase(join(dir, 'nexus.db'));
     dbs.push(other);
     other.prepare('UPDATE services SET endpoint_url = ? WHERE id = ?').run('http://127.0.0.1:10/', svc.id);
+    clock += 99;
+    expect(lookup.find(owner.id, 'wiki')?.service.endpoint_url).toBe('http://127.0.0.1:9/');
+    clock += 1;
     expect(lookup.find(owner.id, 'wiki')?.service.endpoint_url).toBe('http://127.0.0.1:10/');
+    // This connection's own writes are seen at once, whatever the clock says.
+    store.delete(svc.id);
+    expect(lookup.find(owner.id, 'wiki')).toBeNull();
   });
 
   it('keeps its answers across writes to other tables (the per-request audit rows)', () => {

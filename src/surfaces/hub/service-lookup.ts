@@ -1,12 +1,16 @@
 // Every proxied request looks up its service by slug and the service's node binding: two SQLite
 // reads that cost 13% of the appliance's CPU per relayed request at c=64 (bench/hub.ts profile). The
-// answers are kept until the tables they come from change, so a created, changed or deleted service is
-// seen by the very next request, exactly as without the cache:
+// answers are kept until the tables they come from change:
 // - writes through this connection (the stores, and cascades from deleting a user or a node) fire
 //   TEMP triggers on `services` and `service_nodes` that bump a counter in this process; temp
-//   triggers live only in this connection, so other processes opening the database never see them;
-// - writes from any other connection (another process, or a second connection in this one) change
-//   PRAGMA data_version (https://sqlite.org/pragma.html#pragma_data_version).
+//   triggers live only in this connection, so other processes opening the database never see them.
+//   Every change made through the appliance is one of these, and the very next request sees it.
+// - writes from any other connection (a second connection in this process, or another process: the
+//   data-dir lock keeps other nexus processes out while it runs, so in practice someone editing the
+//   file by hand) change PRAGMA data_version (https://sqlite.org/pragma.html#pragma_data_version).
+//   Reading it is a read transaction with two file-lock system calls, ~15 µs of a request at
+//   concurrency 1, so it is read at most every `otherWritersMs` (100 ms): such a write is seen within
+//   that time instead of on the next request.
 // Writes to other tables, the per-request audit rows above all, leave the cache alone (the check it
 // replaces, total_changes(), counted every audit insert and re-read the services every few requests).
 import type { Db } from '../../core/db/db.ts';
@@ -14,6 +18,13 @@ import type { ServiceNode, ServiceRow, ServicesStore } from './services-store.ts
 
 /** Enough for every service of a large installation; unknown slugs are kept too, so the size is capped. */
 const MAX_ENTRIES = 10_000;
+
+export interface ServiceLookupOptions {
+  /** How often another connection's writes are looked for (ms; default 100). */
+  otherWritersMs?: number;
+  /** The clock, in ms (tests). */
+  now?: () => number;
+}
 
 export interface ServiceLookup {
   /** The owner's service with this slug and its node binding (empty for a direct service). */
@@ -44,11 +55,14 @@ function watchTables(db: Db): { count: number } {
   return w;
 }
 
-export function createServiceLookup(db: Db, store: ServicesStore): ServiceLookup {
+export function createServiceLookup(db: Db, store: ServicesStore, opts: ServiceLookupOptions = {}): ServiceLookup {
   const own = watchTables(db);
   const dataVersion = db.prepare('PRAGMA data_version').pluck();
+  const otherWritersMs = opts.otherWritersMs ?? 100;
+  const now = opts.now ?? (() => performance.now());
   let seenWrites = -1;
   let seenVersion = -1;
+  let versionReadAt = -Infinity;
   const cache = new Map<string, { service: ServiceRow; bound: ServiceNode[] } | null>();
 
   const read = (ownerId: string, slug: string) => {
@@ -60,7 +74,12 @@ export function createServiceLookup(db: Db, store: ServicesStore): ServiceLookup
     find(ownerId, slug) {
       // Inside a transaction the rows may yet be rolled back: read them, keep nothing.
       if (db.inTransaction) return read(ownerId, slug);
-      const version = dataVersion.get() as number;
+      let version = seenVersion;
+      const t = now();
+      if (t - versionReadAt >= otherWritersMs) {
+        versionReadAt = t;
+        version = dataVersion.get() as number;
+      }
       if (own.count !== seenWrites || version !== seenVersion || cache.size >= MAX_ENTRIES) {
         seenWrites = own.count;
         seenVersion = version;
