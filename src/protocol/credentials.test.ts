@@ -24,6 +24,8 @@ describe('headers and targets', () => {
   it('drops hop-by-hop headers, those named by Connection, and the ones asked for', () => {
     const h = endToEnd({ connection: 'keep-alive, x-hop', 'x-hop': '1', 'keep-alive': 't', host: 'a', 'transfer-encoding': 'chunked', 'x-api-key': 'nx_pat', accept: 'a', expect: '100-continue' }, ['X-API-Key']);
     expect(h).toEqual({ accept: 'a' });
+    // Without Connection or names to drop: the fixed hop-by-hop set, names lowercased.
+    expect(endToEnd({ Host: 'a', 'Keep-Alive': 't', TE: 'trailers', 'X-Trace': '1', accept: ['a', 'b'], skipped: undefined })).toEqual({ 'x-trace': '1', accept: ['a', 'b'] });
   });
   it('joins paths and keeps queries byte for byte, refusing climbs above the base', () => {
     expect(joinTarget('http://h:1/api', 'v1/x', '?q=a%20b+c')?.toString()).toBe('http://h:1/api/v1/x?q=a%20b+c');

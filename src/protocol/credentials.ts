@@ -79,15 +79,22 @@ export function inject(inj: Injection, url: URL, headers: Headers): { bodyField:
 const HOP = new Set(['connection', 'expect', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
 
 /** Copies end-to-end headers only; also drops any header the Connection header names. */
-export function endToEnd(input: Record<string, string | string[] | undefined>, drop: Iterable<string> = []): Headers {
-  const named = new Set<string>(HOP);
-  for (const d of drop) named.add(d.toLowerCase());
+export function endToEnd(input: Record<string, string | string[] | undefined>, drop: readonly string[] = []): Headers {
+  // Runs on every relayed request and response, on both sides: the fixed set is copied only when a
+  // request names more headers to drop.
+  let named: Set<string> = HOP;
   const conn = input.connection;
-  for (const c of (Array.isArray(conn) ? conn.join(',') : (conn ?? '')).split(',')) if (c.trim()) named.add(c.trim().toLowerCase());
+  if (drop.length || conn !== undefined) {
+    named = new Set<string>(HOP);
+    for (const d of drop) named.add(d.toLowerCase());
+    for (const c of (Array.isArray(conn) ? conn.join(',') : (conn ?? '')).split(',')) if (c.trim()) named.add(c.trim().toLowerCase());
+  }
   const out: Headers = {};
-  for (const [k, v] of Object.entries(input)) {
-    if (v === undefined || named.has(k.toLowerCase())) continue;
-    out[k.toLowerCase()] = v;
+  for (const k of Object.keys(input)) {
+    const v = input[k];
+    if (v === undefined) continue;
+    const name = k.toLowerCase();
+    if (!named.has(name)) out[name] = v;
   }
   return out;
 }

@@ -38,8 +38,9 @@ function canonicalOpen(m: Unsigned): string {
 }
 
 export function signOpen(secret: string, m: Omit<Unsigned, 'ts' | 'nonce'>, now = Date.now()): OpenMsg {
-  const unsigned: Unsigned = { ...m, ts: now, nonce: newNonce() };
-  return { ...unsigned, sig: hmac(secret, canonicalOpen(unsigned)) };
+  const signed: OpenMsg = { ...m, ts: now, nonce: newNonce(), sig: '' };
+  signed.sig = hmac(secret, canonicalOpen(signed));
+  return signed;
 }
 
 export type VerifyResult = 'ok' | 'bad_signature' | 'stale' | 'replayed';
@@ -62,8 +63,8 @@ export class ReplayGuard {
     if (typeof m.sig !== 'string' || typeof m.nonce !== 'string' || typeof m.ts !== 'number' || m.nonce.length > 128) {
       return 'bad_signature';
     }
-    const { sig, ...unsigned } = m;
-    if (!equal(hmac(secret, canonicalOpen(unsigned)), sig)) return 'bad_signature';
+    // canonicalOpen reads the signed fields by name, so the frame goes in as it is (no copy without `sig`).
+    if (!equal(hmac(secret, canonicalOpen(m)), m.sig)) return 'bad_signature';
     const now = this.now();
     if (Math.abs(now - m.ts) > this.skewMs) return 'stale';
     this.prune(now);
