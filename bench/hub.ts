@@ -2,7 +2,8 @@
 // to a local service vs through the appliance's service proxy, the hub and an agent (added latency p50
 // and p99 at c=1 and c=64, wrk or autocannon in its own process); 1 GiB download and upload direct vs relayed
 // (MB/s and ratio); and the appliance's resident memory per idle authenticated agent with 1,000 agents
-// connected. Sizes: BENCH_HUB_BULK_MB (default 1024), BENCH_HUB_AGENTS (default 1000). For profiling:
+// connected. Sizes: BENCH_HUB_BULK_MB (default 1024), BENCH_HUB_AGENTS (default 1000); the latency runs
+// follow an unmeasured warm-up of BENCH_HUB_WARMUP_SECONDS (default 4; 0 for none). For profiling:
 // BENCH_HUB_PARTS (any of latency,bulk,idle; default all) and BENCH_HUB_PROFILE=<dir> (appliance and
 // agent run with --cpu-prof into that directory).
 import { spawn } from 'node:child_process';
@@ -159,6 +160,16 @@ const latency = async (url: string, connections: number, headers: Record<string,
   const per = (ms: number) => (ms * 1000) / r.total;
   return { ...r, us: { appliance: per(d[0]!), agent: per(d[1]!), service: per(d[2]!), machine: per(m1.busy - m0.busy) }, busy: (m1.busy - m0.busy) / (m1.all - m0.all) };
 };
+// Warm-up, not measured: a freshly started appliance and agent run their request path in V8's
+// interpreter and baseline code for the first few thousand requests (the first 5 s at c=1 cost up to
+// half as much again as the same run later); the figures below are for processes that have served
+// some traffic, as a running appliance has.
+const WARMUP = Number(process.env.BENCH_HUB_WARMUP_SECONDS ?? 4);
+if (PARTS.has('latency') && WARMUP > 0) {
+  await load(`${upstreamUrl}/small`, { connections: 8, duration: 1, headers: { authorization: `Bearer ${TOKEN}` } });
+  await load(`${proxied}/small`, { connections: 64, duration: WARMUP, headers: { 'x-api-key': pat } });
+  await load(`${proxied}/small`, { connections: 1, duration: 2, headers: { 'x-api-key': pat } });
+}
 const direct1 = await latency(`${upstreamUrl}/small`, 1, { authorization: `Bearer ${TOKEN}` });
 const relay1 = await latency(`${proxied}/small`, 1, { 'x-api-key': pat });
 const direct64 = await latency(`${upstreamUrl}/small`, 64, { authorization: `Bearer ${TOKEN}` });
@@ -293,7 +304,7 @@ process.stdout.write([
   '',
   '## Hub and agent',
   '',
-  `Command: \`npm run bench -- hub\` (${new Date().toISOString().slice(0, 10)}, \`node src/main.ts\`, appliance at log level warn, agent through the CLI entry point, the local service in its own process; load from ${loadGenerator}; ${duration} s per latency run; load average ${load1} on this 2-core machine when it finished).`,
+  `Command: \`npm run bench -- hub\` (${new Date().toISOString().slice(0, 10)}, \`node src/main.ts\`, appliance at log level warn, agent through the CLI entry point, the local service in its own process; load from ${loadGenerator}; ${duration} s per latency run after ${WARMUP} s of unmeasured warm-up; load average ${load1} on this 2-core machine when it finished).`,
   '',
   '| small request (GET, 11-byte JSON) | direct to the service | through proxy + hub + agent | added |',
   '|---|---|---|---|',
