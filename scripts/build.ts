@@ -1,5 +1,6 @@
 // `npm run build` → dist/nexus: a single Linux x64 executable (Node's Single Executable Application).
-//   1. esbuild bundles src/main.ts into one CommonJS file; the migrations folder is inlined.
+//   1. esbuild bundles src/main.ts into one CommonJS file (the migrations folder inlined), and the
+//      write thread (src/core/db/write-worker.ts) into another, stored as an asset.
 //   2. Node writes the SEA blob: the bundle plus assets (better-sqlite3's .node file, console assets,
 //      templates) that src/core/native/sea-addons.ts and src/core/assets/assets.ts read at run time.
 //   3. postject injects the blob into a copy of the pinned Node 24 binary.
@@ -111,7 +112,23 @@ async function main() {
     external: ['utf-8-validate'],
   });
 
-  const assets: Record<string, string> = {};
+  log('bundling the write thread');
+  const writeWorker = join(WORK, 'write-worker.cjs');
+  await build({
+    entryPoints: [join(ROOT, 'src/core/db/write-worker.ts')],
+    outfile: writeWorker,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    minifySyntax: true,
+    sourcemap: false,
+    legalComments: 'none',
+    logLevel: 'warning',
+    plugins: [inlineMigrations],
+  });
+
+  const assets: Record<string, string> = { 'write-worker.cjs': writeWorker };
   for (const [asset, file] of Object.entries(NATIVE_ASSETS)) {
     const [pkg, ...rest] = file.split('/');
     const path = join(dirname(require.resolve(`${pkg}/package.json`)), ...rest);

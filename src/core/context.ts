@@ -2,6 +2,7 @@
 // by server/context.ts; surfaces depend on this shape, never on each other.
 import type { Config } from './config/config.ts';
 import type { Db } from './db/db.ts';
+import type { Writer } from './db/write-thread.ts';
 import type { SecretBox } from './crypto/secret-box.ts';
 import type { Events } from './events/events.ts';
 import type { Identity } from './identity/identity.ts';
@@ -24,6 +25,8 @@ export interface AppContext {
   config: Config;
   log: Logger;
   db: Db;
+  /** Commits the per-request write batches (audit entries, usage) off the request path. */
+  writer: Writer;
   secretBox: SecretBox;
   events: Events;
   identity: Identity;

@@ -6,7 +6,8 @@ import { createAudit } from '../core/audit/audit.ts';
 import { loadOrCreateMasterKey } from '../core/crypto/master-key.ts';
 import { createSecretBox } from '../core/crypto/secret-box.ts';
 import { acquireDataDirLock, closeDatabase, openDatabase, prepareDataDir } from '../core/db/db.ts';
-import { loadNativeBinding } from '../core/native/sea-addons.ts';
+import { isSingleExecutable, loadNativeBinding, seaAddonFile } from '../core/native/sea-addons.ts';
+import { createWriter } from '../core/db/write-thread.ts';
 import { Events } from '../core/events/events.ts';
 import { createIdentity } from '../core/identity/identity.ts';
 import { createSetupTokens } from '../core/identity/setup.ts';
@@ -24,7 +25,8 @@ export interface OwnedContext {
 
 export function createContext(config: Config, log: Logger): OwnedContext {
   prepareDataDir(config.dataDir);
-  const nativeBinding = loadNativeBinding(config.cacheDir ?? cacheDirFromEnv());
+  const cacheDir = config.cacheDir ?? cacheDirFromEnv();
+  const nativeBinding = loadNativeBinding(cacheDir);
   const release = acquireDataDirLock(config.dataDir, nativeBinding);
   let db;
   try {
@@ -37,12 +39,18 @@ export function createContext(config: Config, log: Logger): OwnedContext {
   const settings = createSettingsStore(db);
   // The console may override the session lifetime and the public URL at run time (settings page).
   const identity = createIdentity(db, events, { sessionTtlSeconds: () => settings.get<number>(SETTING.sessionTtlSeconds) ?? config.session.ttlSeconds });
-  const audit = createAudit(db, (err) => log.error({ err }, 'audit write failed'));
+  // Per-request batches (audit entries, gateway usage) commit on the write thread.
+  const writer = createWriter(db, {
+    onError: (batch, err) => log.error({ err, batch }, 'database write failed'),
+    ...(isSingleExecutable() ? { nativeBindingPath: seaAddonFile('better_sqlite3.node', cacheDir) } : {}),
+  });
+  const audit = createAudit(db, (err) => log.error({ err }, 'audit write failed'), writer);
   const state: RuntimeState = { ready: false, shuttingDown: false, publicAddress: null, adminAddress: null };
   const ctx: AppContext = {
     config,
     log,
     db,
+    writer,
     secretBox: createSecretBox(loadOrCreateMasterKey(config.dataDir)),
     events,
     identity,
@@ -58,6 +66,7 @@ export function createContext(config: Config, log: Logger): OwnedContext {
     ctx,
     close() {
       audit.close();
+      writer.close();
       identity.close();
       closeDatabase(db);
       release();

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startAppliance, tempDir, REPO, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, setupAdmin } from '../helpers/api.ts';
+import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { startLlmUpstream } from '../helpers/llm-upstream.ts';
 
 let exe: string;
 let app: Appliance | undefined;
@@ -48,6 +50,29 @@ describe('dist/nexus', () => {
     const unpacked = (await import('node:fs')).readdirSync(cache).filter((f) => f.endsWith('.node'));
     expect(unpacked.map((f) => f.replace(/-[0-9a-f]{16}\.node$/, '')).sort()).toEqual(['better_sqlite3', 'bufferutil']);
     expect(statSync(cache).mode & 0o777).toBe(0o700);
+
+    // Gateway calls: their usage rows and audit entries are committed by the write thread, whose
+    // code and native module also come out of the executable.
+    const up = await startLlmUpstream();
+    try {
+      const provider = await createProvider(app, admin, { name: 'mock', type: 'openai-compatible', base_url: `${up.url}/v1`, api_key: 'sk-up' });
+      await simpleModel(app, admin, provider.id, 'm1');
+      const vk = await createKey(app, admin.token);
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${app.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${vk.key}` }, body: JSON.stringify({ model: 'm1', messages: [{ role: 'user', content: 'hi' }] }) });
+        expect(res.status, await res.clone().text()).toBe(200);
+        await res.arrayBuffer();
+      }
+      const usage = await json(await fetch(`${app.url}/api/v1/usage?group_by=model`, authed(admin.token)));
+      expect(usage.items[0]).toMatchObject({ model: 'm1', requests: 3 });
+      const audit = await json(await fetch(`${app.url}/api/v1/audit?action=gateway.chat`, authed(admin.token)));
+      expect(audit.items.length).toBe(3);
+    } finally {
+      await up.close();
+    }
+    expect(app.output()).not.toContain('write failed');
+    expect(app.output()).not.toContain('write thread');
+
     const code = await app.stop('SIGTERM');
     expect(code).toBe(0);
     expect(app.output()).toContain('"stopped"');

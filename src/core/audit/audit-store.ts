@@ -1,5 +1,5 @@
-import { batchInsert } from '../db/batch-insert.ts';
 import type { Db } from '../db/db.ts';
+import { createOpsApplier, type WriteOp } from '../db/write-ops.ts';
 
 export type Outcome = 'success' | 'failure' | 'denied';
 
@@ -88,21 +88,24 @@ export function auditSelect(q: AuditQuery): { sql: string; params: Record<string
   return { sql: `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit`, params };
 }
 
+const AUDIT_COLUMNS = ['ts', 'actor_type', 'actor_id', 'actor_name', 'action', 'target_type', 'target_id', 'outcome', 'source_ip', 'routed_via', 'node_id', 'status', 'details'] as const;
+
+/** The batch that appends these entries (committed by the write thread or by `insertMany`). */
+export function auditInsertOp(entries: readonly AuditEntry[]): WriteOp {
+  const values: unknown[] = [];
+  for (const e of entries) {
+    values.push(
+      e.ts ?? new Date().toISOString(), e.actor_type, e.actor_id ?? null, e.actor_name ?? null, e.action, e.target_type ?? null, e.target_id ?? null,
+      e.outcome, e.source_ip ?? null, e.routed_via ?? null, e.node_id ?? null, e.status ?? null, e.details ? JSON.stringify(e.details) : null,
+    );
+  }
+  return { insert: 'audit_log', columns: AUDIT_COLUMNS, values };
+}
+
 export function createAuditStore(db: Db): AuditStore {
-  const insert = batchInsert<AuditEntry>(
-    db,
-    'audit_log',
-    ['ts', 'actor_type', 'actor_id', 'actor_name', 'action', 'target_type', 'target_id', 'outcome', 'source_ip', 'routed_via', 'node_id', 'status', 'details'],
-    (e, out) => {
-      out.push(
-        e.ts ?? new Date().toISOString(), e.actor_type, e.actor_id ?? null, e.actor_name ?? null, e.action, e.target_type ?? null, e.target_id ?? null,
-        e.outcome, e.source_ip ?? null, e.routed_via ?? null, e.node_id ?? null, e.status ?? null, e.details ? JSON.stringify(e.details) : null,
-      );
-    },
-  );
-  const insertMany = db.transaction((entries: AuditEntry[]) => insert.run(entries));
+  const apply = createOpsApplier(db);
   return {
-    insertMany,
+    insertMany: (entries) => apply([auditInsertOp(entries)]),
     query(q) {
       const { sql, params } = auditSelect(q);
       return (db.prepare(sql).all(params) as (AuditRecord & { details: string | null })[]).map((r) => ({

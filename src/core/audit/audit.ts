@@ -3,7 +3,8 @@
 // `enqueue`, batched into one transaction every 50 ms (or 500 entries) to keep SQLite off the hot path.
 import { isoNow } from '../clock.ts';
 import type { Db } from '../db/db.ts';
-import { createAuditStore, type AuditEntry, type AuditQuery, type AuditRecord } from './audit-store.ts';
+import { directWriter, type Writer } from '../db/write-thread.ts';
+import { auditInsertOp, createAuditStore, type AuditEntry, type AuditQuery, type AuditRecord } from './audit-store.ts';
 
 export type { AuditEntry, AuditRecord, AuditQuery };
 
@@ -31,7 +32,8 @@ function scrub(details: Record<string, unknown> | null | undefined): Record<stri
   return details;
 }
 
-export function createAudit(db: Db, onError: (err: unknown) => void): Audit {
+/** `writer` commits the queued entries (the write thread's, or this connection's when not given). */
+export function createAudit(db: Db, onError: (err: unknown) => void, writer: Writer = directWriter(db, (_label, err) => onError(err))): Audit {
   const store = createAuditStore(db);
   let queue: AuditEntry[] = [];
   let timer: NodeJS.Timeout | null = null;
@@ -44,16 +46,17 @@ export function createAudit(db: Db, onError: (err: unknown) => void): Audit {
     if (!queue.length || !db.open) return;
     const batch = queue;
     queue = [];
-    try {
-      store.insertMany(batch);
-    } catch (err) {
-      onError(err);
-    }
+    writer.submit('audit', [auditInsertOp(batch)]);
+  };
+  /** Everything queued, committed: what a read or a synchronous write must come after. */
+  const settle = () => {
+    flush();
+    writer.sync();
   };
 
   return {
     record(entry) {
-      flush(); // keep ids in time order
+      settle(); // keep ids in time order
       store.insertMany([{ ...entry, details: scrub(entry.details), ts: entry.ts ?? isoNow() }]);
     },
     enqueue(entry) {
@@ -61,9 +64,9 @@ export function createAudit(db: Db, onError: (err: unknown) => void): Audit {
       if (queue.length >= 500) flush();
       else timer ??= setTimeout(flush, 50);
     },
-    flush,
+    flush: settle,
     query(q) {
-      flush();
+      settle();
       return store.query(q);
     },
     close: flush,

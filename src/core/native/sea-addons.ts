@@ -24,10 +24,8 @@ export function isSingleExecutable(): boolean {
 
 const loaded = new Map<string, object>();
 
-/** Loads a native addon stored in the executable; throws outside an SEA or when it cannot load. */
-export function loadSeaAddon(asset: NativeAsset, cacheDir: string = cacheDirFromEnv()): object {
-  const done = loaded.get(asset);
-  if (done) return done;
+/** Writes a native addon stored in the executable to the cache directory (once) and returns its path. */
+export function seaAddonFile(asset: NativeAsset, cacheDir: string = cacheDirFromEnv()): string {
   if (!isSea()) throw new Error(`${asset} is only stored inside the single executable`);
   const bytes = Buffer.from(getAsset(asset));
   const digest = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
@@ -39,7 +37,14 @@ export function loadSeaAddon(asset: NativeAsset, cacheDir: string = cacheDirFrom
     writeFileSync(tmp, bytes, { mode: 0o700 });
     renameSync(tmp, target);
   }
-  const addon = createRequire(process.execPath)(target) as object;
+  return target;
+}
+
+/** Loads a native addon stored in the executable; throws outside an SEA or when it cannot load. */
+export function loadSeaAddon(asset: NativeAsset, cacheDir: string = cacheDirFromEnv()): object {
+  const done = loaded.get(asset);
+  if (done) return done;
+  const addon = createRequire(process.execPath)(seaAddonFile(asset, cacheDir)) as object;
   loaded.set(asset, addon);
   return addon;
 }

@@ -21,7 +21,7 @@ function createGateway(ctx: AppContext) {
   const router = createRouter(cfg.cooldownSeconds);
   const catalog = createCatalog(ctx.db, ctx.secretBox, { forget: (ids) => router.forget(ids) });
   const keys = createVirtualKeys({ db: ctx.db, secretBox: ctx.secretBox, events: ctx.events, users: ctx.identity.users, allowedModelsForUser: (id) => ctx.identity.groups.allowedModelsForUser(id) });
-  const usage = createUsageRecorder(ctx.db, keys, ctx.log);
+  const usage = createUsageRecorder(ctx.db, keys, ctx.log, ctx.writer);
   const upstream = createUpstream(ctx.relay, {
     connectTimeoutMs: cfg.connectTimeoutSeconds * 1000,
     headersTimeoutMs: cfg.firstByteTimeoutSeconds * 1000,

@@ -1,6 +1,7 @@
 // SQL for virtual keys. Secrets are stored only as a SHA-256 hash (and, for id.secret keys, the
 // HMAC secret sealed by the secret box).
 import type { Db } from '../../../core/db/db.ts';
+import type { WriteOp } from '../../../core/db/write-ops.ts';
 
 export interface VirtualKeyRow {
   id: string;
@@ -32,7 +33,13 @@ export interface VirtualKeysStore {
   /** Edits a key that is not revoked; false when it is (or does not exist). */
   update(row: Pick<VirtualKeyRow, 'id' | 'name' | 'models' | 'max_budget_usd' | 'rpm' | 'tpm' | 'expires_at'>): boolean;
   /** Adds settled spend and marks keys used; one transaction per batch. */
-  addSpend(entries: Iterable<[id: string, usd: number]>, at: string): void;
+}
+
+/** The batch that adds settled spend to keys and marks them used (committed with the usage rows). */
+export function spendOp(entries: Iterable<[id: string, usd: number]>, at: string): WriteOp {
+  const params: unknown[][] = [];
+  for (const [id, usd] of entries) params.push([usd, at, id]);
+  return { sql: 'UPDATE gateway_virtual_keys SET spent_usd = spent_usd + ?, last_used_at = ? WHERE id = ?', params };
 }
 
 export function createVirtualKeysStore(db: Db): VirtualKeysStore {
@@ -47,10 +54,6 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
   const revoke = db.prepare('UPDATE gateway_virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
   const update = db.prepare(`UPDATE gateway_virtual_keys SET name = @name, models = @models, max_budget_usd = @max_budget_usd,
     rpm = @rpm, tpm = @tpm, expires_at = @expires_at WHERE id = @id AND revoked_at IS NULL`);
-  const spend = db.prepare('UPDATE gateway_virtual_keys SET spent_usd = spent_usd + ?, last_used_at = ? WHERE id = ?');
-  const addSpend = db.transaction((entries: Iterable<[string, number]>, at: string) => {
-    for (const [id, usd] of entries) spend.run(usd, at, id);
-  });
 
   return {
     insert: (row) => void insert.run(row),
@@ -60,6 +63,5 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
     list: (userId) => (userId === null ? listAll.all() : listForUser.all(userId)) as VirtualKeyRow[],
     revoke: (id, at) => revoke.run(at, id).changes > 0,
     update: (row) => update.run(row).changes > 0,
-    addSpend: (entries, at) => addSpend(entries, at),
   };
 }

@@ -63,7 +63,6 @@ export interface VirtualKeys {
   /** Settled spend waiting to be written; drained by the usage writer in its batch. */
   drainSpend(): Map<string, number>;
   addSpend(keyId: string, usd: number): void;
-  writeSpend(entries: Map<string, number>): void;
   close(): void;
 }
 
@@ -280,9 +279,6 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       const out = pendingSpend;
       pendingSpend = new Map();
       return out;
-    },
-    writeSpend(entries) {
-      if (entries.size) store.addSpend(entries, new Date().toISOString());
     },
     close() {
       for (const off of unsubscribe) off();

@@ -1,6 +1,6 @@
 // SQL for per-request usage rows and their aggregates.
-import { batchInsert } from '../../../core/db/batch-insert.ts';
 import { statementCache, type Db } from '../../../core/db/db.ts';
+import type { WriteOp } from '../../../core/db/write-ops.ts';
 
 export interface UsageRow {
   ts: string;
@@ -71,7 +71,6 @@ const GROUP_SQL: Record<UsageGroup, [expr: string, alias: string]> = {
 };
 
 export interface UsageStore {
-  insertMany(rows: UsageRow[]): void;
   aggregate(q: UsageQuery): UsageAggregate[];
 }
 
@@ -109,21 +108,22 @@ export function usageSelect(q: UsageQuery): { sql: string; params: Record<string
   return { sql, params };
 }
 
-export function createUsageStore(db: Db): UsageStore {
-  const insert = batchInsert<UsageRow>(db, 'gateway_usage', USAGE_COLUMNS, (r, out) => {
-    out.push(
+/** The batch that appends these rows (committed by the write thread; usage-recorder.ts). */
+export function usageInsertOp(rows: readonly UsageRow[]): WriteOp {
+  const values: unknown[] = [];
+  for (const r of rows) {
+    values.push(
       r.ts, r.key_id, r.user_id, r.model, r.provider_id, r.deployment_id, r.upstream_model, r.ingress, r.operation, r.stream, r.input_tokens,
       r.output_tokens, r.cached_tokens, r.reasoning_tokens, r.cost_usd, r.latency_ms, r.ttft_ms, r.status, r.error_code, r.routed_via, r.node_id,
     );
-  });
-  const insertMany = db.transaction((rows: UsageRow[]) => insert.run(rows));
+  }
+  return { insert: 'gateway_usage', columns: USAGE_COLUMNS, values };
+}
+
+export function createUsageStore(db: Db): UsageStore {
   const prepared = statementCache(db);
 
   return {
-    // Inside the recorder's transaction the rows go straight in: a nested transaction would be a
-    // SAVEPOINT whose journal holds an image of every page the batch rewrites, for nothing (a failure
-    // rolls the whole outer transaction back anyway).
-    insertMany: (rows) => (db.inTransaction ? insert.run(rows) : insertMany(rows)),
     aggregate(q) {
       const { sql, params } = usageSelect(q);
       return prepared(sql).all(params) as UsageAggregate[];

@@ -1,0 +1,48 @@
+// Writes described as plain data, so the same batch can be committed by this thread's connection or
+// by the write thread's (write-thread.ts): rows to append to a table, or one statement run with many
+// parameter lists. Only numbers, strings and null cross the thread boundary (structured clone).
+import { statementCache, type Db } from './db.ts';
+
+export type WriteOp =
+  /** Appends rows: `values` holds every row's values in `columns` order, row after row. */
+  | { readonly insert: string; readonly columns: readonly string[]; readonly values: unknown[] }
+  /** Runs `sql` once per parameter list. */
+  | { readonly sql: string; readonly params: unknown[][] };
+
+/** Rows per multi-row statement: 32 rows × up to 21 columns stays far below SQLite's 32,766 parameters. */
+const GROUP = 32;
+
+/**
+ * Applies a batch inside one transaction (one commit). Rows go in groups of 32 through one prepared
+ * multi-row INSERT, the rest one by one; values are passed as arguments (`run(...args)`), not as one
+ * array: better-sqlite3 reads an array element by element through N-API property lookups, which
+ * cost more than binding the value itself (~10 % of an insert, measured).
+ */
+export function createOpsApplier(db: Db): (ops: readonly WriteOp[]) => void {
+  const prepare = statementCache(db);
+  const insert = (table: string, columns: readonly string[], values: unknown[]) => {
+    const width = columns.length;
+    const rows = values.length / width;
+    if (!Number.isInteger(rows)) throw new Error(`${table}: ${values.length} values do not make rows of ${width} columns`);
+    const tuple = `(${columns.map(() => '?').join(', ')})`;
+    const head = `INSERT INTO ${table} (${columns.join(', ')}) VALUES `;
+    let i = 0;
+    if (rows >= GROUP) {
+      const many = prepare(head + Array.from({ length: GROUP }, () => tuple).join(', '));
+      for (; i + GROUP <= rows; i += GROUP) many.run(...values.slice(i * width, (i + GROUP) * width));
+    }
+    if (i < rows) {
+      const one = prepare(head + tuple);
+      for (; i < rows; i++) one.run(...values.slice(i * width, (i + 1) * width));
+    }
+  };
+  return db.transaction((ops: readonly WriteOp[]) => {
+    for (const op of ops) {
+      if ('insert' in op) insert(op.insert, op.columns, op.values);
+      else {
+        const stmt = prepare(op.sql);
+        for (const p of op.params) stmt.run(...p);
+      }
+    }
+  });
+}

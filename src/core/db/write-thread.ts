@@ -1,0 +1,174 @@
+// The per-request write batches (audit entries of proxied and gateway calls, gateway usage rows and
+// spend) are committed on a second thread with its own SQLite connection to the same file, so the
+// inserts, commits and WAL checkpoints they cost (~15 % of the gateway's JavaScript thread per call,
+// BENCHMARKS.md) run beside the request path instead of on it.
+//
+// Guarantees kept from committing on the main thread:
+// - batches commit in the order they were submitted, each in one transaction;
+// - `sync()` returns once everything submitted so far is committed, so a read made after it (usage,
+//   audit queries) sees every finished request; it waits on a shared counter (Atomics.wait), bounded;
+// - nothing is lost or doubled: each batch's transaction also records its sequence number (table
+//   nexus_write_thread), so when the thread dies the batches after the last one it committed are
+//   committed on the main connection, in order, and so is everything after;
+// - `close()` commits what is queued and closes the thread's connection before the caller checkpoints.
+// Without a file (an in-memory database) or with NEXUS_DB_WRITE_THREAD=0 the same batches are committed
+// on the caller's connection, synchronously, as before.
+import { Worker } from 'node:worker_threads';
+import { getAsset, isSea } from 'node:sea';
+import type { Db } from './db.ts';
+import { createOpsApplier, type WriteOp } from './write-ops.ts';
+
+export type { WriteOp };
+
+export interface Writer {
+  /** Queues a batch to commit in one transaction; `label` names it in error reports. */
+  submit(label: string, ops: WriteOp[]): void;
+  /** Returns once every submitted batch is committed (or reported as failed). */
+  sync(): void;
+  /** Commits what is queued and stops the thread; later batches commit on the caller's connection. */
+  close(): void;
+  /** True while batches are committed by the write thread. */
+  readonly threaded: boolean;
+}
+
+export interface WriterOptions {
+  /** Called with the batch's label when a batch cannot be committed (it is then dropped, as before). */
+  onError(label: string, err: unknown): void;
+  /** The native addon file when better-sqlite3 cannot find its own (inside the single executable). */
+  nativeBindingPath?: string;
+  /** Default: on for a database file unless NEXUS_DB_WRITE_THREAD=0. */
+  thread?: boolean;
+  /** Receives the thread once started (tests stop it to check the take-over). */
+  onThread?(worker: Worker): void;
+}
+
+/** How long `sync` and `close` wait for the thread before going on without it. */
+const WAIT_MS = 10_000;
+/** Shared slots: the highest sequence number committed, and the thread's state. */
+const COMMITTED = 0;
+const STATE = 1;
+export const THREAD_RUNNING = 0;
+export const THREAD_CLOSED = 1;
+export const THREAD_FAILED = 2;
+
+/** Messages from the thread (everything else travels through the shared counters). */
+export type FromThread = { type: 'error'; label: string; message: string; code?: string };
+
+/** Commits on the caller's connection, synchronously. */
+export function directWriter(db: Db, onError: WriterOptions['onError']): Writer {
+  let apply: ((ops: readonly WriteOp[]) => void) | null = null;
+  return {
+    submit(label, ops) {
+      if (!db.open) return;
+      try {
+        (apply ??= createOpsApplier(db))(ops);
+      } catch (err) {
+        onError(label, err);
+      }
+    },
+    sync() {},
+    close() {},
+    threaded: false,
+  };
+}
+
+export function createWriter(db: Db, opts: WriterOptions): Writer {
+  const wanted = opts.thread ?? process.env.NEXUS_DB_WRITE_THREAD !== '0';
+  const direct = directWriter(db, opts.onError);
+  if (!wanted || db.memory || !db.name) return direct;
+
+  const shared = new Int32Array(new SharedArrayBuffer(8));
+  let worker: Worker;
+  try {
+    db.exec(`CREATE TABLE IF NOT EXISTS nexus_write_thread (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+      INSERT OR REPLACE INTO nexus_write_thread (id, seq) VALUES (1, 0)`);
+    worker = isSea()
+      ? new Worker(getAsset('write-worker.cjs', 'utf8'), { eval: true, workerData: { path: db.name, shared, nativeBindingPath: opts.nativeBindingPath } })
+      : new Worker(new URL('./write-worker.ts', import.meta.url), { workerData: { path: db.name, shared, nativeBindingPath: opts.nativeBindingPath } });
+  } catch (err) {
+    opts.onError('write thread', err);
+    return direct;
+  }
+  worker.unref();
+  opts.onThread?.(worker);
+  const lastCommitted = db.prepare('SELECT seq FROM nexus_write_thread WHERE id = 1').pluck();
+
+  let seq = 0;
+  /** Batches sent and not yet acknowledged, oldest first. */
+  const unacked = new Map<number, { label: string; ops: WriteOp[] }>();
+  let stopped = false;
+
+  const prune = () => {
+    const done = Atomics.load(shared, COMMITTED);
+    for (const n of unacked.keys()) {
+      if (n > done) break;
+      unacked.delete(n);
+    }
+  };
+  /** The thread is gone: commit here what it did not, in order, and from now on. */
+  const takeOver = (why: unknown) => {
+    if (stopped) return;
+    stopped = true;
+    void worker.terminate();
+    if (why) opts.onError('write thread', why);
+    let done = Atomics.load(shared, COMMITTED);
+    try {
+      done = Math.max(done, lastCommitted.get() as number);
+    } catch (err) {
+      opts.onError('write thread', err);
+    }
+    for (const [n, { label, ops }] of unacked) if (n > done) direct.submit(label, ops);
+    unacked.clear();
+  };
+
+  worker.on('message', (msg: FromThread) => {
+    if (msg.type === 'error') {
+      const err = Object.assign(new Error(msg.message), msg.code ? { code: msg.code } : {});
+      opts.onError(msg.label, err);
+    }
+  });
+  worker.on('error', (err) => takeOver(err));
+  worker.on('exit', (code) => takeOver(new Error(`write thread exited (code ${code})`)));
+
+  /** Waits until the thread has committed `target`; false if it failed or did not within WAIT_MS. */
+  const waitFor = (target: number): boolean => {
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      const done = Atomics.load(shared, COMMITTED);
+      if (done >= target) return true;
+      if (Atomics.load(shared, STATE) !== THREAD_RUNNING) return false;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      Atomics.wait(shared, COMMITTED, done, Math.min(left, 100));
+    }
+  };
+
+  const writer: Writer = {
+    submit(label, ops) {
+      if (stopped) return direct.submit(label, ops);
+      seq++;
+      unacked.set(seq, { label, ops });
+      if (unacked.size > 64) prune();
+      worker.postMessage({ seq, label, ops: [...ops, { sql: 'UPDATE nexus_write_thread SET seq = ? WHERE id = 1', params: [[seq]] }] });
+    },
+    sync() {
+      if (stopped || seq === 0) return;
+      if (!waitFor(seq)) takeOver(new Error(Atomics.load(shared, STATE) === THREAD_RUNNING ? `write thread did not commit within ${WAIT_MS / 1000} s` : 'write thread stopped'));
+      else prune();
+    },
+    close() {
+      if (stopped) return;
+      writer.sync();
+      if (stopped) return;
+      worker.postMessage({ close: true });
+      const deadline = Date.now() + WAIT_MS;
+      while (Atomics.load(shared, STATE) === THREAD_RUNNING && Date.now() < deadline) Atomics.wait(shared, STATE, THREAD_RUNNING, 100);
+      stopped = true;
+      void worker.terminate();
+    },
+    get threaded() {
+      return !stopped;
+    },
+  };
+  return writer;
+}
