@@ -106,7 +106,9 @@ export function run(cmd: string, args: string[], opts: { env?: Record<string, st
       p.kill('SIGKILL');
       rej(new Error(`${cmd} ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
     }, opts.timeoutMs ?? 60_000);
-    p.on('exit', (code) => {
+    // 'close', not 'exit': at 'exit' the last of stdout/stderr may still be unread, so a command
+    // that printed its error and exited could be seen with empty output (a test flaked that way).
+    p.on('close', (code) => {
       clearTimeout(timer);
       res({ code, stdout, stderr });
     });
