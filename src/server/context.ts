@@ -41,6 +41,7 @@ export function createContext(config: Config, log: Logger): OwnedContext {
   const identity = createIdentity(db, events, { sessionTtlSeconds: () => settings.get<number>(SETTING.sessionTtlSeconds) ?? config.session.ttlSeconds });
   // Per-request batches (audit entries, gateway usage) commit on the write thread.
   const writer = createWriter(db, {
+    thread: config.database.writeThread,
     onError: (batch, err) => log.error({ err, batch }, 'database write failed'),
     ...(isSingleExecutable() ? { nativeBindingPath: seaAddonFile('better_sqlite3.node', cacheDir) } : {}),
   });

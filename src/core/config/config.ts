@@ -41,6 +41,8 @@ export interface Config {
     firstByteTimeoutSeconds: number;
   };
   proxy: { maxStreamSeconds: number; allowPrivateTargets: boolean };
+  /** Per-request audit entries and gateway usage commit on a second thread (core/db/write-thread.ts). */
+  database: { writeThread: boolean };
   /** Directory where the single executable unpacks its native module; null → XDG cache. */
   cacheDir: string | null;
 }
@@ -65,6 +67,7 @@ export const DEFAULTS: Config = {
   },
   gateway: { maxStreamSeconds: 300, cooldownSeconds: 30, reserveOutputTokens: 1024, connectTimeoutSeconds: 10, firstByteTimeoutSeconds: 300 },
   proxy: { maxStreamSeconds: 300, allowPrivateTargets: false },
+  database: { writeThread: true },
   cacheDir: null,
 };
 
@@ -171,6 +174,7 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   if ((v = e('NEXUS_LOG_LEVEL'))) cfg.logLevel = v;
   if ((v = e('NEXUS_BODY_LIMIT_BYTES'))) cfg.bodyLimitBytes = num(v, 'NEXUS_BODY_LIMIT_BYTES');
   if ((v = e('NEXUS_TRUST_PROXY'))) cfg.trustProxy = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if ((v = e('NEXUS_DB_WRITE_THREAD'))) cfg.database.writeThread = bool(v, 'NEXUS_DB_WRITE_THREAD');
   if ((v = e('NEXUS_SHUTDOWN_GRACE_MS'))) cfg.shutdownGraceMs = num(v, 'NEXUS_SHUTDOWN_GRACE_MS');
   if ((v = e('NEXUS_SESSION_TTL_SECONDS'))) cfg.session.ttlSeconds = num(v, 'NEXUS_SESSION_TTL_SECONDS');
   if ((v = e('NEXUS_LOGIN_MAX_FAILURES'))) cfg.loginRateLimit.maxFailures = num(v, 'NEXUS_LOGIN_MAX_FAILURES');

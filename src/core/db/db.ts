@@ -103,6 +103,7 @@ export function openDatabase(path: string, opts: OpenOptions = {}): Db {
     throw new DataDirError(`${path} failed its integrity check (${String(check)}); restore it from backup`);
   }
   migrate(db, opts.migrations ?? loadMigrations());
+  immediateTransactions(db);
   return db;
 }
 
@@ -153,4 +154,25 @@ export function closeDatabase(db: Db): void {
   } finally {
     db.close();
   }
+}
+
+/**
+ * Transactions on this connection take the write lock at BEGIN (BEGIN IMMEDIATE), waiting for it up
+ * to the busy timeout. The default (deferred) BEGIN takes it at the first write: a transaction that
+ * reads, then writes, fails at once with SQLITE_BUSY or SQLITE_BUSY_SNAPSHOT when another connection
+ * (the write thread, write-thread.ts) commits or holds the lock in between, and no busy timeout helps
+ * a transaction that already read. Nested transactions stay savepoints.
+ */
+export function immediateTransactions(db: Db): void {
+  const transaction = db.transaction.bind(db);
+  db.transaction = ((fn: (...args: unknown[]) => unknown) => {
+    const t = transaction(fn);
+    return Object.assign((...args: unknown[]) => t.immediate(...args), {
+      default: t.immediate,
+      deferred: t.deferred,
+      immediate: t.immediate,
+      exclusive: t.exclusive,
+      database: db,
+    });
+  }) as Db['transaction'];
 }

@@ -7,7 +7,13 @@ export type WriteOp =
   /** Appends rows: `values` holds every row's values in `columns` order, row after row. */
   | { readonly insert: string; readonly columns: readonly string[]; readonly values: unknown[] }
   /** Runs `sql` once per parameter list. */
-  | { readonly sql: string; readonly params: unknown[][] };
+  | { readonly sql: string; readonly params: unknown[][] }
+  /**
+   * First op of a write-thread batch: records its sequence number, or, when a number this high is
+   * recorded already, skips the rest of the batch (it was committed). Whichever connection commits a
+   * batch first wins the claim, so a batch is never written twice (write-thread.ts, take-over).
+   */
+  | { readonly claim: number };
 
 /** Rows per multi-row statement: 32 rows × up to 21 columns stays far below SQLite's 32,766 parameters. */
 const GROUP = 32;
@@ -38,7 +44,9 @@ export function createOpsApplier(db: Db): (ops: readonly WriteOp[]) => void {
   };
   return db.transaction((ops: readonly WriteOp[]) => {
     for (const op of ops) {
-      if ('insert' in op) insert(op.insert, op.columns, op.values);
+      if ('claim' in op) {
+        if (prepare('UPDATE nexus_write_thread SET seq = ? WHERE id = 1 AND seq < ?').run(op.claim, op.claim).changes === 0) return;
+      } else if ('insert' in op) insert(op.insert, op.columns, op.values);
       else {
         const stmt = prepare(op.sql);
         for (const p of op.params) stmt.run(...p);

@@ -7,12 +7,16 @@
 // - batches commit in the order they were submitted, each in one transaction;
 // - `sync()` returns once everything submitted so far is committed, so a read made after it (usage,
 //   audit queries) sees every finished request; it waits on a shared counter (Atomics.wait), bounded;
-// - nothing is lost or doubled: each batch's transaction also records its sequence number (table
-//   nexus_write_thread), so when the thread dies the batches after the last one it committed are
-//   committed on the main connection, in order, and so is everything after;
+// - nothing is lost or doubled: each batch's transaction first claims its sequence number in
+//   nexus_write_thread (write-ops.ts `claim`), so when the thread dies or stalls the batches it did
+//   not commit are committed on the main connection, in order, and one that both try is written once;
+// - a thread that falls behind slows the request thread down (at most MAX_QUEUED batches in flight)
+//   instead of queueing without bound;
 // - `close()` commits what is queued and closes the thread's connection before the caller checkpoints.
-// Without a file (an in-memory database) or with NEXUS_DB_WRITE_THREAD=0 the same batches are committed
-// on the caller's connection, synchronously, as before.
+// Without a file (an in-memory database) or with `database.writeThread: false` the same batches are
+// committed on the caller's connection, synchronously, as before. The main connection's transactions
+// take the write lock at BEGIN (db.ts `immediateTransactions`), so they wait for the thread's commits
+// instead of failing with SQLITE_BUSY_SNAPSHOT.
 import { Worker } from 'node:worker_threads';
 import { getAsset, isSea } from 'node:sea';
 import type { Db } from './db.ts';
@@ -29,6 +33,8 @@ export interface Writer {
   close(): void;
   /** True while batches are committed by the write thread. */
   readonly threaded: boolean;
+  /** Batches handed to the thread and not yet known to be committed. */
+  readonly queued: number;
 }
 
 export interface WriterOptions {
@@ -36,20 +42,24 @@ export interface WriterOptions {
   onError(label: string, err: unknown): void;
   /** The native addon file when better-sqlite3 cannot find its own (inside the single executable). */
   nativeBindingPath?: string;
-  /** Default: on for a database file unless NEXUS_DB_WRITE_THREAD=0. */
+  /** Default true (config `database.writeThread`); an in-memory database never has the thread. */
   thread?: boolean;
   /** Receives the thread once started (tests stop it to check the take-over). */
   onThread?(worker: Worker): void;
+  /** How long `sync` waits for the thread before committing without it (default 5 s). */
+  waitMs?: number;
 }
 
-/** How long `sync` and `close` wait for the thread before going on without it. */
-const WAIT_MS = 10_000;
+/** How long `sync` and `close` wait for the thread before committing without it. */
+const WAIT_MS = 5_000;
+/** Batches handed over and not yet committed before `submit` waits for the thread. */
+const MAX_QUEUED = 128;
 /** Shared slots: the highest sequence number committed, and the thread's state. */
 const COMMITTED = 0;
 const STATE = 1;
-export const THREAD_RUNNING = 0;
-export const THREAD_CLOSED = 1;
-export const THREAD_FAILED = 2;
+export const THREAD_RUNNING = 0n;
+export const THREAD_CLOSED = 1n;
+export const THREAD_FAILED = 2n;
 
 /** Messages from the thread (everything else travels through the shared counters). */
 export type FromThread = { type: 'error'; label: string; message: string; code?: string };
@@ -59,7 +69,7 @@ export function directWriter(db: Db, onError: WriterOptions['onError']): Writer 
   let apply: ((ops: readonly WriteOp[]) => void) | null = null;
   return {
     submit(label, ops) {
-      if (!db.open) return;
+      if (!db.open) return onError(label, new Error('the database is closed'));
       try {
         (apply ??= createOpsApplier(db))(ops);
       } catch (err) {
@@ -69,15 +79,18 @@ export function directWriter(db: Db, onError: WriterOptions['onError']): Writer 
     sync() {},
     close() {},
     threaded: false,
+    queued: 0,
   };
 }
 
 export function createWriter(db: Db, opts: WriterOptions): Writer {
-  const wanted = opts.thread ?? process.env.NEXUS_DB_WRITE_THREAD !== '0';
+  const wanted = opts.thread ?? true;
+  const waitMs = opts.waitMs ?? WAIT_MS;
   const direct = directWriter(db, opts.onError);
   if (!wanted || db.memory || !db.name) return direct;
 
-  const shared = new Int32Array(new SharedArrayBuffer(8));
+  // 64-bit counters: an Int32 sequence would wrap after 2³¹ batches (about two years at 30 a second).
+  const shared = new BigInt64Array(new SharedArrayBuffer(16));
   let worker: Worker;
   try {
     db.exec(`CREATE TABLE IF NOT EXISTS nexus_write_thread (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
@@ -98,8 +111,9 @@ export function createWriter(db: Db, opts: WriterOptions): Writer {
   const unacked = new Map<number, { label: string; ops: WriteOp[] }>();
   let stopped = false;
 
+  const committed = () => Number(Atomics.load(shared, COMMITTED));
   const prune = () => {
-    const done = Atomics.load(shared, COMMITTED);
+    const done = committed();
     for (const n of unacked.keys()) {
       if (n > done) break;
       unacked.delete(n);
@@ -111,13 +125,14 @@ export function createWriter(db: Db, opts: WriterOptions): Writer {
     stopped = true;
     void worker.terminate();
     if (why) opts.onError('write thread', why);
-    let done = Atomics.load(shared, COMMITTED);
+    // Batches the thread may still be committing are claimed here too: whichever commits first wins.
+    let done = committed();
     try {
       done = Math.max(done, lastCommitted.get() as number);
     } catch (err) {
       opts.onError('write thread', err);
     }
-    for (const [n, { label, ops }] of unacked) if (n > done) direct.submit(label, ops);
+    for (const [n, { label, ops }] of unacked) if (n > done) direct.submit(label, [{ claim: n }, ...ops]);
     unacked.clear();
   };
 
@@ -132,10 +147,10 @@ export function createWriter(db: Db, opts: WriterOptions): Writer {
 
   /** Waits until the thread has committed `target`; false if it failed or did not within WAIT_MS. */
   const waitFor = (target: number): boolean => {
-    const deadline = Date.now() + WAIT_MS;
+    const deadline = Date.now() + waitMs;
     for (;;) {
       const done = Atomics.load(shared, COMMITTED);
-      if (done >= target) return true;
+      if (done >= BigInt(target)) return true;
       if (Atomics.load(shared, STATE) !== THREAD_RUNNING) return false;
       const left = deadline - Date.now();
       if (left <= 0) return false;
@@ -146,14 +161,20 @@ export function createWriter(db: Db, opts: WriterOptions): Writer {
   const writer: Writer = {
     submit(label, ops) {
       if (stopped) return direct.submit(label, ops);
+      if (unacked.size >= MAX_QUEUED) {
+        prune();
+        if (unacked.size >= MAX_QUEUED) writer.sync();
+        if (stopped) return direct.submit(label, ops);
+      }
       seq++;
       unacked.set(seq, { label, ops });
-      if (unacked.size > 64) prune();
-      worker.postMessage({ seq, label, ops: [...ops, { sql: 'UPDATE nexus_write_thread SET seq = ? WHERE id = 1', params: [[seq]] }] });
+      worker.postMessage({ seq, label, ops: [{ claim: seq }, ...ops] });
     },
     sync() {
       if (stopped || seq === 0) return;
-      if (!waitFor(seq)) takeOver(new Error(Atomics.load(shared, STATE) === THREAD_RUNNING ? `write thread did not commit within ${WAIT_MS / 1000} s` : 'write thread stopped'));
+      // Inside a transaction this connection may hold the write lock the thread is waiting for.
+      if (db.inTransaction) throw new Error('write thread: sync() inside a transaction');
+      if (!waitFor(seq)) takeOver(new Error(Atomics.load(shared, STATE) === THREAD_RUNNING ? `write thread did not commit within ${waitMs} ms` : 'write thread stopped'));
       else prune();
     },
     close() {
@@ -168,6 +189,10 @@ export function createWriter(db: Db, opts: WriterOptions): Writer {
     },
     get threaded() {
       return !stopped;
+    },
+    get queued() {
+      prune();
+      return unacked.size;
     },
   };
   return writer;

@@ -8,14 +8,14 @@ import { createOpsApplier, type WriteOp } from './write-ops.ts';
 
 interface Data {
   path: string;
-  shared: Int32Array;
+  shared: BigInt64Array;
   nativeBindingPath?: string;
 }
 const { path, shared, nativeBindingPath } = workerData as Data;
 const COMMITTED = 0;
 const STATE = 1;
-const THREAD_CLOSED = 1;
-const THREAD_FAILED = 2;
+const THREAD_CLOSED = 1n;
+const THREAD_FAILED = 2n;
 
 const fail = () => {
   Atomics.store(shared, STATE, THREAD_FAILED);
@@ -75,6 +75,13 @@ parentPort!.on('message', (msg: { seq: number; label: string; ops: WriteOp[] } |
     const e = err as { message?: string; code?: string };
     parentPort!.postMessage({ type: 'error', label: msg.label, message: String(e.message ?? err), ...(e.code ? { code: e.code } : {}) });
   }
-  Atomics.store(shared, COMMITTED, msg.seq);
+  Atomics.store(shared, COMMITTED, BigInt(msg.seq));
   Atomics.notify(shared, COMMITTED);
+});
+// Whatever ends this thread unasked, the main thread stops waiting for it at once (a wait for a
+// commit cannot see the Worker's 'exit' event, which arrives on the main thread's loop).
+process.on('uncaughtException', (err) => {
+  fail();
+  parentPort!.postMessage({ type: 'error', label: 'write thread', message: String((err as Error)?.stack ?? err) });
+  process.exit(1); // in a worker: ends this thread only
 });
