@@ -5,9 +5,10 @@
 //   TEMP triggers on `services` and `service_nodes` that bump a counter in this process; temp
 //   triggers live only in this connection, so other processes opening the database never see them.
 //   Every change made through the appliance is one of these, and the very next request sees it.
-// - writes from any other connection (a second connection in this process, or another process: the
-//   data-dir lock keeps other nexus processes out while it runs, so in practice someone editing the
-//   file by hand) change PRAGMA data_version (https://sqlite.org/pragma.html#pragma_data_version).
+// - writes from any other connection (the write thread's audit and usage batches, which only drop
+//   the cache, or another process: the data-dir lock keeps other nexus processes out while it runs,
+//   so in practice someone editing the file by hand) change PRAGMA data_version
+//   (https://sqlite.org/pragma.html#pragma_data_version).
 //   Reading it is a read transaction with two file-lock system calls, ~15 µs of a request at
 //   concurrency 1, so it is read at most every `otherWritersMs` (100 ms): such a write is seen within
 //   that time instead of on the next request.

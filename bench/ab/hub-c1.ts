@@ -1,0 +1,128 @@
+// Interleaved A/B of the relayed small request (BENCHMARKS.md, "Hub and agent", 2026-12-07): one local
+// service and, for each checkout given, its own appliance + agent, all running at once; after a warm-up,
+// every round runs a short direct baseline and then one load run against each stack, the order flipped
+// every round, so that the versions see the same host (which drifts by tens of percent within a
+// minute). Prints each run and the medians: added p50 (relayed − direct), req/s, CPU µs per request of
+// appliance and agent (system part in brackets). Not part of `npm run bench` (it needs checkouts):
+//   npx node bench/ab/hub-c1.ts ROUNDS SECONDS DIR_A [DIR_B …]
+// where each DIR is a checkout with node_modules (a symlink to this one's will do). Environment:
+// AB_C connections (default 1), AB_WARM seconds at c=64 before the rounds (default 4), AB_NODE_FLAGS
+// extra Node flags for appliance and agent (e.g. --perf-basic-prof), AB_HOOK a shell command run
+// alongside one load run per stack in round AB_HOOK_ROUND (default 0) with APP_PID, AGENT_PID, LABEL
+// and SECS set (e.g. `perf record -p $APP_PID,$AGENT_PID -- sleep $SECS`).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, load, stop, tempDir, waitFor } from '../lib.ts';
+
+const [rounds, seconds, ...roots] = process.argv.slice(2);
+const ROUNDS = Number(rounds);
+const SECONDS = Number(seconds);
+if (!(ROUNDS > 0) || !(SECONDS > 0) || !roots.length) {
+  process.stderr.write('usage: npx node bench/ab/hub-c1.ts ROUNDS SECONDS DIR_A [DIR_B …]\n');
+  process.exit(2);
+}
+const dirs: string[] = [];
+const C = Number(process.env.AB_C ?? 1);
+const TOKEN = 'bench-upstream-token';
+const NODE_FLAGS = (process.env.AB_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+
+const upstreamPort = await freePort();
+const upstreamCode = `
+import { createServer } from 'node:http';
+createServer((req, res) => {
+  if (req.url === '/health') { res.writeHead(200).end(); return; }
+  if (req.headers.authorization !== 'Bearer ${TOKEN}') { res.writeHead(401).end(); req.resume(); return; }
+  if (req.url === '/small') { res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'); return; }
+  res.writeHead(404).end();
+}).listen(${upstreamPort}, '127.0.0.1');
+`;
+const upstream = spawn(process.execPath, ['--input-type=module', '-e', upstreamCode], { stdio: 'ignore' });
+const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+await waitFor(`${upstreamUrl}/health`);
+
+interface Stack { label: string; appliance: ChildProcess; agent: ChildProcess; url: string; pat: string }
+
+async function startStack(root: string, label: string): Promise<Stack> {
+  const MAIN = join(root, 'src/main.ts');
+  const dataDir = tempDir('nexus-ab-');
+  dirs.push(dataDir);
+  const port = await freePort();
+  const adminPort = await freePort();
+  const appUrl = `http://127.0.0.1:${port}`;
+  const appliance = spawn(process.execPath, [...NODE_FLAGS, MAIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
+    cwd: root, stdio: 'ignore', env: { ...process.env, NEXUS_LOG_LEVEL: 'warn', XDG_CACHE_HOME: join(dataDir, '.cache') },
+  });
+  await waitFor(`${appUrl}/ready`);
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${appUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${text}`);
+    return JSON.parse(text);
+  };
+  const setupToken = readFileSync(join(dataDir, 'setup-token'), 'utf8').trim();
+  await post('/api/v1/setup', { setup_token: setupToken, username: 'admin', password: 'correct-horse-battery' });
+  const login = await fetch(`${appUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'correct-horse-battery' }) });
+  const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const { token: pat } = await post('/api/v1/tokens', { name: 'bench' }, { cookie });
+  const auth = { authorization: `Bearer ${pat}` };
+  const agentHome = tempDir('nexus-ab-agent-');
+  dirs.push(agentHome);
+  const cli = (args: string[], env: Record<string, string> = {}) => {
+    const r = spawnSync(process.execPath, [MAIN, 'agent', ...args], { cwd: root, env: { ...process.env, NEXUS_AGENT_HOME: agentHome, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new Error(`agent ${args[0]}: ${r.stderr}`);
+  };
+  const node = await post('/api/v1/nodes', { name: 'bench' }, auth);
+  cli(['enroll', '--url', `ws://127.0.0.1:${port}/ws`, '--token', node.registration_token]);
+  cli(['credentials', 'add', '--service', 'svc', '--url', upstreamUrl, '--secret-format', 'bearer', '--secret-env', 'T'], { T: TOKEN });
+  await post('/api/v1/keys', { slug: 'svc', endpoint_url: upstreamUrl, auth_method: 'bearer', nodes: [{ node_id: node.id }] }, auth);
+  const agent = spawn(process.execPath, [...NODE_FLAGS, MAIN, 'agent', 'start', '--log-level', 'warn'], { cwd: root, stdio: 'ignore', env: { ...process.env, NEXUS_AGENT_HOME: agentHome } });
+  for (let i = 0; ; i++) {
+    const n = await (await fetch(`${appUrl}/api/v1/nodes/${node.id}`, { headers: auth })).json() as { status: string };
+    if (n.status === 'online') break;
+    if (i > 300) throw new Error('agent did not come online');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { label, appliance, agent, url: `${appUrl}/api/v1/proxy/s/svc/small`, pat };
+}
+
+const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+const cpuSplit = (pid: number) => { const f = stat(pid); return [Number(f[11]) * 10, Number(f[12]) * 10]; };
+
+const stacks: Stack[] = [];
+for (const [i, r] of roots.entries()) stacks.push(await startStack(r!, String.fromCharCode(65 + i)));
+// warm up
+for (const s of stacks) { await load(s.url, { connections: 64, duration: Number(process.env.AB_WARM ?? 4), headers: { 'x-api-key': s.pat } }); await load(s.url, { connections: C, duration: 2, headers: { 'x-api-key': s.pat } }); }
+await load(`${upstreamUrl}/small`, { connections: C, duration: 1, headers: { authorization: `Bearer ${TOKEN}` } });
+
+const results: Record<string, Array<{ p50: number; mean: number; rps: number; app: number; agent: number; appSys: number; agentSys: number; direct: number }>> = {};
+for (let round = 0; round < ROUNDS; round++) {
+  const order = round % 2 ? [...stacks].reverse() : stacks;
+  const d = await load(`${upstreamUrl}/small`, { connections: C, duration: 2, headers: { authorization: `Bearer ${TOKEN}` } });
+  for (const s of order) {
+    const a0 = cpuSplit(s.appliance.pid!);
+    const g0 = cpuSplit(s.agent.pid!);
+    let hook: Promise<unknown> | null = null;
+    if (round === Number(process.env.AB_HOOK_ROUND ?? 0) && process.env.AB_HOOK) {
+      const h = spawn('bash', ['-c', process.env.AB_HOOK], { stdio: 'inherit', env: { ...process.env, APP_PID: String(s.appliance.pid), AGENT_PID: String(s.agent.pid), LABEL: s.label, SECS: String(SECONDS) } });
+      hook = new Promise((res) => h.once('exit', res));
+    }
+    const r = await load(s.url, { connections: C, duration: SECONDS, headers: { 'x-api-key': s.pat } });
+    if (hook) await hook;
+    const a1 = cpuSplit(s.appliance.pid!);
+    const g1 = cpuSplit(s.agent.pid!);
+    if (r.errors || r.non2xx) throw new Error(`errors: ${JSON.stringify(r)}`);
+    const per = (ms: number) => (ms * 1000) / r.total;
+    const row = { p50: r.p50, mean: r.mean, rps: r.rps, app: per(a1[0]! + a1[1]! - a0[0]! - a0[1]!), agent: per(g1[0]! + g1[1]! - g0[0]! - g0[1]!), appSys: per(a1[1]! - a0[1]!), agentSys: per(g1[1]! - g0[1]!), direct: d.p50 };
+    (results[s.label] ??= []).push(row);
+    process.stderr.write(`round ${round} ${s.label}: p50 ${(r.p50 * 1000).toFixed(0)} µs (direct ${(d.p50 * 1000).toFixed(0)}) mean ${(r.mean * 1000).toFixed(0)} rps ${r.rps.toFixed(0)} app ${row.app.toFixed(0)} µs (sys ${row.appSys.toFixed(0)}) agent ${row.agent.toFixed(0)} µs (sys ${row.agentSys.toFixed(0)}) load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}\n`);
+  }
+}
+const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
+for (const [label, rows] of Object.entries(results)) {
+  const m = (k: keyof (typeof rows)[number]) => med(rows.map((r) => r[k]));
+  const added = med(rows.map((r) => r.p50 - r.direct));
+  process.stdout.write(`${label} ${roots[label.charCodeAt(0) - 65]}: median p50 ${(m('p50') * 1000).toFixed(0)} µs, added ${(added * 1000).toFixed(0)} µs, mean ${(m('mean') * 1000).toFixed(0)} µs, rps ${m('rps').toFixed(0)}, app ${m('app').toFixed(0)} µs (sys ${m('appSys').toFixed(0)}), agent ${m('agent').toFixed(0)} µs (sys ${m('agentSys').toFixed(0)}); added p50 per round: ${rows.map((r) => ((r.p50 - r.direct) * 1000).toFixed(0)).join(' ')}\n`);
+}
+await Promise.all(stacks.flatMap((s) => [stop(s.agent), stop(s.appliance)]).concat([stop(upstream)]));
+for (const d of dirs) rmSync(d, { recursive: true, force: true });
