@@ -151,6 +151,16 @@ describe('write thread', () => {
     expect(db.prepare('SELECT COUNT(*) FROM t').pluck().get()).toBe(600 * 200);
   });
 
+  it('lets go of committed batches at the next hand-over (they hold their rows)', async () => {
+    const { db, writer } = setup();
+    for (let b = 0; b < 50; b++) writer.submit('t', [rows(b, 100)]);
+    const count = db.prepare('SELECT COUNT(*) FROM t').pluck();
+    for (let i = 0; i < 500 && count.get() !== 5000; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(count.get()).toBe(5000);
+    writer.submit('t', [rows(50, 1)]);
+    expect(writer.queued).toBeLessThanOrEqual(2);
+  });
+
   it('refuses to wait for the thread inside a transaction of this connection', () => {
     const { db, writer } = setup();
     writer.submit('t', [rows(1, 1)]);

@@ -33,7 +33,7 @@ export interface Writer {
   close(): void;
   /** True while batches are committed by the write thread. */
   readonly threaded: boolean;
-  /** Batches handed to the thread and not yet known to be committed. */
+  /** Batches held for a take-over: handed to the thread and not known to be committed at the last hand-over. */
   readonly queued: number;
 }
 
@@ -161,9 +161,11 @@ export function createWriter(db: Db, opts: WriterOptions): Writer {
   const writer: Writer = {
     submit(label, ops) {
       if (stopped) return direct.submit(label, ops);
+      // Committed batches are let go at once: each holds its rows, and under the relay's heap setting
+      // (protocol/heap.ts: the heap grows to 5× its live size) every retained MB costs ~5 MB of RSS.
+      prune();
       if (unacked.size >= MAX_QUEUED) {
-        prune();
-        if (unacked.size >= MAX_QUEUED) writer.sync();
+        writer.sync();
         if (stopped) return direct.submit(label, ops);
       }
       seq++;
@@ -191,7 +193,6 @@ export function createWriter(db: Db, opts: WriterOptions): Writer {
       return !stopped;
     },
     get queued() {
-      prune();
       return unacked.size;
     },
   };
