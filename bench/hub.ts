@@ -19,7 +19,7 @@ import { createUsersStore } from '../src/core/identity/users-store.ts';
 import type { Config } from '../src/core/config/config.ts';
 import { authProof } from '../src/protocol/signing.ts';
 import { SUBPROTOCOL } from '../src/protocol/version.ts';
-import { fmt, freePort, load, loadGenerator, type LoadResult, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
+import { adminSession, fmt, freePort, load, loadGenerator, type LoadResult, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
 
 const MB = 1024 * 1024;
 const BULK = Number(process.env.BENCH_HUB_BULK_MB ?? 1024) * MB;
@@ -81,18 +81,7 @@ let appliance = serve();
 await waitFor(`${appUrl}/ready`);
 await waitFor(`${upstreamUrl}/health`);
 
-const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
-  const res = await fetch(`${appUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${text}`);
-  return JSON.parse(text);
-};
-const setupToken = readFileSync(join(dataDir, 'setup-token'), 'utf8').trim();
-await post('/api/v1/setup', { setup_token: setupToken, username: 'admin', password: 'correct-horse-battery' });
-const login = await fetch(`${appUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'correct-horse-battery' }) });
-const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-const { token: pat } = await post('/api/v1/tokens', { name: 'bench' }, { cookie });
-const auth = { authorization: `Bearer ${pat}` };
+const { post, auth, pat } = await adminSession(appUrl, dataDir);
 
 // ---- one real agent through the CLI ----
 const agentHome = tempDir('nexus-bench-agent-');

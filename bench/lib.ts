@@ -1,7 +1,7 @@
 // Shared pieces of the benchmarks: load comes from a separate wrk or autocannon process, servers run as
 // real processes, and every figure is reported next to a baseline measured in the same run.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -180,3 +180,22 @@ export async function freePort(): Promise<number> {
 }
 
 export const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+/**
+ * Finishes first-start setup of a fresh appliance (its setup token read from `dataDir`), signs in and
+ * mints a personal token: `post` calls its JSON API, `auth` is the Bearer header for admin calls.
+ */
+export async function adminSession(appUrl: string, dataDir: string, password = 'correct-horse-battery') {
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${appUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${text}`);
+    return JSON.parse(text);
+  };
+  const setupToken = readFileSync(join(dataDir, 'setup-token'), 'utf8').trim();
+  await post('/api/v1/setup', { setup_token: setupToken, username: 'admin', password });
+  const login = await fetch(`${appUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+  const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const { token } = (await post('/api/v1/tokens', { name: 'bench' }, { cookie })) as { token: string };
+  return { post, pat: token, auth: { authorization: `Bearer ${token}` } };
+}

@@ -90,9 +90,8 @@ async function main() {
     'export const importMetaDirname = __dirname;',
     'export const importMetaFilename = __filename;',
   ].join('\n'));
-  await build({
-    entryPoints: [join(ROOT, 'src/main.ts')],
-    outfile: bundle,
+  // Options both bundles share: one CommonJS file for Node 24, migrations inlined.
+  const common = {
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -101,6 +100,11 @@ async function main() {
     sourcemap: false,
     legalComments: 'none',
     logLevel: 'warning',
+  } as const;
+  await build({
+    ...common,
+    entryPoints: [join(ROOT, 'src/main.ts')],
+    outfile: bundle,
     plugins: [inlineMigrations, seaBufferutil],
     inject: [shim],
     define: {
@@ -114,19 +118,7 @@ async function main() {
 
   log('bundling the write thread');
   const writeWorker = join(WORK, 'write-worker.cjs');
-  await build({
-    entryPoints: [join(ROOT, 'src/core/db/write-worker.ts')],
-    outfile: writeWorker,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    minifySyntax: true,
-    sourcemap: false,
-    legalComments: 'none',
-    logLevel: 'warning',
-    plugins: [inlineMigrations],
-  });
+  await build({ ...common, entryPoints: [join(ROOT, 'src/core/db/write-worker.ts')], outfile: writeWorker, plugins: [inlineMigrations] });
 
   const assets: Record<string, string> = { 'write-worker.cjs': writeWorker };
   for (const [asset, file] of Object.entries(NATIVE_ASSETS)) {

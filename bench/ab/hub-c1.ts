@@ -13,7 +13,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, load, stop, tempDir, waitFor } from '../lib.ts';
+import { adminSession, freePort, load, stop, tempDir, waitFor } from '../lib.ts';
 
 const [rounds, seconds, ...roots] = process.argv.slice(2);
 const ROUNDS = Number(rounds);
@@ -54,18 +54,7 @@ async function startStack(root: string, label: string): Promise<Stack> {
     cwd: root, stdio: 'ignore', env: { ...process.env, NEXUS_LOG_LEVEL: 'warn', XDG_CACHE_HOME: join(dataDir, '.cache') },
   });
   await waitFor(`${appUrl}/ready`);
-  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${appUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${path}: ${res.status} ${text}`);
-    return JSON.parse(text);
-  };
-  const setupToken = readFileSync(join(dataDir, 'setup-token'), 'utf8').trim();
-  await post('/api/v1/setup', { setup_token: setupToken, username: 'admin', password: 'correct-horse-battery' });
-  const login = await fetch(`${appUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'correct-horse-battery' }) });
-  const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  const { token: pat } = await post('/api/v1/tokens', { name: 'bench' }, { cookie });
-  const auth = { authorization: `Bearer ${pat}` };
+  const { post, auth, pat } = await adminSession(appUrl, dataDir);
   const agentHome = tempDir('nexus-ab-agent-');
   dirs.push(agentHome);
   const cli = (args: string[], env: Record<string, string> = {}) => {
