@@ -6,6 +6,8 @@
 // Knobs: BENCH_GATEWAY_ROUNDS (c=64 rounds per target, default 5, alternating order). For quick checks while working: BENCH_GATEWAY_QUICK=1 (fewer c=1 requests and stream runs, no
 // 100k RSS rounds), BENCH_GATEWAY_TARGETS=direct,nexus (which columns to measure), and
 // BENCH_GATEWAY_PROFILE=DIR (Nexus writes a V8 CPU profile there; see bench/fixtures/profile-summary.ts).
+// BENCH_NEXUS_ROOT=DIR runs the Nexus of another checkout (its node_modules linked) against this harness, to
+// compare two versions under the same load generator in alternating runs.
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +29,7 @@ const upUrl = `http://127.0.0.1:${upPort}`;
 
 const nxPort = await freePort();
 const dataDir = tempDir();
-const nexus = startQuiet(process.execPath, [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), join(ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
+const nexus = startQuiet(process.execPath, [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), join(process.env.BENCH_NEXUS_ROOT ?? ROOT, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${nxPort}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir() });
 const nxUrl = `http://127.0.0.1:${nxPort}`;
 
 const pkPort = await freePort();
