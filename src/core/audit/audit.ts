@@ -1,6 +1,7 @@
 // The audit log. State changes are written synchronously (`record`), so a crash right after a
 // response never loses the record of it. Per-request entries from the proxy and gateway go through
-// `enqueue`, batched into one transaction every 50 ms (or 500 entries) to keep SQLite off the hot path.
+// `enqueue`, batched into one transaction every 50 ms (or 500 entries) and committed by the write
+// thread (core/db/write-thread.ts) to keep SQLite off the hot path; reads and `record` wait for it.
 import { isoNow } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { directWriter, type Writer } from '../db/write-thread.ts';

@@ -91,12 +91,7 @@ export function openDatabase(path: string, opts: OpenOptions = {}): Db {
     }
     throw err;
   }
-  db.pragma('foreign_keys = ON');
-  db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes, fast commits
-  db.pragma('busy_timeout = 5000');
-  // Statement journals (a multi-row INSERT inside a transaction needs one) and temp tables stay in
-  // memory: by default SQLite spills a journal over 64 KiB to a new file in /var/tmp on every batch.
-  db.pragma('temp_store = MEMORY');
+  connectionSettings(db);
   const check = db.pragma('quick_check', { simple: true });
   if (check !== 'ok') {
     db.close();
@@ -144,6 +139,16 @@ export function statementCache(db: Db, max = 500): (sql: string) => Database.Sta
     }
     return stmt;
   };
+}
+
+/** Per-connection settings every connection to the database file uses (this one and the write thread's). */
+export function connectionSettings(db: Db): void {
+  db.pragma('foreign_keys = ON');
+  db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes, fast commits
+  db.pragma('busy_timeout = 5000');
+  // Statement journals (a multi-row INSERT inside a transaction needs one) and temp tables stay in
+  // memory: by default SQLite spills a journal over 64 KiB to a new file in /var/tmp on every batch.
+  db.pragma('temp_store = MEMORY');
 }
 
 /** Flush the WAL into the main file and close; called last on shutdown. */

@@ -3,7 +3,7 @@
 // after COMMIT. A batch that fails is reported and acknowledged (dropped, as on the main thread).
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Db } from './db.ts';
+import { connectionSettings, type Db } from './db.ts';
 import { createOpsApplier, type WriteOp } from './write-ops.ts';
 
 interface Data {
@@ -32,10 +32,7 @@ try {
     nativeBinding = mod.exports;
   }
   db = new Database(path, { timeout: 5000, fileMustExist: true, ...(nativeBinding ? { nativeBinding: nativeBinding as unknown as string } : {}) });
-  db.pragma('foreign_keys = ON');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
-  db.pragma('temp_store = MEMORY');
+  connectionSettings(db);
 } catch (err) {
   fail();
   throw err;
