@@ -3,13 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import cookie from '@fastify/cookie';
-import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../core/context.ts';
 import { accessLogFor } from '../core/log/log.ts';
 import type { Surface } from '../core/surface.ts';
 import { installJsonParser, installValidation } from '../core/http/validation.ts';
-import { addAnswerHeaders, handleProtocols } from '../core/http/websocket-protocol.ts';
 import { sendControlError } from '../surfaces/control/http.ts';
 import { SURFACES } from './surfaces.ts';
 
@@ -72,14 +70,17 @@ function surfaceOf(url: string): string {
 }
 
 export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURFACES): Promise<FastifyInstance> {
-  const app = Fastify(baseOptions(ctx));
+  // A WebSocket handshake is taken only where a surface serves WebSockets (surface.ts `upgrades`);
+  // on every other path it is an ordinary HTTP request, answered (404, 401, …) on a connection that
+  // stays usable, instead of an upgrade closed at once.
+  const upgrades = (req: IncomingMessage) => surfaces.some((s) => s.upgrades?.(req.url ?? '/'));
+  const app = Fastify({ ...baseOptions(ctx), http: { shouldUpgradeCallback: upgrades } } as FastifyServerOptions);
   installValidation(app);
   installJsonParser(app);
   app.decorateRequest('principal', null);
-  await app.register(cookie);
-  // A route may decide the handshake's subprotocol and extra headers itself (core/http/websocket-protocol.ts).
-  await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024, handleProtocols } });
-  app.websocketServer.on('headers', addAnswerHeaders);
+  // Cookies are parsed when a route reads one (core/http/auth.ts `cookieOf`), not by a hook on every
+  // request: the gateway's and the proxy's callers authenticate with keys and tokens.
+  await app.register(cookie, { hook: false });
 
   // While draining, tell keep-alive clients to go elsewhere instead of reusing this connection.
   app.addHook('onRequest', (req, reply, done) => {

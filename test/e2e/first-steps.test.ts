@@ -282,6 +282,46 @@ describe('enrolling an agent', () => {
     }
   });
 
+  it('answers a WebSocket handshake on an HTTP route as a plain request, on a connection that stays usable', async () => {
+    const base = app.url.replace('http', 'ws');
+    // Each surface in its own words: the gateway and the control plane want a credential, SCIM too.
+    for (const [path, status] of [['/v1/models', 401], ['/api/v1/me', 401], ['/scim/v2/Users', 401], ['/healthz', 200]] as const) {
+      const ws = new WebSocket(`${base}${path}`);
+      const outcome = await new Promise<string>((resolve) => {
+        const timer = setTimeout(() => resolve('no answer'), 10_000);
+        ws.once('unexpected-response', (_req, res) => (clearTimeout(timer), resolve(`http ${res.statusCode}`)));
+        ws.once('open', () => (clearTimeout(timer), resolve('upgraded')));
+        ws.once('error', (e) => (clearTimeout(timer), resolve(`error ${e.message}`)));
+      });
+      ws.terminate();
+      expect(outcome, path).toBe(`http ${status}`);
+    }
+    // The same connection then carries an ordinary request.
+    const { port } = new URL(app.url);
+    const sock = connect(Number(port), '127.0.0.1');
+    const key = Buffer.from('0123456789abcdef').toString('base64');
+    sock.write(`GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`);
+    let text = '';
+    let asked = false;
+    const both = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve(text), 10_000);
+      sock.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        const head = /^HTTP\/1\.1 \d+[^]*?\r\ncontent-length: (\d+)\r\n[^]*?\r\n\r\n/i.exec(text);
+        if (!asked && head && text.length >= head[0].length + Number(head[1])) {
+          asked = true;
+          sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        }
+        if (text.includes('{"status":"ok"}')) (clearTimeout(timer), resolve(text));
+      });
+      sock.on('close', () => (clearTimeout(timer), resolve(text)));
+    });
+    sock.destroy();
+    expect(both).toMatch(/^HTTP\/1\.1 401 [^]*\r\n\r\n\{"error":\{"message":/);
+    expect(both).not.toContain('101 Switching Protocols');
+    expect(both).toMatch(/HTTP\/1\.1 200 OK[^]*\{"status":"ok"\}/);
+  });
+
   it('exits 2 for a usage error and 1 for a failure, like the operator CLI', async () => {
     const home = tempDir('nexus-agent-first-');
     const noUrl = await agentCli(home, ['credentials', 'add', '--service', 'svc'], {}, 'secret\n');

@@ -24,10 +24,19 @@ export function bearerFrom(req: FastifyRequest): string | null {
   return null;
 }
 
+/** A request cookie, parsed on first use (the cookie plugin runs without a per-request hook). */
+export function cookieOf(req: FastifyRequest, name: string): string | undefined {
+  if (!req.cookies) {
+    const header = req.headers.cookie;
+    req.cookies = header ? req.server.parseCookie(header) : {};
+  }
+  return req.cookies[name];
+}
+
 export function authenticate(ctx: AppContext, req: FastifyRequest): Principal | null {
   const bearer = bearerFrom(req);
   if (bearer) return ctx.identity.resolveApiToken(bearer);
-  const cookie = req.cookies?.[SESSION_COOKIE];
+  const cookie = cookieOf(req, SESSION_COOKIE);
   if (cookie) return ctx.identity.resolveSession(cookie);
   return null;
 }

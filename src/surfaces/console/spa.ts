@@ -88,11 +88,11 @@ export function spaRoutes(app: FastifyInstance): void {
       .type(TYPES[m[1]!] ?? 'application/octet-stream')
       .send(body);
   });
-  // @fastify/websocket upgrades a WebSocket handshake on any GET route and closes it at once (close
-  // 1005, no reason), so a client with a wrong path (an agent given ws://HOST/ instead of /ws) only
-  // saw dropped connections. Every path that reaches the console refuses the handshake in HTTP.
+  // A WebSocket handshake here reaches the console as a plain GET (only the hub's paths take one);
+  // a client with a wrong path (an agent given ws://HOST/ instead of /ws) is told so instead of
+  // being handed the console's HTML.
   const refuseUpgrade = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (req.ws) return reply.code(404).type('application/json; charset=utf-8').send({ error: { code: 'not_found', message: 'no WebSocket endpoint here (agents connect to /ws)' } });
+    if (/\bwebsocket\b/i.test(req.headers.upgrade ?? '')) return reply.code(404).type('application/json; charset=utf-8').send({ error: { code: 'not_found', message: 'no WebSocket endpoint here (agents connect to /ws)' } });
   };
   app.get('/', { onRequest: refuseUpgrade }, sendIndex);
   app.get('/*', { onRequest: refuseUpgrade }, sendIndex);

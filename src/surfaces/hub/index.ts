@@ -1,5 +1,7 @@
 // Hub: node enrollment, the agents' WebSocket (/ws), services and the service proxy, and the loopback
 // admin view of connected agents. Errors render as `{error:{code,message}}` with numeric hub codes.
+import websocket from '@fastify/websocket';
+import { addAnswerHeaders, handleProtocols } from '../../core/http/websocket-protocol.ts';
 import type { Surface } from '../../core/surface.ts';
 import { hubFor } from './hub.ts';
 import { longPollRoutes } from './long-poll.ts';
@@ -16,6 +18,10 @@ export const hubSurface: Surface = {
     const hub = hubFor(ctx);
     app.setErrorHandler(sendHubError);
     app.addHook('onClose', async () => hub.close());
+    // The appliance's only WebSocket endpoints: /ws and pass-through under the proxy. A route may
+    // decide the handshake's subprotocol and extra headers itself (core/http/websocket-protocol.ts).
+    await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024, handleProtocols } });
+    app.websocketServer.on('headers', addAnswerHeaders);
     nodesRoutes(app, ctx, hub);
     keysRoutes(app, ctx, hub);
     wsRoutes(app, hub);
@@ -27,6 +33,7 @@ export const hubSurface: Surface = {
     app.setErrorHandler(sendHubError);
     adminRoutes(app, hub);
   },
+  upgrades: (url) => url === '/ws' || url.startsWith('/ws?') || url.startsWith('/ws/') || url.startsWith('/api/v1/proxy/'),
   notFound: {
     match: (url) => url.startsWith('/api/v1/proxy/') || url.startsWith('/api/internal/things/') || url.startsWith('/api/hub/'),
     send: (_req, reply) => reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } }),

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AppContext } from '../../../core/context.ts';
 import { hashToken, randomToken, safeEqual } from '../../../core/crypto/tokens.ts';
 import { AppError } from '../../../core/errors/errors.ts';
-import { SESSION_COOKIE, actorOf, requireAdmin } from '../../../core/http/auth.ts';
+import { SESSION_COOKIE, actorOf, cookieOf, requireAdmin } from '../../../core/http/auth.ts';
 import { checkIssuerUrl, createOidcClient, pkceChallenge } from './oidc-client.ts';
 import { createOidcLoginsStore } from './oidc-logins-store.ts';
 import { loadOidc, openSecret, publicView, redirectUri, saveOidc, sealSecret, type OidcSettings } from './oidc-settings.ts';
@@ -132,7 +132,7 @@ export function oidcRoutes(app: FastifyInstance, ctx: AppContext) {
     schema: { querystring: callbackQuery },
   }, async (req, reply) => {
     const { code, state, error } = req.query;
-    const cookieState = req.cookies[STATE_COOKIE];
+    const cookieState = cookieOf(req, STATE_COOKIE);
     reply.clearCookie(STATE_COOKIE, { path: COOKIE_PATH });
     const audit = { actor_type: 'anonymous' as const, action: 'auth.login', source_ip: req.ip };
     const fail = (reason: string, message: string) => {

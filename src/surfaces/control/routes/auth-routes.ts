@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../../core/context.ts';
 import { AppError } from '../../../core/errors/errors.ts';
-import { SESSION_COOKIE, requireUser } from '../../../core/http/auth.ts';
+import { SESSION_COOKIE, cookieOf, requireUser } from '../../../core/http/auth.ts';
 import { createFailureLimiter } from '../../../core/http/rate-limit.ts';
 import { PASSWORD_MAX } from '../../../core/identity/identity.ts';
 import { USERNAME_SCHEMA } from './schemas.ts';
@@ -47,7 +47,7 @@ export function authRoutes(app: FastifyInstance, ctx: AppContext) {
   });
 
   app.post('/api/v1/auth/logout', async (req, reply) => {
-    const token = req.cookies[SESSION_COOKIE];
+    const token = cookieOf(req, SESSION_COOKIE);
     if (token) {
       const p = ctx.identity.resolveSession(token);
       ctx.identity.endSession(token);
