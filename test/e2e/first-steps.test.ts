@@ -312,7 +312,10 @@ describe('enrolling an agent', () => {
           asked = true;
           sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
         }
-        if (text.includes('{"status":"ok"}')) (clearTimeout(timer), resolve(text));
+        if (text.includes('{"status":"ok"}')) {
+          clearTimeout(timer);
+          resolve(text);
+        }
       });
       sock.on('close', () => (clearTimeout(timer), resolve(text)));
     });
