@@ -65,6 +65,57 @@ describe('first start and setup', () => {
     const bad = await fetch(`${app.url}/api/v1/audit?cursor=zzz`, authed(admin.token));
     expect(bad.status).toBe(400);
   });
+
+  it('takes the audit query exactly as documented, an empty parameter meaning "not given", and a date alone', async () => {
+    const audit = async (qs: string) => {
+      const res = await fetch(`${app.url}/api/v1/audit?${qs}`, authed(admin.token));
+      expect(res.status, qs).toBe(200);
+      return (await json(res)).items as Array<{ id: number; ts: string }>;
+    };
+    const all = await audit('');
+    expect(all.length).toBeGreaterThan(3);
+    // The form printed in the design and in docs/api.md, every filter left empty.
+    expect(await audit('action=&actor=&routed_via=&node_id=&since=&cursor=')).toEqual(all);
+    expect(await audit('action=&actor=&routed_via=&node_id=&outcome=&since=&until=&cursor=&limit=')).toEqual(all);
+    // A date alone is the start of that day in UTC: `since` of the oldest entry's day keeps it,
+    // `until` of that day (exclusive) leaves it out.
+    const oldest = all.at(-1)!;
+    const day = oldest.ts.slice(0, 10);
+    expect((await audit(`since=${day}`)).map((i) => i.id)).toContain(oldest.id);
+    expect((await audit(`since=${day}T00:00:00Z`)).map((i) => i.id)).toEqual((await audit(`since=${day}`)).map((i) => i.id));
+    expect((await audit(`until=${day}`)).map((i) => i.id)).not.toContain(oldest.id);
+    expect(await audit('since=2999-01-01')).toEqual([]);
+
+    // A malformed value is still refused, in the control plane's format, naming the parameter. A
+    // leap second is a valid RFC 3339 time that no Date holds: refused too, not a 500.
+    const refused: Array<[string, string]> = [
+      ['routed_via=sideways', 'routed_via'], ['outcome=maybe', 'outcome'], ['since=yesterday', 'since'],
+      ['since=2026-13-01', 'since'], ['until=2026-12-07T25:00:00Z', 'until'], ['since=2026-12-31T23:59:60Z', 'since'],
+      ['limit=many', 'limit'], ['bogus=', 'bogus'],
+    ];
+    for (const [qs, param] of refused) {
+      const res = await fetch(`${app.url}/api/v1/audit?${qs}`, authed(admin.token));
+      expect(res.status, qs).toBe(400);
+      expect((await json(res)).error, qs).toMatchObject({ code: 'validation_failed', param, message: expect.stringContaining(param) });
+    }
+  });
+
+  it('reads empty query parameters as absent on the other list endpoints too', async () => {
+    const get = (path: string) => fetch(`${app.url}${path}`, authed(admin.token));
+    const usage = await get('/api/v1/usage?group_by=&since=&until=&key_id=&user_id=&model=&limit=');
+    expect(usage.status).toBe(200);
+    expect((await json(usage)).group_by).toEqual(['key', 'model', 'day']);
+    expect((await get('/api/v1/usage?since=2026-01-01&until=2999-01-01')).status).toBe(200);
+    const badUsage = await get('/api/v1/usage?until=soon');
+    expect(badUsage.status).toBe(400);
+    expect((await json(badUsage)).error).toMatchObject({ code: 'validation_failed', param: 'until' });
+    const users = await get('/api/v1/users?limit=&after=');
+    expect(users.status).toBe(200);
+    expect((await json(users)).items.map((u: { username: string }) => u.username)).toContain(admin.username);
+    // An admin's `user_id=` lists every key, as no `user_id` does, not the keys of a user named "".
+    const key = await json(await post(`${app.url}/api/v1/virtual-keys`, { name: 'listed' }, { authorization: `Bearer ${admin.token}` }));
+    expect((await json(await get('/api/v1/virtual-keys?user_id='))).items.map((k: { id: string }) => k.id)).toContain(key.id);
+  });
 });
 
 describe('bad input', () => {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../../core/context.ts';
 import { AppError } from '../../../core/errors/errors.ts';
 import { requireAdmin } from '../../../core/http/auth.ts';
+import { TIME_QUERY, queryTime } from '../../../core/http/validation.ts';
 
 const query = {
   type: 'object',
@@ -12,8 +13,8 @@ const query = {
     routed_via: { type: 'string', enum: ['direct', 'node'] },
     node_id: { type: 'string', maxLength: 64 },
     outcome: { type: 'string', enum: ['success', 'failure', 'denied'] },
-    since: { type: 'string', format: 'date-time' },
-    until: { type: 'string', format: 'date-time' },
+    since: TIME_QUERY,
+    until: TIME_QUERY,
     cursor: { type: 'string', maxLength: 40 },
     limit: { type: 'integer', minimum: 1, maximum: 1000 },
   },
@@ -45,8 +46,8 @@ export function auditRoutes(app: FastifyInstance, ctx: AppContext) {
     const { cursor, limit = 100, since, until, ...filters } = req.query;
     const items = ctx.audit.query({
       ...filters,
-      ...(since ? { since: new Date(since).toISOString() } : {}),
-      ...(until ? { until: new Date(until).toISOString() } : {}),
+      ...(since ? { since: queryTime(since) } : {}),
+      ...(until ? { until: queryTime(until) } : {}),
       ...(cursor ? { before: decodeCursor(cursor) } : {}),
       limit,
     });

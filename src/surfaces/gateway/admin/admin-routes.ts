@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../../core/context.ts';
 import { AppError, renderControlError, toAppError } from '../../../core/errors/errors.ts';
 import { actorOf, requireAdmin, requireUser } from '../../../core/http/auth.ts';
+import { TIME_QUERY, queryTime } from '../../../core/http/validation.ts';
 import type { Catalog, ModelPatch, NewModel, NewProvider, ProviderPatch } from '../catalog/catalog.ts';
 import { PROVIDER_TYPES } from '../catalog/catalog-store.ts';
 import type { NewVirtualKey, VirtualKeyPatch, VirtualKeys } from '../keys/virtual-keys.ts';
@@ -136,8 +137,8 @@ const usageQuery = {
   additionalProperties: false,
   properties: {
     group_by: { type: 'string', maxLength: 100, pattern: `^(${USAGE_GROUPS.join('|')})(,(${USAGE_GROUPS.join('|')}))*$` },
-    since: { type: 'string', format: 'date-time' },
-    until: { type: 'string', format: 'date-time' },
+    since: TIME_QUERY,
+    until: TIME_QUERY,
     key_id: { type: 'string', maxLength: 64 },
     user_id: { type: 'string', maxLength: 64 },
     model: { type: 'string', maxLength: 200 },
@@ -253,8 +254,8 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     const groupBy = [...new Set((q.group_by ?? 'key,model,day').split(','))] as UsageGroup[];
     const items = usage.aggregate({
       groupBy,
-      ...(q.since ? { since: new Date(q.since).toISOString() } : {}),
-      ...(q.until ? { until: new Date(q.until).toISOString() } : {}),
+      ...(q.since ? { since: queryTime(q.since) } : {}),
+      ...(q.until ? { until: queryTime(q.until) } : {}),
       ...(q.key_id ? { keyId: q.key_id } : {}),
       ...(p.role === 'admin' ? (q.user_id ? { userId: q.user_id } : {}) : { userId: p.userId }),
       ...(q.model ? { model: q.model } : {}),
