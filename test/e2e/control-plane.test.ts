@@ -36,6 +36,12 @@ describe('first start and setup', () => {
     const reuse = await post(`${app.url}/api/v1/setup`, { setup_token: app.setupToken, username: 'again', password: 'correct-horse-battery' });
     expect(reuse.status).toBe(409);
     expect((await json(reuse)).error.code).toBe('setup_complete');
+    // Once set up, that is the answer whatever the body: a short password, a missing field, broken JSON.
+    for (const body of [{ setup_token: app.setupToken, username: 'again', password: 'short' }, { username: 'again' }, '{"setup_token":']) {
+      const late = await fetch(`${app.url}/api/v1/setup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+      expect(late.status, JSON.stringify(body)).toBe(409);
+      expect((await json(late)).error.code).toBe('setup_complete');
+    }
     admin = await login(app, winner, 'correct-horse-battery');
   });
 

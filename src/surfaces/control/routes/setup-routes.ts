@@ -19,17 +19,23 @@ const setupBody = {
 export function setupRoutes(app: FastifyInstance, ctx: AppContext) {
   app.get('/api/v1/setup/status', async () => ({ setup_required: !ctx.identity.hasAdmin() }));
 
+  /** Once an admin exists, every setup request gets this answer, recorded as denied. */
+  const refuseWhenSetUp = (ip: string) => {
+    if (!ctx.identity.hasAdmin()) return;
+    ctx.audit.record({ actor_type: 'anonymous', action: 'setup.complete', source_ip: ip, outcome: 'denied', details: { reason: 'already complete' } });
+    throw new AppError('setup_complete', 'setup is already complete; sign in instead');
+  };
+
   // Creates the first admin. Single use: the token is consumed in the same transaction that checks
-  // no admin exists, so two racing requests cannot both succeed.
+  // no admin exists, so two racing requests cannot both succeed. "Already set up" is answered in
+  // onRequest, before the body is parsed or validated, so it comes first whatever the body (a
+  // short password, malformed JSON); the handler asks again for a setup that finished meanwhile.
   app.post<{ Body: { setup_token: string; username: string; password: string; email?: string } }>(
     '/api/v1/setup',
-    { schema: { body: setupBody } },
+    { schema: { body: setupBody }, onRequest: async (req) => refuseWhenSetUp(req.ip) },
     async (req, reply) => {
       const audit = { actor_type: 'anonymous' as const, action: 'setup.complete', source_ip: req.ip };
-      if (ctx.identity.hasAdmin()) {
-        ctx.audit.record({ ...audit, outcome: 'denied', details: { reason: 'already complete' } });
-        throw new AppError('setup_complete', 'setup is already complete; sign in instead');
-      }
+      refuseWhenSetUp(req.ip);
       if (req.body.password === SETUP_PASSWORD_PLACEHOLDER) {
         throw new AppError('validation_failed', 'replace <at least 10 characters> in the setup command with the password you want', { details: { param: 'password' } });
       }
