@@ -217,3 +217,29 @@ describe('hostile updates', () => {
     expect(await servedBy()).toBe(`Bearer ${final[0].node_id === nodeA ? TOKEN_A : TOKEN_B}`);
   });
 });
+
+describe('slugs of new services', () => {
+  it('numbers a taken slug within the 64 characters the proxy and the agent CLI take', async () => {
+    const create = async (slug: string) => {
+      const res = await call(admin, '/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug, endpoint_url: echoUrl, auth_method: 'none' }) });
+      expect(res.status).toBe(201);
+      return (await json(res)).slug as string;
+    };
+    const long = 'a'.repeat(64);
+    // 61 letters, then a dash where the shortened base would end: it is dropped, not doubled.
+    const dashed = `${'b'.repeat(61)}-cd`;
+    const slugs = [await create(long), await create(long), await create(long), await create(dashed), await create(dashed)];
+    expect(slugs).toEqual([long, `${'a'.repeat(62)}-2`, `${'a'.repeat(62)}-3`, dashed, `${'b'.repeat(61)}-2`]);
+    // A 64-character base whose shortened form is itself taken moves on to the next number.
+    const taken = `${'c'.repeat(62)}-2`;
+    expect(await create(taken)).toBe(taken);
+    expect([await create('c'.repeat(64)), await create('c'.repeat(64))]).toEqual(['c'.repeat(64), `${'c'.repeat(62)}-3`]);
+    for (const slug of slugs.slice(1)) {
+      const proxied = await fetch(`${app.url}/api/v1/proxy/s/${slug}/who`, { headers: { 'x-api-key': admin.token } });
+      expect(proxied.status, slug).toBe(200);
+    }
+    // A node holding the credential for such a service can store it under that slug.
+    const add = await agentCli(tempDir('nexus-agent-slug-'), ['credentials', 'add', '--service', slugs[1]!, '--url', echoUrl, '--secret-format', 'bearer', '--secret-env', 'T'], { T: 'x' });
+    expect(add.code, add.stderr).toBe(0);
+  });
+});

@@ -37,8 +37,19 @@ export interface ServiceChange {
   nodes: ServiceNode[];
 }
 
+/** Longest slug: what the proxy URL, the agent's credentials file and its CLI (`--service`) take. */
+export const SLUG_MAX = 64;
+
+/**
+ * `base-n`, the base shortened (and stripped of a dash it would end on) so that the whole stays
+ * within SLUG_MAX.
+ */
+export function numberedSlug(base: string, n: number): string {
+  const suffix = `-${n}`;
+  return `${base.slice(0, SLUG_MAX - suffix.length).replace(/-+$/, '')}${suffix}`;
+}
+
 export function createServicesStore(db: Db) {
-  const slugsLike = db.prepare("SELECT slug FROM services WHERE owner_id = ? AND (slug = ? OR slug LIKE ? ESCAPE '\\')");
   const insert = db.prepare(`INSERT INTO services (id, owner_id, slug, label, endpoint_url, auth_method, auth_key_name, credential_sealed, created_at)
     VALUES (@id, @owner_id, @slug, @label, @endpoint_url, @auth_method, @auth_key_name, NULL, @created_at)`);
   const setCredential = db.prepare('UPDATE services SET credential_sealed = ? WHERE id = ?');
@@ -59,10 +70,8 @@ export function createServicesStore(db: Db) {
      * the check and the insert share one transaction.
      */
     create: db.transaction((s: NewService, seal: ((id: string) => string) | null): ServiceRow => {
-      const escaped = s.slug.replace(/[\\%_]/g, (c) => '\\' + c);
-      const taken = new Set((slugsLike.all(s.owner_id, s.slug, `${escaped}-%`) as { slug: string }[]).map((r) => r.slug));
       let slug = s.slug;
-      for (let n = 2; taken.has(slug); n++) slug = `${s.slug}-${n}`;
+      for (let n = 2; bySlug.get(s.owner_id, slug); n++) slug = numberedSlug(s.slug, n);
       insert.run({ ...s, slug, created_at: new Date().toISOString() });
       if (seal) setCredential.run(seal(s.id), s.id);
       for (const n of s.nodes) insertNode.run(s.id, n.node_id, n.priority, n.weight);
