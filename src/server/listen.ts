@@ -1,7 +1,7 @@
 // `nexus serve`: opens the context, builds both apps, listens, and shuts down gracefully on
 // SIGTERM/SIGINT: stop accepting, drain in-flight requests up to the grace bound, close, checkpoint.
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../core/config/config.ts';
+import { isLoopbackHost, type Config } from '../core/config/config.ts';
 import type { AppContext } from '../core/context.ts';
 import { createLogger, type Logger } from '../core/log/log.ts';
 import { buildAdminApp, buildPublicApp } from './app.ts';
@@ -24,6 +24,12 @@ function addressOf(app: FastifyInstance): string {
 }
 
 export async function startServer(config: Config, log: Logger = createLogger({ level: config.logLevel })): Promise<RunningServer> {
+  // The admin listener has no authentication (metrics, hub agents, disconnecting a node): it is meant
+  // for this machine only. Another address is allowed (a container publishes it to its host), but
+  // said loudly.
+  if (!isLoopbackHost(config.adminListen.host)) {
+    log.warn({ adminListen: config.adminListen.host }, `admin listener bound to ${config.adminListen.host}, not a loopback address: /metrics and /api/hub/* (which can disconnect nodes) answer anyone who reaches it, without authentication`);
+  }
   const owned = createContext(config, log);
   const { ctx } = owned;
   let publicApp: FastifyInstance | undefined;

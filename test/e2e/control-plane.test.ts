@@ -191,5 +191,19 @@ describe('health and metrics', () => {
     const metrics = await fetch(`${app.adminUrl}/metrics`);
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toContain('nexus_http_requests_total');
+    expect(app.output()).not.toContain('not a loopback address');
+  });
+
+  it('warns at start when the admin listener is not on a loopback address, and still serves it', async () => {
+    const exposed = await startAppliance({ args: ['--admin-listen', '0.0.0.0:0'] });
+    try {
+      const warning = exposed.output().split('\n').find((l) => l.includes('not a loopback address'));
+      expect(warning).toBeDefined();
+      expect(JSON.parse(warning!)).toMatchObject({ level: 40, adminListen: '0.0.0.0', msg: expect.stringContaining('/api/hub/*') });
+      const port = new URL(exposed.adminUrl).port;
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    } finally {
+      await exposed.stop();
+    }
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseHostPort } from './config.ts';
+import { ConfigError, isLoopbackHost, loadConfig, parseHostPort } from './config.ts';
 
 describe('config', () => {
   it('applies defaults < file < env < flags', () => {
@@ -32,6 +32,10 @@ describe('config', () => {
     expect(() => parseHostPort('1.2.3.4:70000', '--listen')).toThrow(/out of range/);
     expect(parseHostPort('[::1]:80', 'x')).toEqual({ host: '::1', port: 80 });
     expect(() => loadConfig({ env: { NEXUS_BODY_LIMIT_BYTES: 'lots' } })).toThrow(/NEXUS_BODY_LIMIT_BYTES/);
+  });
+  it('tells loopback listen hosts from the rest (the admin listener warns on the rest)', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', 'localhost', 'LocalHost']) expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of ['0.0.0.0', '::', '10.0.0.5', '192.168.1.10', '128.0.0.1', '::ffff:10.0.0.1', 'nexus.internal', 'localhost.example.com']) expect(isLoopbackHost(host), host).toBe(false);
   });
   it('refuses a list, a mapping or an empty value where the setting is of another shape', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));

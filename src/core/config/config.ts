@@ -1,6 +1,7 @@
 // The one place that reads process.env. Precedence: defaults < config file < NEXUS_* env < flags.
 // Everything else receives the frozen Config this module returns.
 import { readFileSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -87,6 +88,20 @@ export function parseHostPort(value: string, what: string): HostPort {
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(`${what}: port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/**
+ * Whether a listen host is reachable only from this machine: 127.0.0.0/8, ::1 (also written as an
+ * IPv4-mapped address) or `localhost`. Any other name is not, since it may resolve elsewhere.
+ */
+export function isLoopbackHost(host: string): boolean {
+  if (/^localhost\.?$/i.test(host)) return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 function num(value: string, what: string): number {
