@@ -103,7 +103,7 @@ export function createCredentialsStore(home: AgentHome) {
     },
     remove(service: string): boolean {
       const data = structuredClone(read());
-      if (!data.services[service]) return false;
+      if (!Object.hasOwn(data.services, service)) return false;
       delete data.services[service];
       write(data);
       return true;
@@ -115,7 +115,8 @@ export function createCredentialsStore(home: AgentHome) {
     get(service: string): (CredentialEntry & { secret: string }) | null {
       watch();
       const { data, opened } = load();
-      const e = data.services[service];
+      // Own entries only: a slug such as "constructor" is valid and must not find Object's.
+      const e = Object.hasOwn(data.services, service) ? data.services[service] : undefined;
       if (!e) return null;
       let secret = opened.get(service);
       if (secret === undefined) opened.set(service, (secret = home.box().open(e.secret, aad(service))));

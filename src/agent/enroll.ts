@@ -51,7 +51,13 @@ export async function enroll(home: AgentHome, hubUrl: string, token: string, opt
   const body = (await res.json().catch(() => null)) as { node_id?: string; auth_token?: string; signing_secret?: string; error?: { code?: unknown; message?: string } } | null;
   if (!res.ok || !body?.node_id || !body.auth_token || !body.signing_secret) {
     const e = body?.error;
-    throw new AgentError(`enrollment refused (${res.status}${e?.code ? `, code ${String(e.code)}` : ''}): ${e?.message ?? 'unexpected answer'}`);
+    // No enrollment route there. The path before /ws is the appliance's base path, so a path from
+    // another product's guide (wss://HOST/api/v1/nodes/ws) lands here: name the address to use.
+    const atRoot = hubSocketUrl(`${url.protocol === 'https:' ? 'wss' : 'ws'}://${url.host}`);
+    const hint = res.status !== 404 ? ''
+      : atRoot !== hubSocketUrl(hubUrl) ? `; use --url ${atRoot} (the hub's WebSocket is /ws on the appliance's address)`
+        : `; is ${url.host} a Nexus appliance?`;
+    throw new AgentError(`enrollment refused (${res.status}${e?.code ? `, code ${String(e.code)}` : ''}): ${e?.message ?? 'unexpected answer'}${hint}`);
   }
   // Stored as the socket's address: `--url wss://host` enrolls (the enroll URL is derived from the
   // host) and must not leave the agent dialling `/` forever.

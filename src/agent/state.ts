@@ -40,6 +40,12 @@ export function loadIdentity(home: AgentHome): NodeIdentity | null {
   }
 }
 
+/** Whether the profile holds enrollment state (node.json), without opening its secrets or creating agent.key. */
+export function isEnrolled(home: AgentHome): boolean {
+  const s = readJson<Partial<Stored>>(home.file('node.json'));
+  return typeof s?.node_id === 'string' && typeof s.hub_url === 'string';
+}
+
 export function saveIdentity(home: AgentHome, id: NodeIdentity): void {
   ensureDir(home.dir);
   const box = home.box();

@@ -85,6 +85,29 @@ describe('nexus agent daemon', () => {
     expect(r.stdout).toContain(`Would write ${path}\n`);
     expect(r.stdout).toContain('systemctl --user enable nexus-agent-dry.service');
     expect(existsSync(path)).toBe(false);
+    // The profile is not enrolled, and a user unit needs lingering to run without a session: both said.
+    expect(r.stderr).toMatch(/^warning: profile "dry" is not enrolled \(.+\); the unit would restart every 5 s until it is: nexus agent enroll --url wss:\/\/HOST\/ws --token nx_nreg_… --profile dry\n$/);
+    expect(r.stdout).toMatch(/run once: loginctl enable-linger \S+\n$/);
+  });
+
+  it('refuses to install the unit of a profile that is not enrolled; --print shows it with a warning', async () => {
+    const fakeHome = tempDir('nexus-daemon-home-');
+    for (const where of [['--user'], ['--root', tempDir('nexus-daemon-root-')]]) {
+      const r = await agentCli(home, ['daemon', 'install', '--profile', 'never-enrolled', ...where], { HOME: fakeHome });
+      expect(r.code, where.join(' ')).toBe(1);
+      expect(r.stderr, where.join(' ')).toBe(`nexus agent daemon: profile "never-enrolled" is not enrolled (${join(home, 'profiles/never-enrolled')}); run nexus agent enroll --url wss://HOST/ws --token nx_nreg_… --profile never-enrolled first\n`);
+      expect(r.stdout, where.join(' ')).toBe('');
+    }
+    expect(existsSync(join(fakeHome, '.config'))).toBe(false);
+    const printed = await agentCli(home, ['daemon', 'install', '--profile', 'never-enrolled', '--print']);
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toMatch(/^\[Unit\]\n/);
+    expect(printed.stderr).toMatch(/^warning: profile "never-enrolled" is not enrolled/);
+    // An enrolled profile's unit is written as before, with no warning; a system unit needs no lingering.
+    const enrolled = await agentCli(home, ['daemon', 'install', '--profile', 'east', '--system', '--root', tempDir('nexus-daemon-root-')]);
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    expect(enrolled.stderr).toBe('');
+    expect(enrolled.stdout).not.toContain('linger');
   });
 
   it('names the systemctl and journalctl commands for the profile unit', async () => {

@@ -180,6 +180,25 @@ describe('nexus service add', () => {
     expect(run.out()).toMatch(/Service "example-api[^"]*" added/);
     expect(run.out()).toContain('/api/v1/proxy/s/');
     expect(run.out() + run.err()).not.toContain('upstream-secret-value');
+    expect(run.out()).toMatch(/\nSlug: example-api\S*  \(derived from the label or the endpoint; choose one with --slug\)\n/);
+    expect(problems).toEqual([]);
+  });
+
+  it('passes --slug through the page to the new service', async (t) => {
+    const caps = await json(await fetch(`${app.url}/api/v1/console/capabilities`, authed(admin.token)));
+    if (!caps.services) t.skip();
+    const run = cli(['service', 'add', '--custom', '--slug', 'chosen-slug', '--label', 'Another API', '--endpoint-url', 'https://api.example.test/v2', '--auth-method', 'header'],
+      { XDG_CONFIG_HOME: tempDir('nexus-cli-'), NEXUS_URL: app.url, NEXUS_TOKEN: admin.token });
+    const [, page] = await run.waitErr(/(http:\/\/\S+\/cli\/add-credential\?\S+)/);
+    expect(new URL(page!).searchParams.get('service_slug')).toBe('chosen-slug');
+    const { page: tab, problems } = await openPage(signedIn);
+    await tab.goto(page!);
+    await tab.getByText('Slug: chosen-slug').waitFor();
+    await tab.getByLabel('API Key').fill('another-secret-value');
+    await tab.getByRole('button', { name: 'Save' }).click();
+    await tab.waitForURL(/\/callback\?/);
+    expect(await run.exit).toBe(0);
+    expect(run.out()).toMatch(/^Service "chosen-slug" added \(id [0-9a-f-]+\)\nProxy: \S+\/api\/v1\/proxy\/s\/chosen-slug\n$/);
     expect(problems).toEqual([]);
   });
 });

@@ -100,6 +100,67 @@ describe('the CLI', () => {
     expect(JSON.parse(via.stdout)).toMatchObject({ routed_via: 'node', nodes: [{ node_id: node.id }] });
   });
 
+  it('takes --slug for service add and names a derived or taken slug, with the node-side command', async () => {
+    const env = { XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-'), NEXUS_URL: app.url, NEXUS_TOKEN: admin.token, NEXUS_BROWSER: 'none' };
+    await post(`${app.url}/api/v1/nodes`, { name: 'home-server' }, { authorization: `Bearer ${admin.token}` });
+    const add = (extra: string[]) => nexus(['service', 'add', '--custom', '--label', 'Home Grafana', '--endpoint-url', 'http://localhost:3000',
+      '--auth-method', 'bearer', '--auth-key-name', 'Authorization', '--via-node', 'home-server', ...extra], { env });
+    const chosen = await add(['--slug', 'grafana']);
+    expect(chosen.code, chosen.stderr).toBe(0);
+    expect(chosen.stdout).toMatch(/^Service "grafana" added \(id [0-9a-f-]+\)\nProxy: \S+\/api\/v1\/proxy\/s\/grafana\n/);
+    expect(chosen.stdout).toContain('\n  nexus agent credentials add --service grafana --url http://localhost:3000 --header Authorization --secret-format bearer\n');
+    const derived = await add([]);
+    expect(derived.code, derived.stderr).toBe(0);
+    expect(derived.stdout).toContain('Slug: home-grafana  (derived from the label; choose one with --slug)\n');
+    expect(derived.stdout).toContain('--service home-grafana ');
+    const taken = await add(['--slug', 'grafana']);
+    expect(taken.stdout).toContain('Slug: grafana-2  ("grafana" was taken)\n');
+    const json = await add(['--slug', 'grafana-json', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ slug: 'grafana-json', routed_via: 'node' });
+    const bad = await add(['--slug', 'Grafana_1']);
+    expect([bad.code, bad.stderr]).toEqual([2, 'nexus service add: --slug must be lowercase letters, digits and dashes (1-64, no dash at either end)\n']);
+  });
+
+  it("points the agent's subcommands and flags under nexus node to nexus agent, exit 2", async () => {
+    for (const sub of ['start', 'daemon', 'credentials', 'enroll']) {
+      const r = await nexus(['node', sub, 'install']);
+      expect(r.code, sub).toBe(2);
+      expect(r.stderr, sub).toBe(`nexus node ${sub}: that runs on the private host: nexus agent ${sub} …\n`);
+      expect(r.stdout, sub).toContain('nexus node list');
+    }
+    for (const args of [['--token', 'nx_nreg_secret', '--url', 'wss://h/ws'], ['--token=nx_nreg_secret']]) {
+      const r = await nexus(['node', 'register', ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('nexus node register: enrolling with a token runs on the private host: nexus agent enroll --url wss://HOST/ws --token …\n');
+      expect(r.stdout + r.stderr).not.toContain('nx_nreg_secret');
+    }
+  });
+
+  it('enrolls nowhere at a /api/v1/nodes/ws address and names the /ws one, leaving the token usable', async () => {
+    const reg = await json(await post(`${app.url}/api/v1/nodes`, { name: 'guide-path' }, { authorization: `Bearer ${admin.token}` }));
+    const home = tempDir('nexus-agent-');
+    const ws = app.url.replace('http://', 'ws://');
+    const wrong = await agentCli(home, ['enroll', '--url', `${ws}/api/v1/nodes/ws`, '--token', reg.registration_token]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^nexus agent enroll: enrollment refused \(404[^\n]*; use --url ws:\/\/127\.0\.0\.1:\d+\/ws \(the hub's WebSocket is \/ws on the appliance's address\)\n$/);
+    expect(wrong.stderr).toContain(`use --url ${ws}/ws `);
+    const right = await agentCli(home, ['enroll', '--url', `${ws}/ws`, '--token', reg.registration_token]);
+    expect(right.code, right.stderr).toBe(0);
+  });
+
+  it('refuses a --secret-format or agent command that is only an Object property, and removes only stored credentials', async () => {
+    const home = tempDir('nexus-agent-');
+    const fmt = await agentCli(home, ['credentials', 'add', '--service', 'grafana', '--url', 'http://localhost:3000', '--secret-format', 'toString', '--secret-env', 'S'], { S: 'x' });
+    expect([fmt.code, fmt.stderr]).toEqual([2, 'nexus agent credentials: --secret-format must be one of bearer, raw, basic, query\n']);
+    for (const name of ['constructor', 'toString', '__proto__']) {
+      const r = await nexus(['agent', name]);
+      expect(r.code, name).toBe(2);
+      expect(r.stderr, name).toContain(`nexus agent: unknown command "${name}"`);
+    }
+    const rm = await agentCli(home, ['credentials', 'remove', '--service', 'constructor']);
+    expect([rm.code, rm.stderr]).toEqual([1, 'nexus agent credentials: no credential for constructor\n']);
+  });
+
   it('tells once, not twice, to run nexus login after a refused code', async () => {
     const r = await nexus(['login', '--url', app.url, '--no-browser'], { env: { XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-') }, input: 'not-a-code\n' });
     expect(r.code).toBe(1);

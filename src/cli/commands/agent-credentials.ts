@@ -76,7 +76,7 @@ export async function agentCredentialsCommand(argv: string[]): Promise<number> {
       } catch {
         throw new AgentError(`--url "${url}" is not an http(s) URL`, 2);
       }
-      if (!(format in SECRET_FORMATS)) throw new AgentError(`--secret-format must be one of ${Object.keys(SECRET_FORMATS).join(', ')}`, 2);
+      if (!Object.hasOwn(SECRET_FORMATS, format)) throw new AgentError(`--secret-format must be one of ${Object.keys(SECRET_FORMATS).join(', ')}`, 2);
       if (!HEADER.test(header)) throw new AgentError('--header must be a header (or query parameter) name', 2);
       let secret: string | undefined;
       if (values['secret-env']) {

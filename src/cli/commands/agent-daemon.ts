@@ -1,7 +1,8 @@
 import { isSea } from 'node:sea';
 import { parseArgs } from 'node:util';
 import { commandsFor, currentUser, renderUnit, runCommands, unitName, unitPath, writeUnit, type DaemonTarget } from '../../agent/daemon.ts';
-import { agentHome } from '../../agent/home.ts';
+import { agentHome, AgentError } from '../../agent/home.ts';
+import { isEnrolled } from '../../agent/state.ts';
 import { resolve } from 'node:path';
 
 const ACTIONS = ['install', 'uninstall', 'start', 'stop', 'status', 'logs'] as const;
@@ -37,6 +38,13 @@ export async function agentDaemonCommand(argv: string[]): Promise<number> {
   const dryRun = values['dry-run'] ?? false;
   const out = (line: string) => process.stdout.write(line + '\n');
   if (action === 'install') {
+    // An unenrolled profile's agent exits at once and systemd restarts it every 5 s forever: refuse
+    // to install it; --print and --dry-run still show what would be installed, with a warning.
+    if (!isEnrolled(home)) {
+      const enroll = `nexus agent enroll --url wss://HOST/ws --token nx_nreg_…${home.profile ? ` --profile ${home.profile}` : ''}`;
+      if (!values.print && !dryRun) throw new AgentError(`${home.profile ? `profile "${home.profile}"` : 'this agent home'} is not enrolled (${home.dir}); run ${enroll} first`);
+      process.stderr.write(`warning: ${home.profile ? `profile "${home.profile}"` : 'this agent home'} is not enrolled (${home.dir}); the unit would restart every 5 s until it is: ${enroll}\n`);
+    }
     if (values.print) {
       process.stdout.write(renderUnit(target));
       return 0;
@@ -48,10 +56,15 @@ export async function agentDaemonCommand(argv: string[]): Promise<number> {
     } else {
       out(`Wrote ${writeUnit(target, values.root ?? '/')}`);
     }
+    // A user unit runs only while its user has a session, unless lingering is enabled for that user.
+    const linger = () => {
+      if (!system) out(`A user unit runs only while you are logged in: for the agent to run at boot and after logout, run once: loginctl enable-linger ${target.user}`);
+    };
     // Under --root the unit is for another system image: nothing to reload or enable here.
-    if (values.root) return 0;
+    if (values.root) return linger(), 0;
     const code = runCommands(commandsFor('install', target), dryRun, out);
     if (code === 0 && !dryRun) out(`Installed ${unitName(home.profile)}; start it with: nexus agent daemon start${home.profile ? ` --profile ${home.profile}` : ''}`);
+    if (code === 0) linger();
     return code;
   }
   return runCommands(commandsFor(action as Action, target, values.follow ?? false), dryRun, out);

@@ -34,7 +34,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     process.stdout.write(AGENT_USAGE);
     return name ? 0 : 2;
   }
-  const cmd = SUB[name];
+  const cmd = Object.hasOwn(SUB, name) ? SUB[name] : undefined;
   if (!cmd) {
     process.stderr.write(`nexus agent: unknown command "${name}"\n\n${AGENT_USAGE}`);
     return 2;

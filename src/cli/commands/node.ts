@@ -9,6 +9,8 @@ export const NODE_USAGE = `Usage:
   nexus node register NAME [--json]    prints the single-use token and the enroll command
 
   --url URL    the appliance (default: the one nexus login stored)
+
+On the private host the agent enrolls and runs: nexus agent enroll|credentials|start|daemon (nexus agent --help).
 `;
 
 interface NodeRow {
@@ -24,8 +26,25 @@ export function hubUrl(base: string): string {
   return `${u.protocol === 'https:' ? 'wss:' : 'ws:'}//${u.host}/ws`;
 }
 
+/** The agent's subcommands: typed after `nexus node`, they get a pointer to `nexus agent`. */
+const AGENT_SUBCOMMANDS = new Set(['enroll', 'start', 'daemon', 'credentials']);
+
+/** `nexus node register --token …`: the agent's enrollment, typed as the operator's command. */
+const hasAgentFlag = (args: string[]) => args.some((a) => a === '--token' || a.startsWith('--token='));
+
 export async function nodeCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub !== undefined && AGENT_SUBCOMMANDS.has(sub)) {
+    process.stderr.write(`nexus node ${sub}: that runs on the private host: nexus agent ${sub} …\n`);
+    process.stdout.write(NODE_USAGE);
+    return 2;
+  }
+  if (sub === 'register' && hasAgentFlag(rest)) {
+    // The token is not echoed: it is a secret, and the user has it already.
+    process.stderr.write('nexus node register: enrolling with a token runs on the private host: nexus agent enroll --url wss://HOST/ws --token …\n');
+    process.stdout.write(NODE_USAGE);
+    return 2;
+  }
   if (sub !== 'list' && sub !== 'register') {
     process.stdout.write(NODE_USAGE);
     return sub === '--help' || sub === '-h' ? 0 : 2;

@@ -26,6 +26,9 @@ Options for add:
   --custom                 custom endpoint (no catalog entry)
   --via-node NODE          route through a node (id or name); the credential stays on that node
   --endpoint-url URL       override the endpoint URL
+  --slug SLUG              the service's slug, as in its proxy URL and in the node's
+                           \`nexus agent credentials add --service SLUG\` (default: the catalog
+                           SLUG, else derived from --label or the endpoint's host name)
   --label LABEL            a label for the service
   --auth-method METHOD     ${Object.keys(AUTH_METHODS).join(' | ')}
   --auth-key-name NAME     header, query or body key (e.g. Authorization, X-API-Key)
@@ -81,6 +84,7 @@ async function serviceAdd(argv: string[]): Promise<number> {
       custom: { type: 'boolean' },
       'via-node': { type: 'string' },
       'endpoint-url': { type: 'string' },
+      slug: { type: 'string' },
       label: { type: 'string' },
       'auth-method': { type: 'string' },
       'auth-key-name': { type: 'string' },
@@ -99,9 +103,11 @@ async function serviceAdd(argv: string[]): Promise<number> {
     const slug = positionals[0];
     if (positionals.length > 1) throw new CliError(`unexpected arguments: ${positionals.slice(1).join(' ')}`, 2);
     if (!slug && !values.custom) throw new CliError('name a catalog service (e.g. nexus service add llm-openai) or pass --custom', 2);
-    if (slug && values.custom) throw new CliError('a SLUG names a catalog service; with --custom leave it out and use --label', 2);
+    if (slug && values.custom) throw new CliError('a SLUG names a catalog service; with --custom leave it out and use --slug or --label', 2);
+    const wanted = values.slug;
+    if (wanted !== undefined && !SLUG.test(wanted)) throw new CliError('--slug must be lowercase letters, digits and dashes (1-64, no dash at either end)', 2);
     const method = values['auth-method'];
-    if (method !== undefined && !(method in AUTH_METHODS)) throw new CliError(`--auth-method must be one of ${Object.keys(AUTH_METHODS).join(', ')}`, 2);
+    if (method !== undefined && !Object.hasOwn(AUTH_METHODS, method)) throw new CliError(`--auth-method must be one of ${Object.keys(AUTH_METHODS).join(', ')}`, 2);
     if (values['endpoint-url'] !== undefined) {
       try {
         const u = new URL(values['endpoint-url']);
@@ -110,6 +116,8 @@ async function serviceAdd(argv: string[]): Promise<number> {
         throw new CliError('--endpoint-url must be an http(s) URL', 2);
       }
     }
+    // Where the slug comes from, to say so when the result is not what the user asked for.
+    const origin: SlugOrigin = wanted ? { requested: wanted } : slug ? { requested: slug } : { derivedFrom: values.label !== undefined ? 'the label' : "the endpoint's host name" };
     const target = resolveTarget(values.url);
     const entry = slug ? await apiRequest<CatalogEntry>(target, 'GET', `/api/v1/catalog/${encodeURIComponent(slug)}`) : null;
     const authMethod = method ?? entry?.auth_method ?? 'bearer';
@@ -122,6 +130,7 @@ async function serviceAdd(argv: string[]): Promise<number> {
       if (!endpoint) throw new CliError('--endpoint-url is required for a custom service', 2);
       const body: Record<string, unknown> = { endpoint_url: endpoint, auth_method: authMethod };
       if (slug) body.catalog = slug;
+      if (wanted) body.slug = wanted;
       if (values.label) body.label = values.label;
       const keyName = values['auth-key-name'] ?? (authMethod === entry?.auth_method ? entry?.auth_key_name : undefined) ?? AUTH_METHODS[authMethod]!.keyName;
       if (keyName) body.auth_key_name = keyName;
@@ -135,12 +144,14 @@ async function serviceAdd(argv: string[]): Promise<number> {
         if (!secret) throw new CliError(envVar ? `environment variable ${envVar} is empty or not set` : 'no credential entered');
         body.credential = secret;
       }
-      return report(target.url, await apiRequest<Created>(target, 'POST', '/api/v1/keys', body), values.json);
+      const node = values['via-node'] ? { endpoint, authMethod, keyName } : undefined;
+      return report(target.url, await apiRequest<Created>(target, 'POST', '/api/v1/keys', body), origin, node, values.json);
     }
 
     const cb = await startCallback();
     const q = new URLSearchParams({ port: String(cb.port), state: cb.state });
     if (slug) q.set('slug', slug);
+    if (wanted) q.set('service_slug', wanted);
     if (values.custom) q.set('custom', '1');
     if (values['endpoint-url']) q.set('endpoint_url', values['endpoint-url']);
     if (values.label) q.set('label', values.label);
@@ -153,7 +164,7 @@ async function serviceAdd(argv: string[]): Promise<number> {
     if (result.get('status') !== 'ok') throw new CliError(`the browser reported "${result.get('status') ?? 'nothing'}"; no service was added`);
     const id = result.get('service_id');
     if (!id) throw new CliError('the browser came back without a service id');
-    return report(target.url, { id, slug: result.get('slug') ?? slug ?? '', proxy_url: result.get('proxy_url') ?? '' }, values.json);
+    return report(target.url, { id, slug: result.get('slug') ?? slug ?? '', proxy_url: result.get('proxy_url') ?? '' }, wanted || slug ? origin : { derivedFrom: 'the label or the endpoint' }, undefined, values.json);
   });
 }
 
@@ -243,9 +254,37 @@ async function serviceNodes(argv: string[]): Promise<number> {
   });
 }
 
-function report(base: string, created: Created, json?: boolean): number {
+/** The slug the API takes (services.ts): lowercase letters, digits and dashes, 1-64. */
+const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+
+type SlugOrigin = { requested: string } | { derivedFrom: string };
+
+/** The agent's --secret-format for each auth method it can inject (protocol/credentials.ts). */
+const AGENT_FORMAT: Record<string, string> = { bearer: 'bearer', header: 'raw', query: 'query', basic: 'basic' };
+
+/** The `nexus agent credentials add` line for a service routed through a node. */
+function agentCommandFor(slug: string, node: { endpoint: string; authMethod: string; keyName?: string | null | undefined }): string {
+  const format = Object.hasOwn(AGENT_FORMAT, node.authMethod) ? AGENT_FORMAT[node.authMethod] : undefined;
+  const flags = format ? `${node.keyName ? ` --header ${node.keyName}` : ''} --secret-format ${format}` : '';
+  return `nexus agent credentials add --service ${slug} --url ${node.endpoint}${flags}`;
+}
+
+/**
+ * Prints the new service. Its slug is what the proxy URL and a node's credential
+ * (`nexus agent credentials add --service SLUG`) must name, so a slug the user did not choose as
+ * given — derived from the label or host, or suffixed because it was taken — gets a line of its own.
+ */
+function report(base: string, created: Created, how: SlugOrigin, node: Parameters<typeof agentCommandFor>[1] | undefined, json?: boolean): number {
   if (json) return printJson(created), 0;
   const proxy = created.proxy_url.startsWith('/') ? `${base}${created.proxy_url}` : created.proxy_url;
-  process.stdout.write(`Service "${created.slug}" added (id ${created.id})\nProxy: ${proxy}\n`);
+  const lines = [`Service "${created.slug}" added (id ${created.id})`];
+  if ('derivedFrom' in how) {
+    lines.push(`Slug: ${created.slug}  (derived from ${how.derivedFrom}; choose one with --slug)`);
+  } else if (how.requested !== created.slug) {
+    lines.push(`Slug: ${created.slug}  ("${how.requested}" was taken)`);
+  }
+  lines.push(`Proxy: ${proxy}`);
+  if (node) lines.push('', 'On the node\'s host, store the credential under this slug:', `  ${agentCommandFor(created.slug, node)}`);
+  process.stdout.write(lines.join('\n') + '\n');
   return 0;
 }

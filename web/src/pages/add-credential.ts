@@ -41,6 +41,8 @@ export const addCredentialPage: Page = {
       return;
     }
     const slug = q.get('slug') ?? '';
+    // `nexus service add --slug`: the new service's own slug (`slug` above names the catalog entry).
+    const serviceSlug = q.get('service_slug') ?? '';
     const custom = q.get('custom') === '1' || q.get('custom') === 'true' || !slug;
     let entry: CatalogEntry | null = null;
     const err = errorBox();
@@ -59,7 +61,7 @@ export const addCredentialPage: Page = {
     const methods = entry ? Object.keys(AUTH_METHODS) : CUSTOM_METHODS;
     const initialMethod = q.get('auth_method') ?? entry?.auth_method ?? 'bearer';
     const method = h('select', { name: 'auth_method' },
-      [...new Set([initialMethod, ...methods])].filter((m) => m in AUTH_METHODS).map((m) => h('option', { value: m, selected: m === initialMethod }, m)));
+      [...new Set([initialMethod, ...methods])].filter((m) => Object.hasOwn(AUTH_METHODS, m)).map((m) => h('option', { value: m, selected: m === initialMethod }, m)));
     const keyName = h('input', { name: 'auth_key_name', value: q.get('auth_key_name') ?? entry?.auth_key_name ?? AUTH_METHODS[initialMethod]?.keyName ?? '' });
     let keyNameTouched = q.has('auth_key_name');
     keyName.addEventListener('input', () => (keyNameTouched = true));
@@ -86,6 +88,7 @@ export const addCredentialPage: Page = {
 
     const form = h('form', { novalidate: true },
       entry ? h('p', null, 'Service: ', h('strong', null, entry.label ?? entry.name ?? entry.slug), ' ', h('code', null, entry.slug)) : null,
+      serviceSlug ? h('p', null, 'Slug: ', h('code', null, serviceSlug)) : null,
       field('Label', label),
       field('Endpoint URL', endpoint),
       field('Auth method', method),
@@ -99,6 +102,7 @@ export const addCredentialPage: Page = {
       if (credential.required && !credential.value) throw new Error(`Enter the ${credentialField.querySelector('label')!.textContent}.`);
       const body: Record<string, unknown> = { endpoint_url: endpoint.value.trim(), auth_method: method.value };
       if (!custom && entry) body.catalog = entry.slug;
+      if (serviceSlug) body.slug = serviceSlug;
       if (label.value.trim()) body.label = label.value.trim();
       if (keyName.value.trim() && AUTH_METHODS[method.value]?.keyName !== null) body.auth_key_name = keyName.value.trim();
       if (nodeSelect.value) body.nodes = [{ node_id: nodeSelect.value, priority: 1 }];
