@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { fmt, freePort, load, loadGenerator, median, ROOT, startQuiet, stop, tempDir, waitFor, type LoadResult } from './lib.ts';
+import { cpuSeconds, fmt, freePort, gatewaySetup, load, loadGenerator, median, ROOT, startQuiet, stop, tempDir, waitFor, type LoadResult } from './lib.ts';
 
 const duration = Number(process.env.BENCH_SECONDS ?? 5);
 const c64Rounds = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 5);
@@ -51,21 +51,7 @@ for (let i = 0; i < 200; i++) {
 }
 
 // ---- Nexus configuration through its API ----
-async function api(path: string, payload: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${nxUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(payload) });
-  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-  return { res, json: (await res.json()) as Record<string, string> };
-}
-const setupToken = readFileSync(join(dataDir, 'setup-token'), 'utf8').trim();
-await api('/api/v1/setup', { setup_token: setupToken, username: 'admin', password: 'bench-password-1' });
-const loginRes = await api('/api/v1/auth/login', { username: 'admin', password: 'bench-password-1' });
-const cookie = loginRes.res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-const pat = (await api('/api/v1/tokens', { name: 'bench' }, { cookie })).json.token!;
-const auth = { authorization: `Bearer ${pat}` };
-const provider = (await api('/api/v1/providers', { name: 'mock', type: 'openai-compatible', base_url: `${upUrl}/v1`, api_key: 'sk-bench' }, auth)).json.id!;
-await api('/api/v1/models', { name: 'bench', deployments: [{ provider_id: provider, upstream_model: 'bench' }], input_price_per_mtok: 1, output_price_per_mtok: 2 }, auth);
-await api('/api/v1/models', { name: 'stream64', deployments: [{ provider_id: provider, upstream_model: 'chunks-64-tick-2' }] }, auth);
-const vk = (await api('/api/v1/virtual-keys', { name: 'bench' }, auth)).json.key!;
+const vk = await gatewaySetup(nxUrl, dataDir, upUrl);
 
 interface Target {
   name: string;
@@ -129,12 +115,6 @@ async function streaming(t: Target, runs: number): Promise<{ ttfc: number; gap: 
   return { ttfc: pct(ttfc, 50), gap: gaps.reduce((a, b) => a + b, 0) / gaps.length };
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 10 ms). */
-const cpuSeconds = (pid: number | undefined, thread?: number) => {
-  const stat = readFileSync(thread ? `/proc/${pid}/task/${thread}/stat` : `/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 /** Machine-wide busy and total CPU time (all cores, clock ticks) from /proc/stat. */
 const machineCpu = () => {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);

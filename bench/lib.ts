@@ -181,10 +181,30 @@ export async function freePort(): Promise<number> {
 
 export const fmt = (n: number, digits = 2) => n.toFixed(digits);
 
+/** CPU seconds (user + system) a process, or one of its threads, has used so far (/proc, 10 ms ticks). */
+export function cpuSeconds(pid: number | undefined, thread?: number): number {
+  const stat = readFileSync(thread ? `/proc/${pid}/task/${thread}/stat` : `/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 /**
  * Finishes first-start setup of a fresh appliance (its setup token read from `dataDir`), signs in and
  * mints a personal token: `post` calls its JSON API, `auth` is the Bearer header for admin calls.
  */
+/**
+ * A fresh Nexus set up for the gateway benches: the mock upstream at `upUrl` as an OpenAI-compatible
+ * provider, model `bench` (served by the upstream model `upstreamModel`, priced so usage has a cost)
+ * and `stream64` (64 chunks 2 ms apart), and a virtual key for both, which it returns.
+ */
+export async function gatewaySetup(nxUrl: string, dataDir: string, upUrl: string, upstreamModel = 'bench'): Promise<string> {
+  const { post, auth } = await adminSession(nxUrl, dataDir);
+  const provider = (await post('/api/v1/providers', { name: 'mock', type: 'openai-compatible', base_url: `${upUrl}/v1`, api_key: 'sk-bench' }, auth)).id as string;
+  await post('/api/v1/models', { name: 'bench', deployments: [{ provider_id: provider, upstream_model: upstreamModel }], input_price_per_mtok: 1, output_price_per_mtok: 2 }, auth);
+  await post('/api/v1/models', { name: 'stream64', deployments: [{ provider_id: provider, upstream_model: 'chunks-64-tick-2' }] }, auth);
+  return (await post('/api/v1/virtual-keys', { name: 'bench' }, auth)).key as string;
+}
+
 export async function adminSession(appUrl: string, dataDir: string, password = 'correct-horse-battery') {
   const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(`${appUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
