@@ -16,6 +16,7 @@ import type { CredentialsStore } from './credentials-store.ts';
 import { LongPollClient } from './long-poll-client.ts';
 import { createLocalRelay } from './local-relay.ts';
 import type { NodeIdentity } from './state.ts';
+import { untrustedHint } from './tls.ts';
 
 export const BACKOFF = { initialMs: 100, maxMs: 60_000 };
 
@@ -59,8 +60,8 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
   return new Promise((resolve) => {
     // The long-poll client speaks the same events and calls as a ws WebSocket (long-poll-client.ts).
     const ws: WebSocket = transport === 'http'
-      ? (new LongPollClient(identity.hubUrl) as unknown as WebSocket)
-      : new WebSocket(identity.hubUrl, SUBPROTOCOL, { handshakeTimeout: 10_000, perMessageDeflate: false, maxPayload: 4 * LIMITS.maxFramePayload });
+      ? (new LongPollClient(identity.hubUrl, identity.ca) as unknown as WebSocket)
+      : new WebSocket(identity.hubUrl, SUBPROTOCOL, { handshakeTimeout: 10_000, perMessageDeflate: false, maxPayload: 4 * LIMITS.maxFramePayload, ...(identity.ca ? { ca: identity.ca } : {}) });
     // Writes in one tick share a writev (cork.ts); the long-poll client has no socket of its own.
     let cork = corkPerTick(null);
     const mux = new StreamMux((buf, done) => {
@@ -123,8 +124,12 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
       res.resume();
       ws.terminate();
     });
-    ws.on('error', (err) => log.debug({ err: err.message }, 'hub socket error'));
-    ws.on('close', (code, reason) => finish(httpStatus ? 0 : code, httpStatus ? `hub answered HTTP ${httpStatus} instead of upgrading` : reason.toString() || (code === 1006 ? 'connection lost' : '')));
+    let failure = ''; // a reason worth more than "connection lost" (an untrusted certificate)
+    ws.on('error', (err) => {
+      failure = untrustedHint(err) ?? failure;
+      log.debug({ err: err.message }, 'hub socket error');
+    });
+    ws.on('close', (code, reason) => finish(httpStatus ? 0 : code, httpStatus ? `hub answered HTTP ${httpStatus} instead of upgrading` : reason.toString() || failure || (code === 1006 ? 'connection lost' : '')));
 
     ws.on('message', (data: Buffer, isBinary) => {
       lastHeard = Date.now();

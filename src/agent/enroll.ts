@@ -2,6 +2,7 @@
 import type { AgentHome } from './home.ts';
 import { AgentError } from './home.ts';
 import { loadIdentity, saveIdentity, type NodeIdentity } from './state.ts';
+import { hubFetch, untrustedHint } from './tls.ts';
 
 /** ws(s)://host[/prefix]/ws → http(s)://host[/prefix] */
 export function httpBase(hubUrl: string): string {
@@ -30,7 +31,7 @@ export function enrollUrl(hubUrl: string): URL {
   return new URL(`${httpBase(hubUrl)}/api/internal/things/enroll`);
 }
 
-export async function enroll(home: AgentHome, hubUrl: string, token: string, opts: { force?: boolean } = {}): Promise<NodeIdentity> {
+export async function enroll(home: AgentHome, hubUrl: string, token: string, opts: { force?: boolean; ca?: string } = {}): Promise<NodeIdentity> {
   const existing = loadIdentity(home);
   if (existing && !opts.force) {
     throw new AgentError(`this ${home.profile ? `profile "${home.profile}"` : 'agent home'} is already enrolled as node ${existing.nodeId}; use --profile NAME for another node, or --force to replace it`);
@@ -39,14 +40,15 @@ export async function enroll(home: AgentHome, hubUrl: string, token: string, opt
   const url = enrollUrl(hubUrl);
   let res: Response;
   try {
-    res = await fetch(url, {
+    res = await hubFetch(opts.ca)(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ registration_token: token }),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {
-    throw new AgentError(`cannot reach ${url.origin}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+    const why = untrustedHint(err) ?? ((err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message);
+    throw new AgentError(`cannot reach ${url.origin}: ${why}`);
   }
   const body = (await res.json().catch(() => null)) as { node_id?: string; auth_token?: string; signing_secret?: string; error?: { code?: unknown; message?: string } } | null;
   if (!res.ok || !body?.node_id || !body.auth_token || !body.signing_secret) {
@@ -61,7 +63,7 @@ export async function enroll(home: AgentHome, hubUrl: string, token: string, opt
   }
   // Stored as the socket's address: `--url wss://host` enrolls (the enroll URL is derived from the
   // host) and must not leave the agent dialling `/` forever.
-  const id: NodeIdentity = { hubUrl: hubSocketUrl(hubUrl), nodeId: body.node_id, authToken: body.auth_token, signingSecret: body.signing_secret, enrolledAt: new Date().toISOString() };
+  const id: NodeIdentity = { hubUrl: hubSocketUrl(hubUrl), nodeId: body.node_id, authToken: body.auth_token, signingSecret: body.signing_secret, enrolledAt: new Date().toISOString(), ...(opts.ca ? { ca: opts.ca } : {}) };
   saveIdentity(home, id);
   return id;
 }

@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import { decodeBatch, encodeBatch, LP_KIND, LP_MAX_BATCH, LP_POLL_WAIT_MS, type LpFrame } from '../protocol/long-poll.ts';
 import { SUBPROTOCOL } from '../protocol/version.ts';
 import { httpBase } from './enroll.ts';
+import { hubFetch } from './tls.ts';
 
 export class LongPollClient extends EventEmitter {
   readonly OPEN = 1;
@@ -13,10 +14,12 @@ export class LongPollClient extends EventEmitter {
   private queue: Array<{ frame: LpFrame; done?: (err?: Error) => void }> = [];
   private flushing = false;
   private abort = new AbortController();
+  private readonly fetch: typeof fetch;
 
-  constructor(hubUrl: string) {
+  constructor(hubUrl: string, ca?: string) {
     super();
     this.base = `${httpBase(hubUrl)}/api/internal/things`;
+    this.fetch = hubFetch(ca);
     void this.start();
   }
 
@@ -40,7 +43,7 @@ export class LongPollClient extends EventEmitter {
 
   private async start(): Promise<void> {
     try {
-      const res = await fetch(`${this.base}/connect`, {
+      const res = await this.fetch(`${this.base}/connect`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ protocol: SUBPROTOCOL }),
@@ -57,7 +60,7 @@ export class LongPollClient extends EventEmitter {
     while (this.readyState === 1) {
       let frames: LpFrame[];
       try {
-        const res = await fetch(`${this.base}/poll/${this.session}`, {
+        const res = await this.fetch(`${this.base}/poll/${this.session}`, {
           method: 'POST',
           signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(LP_POLL_WAIT_MS + 15_000)]),
         });
@@ -90,7 +93,7 @@ export class LongPollClient extends EventEmitter {
           size += item.frame.data.length + 5;
         }
         try {
-          const res = await fetch(`${this.base}/send/${this.session}`, {
+          const res = await this.fetch(`${this.base}/send/${this.session}`, {
             method: 'POST',
             headers: { 'content-type': 'application/octet-stream' },
             body: new Uint8Array(encodeBatch(batch.map((b) => b.frame))),

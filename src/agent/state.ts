@@ -9,6 +9,8 @@ export interface NodeIdentity {
   authToken: string;
   signingSecret: string;
   enrolledAt: string;
+  /** PEM certificates the hub's TLS certificate must chain to (`enroll --ca`); the system's otherwise. */
+  ca?: string;
 }
 
 interface Stored {
@@ -18,6 +20,7 @@ interface Stored {
   auth_token: string;
   signing_secret: string;
   enrolled_at: string;
+  ca?: string;
 }
 
 export function loadIdentity(home: AgentHome): NodeIdentity | null {
@@ -34,6 +37,7 @@ export function loadIdentity(home: AgentHome): NodeIdentity | null {
       authToken: box.open(s.auth_token, `auth_token:${s.node_id}`),
       signingSecret: box.open(s.signing_secret, `signing_secret:${s.node_id}`),
       enrolledAt: s.enrolled_at,
+      ...(typeof s.ca === 'string' ? { ca: s.ca } : {}),
     };
   } catch {
     throw new AgentError(`cannot decrypt ${home.file('node.json')} (agent.key changed?); enroll again`);
@@ -56,6 +60,7 @@ export function saveIdentity(home: AgentHome, id: NodeIdentity): void {
     auth_token: box.seal(id.authToken, `auth_token:${id.nodeId}`),
     signing_secret: box.seal(id.signingSecret, `signing_secret:${id.nodeId}`),
     enrolled_at: id.enrolledAt,
+    ...(id.ca ? { ca: id.ca } : {}),
   };
   writeSecure(home.file('node.json'), JSON.stringify(s, null, 2) + '\n');
 }

@@ -1,11 +1,12 @@
 import { parseArgs } from 'node:util';
 import { enroll } from '../../agent/enroll.ts';
 import { agentHome } from '../../agent/home.ts';
+import { readCaFile } from '../../agent/tls.ts';
 
 export async function agentEnrollCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { url: { type: 'string' }, token: { type: 'string' }, profile: { type: 'string' }, force: { type: 'boolean' } },
+    options: { url: { type: 'string' }, token: { type: 'string' }, profile: { type: 'string' }, force: { type: 'boolean' }, ca: { type: 'string' } },
     strict: true,
   });
   if (!values.url || !values.token) {
@@ -13,7 +14,8 @@ export async function agentEnrollCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const home = agentHome(values.profile);
-  const id = await enroll(home, values.url, values.token, { force: values.force ?? false });
+  const ca = values.ca === undefined ? undefined : readCaFile(values.ca);
+  const id = await enroll(home, values.url, values.token, { force: values.force ?? false, ...(ca ? { ca } : {}) });
   // The node's auth token and signing secret are shown once, to a person at a terminal. Output that
   // is not a terminal often lands in provisioning logs (cloud-init, CI), where they would let anyone
   // reading the log connect as this node: there they are not printed (the agent reads its state).

@@ -7,8 +7,9 @@ import { agentStartCommand } from './agent-start.ts';
 
 export const AGENT_USAGE = `Usage: nexus agent <command> [--profile NAME]
 
-  enroll --url ws(s)://HOST/ws --token nx_nreg_… [--force]
-                                  exchange a registration token for node credentials
+  enroll --url ws(s)://HOST/ws --token nx_nreg_… [--ca FILE] [--force]
+                                  exchange a registration token for node credentials; --ca: the
+                                  appliance's certificate (PEM) when it is self-signed, kept for start
   credentials add --service SLUG --url URL [--header NAME] [--secret-format bearer|raw|basic|query] [--secret-env VAR]
                                   store the secret for a service (SLUG: the service's slug on the appliance,
                                   as in its proxy URL); typed without echo, piped on stdin, or from VAR
