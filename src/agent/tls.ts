@@ -56,9 +56,14 @@ export function untrustedHint(err: unknown): string | null {
   return null;
 }
 
+// One connection pool per trust anchor, kept for the process: a long-poll session is made anew on
+// every reconnect and would otherwise leave a pool behind each time.
+const pools = new Map<string, Agent>();
+
 /** fetch towards the hub: with `ca` as the only trust anchor when one was given at enrollment. */
 export function hubFetch(ca: string | undefined): typeof fetch {
   if (!ca) return fetch;
-  const dispatcher = new Agent({ connect: { ca } });
+  let dispatcher = pools.get(ca);
+  if (!dispatcher) pools.set(ca, (dispatcher = new Agent({ connect: { ca } })));
   return ((url: string | URL, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as typeof fetch;
 }
