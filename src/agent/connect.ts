@@ -46,6 +46,7 @@ interface SessionOutcome {
 
 /** `ws`: WebSocket only; `http`: long-poll only; `auto`: WebSocket, falling back when upgrades are blocked. */
 export type Transport = 'ws' | 'http' | 'auto';
+export const TRANSPORTS: readonly string[] = ['auto', 'ws', 'http'] satisfies Transport[];
 
 export interface AgentRunOptions {
   identity: NodeIdentity;

@@ -92,13 +92,18 @@ describe('nexus agent daemon', () => {
 
   it('refuses to install the unit of a profile that is not enrolled; --print shows it with a warning', async () => {
     const fakeHome = tempDir('nexus-daemon-home-');
-    for (const where of [['--user'], ['--root', tempDir('nexus-daemon-root-')]]) {
-      const r = await agentCli(home, ['daemon', 'install', '--profile', 'never-enrolled', ...where], { HOME: fakeHome });
-      expect(r.code, where.join(' ')).toBe(1);
-      expect(r.stderr, where.join(' ')).toBe(`nexus agent daemon: profile "never-enrolled" is not enrolled (${join(home, 'profiles/never-enrolled')}); run nexus agent enroll --url wss://HOST/ws --token nx_nreg_… --profile never-enrolled first\n`);
-      expect(r.stdout, where.join(' ')).toBe('');
-    }
+    const r = await agentCli(home, ['daemon', 'install', '--profile', 'never-enrolled', '--user'], { HOME: fakeHome });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`nexus agent daemon: profile "never-enrolled" is not enrolled (${join(home, 'profiles/never-enrolled')}); run nexus agent enroll --url wss://HOST/ws --token nx_nreg_… --profile never-enrolled first\n`);
+    expect(r.stdout).toBe('');
     expect(existsSync(join(fakeHome, '.config'))).toBe(false);
+    // Under --root the unit goes into an image whose instances enroll at first boot (until then the
+    // unit's restarts wait for it): written, with the warning.
+    const imageRoot = tempDir('nexus-daemon-root-');
+    const image = await agentCli(home, ['daemon', 'install', '--profile', 'never-enrolled', '--system', '--root', imageRoot]);
+    expect(image.code, image.stderr).toBe(0);
+    expect(image.stderr).toMatch(/^warning: profile "never-enrolled" is not enrolled/);
+    expect(existsSync(join(imageRoot, 'etc/systemd/system/nexus-agent-never-enrolled.service'))).toBe(true);
     const printed = await agentCli(home, ['daemon', 'install', '--profile', 'never-enrolled', '--print']);
     expect(printed.code).toBe(0);
     expect(printed.stdout).toMatch(/^\[Unit\]\n/);
@@ -108,6 +113,18 @@ describe('nexus agent daemon', () => {
     expect(enrolled.code, enrolled.stderr).toBe(0);
     expect(enrolled.stderr).toBe('');
     expect(enrolled.stdout).not.toContain('linger');
+  });
+
+  it('passes --transport and --log-level on to agent start, and refuses bad values before writing', async () => {
+    const r = await agentCli(home, ['daemon', 'install', '--profile', 'east', '--print', '--transport', 'http', '--log-level', 'debug']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(serviceSettings(r.stdout).get('ExecStart')![0]).toMatch(/ agent start --transport http --log-level debug --profile east$/);
+    for (const bad of [['--transport', 'pigeon'], ['--log-level', 'loud'], ['--transport', 'toString']]) {
+      const refused = await agentCli(home, ['daemon', 'install', '--profile', 'east', '--print', ...bad]);
+      expect(refused.code, bad.join(' ')).toBe(2);
+      expect(refused.stderr, bad.join(' ')).toMatch(new RegExp(`^nexus agent daemon: ${bad[0]} must be`));
+      expect(refused.stdout).toBe('');
+    }
   });
 
   it('names the systemctl and journalctl commands for the profile unit', async () => {

@@ -2,7 +2,9 @@ import { isSea } from 'node:sea';
 import { parseArgs } from 'node:util';
 import { commandsFor, currentUser, renderUnit, runCommands, unitName, unitPath, writeUnit, type DaemonTarget } from '../../agent/daemon.ts';
 import { agentHome, AgentError } from '../../agent/home.ts';
+import { TRANSPORTS } from '../../agent/connect.ts';
 import { isEnrolled } from '../../agent/state.ts';
+import { LOG_LEVELS } from '../../core/config/config.ts';
 import { resolve } from 'node:path';
 
 const ACTIONS = ['install', 'uninstall', 'start', 'stop', 'status', 'logs'] as const;
@@ -25,24 +27,38 @@ export async function agentDaemonCommand(argv: string[]): Promise<number> {
       system: { type: 'boolean' },
       follow: { type: 'boolean', short: 'f' },
       print: { type: 'boolean' },
+      transport: { type: 'string' },
+      'log-level': { type: 'string' },
     },
     strict: true,
   });
   if (!ACTIONS.includes(action as Action)) {
-    process.stderr.write(`Usage: nexus agent daemon ${ACTIONS.join('|')} [--profile NAME] [--root DIR] [--dry-run] [--user|--system]\n`);
+    process.stderr.write(`Usage: nexus agent daemon ${ACTIONS.join('|')} [--profile NAME] [--root DIR] [--dry-run] [--user|--system] [--transport auto|ws|http] [--log-level LEVEL]\n`);
     return 2;
   }
   const home = agentHome(values.profile);
   const system = values.system ? true : values.user ? false : process.getuid?.() === 0;
-  const target: DaemonTarget = { profile: home.profile, system, agentHome: home.root, exec: startArgv(), user: currentUser() };
+  // `agent start` flags the unit passes on (checked here, so a typo fails now rather than at boot).
+  const startFlags: string[] = [];
+  if (values.transport !== undefined) {
+    if (!TRANSPORTS.includes(values.transport)) throw new AgentError('--transport must be ws, http or auto', 2);
+    startFlags.push('--transport', values.transport);
+  }
+  if (values['log-level'] !== undefined) {
+    if (!LOG_LEVELS.includes(values['log-level'])) throw new AgentError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 2);
+    startFlags.push('--log-level', values['log-level']);
+  }
+  const target: DaemonTarget = { profile: home.profile, system, agentHome: home.root, exec: [...startArgv(), ...startFlags], user: currentUser() };
   const dryRun = values['dry-run'] ?? false;
   const out = (line: string) => process.stdout.write(line + '\n');
   if (action === 'install') {
-    // An unenrolled profile's agent exits at once and systemd restarts it every 5 s forever: refuse
-    // to install it; --print and --dry-run still show what would be installed, with a warning.
+    // An unenrolled profile's agent exits at once and systemd restarts it every 5 s until it is
+    // enrolled: refuse to install it on this host; --print and --dry-run still show what would be
+    // installed, with a warning. Under --root the unit is for an image whose instances enroll when
+    // they first boot (cloud-init), which is just what those restarts wait for: a warning only.
     if (!isEnrolled(home)) {
       const enroll = `nexus agent enroll --url wss://HOST/ws --token nx_nreg_…${home.profile ? ` --profile ${home.profile}` : ''}`;
-      if (!values.print && !dryRun) throw new AgentError(`${home.profile ? `profile "${home.profile}"` : 'this agent home'} is not enrolled (${home.dir}); run ${enroll} first`);
+      if (!values.print && !dryRun && !values.root) throw new AgentError(`${home.profile ? `profile "${home.profile}"` : 'this agent home'} is not enrolled (${home.dir}); run ${enroll} first`);
       process.stderr.write(`warning: ${home.profile ? `profile "${home.profile}"` : 'this agent home'} is not enrolled (${home.dir}); the unit would restart every 5 s until it is: ${enroll}\n`);
     }
     if (values.print) {

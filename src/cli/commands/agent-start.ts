@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { PermanentAgentError, runAgent, type Transport } from '../../agent/connect.ts';
+import { PermanentAgentError, runAgent, TRANSPORTS, type Transport } from '../../agent/connect.ts';
 import { createCredentialsStore } from '../../agent/credentials-store.ts';
 import { PERMANENT_EXIT } from '../../agent/daemon.ts';
 import { agentHome, AgentError } from '../../agent/home.ts';
@@ -14,7 +14,7 @@ export async function agentStartCommand(argv: string[]): Promise<number> {
     strict: true,
   });
   const transport = (values.transport ?? 'auto') as Transport;
-  if (!['ws', 'http', 'auto'].includes(transport)) throw new AgentError('--transport must be ws, http or auto', 2);
+  if (!TRANSPORTS.includes(transport)) throw new AgentError('--transport must be ws, http or auto', 2);
   const level = values['log-level'] ?? 'info';
   if (!LOG_LEVELS.includes(level)) throw new AgentError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 2);
   const home = agentHome(values.profile);

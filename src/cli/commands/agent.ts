@@ -17,6 +17,7 @@ export const AGENT_USAGE = `Usage: nexus agent <command> [--profile NAME]
   start [--transport auto|ws|http] [--log-level LEVEL]
                                   connect to the hub and serve requests (foreground)
   daemon install|uninstall|start|stop|status|logs [-f] [--user|--system] [--root DIR] [--dry-run] [--print]
+         [--transport auto|ws|http] [--log-level LEVEL]
                                   run as a systemd service
 
 State lives in $NEXUS_AGENT_HOME (default ~/.nexus-agent); --profile NAME uses profiles/NAME/ below it.
