@@ -8,7 +8,9 @@ Usage:
   nexus serve [options]        run the appliance (nexus serve --help)
   nexus first-boot [options]   prepare a fresh appliance once (nexus first-boot --help)
   nexus login [--url URL]      sign this CLI in through the console (nexus login --help)
-  nexus service add|list|nodes add a service (credential typed in the browser), list them, pick their nodes
+  nexus service add|list|nodes|update
+                               add a service (credential typed in the browser), list them, pick
+                               their nodes, change their endpoint
   nexus node list|register     nodes: private hosts reached through an agent
   nexus key create|list|revoke virtual keys for the AI gateway
   nexus agent <command>        the remote agent on a private host (nexus agent --help)

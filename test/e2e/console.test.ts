@@ -293,6 +293,18 @@ describe('signed-in pages', () => {
     const bound = await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)));
     expect(bound).toMatchObject({ routed_via: 'node', nodes: [{ node_id: live.id, priority: 0, weight: 1 }, { priority: 2, weight: 3 }] });
     await shot('services-routing');
+    // Edit the endpoint in the card: saved through PATCH, and a node-routed service gets the agent line.
+    await card.getByRole('button', { name: 'Edit endpoint of wiki' }).click();
+    await card.getByLabel('Endpoint URL').fill('ftp://192.168.1.20');
+    await shot('services-endpoint-form');
+    await card.getByRole('button', { name: 'Save endpoint' }).click();
+    await expect.poll(() => card.getByRole('alert').textContent()).toBe('Enter the endpoint as an http:// or https:// URL.');
+    await card.getByLabel('Endpoint URL').fill('http://192.168.1.20:3000/api');
+    await card.getByRole('button', { name: 'Save endpoint' }).click();
+    await card.getByRole('status').filter({ hasText: 'Endpoint saved.' }).waitFor();
+    await shot('services-endpoint');
+    expect(await card.locator('.hint.warn code').textContent()).toBe('nexus agent credentials add --service wiki --url http://192.168.1.20:3000/api');
+    expect((await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)))).endpoint_url).toBe('http://192.168.1.20:3000/api');
     // Removing the nodes makes the service direct again (auth none: no credential asked).
     await card.getByRole('button', { name: 'Remove edge-live from wiki' }).click();
     await card.getByRole('button', { name: 'Remove edge-1 from wiki' }).click();

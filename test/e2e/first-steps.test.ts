@@ -49,6 +49,7 @@ describe('the CLI', () => {
       [['node', 'register', '--help'], /nexus node register NAME/],
       [['key', 'create', 'ci', '--help'], /nexus key create NAME/],
       [['service', 'list', '--help'], /nexus service list/],
+      [['service', 'update', 'x', '--help'], /nexus service update SLUG\|ID/],
       [['serve', '--help'], /--data-dir DIR/],
     ];
     for (const [args, usage] of cases) {
@@ -119,6 +120,78 @@ describe('the CLI', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ slug: 'grafana-json', routed_via: 'node' });
     const bad = await add(['--slug', 'Grafana_1']);
     expect([bad.code, bad.stderr]).toEqual([2, 'nexus service add: --slug must be lowercase letters, digits and dashes (1-64, no dash at either end)\n']);
+  });
+
+  it('changes a service with service update and prints the agent line for one routed through nodes', async () => {
+    const env = { XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-'), NEXUS_URL: app.url, NEXUS_TOKEN: admin.token, NEXUS_BROWSER: 'none' };
+    const bearer = { authorization: `Bearer ${admin.token}` };
+    const service = async (id: string) => json(await fetch(`${app.url}/api/v1/keys/${id}`, authed(admin.token)));
+    const node = await json(await post(`${app.url}/api/v1/nodes`, { name: 'lan-box' }, bearer));
+    const routed = await json(await post(`${app.url}/api/v1/keys`, { slug: 'lan-grafana', endpoint_url: 'http://localhost:3000', auth_method: 'bearer',
+      auth_key_name: 'Authorization', nodes: [{ node_id: node.id }] }, bearer));
+    const moved = await nexus(['service', 'update', 'lan-grafana', '--endpoint-url', 'http://192.168.1.20:3000', '--label', 'Grafana on the LAN'], { env });
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stdout).toMatch(/^Service "lan-grafana" updated \(id [0-9a-f-]+\)\nEndpoint: http:\/\/192\.168\.1\.20:3000\nLabel: Grafana on the LAN\n/);
+    expect(moved.stdout).toContain('\n  nexus agent credentials add --service lan-grafana --url http://192.168.1.20:3000 --header Authorization --secret-format bearer\n');
+    expect(await service(routed.id)).toMatchObject({ slug: 'lan-grafana', endpoint_url: 'http://192.168.1.20:3000', label: 'Grafana on the LAN', routed_via: 'node' });
+    // By id, as JSON: stdout is the service alone; an empty --label clears it, and a label alone needs nothing on the node.
+    const byId = await nexus(['service', 'update', routed.id, '--label', '', '--json'], { env });
+    expect([byId.code, byId.stderr]).toEqual([0, '']);
+    expect(JSON.parse(byId.stdout)).toMatchObject({ id: routed.id, label: null, endpoint_url: 'http://192.168.1.20:3000' });
+    const onNode = await nexus(['service', 'update', 'lan-grafana', '--credential-env', 'HOME'], { env });
+    expect(onNode.code).toBe(2);
+    expect(onNode.stderr).toMatch(/^nexus service update: lan-grafana is routed through nodes and its credential stays on the node/);
+
+    // A direct service keeps its credential on the same origin; another origin needs it again.
+    const direct = await json(await post(`${app.url}/api/v1/keys`, { slug: 'billing', endpoint_url: 'https://billing.example.test/v1', auth_method: 'bearer', credential: 'old-secret' }, bearer));
+    const samePath = await nexus(['service', 'update', 'billing', '--endpoint-url', 'https://billing.example.test/v2'], { env });
+    expect([samePath.code, samePath.stderr]).toEqual([0, '']);
+    expect(samePath.stdout).not.toContain('agent credentials');
+    const noSecret = await nexus(['service', 'update', 'billing', '--endpoint-url', 'https://billing2.example.test/v2'], { env });
+    expect(noSecret.code).toBe(1);
+    expect(noSecret.stderr).toContain('The stored credential does not follow billing to https://billing2.example.test; enter the one to send there.\n');
+    expect((await service(direct.id)).endpoint_url).toBe('https://billing.example.test/v2');
+    const withEnv = await nexus(['service', 'update', 'billing', '--endpoint-url', 'https://billing2.example.test/v2', '--credential-env', 'BILLING_TOKEN'],
+      { env: { ...env, BILLING_TOKEN: 'new-secret-42' } });
+    expect(withEnv.code, withEnv.stderr).toBe(0);
+    expect(withEnv.stdout).toContain('Credential: replaced (stored encrypted)\n');
+    expect(withEnv.stdout + withEnv.stderr).not.toContain('new-secret-42');
+    expect(await service(direct.id)).toMatchObject({ endpoint_url: 'https://billing2.example.test/v2', has_credential: true, routed_via: 'direct' });
+
+    // The SSRF guard: a metadata address is refused before the write; PATCH itself checks only the
+    // URL's shape, and the proxy refuses such an endpoint at every request.
+    const meta = await nexus(['service', 'update', 'billing', '--endpoint-url', 'http://169.254.169.254/latest'], { env });
+    expect([meta.code, meta.stderr]).toEqual([2, 'nexus service update: http://169.254.169.254/latest is a cloud metadata address, which the appliance never proxies to\n']);
+    const open = await json(await post(`${app.url}/api/v1/keys`, { slug: 'open-meta', endpoint_url: 'https://open.example.test', auth_method: 'none' }, bearer));
+    const raw = await fetch(`${app.url}/api/v1/keys/${open.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ endpoint_url: 'http://169.254.169.254' }) }));
+    expect(raw.status).toBe(200);
+    const hit = await fetch(`${app.url}/api/v1/proxy/s/open-meta/latest/meta-data`, authed(admin.token));
+    expect(hit.status).toBe(403);
+    expect((await json(hit)).error.message).toBe('service endpoint refused: cloud metadata addresses are never proxied');
+    const lan = await nexus(['service', 'update', 'open-meta', '--endpoint-url', 'http://10.0.0.5:8080'], { env });
+    expect(lan.code, lan.stderr).toBe(0);
+    expect(lan.stderr).toContain('refuses private, loopback and link-local addresses unless its proxy.allowPrivateTargets is set');
+    expect(lan.stderr).toContain('nexus service nodes open-meta --node NODE\n');
+
+    // Hostile or empty input: usage errors exit 2, what the appliance refuses exits 1, nothing changes.
+    const cases: [string[], number, string][] = [
+      [['service', 'update'], 2, 'nexus service update: usage: nexus service update SLUG|ID [--endpoint-url URL] [--label TEXT] [--auth-method METHOD] [--auth-key-name NAME] [--credential-env VAR]\n'],
+      [['service', 'update', 'billing'], 2, 'nexus service update: nothing to change: give --endpoint-url, --label, --auth-method, --auth-key-name or --credential-env\n'],
+      [['service', 'update', 'billing', '--endpoint-url', 'ftp://billing.example.test'], 2, 'nexus service update: --endpoint-url must be an http(s) URL\n'],
+      [['service', 'update', 'billing', '--endpoint-url', 'not a url'], 2, 'nexus service update: --endpoint-url must be an http(s) URL\n'],
+      [['service', 'update', 'billing', '--auth-method', 'constructor'], 2, `nexus service update: --auth-method must be one of bearer, bot_bearer, header, query, path, basic, body, none\n`],
+      [['service', 'update', 'no-such-service', '--label', 'x'], 1, 'nexus service update: no service "no-such-service" (nexus service list shows yours)\n'],
+      [['service', 'update', 'billing', '--endpoint-url', 'https://user:hunter2@billing.example.test/v2'], 2, 'nexus service update: --endpoint-url must not carry user:password@; the credential is asked for separately\n'],
+      [['service', 'update', 'open-meta', '--endpoint-url', 'https://open.example.test/?token=1'], 1, 'nexus service update: endpoint_url must not have a query or fragment\n'],
+      [['service', 'update', 'lan-grafana', '--auth-method', 'header', '--auth-key-name', ''], 1, 'nexus service update: auth_method "header" needs auth_key_name\n'],
+      [['service', 'update', 'lan-grafana', 'extra', '--label', 'x'], 2, 'nexus service update: usage: nexus service update SLUG|ID [--endpoint-url URL] [--label TEXT] [--auth-method METHOD] [--auth-key-name NAME] [--credential-env VAR]\n'],
+    ];
+    for (const [args, code, stderr] of cases) {
+      const r = await nexus(args, { env });
+      expect([r.code, r.stderr], args.join(' ')).toEqual([code, stderr]);
+    }
+    expect(await service(direct.id)).toMatchObject({ endpoint_url: 'https://billing2.example.test/v2', auth_method: 'bearer' });
+    expect(await service(routed.id)).toMatchObject({ endpoint_url: 'http://192.168.1.20:3000', auth_method: 'bearer', auth_key_name: 'Authorization' });
   });
 
   it("points the agent's subcommands and flags under nexus node to nexus agent, exit 2", async () => {

@@ -3,7 +3,7 @@ import { toCsv } from './pages/audit.ts';
 import { callbackUrl, cliParams } from './pages/cli-auth.ts';
 import { safeReturn } from './pages/login.ts';
 import { wsUrl } from './pages/nodes.ts';
-import { routingBody } from './pages/services.ts';
+import { endpointBody, routingBody } from './pages/services.ts';
 
 describe('console helpers', () => {
   it('writes RFC 4180 CSV and defuses spreadsheet formulas', () => {
@@ -38,5 +38,15 @@ describe('console helpers', () => {
     expect(routingBody([], viaNode, 's3cret')).toEqual({ nodes: [], credential: 's3cret' });
     expect(routingBody([], { auth_method: 'none', routed_via: 'node' }, '')).toEqual({ nodes: [] });
     expect(routingBody([], { auth_method: 'bearer', routed_via: 'direct', has_credential: true }, '')).toEqual({ nodes: [] });
+  });
+  it('turns the endpoint form into a PATCH body of what changed', () => {
+    const svc = { endpoint_url: 'http://localhost:3000', label: 'Grafana' };
+    expect(endpointBody(svc, ' http://192.168.1.20:3000 ', 'Grafana', '')).toEqual({ endpoint_url: 'http://192.168.1.20:3000' });
+    expect(endpointBody(svc, 'http://localhost:3000', '  ', '')).toEqual({ label: null });
+    expect(endpointBody({ endpoint_url: 'http://a.test' }, 'https://b.test', 'B', 'tok')).toEqual({ endpoint_url: 'https://b.test', label: 'B', credential: 'tok' });
+    expect(endpointBody(svc, 'http://localhost:3000', 'Grafana', '')).toMatch(/^Nothing to save/);
+    for (const bad of ['', 'localhost:3000', 'ftp://x.test', 'javascript:alert(1)', 'http://']) {
+      expect(endpointBody(svc, bad, 'Grafana', ''), bad).toBe('Enter the endpoint as an http:// or https:// URL.');
+    }
   });
 });

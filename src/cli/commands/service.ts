@@ -1,11 +1,13 @@
-// `nexus service add|list`. `add` puts the secret into the browser, never the terminal (seed:
+// `nexus service add|list|nodes|update`. `add` puts the secret into the browser, never the terminal (seed:
 // cli-browser-credential-entry): it opens /cli/add-credential pre-filled from the flags and waits
 // for the page's callback. --via-node needs no credential (the node holds it), --credential-env
-// reads it from the environment, and --no-browser prompts for it without echo. `nodes` shows or
-// replaces a service's node binding (PATCH /api/v1/keys/{id}).
+// reads it from the environment, and --no-browser prompts for it without echo. `update` changes a
+// service's endpoint, label or auth method and `nodes` shows or replaces its node binding (both
+// PATCH /api/v1/keys/{id}); a credential they need comes from --credential-env or a hidden prompt.
 import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config/config.ts';
-import { AUTH_METHODS } from '../../core/services/auth-methods.ts';
+import { agentCredentialLine, AUTH_METHODS } from '../../core/services/auth-methods.ts';
+import { literalAddressClass } from '../../core/services/endpoint-addresses.ts';
 import { apiRequest, listItems } from '../api-client.ts';
 import { openBrowser, startCallback } from '../browser-flow.ts';
 import { CliError, resolveTarget } from '../cli-credentials.ts';
@@ -15,6 +17,10 @@ import { promptLine, promptSecret } from '../prompt.ts';
 export const SERVICE_USAGE = `Usage:
   nexus service add [SLUG] [options]   add a catalog service (SLUG) or, with --custom, any endpoint
   nexus service list [--json]
+  nexus service update SLUG|ID [--endpoint-url URL] [--label TEXT] [--auth-method METHOD]
+                       [--auth-key-name NAME] [--credential-env VAR] [--json]
+                                       change a service's endpoint, label or auth (the slug and
+                                       proxy URL stay); an empty --label or --auth-key-name clears it
   nexus service nodes SLUG [--json]    show which nodes serve SLUG
   nexus service nodes SLUG --node NODE[:PRIORITY[:WEIGHT]]... [--json]
                                        bind SLUG to exactly these nodes (NODE: id or name;
@@ -22,7 +28,7 @@ export const SERVICE_USAGE = `Usage:
   nexus service nodes SLUG --direct [--credential-env VAR] [--json]
                                        unbind every node; the appliance sends the credential itself
 
-Options for add:
+Options for add (update takes those its usage line names):
   --custom                 custom endpoint (no catalog entry)
   --via-node NODE          route through a node (id or name); the credential stays on that node
   --endpoint-url URL       override the endpoint URL
@@ -36,6 +42,11 @@ Options for add:
   --no-browser             prompt in the terminal (input hidden) instead of the browser
   --url URL                the appliance (default: the one nexus login stored)
   --json                   print the result as JSON
+
+update asks for the credential (input hidden, or --credential-env VAR) when a direct service needs
+it: moved to another scheme, host or port, or given an auth method while it holds none; with
+--credential-env it replaces the stored one. A service routed through nodes keeps its credential on
+the node: after a new endpoint, store it there again under that URL (the command is printed).
 `;
 
 interface Created {
@@ -57,6 +68,7 @@ export async function serviceCommand(argv: string[]): Promise<number> {
   if (sub === 'add') return serviceAdd(rest);
   if (sub === 'list') return serviceList(rest);
   if (sub === 'nodes') return serviceNodes(rest);
+  if (sub === 'update') return serviceUpdate(rest);
   process.stdout.write(SERVICE_USAGE);
   return sub === '--help' || sub === '-h' ? 0 : 2;
 }
@@ -108,14 +120,7 @@ async function serviceAdd(argv: string[]): Promise<number> {
     if (wanted !== undefined && !SLUG.test(wanted)) throw new CliError('--slug must be lowercase letters, digits and dashes (1-64, no dash at either end)', 2);
     const method = values['auth-method'];
     if (method !== undefined && !Object.hasOwn(AUTH_METHODS, method)) throw new CliError(`--auth-method must be one of ${Object.keys(AUTH_METHODS).join(', ')}`, 2);
-    if (values['endpoint-url'] !== undefined) {
-      try {
-        const u = new URL(values['endpoint-url']);
-        if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error();
-      } catch {
-        throw new CliError('--endpoint-url must be an http(s) URL', 2);
-      }
-    }
+    if (values['endpoint-url'] !== undefined) checkEndpoint(values['endpoint-url']);
     // Where the slug comes from, to say so when the result is not what the user asked for.
     const origin: SlugOrigin = wanted ? { requested: wanted } : slug ? { requested: slug } : { derivedFrom: values.label !== undefined ? 'the label' : "the endpoint's host name" };
     const target = resolveTarget(values.url);
@@ -171,7 +176,10 @@ async function serviceAdd(argv: string[]): Promise<number> {
 interface ServiceRow {
   id: string;
   slug: string;
+  label: string | null;
+  endpoint_url: string;
   auth_method: string;
+  auth_key_name: string | null;
   routed_via: 'direct' | 'node';
   has_credential: boolean;
   nodes: { node_id: string; priority: number; weight: number }[];
@@ -254,27 +262,131 @@ async function serviceNodes(argv: string[]): Promise<number> {
   });
 }
 
+const UPDATE_USAGE = 'usage: nexus service update SLUG|ID [--endpoint-url URL] [--label TEXT] [--auth-method METHOD] [--auth-key-name NAME] [--credential-env VAR]';
+
+/** An http(s) URL without user:password@ (the credential is asked for separately, never in a URL). */
+function checkEndpoint(value: string): void {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new CliError('--endpoint-url must be an http(s) URL', 2);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new CliError('--endpoint-url must be an http(s) URL', 2);
+  if (u.username || u.password) throw new CliError('--endpoint-url must not carry user:password@; the credential is asked for separately', 2);
+}
+
+/**
+ * `nexus service update SLUG|ID`: one PATCH with the fields given. The slug never changes (it is the
+ * proxy URL and the name a node's credential is stored under). A direct service whose stored
+ * credential cannot follow the change (another origin, or a first auth method) is asked for one;
+ * a service routed through nodes gets the line that stores its credential under the new URL.
+ */
+async function serviceUpdate(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'endpoint-url': { type: 'string' },
+      label: { type: 'string' },
+      'auth-method': { type: 'string' },
+      'auth-key-name': { type: 'string' },
+      'credential-env': { type: 'string' },
+      url: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(SERVICE_USAGE);
+    return 0;
+  }
+  return withCliErrors('service update', async () => {
+    const [ref, ...extra] = positionals;
+    if (!ref || extra.length) throw new CliError(UPDATE_USAGE, 2);
+    const endpoint = values['endpoint-url'];
+    if (endpoint !== undefined) checkEndpoint(endpoint);
+    const method = values['auth-method'];
+    if (method !== undefined && !Object.hasOwn(AUTH_METHODS, method)) throw new CliError(`--auth-method must be one of ${Object.keys(AUTH_METHODS).join(', ')}`, 2);
+    const envVar = values['credential-env'];
+    if (endpoint === undefined && values.label === undefined && method === undefined && values['auth-key-name'] === undefined && envVar === undefined) {
+      throw new CliError('nothing to change: give --endpoint-url, --label, --auth-method, --auth-key-name or --credential-env', 2);
+    }
+    const target = resolveTarget(values.url);
+    const services = listItems<ServiceRow>(await apiRequest<unknown>(target, 'GET', '/api/v1/keys'));
+    const svc = services.find((s) => s.slug === ref) ?? services.find((s) => s.id === ref);
+    if (!svc) throw new CliError(`no service "${ref}" (nexus service list shows yours)`);
+
+    // The appliance dials a direct service's endpoint itself, through its SSRF guard.
+    const guarded = endpoint !== undefined && svc.routed_via !== 'node' ? literalAddressClass(new URL(endpoint)) : null;
+    if (guarded === 'metadata') throw new CliError(`${endpoint} is a cloud metadata address, which the appliance never proxies to`, 2);
+
+    const body: Record<string, unknown> = {};
+    if (endpoint !== undefined) body.endpoint_url = endpoint;
+    if (values.label !== undefined) body.label = values.label.trim() || null;
+    if (method !== undefined) body.auth_method = method;
+    if (values['auth-key-name'] !== undefined) body.auth_key_name = values['auth-key-name'].trim() || null;
+    const newMethod = method ?? svc.auth_method;
+    if (svc.routed_via === 'node') {
+      if (envVar) throw new CliError(`${svc.slug} is routed through nodes and its credential stays on the node; store it there with nexus agent credentials add`, 2);
+    } else if (newMethod !== 'none') {
+      const moved = endpoint !== undefined && new URL(endpoint).origin !== new URL(svc.endpoint_url).origin;
+      if (envVar || !svc.has_credential || moved) {
+        if (!envVar) {
+          process.stderr.write(moved && svc.has_credential
+            ? `The stored credential does not follow ${svc.slug} to ${new URL(endpoint!).origin}; enter the one to send there.\n`
+            : `${svc.slug} holds no credential for auth method ${newMethod}; enter the one the appliance should send.\n`);
+        }
+        const label = AUTH_METHODS[newMethod]?.label ?? 'Credential';
+        const secret = envVar ? readEnv(envVar) : await promptSecret(`${label} (input hidden): `);
+        if (!secret) throw new CliError(envVar ? `environment variable ${envVar} is empty or not set` : 'no credential entered');
+        body.credential = secret;
+      }
+    }
+    const result = await apiRequest<ServiceRow>(target, 'PATCH', `/api/v1/keys/${encodeURIComponent(svc.id)}`, body);
+
+    // An agent injects a credential only under the URL it was stored with (and refuses requests
+    // elsewhere): a node-routed service whose endpoint or auth changed needs it stored again.
+    const agentSide = result.routed_via === 'node'
+      && (result.endpoint_url !== svc.endpoint_url || result.auth_method !== svc.auth_method || result.auth_key_name !== svc.auth_key_name);
+    const notes = guarded === 'private' ? [
+      `Note: the appliance calls ${result.slug} itself and refuses private, loopback and link-local addresses unless its proxy.allowPrivateTargets is set.`,
+      `To reach a host on a private network, route it through a node there: nexus service nodes ${result.slug} --node NODE`,
+    ] : [];
+    const reminder = agentSide ? [
+      `${result.slug} is routed through nodes: an agent holding its credential refuses requests outside the URL it was stored with.`,
+      `On the host of each of its nodes (nexus service nodes ${result.slug} lists them), store it again for the new endpoint:`,
+      `  ${agentCredentialLine(result.slug, result.endpoint_url, result.auth_method, result.auth_key_name)}`,
+    ] : [];
+    if (values.json) {
+      printJson(result);
+      if (reminder.length || notes.length) process.stderr.write([...reminder, ...notes].join('\n') + '\n');
+      return 0;
+    }
+    const lines = [`Service "${result.slug}" updated (id ${result.id})`];
+    if (body.endpoint_url !== undefined) lines.push(`Endpoint: ${result.endpoint_url}`);
+    if (body.label !== undefined) lines.push(`Label: ${result.label ?? '(none)'}`);
+    if (body.auth_method !== undefined || body.auth_key_name !== undefined) lines.push(`Auth: ${result.auth_method}${result.auth_key_name ? ` (${result.auth_key_name})` : ''}`);
+    if (body.credential !== undefined) lines.push('Credential: replaced (stored encrypted)');
+    if (reminder.length) lines.push('', ...reminder);
+    process.stdout.write(lines.join('\n') + '\n');
+    if (notes.length) process.stderr.write(notes.join('\n') + '\n');
+    return 0;
+  });
+}
+
 /** The slug the API takes (services.ts): lowercase letters, digits and dashes, 1-64. */
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
 
 type SlugOrigin = { requested: string } | { derivedFrom: string };
-
-/** The agent's --secret-format for each auth method it can inject (protocol/credentials.ts). */
-const AGENT_FORMAT: Record<string, string> = { bearer: 'bearer', header: 'raw', query: 'query', basic: 'basic' };
-
-/** The `nexus agent credentials add` line for a service routed through a node. */
-function agentCommandFor(slug: string, node: { endpoint: string; authMethod: string; keyName?: string | null | undefined }): string {
-  const format = Object.hasOwn(AGENT_FORMAT, node.authMethod) ? AGENT_FORMAT[node.authMethod] : undefined;
-  const flags = format ? `${node.keyName ? ` --header ${node.keyName}` : ''} --secret-format ${format}` : '';
-  return `nexus agent credentials add --service ${slug} --url ${node.endpoint}${flags}`;
-}
 
 /**
  * Prints the new service. Its slug is what the proxy URL and a node's credential
  * (`nexus agent credentials add --service SLUG`) must name, so a slug the user did not choose as
  * given — derived from the label or host, or suffixed because it was taken — gets a line of its own.
  */
-function report(base: string, created: Created, how: SlugOrigin, node: Parameters<typeof agentCommandFor>[1] | undefined, json?: boolean): number {
+function report(base: string, created: Created, how: SlugOrigin, node: { endpoint: string; authMethod: string; keyName?: string | null } | undefined, json?: boolean): number {
   if (json) return printJson(created), 0;
   const proxy = created.proxy_url.startsWith('/') ? `${base}${created.proxy_url}` : created.proxy_url;
   const lines = [`Service "${created.slug}" added (id ${created.id})`];
@@ -284,7 +396,7 @@ function report(base: string, created: Created, how: SlugOrigin, node: Parameter
     lines.push(`Slug: ${created.slug}  ("${how.requested}" was taken)`);
   }
   lines.push(`Proxy: ${proxy}`);
-  if (node) lines.push('', 'On the node\'s host, store the credential under this slug:', `  ${agentCommandFor(created.slug, node)}`);
+  if (node) lines.push('', 'On the node\'s host, store the credential under this slug:', `  ${agentCredentialLine(created.slug, node.endpoint, node.authMethod, node.keyName)}`);
   process.stdout.write(lines.join('\n') + '\n');
   return 0;
 }

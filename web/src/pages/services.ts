@@ -1,9 +1,11 @@
-// /services — private and catalog APIs reachable through the service proxy. Each service has a
-// routing card: the nodes it is bound to with priority (lower first) and weight (share within a
-// priority), edited here and saved with PATCH /api/v1/keys/{id}; no nodes means direct.
+// /services — private and catalog APIs reachable through the service proxy. Each service's card
+// edits its endpoint URL and label, and has a routing card: the nodes it is bound to with priority
+// (lower first) and weight (share within a priority); both save with PATCH /api/v1/keys/{id}; no
+// nodes means direct.
+import { agentCredentialLine } from '../../../src/core/services/auth-methods.ts';
 import { del, get, items, patch, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, field, h, replace, table, uid } from '../dom.ts';
+import { errorBox, field, h, onSubmit, replace, table, uid } from '../dom.ts';
 import { unavailable } from './common.ts';
 
 export interface Binding {
@@ -18,6 +20,7 @@ interface Service {
   label?: string | null;
   endpoint_url?: string;
   auth_method?: string;
+  auth_key_name?: string | null;
   proxy_url?: string;
   has_credential?: boolean;
   routed_via?: 'direct' | 'node';
@@ -61,6 +64,25 @@ export function routingBody(rows: Array<{ node_id: string; name: string; priorit
   return 'Without nodes the appliance calls the service itself: enter the credential it should send, or add a node.';
 }
 
+/**
+ * The PATCH body for the endpoint form: only what changed (an empty label clears it), or the
+ * problem in words. The hub checks the rest of the URL's shape (no query, fragment or user:password@).
+ */
+export function endpointBody(service: { endpoint_url?: string; label?: string | null }, endpoint: string, label: string, credential: string):
+  { endpoint_url?: string; label?: string | null; credential?: string } | string {
+  const url = endpoint.trim();
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(url);
+  } catch { /* below */ }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) return 'Enter the endpoint as an http:// or https:// URL.';
+  const body: { endpoint_url?: string; label?: string | null; credential?: string } = {};
+  if (url !== service.endpoint_url) body.endpoint_url = url;
+  if ((label.trim() || null) !== (service.label ?? null)) body.label = label.trim() || null;
+  if (credential) body.credential = credential;
+  return Object.keys(body).length ? body : 'Nothing to save: the endpoint and the label are unchanged.';
+}
+
 export const servicesPage: Page = {
   title: 'Services',
   async render(main, app) {
@@ -70,11 +92,11 @@ export const servicesPage: Page = {
     const catalog = items<CatalogEntry>(await whenServed('catalog', '/api/v1/catalog').catch(() => null));
     const isAdmin = app.me?.user.role === 'admin';
     const list = h('div');
-    /** `saved`: the service whose routing was just saved, to say so and put focus there. */
-    const load = async (saved?: string) => {
+    /** `saved`: the service and the part of its card just saved, to say so and put focus there. */
+    const load: Reload = async (saved) => {
       const [services, nodes] = await Promise.all([get('/api/v1/keys').then((d) => items<Service>(d)), whenServed('nodes', '/api/v1/nodes').then((d) => items<NodeRow>(d))]);
       replace(list, services.length
-        ? services.map((s) => serviceCard(s, nodes, isAdmin, err, load, s.id === saved))
+        ? services.map((s) => serviceCard(s, nodes, isAdmin, err, load, s.id === saved?.id ? saved.part : null))
         : h('p', { class: 'empty' }, 'No services yet. Add one from the catalog below or run nexus service add.'));
     };
     await load();
@@ -88,9 +110,10 @@ export const servicesPage: Page = {
   },
 };
 
-type Reload = (saved?: string) => Promise<void>;
+type Saved = 'endpoint' | 'label' | 'routing';
+type Reload = (saved?: { id: string; part: Saved }) => Promise<void>;
 
-function serviceCard(s: Service, nodes: NodeRow[], isAdmin: boolean, err: ReturnType<typeof errorBox>, reload: Reload, saved: boolean): HTMLElement {
+function serviceCard(s: Service, nodes: NodeRow[], isAdmin: boolean, err: ReturnType<typeof errorBox>, reload: Reload, saved: Saved | null): HTMLElement {
   const remove = h('button', {
     type: 'button', class: 'danger small', 'aria-label': `Delete ${s.slug}`,
     onclick: async () => {
@@ -107,8 +130,53 @@ function serviceCard(s: Service, nodes: NodeRow[], isAdmin: boolean, err: Return
   return h('section', { class: 'card service', 'aria-label': `Service ${s.slug}` },
     h('h2', null, s.label ?? s.slug, ' ', h('code', null, s.slug)),
     h('p', null, 'Proxy: ', h('code', null, s.proxy_url ?? `/api/v1/proxy/s/${s.slug}`), s.endpoint_url ? [' → ', h('code', null, s.endpoint_url)] : null),
-    routingEditor(s, nodes, isAdmin, reload, saved),
+    endpointEditor(s, reload, saved === 'endpoint' || saved === 'label' ? saved : null),
+    routingEditor(s, nodes, isAdmin, reload, saved === 'routing'),
     h('div', { class: 'actions' }, remove));
+}
+
+/**
+ * "Edit endpoint": the endpoint URL and the label in place. A direct service's stored credential
+ * does not follow its endpoint to another origin, so the form offers a new one (empty keeps it); a
+ * service routed through nodes is told, once saved, the line that stores its credential on the node
+ * under the new URL (an agent injects it only there and refuses requests elsewhere).
+ */
+function endpointEditor(s: Service, reload: Reload, saved: 'endpoint' | 'label' | null): HTMLElement {
+  const box = h('div', { class: 'endpoint' });
+  const status = h('p', { class: 'ok', role: 'status', tabindex: -1 }, saved === 'endpoint' ? 'Endpoint saved.' : saved ? 'Label saved.' : '');
+  if (saved) setTimeout(() => status.focus(), 0);
+  const viaNodes = s.routed_via === 'node';
+  const agentHint = saved === 'endpoint' && viaNodes && s.endpoint_url
+    ? h('p', { class: 'hint warn' }, 'A node holding this service\'s credential refuses requests outside the URL it was stored with; store it again on each node\'s host: ',
+      h('code', null, agentCredentialLine(s.slug, s.endpoint_url, s.auth_method ?? 'bearer', s.auth_key_name)), '.')
+    : null;
+  const closed = () => replace(box, agentHint, h('div', { class: 'actions' },
+    h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit endpoint of ${s.slug}`, onclick: open }, 'Edit endpoint'), status));
+  const open = () => {
+    const err = errorBox();
+    const url = h('input', { type: 'url', name: `endpoint-${s.id}`, required: true, maxlength: 2048, value: s.endpoint_url ?? '' });
+    const label = h('input', { name: `label-${s.id}`, maxlength: 200, value: s.label ?? '' });
+    const credential = h('input', { type: 'password', autocomplete: 'off', name: `endpoint-credential-${s.id}` });
+    const asksCredential = !viaNodes && s.auth_method !== 'none';
+    const form = h('form', { class: 'inline', novalidate: true, 'aria-label': `Endpoint of ${s.slug}` },
+      field('Endpoint URL', url, viaNodes ? 'The node dials this URL.' : 'The appliance calls this URL itself.'),
+      field('Label', label, 'Empty shows the slug.'),
+      asksCredential ? field('New credential', credential, 'Needed when the endpoint moves to another scheme, host or port; empty keeps the stored one.') : null,
+      err.el,
+      h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save endpoint'),
+        h('button', { type: 'button', class: 'secondary', onclick: closed }, 'Cancel')));
+    onSubmit(form, err, async () => {
+      const body = endpointBody(s, url.value, label.value, credential.value);
+      if (typeof body === 'string') throw new Error(body);
+      await patch(`/api/v1/keys/${s.id}`, body);
+      credential.value = '';
+      await reload({ id: s.id, part: body.endpoint_url !== undefined ? 'endpoint' : 'label' });
+    });
+    replace(box, form);
+    url.focus();
+  };
+  closed();
+  return box;
 }
 
 /** The routing card: bound nodes with priority and weight inputs, add/remove, save. */
@@ -185,7 +253,7 @@ function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: R
       try {
         await patch(`/api/v1/keys/${s.id}`, body);
         credential.value = '';
-        await reload(s.id);
+        await reload({ id: s.id, part: 'routing' });
       } catch (e) {
         err.show((e as Error).message);
         save.disabled = false;
