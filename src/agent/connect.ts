@@ -16,6 +16,7 @@ import type { CredentialsStore } from './credentials-store.ts';
 import { LongPollClient } from './long-poll-client.ts';
 import { createLocalRelay } from './local-relay.ts';
 import type { NodeIdentity } from './state.ts';
+import { hubSocketAgent, ProxyError } from './hub-egress.ts';
 import { untrustedHint } from './tls.ts';
 
 export const BACKOFF = { initialMs: 100, maxMs: 60_000 };
@@ -62,7 +63,7 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
     // The long-poll client speaks the same events and calls as a ws WebSocket (long-poll-client.ts).
     const ws: WebSocket = transport === 'http'
       ? (new LongPollClient(identity.hubUrl, identity.ca) as unknown as WebSocket)
-      : new WebSocket(identity.hubUrl, SUBPROTOCOL, { handshakeTimeout: 10_000, perMessageDeflate: false, maxPayload: 4 * LIMITS.maxFramePayload, ...(identity.ca ? { ca: identity.ca } : {}) });
+      : new WebSocket(identity.hubUrl, SUBPROTOCOL, { handshakeTimeout: 10_000, perMessageDeflate: false, maxPayload: 4 * LIMITS.maxFramePayload, ...(identity.ca ? { ca: identity.ca } : {}), agent: hubSocketAgent(identity.hubUrl) });
     // Writes in one tick share a writev (cork.ts); the long-poll client has no socket of its own.
     let cork = corkPerTick(null);
     const mux = new StreamMux((buf, done) => {
@@ -127,7 +128,7 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
     });
     let failure = ''; // a reason worth more than "connection lost" (an untrusted certificate)
     ws.on('error', (err) => {
-      failure = untrustedHint(err) ?? failure;
+      failure = untrustedHint(err) ?? (err instanceof ProxyError ? err.message : failure);
       log.debug({ err: err.message }, 'hub socket error');
     });
     ws.on('close', (code, reason) => finish(httpStatus ? 0 : code, httpStatus ? `hub answered HTTP ${httpStatus} instead of upgrading` : reason.toString() || failure || (code === 1006 ? 'connection lost' : '')));

@@ -2,7 +2,8 @@
 import type { AgentHome } from './home.ts';
 import { AgentError } from './home.ts';
 import { loadIdentity, saveIdentity, type NodeIdentity } from './state.ts';
-import { hubFetch, untrustedHint } from './tls.ts';
+import { hubFetch } from './hub-egress.ts';
+import { untrustedHint } from './tls.ts';
 
 /** ws(s)://host[/prefix]/ws → http(s)://host[/prefix] */
 export function httpBase(hubUrl: string): string {

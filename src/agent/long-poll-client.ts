@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { decodeBatch, encodeBatch, LP_KIND, LP_MAX_BATCH, LP_POLL_WAIT_MS, type LpFrame } from '../protocol/long-poll.ts';
 import { SUBPROTOCOL } from '../protocol/version.ts';
 import { httpBase } from './enroll.ts';
-import { hubFetch } from './tls.ts';
+import { hubFetch } from './hub-egress.ts';
 
 export class LongPollClient extends EventEmitter {
   readonly OPEN = 1;

@@ -5,7 +5,6 @@
 // for any Node program).
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { AgentError } from './home.ts';
 
 /** Where first boot keeps the appliance's certificate (first-boot.ts). */
@@ -54,16 +53,4 @@ export function untrustedHint(err: unknown): string | null {
     if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the appliance's TLS certificate does not name this address (${(e as Error).message})`;
   }
   return null;
-}
-
-// One connection pool per trust anchor, kept for the process: a long-poll session is made anew on
-// every reconnect and would otherwise leave a pool behind each time.
-const pools = new Map<string, Agent>();
-
-/** fetch towards the hub: with `ca` as the only trust anchor when one was given at enrollment. */
-export function hubFetch(ca: string | undefined): typeof fetch {
-  if (!ca) return fetch;
-  let dispatcher = pools.get(ca);
-  if (!dispatcher) pools.set(ca, (dispatcher = new Agent({ connect: { ca } })));
-  return ((url: string | URL, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as typeof fetch;
 }

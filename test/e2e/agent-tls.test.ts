@@ -2,8 +2,10 @@
 // real CLI refuses to enroll with a sentence naming --ca, enrolls with --ca, and `agent start` (its
 // WebSocket and its long-poll fallback) trusts the same certificate with nothing else set. TLS is
 // ended by a small TLS-to-TCP forwarder in front of the appliance, the way nginx stands in front of it.
+// Then the same through an HTTP proxy that only tunnels (CONNECT) and wants credentials, as a
+// corporate network's egress proxy does.
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
@@ -46,6 +48,30 @@ afterAll(async () => {
   service?.close();
   await app?.stop();
 });
+
+/** A CONNECT-only proxy that wants `user:pa:ss` and records every tunnel it opens. */
+async function startConnectProxy() {
+  const tunnels: string[] = [];
+  const expected = `Basic ${Buffer.from('user:pa:ss').toString('base64')}`;
+  const server = createHttpServer((_req, res) => res.writeHead(405).end());
+  server.on('connect', (req, client: Socket, head: Buffer) => {
+    client.on('error', () => {});
+    if (req.headers['proxy-authorization'] !== expected) {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="egress"\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    tunnels.push(req.url ?? '');
+    const [host, port] = [req.url!.slice(0, req.url!.lastIndexOf(':')), Number(req.url!.slice(req.url!.lastIndexOf(':') + 1))];
+    const upstream = connect(port, host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client).pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, tunnels, port: (server.address() as AddressInfo).port };
+}
 
 const register = async (name: string) => json(await post(`${app.url}/api/v1/nodes`, { name }, { authorization: `Bearer ${admin.token}` }));
 
@@ -102,6 +128,57 @@ describe('an agent and a self-signed appliance certificate', () => {
       expect(agent.output()).not.toContain('Connected to hub');
     } finally {
       await agent.stop();
+    }
+  });
+
+  it('reaches the hub through an HTTP proxy (HTTPS_PROXY with credentials), WebSocket and long-poll alike', async () => {
+    const proxy = await startConnectProxy();
+    const front = new URL(hubUrl).host;
+    const viaProxy = `http://user:${encodeURIComponent('pa:ss')}@127.0.0.1:${proxy.port}`;
+    try {
+      const node = await register('behind-a-proxy');
+      const home = tempDir('nexus-agent-proxy-');
+      const wrong = await agentCli(home, ['enroll', '--url', hubUrl, '--token', node.registration_token, '--ca', caFile], { HTTPS_PROXY: `http://user:wrong@127.0.0.1:${proxy.port}` });
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toContain('cannot reach');
+      expect(proxy.tunnels).toEqual([]);
+      const enrolled = await agentCli(home, ['enroll', '--url', hubUrl, '--token', node.registration_token, '--ca', caFile], { HTTPS_PROXY: viaProxy });
+      expect(enrolled.code, enrolled.stderr).toBe(0);
+      expect(proxy.tunnels).toEqual([front]);
+      await post(`${app.url}/api/v1/keys`, { slug: 'proxied-private', endpoint_url: serviceUrl, auth_method: 'none', nodes: [{ node_id: node.id }] }, { authorization: `Bearer ${admin.token}` });
+      process.env.HTTPS_PROXY = viaProxy; // inherited by the agents started below
+      for (const transport of ['ws', 'http']) {
+        const before = proxy.tunnels.length;
+        const agent = startAgent(home, ['--transport', transport]);
+        try {
+          await agent.waitFor(/Connected to hub/);
+          expect(proxy.tunnels.length, transport).toBeGreaterThan(before);
+          const res = await fetch(`${app.url}/api/v1/proxy/s/proxied-private/x?via=${transport}`, { headers: { 'x-api-key': admin.token } });
+          expect(await res.text()).toBe(`private answer to /x?via=${transport}`);
+        } finally {
+          await agent.stop();
+        }
+      }
+      // Wrong proxy credentials for a running agent: its reconnect lines say so.
+      process.env.HTTPS_PROXY = `http://user:wrong@127.0.0.1:${proxy.port}`;
+      const refused = startAgent(home, ['--transport', 'ws']);
+      try {
+        const line = await refused.waitFor(/.*disconnected from hub; reconnecting.*/);
+        expect(line).toContain('refused to tunnel');
+        expect(line).toContain('HTTP 407');
+      } finally {
+        await refused.stop();
+      }
+      process.env.HTTPS_PROXY = viaProxy;
+      // NO_PROXY exempts the hub's host: no tunnel.
+      const direct = await register('no-proxy-here');
+      const before = proxy.tunnels.length;
+      const plain = await agentCli(tempDir('nexus-agent-proxy-'), ['enroll', '--url', hubUrl, '--token', direct.registration_token, '--ca', caFile], { HTTPS_PROXY: viaProxy, NO_PROXY: 'localhost, 127.0.0.1' });
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(proxy.tunnels.length).toBe(before);
+    } finally {
+      delete process.env.HTTPS_PROXY;
+      proxy.server.close();
     }
   });
 });

@@ -230,6 +230,19 @@ export function agentHomeFromEnv(env: Env = process.env): string | undefined {
   return env.NEXUS_AGENT_HOME || undefined;
 }
 
+/** The conventional egress proxy variables (curl's): either case, the lower-case one first. */
+export function proxyEnv(env: Env = process.env): { httpsProxy?: string; httpProxy?: string; noProxy?: string } {
+  const pick = (name: string) => env[name.toLowerCase()] || env[name.toUpperCase()] || undefined;
+  const out: { httpsProxy?: string; httpProxy?: string; noProxy?: string } = {};
+  const httpsProxy = pick('https_proxy');
+  const httpProxy = pick('http_proxy');
+  const noProxy = pick('no_proxy');
+  if (httpsProxy) out.httpsProxy = httpsProxy;
+  if (httpProxy) out.httpProxy = httpProxy;
+  if (noProxy) out.noProxy = noProxy;
+  return out;
+}
+
 export function cliEnv(env: Env = process.env): { url?: string; token?: string; configHome?: string; home?: string; browser?: string } {
   return {
     url: env.NEXUS_URL || undefined,
