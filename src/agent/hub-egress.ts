@@ -20,7 +20,9 @@ export function exempt(host: string, port: string, noProxy: string | undefined):
     const entry = raw.trim().toLowerCase();
     if (!entry) continue;
     if (entry === '*') return true;
-    const m = /^(.*?)(?::(\d+))?$/.exec(entry.replace(/^\[(.*)\]/, '$1'))!;
+    // [v6]:port, a bare v6 address (more than one colon, no port), or name:port.
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(entry) ?? (entry.indexOf(':') !== entry.lastIndexOf(':') ? [entry, entry] : /^([^:]*)(?::(\d+))?$/.exec(entry));
+    if (!m) continue;
     const name = m[1]!.replace(/^\*?\./, '');
     if (m[2] && m[2] !== port) continue;
     if (h === name || h.endsWith(`.${name}`)) return true;
