@@ -23,6 +23,8 @@ describe('renderNginxSite', () => {
     expect(site).toContain('server 127.0.0.1:8080;');
     expect(site).toContain(`client_max_body_size ${10 * 1024 * 1024};`);
     expect(site).toContain('client_max_body_size 4g;');
+    expect(site).toMatch(new RegExp(`location ~ \\^/\\(v1\\|[^{]*\\{[^}]*client_max_body_size ${64 * 1024 * 1024};`));
+    expect(renderNginxSite({ ...base, gatewayBodyLimitBytes: 1234 })).toMatch(/location ~ \^\/\(v1\|[^{]*\{[^}]*client_max_body_size 1234;/);
     expect(site).not.toContain('Strict-Transport-Security');
   });
 
@@ -59,6 +61,8 @@ describe('renderNginxSite', () => {
       { addresses: ['0.0.0.0; x'] },
       { maxUpload: '1g; x' },
       { bodyLimitBytes: -1 },
+      { gatewayBodyLimitBytes: 0 },
+      { gatewayBodyLimitBytes: 1.5 },
       { extra: 'location /x { return 200 "{{upstream}}"; }' },
     ];
     for (const b of bad) expect(() => renderNginxSite({ ...base, ...b }), JSON.stringify(b)).toThrow(NginxSiteError);

@@ -23,6 +23,8 @@ export interface NginxSiteOptions {
   maxUpload?: string;
   /** The app's body limit in bytes (config bodyLimitBytes); nginx refuses larger bodies elsewhere. */
   bodyLimitBytes?: number;
+  /** The gateway's body limit in bytes (config gateway.bodyLimitBytes), for its locations. */
+  gatewayBodyLimitBytes?: number;
   /** Extra directives inside the TLS server block (tests add test-only locations). */
   extra?: string;
 }
@@ -91,7 +93,10 @@ export function renderNginxSite(opts: NginxSiteOptions, template: string = loadT
   const maxUpload = opts.maxUpload ?? '4g';
   if (!SIZE.test(maxUpload)) throw new NginxSiteError(`upload limit "${maxUpload}" is not an nginx size (e.g. 4g, 512m)`);
   const bodyLimit = opts.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes;
-  if (!Number.isSafeInteger(bodyLimit) || bodyLimit < 1) throw new NginxSiteError(`body limit ${bodyLimit} is not a positive byte count`);
+  const gatewayBodyLimit = opts.gatewayBodyLimitBytes ?? DEFAULTS.gateway.bodyLimitBytes;
+  for (const n of [bodyLimit, gatewayBodyLimit]) {
+    if (!Number.isSafeInteger(n) || n < 1) throw new NginxSiteError(`body limit ${n} is not a positive byte count`);
+  }
   if (opts.extra && /\{\{/.test(opts.extra)) throw new NginxSiteError('extra directives may not contain template markers');
 
   const values: Record<string, string> = {
@@ -105,6 +110,7 @@ export function renderNginxSite(opts: NginxSiteOptions, template: string = loadT
     hsts: opts.hsts ? '    add_header Strict-Transport-Security "max-age=63072000" always;' : '',
     max_upload: maxUpload,
     body_limit: String(bodyLimit),
+    gateway_body_limit: String(gatewayBodyLimit),
     extra: opts.extra ?? '',
     forwarded_headers: indent(FORWARDED, 4),
     upgrade_headers: indent(['proxy_set_header Upgrade $http_upgrade;', 'proxy_set_header Connection $nexus_connection;', ...FORWARDED], 8),

@@ -16,9 +16,10 @@ let keyId: string;
 let glmKey: string;
 
 const BODY_LIMIT = 256 * 1024;
+const GATEWAY_BODY_LIMIT = 4 * BODY_LIMIT;
 
 beforeAll(async () => {
-  [app, up] = await Promise.all([startAppliance({ env: { NEXUS_BODY_LIMIT_BYTES: String(BODY_LIMIT) } }), startLlmUpstream()]);
+  [app, up] = await Promise.all([startAppliance({ env: { NEXUS_BODY_LIMIT_BYTES: String(BODY_LIMIT), NEXUS_GATEWAY_BODY_LIMIT_BYTES: String(GATEWAY_BODY_LIMIT) } }), startLlmUpstream()]);
   admin = await setupAdmin(app);
   const openai = await createProvider(app, admin, { name: 'local', type: 'openai-compatible', base_url: `${up.url}/v1`, api_key: 'sk-upstream' });
   const gemini = await createProvider(app, admin, { name: 'gem', type: 'gemini', base_url: up.url, api_key: 'g-upstream' });
@@ -56,7 +57,8 @@ function curl(args: string[], input?: Buffer): Promise<CurlResult> {
     p.on('error', reject);
     p.on('exit', (code) => {
       clearTimeout(timer);
-      const raw = Buffer.concat(out).toString();
+      // `curl -i` prints interim answers too (100 Continue for bodies over 1 MiB): the final one counts.
+      const raw = Buffer.concat(out).toString().replace(/^(?:HTTP\/[\d.]+ 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n)+/, '');
       const split = raw.indexOf('\r\n\r\n');
       const head = split < 0 ? raw : raw.slice(0, split);
       const [statusLine, ...lines] = head.split('\r\n');
@@ -195,12 +197,27 @@ describe('curl sees errors in the format it spoke', () => {
     const wrongType = await curl([`${app.url}/v1/chat/completions`, ...auth, '-H', 'Content-Type: text/plain', '-d', chatBody('gpt-local')]);
     expect([400, 415]).toContain(wrongType.status);
     expect(JSON.parse(wrongType.body).error.message).toEqual(expect.any(String));
-    const huge = Buffer.from(chatBody('gpt-local', { pad: 'x'.repeat(BODY_LIMIT * 2) }));
+    const huge = Buffer.from(chatBody('gpt-local', { pad: 'x'.repeat(GATEWAY_BODY_LIMIT * 2) }));
     const big = await curl([`${app.url}/v1/chat/completions`, ...auth, '-H', 'Content-Type: application/json', '--data-binary', '@-'], huge);
     expect(big.status).toBe(413);
     expect(JSON.parse(big.body).error.message).toEqual(expect.any(String));
     const ok = await curl([`${app.url}/v1/chat/completions`, ...auth, '-H', 'Content-Type: application/json', '-d', chatBody('gpt-local')]);
     expect(ok.status).toBe(200);
+  });
+
+  it('an image inline may exceed the control plane\'s body limit: the gateway has its own', async () => {
+    const image = `data:image/png;base64,${Buffer.alloc(BODY_LIMIT * 2, 7).toString('base64')}`;
+    const body = Buffer.from(JSON.stringify({ model: 'gpt-local', messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: image } }] }] }));
+    expect(body.length).toBeGreaterThan(BODY_LIMIT * 2);
+    expect(body.length).toBeLessThan(GATEWAY_BODY_LIMIT);
+    const seen = up.requests.length;
+    const r = await curl([`${app.url}/v1/chat/completions`, '-H', `Authorization: Bearer ${vk}`, '-H', 'Content-Type: application/json', '--data-binary', '@-'], body);
+    expect(r.status, r.body.slice(0, 300)).toBe(200);
+    const sent = up.requests.slice(seen).find((q) => q.path === '/v1/chat/completions');
+    expect((sent!.body as { messages: { content: { image_url?: { url: string } }[] }[] }).messages[0]!.content[1]!.image_url!.url).toBe(image);
+    // The same size anywhere else is over the appliance's limit.
+    const control = await curl([`${app.url}/api/v1/tokens`, '-H', `Authorization: Bearer ${admin.token}`, '-H', 'Content-Type: application/json', '--data-binary', '@-'], Buffer.from(JSON.stringify({ name: 'x'.repeat(BODY_LIMIT * 2) })));
+    expect(control.status).toBe(413);
   });
 
   it('curl giving up on a stream (--max-time) aborts the upstream request', async () => {

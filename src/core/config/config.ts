@@ -32,6 +32,9 @@ export interface Config {
     reauthSeconds: number;
   };
   gateway: {
+    /** Largest request body of the gateway's APIs (images and audio travel inline); the rest of the
+     *  appliance keeps `bodyLimitBytes`. */
+    bodyLimitBytes: number;
     maxStreamSeconds: number;
     /** How long a deployment that failed (connect error, 429, 5xx) is tried last. */
     cooldownSeconds: number;
@@ -66,7 +69,7 @@ export const DEFAULTS: Config = {
     authTimeoutSeconds: 10,
     reauthSeconds: 600,
   },
-  gateway: { maxStreamSeconds: 300, cooldownSeconds: 30, reserveOutputTokens: 1024, connectTimeoutSeconds: 10, firstByteTimeoutSeconds: 300 },
+  gateway: { bodyLimitBytes: 64 * 1024 * 1024, maxStreamSeconds: 300, cooldownSeconds: 30, reserveOutputTokens: 1024, connectTimeoutSeconds: 10, firstByteTimeoutSeconds: 300 },
   proxy: { maxStreamSeconds: 300, allowPrivateTargets: false },
   database: { writeThread: true },
   cacheDir: null,
@@ -199,6 +202,7 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   if ((v = e('NEXUS_HUB_OFFLINE_AFTER_SECONDS')))
     cfg.hub.offlineAfterSeconds = num(v, 'NEXUS_HUB_OFFLINE_AFTER_SECONDS');
   if ((v = e('NEXUS_HUB_REAUTH_SECONDS'))) cfg.hub.reauthSeconds = num(v, 'NEXUS_HUB_REAUTH_SECONDS');
+  if ((v = e('NEXUS_GATEWAY_BODY_LIMIT_BYTES'))) cfg.gateway.bodyLimitBytes = num(v, 'NEXUS_GATEWAY_BODY_LIMIT_BYTES');
   if ((v = e('NEXUS_GATEWAY_MAX_STREAM_SECONDS')))
     cfg.gateway.maxStreamSeconds = num(v, 'NEXUS_GATEWAY_MAX_STREAM_SECONDS');
   if ((v = e('NEXUS_PROXY_MAX_STREAM_SECONDS'))) cfg.proxy.maxStreamSeconds = num(v, 'NEXUS_PROXY_MAX_STREAM_SECONDS');

@@ -56,6 +56,10 @@ export const gatewaySurface: Surface = {
     });
     await app.register(async (ingress) => {
       ingress.setErrorHandler(sendGatewayError);
+      // Chat requests carry images and audio inline (base64): the gateway's own, larger body limit.
+      ingress.addHook('onRoute', (route) => {
+        route.bodyLimit ??= ctx.config.gateway.bodyLimitBytes;
+      });
       const deps = { service: gw.service, keys: gw.keys };
       openAiRoutes(ingress, deps);
       geminiRoutes(ingress, deps);
