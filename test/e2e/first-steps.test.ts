@@ -24,7 +24,7 @@ let vk: string;
 let notNexus: Server;
 
 beforeAll(async () => {
-  app = await startAppliance({ env: { NEXUS_BODY_LIMIT_BYTES: String(LIMIT) } });
+  app = await startAppliance({ env: { NEXUS_BODY_LIMIT_BYTES: String(LIMIT), NEXUS_GATEWAY_BODY_LIMIT_BYTES: String(LIMIT) } });
   admin = await setupAdmin(app);
   // Nothing listens on port 9: every request here is refused before the upstream would be called.
   const { id } = await createProvider(app, admin, { name: 'nowhere', type: 'openai-compatible', base_url: 'http://127.0.0.1:9/v1' });
