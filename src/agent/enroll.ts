@@ -35,7 +35,7 @@ export function enrollUrl(hubUrl: string): URL {
 export async function enroll(home: AgentHome, hubUrl: string, token: string, opts: { force?: boolean; ca?: string } = {}): Promise<NodeIdentity> {
   const existing = loadIdentity(home);
   if (existing && !opts.force) {
-    throw new AgentError(`this ${home.profile ? `profile "${home.profile}"` : 'agent home'} is already enrolled as node ${existing.nodeId}; use --profile NAME for another node, or --force to replace it`);
+    throw new AgentError(`this ${home.profile ? `profile "${home.profile}"` : 'agent home'} is already enrolled as node ${existing.nodeId}; --force replaces it (to enroll this node again with a new token), --profile NAME keeps it and enrolls another`);
   }
   if (!token.startsWith('nx_nreg_')) throw new AgentError('--token must be a registration token (nx_nreg_…)', 2);
   const url = enrollUrl(hubUrl);

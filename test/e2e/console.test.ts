@@ -258,6 +258,15 @@ describe('signed-in pages', () => {
       expect(await page.locator('pre code').textContent()).toBe(`nexus agent enroll --url wss://nexus.example.test/ws --token ${reg}\nnexus agent start`);
       await page.getByRole('cell', { name: 'pending' }).waitFor(); // registered, not yet enrolled
       await shot('nodes');
+      // A new token for the same node (enrolling again): the old one is replaced, --force in the command.
+      await page.getByRole('button', { name: 'New token for edge-1' }).click();
+      await page.getByText('New registration token for edge-1').waitFor();
+      const again = (await page.getByTestId('secret').textContent())!;
+      expect(again).toMatch(/^nx_nreg_/);
+      expect(again).not.toBe(reg);
+      expect(await page.locator('pre code').textContent()).toBe(`nexus agent enroll --url wss://nexus.example.test/ws --token ${again} --force\nnexus agent start`);
+      const stale = await post(`${app.url}/api/internal/things/enroll`, { registration_token: reg });
+      expect(stale.status).toBe(401);
     }
 
     // A second node with a real agent connected (enrolled through the CLI entry point), so it is online.

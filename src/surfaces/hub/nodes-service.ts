@@ -14,23 +14,43 @@ export interface NodeCredentials {
   signing_secret: string;
 }
 
+export interface Registration {
+  id: string;
+  name: string;
+  registration_token: string;
+  expires_at: string;
+}
+
 const aad = (id: string) => `node:${id}`;
 
 export function createNodesService(ctx: Pick<AppContext, 'db' | 'secretBox' | 'config'>) {
   const store = createNodesStore(ctx.db);
   const mintCredentials = () => ({ authToken: mintToken(TOKEN_PREFIX.nodeAuth), secret: randomToken(32) });
+  const registrationToken = (ttlSeconds?: number) => {
+    const ttl = Math.min(ttlSeconds ?? Infinity, ctx.config.hub.registrationTtlSeconds);
+    return { token: mintToken(TOKEN_PREFIX.nodeRegistration), expiresAt: new Date(Date.now() + ttl * 1000).toISOString() };
+  };
 
   return {
     store,
 
     /** `ttlSeconds` may shorten the configured lifetime of the registration token, never extend it. */
-    register(owner: Principal, name: string, ttlSeconds?: number): { id: string; name: string; registration_token: string; expires_at: string } {
+    register(owner: Principal, name: string, ttlSeconds?: number): Registration {
       const id = randomUUID();
-      const token = mintToken(TOKEN_PREFIX.nodeRegistration);
-      const ttl = Math.min(ttlSeconds ?? Infinity, ctx.config.hub.registrationTtlSeconds);
-      const expiresAt = new Date(Date.now() + ttl * 1000).toISOString();
+      const { token, expiresAt } = registrationToken(ttlSeconds);
       store.create({ id, owner_id: owner.userId, name, hash: hashToken(token), expires_at: expiresAt });
       return { id, name, registration_token: token, expires_at: expiresAt };
+    },
+
+    /**
+     * A new registration token for an existing node (enrolled or not): enrolling with it gives the
+     * node new credentials under the same id, so its service bindings stay. It replaces any token the
+     * node still had; the node's current credentials keep working until the new enrollment.
+     */
+    reissueRegistration(node: NodeRow, ttlSeconds?: number): Registration {
+      const { token, expiresAt } = registrationToken(ttlSeconds);
+      if (!store.reissueRegistration(node.id, hashToken(token), expiresAt)) throw new AppError('not_found', 'node not found');
+      return { id: node.id, name: node.name, registration_token: token, expires_at: expiresAt };
     },
 
     /** Exchanges a registration token once. Unknown, used and expired tokens all fail alike (8003). */

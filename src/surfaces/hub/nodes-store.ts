@@ -27,6 +27,10 @@ export function createNodesStore(db: Db) {
       auth_token_hash = @auth_hash, signing_secret_sealed = NULL, enrolled_at = @now, updated_at = @now
     WHERE registration_token_hash = @hash AND registration_expires_at > @now RETURNING id`);
   const setSecret = db.prepare('UPDATE nodes SET signing_secret_sealed = ? WHERE id = ?');
+  // A node may be given a new registration token at any time (to enroll again on a new host, or after
+  // its credentials were rotated); the one it replaces stops working, its live credentials do not.
+  const reissue = db.prepare(`UPDATE nodes SET registration_token_hash = @hash, registration_expires_at = @expires_at, updated_at = @now
+    WHERE id = @id`);
   const rotate = db.prepare(`UPDATE nodes SET auth_token_hash = @auth_hash, signing_secret_sealed = @sealed, updated_at = @now
     WHERE id = @id AND enrolled_at IS NOT NULL`);
   const byId = db.prepare(`SELECT ${PUBLIC} FROM nodes WHERE id = ?`);
@@ -47,6 +51,9 @@ export function createNodesStore(db: Db) {
       setSecret.run(seal(row.id), row.id);
       return row.id;
     }),
+    reissueRegistration(id: string, hash: string, expiresAt: string): boolean {
+      return reissue.run({ id, hash, expires_at: expiresAt, now: new Date().toISOString() }).changes === 1;
+    },
     rotate(id: string, authHash: string, sealed: string): boolean {
       return rotate.run({ id, auth_hash: authHash, sealed, now: new Date().toISOString() }).changes === 1;
     },

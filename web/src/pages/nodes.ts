@@ -1,5 +1,5 @@
 // /nodes — agents on private hosts: register (token shown once with the exact enroll command),
-// online state, last seen.
+// online state, last seen, a new token to enroll a node again (a new host, or after a rotation).
 import { del, get, items, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table } from '../dom.ts';
@@ -30,11 +30,26 @@ export const nodesPage: Page = {
     const err = errorBox();
     const list = h('div');
     const shown = h('div');
+    type Issued = { id: string; name: string; registration_token: string; expires_at: string };
+    const showToken = (issued: Issued, again: boolean) =>
+      replace(shown, secretBox(again ? `New registration token for ${issued.name} (single use)` : 'Registration token (single use)', issued.registration_token),
+        snippet('Run on the private host', `nexus agent enroll --url ${wsUrl(publicBase(settings))} --token ${issued.registration_token}${again ? ' --force' : ''}\nnexus agent start`),
+        h('p', { class: 'hint' }, `The token expires ${fmtTime(issued.expires_at)}.${again ? ' Enrolling with it gives the node new credentials; an agent still using the old ones is disconnected.' : ''}`));
     const load = async () => {
       const nodes = items<NodeRow>(await get('/api/v1/nodes'));
       replace(list, table(['Name', 'ID', 'Status', 'Last seen', ''], nodes.map((n) => [
         n.name, h('code', null, n.id), h('span', { class: `badge ${n.status}` }, n.status), fmtTime(n.last_seen),
-        h('button', {
+        h('span', null, h('button', {
+          type: 'button', class: 'small', 'aria-label': `New token for ${n.name}`,
+          onclick: async () => {
+            err.clear();
+            try {
+              showToken(await post<Issued>(`/api/v1/nodes/${n.id}/registration-token`, {}), true);
+            } catch (e) {
+              err.show((e as Error).message);
+            }
+          },
+        }, 'New token'), ' ', h('button', {
           type: 'button', class: 'danger small', 'aria-label': `Remove ${n.name}`,
           onclick: async () => {
             if (!confirm(`Remove node ${n.name}? Its agent is disconnected.`)) return;
@@ -46,7 +61,7 @@ export const nodesPage: Page = {
               err.show((e as Error).message);
             }
           },
-        }, 'Remove'),
+        }, 'Remove')),
       ]), 'No nodes yet. Register one to reach APIs on a private host.'));
     };
     const name = h('input', { name: 'name', required: true, maxlength: 200 });
@@ -54,10 +69,7 @@ export const nodesPage: Page = {
     const form = h('form', { class: 'inline', novalidate: true }, field('Node name', name), formErr.el, h('button', { type: 'submit' }, 'Register node'));
     onSubmit(form, formErr, async () => {
       if (!name.value.trim()) throw new Error('Give the node a name.');
-      const created = await post<{ id: string; registration_token: string; expires_at: string }>('/api/v1/nodes', { name: name.value.trim() });
-      replace(shown, secretBox('Registration token (single use)', created.registration_token),
-        snippet('Run on the private host', `nexus agent enroll --url ${wsUrl(publicBase(settings))} --token ${created.registration_token}\nnexus agent start`),
-        h('p', { class: 'hint' }, `The token expires ${fmtTime(created.expires_at)}.`));
+      showToken(await post<Issued>('/api/v1/nodes', { name: name.value.trim() }), false);
       form.reset();
       await load();
     });

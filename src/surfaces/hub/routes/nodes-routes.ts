@@ -43,6 +43,17 @@ export function nodesRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     return creds;
   });
 
+  // Enroll again (a new host, or after a rotation): a fresh single-use token for the same node.
+  app.post<{ Params: { id: string }; Body: { ttl_seconds?: number } | undefined }>('/api/v1/nodes/:id/registration-token', {
+    ...auth,
+    schema: { params: ID_PARAMS, body: { type: ['object', 'null'], additionalProperties: false, properties: { ttl_seconds: { type: 'integer', minimum: 1 } } } },
+  }, async (req, reply) => {
+    const node = hub.nodes.visible(req.principal!, req.params.id);
+    const issued = hub.nodes.reissueRegistration(node, req.body?.ttl_seconds);
+    ctx.audit.record({ ...actorOf(req), action: 'node.registration_token', target_type: 'node', target_id: node.id, outcome: 'success', details: { name: node.name } });
+    return reply.code(201).send(issued);
+  });
+
   app.delete<{ Params: { id: string } }>('/api/v1/nodes/:id', { ...auth, schema: { params: ID_PARAMS } }, async (req, reply) => {
     const node = hub.nodes.visible(req.principal!, req.params.id);
     hub.nodes.store.delete(node.id);
@@ -60,6 +71,8 @@ export function nodesRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     if (wait) throw new AppError('rate_limited', 'too many failed enrollments; try again later', { retryAfter: wait });
     try {
       const creds = hub.nodes.enroll(req.body.registration_token);
+      // A node enrolling again (a new host): a session still open on its old credentials ends here.
+      hub.registry.disconnect(creds.node_id, CLOSE.credentialsRotated, 'node enrolled again');
       ctx.audit.record({ actor_type: 'node', actor_id: creds.node_id, action: 'node.enroll', target_type: 'node', target_id: creds.node_id, outcome: 'success', source_ip: req.ip });
       return creds;
     } catch (err) {
