@@ -320,7 +320,17 @@ describe('an oversized body', () => {
     let sent = 0;
     // 64 MiB are read and dropped; by 256 MiB the connection must be gone.
     while (!closed && sent < 256 * 1024 * 1024) {
-      if (!sock.write(chunk)) await new Promise((r) => { sock.once('drain', r); sock.once('close', r); });
+      if (!sock.write(chunk)) {
+        await new Promise<void>((r) => {
+          const done = () => {
+            sock.off('drain', done);
+            sock.off('close', done);
+            r();
+          };
+          sock.once('drain', done);
+          sock.once('close', done);
+        });
+      }
       sent += chunk.length;
     }
     for (let i = 0; i < 100 && !closed; i++) await new Promise((r) => setTimeout(r, 50));
