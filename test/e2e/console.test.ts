@@ -255,7 +255,14 @@ describe('signed-in pages', () => {
       await page.getByRole('button', { name: 'Register node' }).click();
       const reg = (await page.getByTestId('secret').textContent())!;
       expect(reg).toMatch(/^nx_nreg_/);
-      expect(await page.locator('pre code').textContent()).toBe(`nexus agent enroll --url wss://nexus.example.test/ws --token ${reg}\nnexus agent start`);
+      // The appliance serves the self-signed certificate uploaded above: the agent is given it (--ca),
+      // and the page offers it for download.
+      expect(await page.locator('pre code').textContent()).toBe(`nexus agent enroll --url wss://nexus.example.test/ws --token ${reg} --ca appliance.pem\nnexus agent start`);
+      const download = page.getByRole('link', { name: 'download appliance.pem' });
+      expect(await download.getAttribute('download')).toBe('appliance.pem');
+      const served = (await json(await fetch(`${app.url}/api/v1/settings/tls`, authed(admin.token)))).certificate;
+      expect(served.self_signed).toBe(true);
+      expect(decodeURIComponent((await download.getAttribute('href'))!.replace(/^data:application\/x-pem-file;charset=utf-8,/, ''))).toBe(served.pem);
       await page.getByRole('cell', { name: 'pending' }).waitFor(); // registered, not yet enrolled
       await shot('nodes');
       // A new token for the same node (enrolling again): the old one is replaced, --force in the command.
@@ -264,7 +271,7 @@ describe('signed-in pages', () => {
       const again = (await page.getByTestId('secret').textContent())!;
       expect(again).toMatch(/^nx_nreg_/);
       expect(again).not.toBe(reg);
-      expect(await page.locator('pre code').textContent()).toBe(`nexus agent enroll --url wss://nexus.example.test/ws --token ${again} --force\nnexus agent start`);
+      expect(await page.locator('pre code').textContent()).toBe(`nexus agent enroll --url wss://nexus.example.test/ws --token ${again} --ca appliance.pem --force\nnexus agent start`);
       const stale = await post(`${app.url}/api/internal/things/enroll`, { registration_token: reg });
       expect(stale.status).toBe(401);
     }

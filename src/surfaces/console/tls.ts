@@ -13,6 +13,11 @@ export interface CertInfo {
   valid_to: string;
   fingerprint_sha256: string;
   subject_alt_names: string | null;
+  /** Signed by its own key (first boot's certificate, or one made with openssl req -x509): clients
+   *  must be given it to trust it, as `nexus agent enroll --ca` is. */
+  self_signed: boolean;
+  /** The certificate itself (PEM): public, every TLS handshake sends it. */
+  pem: string;
 }
 
 export const MAX_PEM_BYTES = 64 * 1024;
@@ -30,6 +35,8 @@ function info(cert: X509Certificate): CertInfo {
     valid_to: new Date(cert.validTo).toISOString(),
     fingerprint_sha256: createHash('sha256').update(cert.raw).digest('hex').match(/../g)!.join(':').toUpperCase(),
     subject_alt_names: cert.subjectAltName ?? null,
+    self_signed: cert.subject === cert.issuer && cert.verify(cert.publicKey),
+    pem: cert.toString(),
   };
 }
 

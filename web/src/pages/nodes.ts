@@ -4,6 +4,7 @@ import { del, get, items, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table } from '../dom.ts';
 import { publicBase, unavailable } from './common.ts';
+import type { Tls } from './settings.ts';
 
 interface NodeRow {
   id: string;
@@ -27,13 +28,19 @@ export const nodesPage: Page = {
     const first = await whenServed<unknown>('nodes', '/api/v1/nodes');
     if (first === null) return unavailable(main, 'Nodes', 'Nodes');
     const settings = await get<{ public_url: string | null; detected_public_url: string }>('/api/v1/settings').catch(() => null);
+    // Behind a self-signed certificate (a fresh appliance's) an agent must be given it: --ca.
+    const cert = (await get<Tls>('/api/v1/settings/tls').catch(() => null))?.certificate ?? null;
+    const ca = cert?.self_signed ? cert : null;
     const err = errorBox();
     const list = h('div');
     const shown = h('div');
     type Issued = { id: string; name: string; registration_token: string; expires_at: string };
     const showToken = (issued: Issued, again: boolean) =>
       replace(shown, secretBox(again ? `New registration token for ${issued.name} (single use)` : 'Registration token (single use)', issued.registration_token),
-        snippet('Run on the private host', `nexus agent enroll --url ${wsUrl(publicBase(settings))} --token ${issued.registration_token}${again ? ' --force' : ''}\nnexus agent start`),
+        snippet('Run on the private host', `nexus agent enroll --url ${wsUrl(publicBase(settings))} --token ${issued.registration_token}${ca ? ' --ca appliance.pem' : ''}${again ? ' --force' : ''}\nnexus agent start`),
+        ...(ca ? [h('p', { class: 'hint' }, 'This appliance serves a self-signed certificate, so the agent is given it: ',
+          h('a', { href: `data:application/x-pem-file;charset=utf-8,${encodeURIComponent(ca.pem)}`, download: 'appliance.pem' }, 'download appliance.pem'),
+          ` and copy it to the host (SHA-256 ${ca.fingerprint_sha256}). With a certificate from a public CA (Settings, TLS), --ca is not needed.`)] : []),
         h('p', { class: 'hint' }, `The token expires ${fmtTime(issued.expires_at)}.${again ? ' Enrolling with it gives the node new credentials; an agent still using the old ones is disconnected.' : ''}`));
     const load = async () => {
       const nodes = items<NodeRow>(await get('/api/v1/nodes'));

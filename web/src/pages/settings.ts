@@ -16,9 +16,11 @@ interface CertInfo {
   valid_to: string;
   fingerprint_sha256: string;
   subject_alt_names: string | null;
+  self_signed: boolean;
+  pem: string;
 }
 
-interface Tls {
+export interface Tls {
   certificate: CertInfo | null;
   cert_path: string;
   key_path: string;
