@@ -71,7 +71,7 @@ describe.skipIf(!HAVE_NGINX)('TLS certificate upload on the appliance', () => {
     const upload = await post('/api/v1/settings/tls', { certificate, private_key: readFileSync(join(dir, 'site.key'), 'utf8') }, { cookie }, 'PUT');
     expect(upload.status, await upload.clone().text()).toBe(200);
     // Issued by a CA: clients trust it through that CA, so nobody is told to pass it as --ca.
-    expect((await upload.clone().json()).certificate).toMatchObject({ self_signed: false, pem: expect.stringContaining('BEGIN CERTIFICATE') });
+    expect(((await upload.clone().json()) as { certificate: unknown }).certificate).toMatchObject({ self_signed: false, pem: expect.stringContaining('BEGIN CERTIFICATE') });
 
     // What nexus-tls-reload.service runs: the site again for the certificate in place, then a reload.
     const again = await nexus(['first-boot', '--root', root, '--site-only']);
