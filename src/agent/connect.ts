@@ -32,7 +32,7 @@ export class PermanentAgentError extends Error {
 }
 
 const PERMANENT_HINT: Record<number, string> = {
-  [CLOSE.authFailed]: 'the hub does not accept this node\'s credentials (rotated, or the node enrolled again elsewhere); get a new token for this node (console: Nodes, New token; or POST /api/v1/nodes/NODE_ID/registration-token) and run nexus agent enroll --force --url … --token …',
+  [CLOSE.authFailed]: 'the hub does not accept this node\'s credentials (rotated, or the node enrolled again elsewhere); to enroll again, get a new token for this node (console: Nodes, New token; or POST /api/v1/nodes/NODE_ID/registration-token) and run nexus agent enroll --force --url … --token …',
   [CLOSE.revoked]: 'this node was deleted on the appliance; register and enroll it again',
   [CLOSE.unsupportedVersion]: `the hub does not speak ${SUBPROTOCOL}; upgrade the agent or the appliance so they match`,
 };
