@@ -39,6 +39,19 @@ afterAll(async () => {
   await new Promise((r) => notNexus?.close(r));
 });
 
+/** What a WebSocket handshake to `url` meets: `upgraded`, `http STATUS` or `error …`. */
+async function handshake(url: string, protocol?: string): Promise<string> {
+  const ws = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
+  const outcome = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('no answer'), 10_000);
+    ws.once('unexpected-response', (_req, res) => (clearTimeout(timer), resolve(`http ${res.statusCode}`)));
+    ws.once('open', () => (clearTimeout(timer), resolve('upgraded')));
+    ws.once('error', (e) => (clearTimeout(timer), resolve(`error ${e.message}`)));
+  });
+  ws.terminate();
+  return outcome;
+}
+
 describe('the CLI', () => {
   it('prints the usage for --help after any subcommand, on stdout, with exit 0', async () => {
     const cases: [string[], RegExp][] = [
@@ -413,32 +426,14 @@ describe('enrolling an agent', () => {
 
   it('refuses a WebSocket handshake on a path that is no WebSocket endpoint with an HTTP 404', async () => {
     const base = app.url.replace('http', 'ws');
-    for (const path of ['/', '/wss', '/api/v1/nothing']) {
-      const ws = new WebSocket(`${base}${path}`, 'nexus.v1');
-      const outcome = await new Promise<string>((resolve) => {
-        const timer = setTimeout(() => resolve('no answer'), 10_000);
-        ws.once('unexpected-response', (_req, res) => (clearTimeout(timer), resolve(`http ${res.statusCode}`)));
-        ws.once('open', () => (clearTimeout(timer), resolve('upgraded')));
-        ws.once('error', (e) => (clearTimeout(timer), resolve(`error ${e.message}`)));
-      });
-      ws.terminate();
-      expect(outcome, path).toBe('http 404');
-    }
+    for (const path of ['/', '/wss', '/api/v1/nothing']) expect(await handshake(`${base}${path}`, 'nexus.v1'), path).toBe('http 404');
   });
 
   it('answers a WebSocket handshake on an HTTP route as a plain request, on a connection that stays usable', async () => {
     const base = app.url.replace('http', 'ws');
     // Each surface in its own words: the gateway and the control plane want a credential, SCIM too.
     for (const [path, status] of [['/v1/models', 401], ['/api/v1/me', 401], ['/scim/v2/Users', 401], ['/healthz', 200]] as const) {
-      const ws = new WebSocket(`${base}${path}`);
-      const outcome = await new Promise<string>((resolve) => {
-        const timer = setTimeout(() => resolve('no answer'), 10_000);
-        ws.once('unexpected-response', (_req, res) => (clearTimeout(timer), resolve(`http ${res.statusCode}`)));
-        ws.once('open', () => (clearTimeout(timer), resolve('upgraded')));
-        ws.once('error', (e) => (clearTimeout(timer), resolve(`error ${e.message}`)));
-      });
-      ws.terminate();
-      expect(outcome, path).toBe(`http ${status}`);
+      expect(await handshake(`${base}${path}`), path).toBe(`http ${status}`);
     }
     // The same connection then carries an ordinary request.
     const { port } = new URL(app.url);
