@@ -87,25 +87,28 @@ async function serviceList(argv: string[]): Promise<number> {
   });
 }
 
+/** The service fields `add` and `update` both take, and their common flags. */
+const SERVICE_FIELDS = {
+  'endpoint-url': { type: 'string' },
+  label: { type: 'string' },
+  'auth-method': { type: 'string' },
+  'auth-key-name': { type: 'string' },
+  'credential-env': { type: 'string' },
+  url: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function checkAuthMethod(method: string | undefined): void {
+  if (method !== undefined && !Object.hasOwn(AUTH_METHODS, method)) throw new CliError(`--auth-method must be one of ${Object.keys(AUTH_METHODS).join(', ')}`, 2);
+}
+
 async function serviceAdd(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      custom: { type: 'boolean' },
-      'via-node': { type: 'string' },
-      'endpoint-url': { type: 'string' },
-      slug: { type: 'string' },
-      label: { type: 'string' },
-      'auth-method': { type: 'string' },
-      'auth-key-name': { type: 'string' },
-      'credential-env': { type: 'string' },
-      'no-browser': { type: 'boolean' },
-      url: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: { ...SERVICE_FIELDS, custom: { type: 'boolean' }, 'via-node': { type: 'string' }, slug: { type: 'string' }, 'no-browser': { type: 'boolean' } },
   });
   if (values.help) {
     process.stdout.write(SERVICE_USAGE);
@@ -119,7 +122,7 @@ async function serviceAdd(argv: string[]): Promise<number> {
     const wanted = values.slug;
     if (wanted !== undefined && !SLUG.test(wanted)) throw new CliError('--slug must be lowercase letters, digits and dashes (1-64, no dash at either end)', 2);
     const method = values['auth-method'];
-    if (method !== undefined && !Object.hasOwn(AUTH_METHODS, method)) throw new CliError(`--auth-method must be one of ${Object.keys(AUTH_METHODS).join(', ')}`, 2);
+    checkAuthMethod(method);
     if (values['endpoint-url'] !== undefined) checkEndpoint(values['endpoint-url']);
     // Where the slug comes from, to say so when the result is not what the user asked for.
     const origin: SlugOrigin = wanted ? { requested: wanted } : slug ? { requested: slug } : { derivedFrom: values.label !== undefined ? 'the label' : "the endpoint's host name" };
@@ -287,16 +290,7 @@ async function serviceUpdate(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      'endpoint-url': { type: 'string' },
-      label: { type: 'string' },
-      'auth-method': { type: 'string' },
-      'auth-key-name': { type: 'string' },
-      'credential-env': { type: 'string' },
-      url: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: SERVICE_FIELDS,
   });
   if (values.help) {
     process.stdout.write(SERVICE_USAGE);
@@ -308,7 +302,7 @@ async function serviceUpdate(argv: string[]): Promise<number> {
     const endpoint = values['endpoint-url'];
     if (endpoint !== undefined) checkEndpoint(endpoint);
     const method = values['auth-method'];
-    if (method !== undefined && !Object.hasOwn(AUTH_METHODS, method)) throw new CliError(`--auth-method must be one of ${Object.keys(AUTH_METHODS).join(', ')}`, 2);
+    checkAuthMethod(method);
     const envVar = values['credential-env'];
     if (endpoint === undefined && values.label === undefined && method === undefined && values['auth-key-name'] === undefined && envVar === undefined) {
       throw new CliError('nothing to change: give --endpoint-url, --label, --auth-method, --auth-key-name or --credential-env', 2);
