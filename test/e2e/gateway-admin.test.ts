@@ -2,7 +2,7 @@
 // POSTs, owner rules, audit entries, and every change seen by the very next gateway request.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAppliance, type Appliance } from '../helpers/appliance.ts';
+import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, login, post, setupAdmin, type Admin } from '../helpers/api.ts';
 import { createKey, createModel, createProvider, simpleModel } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
@@ -207,6 +207,27 @@ describe('PATCH /api/v1/virtual-keys/{id}', () => {
     const entry = await lastAudit('gateway.virtual_key.update');
     expect(entry.details.changes.rpm).toEqual({ from: 1, to: null });
     expect(JSON.stringify(entry)).not.toContain(key);
+  });
+
+  it('says which named models do not exist (a typo, or one not configured yet), and still makes the key', async () => {
+    const created = await post(`${app.url}/api/v1/virtual-keys`, { name: 'typo', models: ['k-other', 'k-otehr'] }, { authorization: `Bearer ${admin.token}` });
+    expect(created.status).toBe(201);
+    const body = await json(created);
+    expect(body.key).toMatch(/^nx_vk_/);
+    expect(body.warnings).toEqual(['model "k-otehr" is not configured (yet): this key cannot use it until a model of that name exists']);
+    const clean = await json(await post(`${app.url}/api/v1/virtual-keys`, { name: 'clean', models: ['k-other'] }, { authorization: `Bearer ${admin.token}` }));
+    expect(clean.warnings).toBeUndefined();
+    const edited = await json(await patch(`virtual-keys/${clean.id}`, { models: ['k-priced', 'nope'] }));
+    expect(edited.warnings).toEqual(['model "nope" is not configured (yet): this key cannot use it until a model of that name exists']);
+    expect((await json(await patch(`virtual-keys/${clean.id}`, { rpm: 5 }))).warnings).toBeUndefined();
+    // Once a model of that name exists, the key reaches it.
+    await simpleModel(app, admin, (await get('providers')).items.find((p: { name: string }) => p.name === 'keys').id, 'k-otehr', 'mock-otehr');
+    expect((await chat('k-otehr', body.key)).status).toBe(200);
+    // The CLI says it on stderr and still prints the key.
+    const cli = await nexus(['key', 'create', 'cli-typo', '--models', 'k-other,k-nope'], { env: { NEXUS_URL: app.url, NEXUS_TOKEN: admin.token, XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-') } });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stderr).toBe('warning: model "k-nope" is not configured (yet): this key cannot use it until a model of that name exists\n');
+    expect(cli.stdout).toMatch(/nx_vk_/);
   });
 
   it('refuses at once when the budget is lowered below what was spent', async () => {

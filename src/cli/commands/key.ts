@@ -64,7 +64,8 @@ export async function keyCommand(argv: string[]): Promise<number> {
         body.expires_at = d.toISOString();
       }
       const target = resolveTarget(values.url);
-      const created = await apiRequest<{ id: string; key: string }>(target, 'POST', '/api/v1/virtual-keys', body);
+      const created = await apiRequest<{ id: string; key: string; warnings?: string[] }>(target, 'POST', '/api/v1/virtual-keys', body);
+      for (const w of created.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (values.json) return printJson(created), 0;
       process.stdout.write(`Virtual key "${name}" created (id ${created.id}). It is shown only once:\n\n  ${created.key}\n\n` +
         `Use it as the API key with base URL ${target.url}/v1 (OpenAI SDKs) or ${target.url} (Gemini SDKs).\n`);

@@ -212,6 +212,12 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
   });
 
   // ---- virtual keys (members manage their own; admins anyone's) ----
+  // A key may name models configured later (201 all the same), but a name no model answers to is
+  // most often a typo that would leave the key unable to reach it: said with the answer.
+  const unknownModels = (models: readonly string[] | null | undefined) => {
+    const unknown = (models ?? []).filter((m) => !catalog.resolve(m));
+    return unknown.length ? { warnings: unknown.map((m) => `model "${m}" is not configured (yet): this key cannot use it until a model of that name exists`) } : {};
+  };
   const visible = (req: FastifyRequest, id: string) => {
     const k = keys.get(id);
     // Others' keys look nonexistent to members.
@@ -224,7 +230,7 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     if (userId !== p.userId && p.role !== 'admin') throw new AppError('forbidden', 'only admins may create keys for other users');
     const { key, record } = keys.create({ ...req.body, user_id: userId });
     audit(req, 'gateway.virtual_key.create', 'virtual_key', record.id, { name: record.name, user_id: userId, format: record.format });
-    return reply.code(201).send({ ...record, key });
+    return reply.code(201).send({ ...record, key, ...unknownModels(req.body.models) });
   });
   app.get<{ Querystring: { user_id?: string } }>('/api/v1/virtual-keys', { ...user, schema: { querystring: { type: 'object', additionalProperties: false, properties: { user_id: { type: 'string', maxLength: 64 } } } } }, async (req) => {
     const p = req.principal!;
@@ -236,7 +242,7 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     visible(req, req.params.id);
     const { before, after } = keys.update(req.params.id, req.body);
     audit(req, 'gateway.virtual_key.update', 'virtual_key', after.id, { name: after.name, user_id: after.user_id, fields: Object.keys(req.body), changes: changes(before, after, Object.keys(req.body)) });
-    return after;
+    return { ...after, ...unknownModels(req.body.models) };
   });
   app.delete<{ Params: { id: string } }>('/api/v1/virtual-keys/:id', { ...user, schema: { params: ID_PARAMS } }, async (req, reply) => {
     visible(req, req.params.id);
