@@ -48,6 +48,7 @@ export async function enroll(home: AgentHome, hubUrl: string, token: string, opt
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {
+    if (err instanceof AgentError) throw err; // a malformed HTTPS_PROXY, said as it is
     const why = untrustedHint(err) ?? ((err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message);
     throw new AgentError(`cannot reach ${url.origin}: ${why}`);
   }

@@ -1,7 +1,8 @@
 // How the agent reaches the hub: with the trust anchor it was enrolled with (tls.ts) and, on a host
-// whose only way out is an HTTP proxy (most corporate networks), through that proxy, for enrollment, the WebSocket and the long-poll fallback alike, by a CONNECT
-// tunnel — the one method such proxies allow for anything but plain web pages, and the one that
-// leaves TLS between the agent and the appliance. Configured the way curl and most tools are:
+// whose only way out is an HTTP proxy (most corporate networks), through that proxy — enrollment,
+// the WebSocket and the long-poll fallback alike — by a CONNECT tunnel: the one method such proxies
+// allow for anything but plain web pages, and the one that leaves TLS between the agent and the
+// appliance. Configured the way curl and most tools are:
 // HTTPS_PROXY for wss/https, HTTP_PROXY for ws/http, NO_PROXY for exceptions; credentials in the
 // proxy URL (http://user:password@proxy:3128) go as Proxy-Authorization: Basic.
 import { Agent as HttpAgent, request as httpRequest, type ClientRequestArgs } from 'node:http';

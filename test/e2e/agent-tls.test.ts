@@ -169,6 +169,16 @@ describe('an agent and a self-signed appliance certificate', () => {
       } finally {
         await refused.stop();
       }
+      // A proxy setting that is not one: said once, at start and at enrollment, not retried forever.
+      process.env.HTTPS_PROXY = 'socks5://127.0.0.1:1080';
+      for (const transport of ['ws', 'http']) {
+        const misconfigured = startAgent(home, ['--transport', transport]);
+        expect(await misconfigured.exited(), transport).toBe(3);
+        expect(misconfigured.output(), transport).toContain('HTTPS_PROXY: only http:// proxies are supported, got socks5://');
+      }
+      const badEnroll = await agentCli(tempDir('nexus-agent-proxy-'), ['enroll', '--url', hubUrl, '--token', node.registration_token, '--ca', caFile], { HTTPS_PROXY: 'http://[bad' });
+      expect(badEnroll.code).toBe(1);
+      expect(badEnroll.stderr).toBe('nexus agent enroll: HTTPS_PROXY "http://[bad" is not a URL (expected http://HOST:PORT)\n');
       process.env.HTTPS_PROXY = viaProxy;
       // NO_PROXY exempts the hub's host: no tunnel.
       const direct = await register('no-proxy-here');

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { PermanentAgentError, runAgent, TRANSPORTS, type Transport } from '../../agent/connect.ts';
 import { createCredentialsStore } from '../../agent/credentials-store.ts';
+import { proxyFor } from '../../agent/hub-egress.ts';
 import { PERMANENT_EXIT } from '../../agent/daemon.ts';
 import { agentHome, AgentError } from '../../agent/home.ts';
 import { loadIdentity } from '../../agent/state.ts';
@@ -29,6 +30,13 @@ export async function agentStartCommand(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
+    // A malformed HTTPS_PROXY / HTTP_PROXY would fail every attempt alike, on either transport: said
+    // once, with the exit status systemd does not restart into.
+    try {
+      proxyFor(new URL(identity.hubUrl));
+    } catch (err) {
+      throw err instanceof AgentError ? new PermanentAgentError(err.message) : err;
+    }
     await runAgent({ identity, credentials: createCredentialsStore(home), log, signal: stop.signal, transport });
     log.info('stopped');
     log.flush();
