@@ -33,7 +33,7 @@ const stacks: Stack[] = [];
 for (const [i, root] of roots.entries()) {
   const port = await freePort();
   const dataDir = tempDir();
-  const env = Object.fromEntries((process.env[`AB_ENV_${i}`] ?? '').split(' ').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+  const env = Object.fromEntries((process.env[`AB_ENV_${i}`] ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]));
   const proc = startQuiet(process.execPath, [join(root, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir(), ...env });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/ready`);
