@@ -201,6 +201,28 @@ describe('nexus service add', () => {
     expect(run.out()).toMatch(/^Service "chosen-slug" added \(id [0-9a-f-]+\)\nProxy: \S+\/api\/v1\/proxy\/s\/chosen-slug\n$/);
     expect(problems).toEqual([]);
   });
+
+  it("prints the appliance's warning for an endpoint its proxy refuses until configured, as the page shows it", async (t) => {
+    const caps = await json(await fetch(`${app.url}/api/v1/console/capabilities`, authed(admin.token)));
+    if (!caps.services) t.skip();
+    const run = cli(['service', 'add', '--custom', '--slug', 'lan-wiki', '--endpoint-url', 'http://10.20.30.40:8080', '--auth-method', 'header'],
+      { XDG_CONFIG_HOME: tempDir('nexus-cli-'), NEXUS_URL: app.url, NEXUS_TOKEN: admin.token });
+    const [, page] = await run.waitErr(/(http:\/\/\S+\/cli\/add-credential\?\S+)/);
+    const { page: tab, problems } = await openPage(signedIn);
+    await tab.goto(page!);
+    await tab.getByLabel('API Key').fill('wiki-secret-value');
+    await tab.getByRole('button', { name: 'Save' }).click();
+    await tab.waitForURL(/\/callback\?/);
+    expect(await run.exit).toBe(0);
+    expect(run.err()).toContain('\nwarning: endpoint_url names a private, loopback or link-local address (10.20.30.40): the proxy refuses it until proxy.allowPrivateTargets is set');
+    expect(run.out()).toMatch(/^Service "lan-wiki" added \(id [0-9a-f-]+\)\nProxy: \S+\/api\/v1\/proxy\/s\/lan-wiki\n$/);
+    // Without the CLI, the page itself says it.
+    await tab.goto('/cli/add-credential?custom=1&service_slug=lan-wiki-2&endpoint_url=http%3A%2F%2F10.20.30.41&auth_method=none');
+    await tab.getByRole('button', { name: 'Save' }).click();
+    await tab.getByRole('heading', { name: 'Service added' }).waitFor();
+    await tab.getByRole('status').filter({ hasText: 'Warning: endpoint_url names a private, loopback or link-local address (10.20.30.41)' }).waitFor();
+    expect(problems).toEqual([]);
+  });
 });
 
 describe('nexus node and service list|nodes', () => {
@@ -242,6 +264,8 @@ describe('nexus node and service list|nodes', () => {
     expect(direct.code, direct.stderr).toBe(0);
     expect(JSON.parse(direct.stdout)).toMatchObject({ routed_via: 'direct', has_credential: true, nodes: [] });
     expect(direct.stdout + direct.stderr).not.toContain('intranet-secret-7');
+    // The appliance now dials 127.0.0.1 itself, which it refuses without proxy.allowPrivateTargets.
+    expect(direct.stderr).toBe('warning: endpoint_url names a private, loopback or link-local address (127.0.0.1): the proxy refuses it until proxy.allowPrivateTargets is set; a host on a private network is reached by routing the service through a node there\n');
     expect((await nexus(['service', 'nodes', 'intranet'], { env })).stdout).toBe('intranet is direct: the appliance calls it with the credential it holds.\n');
   });
 });

@@ -320,6 +320,7 @@ describe('signed-in pages', () => {
     await card.getByRole('status').filter({ hasText: 'Endpoint saved.' }).waitFor();
     await shot('services-endpoint');
     expect(await card.locator('.hint.warn code').textContent()).toBe('nexus agent credentials add --service wiki --url http://192.168.1.20:3000/api');
+    expect(await card.getByText('Warning:').count()).toBe(0); // the node dials it, not the appliance
     expect((await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)))).endpoint_url).toBe('http://192.168.1.20:3000/api');
     // Removing the nodes makes the service direct again (auth none: no credential asked).
     await card.getByRole('button', { name: 'Remove edge-live from wiki' }).click();
@@ -327,6 +328,8 @@ describe('signed-in pages', () => {
     await card.getByRole('button', { name: 'Save routing' }).click();
     await card.getByRole('status').filter({ hasText: 'Routing saved.' }).waitFor();
     expect((await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)))).routed_via).toBe('direct');
+    // Now the appliance dials 192.168.1.20 itself, which its proxy refuses until allowed: said in the card.
+    await card.getByRole('status').filter({ hasText: 'Warning: endpoint_url names a private, loopback or link-local address (192.168.1.20): the proxy refuses it until proxy.allowPrivateTargets is set' }).waitFor();
     // A service that needs a credential asks for it when its last node goes, and keeps it secret.
     const ledger = await json(await post(`${app.url}/api/v1/keys`, { slug: 'ledger', endpoint_url: 'http://127.0.0.1:9', auth_method: 'bearer', nodes: [{ node_id: live.id }] },
       { authorization: `Bearer ${admin.token}` }));
@@ -339,8 +342,17 @@ describe('signed-in pages', () => {
     await ledgerCard.getByLabel('Credential for direct access').fill('ledger-secret-1');
     await ledgerCard.getByRole('button', { name: 'Save routing' }).click();
     await ledgerCard.getByRole('status').filter({ hasText: 'Routing saved.' }).waitFor();
+    await ledgerCard.getByRole('status').filter({ hasText: 'Warning: endpoint_url names a private, loopback or link-local address (127.0.0.1)' }).waitFor();
+    // Moved to a host name, the endpoint is the proxy's to check at each request: no warning.
+    await ledgerCard.getByRole('button', { name: 'Edit endpoint of ledger' }).click();
+    await ledgerCard.getByLabel('Endpoint URL').fill('http://ledger.example.test:9');
+    await ledgerCard.getByLabel('New credential').fill('ledger-secret-2');
+    await ledgerCard.getByRole('button', { name: 'Save endpoint' }).click();
+    await ledgerCard.getByRole('status').filter({ hasText: 'Endpoint saved.' }).waitFor();
+    expect(await ledgerCard.getByText('Warning:').count()).toBe(0);
     expect(await json(await fetch(`${app.url}/api/v1/keys/${ledger.id}`, authed(admin.token)))).toMatchObject({ routed_via: 'direct', has_credential: true });
     expect(await page.content()).not.toContain('ledger-secret-1');
+    expect(await page.content()).not.toContain('ledger-secret-2');
 
     for (const path of ['/providers', '/virtual-keys', '/services', '/no-such-page']) {
       await page.goto(path);
@@ -431,6 +443,8 @@ describe('AI gateway from the console', () => {
       for (const title of ['openai SDK (Node)', '@google/genai', 'curl']) await page.getByText(title, { exact: true }).waitFor();
       expect(await page.locator('details.snippet pre').first().textContent()).toContain(`baseURL: 'https://nexus.example.test/v1', apiKey: '${key}'`);
       await shot('virtual-keys');
+      // Every model it names is configured: nothing to warn of.
+      expect(await page.getByText('Warning:').count()).toBe(0);
 
       const client = new OpenAI({ baseURL: `${app.url}/v1`, apiKey: key, maxRetries: 0 });
       const res = await client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] });
@@ -448,9 +462,14 @@ describe('AI gateway from the console', () => {
       await editForm.getByRole('alert').filter({ hasText: 'max_budget_usd' }).waitFor();
       await editForm.getByLabel('Budget (USD)').fill('');
       await editForm.getByLabel('Requests per minute').fill('1');
+      // A name no configured model answers to (a typo) is saved all the same, and the admin is told.
+      await editForm.getByLabel('Models').fill('team-chat, team-chta');
       await editForm.getByRole('button', { name: 'Save changes' }).click();
       await page.getByRole('cell', { name: '1 rpm' }).waitFor();
       expect(await editForm.count()).toBe(0);
+      const typo = 'Warning: model "team-chta" is not configured (yet): this key cannot use it until a model of that name exists';
+      expect(await page.getByRole('status').filter({ hasText: 'Warning:' }).allTextContents()).toEqual([typo]);
+      await page.getByRole('cell', { name: 'team-chat, team-chta' }).waitFor();
       // A limit newly set counts from the edit: one request passes, the next is refused.
       await client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] });
       await expect(client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] })).rejects.toMatchObject({ status: 429 });
@@ -458,6 +477,22 @@ describe('AI gateway from the console', () => {
       await page.getByRole('button', { name: 'Revoke sdk key' }).click();
       await page.getByRole('cell', { name: 'revoked' }).waitFor();
       await expect(client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] })).rejects.toMatchObject({ status: 401 });
+
+      // Created with the typo: the key is shown, with the warning; edited to a known model: no warning.
+      await page.getByLabel('Name', { exact: true }).fill('typo key');
+      await page.getByLabel('Models').fill('team-chta');
+      await page.getByRole('button', { name: 'Create virtual key' }).click();
+      expect((await page.getByTestId('secret').textContent())!).toMatch(/^nx_vk_/);
+      await page.getByRole('status').filter({ hasText: typo }).waitFor();
+      await shot('virtual-keys-warning');
+      await page.getByRole('button', { name: 'Edit typo key' }).click();
+      const typoEdit = page.getByRole('form', { name: 'Edit typo key' });
+      await typoEdit.getByLabel('Models').fill('team-chat');
+      await typoEdit.getByRole('button', { name: 'Save changes' }).click();
+      await typoEdit.waitFor({ state: 'detached' });
+      await page.getByRole('row', { name: /typo key/ }).getByRole('cell', { name: 'team-chat', exact: true }).waitFor();
+      // The edit's answer replaced the creation's: nothing to warn of any more.
+      expect(await page.getByText('Warning:').count()).toBe(0);
       expect(problems).toEqual([]);
     } finally {
       await context.close();

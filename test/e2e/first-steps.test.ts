@@ -171,20 +171,24 @@ describe('the CLI', () => {
     expect(withEnv.stdout + withEnv.stderr).not.toContain('new-secret-42');
     expect(await service(direct.id)).toMatchObject({ endpoint_url: 'https://billing2.example.test/v2', has_credential: true, routed_via: 'direct' });
 
-    // The SSRF guard: a metadata address is refused before the write; PATCH itself checks only the
-    // URL's shape, and the proxy refuses such an endpoint at every request.
+    // The SSRF guard: a metadata address is refused before a credential is asked for (the API
+    // refuses it too, below); a private one is stored, with the appliance's warning on stderr.
     const meta = await nexus(['service', 'update', 'billing', '--endpoint-url', 'http://169.254.169.254/latest'], { env });
     expect([meta.code, meta.stderr]).toEqual([2, 'nexus service update: http://169.254.169.254/latest is a cloud metadata address, which the appliance never proxies to\n']);
     const open = await json(await post(`${app.url}/api/v1/keys`, { slug: 'open-meta', endpoint_url: 'https://open.example.test', auth_method: 'none' }, bearer));
-    const raw = await fetch(`${app.url}/api/v1/keys/${open.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ endpoint_url: 'http://169.254.169.254' }) }));
-    expect(raw.status).toBe(200);
-    const hit = await fetch(`${app.url}/api/v1/proxy/s/open-meta/latest/meta-data`, authed(admin.token));
-    expect(hit.status).toBe(403);
-    expect((await json(hit)).error.message).toBe('service endpoint refused: cloud metadata addresses are never proxied');
     const lan = await nexus(['service', 'update', 'open-meta', '--endpoint-url', 'http://10.0.0.5:8080'], { env });
     expect(lan.code, lan.stderr).toBe(0);
-    expect(lan.stderr).toContain('refuses private, loopback and link-local addresses unless its proxy.allowPrivateTargets is set');
-    expect(lan.stderr).toContain('nexus service nodes open-meta --node NODE\n');
+    expect(lan.stderr).toBe(`warning: ${PRIVATE_WARNING('10.0.0.5')}\n`);
+    expect(lan.stdout).toBe(`Service "open-meta" updated (id ${open.id})\nEndpoint: http://10.0.0.5:8080\n`);
+    const lanJson = await nexus(['service', 'update', 'open-meta', '--endpoint-url', 'http://10.0.0.6:8080', '--json'], { env });
+    expect(lanJson.stderr).toBe(`warning: ${PRIVATE_WARNING('10.0.0.6')}\n`);
+    expect(JSON.parse(lanJson.stdout).warnings).toEqual([PRIVATE_WARNING('10.0.0.6')]);
+    const named = await nexus(['service', 'update', 'open-meta', '--endpoint-url', 'http://intranet.example.test:8080'], { env });
+    expect([named.code, named.stderr]).toEqual([0, '']);
+    const added = await nexus(['service', 'add', '--custom', '--slug', 'lan-open', '--endpoint-url', 'http://[fd12::7]:8080', '--auth-method', 'none'], { env });
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stderr).toBe(`warning: ${PRIVATE_WARNING('[fd12::7]')}\n`);
+    expect(added.stdout).toMatch(/^Service "lan-open" added/);
 
     // Hostile or empty input: usage errors exit 2, what the appliance refuses exits 1, nothing changes.
     const cases: [string[], number, string][] = [
@@ -391,6 +395,111 @@ describe('first mistakes with the gateway and the API', () => {
     expect(missing.error).toMatchObject({ code: 'validation_failed', param: 'name' });
     const nested = await json(await post(`${app.url}/api/v1/models`, { name: 'm', deployments: [{ provider_id: 5, upstream_model: 'x' }] }, { authorization: `Bearer ${admin.token}` }));
     expect(nested.error).toMatchObject({ code: 'validation_failed', param: 'deployments.0.provider_id' });
+  });
+});
+
+/** What the API says of a direct service's endpoint on a private, loopback or link-local address. */
+const PRIVATE_WARNING = (host: string) =>
+  `endpoint_url names a private, loopback or link-local address (${host}): the proxy refuses it until proxy.allowPrivateTargets is set; a host on a private network is reached by routing the service through a node there`;
+
+describe("a direct service's endpoint, judged when it is written", () => {
+  const bearer = () => ({ authorization: `Bearer ${admin.token}` });
+  const create = (body: Record<string, unknown>) => post(`${app.url}/api/v1/keys`, { auth_method: 'none', ...body }, bearer());
+  const change = (id: string, body: Record<string, unknown>) => fetch(`${app.url}/api/v1/keys/${id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify(body) }));
+  // Every spelling WHATWG URL turns into a metadata address (decimal, hex, octal, short dotted,
+  // IPv4-mapped IPv6), and the other clouds' ones.
+  const METADATA: [string, string][] = [
+    ['http://169.254.169.254/latest', '169.254.169.254'],
+    ['http://[fd00:ec2::254]', '[fd00:ec2::254]'],
+    ['http://[FD00:EC2:0:0:0:0:0:254]:80', '[fd00:ec2::254]'],
+    ['http://[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]'],
+    ['http://[0:0:0:0:0:ffff:a9fe:a9fe]', '[::ffff:a9fe:a9fe]'],
+    ['http://2852039166/', '169.254.169.254'],
+    ['http://0xa9fea9fe', '169.254.169.254'],
+    ['http://0251.0376.0251.0376', '169.254.169.254'],
+    ['http://169.254.43518', '169.254.169.254'],
+    ['https://169.254.170.2/v2/credentials', '169.254.170.2'],
+    ['http://100.100.100.200', '100.100.100.200'],
+  ];
+
+  it('refuses a cloud metadata address on POST and PATCH with a 400 naming endpoint_url, and stores nothing', async () => {
+    const before = (await json(await fetch(`${app.url}/api/v1/keys`, authed(admin.token)))).items.length;
+    for (const [endpoint, host] of METADATA) {
+      const res = await create({ endpoint_url: endpoint });
+      expect(res.status, endpoint).toBe(400);
+      expect(await json(res), endpoint).toEqual({ error: { code: 'validation_failed', param: 'endpoint_url',
+        message: `endpoint_url names a cloud metadata address (${host}), which the proxy never reaches` } });
+    }
+    expect((await json(await fetch(`${app.url}/api/v1/keys`, authed(admin.token)))).items.length).toBe(before);
+    const svc = await json(await create({ slug: 'meta-patch', endpoint_url: 'https://api.example.test/v1' }));
+    for (const [endpoint] of METADATA) {
+      const res = await change(svc.id, { endpoint_url: endpoint, label: 'moved' });
+      expect(res.status, endpoint).toBe(400);
+      expect((await json(res)).error, endpoint).toMatchObject({ code: 'validation_failed', param: 'endpoint_url' });
+    }
+    expect(await json(await fetch(`${app.url}/api/v1/keys/${svc.id}`, authed(admin.token)))).toMatchObject({ endpoint_url: 'https://api.example.test/v1', label: null });
+  });
+
+  it('keeps a private, loopback or link-local address with a warning, and the proxy refuses it as said', async () => {
+    const cases: [string, string][] = [
+      ['http://10.1.2.3:8080/api', '10.1.2.3'],
+      ['http://127.1:3000', '127.0.0.1'],
+      ['http://0/', '0.0.0.0'],
+      ['http://[::1]:3000', '[::1]'],
+      ['http://[fe80::1]', '[fe80::1]'],
+      ['http://[::ffff:192.168.0.10]', '[::ffff:c0a8:a]'],
+      ['http://3232235530', '192.168.0.10'],
+      ['http://169.254.1.1', '169.254.1.1'],
+    ];
+    for (const [endpoint, host] of cases) {
+      const res = await create({ endpoint_url: endpoint });
+      expect(res.status, endpoint).toBe(201);
+      const body = await json(res);
+      expect(body.warnings, endpoint).toEqual([PRIVATE_WARNING(host)]);
+      expect(body.routed_via).toBe('direct');
+    }
+    const lan = await json(await create({ slug: 'lan-api', endpoint_url: 'http://10.9.8.7:8080' }));
+    const hit = await fetch(`${app.url}/api/v1/proxy/s/lan-api/status`, authed(admin.token));
+    expect(hit.status).toBe(403);
+    expect((await json(hit)).error.message).toBe('service endpoint refused: private, loopback and link-local addresses need proxy.allowPrivateTargets');
+    // PATCH says it when the endpoint changes, not for a label alone.
+    const moved = await change(lan.id, { endpoint_url: 'http://[fc00::5]' });
+    expect(moved.status).toBe(200);
+    expect((await json(moved)).warnings).toEqual([PRIVATE_WARNING('[fc00::5]')]);
+    const relabelled = await json(await change(lan.id, { label: 'LAN API' }));
+    expect(relabelled).toMatchObject({ label: 'LAN API' });
+    expect(relabelled).not.toHaveProperty('warnings');
+  });
+
+  it('says nothing of a host name or a public address, which the proxy checks at each request', async () => {
+    for (const endpoint of ['https://api.example.test/v1', 'http://localhost:3000', 'http://metadata.google.internal', 'https://8.8.8.8', 'https://[2001:4860:4860::8888]']) {
+      const res = await create({ endpoint_url: endpoint });
+      expect(res.status, endpoint).toBe(201);
+      expect(await json(res), endpoint).not.toHaveProperty('warnings');
+    }
+    const svc = await json(await create({ slug: 'named-api', endpoint_url: 'https://api.example.test/v1' }));
+    const moved = await change(svc.id, { endpoint_url: 'https://api2.example.test/v1' });
+    expect(moved.status).toBe(200);
+    expect(await json(moved)).not.toHaveProperty('warnings');
+  });
+
+  it('does not judge a service routed through nodes (the agent dials it), until it becomes direct', async () => {
+    const node = await json(await post(`${app.url}/api/v1/nodes`, { name: 'metadata-box' }, bearer()));
+    const viaNode = await create({ slug: 'node-meta', endpoint_url: 'http://169.254.169.254/latest', nodes: [{ node_id: node.id }] });
+    expect(viaNode.status).toBe(201);
+    const metaSvc = await json(viaNode);
+    expect(metaSvc).not.toHaveProperty('warnings');
+    const local = await json(await create({ slug: 'node-local', endpoint_url: 'http://127.0.0.1:3000', nodes: [{ node_id: node.id }] }));
+    expect(local).not.toHaveProperty('warnings');
+    expect(await json(await change(local.id, { endpoint_url: 'http://127.0.0.1:3001' }))).not.toHaveProperty('warnings');
+    // Taking every node away makes the appliance dial it: judged as on create.
+    const direct = await change(metaSvc.id, { nodes: [] });
+    expect(direct.status).toBe(400);
+    expect((await json(direct)).error).toMatchObject({ code: 'validation_failed', param: 'endpoint_url' });
+    expect(await json(await fetch(`${app.url}/api/v1/keys/${metaSvc.id}`, authed(admin.token)))).toMatchObject({ routed_via: 'node' });
+    const localDirect = await change(local.id, { nodes: [] });
+    expect(localDirect.status).toBe(200);
+    expect(await json(localDirect)).toMatchObject({ routed_via: 'direct', warnings: [PRIVATE_WARNING('127.0.0.1')] });
   });
 });
 

@@ -525,15 +525,21 @@ describe('direct services and the SSRF guard', () => {
     expect(audit.items[0]).toMatchObject({ routed_via: 'direct', node_id: null, status: 200 });
   });
 
-  it("refuses the appliance's own listeners and metadata addresses", async () => {
-    for (const target of [app.url, app.adminUrl, 'http://169.254.169.254']) {
+  it("refuses the appliance's own listeners at each request and metadata addresses when written", async () => {
+    // With proxy.allowPrivateTargets set, a loopback endpoint is stored without a warning; the
+    // appliance's own listeners are refused when dialled (their ports are known only at run time).
+    for (const target of [app.url, app.adminUrl]) {
       const slug = `ssrf-${randomBytes(3).toString('hex')}`;
       const res = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug, endpoint_url: target, auth_method: 'none' }) });
       expect(res.status).toBe(201);
+      expect(await json(res)).not.toHaveProperty('warnings');
       const hit = await proxy(slug, '/api/v1/me');
       expect(hit.status).toBe(403);
-      expect((await json(hit)).error.message).toMatch(/refused/);
+      expect((await json(hit)).error.message).toBe("service endpoint refused: the appliance's own listeners are not proxied");
     }
+    const meta = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'ssrf-meta', endpoint_url: 'http://169.254.169.254', auth_method: 'none' }) });
+    expect(meta.status).toBe(400);
+    expect((await json(meta)).error).toMatchObject({ code: 'validation_failed', param: 'endpoint_url' });
   });
 
   it('validates service bodies', async () => {

@@ -57,6 +57,15 @@ export function errorBox(): { el: HTMLElement; show(msg: string): void; clear():
   };
 }
 
+/**
+ * What the server said with a write it accepted (`warnings`: e.g. a key naming a model no configured
+ * model answers to, a service endpoint the proxy refuses until configured), one line each, or nothing.
+ */
+export function warningNotes(warnings: readonly string[] | undefined): HTMLElement | null {
+  if (!warnings?.length) return null;
+  return h('div', { class: 'warnings', role: 'status' }, warnings.map((w) => h('p', { class: 'hint warn' }, `Warning: ${w}`)));
+}
+
 /** A secret shown once, with a copy button. */
 export function secretBox(label: string, value: string): HTMLElement {
   const code = h('code', { class: 'secret', 'data-testid': 'secret' }, value);

@@ -53,6 +53,8 @@ interface Created {
   id: string;
   slug: string;
   proxy_url: string;
+  /** What the appliance says of a direct endpoint it will refuse to call until configured. */
+  warnings?: string[];
 }
 
 interface CatalogEntry {
@@ -172,7 +174,8 @@ async function serviceAdd(argv: string[]): Promise<number> {
     if (result.get('status') !== 'ok') throw new CliError(`the browser reported "${result.get('status') ?? 'nothing'}"; no service was added`);
     const id = result.get('service_id');
     if (!id) throw new CliError('the browser came back without a service id');
-    return report(target.url, { id, slug: result.get('slug') ?? slug ?? '', proxy_url: result.get('proxy_url') ?? '' }, wanted || slug ? origin : { derivedFrom: 'the label or the endpoint' }, undefined, values.json);
+    const warnings = result.getAll('warning');
+    return report(target.url, { id, slug: result.get('slug') ?? slug ?? '', proxy_url: result.get('proxy_url') ?? '', ...(warnings.length ? { warnings } : {}) }, wanted || slug ? origin : { derivedFrom: 'the label or the endpoint' }, undefined, values.json);
   });
 }
 
@@ -186,6 +189,7 @@ interface ServiceRow {
   routed_via: 'direct' | 'node';
   has_credential: boolean;
   nodes: { node_id: string; priority: number; weight: number }[];
+  warnings?: string[];
 }
 
 interface NodeRef {
@@ -253,6 +257,7 @@ async function serviceNodes(argv: string[]): Promise<number> {
         }
       }
       result = await apiRequest<ServiceRow>(target, 'PATCH', `/api/v1/keys/${encodeURIComponent(svc.id)}`, body);
+      printWarnings(result);
     }
     if (values.json) return printJson(result), 0;
     const name = (id: string) => nodes.find((n) => n.id === id);
@@ -263,6 +268,11 @@ async function serviceNodes(argv: string[]): Promise<number> {
     printTable(['NODE', 'ID', 'STATUS', 'PRIORITY', 'WEIGHT'], result.nodes.map((n) => [name(n.node_id)?.name, n.node_id, name(n.node_id)?.status, n.priority, n.weight]), '');
     return 0;
   });
+}
+
+/** The appliance's warnings on a service it stored (an endpoint its proxy refuses until configured), on stderr. */
+function printWarnings(stored: { warnings?: string[] }): void {
+  for (const w of stored.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
 }
 
 const UPDATE_USAGE = 'usage: nexus service update SLUG|ID [--endpoint-url URL] [--label TEXT] [--auth-method METHOD] [--auth-key-name NAME] [--credential-env VAR]';
@@ -312,9 +322,11 @@ async function serviceUpdate(argv: string[]): Promise<number> {
     const svc = services.find((s) => s.slug === ref) ?? services.find((s) => s.id === ref);
     if (!svc) throw new CliError(`no service "${ref}" (nexus service list shows yours)`);
 
-    // The appliance dials a direct service's endpoint itself, through its SSRF guard.
-    const guarded = endpoint !== undefined && svc.routed_via !== 'node' ? literalAddressClass(new URL(endpoint)) : null;
-    if (guarded === 'metadata') throw new CliError(`${endpoint} is a cloud metadata address, which the appliance never proxies to`, 2);
+    // The appliance dials a direct service's endpoint itself and refuses a metadata address (400);
+    // said here before a credential is asked for a write that cannot succeed.
+    if (endpoint !== undefined && svc.routed_via !== 'node' && literalAddressClass(new URL(endpoint)) === 'metadata') {
+      throw new CliError(`${endpoint} is a cloud metadata address, which the appliance never proxies to`, 2);
+    }
 
     const body: Record<string, unknown> = {};
     if (endpoint !== undefined) body.endpoint_url = endpoint;
@@ -339,15 +351,12 @@ async function serviceUpdate(argv: string[]): Promise<number> {
       }
     }
     const result = await apiRequest<ServiceRow>(target, 'PATCH', `/api/v1/keys/${encodeURIComponent(svc.id)}`, body);
+    printWarnings(result);
 
     // An agent injects a credential only under the URL it was stored with (and refuses requests
     // elsewhere): a node-routed service whose endpoint or auth changed needs it stored again.
     const agentSide = result.routed_via === 'node'
       && (result.endpoint_url !== svc.endpoint_url || result.auth_method !== svc.auth_method || result.auth_key_name !== svc.auth_key_name);
-    const notes = guarded === 'private' ? [
-      `Note: the appliance calls ${result.slug} itself and refuses private, loopback and link-local addresses unless its proxy.allowPrivateTargets is set.`,
-      `To reach a host on a private network, route it through a node there: nexus service nodes ${result.slug} --node NODE`,
-    ] : [];
     const reminder = agentSide ? [
       `${result.slug} is routed through nodes: an agent holding its credential refuses requests outside the URL it was stored with.`,
       `On the host of each of its nodes (nexus service nodes ${result.slug} lists them), store it again for the new endpoint:`,
@@ -355,7 +364,7 @@ async function serviceUpdate(argv: string[]): Promise<number> {
     ] : [];
     if (values.json) {
       printJson(result);
-      if (reminder.length || notes.length) process.stderr.write([...reminder, ...notes].join('\n') + '\n');
+      if (reminder.length) process.stderr.write(reminder.join('\n') + '\n');
       return 0;
     }
     const lines = [`Service "${result.slug}" updated (id ${result.id})`];
@@ -365,7 +374,6 @@ async function serviceUpdate(argv: string[]): Promise<number> {
     if (body.credential !== undefined) lines.push('Credential: replaced (stored encrypted)');
     if (reminder.length) lines.push('', ...reminder);
     process.stdout.write(lines.join('\n') + '\n');
-    if (notes.length) process.stderr.write(notes.join('\n') + '\n');
     return 0;
   });
 }
@@ -381,6 +389,7 @@ type SlugOrigin = { requested: string } | { derivedFrom: string };
  * given — derived from the label or host, or suffixed because it was taken — gets a line of its own.
  */
 function report(base: string, created: Created, how: SlugOrigin, node: { endpoint: string; authMethod: string; keyName?: string | null } | undefined, json?: boolean): number {
+  printWarnings(created);
   if (json) return printJson(created), 0;
   const proxy = created.proxy_url.startsWith('/') ? `${base}${created.proxy_url}` : created.proxy_url;
   const lines = [`Service "${created.slug}" added (id ${created.id})`];

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../../core/context.ts';
 import { AppError } from '../../core/errors/errors.ts';
 import type { Principal } from '../../core/identity/identity.ts';
+import { literalAddressClass } from '../../core/services/endpoint-addresses.ts';
 import { AUTH_METHODS, type AuthMethod } from '../../protocol/credentials.ts';
 import { catalogEntry } from './catalog.ts';
 import type { NodesService } from './nodes-service.ts';
@@ -33,11 +34,12 @@ export interface UpdateServiceInput {
   nodes?: Array<{ node_id: string; priority?: number; weight?: number }>;
 }
 
-/** What an update did, for the audit entry (never the secret itself). */
+/** What an update did, for the audit entry (never the secret itself), and what the caller should know. */
 export interface UpdateOutcome {
   service: ServiceView;
   fields: string[];
   credential: 'kept' | 'replaced' | 'dropped' | 'none';
+  warnings: string[];
 }
 
 export interface ServiceView {
@@ -74,6 +76,25 @@ function parseEndpoint(endpoint: string): URL {
 
 const stored = (url: URL) => url.toString().replace(/\/$/, '');
 
+/**
+ * What the proxy will make of a direct service's endpoint, said when it is written rather than at
+ * its first request: a cloud metadata address is never proxied (refused, as it can never work); a
+ * private, loopback or link-local one only with proxy.allowPrivateTargets (kept, with a warning:
+ * the operator may set it later). Only IP literals are judged here (WHATWG URL has already turned
+ * `2852039166` or `[::ffff:169.254.169.254]` into one); a name is resolved and checked by the proxy
+ * at each request. A service routed through nodes is not checked: its agent dials the endpoint.
+ */
+function endpointWarnings(url: URL, allowPrivate: boolean): string[] {
+  const kind = literalAddressClass(url);
+  if (kind === 'metadata') {
+    throw new AppError('validation_failed', `endpoint_url names a cloud metadata address (${url.hostname}), which the proxy never reaches`, { details: { param: 'endpoint_url' } });
+  }
+  if (kind === 'private' && !allowPrivate) {
+    return [`endpoint_url names a private, loopback or link-local address (${url.hostname}): the proxy refuses it until proxy.allowPrivateTargets is set; a host on a private network is reached by routing the service through a node there`];
+  }
+  return [];
+}
+
 function needsKeyName(method: AuthMethod, keyName: string | null): void {
   if ((method === 'header' || method === 'body') && !keyName) throw new AppError('validation_failed', `auth_method "${method}" needs auth_key_name`);
 }
@@ -86,8 +107,9 @@ function slugify(text: string): string {
   return s || 'service';
 }
 
-export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publicUrl'>, nodes: NodesService) {
+export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publicUrl' | 'config'>, nodes: NodesService) {
   const store = createServicesStore(ctx.db);
+  const allowPrivate = ctx.config.proxy.allowPrivateTargets;
 
   const view = (s: ServiceRow): ServiceView => {
     const bound = store.nodes(s.id);
@@ -131,7 +153,7 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
     store,
     view,
 
-    create(owner: Principal, input: CreateServiceInput): ServiceView {
+    create(owner: Principal, input: CreateServiceInput): { service: ServiceView; warnings: string[] } {
       const base = input.catalog ? catalogEntry(input.catalog) : undefined;
       if (input.catalog && !base) throw new AppError('validation_failed', `no catalog entry "${input.catalog}"; see GET /api/v1/catalog`);
       const endpoint = input.endpoint_url ?? base?.endpoint_url;
@@ -145,6 +167,7 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
       const viaNodes = bindings(owner, input.nodes ?? [], new Set());
       if (viaNodes.length && input.credential !== undefined) throw new AppError('validation_failed', CREDENTIAL_ON_NODE);
       if (!viaNodes.length && method !== 'none' && input.credential === undefined) throw new AppError('validation_failed', needsCredential(method));
+      const warnings = viaNodes.length ? [] : endpointWarnings(url, allowPrivate);
       const slug = input.slug ?? base?.slug ?? slugify(input.label ?? url.hostname);
       if (!SLUG.test(slug)) throw new AppError('validation_failed', 'slug must be lowercase letters, digits and dashes (1–64)');
       const id = randomUUID();
@@ -162,7 +185,7 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
         },
         credential !== undefined && method !== 'none' ? (sid) => ctx.secretBox.seal(credential, serviceAad(sid)) : null,
       );
-      return view(row);
+      return { service: view(row), warnings };
     },
 
     /**
@@ -170,17 +193,20 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
      * valid service on its own: direct with a credential (or auth_method none), or through nodes
      * with no credential on the appliance. Giving nodes to a direct service drops its stored
      * credential; taking every node away needs a credential (or none). A stored credential never
-     * follows the endpoint to another origin: moving it there needs the credential again.
+     * follows the endpoint to another origin: moving it there needs the credential again. The
+     * endpoint is judged as on create when it changes or the service (again) becomes direct.
      */
     update(principal: Principal, id: string, input: UpdateServiceInput): UpdateOutcome {
       get(principal, id);
       let credential: UpdateOutcome['credential'] = 'none';
+      let warnings: string[] = [];
       const row = store.update(id, (s, bound) => {
         const method = input.auth_method ?? s.auth_method;
         const keyName = input.auth_key_name !== undefined ? input.auth_key_name : s.auth_key_name;
         needsKeyName(method, keyName);
         const url = parseEndpoint(input.endpoint_url ?? s.endpoint_url);
         const viaNodes = input.nodes ? bindings(principal, input.nodes, new Set(bound.map((b) => b.node_id))) : bound;
+        if (!viaNodes.length && (input.endpoint_url !== undefined || input.nodes !== undefined)) warnings = endpointWarnings(url, allowPrivate);
 
         let sealed: string | null;
         if (viaNodes.length) {
@@ -212,7 +238,7 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
         };
       });
       if (!row) throw new AppError('not_found', 'service not found');
-      return { service: view(row), fields: Object.keys(input), credential };
+      return { service: view(row), fields: Object.keys(input), credential, warnings };
     },
 
     list(principal: Principal): ServiceView[] {

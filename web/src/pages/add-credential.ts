@@ -4,7 +4,7 @@
 import { ApiError, capabilities, get, items, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { AUTH_METHODS, CUSTOM_METHODS } from '../../../src/core/services/auth-methods.ts';
-import { errorBox, field, h, onSubmit, replace } from '../dom.ts';
+import { errorBox, field, h, onSubmit, replace, warningNotes } from '../dom.ts';
 import { callbackUrl, cliParams } from './cli-auth.ts';
 
 interface CatalogEntry {
@@ -107,14 +107,16 @@ export const addCredentialPage: Page = {
       if (keyName.value.trim() && AUTH_METHODS[method.value]?.keyName !== null) body.auth_key_name = keyName.value.trim();
       if (nodeSelect.value) body.nodes = [{ node_id: nodeSelect.value, priority: 1 }];
       else if (credential.required) body.credential = credential.value;
-      const created = await post<{ id: string; slug: string; proxy_url: string }>('/api/v1/keys', body);
+      const created = await post<{ id: string; slug: string; proxy_url: string; warnings?: string[] }>('/api/v1/keys', body);
       credential.value = '';
       if (cli) {
-        location.href = callbackUrl(cli.port, { state: cli.state, status: 'ok', service_id: created.id, slug: created.slug, proxy_url: created.proxy_url });
+        // The terminal prints the appliance's warnings (one `warning` parameter each).
+        location.href = callbackUrl(cli.port, [['state', cli.state], ['status', 'ok'], ['service_id', created.id], ['slug', created.slug], ['proxy_url', created.proxy_url],
+          ...(created.warnings ?? []).map((w) => ['warning', w])]);
         return;
       }
       replace(main, h('section', { class: 'card narrow' }, h('h1', null, 'Service added'),
-        h('p', null, 'Slug: ', h('code', null, created.slug)), h('p', null, 'Proxy: ', h('code', null, created.proxy_url))));
+        h('p', null, 'Slug: ', h('code', null, created.slug)), h('p', null, 'Proxy: ', h('code', null, created.proxy_url)), warningNotes(created.warnings)));
     });
     const cancel = cli
       ? h('p', null, h('a', { href: callbackUrl(cli.port, { state: cli.state, status: 'cancelled' }) }, 'Cancel and return to the terminal'))

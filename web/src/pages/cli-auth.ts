@@ -15,7 +15,7 @@ export function cliParams(params: URLSearchParams): { port: number; state: strin
   return { port: Number(port), state };
 }
 
-export function callbackUrl(port: number, query: Record<string, string>): string {
+export function callbackUrl(port: number, query: Record<string, string> | string[][]): string {
   return `http://127.0.0.1:${port}/callback?${new URLSearchParams(query).toString()}`;
 }
 

@@ -5,7 +5,7 @@
 import { agentCredentialLine } from '../../../src/core/services/auth-methods.ts';
 import { del, get, items, patch, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, field, h, onSubmit, replace, table, uid } from '../dom.ts';
+import { errorBox, field, h, onSubmit, replace, table, uid, warningNotes } from '../dom.ts';
 import { unavailable } from './common.ts';
 
 export interface Binding {
@@ -25,6 +25,8 @@ interface Service {
   has_credential?: boolean;
   routed_via?: 'direct' | 'node';
   nodes?: { node_id: string; priority: number; weight?: number }[];
+  /** PATCH's answer only: a direct endpoint the proxy refuses until proxy.allowPrivateTargets is set. */
+  warnings?: string[];
 }
 
 interface NodeRow {
@@ -92,11 +94,11 @@ export const servicesPage: Page = {
     const catalog = items<CatalogEntry>(await whenServed('catalog', '/api/v1/catalog').catch(() => null));
     const isAdmin = app.me?.user.role === 'admin';
     const list = h('div');
-    /** `saved`: the service and the part of its card just saved, to say so and put focus there. */
+    /** `saved`: the service and the part of its card just saved (and what the API warned of), to say so and put focus there. */
     const load: Reload = async (saved) => {
       const [services, nodes] = await Promise.all([get('/api/v1/keys').then((d) => items<Service>(d)), whenServed('nodes', '/api/v1/nodes').then((d) => items<NodeRow>(d))]);
       replace(list, services.length
-        ? services.map((s) => serviceCard(s, nodes, isAdmin, err, load, s.id === saved?.id ? saved.part : null))
+        ? services.map((s) => serviceCard(s, nodes, isAdmin, err, load, s.id === saved?.id ? saved : null))
         : h('p', { class: 'empty' }, 'No services yet. Add one from the catalog below or run nexus service add.'));
     };
     await load();
@@ -111,9 +113,10 @@ export const servicesPage: Page = {
 };
 
 type Saved = 'endpoint' | 'label' | 'routing';
-type Reload = (saved?: { id: string; part: Saved }) => Promise<void>;
+type SavedPart = { id: string; part: Saved; warnings?: string[] | undefined };
+type Reload = (saved?: SavedPart) => Promise<void>;
 
-function serviceCard(s: Service, nodes: NodeRow[], isAdmin: boolean, err: ReturnType<typeof errorBox>, reload: Reload, saved: Saved | null): HTMLElement {
+function serviceCard(s: Service, nodes: NodeRow[], isAdmin: boolean, err: ReturnType<typeof errorBox>, reload: Reload, saved: SavedPart | null): HTMLElement {
   const remove = h('button', {
     type: 'button', class: 'danger small', 'aria-label': `Delete ${s.slug}`,
     onclick: async () => {
@@ -130,8 +133,8 @@ function serviceCard(s: Service, nodes: NodeRow[], isAdmin: boolean, err: Return
   return h('section', { class: 'card service', 'aria-label': `Service ${s.slug}` },
     h('h2', null, s.label ?? s.slug, ' ', h('code', null, s.slug)),
     h('p', null, 'Proxy: ', h('code', null, s.proxy_url ?? `/api/v1/proxy/s/${s.slug}`), s.endpoint_url ? [' → ', h('code', null, s.endpoint_url)] : null),
-    endpointEditor(s, reload, saved === 'endpoint' || saved === 'label' ? saved : null),
-    routingEditor(s, nodes, isAdmin, reload, saved === 'routing'),
+    endpointEditor(s, reload, saved?.part === 'endpoint' || saved?.part === 'label' ? saved : null),
+    routingEditor(s, nodes, isAdmin, reload, saved?.part === 'routing' ? saved : null),
     h('div', { class: 'actions' }, remove));
 }
 
@@ -141,17 +144,18 @@ function serviceCard(s: Service, nodes: NodeRow[], isAdmin: boolean, err: Return
  * service routed through nodes is told, once saved, the line that stores its credential on the node
  * under the new URL (an agent injects it only there and refuses requests elsewhere).
  */
-function endpointEditor(s: Service, reload: Reload, saved: 'endpoint' | 'label' | null): HTMLElement {
+function endpointEditor(s: Service, reload: Reload, saved: SavedPart | null): HTMLElement {
   const box = h('div', { class: 'endpoint' });
-  const status = h('p', { class: 'ok', role: 'status', tabindex: -1 }, saved === 'endpoint' ? 'Endpoint saved.' : saved ? 'Label saved.' : '');
+  const status = h('p', { class: 'ok', role: 'status', tabindex: -1 }, saved?.part === 'endpoint' ? 'Endpoint saved.' : saved ? 'Label saved.' : '');
   if (saved) setTimeout(() => status.focus(), 0);
   const viaNodes = s.routed_via === 'node';
-  const agentHint = saved === 'endpoint' && viaNodes && s.endpoint_url
+  const agentHint = saved?.part === 'endpoint' && viaNodes && s.endpoint_url
     ? h('p', { class: 'hint warn' }, 'A node holding this service\'s credential refuses requests outside the URL it was stored with; store it again on each node\'s host: ',
       h('code', null, agentCredentialLine(s.slug, s.endpoint_url, s.auth_method ?? 'bearer', s.auth_key_name)), '.')
     : null;
+  const warned = warningNotes(saved?.warnings);
   const closed = () => replace(box, agentHint, h('div', { class: 'actions' },
-    h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit endpoint of ${s.slug}`, onclick: open }, 'Edit endpoint'), status));
+    h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit endpoint of ${s.slug}`, onclick: open }, 'Edit endpoint'), status), warned);
   const open = () => {
     const err = errorBox();
     const url = h('input', { type: 'url', name: `endpoint-${s.id}`, required: true, maxlength: 2048, value: s.endpoint_url ?? '' });
@@ -168,9 +172,9 @@ function endpointEditor(s: Service, reload: Reload, saved: 'endpoint' | 'label' 
     onSubmit(form, err, async () => {
       const body = endpointBody(s, url.value, label.value, credential.value);
       if (typeof body === 'string') throw new Error(body);
-      await patch(`/api/v1/keys/${s.id}`, body);
+      const answer = await patch<Service>(`/api/v1/keys/${s.id}`, body);
       credential.value = '';
-      await reload({ id: s.id, part: body.endpoint_url !== undefined ? 'endpoint' : 'label' });
+      await reload({ id: s.id, part: body.endpoint_url !== undefined ? 'endpoint' : 'label', warnings: answer.warnings });
     });
     replace(box, form);
     url.focus();
@@ -180,7 +184,7 @@ function endpointEditor(s: Service, reload: Reload, saved: 'endpoint' | 'label' 
 }
 
 /** The routing card: bound nodes with priority and weight inputs, add/remove, save. */
-function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: Reload, saved: boolean): HTMLElement {
+function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: Reload, saved: SavedPart | null): HTMLElement {
   const known = new Map(nodes.map((n) => [n.id, n]));
   const rows = [...(s.nodes ?? [])].sort((a, b) => a.priority - b.priority)
     .map((b) => ({ node_id: b.node_id, name: known.get(b.node_id)?.name ?? b.node_id, priority: String(b.priority), weight: String(b.weight ?? 1) }));
@@ -188,6 +192,8 @@ function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: R
   const err = errorBox();
   const status = h('p', { class: 'ok', role: 'status', tabindex: -1 }, saved ? 'Routing saved.' : '');
   if (saved) setTimeout(() => status.focus(), 0);
+  // What the API warned of on the last save; a new change makes it stale.
+  let warned = warningNotes(saved?.warnings);
   const credential = h('input', { type: 'password', autocomplete: 'off', name: `credential-${s.id}` });
   let dirty = false;
   const heading = uid('routing');
@@ -251,9 +257,9 @@ function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: R
       if (typeof body === 'string') return err.show(body);
       save.disabled = true;
       try {
-        await patch(`/api/v1/keys/${s.id}`, body);
+        const answer = await patch<Service>(`/api/v1/keys/${s.id}`, body);
         credential.value = '';
-        await reload({ id: s.id, part: 'routing' });
+        await reload({ id: s.id, part: 'routing', warnings: answer.warnings });
       } catch (e) {
         err.show((e as Error).message);
         save.disabled = false;
@@ -263,10 +269,12 @@ function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: R
       dirty = true;
       save.disabled = false;
       status.textContent = '';
+      warned?.remove();
+      warned = null;
     };
     // Nothing to bind and nothing bound: no save button to confuse anyone.
     const nothing = !nodes.length && !rows.length && !dirty;
-    replace(box, h('h3', { id: heading }, 'Routing'), bound, adder, note, err.el, nothing ? status : h('div', { class: 'actions' }, save, status));
+    replace(box, h('h3', { id: heading }, 'Routing'), bound, adder, note, err.el, nothing ? status : h('div', { class: 'actions' }, save, status), warned);
   };
   draw();
   return box;

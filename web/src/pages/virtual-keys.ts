@@ -2,9 +2,12 @@
 // (shown once with ready-to-paste snippets), edit (name, models, budget, limits; never the key), revoke, usage.
 import { del, get, items, patch, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table, uid } from '../dom.ts';
+import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table, uid, warningNotes } from '../dom.ts';
 import { snippets } from '../snippets.ts';
 import { publicBase, unavailable } from './common.ts';
+
+/** A key as POST and PATCH answer it: `warnings` names models no configured model answers to. */
+type Written = { warnings?: string[] };
 
 interface VirtualKey {
   id: string;
@@ -34,6 +37,12 @@ export const virtualKeysPage: Page = {
     const splitModels = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
     // An empty box clears that scope or limit (PATCH takes null for "none").
     const orNull = (v: string) => (v.trim() ? Number(v) : null);
+    // What the last create or edit was warned of; the next one's answer replaces it.
+    let note: HTMLElement | null = null;
+    const warned = (warnings: string[] | undefined) => {
+      note?.remove();
+      return (note = warningNotes(warnings));
+    };
     const edit = (k: VirtualKey) => {
       const heading = uid('edit');
       const eErr = errorBox();
@@ -51,14 +60,14 @@ export const virtualKeysPage: Page = {
       onSubmit(form, eErr, async () => {
         if (!eName.value.trim()) throw new Error('Give the key a name.');
         const modelList = splitModels(eModels.value);
-        await patch(`/api/v1/virtual-keys/${k.id}`, {
+        const saved = await patch<Written>(`/api/v1/virtual-keys/${k.id}`, {
           name: eName.value.trim(),
           models: modelList.length ? modelList : null,
           max_budget_usd: orNull(eBudget.value),
           rpm: orNull(eRpm.value),
           tpm: orNull(eTpm.value),
         });
-        replace(editor);
+        replace(editor, warned(saved.warnings));
         await load();
       });
       replace(editor, form);
@@ -100,7 +109,7 @@ export const virtualKeysPage: Page = {
     onSubmit(form, formErr, async () => {
       if (!name.value.trim()) throw new Error('Give the key a name.');
       const modelList = splitModels(models.value);
-      const created = await post<{ id: string; key: string }>('/api/v1/virtual-keys', {
+      const created = await post<Written & { id: string; key: string }>('/api/v1/virtual-keys', {
         name: name.value.trim(),
         ...(modelList.length ? { models: modelList } : {}),
         ...(budget.value ? { max_budget_usd: Number(budget.value) } : {}),
@@ -109,7 +118,7 @@ export const virtualKeysPage: Page = {
         ...(expires.value ? { expires_at: new Date(`${expires.value}T23:59:59Z`).toISOString() } : {}),
       });
       const s = snippets(base, created.key, modelList[0] ?? 'gpt-4o-mini');
-      replace(shown, secretBox('New virtual key', created.key), snippet('openai SDK (Node)', s.openai), snippet('@google/genai', s.genai), snippet('curl', s.curlChat));
+      replace(shown, secretBox('New virtual key', created.key), warned(created.warnings), snippet('openai SDK (Node)', s.openai), snippet('@google/genai', s.genai), snippet('curl', s.curlChat));
       form.reset();
       await load();
     });

@@ -58,13 +58,16 @@ const UPDATE_BODY_LIMIT = 64 * 1024;
 
 const ID_PARAMS = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 
+/** `warnings` only when there is something to say, as on virtual keys. */
+const said = (warnings: string[]) => (warnings.length ? { warnings } : {});
+
 export function keysRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   const auth = { preHandler: requireUser(ctx) };
 
   app.post<{ Body: CreateServiceInput }>('/api/v1/keys', { ...auth, schema: { body: createBody } }, async (req, reply) => {
-    const svc = hub.services.create(req.principal!, req.body ?? {});
+    const { service: svc, warnings } = hub.services.create(req.principal!, req.body ?? {});
     ctx.audit.record({ ...actorOf(req), action: 'service.create', target_type: 'service', target_id: svc.id, outcome: 'success', routed_via: svc.routed_via, details: { slug: svc.slug } });
-    return reply.code(201).send(svc);
+    return reply.code(201).send({ ...svc, ...said(warnings) });
   });
 
   app.get('/api/v1/keys', auth, async (req) => ({ items: hub.services.list(req.principal!) }));
@@ -77,12 +80,12 @@ export function keysRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     bodyLimit: UPDATE_BODY_LIMIT,
     schema: { params: ID_PARAMS, body: updateBody },
   }, async (req) => {
-    const { service, fields, credential } = hub.services.update(req.principal!, req.params.id, req.body);
+    const { service, fields, credential, warnings } = hub.services.update(req.principal!, req.params.id, req.body);
     ctx.audit.record({
       ...actorOf(req), action: 'service.update', target_type: 'service', target_id: service.id, outcome: 'success', routed_via: service.routed_via,
       details: { slug: service.slug, fields, sealed: credential, nodes: service.nodes.map((n) => n.node_id) },
     });
-    return service;
+    return { ...service, ...said(warnings) };
   });
 
   app.delete<{ Params: { id: string } }>('/api/v1/keys/:id', { ...auth, schema: { params: ID_PARAMS } }, async (req, reply) => {
