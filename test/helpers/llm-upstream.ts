@@ -184,6 +184,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     }
 
     // ---- Anthropic ----
+    if (url.pathname.endsWith('/v1/messages/count_tokens')) return json({ input_tokens: pt });
     if (url.pathname.endsWith('/v1/messages')) {
       const tool = wantsTool(b) ? b.tools[0].name : null;
       if (!b.stream) {

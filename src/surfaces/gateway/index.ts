@@ -1,5 +1,5 @@
-// The AI gateway surface: OpenAI, Gemini, Azure OpenAI and Zhipu GLM ingress under /v1, /v1beta,
-// /openai and /api/paas, each rendering errors in its own wire format, plus the gateway's admin API
+// The AI gateway surface: OpenAI, Gemini, Anthropic, Azure OpenAI and Zhipu GLM ingress under /v1,
+// /v1beta, /openai and /api/paas, each rendering errors in its own wire format, plus the gateway's admin API
 // under /api/v1 (providers, models, virtual keys, usage).
 import type { AppContext } from '../../core/context.ts';
 import type { Surface } from '../../core/surface.ts';
@@ -8,6 +8,7 @@ import { createCatalog } from './catalog/catalog.ts';
 import { createGatewayService } from './engine/gateway-service.ts';
 import { createRouter } from './engine/router.ts';
 import { createUpstream } from './engine/upstream.ts';
+import { anthropicRoutes } from './ingress/anthropic/anthropic-routes.ts';
 import { azureRoutes } from './ingress/azure/azure-routes.ts';
 import { geminiRoutes } from './ingress/gemini/gemini-routes.ts';
 import { glmRoutes } from './ingress/glm/glm-routes.ts';
@@ -65,6 +66,7 @@ export const gatewaySurface: Surface = {
       geminiRoutes(ingress, deps);
       azureRoutes(ingress, deps);
       glmRoutes(ingress, deps);
+      anthropicRoutes(ingress, deps);
     });
   },
   notFound: {

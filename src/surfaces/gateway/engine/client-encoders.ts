@@ -1,10 +1,11 @@
 // How a stream reaches the client, per ingress wire format: OpenAI-style SSE ending in
 // `data: [DONE]` (chat chunks, or text_completion chunks for completions), the Responses API's named
-// events, Gemini SSE (`?alt=sse`, no terminator) or Gemini's JSON array (without alt=sse, elements
-// written as they arrive). A failure after bytes were sent ends the stream with an error in
+// events, Gemini SSE (`?alt=sse`, no terminator), Gemini's JSON array (without alt=sse, elements
+// written as they arrive) or Anthropic's Messages events. A failure after bytes were sent ends the stream with an error in
 // the same format, which every official SDK raises as an error.
 import type { AppError } from '../../../core/errors/errors.ts';
 import { errorBody, type IngressFormat } from '../ingress/wire-format.ts';
+import { anthropicErrorEvent, anthropicStream } from '../providers/anthropic/anthropic-ingress.ts';
 import { openAiStreamToGemini } from '../providers/gemini/gemini-chat.ts';
 import { textCompletionStream } from '../providers/openai-base/completions-chat.ts';
 import { responsesStream } from '../providers/openai-base/responses-chat.ts';
@@ -65,6 +66,7 @@ export function responsesEncoder(model: string, request: Json): ClientEncoder {
 /** The encoder for a call's ingress format and operation. */
 export function clientEncoder(c: { ingress: IngressFormat; op: Operation; model: string; body: Json; geminiMode?: 'sse' | 'array' }): ClientEncoder {
   if (c.ingress === 'gemini') return geminiEncoder(c.model, c.geminiMode ?? 'sse');
+  if (c.ingress === 'anthropic') return anthropicEncoder(c.model);
   if (c.op === 'responses') return responsesEncoder(c.model, c.body);
   if (c.op === 'completions') return completionsEncoder(c.ingress, c.model, clientAskedUsage(c.body));
   return openAiEncoder(c.ingress, clientAskedUsage(c.body));
@@ -86,5 +88,17 @@ export function geminiEncoder(model: string, mode: 'sse' | 'array'): ClientEncod
     raw: frame,
     end: (passthrough) => (passthrough ? '' : frames.end().map((f) => frame(JSON.stringify(f))).join('')) + close(),
     error: (err) => frame(JSON.stringify(errorBody('gemini', err))) + close(),
+  };
+}
+
+/** Anthropic Messages events; a pass-through stream is the provider's own events, byte for byte. */
+export function anthropicEncoder(model: string): ClientEncoder {
+  const events = anthropicStream(model);
+  return {
+    contentType: SSE,
+    chunk: events.chunk,
+    raw: (data) => `data: ${data}\n\n`,
+    end: (passthrough) => (passthrough ? '' : events.end()),
+    error: (err) => anthropicErrorEvent(errorBody('anthropic', err)),
   };
 }

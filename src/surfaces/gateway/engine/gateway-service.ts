@@ -10,6 +10,7 @@ import type { Catalog, Deployment, Model } from '../catalog/catalog.ts';
 import { isLimitHit, type Reservation } from '../keys/limits.ts';
 import type { ResolvedKey, VirtualKeys } from '../keys/virtual-keys.ts';
 import type { IngressFormat } from '../ingress/wire-format.ts';
+import { anthropicStreamUsage } from '../providers/anthropic/anthropic-ingress.ts';
 import { ADAPTERS } from '../providers/index.ts';
 import { openAiUsage } from '../providers/openai-base/openai-base.ts';
 import { isObject, NO_USAGE, type Json, type Operation, type Usage } from '../providers/types.ts';
@@ -19,7 +20,7 @@ import { clientEncoder, type ClientEncoder } from './client-encoders.ts';
 import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
 import type { Router } from './router.ts';
 import { parseSseEvent, SseFramer } from './sse.ts';
-import { canServe, nativeUsage, plan, type IngressFamily, type Plan } from './translate.ts';
+import { canServe, familyOf, nativeUsage, plan, type Plan } from './translate.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
 
 export interface GatewayCall {
@@ -138,6 +139,7 @@ export function createGatewayService(deps: GatewayDeps) {
     const framer = new SseFramer();
     const decoder = p.passthrough ? null : p.decoder();
     const geminiRaw = p.passthrough && c.ingress === 'gemini';
+    const anthropicRaw = p.passthrough && c.ingress === 'anthropic';
     let lastUsage: Buffer | null = null;
     const timer = setTimeout(() => ac.abort(new AppError('upstream_timeout', `stream exceeded the maximum duration of ${Math.round(deps.maxStreamMs / 1000)} s`)), deps.maxStreamMs);
     const send = (out: string | Buffer) => {
@@ -162,6 +164,13 @@ export function createGatewayService(deps: GatewayDeps) {
             if (data === null) return;
             if (data.includes('"usageMetadata"')) lastUsage = ev;
             out += enc.raw(data);
+          } else if (anthropicRaw) {
+            // Anthropic pass-through: the exact bytes; usage comes in message_start and message_delta.
+            if (ev.includes(USAGE)) {
+              const { data } = parseSseEvent(ev);
+              if (data) o.usage = anthropicStreamUsage(o.usage, JSON.parse(data) as Json);
+            }
+            (out as Buffer[]).push(ev);
           } else {
             // OpenAI pass-through: forward the event's exact bytes; look inside only for usage.
             if (ev.includes(USAGE)) {
@@ -223,7 +232,7 @@ export function createGatewayService(deps: GatewayDeps) {
   }
 
   async function attempt(c: GatewayCall, model: Model, candidates: Deployment[], estInput: number, sink: ClientSink, o: Outcome, started: number): Promise<JsonResult | null> {
-    const family: IngressFamily = c.ingress === 'gemini' ? 'gemini' : 'openai';
+    const family = familyOf(c.ingress);
     const ac = c.abort;
     let last: AppError | null = null;
     for (const d of router.order(candidates)) {
@@ -284,11 +293,13 @@ export function createGatewayService(deps: GatewayDeps) {
       if (c.key.models && !c.key.models.has(model.name)) {
         throw new AppError('forbidden', `this virtual key may not use model "${model.name}"`, { details: { code: 'model_not_allowed', param: 'model' } });
       }
-      const family: IngressFamily = c.ingress === 'gemini' ? 'gemini' : 'openai';
+      const family = familyOf(c.ingress);
       const candidates = model.deployments.filter((d) => canServe(family, c.op, ADAPTERS[d.provider.type]));
       const estInput = estimateInputTokens(c.body);
-      // Gemini's countTokens for a model no Gemini provider serves: our estimate, free of charge.
-      if (c.op === 'count_tokens' && !candidates.length) return sink.json(200, JSON.stringify({ totalTokens: estInput }));
+      // Counting tokens for a model no provider of the client's family serves: our estimate, free of charge.
+      if (c.op === 'count_tokens' && !candidates.length) {
+        return sink.json(200, JSON.stringify(family === 'anthropic' ? { input_tokens: estInput } : { totalTokens: estInput }));
+      }
       if (!candidates.length) {
         throw new AppError('validation_failed', `model "${model.name}" does not support this operation`, { details: { code: 'unsupported_operation', param: 'model' } });
       }

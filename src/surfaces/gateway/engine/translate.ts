@@ -4,6 +4,7 @@
 // OpenAI's completions and Responses API pass through to providers that have them and go through
 // the chat pivot to every other provider.
 import { AppError } from '../../../core/errors/errors.ts';
+import { anthropicRequestToOpenAi, openAiResponseToAnthropic } from '../providers/anthropic/anthropic-ingress.ts';
 import { anthropicResponseToOpenAi, anthropicStreamToOpenAi, anthropicUsage, openAiRequestToAnthropic } from '../providers/anthropic/anthropic-messages.ts';
 import {
   geminiRequestToOpenAi, geminiResponseToOpenAi, geminiStreamToOpenAi, geminiUsage, openAiRequestToGemini, openAiResponseToGemini,
@@ -16,8 +17,14 @@ import { openAiUsage, withModel } from '../providers/openai-base/openai-base.ts'
 import { chatToResponse, responsesRequestToChat } from '../providers/openai-base/responses-chat.ts';
 import type { StreamDecoder } from '../providers/pivot.ts';
 import { isObject, type Json, type Operation, type ProviderAdapter, type Usage, type WireFamily } from '../providers/types.ts';
+import type { IngressFormat } from '../ingress/wire-format.ts';
 
-export type IngressFamily = 'openai' | 'gemini';
+/** The wire family a client speaks (Azure and GLM are OpenAI-shaped). */
+export type IngressFamily = WireFamily;
+
+export function familyOf(ingress: IngressFormat): IngressFamily {
+  return ingress === 'gemini' || ingress === 'anthropic' ? ingress : 'openai';
+}
 
 export interface TranslateInput {
   family: IngressFamily;
@@ -102,7 +109,8 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
 
   if (t.op === 'chat') {
     if (same) {
-      let body = t.family === 'openai' ? withModel(t.body, upstreamModel) : t.body;
+      // Gemini names the model in the URL; the others in the body.
+      let body = t.family === 'gemini' ? t.body : withModel(t.body, upstreamModel);
       const strip = t.family === 'openai' && t.stream && adapter.streamUsageOption && !clientAskedUsage(t.body);
       // Ask for usage on every OpenAI-shaped stream, so streamed requests are accounted like others.
       if (strip) body = { ...body, stream_options: { ...(isObject(body.stream_options) ? body.stream_options : {}), include_usage: true } };
@@ -114,7 +122,9 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
         decoder: () => decoderFor(pf, t.model),
       };
     }
-    const pivot = t.family === 'gemini' ? geminiRequestToOpenAi(t.body, upstreamModel, t.stream) : withModel(t.body, upstreamModel);
+    const pivot = t.family === 'gemini'
+      ? geminiRequestToOpenAi(t.body, upstreamModel, t.stream)
+      : t.family === 'anthropic' ? anthropicRequestToOpenAi(t.body, upstreamModel, t.stream) : withModel(t.body, upstreamModel);
     return {
       body: pivotToUpstream(pivot, adapter, upstreamModel, t.stream),
       passthrough: false,
@@ -122,7 +132,8 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
       response(json) {
         const p = chatToPivot(pf, json, t.model);
         const usage = openAiUsage(p.usage);
-        return { out: t.family === 'gemini' ? openAiResponseToGemini(p, t.model) : p, usage };
+        const out = t.family === 'gemini' ? openAiResponseToGemini(p, t.model) : t.family === 'anthropic' ? openAiResponseToAnthropic(p, t.model) : p;
+        return { out, usage };
       },
       decoder: () => decoderFor(pf, t.model),
     };
@@ -168,12 +179,12 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
   }
 
   if (t.op === 'count_tokens') {
-    if (!same) throw unsupported('countTokens needs a Gemini-served model');
-    return { body: t.body, passthrough: true, stripUsage: false, response: () => ({ out: null, usage: null }), decoder: noStream };
+    if (!same) throw unsupported('counting tokens needs a model served in the same family (Gemini or Anthropic)');
+    return { body: t.family === 'anthropic' ? withModel(t.body, upstreamModel) : t.body, passthrough: true, stripUsage: false, response: () => ({ out: null, usage: null }), decoder: noStream };
   }
 
-  // completions and responses are OpenAI operations; Gemini's ingress never asks for them.
-  if (t.family !== 'openai') throw unsupported(`${t.op} is not a Gemini operation`);
+  // completions and responses are OpenAI operations; Gemini's and Anthropic's ingress never ask for them.
+  if (t.family !== 'openai') throw unsupported(`${t.op} is not an operation of the ${t.family} API`);
   if (!same || !adapter.operations.has(t.op)) {
     // Through chat. OpenAI-shaped upstreams are asked for the usage chunk, which the client encoder
     // folds into response.completed (or drops, for completions clients that did not ask).
@@ -209,7 +220,7 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
 export function canServe(family: IngressFamily, op: Operation, adapter: ProviderAdapter): boolean {
   if (op === 'chat') return adapter.operations.has('chat');
   if (op === 'embeddings') return adapter.operations.has('embeddings');
-  if (op === 'count_tokens') return adapter.family === 'gemini';
+  if (op === 'count_tokens') return family !== 'openai' && adapter.family === family;
   // completions and responses: natively, or through chat on any provider.
   return family === 'openai' && (adapter.operations.has(op) || adapter.operations.has('chat'));
 }

@@ -3,7 +3,7 @@ import { AppError, toAppError } from '../../../core/errors/errors.ts';
 import { errorBody, errorHeaders, formatOf } from './wire-format.ts';
 
 describe('formatOf', () => {
-  it('tells the four wire formats apart, including the shared /v1', () => {
+  it('tells the five wire formats apart, including the shared /v1', () => {
     expect(formatOf('/v1/chat/completions', {})).toBe('openai');
     expect(formatOf('/v1/models', {})).toBe('openai');
     expect(formatOf('/v1/models', { 'x-goog-api-key': 'k' })).toBe('gemini');
@@ -13,6 +13,11 @@ describe('formatOf', () => {
     expect(formatOf('/v1beta/models', {})).toBe('gemini');
     expect(formatOf('/openai/deployments/x/chat/completions', {})).toBe('azure');
     expect(formatOf('/api/paas/v4/chat/completions', {})).toBe('glm');
+    expect(formatOf('/v1/messages', {})).toBe('anthropic');
+    expect(formatOf('/v1/messages/count_tokens', {})).toBe('anthropic');
+    expect(formatOf('/v1/models', { 'anthropic-version': '2023-06-01' })).toBe('anthropic');
+    expect(formatOf('/v1/models/claude', { 'anthropic-version': '2023-06-01' })).toBe('anthropic');
+    expect(formatOf('/v1/models/g:countTokens', { 'anthropic-version': '2023-06-01' })).toBe('gemini');
   });
 });
 
@@ -30,6 +35,16 @@ describe('errorBody', () => {
     expect(errorBody('gemini', tooBig)).toEqual({ error: { code: 413, message: tooBig.message, status: 'INVALID_ARGUMENT' } });
     expect(errorBody('gemini', limit)).toEqual({ error: { code: 429, message: limit.message, status: 'RESOURCE_EXHAUSTED' } });
     expect(errorBody('gemini', new AppError('internal', 'internal error'))).toEqual({ error: { code: 500, message: 'internal error', status: 'INTERNAL' } });
+  });
+
+  it('renders Anthropic {type:"error",error:{type,message}}', () => {
+    expect(errorBody('anthropic', tooBig)).toEqual({ type: 'error', error: { type: 'request_too_large', message: tooBig.message } });
+    expect(errorBody('anthropic', limit)).toEqual({ type: 'error', error: { type: 'rate_limit_error', message: limit.message } });
+    expect(errorBody('anthropic', new AppError('unauthorized', 'x')).error).toMatchObject({ type: 'authentication_error' });
+    expect(errorBody('anthropic', new AppError('forbidden', 'x')).error).toMatchObject({ type: 'permission_error' });
+    expect(errorBody('anthropic', new AppError('not_found', 'x')).error).toMatchObject({ type: 'not_found_error' });
+    expect(errorBody('anthropic', new AppError('bad_gateway', 'x')).error).toMatchObject({ type: 'api_error' });
+    expect(errorBody('anthropic', new AppError('validation_failed', 'x')).error).toMatchObject({ type: 'invalid_request_error' });
   });
 
   it('renders GLM {error:{code:"…",message}} with Zhipu codes', () => {

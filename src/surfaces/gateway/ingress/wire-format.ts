@@ -2,12 +2,15 @@
 //   OpenAI / Azure  {error:{message,type,param,code}}        platform.openai.com/docs/guides/error-codes
 //   Gemini          {error:{code,message,status}}            ai.google.dev/gemini-api/docs/troubleshooting
 //   Zhipu GLM       {error:{code:"1211",message}}            open.bigmodel.cn/dev/api/error-code/error-code-v4
-// `/v1` is shared by OpenAI and Gemini (Gemini's stable API lives under /v1/models/{m}:method): a
-// `:method` suffix, or GET /v1/models with a Gemini key header/parameter, means Gemini.
+//   Anthropic       {type:"error",error:{type,message}}      docs.anthropic.com/en/api/errors
+// `/v1` is shared by OpenAI, Gemini and Anthropic (Gemini's stable API lives under
+// /v1/models/{m}:method, Anthropic's under /v1/messages): a `:method` suffix, or GET /v1/models with
+// a Gemini key header/parameter, means Gemini; /v1/messages, or GET /v1/models with an
+// `anthropic-version` header (which every Anthropic SDK sends), means Anthropic.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, toAppError } from '../../../core/errors/errors.ts';
 
-export type IngressFormat = 'openai' | 'azure' | 'gemini' | 'glm';
+export type IngressFormat = 'openai' | 'azure' | 'gemini' | 'glm' | 'anthropic';
 
 const GEMINI_METHOD = /^\/v1\/models\/[^?]*:[A-Za-z]+(\?|$)/;
 const GEMINI_KEY_PARAM = /[?&]key=/;
@@ -23,6 +26,7 @@ export function formatOf(url: string, headers: Record<string, unknown>): Ingress
   if (url.startsWith('/v1/models') && (GEMINI_METHOD.test(url) || headers['x-goog-api-key'] !== undefined || GEMINI_KEY_PARAM.test(url))) {
     return 'gemini';
   }
+  if (url.startsWith('/v1/messages') || (url.startsWith('/v1/models') && headers['anthropic-version'] !== undefined)) return 'anthropic';
   return 'openai';
 }
 
@@ -83,6 +87,25 @@ function glmCode(err: AppError): string {
   return err.status >= 500 ? '1234' : '1214';
 }
 
+/** Anthropic's error types (https://docs.anthropic.com/en/api/errors), by status. */
+function anthropicType(err: AppError): string {
+  switch (err.status) {
+    case 401:
+      return 'authentication_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 413:
+      return 'request_too_large';
+    case 429:
+      return 'rate_limit_error';
+    case 529:
+      return 'overloaded_error';
+  }
+  return err.status >= 500 ? 'api_error' : 'invalid_request_error';
+}
+
 export function errorBody(format: IngressFormat, err: AppError): Record<string, unknown> {
   // 5xx bodies never leak internals: `internal` errors carry a fixed message.
   const message = err.message;
@@ -91,6 +114,8 @@ export function errorBody(format: IngressFormat, err: AppError): Record<string, 
       return { error: { code: err.status, message, status: GEMINI_STATUS[err.status] ?? (err.status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT') } };
     case 'glm':
       return { error: { code: glmCode(err), message } };
+    case 'anthropic':
+      return { type: 'error', error: { type: anthropicType(err), message } };
     default:
       return { error: { message, type: openAiType(err), param: (err.details?.param as string | undefined) ?? null, code: openAiCode(err) } };
   }

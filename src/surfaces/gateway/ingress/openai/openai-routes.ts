@@ -1,6 +1,7 @@
 // OpenAI's API under /v1 (https://platform.openai.com/docs/api-reference): chat/completions,
 // completions, embeddings, responses, models. GET /v1/models answers in Gemini's shape when the
-// caller authenticates the Gemini way (see wire-format.ts).
+// caller authenticates the Gemini way, in Anthropic's when it sends `anthropic-version` (see
+// wire-format.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../../../core/errors/errors.ts';
 import type { Model } from '../../catalog/catalog.ts';
@@ -8,6 +9,7 @@ import type { Operation } from '../../providers/types.ts';
 import { bodyOf, modelOf, runCall, type IngressDeps } from '../call.ts';
 import { authenticateKey } from '../credentials.ts';
 import { formatOf, type IngressFormat } from '../wire-format.ts';
+import { anthropicModel, anthropicModels } from '../anthropic/anthropic-routes.ts';
 import { geminiMethod, geminiModel, geminiModels } from '../gemini/gemini-routes.ts';
 
 export function openAiModel(m: Model) {
@@ -44,19 +46,22 @@ export function openAiRoutes(app: FastifyInstance, deps: IngressDeps) {
   app.post('/v1/embeddings', openAiOperation(deps, 'openai', 'embeddings'));
   app.post('/v1/responses', openAiOperation(deps, 'openai', 'responses'));
 
-  // /v1/models is shared with Gemini's stable API: decide by how the caller authenticates.
+  // /v1/models is shared with Gemini's stable API and Anthropic's: decide by the caller's headers.
   app.get('/v1/models', async (req, reply) => {
-    if (formatOf(req.url, req.headers) === 'gemini') return geminiModels(deps, req);
+    const format = formatOf(req.url, req.headers);
+    if (format === 'gemini') return geminiModels(deps, req);
+    if (format === 'anthropic') return anthropicModels(deps, req);
     const key = authenticateKey(deps.keys, req);
     return reply.send({ object: 'list', data: deps.service.models(key).map(openAiModel) });
   });
   app.get('/v1/models/*', async (req) => {
-    if (formatOf(req.url, req.headers) === 'gemini') return geminiModel(deps, req);
+    const format = formatOf(req.url, req.headers);
+    if (format === 'gemini') return geminiModel(deps, req);
     const key = authenticateKey(deps.keys, req);
     const name = (req.params as { '*': string })['*'];
     const m = deps.service.models(key).find((x) => x.name === name);
     if (!m) throw new AppError('not_found', `model "${name}" does not exist or is not available`, { details: { code: 'model_not_found', param: 'model' } });
-    return openAiModel(m);
+    return format === 'anthropic' ? anthropicModel(m) : openAiModel(m);
   });
   app.post('/v1/models/*', (req, reply) => geminiMethod(deps, req, reply));
 }

@@ -1,5 +1,6 @@
-// Anthropic Messages API (https://docs.anthropic.com/en/api/messages): POST /v1/messages with
-// `x-api-key` and `anthropic-version`.
+// Anthropic Messages API (https://docs.anthropic.com/en/api/messages): POST /v1/messages (and
+// /v1/messages/count_tokens for Anthropic clients counting tokens) with `x-api-key` and
+// `anthropic-version`.
 import type { ProviderAdapter } from '../types.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -8,9 +9,9 @@ export const anthropic: ProviderAdapter = {
   family: 'anthropic',
   operations: new Set(['chat']),
   streamUsageOption: false,
-  request(p, _op, _model, body) {
+  request(p, op, _model, body) {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'anthropic-version': p.apiVersion ?? ANTHROPIC_VERSION };
     if (p.apiKey) headers['x-api-key'] = p.apiKey;
-    return { method: 'POST', url: `${p.baseUrl}/v1/messages`, headers, body };
+    return { method: 'POST', url: `${p.baseUrl}/v1/messages${op === 'count_tokens' ? '/count_tokens' : ''}`, headers, body };
   },
 };
