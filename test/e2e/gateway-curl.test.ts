@@ -168,6 +168,43 @@ describe('curl against every ingress format', () => {
   });
 });
 
+describe('X-Api-Key as the key header', () => {
+  it('carries the key on the OpenAI, Gemini and GLM paths, is never passed upstream, and never reaches the log', async () => {
+    const h = ['-H', `X-Api-Key: ${vk}`, '-H', 'Content-Type: application/json'];
+    const o = await curl([`${app.url}/v1/chat/completions`, ...h, '-d', chatBody('gpt-local')]);
+    expect(o.status).toBe(200);
+    expect(JSON.parse(o.body).choices[0].message.content).toBe('echo: hello curl');
+    const seen = up.requests.at(-1)!.headers;
+    expect(seen['x-api-key']).toBeUndefined();
+    expect(seen.authorization).toBe('Bearer sk-upstream');
+    const streamed = await curlStream([`${app.url}/v1/chat/completions`, ...h, '-d', chatBody('gpt-local', { stream: true })]);
+    expect(streamed.reads.join('').trimEnd().endsWith('data: [DONE]')).toBe(true);
+    const g = await curl([`${app.url}/v1beta/models/gemini-local:generateContent`, ...h, '-d', geminiBody]);
+    expect(g.status).toBe(200);
+    expect(JSON.parse(g.body).candidates[0].content.parts[0].text).toBe('echo: hello curl');
+    expect(up.requests.at(-1)!.headers).toMatchObject({ 'x-goog-api-key': 'g-upstream' });
+    expect(up.requests.at(-1)!.headers['x-api-key']).toBeUndefined();
+    const z = await curl([`${app.url}/api/paas/v4/chat/completions`, ...h, '-d', chatBody('gpt-local')]);
+    expect(z.status).toBe(200);
+    const models = await curl([`${app.url}/v1/models`, '-H', `X-Api-Key: ${vk}`]);
+    expect(JSON.parse(models.body).object).toBe('list');
+
+    // Wrong, empty, oversized and foreign keys: a 401 in the caller's shape, the value never echoed.
+    const wrong = 'nx_vk_wrong-x-api-key-0000000000';
+    const huge = `nx_vk_${'A'.repeat(8000)}`;
+    for (const header of [`X-Api-Key: ${wrong}`, 'X-Api-Key;', `X-Api-Key: ${huge}`, 'X-Api-Key: sk-ant-api03-someone-elses']) {
+      const r = await curl([`${app.url}/v1/chat/completions`, '-H', header, '-H', 'Content-Type: application/json', '-d', chatBody('gpt-local')]);
+      expect(r.status, header.slice(0, 40)).toBe(401);
+      expect(JSON.parse(r.body).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_api_key' });
+      if (header.includes(': ')) expect(r.body).not.toContain(header.slice('X-Api-Key: '.length));
+      const gem = await curl([`${app.url}/v1beta/models/gemini-local:generateContent`, '-H', header, '-H', 'Content-Type: application/json', '-d', geminiBody]);
+      expect(gem.status).toBe(401);
+      expect(JSON.parse(gem.body).error).toMatchObject({ code: 401, status: 'UNAUTHENTICATED' });
+    }
+    for (const secret of [vk, wrong, huge]) expect(app.output()).not.toContain(secret);
+  });
+});
+
 describe('curl sees errors in the format it spoke', () => {
   it('a wrong key: OpenAI, Azure, Gemini and GLM shapes, the key never echoed', async () => {
     const bad = 'nx_vk_not-a-real-key-0000000000';

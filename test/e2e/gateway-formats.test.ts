@@ -1,6 +1,6 @@
 // Every ingress format (OpenAI, Gemini, Azure OpenAI, Zhipu GLM) against every provider type, through
 // the official SDKs (openai, AzureOpenAI, @google/genai) and Zhipu's JWT scheme, streamed and not.
-import { GoogleGenAI, Type } from '@google/genai';
+import { ApiError, GoogleGenAI, Type, type GenerateContentResponse } from '@google/genai';
 import { SignJWT } from 'jose';
 import OpenAI, { AzureOpenAI } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ let admin: Admin;
 let up: LlmUpstream;
 let vk: string;
 let glmKey: string;
+const providerIds: Record<string, string> = {};
 
 const PROVIDERS = ['openai', 'openai-compatible', 'azure', 'glm', 'gemini', 'anthropic'] as const;
 
@@ -31,6 +32,12 @@ beforeAll(async () => {
   for (const type of PROVIDERS) {
     const { id } = await createProvider(app, admin, { name: `p-${type}`, type, api_key: `key-${type}`, ...base[type] });
     await simpleModel(app, admin, id, `m-${type}`, `up-${type}`, { input_price_per_mtok: 1, output_price_per_mtok: 1 });
+    providerIds[type] = id;
+  }
+  // Upstreams that misbehave mid-answer: a stream cut after 3 events, a tool call cut off mid-JSON.
+  for (const type of ['openai', 'gemini', 'anthropic'] as const) {
+    await simpleModel(app, admin, providerIds[type]!, `cut-${type}`, 'up-chunks-10-cut-3');
+    await simpleModel(app, admin, providerIds[type]!, `badargs-${type}`, 'up-badargs');
   }
   ({ key: vk } = await createKey(app, admin.token));
   ({ key: glmKey } = await createKey(app, admin.token, { format: 'id_secret' }));
@@ -129,9 +136,10 @@ describe('Gemini ingress', () => {
     expect((await ai.models.get({ model: 'm-openai' })).name).toBe('models/m-openai');
     // GET /v1/models answers in Gemini's shape for a Gemini-authenticated caller, OpenAI's otherwise.
     const v1 = await json(await fetch(`${app.url}/v1/models`, { headers: { 'x-goog-api-key': vk } }));
-    expect(v1.models.length).toBe(PROVIDERS.length);
+    expect(v1.models.length).toBeGreaterThanOrEqual(PROVIDERS.length);
     const oa = await json(await fetch(`${app.url}/v1/models`, { headers: { authorization: `Bearer ${vk}` } }));
     expect(oa.object).toBe('list');
+    expect(oa.data.map((m: { id: string }) => `models/${m.id}`)).toEqual(v1.models.map((m: { name: string }) => m.name));
     expect((await ai.models.countTokens({ model: 'm-gemini', contents: 'count me' })).totalTokens).toBeGreaterThan(0);
     expect((await ai.models.countTokens({ model: 'm-openai', contents: 'count me' })).totalTokens).toBeGreaterThan(0);
     const emb = await ai.models.embedContent({ model: 'm-openai', contents: ['x', 'y'] });
@@ -176,6 +184,100 @@ describe('Gemini ingress', () => {
         config: { tools },
       });
       expect(second.text).toBe('tool said: {"temp":21}');
+    }
+  });
+
+  it('streams function calls from OpenAI and Anthropic providers, and takes the results back streamed', async () => {
+    const ai = genai();
+    const tools = [{ functionDeclarations: [{ name: 'get_weather', parameters: { type: Type.OBJECT, properties: { city: { type: Type.STRING } } } }] }];
+    const frames = async (params: Parameters<typeof ai.models.generateContentStream>[0]) => {
+      const out: GenerateContentResponse[] = [];
+      for await (const f of await ai.models.generateContentStream(params)) out.push(f);
+      return out;
+    };
+    // The upstreams stream the call's arguments in two pieces; the client gets the call once, whole.
+    for (const [model, callId] of [['m-openai', 'call_mock1'], ['m-anthropic', 'toolu_1']] as const) {
+      const first = await frames({ model, contents: 'weather in Paris?', config: { tools } });
+      const calls = first.flatMap((f) => f.functionCalls ?? []);
+      expect(calls).toEqual([{ id: callId, name: 'get_weather', args: { city: 'Paris' } }]);
+      const last = first.at(-1)!;
+      expect(last.functionCalls).toEqual(calls);
+      expect(last.candidates![0]!.finishReason).toBe('STOP');
+      expect(last.usageMetadata!.candidatesTokenCount).toBeGreaterThan(0);
+      const asked = up.requests.at(-1)!;
+      if (model === 'm-openai') {
+        expect(asked.path).toBe('/v1/chat/completions');
+        expect(asked.body).toMatchObject({ stream: true, tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }] });
+      } else {
+        expect(asked.path).toBe('/v1/messages');
+        expect(asked.body).toMatchObject({ stream: true, tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }] });
+      }
+
+      // The result goes back streamed: once paired by the call's id, once by its name alone.
+      const response = { name: 'get_weather', response: { temp: 21 }, ...(model === 'm-anthropic' ? { id: callId } : {}) };
+      const second = await frames({
+        model,
+        contents: [
+          { role: 'user', parts: [{ text: 'weather in Paris?' }] },
+          { role: 'model', parts: [{ functionCall: calls[0]! }] },
+          { role: 'user', parts: [{ functionResponse: response }] },
+        ],
+        config: { tools },
+      });
+      expect(second.map((f) => f.text ?? '').join('')).toBe('tool said: {"temp":21}');
+      expect(second.at(-1)!.candidates![0]!.finishReason).toBe('STOP');
+      const seen = up.requests.at(-1)!.body!;
+      if (model === 'm-openai') {
+        expect(seen.messages).toEqual([
+          { role: 'user', content: 'weather in Paris?' },
+          { role: 'assistant', content: null, tool_calls: [{ id: callId, type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+          { role: 'tool', tool_call_id: callId, content: '{"temp":21}' },
+        ]);
+      } else {
+        expect(seen.messages).toEqual([
+          { role: 'user', content: [{ type: 'text', text: 'weather in Paris?' }] },
+          { role: 'assistant', content: [{ type: 'tool_use', id: callId, name: 'get_weather', input: { city: 'Paris' } }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: callId, content: '{"temp":21}' }] },
+        ]);
+      }
+    }
+  });
+
+  it('ends a stream whose tool call the upstream cut off mid-arguments with an error that does not blame the caller', async () => {
+    const ai = genai();
+    const tools = [{ functionDeclarations: [{ name: 'get_weather', parameters: { type: Type.OBJECT, properties: { city: { type: Type.STRING } } } }] }];
+    for (const model of ['badargs-openai', 'badargs-anthropic']) {
+      const err = await (async () => {
+        for await (const f of await ai.models.generateContentStream({ model, contents: 'weather?', config: { tools } })) void f;
+      })().then(() => null, (e: unknown) => e);
+      expect(err, model).toBeInstanceOf(ApiError);
+      expect((err as ApiError).status).toBe(502);
+      expect((err as ApiError).message).toContain('not valid JSON');
+    }
+    // The same answer not streamed (Anthropic's non-streamed tool input is already an object).
+    await expect(ai.models.generateContent({ model: 'badargs-openai', contents: 'weather?', config: { tools } })).rejects.toMatchObject({ status: 502, message: expect.stringContaining('not valid JSON') });
+  });
+
+  it('ends a stream that fails upstream with a Gemini error, as SSE and as the JSON array', async () => {
+    const body = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'x' }] }] });
+    const headers = { 'content-type': 'application/json', 'x-goog-api-key': vk };
+    // Translated (OpenAI and Anthropic upstreams) and passed through (a Gemini upstream).
+    for (const model of ['cut-openai', 'cut-anthropic', 'cut-gemini']) {
+      let text = '';
+      const err = await (async () => {
+        for await (const f of await genai().models.generateContentStream({ model, contents: 'x' })) text += f.text ?? '';
+      })().then(() => null, (e: unknown) => e);
+      expect(err, model).toBeInstanceOf(ApiError);
+      expect((err as ApiError).status).toBe(502);
+      expect((err as ApiError).message).toContain('upstream stream failed');
+      expect(text).toMatch(/^w0 /); // what came before the failure reached the client
+
+      const arr = await fetch(`${app.url}/v1beta/models/${model}:streamGenerateContent`, { method: 'POST', headers, body });
+      expect(arr.status).toBe(200);
+      const elements = JSON.parse(await arr.text()); // still one well-formed JSON array
+      expect(elements.length).toBeGreaterThan(1);
+      expect(elements.at(-1)).toEqual({ error: { code: 502, message: expect.stringContaining('upstream stream failed'), status: 'UNAVAILABLE' } });
+      expect(elements.slice(0, -1).every((e: { candidates?: unknown }) => Array.isArray(e.candidates))).toBe(true);
     }
   });
 });
@@ -274,6 +376,63 @@ describe('GLM ingress', () => {
     expect((await glmChat(noneAlg)).status).toBe(401);
     const farFuture = await glmChat(await sign({ api_key: id, exp: ms + 400 * 86_400_000, timestamp: ms }, secret));
     expect(farFuture.status).toBe(401);
+  });
+
+  it('serves embeddings under /api/paas/v4 with a Bearer key or a Zhipu JWT', async () => {
+    const [id, secret] = glmKey.split('.') as [string, string];
+    const ms = Date.now();
+    const jwt = await sign({ api_key: id, exp: ms + 60_000, timestamp: ms }, secret);
+    for (const [model, path] of [['m-glm', '/api/paas/v4/embeddings'], ['m-openai', '/v1/embeddings']] as const) {
+      for (const authorization of [`Bearer ${vk}`, jwt]) {
+        const res = await post(`${app.url}/api/paas/v4/embeddings`, { model, input: ['a', 'b'] }, { authorization });
+        expect(res.status).toBe(200);
+        const body = await json(res);
+        expect(body.data.map((d: { index: number; embedding: number[] }) => [d.index, d.embedding])).toEqual([[0, [0.25, -0.5, 1]], [1, [0.25, -0.5, 1]]]);
+        expect(body.usage.prompt_tokens).toBeGreaterThan(0);
+        const seen = up.requests.at(-1)!;
+        expect(seen.path).toBe(path);
+        expect(seen.body).toMatchObject({ input: ['a', 'b'] });
+        expect(seen.headers.authorization).toBe(`Bearer key-${model.slice(2)}`);
+      }
+    }
+    // The openai SDK pointed at the GLM base URL, as Zhipu's docs suggest.
+    const glm = new OpenAI({ apiKey: vk, baseURL: `${app.url}/api/paas/v4`, maxRetries: 0 });
+    expect((await glm.embeddings.create({ model: 'm-glm', input: 'one' })).data[0]!.embedding).toEqual([0.25, -0.5, 1]);
+
+    const before = up.requests.length;
+    const expired = await post(`${app.url}/api/paas/v4/embeddings`, { model: 'm-glm', input: 'x' }, { authorization: await sign({ api_key: id, exp: ms - 1000, timestamp: ms - 60_000 }, secret) });
+    expect(expired.status).toBe(401);
+    expect((await json(expired)).error).toEqual({ code: '1003', message: 'token has expired' });
+    const forged = await post(`${app.url}/api/paas/v4/embeddings`, { model: 'm-glm', input: 'x' }, { authorization: await sign({ api_key: id, exp: ms + 60_000, timestamp: ms }, 'guess') });
+    expect((await json(forged)).error.code).toBe('1000');
+    const bad: [unknown, number][] = [[[1, 2], 400], [{ input: 'x' }, 400], [{ model: 42, input: 'x' }, 400], [{ model: 'nope', input: 'x' }, 404]];
+    for (const [b, status] of bad) {
+      const res = await post(`${app.url}/api/paas/v4/embeddings`, b, { authorization: `Bearer ${vk}` });
+      expect(res.status, JSON.stringify(b)).toBe(status);
+      const err = (await json(res)).error;
+      expect(typeof err.code, JSON.stringify(b)).toBe('string');
+      expect(typeof err.message).toBe('string');
+    }
+    const notJson = await fetch(`${app.url}/api/paas/v4/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${vk}` }, body: '{"model":' });
+    expect(notJson.status).toBe(400);
+    expect(typeof (await json(notJson)).error.code).toBe('string');
+    expect(up.requests.length).toBe(before); // none of them reached the provider
+  });
+
+  it('ends a GLM stream that fails upstream with a GLM error the openai SDK raises', async () => {
+    const glm = new OpenAI({ apiKey: vk, baseURL: `${app.url}/api/paas/v4`, maxRetries: 0 });
+    for (const model of ['cut-openai', 'cut-gemini']) {
+      let text = '';
+      const err = await (async () => {
+        for await (const c of await glm.chat.completions.create({ model, messages: [{ role: 'user', content: 'x' }], stream: true })) text += c.choices[0]?.delta.content ?? '';
+      })().then(() => null, (e: unknown) => e);
+      expect(err, model).toBeInstanceOf(OpenAI.APIError);
+      expect((err as InstanceType<typeof OpenAI.APIError>).message).toContain('upstream stream failed');
+      expect(text).toMatch(/^w0 w1/);
+    }
+    const raw = await post(`${app.url}/api/paas/v4/chat/completions`, { model: 'cut-openai', stream: true, messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
+    const last = (await raw.text()).trim().split('\n\n').at(-1)!;
+    expect(JSON.parse(last.slice('data: '.length))).toEqual({ error: { code: '1234', message: expect.stringContaining('upstream stream failed') } });
   });
 
   it('renders GLM errors with string codes, including unknown models and paths', async () => {

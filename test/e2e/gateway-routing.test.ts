@@ -1,7 +1,10 @@
 // Routing and streaming under failure: priority/weight deployments, retries before the first byte
 // with cooldown, never after; mid-stream failure, client disconnect, maximum stream duration, flat
-// memory on a 100 MB stream, and the node relay seam.
-import { readFileSync } from 'node:fs';
+// memory on a 200 MB stream, and the node relay seam; upstream 429, 401/403, 404 and a slow first
+// byte, each answered in the caller's wire format.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiError, GoogleGenAI } from '@google/genai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentCli, startAgent } from '../helpers/agent.ts';
@@ -47,6 +50,10 @@ beforeAll(async () => {
     { provider_id: id, upstream_model: 'w-heavy', weight: 4 },
   ] });
   await simpleModel(app, admin, id, 'all-fail', 'x-fail-503');
+  await createModel(app, admin, { name: 'all-limited', deployments: [
+    { provider_id: id, upstream_model: 'l1-rate-429-retry-7', priority: 0 },
+    { provider_id: id, upstream_model: 'l2-rate-429-retry-7', priority: 1 },
+  ] });
   await simpleModel(app, admin, id, 'hang', 'hang-forever');
   await simpleModel(app, admin, id, 'slow-stream', 'slow-stream-chunks-400-tick-50');
   await simpleModel(app, admin, id, 'big', 'big-200');
@@ -77,9 +84,67 @@ describe('routing', () => {
     await ask('limited');
     expect(hits('first-rate-429')).toBe(1);
     expect(hits('second')).toBe(1);
+    const res = await post(`${app.url}/v1/chat/completions`, { model: 'all-limited', messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('7'); // the providers' own Retry-After, not a default
+    expect(res.headers.get('x-nexus-limit')).toBe('upstream');
+    expect((await json(res)).error).toMatchObject({ type: 'rate_limit_error', code: 'upstream_rate_limited' });
+    expect(hits('l1-rate-429-retry-7')).toBe(1);
+    expect(hits('l2-rate-429-retry-7')).toBe(1);
+    // The SDK sees a RateLimitError; a Gemini client, RESOURCE_EXHAUSTED with the same headers.
+    await expect(ask('all-limited')).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    const gemini = await post(`${app.url}/v1beta/models/all-limited:generateContent`, { contents: [{ parts: [{ text: 'x' }] }] }, { 'x-goog-api-key': vk });
+    expect(gemini.status).toBe(429);
+    expect(gemini.headers.get('retry-after')).toBe('7');
+    expect((await json(gemini)).error).toMatchObject({ code: 429, status: 'RESOURCE_EXHAUSTED' });
+  });
+
+  it('answers 502 when every deployment fails with a 5xx', async () => {
     const res = await post(`${app.url}/v1/chat/completions`, { model: 'all-fail', messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
     expect(res.status).toBe(502);
+    expect(res.headers.get('x-nexus-limit')).toBeNull();
     expect((await json(res)).error).toMatchObject({ type: 'server_error', code: 'upstream_error' });
+  });
+
+  it('fails over when a deployment is silent past the first-byte timeout, and answers 504 when none is left', async () => {
+    const dir = tempDir('nexus-first-byte-');
+    const config = join(dir, 'nexus.yaml');
+    writeFileSync(config, 'gateway:\n  firstByteTimeoutSeconds: 1\n');
+    const short = await startAppliance({ env: { NEXUS_CONFIG: config } });
+    try {
+      const a = await setupAdmin(short);
+      const { id } = await createProvider(short, a, { name: 'local', type: 'openai', base_url: `${up.url}/v1` });
+      // The mock waits 5 s before its headers: far past the 1 s timeout, however loaded the machine.
+      await createModel(short, a, { name: 'slow-first', deployments: [
+        { provider_id: id, upstream_model: 'fb-slow-5000', priority: 0 },
+        { provider_id: id, upstream_model: 'fb-fast', priority: 1 },
+      ] });
+      await simpleModel(short, a, id, 'only-slow', 'fb-only-slow-5000');
+      const { key } = await createKey(short, a.token);
+      const c = new OpenAI({ apiKey: key, baseURL: `${short.url}/v1`, maxRetries: 0 });
+      const res = await c.chat.completions.create({ model: 'slow-first', messages: [{ role: 'user', content: 'x' }] });
+      expect(res.choices[0]!.message.content).toBe('echo: x');
+      expect(hits('fb-slow-5000')).toBe(1);
+      expect(hits('fb-fast')).toBe(1);
+      for (let i = 0; i < 100 && !up.aborted.includes('fb-slow-5000'); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(up.aborted).toContain('fb-slow-5000'); // the silent request was given up, not left open
+
+      const err = await c.chat.completions.create({ model: 'only-slow', messages: [{ role: 'user', content: 'x' }] }).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect(err).toMatchObject({ status: 504, code: 'upstream_timeout', type: 'server_error' });
+      expect((err as Error).message).toContain('did not start its answer in time');
+      // Streamed, through the Gemini ingress: the same failure before the first byte, in Gemini's shape.
+      const ai = new GoogleGenAI({ apiKey: key, httpOptions: { baseUrl: short.url } });
+      const gemErr = await (async () => {
+        for await (const f of await ai.models.generateContentStream({ model: 'only-slow', contents: 'x' })) void f;
+      })().then(() => null, (e: unknown) => e);
+      expect(gemErr).toBeInstanceOf(ApiError);
+      expect((gemErr as ApiError).status).toBe(504);
+      expect((gemErr as ApiError).message).toContain('DEADLINE_EXCEEDED');
+      expect(hits('fb-only-slow-5000')).toBe(2);
+    } finally {
+      await short.stop();
+    }
   });
 
   it('spreads traffic by weight within a priority', async () => {
@@ -184,12 +249,17 @@ describe('streaming limits', () => {
     }
   });
 
-  // V8 frees Buffers only at its next collection (it tolerates tens of MB of external garbage), so
-  // "flat" here means: growth stays far below the size of the stream, which is never held whole.
+  // "Flat" means the gateway holds no more than a few chunks of the stream at a time. The first
+  // megabytes cost a one-time ~20-26 MB of RSS (V8's young generation and the socket buffers growing
+  // to their working size), so growth is measured from 16 MB into the stream. Over the ~184 MB that
+  // follow, RSS grew 0-5 MB in eight runs on a 2-core machine at load 10-15 (V8 frees each chunk's
+  // Buffer at its next scavenge). A gateway changed to keep a quarter, a third or half of the bytes
+  // it relayed grew 48, 65 and 90 MB. 40 MB sits between: 8x the largest normal growth, below a
+  // quarter of the stream kept.
   it('keeps memory flat while streaming 200 MB', async () => {
     const res = await post(`${app.url}/v1/chat/completions`, { model: 'big', stream: true, messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
-    const before = rssKb();
-    let peak = before;
+    let base = 0;
+    let peak = 0;
     let bytes = 0;
     let n = 0;
     const reader = res.body!.getReader();
@@ -197,19 +267,47 @@ describe('streaming limits', () => {
       const { done, value } = await reader.read();
       if (done) break;
       bytes += value.byteLength;
-      if (++n % 200 === 0) peak = Math.max(peak, rssKb());
+      if (!base && bytes > 16 * 1024 * 1024) base = peak = rssKb();
+      if (base && ++n % 50 === 0) peak = Math.max(peak, rssKb());
     }
     expect(bytes).toBeGreaterThan(200 * 1024 * 1024);
-    expect(peak - before).toBeLessThan(100 * 1024);
+    expect(n).toBeGreaterThan(50); // the peak was sampled all along the stream
+    expect(peak - base).toBeLessThan(40 * 1024);
   });
 });
 
 describe('upstream errors', () => {
-  it('turns an upstream credential failure into a 502 that does not blame the caller', async () => {
-    const up401 = await createProvider(app, admin, { name: 'wrong-key', type: 'gemini', base_url: up.url, api_key: 'k' });
-    await simpleModel(app, admin, up401.id, 'gem-missing', 'gone-fail-404');
+  it('turns an upstream 404 into a 404 that says the upstream answered it', async () => {
+    const gem = await createProvider(app, admin, { name: 'gem', type: 'gemini', base_url: up.url, api_key: 'k' });
+    await simpleModel(app, admin, gem.id, 'gem-missing', 'gone-fail-404');
     const res = await post(`${app.url}/v1/chat/completions`, { model: 'gem-missing', messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
     expect(res.status).toBe(404);
     expect((await json(res)).error.code).toBe('upstream_not_found');
+  });
+
+  it('turns an upstream credential failure (401, 403) into a 502 that does not blame the caller nor show the provider key', async () => {
+    // The mock echoes the key it was sent in its error message, as some providers do.
+    const secret = 'sk-provider-secret-0123456789abcdef';
+    const oa = await createProvider(app, admin, { name: 'bad-key-openai', type: 'openai', base_url: `${up.url}/v1`, api_key: secret });
+    const gem = await createProvider(app, admin, { name: 'bad-key-gemini', type: 'gemini', base_url: up.url, api_key: secret });
+    await simpleModel(app, admin, oa.id, 'oa-401', 'k-fail-401');
+    await simpleModel(app, admin, oa.id, 'oa-403', 'k-fail-403');
+    await simpleModel(app, admin, gem.id, 'gem-401', 'k-fail-401');
+    for (const model of ['oa-401', 'oa-403', 'gem-401']) {
+      const res = await post(`${app.url}/v1/chat/completions`, { model, messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
+      const text = await res.text();
+      expect(res.status, model).toBe(502);
+      expect(JSON.parse(text).error).toMatchObject({ type: 'server_error', code: 'upstream_auth_failed', message: expect.stringContaining('provider key') });
+      expect(text).not.toContain(secret);
+      res.headers.forEach((v) => expect(v).not.toContain(secret));
+      const gemini = await post(`${app.url}/v1beta/models/${model}:streamGenerateContent?alt=sse`, { contents: [{ parts: [{ text: 'x' }] }] }, { 'x-goog-api-key': vk });
+      const gText = await gemini.text();
+      expect(gemini.status).toBe(502);
+      expect(JSON.parse(gText).error).toMatchObject({ code: 502, status: 'UNAVAILABLE' });
+      expect(gText).not.toContain(secret);
+    }
+    // The upstream did see the key (so the echo was there to leak), and the appliance never logged it.
+    expect(up.requests.findLast((r) => r.path.includes('k-fail-401'))!.headers['x-goog-api-key']).toBe(secret);
+    expect(app.output()).not.toContain(secret);
   });
 });

@@ -33,7 +33,7 @@ beforeAll(async () => {
   for (const [type, extra] of Object.entries(base)) {
     const { id } = await createProvider(app, admin, { name: `p-${type}`, type, api_key: `key-${type}`, ...extra });
     await simpleModel(app, admin, id, `m-${type}`, `up-${type}`, { input_price_per_mtok: 1, output_price_per_mtok: 1 });
-    if (type === 'gemini' || type === 'anthropic') await simpleModel(app, admin, id, `ticking-${type}`, `up-chunks-4-tick-40`);
+    if (type === 'gemini' || type === 'anthropic' || type === 'openai') await simpleModel(app, admin, id, `ticking-${type}`, `up-chunks-4-tick-40`);
   }
   const { id: gid } = await createProvider(app, admin, { name: 'p-cut', type: 'gemini', base_url: up.url });
   await simpleModel(app, admin, gid, 'cut-gemini', 'up-chunks-10-cut-3');
@@ -130,6 +130,32 @@ describe('/v1/responses on providers without it', () => {
     const res = await client.responses.create({ model: 'm-openai', input: 'native' });
     expect(res.output_text).toBe('echo: native');
     expect(up.requests.at(-1)!.path).toBe('/v1/responses');
+  });
+
+  it('passes a streamed /v1/responses through to an OpenAI provider: its named events in order, as they arrive, usage recorded', async () => {
+    const { id, key } = await createKey(app, admin.token, { name: 'responses-stream' });
+    const c = new OpenAI({ apiKey: key, baseURL: `${app.url}/v1`, maxRetries: 0 });
+    const { events, arrivals, types } = await collect(await c.responses.create({ model: 'ticking-openai', input: 'x', stream: true }));
+    // Exactly the provider's events (the mock sends these five), not a translation of them.
+    expect(types).toEqual(['response.created', 'response.output_text.delta', 'response.output_text.delta', 'response.output_text.delta', 'response.output_text.delta', 'response.completed']);
+    expect(events.map((e) => e.sequence_number)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('')).toBe('w0 w1 w2 w3 ');
+    const seen = up.requests.at(-1)!;
+    expect(seen.path).toBe('/v1/responses');
+    expect(seen.body).toMatchObject({ model: 'up-chunks-4-tick-40', input: 'x', stream: true });
+    expect(seen.headers.authorization).toBe('Bearer key-openai');
+    expect(new Set(arrivals).size).toBeGreaterThan(3); // 40 ms apart upstream, not held back
+    const completed = events.at(-1)!;
+    if (completed.type !== 'response.completed') throw new Error('no response.completed');
+    const usage = await json(await fetch(`${app.url}/api/v1/usage?key_id=${id}&group_by=model`, authed(admin.token)));
+    expect(usage.items).toHaveLength(1);
+    expect(usage.items[0]).toMatchObject({ model: 'ticking-openai', requests: 1, errors: 0, input_tokens: completed.response.usage!.input_tokens, output_tokens: 4 });
+    // A stream flag that is not a boolean is refused before anything reaches the provider.
+    const before = up.requests.length;
+    const bad = await post(`${app.url}/v1/responses`, { model: 'ticking-openai', input: 'x', stream: 'true' }, { authorization: `Bearer ${key}` });
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).error).toMatchObject({ type: 'invalid_request_error', param: 'stream' });
+    expect(up.requests.length).toBe(before);
   });
 
   it('refuses what cannot be translated, in OpenAI’s error shape', async () => {

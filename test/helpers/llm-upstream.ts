@@ -1,13 +1,15 @@
 // A local HTTP server that speaks the wire formats of OpenAI (and Azure, GLM, any OpenAI-compatible
 // server), Gemini and Anthropic, for the gateway's tests and benchmark. Its behaviour is chosen by
 // the upstream model name the gateway sends:
-//   fail-500 / fail-503   answer that status        rate-429   answer 429 with Retry-After: 1
+//   fail-<status>         answer that status        rate-429   answer 429 with Retry-After: 1 (retry-<s>: s)
+//                         (401/403 echo the credential they were sent, as a careless provider might)
 //   slow-<ms>             wait before the headers     tick-<ms>  wait between stream events
 //   chunks-<n>            stream n content events     cut-<n>    destroy the socket after n events
 //                         (a JSON answer: after half its bytes)
 //   hang                  never answer (the request is remembered until the client aborts)
 //   big-<mb>              stream about <mb> MB of content
 //   cached-<n>            report n of the prompt tokens as read from the provider's prompt cache
+//   badargs               a tool call whose arguments stop mid-JSON (a model cut off mid-call)
 // Every request is recorded (path, headers, body) for assertions.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -118,9 +120,11 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     const status = opt(model, 'fail') ?? (model.includes('rate-429') ? 429 : null);
     if (status) {
       done = true;
-      if (gemini) res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: status, message: `mock ${status}`, status: 'UNAVAILABLE' } }));
-      else res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '1' } : {}) })
-        .end(JSON.stringify({ error: { message: `mock ${status}`, type: status === 429 ? 'rate_limit_error' : 'server_error' } }));
+      const h = req.headers;
+      const detail = status === 401 || status === 403 ? `: key ${String(h.authorization ?? h['x-api-key'] ?? h['x-goog-api-key'] ?? h['api-key'] ?? '')} refused` : '';
+      if (gemini) res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: status, message: `mock ${status}${detail}`, status: 'UNAVAILABLE' } }));
+      else res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': String(opt(model, 'retry') ?? 1) } : {}) })
+        .end(JSON.stringify({ error: { message: `mock ${status}${detail}`, type: status === 429 ? 'rate_limit_error' : 'server_error' } }));
       return;
     }
     const tick = opt(model, 'tick') ?? 0;
@@ -199,7 +203,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
       if (tool) {
         events.push(ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: tool, input: {} } }));
         events.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":' } }));
-        events.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '"Paris"}' } }));
+        if (!model.includes('badargs')) events.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '"Paris"}' } }));
       } else {
         events.push(ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }));
         for (const w of pieces) events.push(ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: w } }));
@@ -241,7 +245,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     const tool = wantsTool(b) ? b.tools[0].function.name : null;
     if (!b.stream) {
       const message = tool
-        ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: tool, arguments: '{"city":"Paris"}' } }] }
+        ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: tool, arguments: model.includes('badargs') ? '{"city":' : '{"city":"Paris"}' } }] }
         : { role: 'assistant', content: out };
       return json({ ...base, object: 'chat.completion', choices: [{ index: 0, message, finish_reason: tool ? 'tool_calls' : 'stop', logprobs: null }], usage });
     }
@@ -251,7 +255,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     if (tool) {
       events.push(chunk({ tool_calls: [{ index: 0, id: 'call_mock1', type: 'function', function: { name: tool, arguments: '' } }] }, null));
       events.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }, null));
-      events.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, null));
+      if (!model.includes('badargs')) events.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, null));
     } else for (const w of pieces) events.push(chunk({ content: w }, null));
     if (glm) events.push(chunk({}, tool ? 'tool_calls' : 'stop', { usage }));
     else {

@@ -249,7 +249,9 @@ export function createGatewayService(deps: GatewayDeps) {
         router.fail(d);
         last = err instanceof AppError && err.status === 503
           ? err
-          : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
+          : (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' // reached, but silent past gateway.firstByteTimeoutSeconds
+            ? new AppError('upstream_timeout', `provider "${d.provider.name}" did not start its answer in time`, { details: { code: 'upstream_timeout' } })
+            : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
         log.warn({ err, deployment: d.id, provider: d.provider.name }, 'upstream request failed');
         continue;
       }

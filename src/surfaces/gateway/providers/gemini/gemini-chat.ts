@@ -276,13 +276,26 @@ export function geminiResponseToOpenAi(res: Json, model: string): Json {
   };
 }
 
+/**
+ * A provider's tool call arguments as Gemini's `args` object. Text that is not JSON (a model cut off
+ * mid-call) is the provider's fault: a 502, never the caller's 400 that parseArguments raises for
+ * arguments a client sent.
+ */
+function upstreamArgs(args: unknown): Json {
+  try {
+    return parseArguments(args);
+  } catch {
+    throw new AppError('bad_gateway', 'the provider answered with function call arguments that are not valid JSON', { details: { code: 'upstream_invalid' } });
+  }
+}
+
 function modelParts(message: Json): Json[] {
   const parts: Json[] = [];
   const text = contentText(message.content);
   if (text) parts.push({ text });
   for (const tc of Array.isArray(message.tool_calls) ? message.tool_calls.filter(isObject) : []) {
     const fn = isObject(tc.function) ? tc.function : {};
-    parts.push({ functionCall: { id: tc.id, name: fn.name, args: parseArguments(fn.arguments) } });
+    parts.push({ functionCall: { id: tc.id, name: fn.name, args: upstreamArgs(fn.arguments) } });
   }
   return parts.length ? parts : [{ text: '' }];
 }
@@ -383,7 +396,7 @@ export function openAiStreamToGemini(model: string) {
       return frames;
     },
     end(): Json[] {
-      const parts = [...calls.values()].map((t) => ({ functionCall: { ...(t.id ? { id: t.id } : {}), name: t.name, args: parseArguments(t.args) } }));
+      const parts = [...calls.values()].map((t) => ({ functionCall: { ...(t.id ? { id: t.id } : {}), name: t.name, args: upstreamArgs(t.args) } }));
       const frame: Json = {
         candidates: [{ content: { role: 'model', parts: parts.length ? parts : [{ text: '' }] }, finishReason: finishToGemini(finish), index: 0 }],
         modelVersion: model,
