@@ -101,6 +101,8 @@ describe('Anthropic SDK → every provider type', () => {
     expect(lastUpstream().path).toBe('/v1/messages');
     expect(lastUpstream().body).toEqual({ ...body, model: 'up-anthropic' });
     expect(lastUpstream().headers['x-api-key']).toBe('key-anthropic');
+    // Claude Code and other tools on the beta SDK add ?beta=true.
+    expect((await messages('/v1/messages?beta=true', body)).status).toBe(200);
     expect(JSON.stringify(lastUpstream().headers)).not.toContain(vk);
   });
 });

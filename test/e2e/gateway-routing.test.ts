@@ -51,7 +51,7 @@ beforeAll(async () => {
   ] });
   await simpleModel(app, admin, id, 'all-fail', 'x-fail-503');
   await createModel(app, admin, { name: 'all-limited', deployments: [
-    { provider_id: id, upstream_model: 'l1-rate-429-retry-7', priority: 0 },
+    { provider_id: id, upstream_model: 'l1-rate-429-retry-3', priority: 0 },
     { provider_id: id, upstream_model: 'l2-rate-429-retry-7', priority: 1 },
   ] });
   await simpleModel(app, admin, id, 'hang', 'hang-forever');
@@ -86,16 +86,18 @@ describe('routing', () => {
     expect(hits('second')).toBe(1);
     const res = await post(`${app.url}/v1/chat/completions`, { model: 'all-limited', messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
     expect(res.status).toBe(429);
-    expect(res.headers.get('retry-after')).toBe('7'); // the providers' own Retry-After, not a default
+    // The providers' own Retry-After, not a default: the soonest any of them may answer again
+    // (the first asked said 3 s, the last 7 s).
+    expect(res.headers.get('retry-after')).toBe('3');
     expect(res.headers.get('x-nexus-limit')).toBe('upstream');
     expect((await json(res)).error).toMatchObject({ type: 'rate_limit_error', code: 'upstream_rate_limited' });
-    expect(hits('l1-rate-429-retry-7')).toBe(1);
+    expect(hits('l1-rate-429-retry-3')).toBe(1);
     expect(hits('l2-rate-429-retry-7')).toBe(1);
     // The SDK sees a RateLimitError; a Gemini client, RESOURCE_EXHAUSTED with the same headers.
     await expect(ask('all-limited')).rejects.toBeInstanceOf(OpenAI.RateLimitError);
     const gemini = await post(`${app.url}/v1beta/models/all-limited:generateContent`, { contents: [{ parts: [{ text: 'x' }] }] }, { 'x-goog-api-key': vk });
     expect(gemini.status).toBe(429);
-    expect(gemini.headers.get('retry-after')).toBe('7');
+    expect(gemini.headers.get('retry-after')).toBe('3');
     expect((await json(gemini)).error).toMatchObject({ code: 429, status: 'RESOURCE_EXHAUSTED' });
   });
 

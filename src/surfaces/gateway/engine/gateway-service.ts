@@ -261,7 +261,9 @@ export function createGatewayService(deps: GatewayDeps) {
         const err = upstreamError(res.status, msg, retryAfterOf(res));
         if (res.status === 429 || res.status >= 500) {
           router.fail(d, retryAfterOf(res));
-          last = err;
+          // When every deployment is limited, the client may come back as soon as the first of them may.
+          const sooner = last?.status === 429 && err.status === 429 && (last.retryAfter ?? Infinity) <= (err.retryAfter ?? Infinity);
+          if (!sooner) last = err;
           continue;
         }
         throw err;
