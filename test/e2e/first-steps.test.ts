@@ -407,8 +407,10 @@ describe("a direct service's endpoint, judged when it is written", () => {
   const create = (body: Record<string, unknown>) => post(`${app.url}/api/v1/keys`, { auth_method: 'none', ...body }, bearer());
   const change = (id: string, body: Record<string, unknown>) => fetch(`${app.url}/api/v1/keys/${id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify(body) }));
   // Every spelling WHATWG URL turns into a metadata address (decimal, hex, octal, short dotted,
-  // IPv4-mapped IPv6), and the other clouds' ones.
+  // IPv4-mapped, IPv4-compatible and NAT64 IPv6), and the other clouds' ones.
   const METADATA: [string, string][] = [
+    ['http://[::169.254.169.254]', '[::a9fe:a9fe]'],
+    ['http://[64:ff9b::169.254.169.254]/latest', '[64:ff9b::a9fe:a9fe]'],
     ['http://169.254.169.254/latest', '169.254.169.254'],
     ['http://[fd00:ec2::254]', '[fd00:ec2::254]'],
     ['http://[FD00:EC2:0:0:0:0:0:254]:80', '[fd00:ec2::254]'],

@@ -28,9 +28,34 @@ function family(ip: string): 'ipv4' | 'ipv6' {
   return isIP(ip) === 6 ? 'ipv6' : 'ipv4';
 }
 
+/** The eight 16-bit words of an IPv6 address, or null for anything else. */
+function ipv6Words(ip: string): number[] | null {
+  if (isIP(ip) !== 6) return null;
+  let s = ip.toLowerCase().split('%')[0]!;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    s = `${s.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const gap = s.indexOf('::');
+  const head = (gap < 0 ? s : s.slice(0, gap)).split(':').filter(Boolean);
+  const tail = gap < 0 ? [] : s.slice(gap + 2).split(':').filter(Boolean);
+  const words = gap < 0 ? head : [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
+  return words.length === 8 ? words.map((w) => parseInt(w, 16)) : null;
+}
+
+/**
+ * The IPv4 address an IPv6 address stands for, where it reaches that IPv4 host: IPv4-mapped
+ * (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, RFC 4291, deprecated) and NAT64 (64:ff9b::/96, RFC
+ * 6052; 64:ff9b:1::/48, RFC 8215), so `[64:ff9b::a9fe:a9fe]` is judged as 169.254.169.254.
+ */
 function unmapped(ip: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m ? m[1]! : ip;
+  const w = ipv6Words(ip);
+  if (!w) return ip;
+  const zero = (from: number, to: number) => w.slice(from, to).every((x) => x === 0);
+  const carries = (zero(0, 5) && (w[5] === 0xffff || (w[5] === 0 && (w[6] !== 0 || w[7]! > 1))))
+    || (w[0] === 0x64 && w[1] === 0xff9b && (zero(2, 6) || w[2] === 1));
+  return carries ? `${w[6]! >> 8}.${w[6]! & 255}.${w[7]! >> 8}.${w[7]! & 255}` : ip;
 }
 
 export interface GuardOptions {

@@ -23,6 +23,15 @@ describe('SSRF guard', () => {
   it('refuses metadata always, own listeners always, private ranges unless allowed', () => {
     expect(refusal('169.254.169.254', 80, opts(true))).toMatch(/metadata/);
     expect(refusal('::ffff:169.254.169.254', 80, opts(true))).toMatch(/metadata/);
+    // The same host in every IPv6 spelling that reaches an IPv4 address.
+    for (const ip of ['::ffff:a9fe:a9fe', '0:0:0:0:0:ffff:a9fe:a9fe', '::a9fe:a9fe', '::169.254.169.254', '64:ff9b::a9fe:a9fe', '64:ff9b::169.254.169.254', '64:ff9b:1::a9fe:a9fe', '64:ff9b::a9fe:aa02', '::ffff:6464:64c8']) {
+      expect(refusal(ip, 80, opts(true)), ip).toMatch(/metadata/);
+    }
+    for (const ip of ['::7f00:1', '64:ff9b::a00:1', '64:ff9b::c0a8:101', '::ffff:7f00:1']) {
+      expect(refusal(ip, 443, opts(false)), ip).toMatch(/allowPrivateTargets/);
+    }
+    expect(refusal('::7f00:1', 8080, opts(true))).toMatch(/own listeners/);
+    expect(refusal('64:ff9b::5db8:d822', 443, opts(false))).toBeNull(); // NAT64 of a public address
     expect(refusal('127.0.0.1', 8080, opts(true))).toMatch(/own listeners/);
     expect(refusal('127.0.0.2', 9090, opts(true))).toMatch(/own listeners/);
     expect(refusal('127.0.0.1', 3000, opts(true))).toBeNull();
