@@ -440,8 +440,9 @@ describe('AI gateway from the console', () => {
       await page.getByRole('button', { name: 'Create virtual key' }).click();
       const key = (await page.getByTestId('secret').textContent())!;
       expect(key).toMatch(/^nx_vk_/);
-      for (const title of ['openai SDK (Node)', '@google/genai', 'curl']) await page.getByText(title, { exact: true }).waitFor();
+      for (const title of ['openai SDK (Node)', '@google/genai', '@anthropic-ai/sdk', 'curl']) await page.getByText(title, { exact: true }).waitFor();
       expect(await page.locator('details.snippet pre').first().textContent()).toContain(`baseURL: 'https://nexus.example.test/v1', apiKey: '${key}'`);
+      expect(await page.locator('details.snippet pre').nth(2).textContent()).toContain(`new Anthropic({ baseURL: 'https://nexus.example.test', apiKey: '${key}' })`);
       await shot('virtual-keys');
       // Every model it names is configured: nothing to warn of.
       expect(await page.getByText('Warning:').count()).toBe(0);

@@ -1,4 +1,5 @@
-// Ready-to-paste client code for a virtual key: the official openai SDK, @google/genai, curl.
+// Ready-to-paste client code for a virtual key: the official openai SDK, @google/genai,
+// @anthropic-ai/sdk (and the two variables tools built on it read), curl.
 export function snippets(baseUrl: string, key: string, model: string) {
   const base = baseUrl.replace(/\/+$/, '');
   return {
@@ -17,5 +18,15 @@ console.log(res.choices[0].message.content);`,
 const ai = new GoogleGenAI({ apiKey: '${key}', httpOptions: { baseUrl: '${base}' } });
 const res = await ai.models.generateContent({ model: '${model}', contents: 'Hello' });
 console.log(res.text);`,
+    anthropic: `import Anthropic from '@anthropic-ai/sdk';
+
+// Tools built on Anthropic's SDKs: ANTHROPIC_BASE_URL=${base} ANTHROPIC_API_KEY=${key}
+const client = new Anthropic({ baseURL: '${base}', apiKey: '${key}' });
+const msg = await client.messages.create({
+  model: '${model}',
+  max_tokens: 1024,
+  messages: [{ role: 'user', content: 'Hello' }],
+});
+console.log(msg.content[0].text);`,
   };
 }

@@ -118,7 +118,7 @@ export const virtualKeysPage: Page = {
         ...(expires.value ? { expires_at: new Date(`${expires.value}T23:59:59Z`).toISOString() } : {}),
       });
       const s = snippets(base, created.key, modelList[0] ?? 'gpt-4o-mini');
-      replace(shown, secretBox('New virtual key', created.key), warned(created.warnings), snippet('openai SDK (Node)', s.openai), snippet('@google/genai', s.genai), snippet('curl', s.curlChat));
+      replace(shown, secretBox('New virtual key', created.key), warned(created.warnings), snippet('openai SDK (Node)', s.openai), snippet('@google/genai', s.genai), snippet('@anthropic-ai/sdk', s.anthropic), snippet('curl', s.curlChat));
       form.reset();
       await load();
     });
