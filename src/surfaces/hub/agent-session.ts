@@ -183,6 +183,9 @@ export class AgentSession {
     if (this.closed) return;
     this.closed = true;
     this.stopTimers();
+    // Said here: a peer that never answers the close (a stopped or vanished agent) is reported as 1006
+    // when its socket is finally cut, which would hide why the hub let it go.
+    this.log.info({ code, reason }, 'closing agent connection');
     this.mux.closeAll('node disconnected');
     try {
       this.socket.close(code, reason);

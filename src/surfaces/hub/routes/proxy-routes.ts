@@ -82,7 +82,7 @@ function watchCaller(socket: Socket, onLeave: () => void): { release(): void } {
 interface WsSession {
   dial: Extract<DialedWebSocket, { accepted: true }>;
   joined: boolean;
-  finish(status: number, complete: boolean): void;
+  finish(status: number, complete: boolean, bytesOut?: number, maxDuration?: boolean): void;
 }
 
 export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
@@ -122,7 +122,9 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   };
 
   type Resolved = ReturnType<typeof resolve>;
-  const audit = (req: FastifyRequest, r: Resolved, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean }) =>
+  // `maxDuration`: the appliance ended the stream at proxy.maxStreamSeconds (the caller and the service
+  // did not), which the row says so that a cut-off download is not taken for a failing service.
+  const audit = (req: FastifyRequest, r: Resolved, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean; maxDuration?: boolean }) =>
     ctx.audit.enqueue({
       actor_type: 'token',
       actor_id: r.principal.userId,
@@ -144,6 +146,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
         latency_ms: Math.round((performance.now() - entry.started) * 10) / 10,
         ...(entry.websocket ? { websocket: true } : {}),
         ...(entry.complete ? {} : { aborted: true }),
+        ...(entry.maxDuration ? { max_duration: true } : {}),
       },
     });
 
@@ -152,7 +155,11 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const r = resolve(req);
     const { service, bound, rest, strip } = r;
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), ctx.config.proxy.maxStreamSeconds * 1000);
+    let maxDuration = false;
+    const timer = setTimeout(() => {
+      maxDuration = true;
+      abort.abort();
+    }, ctx.config.proxy.maxStreamSeconds * 1000);
     let bytesIn = 0;
     let bytesOut = 0;
     let routedVia: 'direct' | 'node' = bound.length ? 'node' : 'direct';
@@ -161,7 +168,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       clearTimeout(timer);
       const complete = reply.raw.writableFinished;
       if (!complete) abort.abort();
-      audit(req, r, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut, started });
+      audit(req, r, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut, started, maxDuration });
     });
 
     const result = await hub.proxy.forward({
@@ -227,8 +234,8 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const abort = new AbortController();
     const socket = req.raw.socket;
     const where = { routedVia: (r.bound.length ? 'node' : 'direct') as 'direct' | 'node', nodeId: null as string | null };
-    const finish = (status: number, complete: boolean, bytesOut = 0) =>
-      audit(req, r, { status, complete, ...where, bytesIn: 0, bytesOut, started, websocket: true });
+    const finish = (status: number, complete: boolean, bytesOut = 0, maxDuration = false) =>
+      audit(req, r, { status, complete, ...where, bytesIn: 0, bytesOut, started, websocket: true, maxDuration });
 
     // Dialling may take up to the service's handshake timeout; a caller that leaves meanwhile takes
     // the dial with it (499, nginx's "client closed request").
@@ -275,13 +282,17 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   const wsHandler = (socket: WebSocket, req: FastifyRequest) => {
     const session = sessions.get(req)!;
     session.joined = true;
-    const timer = setTimeout(() => socket.close(1001, 'maximum stream duration reached'), ctx.config.proxy.maxStreamSeconds * 1000);
+    let maxDuration = false;
+    const timer = setTimeout(() => {
+      maxDuration = true;
+      socket.close(1001, 'maximum stream duration reached');
+    }, ctx.config.proxy.maxStreamSeconds * 1000);
     session.dial.join(socket);
     // Paused since the dial began (watchCaller); what the caller sent meanwhile is read now.
     socket.resume();
     socket.once('close', () => {
       clearTimeout(timer);
-      session.finish(101, true);
+      session.finish(101, true, 0, maxDuration);
     });
   };
 
