@@ -1,10 +1,12 @@
 // Serves the hub's `open` frames on the agent: checks the signature (timestamp skew + nonce replay
 // cache), injects this host's credential for the service when the target is under the credential's
-// URL, dials the local service and streams both bodies through the multiplexed stream.
+// URL, dials the local service and streams both bodies through the multiplexed stream (except for
+// the `body` method, which must read the request body to add its field).
+import type { Readable } from 'node:stream';
 import { Agent, util, type Dispatcher } from 'undici';
 import type { Logger } from '../core/log/log.ts';
 import type { Stream, StreamMux } from '../protocol/streams.ts';
-import { endToEnd, inject, SECRET_FORMATS } from '../protocol/credentials.ts';
+import { AGENT_BODY_LIMIT, BodyFieldError, endToEnd, formatMethod, inject, withBodyField } from '../protocol/credentials.ts';
 import { isHeaders, isStreamId, type Headers, type OpenMsg, type StreamErrorCode } from '../protocol/frames.ts';
 import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE } from '../protocol/ws-bridge.ts';
 import { ReplayGuard } from '../protocol/signing.ts';
@@ -110,6 +112,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
 
   function serve(m: OpenMsg, stream: Stream, target: URL): void {
     const headers = endToEnd(m.headers);
+    let bodyField: { name: string; value: string } | null = null;
     if (m.service) {
       const cred = deps.credentials.get(m.service);
       if (cred) {
@@ -119,7 +122,16 @@ export function createLocalRelay(deps: LocalRelayDeps) {
           stream.reset('forbidden');
           return;
         }
-        inject({ method: SECRET_FORMATS[cred.format], keyName: cred.header, secret: cred.secret }, target, headers);
+        // A format written by a newer version: sending the request without it, or with it put
+        // somewhere else, would only earn a confusing answer from the service.
+        const method = formatMethod(cred.format);
+        if (!method) {
+          deps.log.warn({ service: m.service, format: String(cred.format).slice(0, 32) }, `refused: the credential for "${m.service}" has a format this agent does not know; update the agent or store the credential again`);
+          refuse(m.sid, 'unknown_format', 'unknown credential format');
+          stream.reset('unknown_format');
+          return;
+        }
+        ({ bodyField } = inject({ method, keyName: cred.header, secret: cred.secret }, target, headers));
       } else if (!uncredentialed.has(m.service) && uncredentialed.size < 1000) {
         // Said once per service: a slug that differs from the one the credential was stored under
         // (the appliance turns a taken slug into `slug-2`) otherwise shows only as the service's 401.
@@ -128,6 +140,11 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       }
     }
     if (m.upgrade) return upgrade(m, stream, target, headers);
+    if (bodyField) return void withField(m, stream, target, headers, bodyField);
+    send(m, stream, target, headers, m.body ? stream.readable() : null);
+  }
+
+  function send(m: OpenMsg, stream: Stream, target: URL, headers: Headers, body: Buffer | Readable | null): void {
     const exchange = new LocalExchange(m, stream, target, deps, refuse);
     // undici's callback API, which its `request()` is built on: the body goes straight from the
     // socket's chunks into the stream, with no Readable and no promise per request.
@@ -136,8 +153,27 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       path: target.pathname + target.search,
       method: m.method as 'GET',
       headers,
-      body: m.body ? stream.readable() : null,
+      body,
     }, exchange);
+  }
+
+  /** The `body` method: the whole request body is read (bounded) to add the field, as the appliance does. */
+  async function withField(m: OpenMsg, stream: Stream, target: URL, headers: Headers, field: { name: string; value: string }): Promise<void> {
+    let body: Buffer;
+    const readable = m.body ? stream.readable() : null;
+    // The reset below ends the readable with an error; the refusal sent before it says why.
+    readable?.on('error', () => {});
+    try {
+      // Not destroyed on an early exit: the refusal must reach the hub before the stream's reset.
+      body = await withBodyField(readable?.iterator({ destroyOnReturn: false }) ?? null, field, AGENT_BODY_LIMIT, headers);
+    } catch (err) {
+      if (stream.failed) return; // the caller went away meanwhile
+      const reason = err instanceof BodyFieldError ? err.reason : 'bad_request';
+      refuse(m.sid, reason, err instanceof BodyFieldError ? err.message : 'the request body could not be read');
+      stream.reset(reason);
+      return;
+    }
+    if (!stream.failed) send(m, stream, target, headers, body);
   }
 
   function upgrade(m: OpenMsg, stream: Stream, target: URL, headers: Headers): void {

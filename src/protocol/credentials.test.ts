@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { endToEnd, inject, joinTarget } from './credentials.ts';
+import { Readable } from 'node:stream';
+import { BodyFieldError, endToEnd, formatMethod, inject, joinTarget, withBodyField } from './credentials.ts';
 import type { Headers } from './frames.ts';
 
 describe('credential injection', () => {
@@ -32,5 +33,42 @@ describe('headers and targets', () => {
     expect(joinTarget('http://h:1', '', '')?.toString()).toBe('http://h:1/');
     expect(joinTarget('http://h:1/api', '../admin', '')).toBeNull();
     expect(joinTarget('http://h:1/api', '%2e%2e/admin', '')).toBeNull();
+  });
+});
+
+describe('agent secret formats', () => {
+  it('knows its own formats and nothing an object inherits', () => {
+    expect(['bearer', 'bot', 'raw', 'basic', 'query', 'path', 'body'].map(formatMethod)).toEqual(['bearer', 'bot_bearer', 'header', 'basic', 'query', 'path', 'body']);
+    expect(['toString', '__proto__', 'none', 'hmac', ''].map(formatMethod)).toEqual([null, null, null, null, null]);
+  });
+});
+
+describe('the body method', () => {
+  const field = { name: 'app_secret', value: 's3cret' };
+  const run = async (chunks: string[] | null, limit = 1024) => {
+    const headers: Headers = { 'content-length': '999' };
+    const out = await withBodyField(chunks ? Readable.from(chunks.map((c) => Buffer.from(c))) : null, field, limit, headers);
+    return { body: JSON.parse(out.toString()) as unknown, headers, length: out.length };
+  };
+  const reason = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof BodyFieldError ? e.reason : String(e)));
+
+  it('sets the field in the JSON object, replacing one the caller sent, and fixes the length', async () => {
+    const r = await run(['{"a":1,', '"app_secret":"caller"}']);
+    expect(r.body).toEqual({ a: 1, app_secret: 's3cret' });
+    expect(r.headers).toEqual({ 'content-type': 'application/json', 'content-length': String(r.length) });
+    expect((await run(null)).body).toEqual({ app_secret: 's3cret' });
+    expect((await run([])).body).toEqual({ app_secret: 's3cret' });
+  });
+  it('refuses a body that is not a JSON object or is over the limit', async () => {
+    expect(await reason(run(['not json']))).toBe('body_not_json');
+    expect(await reason(run(['[1,2]']))).toBe('body_not_object');
+    expect(await reason(run(['null']))).toBe('body_not_object');
+    expect(await reason(run(['{"a":"', 'x'.repeat(1020), '"}']))).toBe('body_too_large');
+    expect(await reason(run(['{"a":"', 'x'.repeat(1016), '"}']))).toBe('resolved');
+  });
+  it('treats a field named __proto__ as a field', async () => {
+    const headers: Headers = {};
+    const out = await withBodyField(null, { name: '__proto__', value: 's' }, 64, headers);
+    expect(out.toString()).toBe('{"__proto__":"s"}');
   });
 });

@@ -5,9 +5,25 @@ import type { Headers } from './frames.ts';
 export type AuthMethod = 'bearer' | 'bot_bearer' | 'header' | 'query' | 'path' | 'basic' | 'body' | 'none';
 export const AUTH_METHODS: readonly AuthMethod[] = ['bearer', 'bot_bearer', 'header', 'query', 'path', 'basic', 'body', 'none'];
 
-/** The agent's `--secret-format` values and the auth method each one means. */
-export const SECRET_FORMATS = { bearer: 'bearer', raw: 'header', basic: 'basic', query: 'query' } as const satisfies Record<string, AuthMethod>;
+/**
+ * The agent's `--secret-format` values and the auth method each one means: every method but `none`
+ * (a service that takes no credential needs none stored).
+ */
+export const SECRET_FORMATS = {
+  bearer: 'bearer',
+  bot: 'bot_bearer',
+  raw: 'header',
+  basic: 'basic',
+  query: 'query',
+  path: 'path',
+  body: 'body',
+} as const satisfies Record<string, Exclude<AuthMethod, 'none'>>;
 export type SecretFormat = keyof typeof SECRET_FORMATS;
+
+/** The auth method a stored format means; null for a name this version does not know. */
+export function formatMethod(format: string): AuthMethod | null {
+  return Object.hasOwn(SECRET_FORMATS, format) ? SECRET_FORMATS[format as SecretFormat] : null;
+}
 
 export interface Injection {
   method: AuthMethod;
@@ -73,6 +89,60 @@ export function inject(inj: Injection, url: URL, headers: Headers): { bodyField:
       break;
   }
   return { bodyField: null };
+}
+
+/**
+ * The largest request body the agent reads to add a `body` credential: the appliance's default
+ * `bodyLimitBytes` (config.ts). The appliance uses its configured limit for its own direct services;
+ * an agent cannot know that setting.
+ */
+export const AGENT_BODY_LIMIT = 10 * 1024 * 1024;
+
+/** Why a request body could not take a `body` credential, with the caller's error code and message. */
+export const BODY_FIELD_FAILURES = {
+  body_too_large: { code: 'payload_too_large', message: 'request body is larger than the configured limit' },
+  body_not_json: { code: 'invalid_json', message: 'this service takes its credential in a JSON body; the request body is not JSON' },
+  body_not_object: { code: 'validation_failed', message: 'this service needs a JSON object body' },
+} as const;
+export type BodyFieldFailure = keyof typeof BODY_FIELD_FAILURES;
+
+export class BodyFieldError extends Error {
+  readonly reason: BodyFieldFailure;
+  constructor(reason: BodyFieldFailure) {
+    super(BODY_FIELD_FAILURES[reason].message);
+    this.reason = reason;
+  }
+}
+
+/**
+ * The `body` method, for the appliance and the agent alike: reads the request body (at most `limit`
+ * bytes; none is `{}`), sets the field in its JSON object and returns the new body, with
+ * `content-type` and `content-length` set in `headers` to match. Throws BodyFieldError.
+ */
+export async function withBodyField(body: AsyncIterable<Uint8Array> | null, field: { name: string; value: string }, limit: number, headers: Headers): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  if (body) {
+    for await (const c of body) {
+      n += c.byteLength;
+      if (n > limit) throw new BodyFieldError('body_too_large');
+      parts.push(c);
+    }
+  }
+  const text = Buffer.concat(parts).toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text.length ? text : '{}');
+  } catch {
+    throw new BodyFieldError('body_not_json');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new BodyFieldError('body_not_object');
+  // Defined, not assigned: a field named `__proto__` is a field like any other.
+  Object.defineProperty(json, field.name, { value: field.value, enumerable: true, writable: true, configurable: true });
+  const out = Buffer.from(JSON.stringify(json));
+  headers['content-type'] = 'application/json';
+  headers['content-length'] = String(out.length);
+  return out;
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1), plus Host and Expect, which each hop sets for itself. */

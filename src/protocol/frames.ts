@@ -1,6 +1,7 @@
 // Wire frames between hub and agent (docs/protocol.md).
 // Binary frames: [1-byte type][16-byte stream id][payload]; JSON text frames carry control messages.
 import { randomFillSync } from 'node:crypto';
+import type { BodyFieldFailure } from './credentials.ts';
 
 export const FRAME = {
   /** Stream bytes. */
@@ -118,7 +119,11 @@ export interface ResponseMsg { t: 'response'; sid: string; status: number; heade
 /** agent → hub: the request could not be served; the stream is finished. */
 export interface StreamErrorMsg { t: 'stream_error'; sid: string; code: StreamErrorCode; message: string }
 
-export type StreamErrorCode = 'bad_signature' | 'replayed' | 'forbidden' | 'bad_gateway' | 'upstream_timeout' | 'bad_request';
+export type StreamErrorCode = 'bad_signature' | 'replayed' | 'forbidden' | 'bad_gateway' | 'upstream_timeout' | 'bad_request'
+  /** The stored credential's format is not one this agent knows. */
+  | 'unknown_format'
+  /** The `body` method could not add its field. */
+  | BodyFieldFailure;
 
 export type HubToAgent = ChallengeMsg | AuthOkMsg | ReauthMsg | PingMsg | PongMsg | OpenMsg;
 export type AgentToHub = AuthMsg | ReauthProofMsg | PingMsg | PongMsg | ResponseMsg | StreamErrorMsg;

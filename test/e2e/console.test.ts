@@ -319,7 +319,8 @@ describe('signed-in pages', () => {
     await card.getByRole('button', { name: 'Save endpoint' }).click();
     await card.getByRole('status').filter({ hasText: 'Endpoint saved.' }).waitFor();
     await shot('services-endpoint');
-    expect(await card.locator('.hint.warn code').textContent()).toBe('nexus agent credentials add --service wiki --url http://192.168.1.20:3000/api');
+    // wiki takes no credential (auth none): nothing to store again on the node, so no agent line.
+    expect(await card.locator('.hint.warn code').count()).toBe(0);
     expect(await card.getByText('Warning:').count()).toBe(0); // the node dials it, not the appliance
     expect((await json(await fetch(`${app.url}/api/v1/keys/${wiki.id}`, authed(admin.token)))).endpoint_url).toBe('http://192.168.1.20:3000/api');
     // Removing the nodes makes the service direct again (auth none: no credential asked).
@@ -335,6 +336,12 @@ describe('signed-in pages', () => {
       { authorization: `Bearer ${admin.token}` }));
     await page.reload();
     const ledgerCard = page.getByRole('region', { name: 'Service ledger' });
+    // Its endpoint moved while routed through a node: the line to store the credential again, format included.
+    await ledgerCard.getByRole('button', { name: 'Edit endpoint of ledger' }).click();
+    await ledgerCard.getByLabel('Endpoint URL').fill('http://127.0.0.1:9/v2');
+    await ledgerCard.getByRole('button', { name: 'Save endpoint' }).click();
+    await ledgerCard.getByRole('status').filter({ hasText: 'Endpoint saved.' }).waitFor();
+    expect(await ledgerCard.locator('.hint.warn code').textContent()).toBe('nexus agent credentials add --service ledger --url http://127.0.0.1:9/v2 --secret-format bearer');
     await ledgerCard.getByRole('button', { name: 'Remove edge-live from ledger' }).click();
     await ledgerCard.getByRole('button', { name: 'Save routing' }).click();
     await expect.poll(() => ledgerCard.getByRole('alert').textContent()).toMatch(/enter the credential it should send/);

@@ -241,7 +241,7 @@ describe('the CLI', () => {
   it('refuses a --secret-format or agent command that is only an Object property, and removes only stored credentials', async () => {
     const home = tempDir('nexus-agent-');
     const fmt = await agentCli(home, ['credentials', 'add', '--service', 'grafana', '--url', 'http://localhost:3000', '--secret-format', 'toString', '--secret-env', 'S'], { S: 'x' });
-    expect([fmt.code, fmt.stderr]).toEqual([2, 'nexus agent credentials: --secret-format must be one of bearer, raw, basic, query\n']);
+    expect([fmt.code, fmt.stderr]).toEqual([2, 'nexus agent credentials: --secret-format must be one of bearer, bot, raw, basic, query, path, body\n']);
     for (const name of ['constructor', 'toString', '__proto__']) {
       const r = await nexus(['agent', name]);
       expect(r.code, name).toBe(2);

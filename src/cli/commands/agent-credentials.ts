@@ -9,6 +9,8 @@ import { SECRET_FORMATS, type SecretFormat } from '../../protocol/credentials.ts
 
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
 const HEADER = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/;
+/** What `--header` names for each format when it is not given (`body` has no default). */
+const DEFAULT_NAME: Record<SecretFormat, string> = { bearer: 'Authorization', bot: 'Authorization', raw: 'Authorization', basic: 'Authorization', query: 'key', path: '', body: '' };
 
 /** Reads one line from the terminal without echoing it, or from stdin when it is not a terminal. */
 export async function readSecret(prompt: string): Promise<string> {
@@ -67,7 +69,6 @@ export async function agentCredentialsCommand(argv: string[]): Promise<number> {
     case 'add': {
       const { service, url } = values;
       const format = (values['secret-format'] ?? 'bearer') as SecretFormat;
-      const header = values.header ?? (format === 'query' ? 'key' : 'Authorization');
       if (!service || !SLUG.test(service)) throw new AgentError('--service SLUG is required (the slug the appliance gave the service)', 2);
       if (!url) throw new AgentError('--url URL is required (the local service this credential is for)', 2);
       try {
@@ -77,7 +78,10 @@ export async function agentCredentialsCommand(argv: string[]): Promise<number> {
         throw new AgentError(`--url "${url}" is not an http(s) URL`, 2);
       }
       if (!Object.hasOwn(SECRET_FORMATS, format)) throw new AgentError(`--secret-format must be one of ${Object.keys(SECRET_FORMATS).join(', ')}`, 2);
-      if (!HEADER.test(header)) throw new AgentError('--header must be a header (or query parameter) name', 2);
+      if (format === 'body' && values.header === undefined) throw new AgentError('--secret-format body needs --header FIELD (the JSON field the secret goes in)', 2);
+      const header = values.header ?? DEFAULT_NAME[format];
+      // A path prefix may be empty (the secret is the whole first segment); every other name may not.
+      if (!(format === 'path' && header === '') && !HEADER.test(header)) throw new AgentError('--header must be a header name (or query parameter, path prefix or JSON field)', 2);
       let secret: string | undefined;
       if (values['secret-env']) {
         secret = readEnv(values['secret-env']);

@@ -10,9 +10,10 @@ export const AGENT_USAGE = `Usage: nexus agent <command> [--profile NAME]
   enroll --url ws(s)://HOST/ws --token nx_nreg_… [--ca FILE] [--force]
                                   exchange a registration token for node credentials; --ca: the
                                   appliance's certificate (PEM) when it is self-signed, kept for start
-  credentials add --service SLUG --url URL [--header NAME] [--secret-format bearer|raw|basic|query] [--secret-env VAR]
+  credentials add --service SLUG --url URL [--header NAME] [--secret-format bearer|bot|raw|basic|query|path|body] [--secret-env VAR]
                                   store the secret for a service (SLUG: the service's slug on the appliance,
-                                  as in its proxy URL); typed without echo, piped on stdin, or from VAR
+                                  as in its proxy URL); typed without echo, piped on stdin, or from VAR;
+                                  --header: the header, query parameter, path prefix or JSON field
   credentials list [--json] | credentials remove --service SLUG
   start [--transport auto|ws|http] [--log-level LEVEL]
                                   connect to the hub and serve requests (foreground)

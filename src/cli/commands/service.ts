@@ -355,12 +355,13 @@ async function serviceUpdate(argv: string[]): Promise<number> {
 
     // An agent injects a credential only under the URL it was stored with (and refuses requests
     // elsewhere): a node-routed service whose endpoint or auth changed needs it stored again.
-    const agentSide = result.routed_via === 'node'
+    const agentLine = agentCredentialLine(result.slug, result.endpoint_url, result.auth_method, result.auth_key_name);
+    const agentSide = result.routed_via === 'node' && agentLine !== null
       && (result.endpoint_url !== svc.endpoint_url || result.auth_method !== svc.auth_method || result.auth_key_name !== svc.auth_key_name);
     const reminder = agentSide ? [
       `${result.slug} is routed through nodes: an agent holding its credential refuses requests outside the URL it was stored with.`,
       `On the host of each of its nodes (nexus service nodes ${result.slug} lists them), store it again for the new endpoint:`,
-      `  ${agentCredentialLine(result.slug, result.endpoint_url, result.auth_method, result.auth_key_name)}`,
+      `  ${agentLine}`,
     ] : [];
     if (values.json) {
       printJson(result);
@@ -399,7 +400,8 @@ function report(base: string, created: Created, how: SlugOrigin, node: { endpoin
     lines.push(`Slug: ${created.slug}  ("${how.requested}" was taken)`);
   }
   lines.push(`Proxy: ${proxy}`);
-  if (node) lines.push('', 'On the node\'s host, store the credential under this slug:', `  ${agentCredentialLine(created.slug, node.endpoint, node.authMethod, node.keyName)}`);
+  const agentLine = node && agentCredentialLine(created.slug, node.endpoint, node.authMethod, node.keyName);
+  if (agentLine) lines.push('', 'On the node\'s host, store the credential under this slug:', `  ${agentLine}`);
   process.stdout.write(lines.join('\n') + '\n');
   return 0;
 }

@@ -22,15 +22,31 @@ export const AUTH_METHODS: Record<string, AuthMethod> = {
 /** Methods offered for a custom endpoint. */
 export const CUSTOM_METHODS = ['bearer', 'header', 'query', 'basic', 'body', 'none'];
 
-/** The agent's --secret-format for each auth method it can inject (protocol/credentials.ts). */
-const AGENT_FORMAT: Record<string, string> = { bearer: 'bearer', header: 'raw', query: 'query', basic: 'basic' };
+/**
+ * The agent's --secret-format for each auth method (protocol/credentials.ts SECRET_FORMATS); null for
+ * `none`, which needs nothing stored. The line always names the format: an agent that does not know
+ * it refuses the command instead of storing the secret as a bearer token.
+ */
+export const AGENT_FORMAT: Record<string, string | null> = {
+  bearer: 'bearer',
+  bot_bearer: 'bot',
+  header: 'raw',
+  query: 'query',
+  path: 'path',
+  basic: 'basic',
+  body: 'body',
+  none: null,
+};
 
 /**
- * The `nexus agent credentials add` line for a service routed through a node. The agent injects a
- * credential only into requests under the URL it was stored with, so it names the service's endpoint.
+ * The `nexus agent credentials add` line for a service routed through a node; null when its auth
+ * method stores no credential. The agent injects a credential only into requests under the URL it
+ * was stored with, so it names the service's endpoint; `--header` carries the header, query
+ * parameter, path prefix or JSON field.
  */
-export function agentCredentialLine(slug: string, endpoint: string, authMethod: string, keyName?: string | null): string {
-  const format = Object.hasOwn(AGENT_FORMAT, authMethod) ? AGENT_FORMAT[authMethod] : undefined;
-  const flags = format ? `${keyName ? ` --header ${keyName}` : ''} --secret-format ${format}` : '';
-  return `nexus agent credentials add --service ${slug} --url ${endpoint}${flags}`;
+export function agentCredentialLine(slug: string, endpoint: string, authMethod: string, keyName?: string | null): string | null {
+  // A method this table does not know is named as it is: an agent that does not know it refuses it.
+  const format = Object.hasOwn(AGENT_FORMAT, authMethod) ? AGENT_FORMAT[authMethod] : authMethod;
+  if (format === null) return null;
+  return `nexus agent credentials add --service ${slug} --url ${endpoint}${keyName ? ` --header ${keyName}` : ''} --secret-format ${format}`;
 }

@@ -4,9 +4,10 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../../core/log/log.ts';
-import { AppError } from '../../core/errors/errors.ts';
+import { AppError, type ErrorCode } from '../../core/errors/errors.ts';
 import type { RelayRequest, RelayResponse } from '../../core/relay/node-relay.ts';
 import { corkPerTick } from '../../protocol/cork.ts';
+import { BODY_FIELD_FAILURES } from '../../protocol/credentials.ts';
 import { isHeaders, newStreamId, parseControl, type Headers } from '../../protocol/frames.ts';
 import { newNonce, signOpen, verifyAuthProof } from '../../protocol/signing.ts';
 import { StreamMux, type Stream } from '../../protocol/streams.ts';
@@ -39,13 +40,16 @@ interface PendingHead {
   reject(err: Error): void;
 }
 
-const STREAM_ERRORS: Record<string, { code: 'bad_gateway' | 'upstream_timeout' | 'forbidden'; message: string }> = {
+const STREAM_ERRORS: Record<string, { code: ErrorCode; message: string }> = {
   bad_signature: { code: 'bad_gateway', message: 'the node rejected the request signature' },
   replayed: { code: 'bad_gateway', message: 'the node rejected the request as a replay' },
   forbidden: { code: 'bad_gateway', message: 'the node refused the request' },
   bad_request: { code: 'bad_gateway', message: 'the node could not read the request' },
   upstream_timeout: { code: 'upstream_timeout', message: 'the service behind the node timed out' },
   bad_gateway: { code: 'bad_gateway', message: 'the node could not reach the service' },
+  unknown_format: { code: 'bad_gateway', message: 'the node holds this service\'s credential in a format it does not know (update its agent, or store the credential again)' },
+  // The `body` method's refusals, as the appliance gives them for a direct service.
+  ...BODY_FIELD_FAILURES,
 };
 
 export class AgentSession {
@@ -264,7 +268,7 @@ export class AgentSession {
       }
       case 'stream_error': {
         if (typeof msg.sid !== 'string') return;
-        const known = STREAM_ERRORS[String(msg.code)] ?? STREAM_ERRORS.bad_gateway!;
+        const known = Object.hasOwn(STREAM_ERRORS, String(msg.code)) ? STREAM_ERRORS[String(msg.code)]! : STREAM_ERRORS.bad_gateway!;
         if (msg.code === 'bad_signature' || msg.code === 'replayed') this.log.warn({ node: this.nodeId, code: msg.code }, 'agent rejected a signed frame');
         this.failHead(msg.sid, new AppError(known.code, known.message));
         this.mux.get(msg.sid)?.reset(String(msg.code));

@@ -8,7 +8,7 @@ import type WebSocket from 'ws';
 import type { AppContext } from '../../core/context.ts';
 import { AppError } from '../../core/errors/errors.ts';
 import { NODE_OFFLINE } from '../../core/relay/node-relay.ts';
-import { endToEnd, inject, joinTarget } from '../../protocol/credentials.ts';
+import { BODY_FIELD_FAILURES, BodyFieldError, endToEnd, inject, joinTarget, withBodyField } from '../../protocol/credentials.ts';
 import type { Headers } from '../../protocol/frames.ts';
 import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE, pipeWebSockets } from '../../protocol/ws-bridge.ts';
 import type { Registry } from './registry.ts';
@@ -52,15 +52,15 @@ export interface ProxyResult {
   nodeId: string | null;
 }
 
-async function collect(body: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of body) {
-    n += c.byteLength;
-    if (n > limit) throw new AppError('payload_too_large', 'request body is larger than the configured limit');
-    parts.push(c);
+/** A `body` credential added to the request body, or the caller's error (agent-session.ts gives the same through a node). */
+async function bodyWithField(body: AsyncIterable<Uint8Array> | null, field: { name: string; value: string }, limit: number, headers: Headers): Promise<Buffer> {
+  try {
+    return await withBodyField(body, field, limit, headers);
+  } catch (err) {
+    if (!(err instanceof BodyFieldError)) throw err;
+    const f = BODY_FIELD_FAILURES[err.reason];
+    throw new AppError(f.code, f.message);
   }
-  return Buffer.concat(parts);
 }
 
 export function createProxy(ctx: AppContext, services: Services, registry: Registry) {
@@ -83,20 +83,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     let body: AsyncIterable<Uint8Array> | Buffer | null = call.body;
     if (secret !== null) {
       const { bodyField } = inject({ method: call.service.auth_method, keyName: call.service.auth_key_name, secret }, target, headers);
-      if (bodyField) {
-        const raw = call.body ? await collect(call.body, ctx.config.bodyLimitBytes) : Buffer.from('{}');
-        let json: unknown;
-        try {
-          json = JSON.parse(raw.length ? raw.toString('utf8') : '{}');
-        } catch {
-          throw new AppError('invalid_json', 'this service takes its credential in a JSON body; the request body is not JSON');
-        }
-        if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AppError('validation_failed', 'this service needs a JSON object body');
-        (json as Record<string, unknown>)[bodyField.name] = bodyField.value;
-        body = Buffer.from(JSON.stringify(json));
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = String(body.length);
-      }
+      if (bodyField) body = await bodyWithField(call.body, bodyField, ctx.config.bodyLimitBytes, headers);
     }
     try {
       const res = await undiciRequest(target, {

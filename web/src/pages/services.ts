@@ -149,9 +149,10 @@ function endpointEditor(s: Service, reload: Reload, saved: SavedPart | null): HT
   const status = h('p', { class: 'ok', role: 'status', tabindex: -1 }, saved?.part === 'endpoint' ? 'Endpoint saved.' : saved ? 'Label saved.' : '');
   if (saved) setTimeout(() => status.focus(), 0);
   const viaNodes = s.routed_via === 'node';
-  const agentHint = saved?.part === 'endpoint' && viaNodes && s.endpoint_url
+  const agentLine = viaNodes && s.endpoint_url ? agentCredentialLine(s.slug, s.endpoint_url, s.auth_method ?? 'bearer', s.auth_key_name) : null;
+  const agentHint = saved?.part === 'endpoint' && agentLine
     ? h('p', { class: 'hint warn' }, 'A node holding this service\'s credential refuses requests outside the URL it was stored with; store it again on each node\'s host: ',
-      h('code', null, agentCredentialLine(s.slug, s.endpoint_url, s.auth_method ?? 'bearer', s.auth_key_name)), '.')
+      h('code', null, agentLine), '.')
     : null;
   const warned = warningNotes(saved?.warnings);
   const closed = () => replace(box, agentHint, h('div', { class: 'actions' },
@@ -247,7 +248,8 @@ function routingEditor(s: Service, nodes: NodeRow[], isAdmin: boolean, reload: R
     if (!rows.length && s.auth_method !== 'none' && !(wasDirect && s.has_credential)) {
       note = field('Credential for direct access', credential, `Without nodes the appliance sends this ${s.auth_method} credential itself; stored encrypted, never shown again.`);
     } else if (rows.length && wasDirect && s.has_credential) {
-      note = h('p', { class: 'hint warn' }, 'Saving routes this service through nodes and deletes its credential from the appliance; add it on the node with ', h('code', null, 'nexus agent credentials add'), '.');
+      const line = s.endpoint_url ? agentCredentialLine(s.slug, s.endpoint_url, s.auth_method ?? 'bearer', s.auth_key_name) : null;
+      note = h('p', { class: 'hint warn' }, 'Saving routes this service through nodes and deletes its credential from the appliance; add it on the node\'s host with ', h('code', null, line ?? 'nexus agent credentials add'), '.');
     }
 
     const save = h('button', { type: 'button', disabled: !dirty, onclick: async () => {
