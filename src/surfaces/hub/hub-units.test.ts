@@ -1,6 +1,7 @@
+import { createServer, type Server, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { NodePicker } from './routing.ts';
-import { refusal } from './ssrf.ts';
+import { guardedConnector, refusal } from './ssrf.ts';
 
 describe('node picking', () => {
   it('prefers the lowest priority and spreads by weight within it', () => {
@@ -40,5 +41,34 @@ describe('SSRF guard', () => {
     }
     expect(refusal('93.184.216.34', 443, opts(false))).toBeNull();
     expect(refusal('2606:2800:220:1::1', 443, opts(false))).toBeNull();
+  });
+});
+
+describe('SSRF guard at connect time', () => {
+  const listen = () => new Promise<Server>((resolve) => {
+    const server = createServer((s) => s.end());
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+  const dial = (connect: ReturnType<typeof guardedConnector>, port: number) => new Promise<Error | Socket>((resolve) => {
+    connect({ hostname: 'localhost', host: `localhost:${port}`, protocol: 'http:', port: String(port), servername: null } as never, (err, socket) => resolve(err ?? socket!));
+  });
+
+  it('refuses a name that resolves to the appliance\'s own listener, on that listener\'s port only', async () => {
+    const [own, other] = await Promise.all([listen(), listen()]);
+    const ownPort = (own.address() as { port: number }).port;
+    const otherPort = (other.address() as { port: number }).port;
+    try {
+      const connect = guardedConnector({ allowPrivate: true, ownListeners: () => [`127.0.0.1:${ownPort}`] });
+      const refused = await dial(connect, ownPort);
+      expect(refused).toBeInstanceOf(Error);
+      expect((refused as Error & { code?: string }).code).toBe('ESSRF');
+      expect((refused as Error).message).toMatch(/own listeners/);
+      const allowed = await dial(connect, otherPort);
+      expect(allowed).not.toBeInstanceOf(Error);
+      (allowed as Socket).destroy();
+    } finally {
+      own.close();
+      other.close();
+    }
   });
 });

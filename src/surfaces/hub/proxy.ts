@@ -15,7 +15,7 @@ import type { Registry } from './registry.ts';
 import { NodePicker } from './routing.ts';
 import type { Services } from './services.ts';
 import type { ServiceNode, ServiceRow } from './services-store.ts';
-import { checkUrl, guardedLookup, type GuardOptions } from './ssrf.ts';
+import { checkUrl, guardedConnector, guardedLookup, portOf, type GuardOptions } from './ssrf.ts';
 
 export interface ProxyCall {
   service: ServiceRow;
@@ -71,7 +71,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
   };
   const timeoutMs = ctx.config.proxy.maxStreamSeconds * 1000;
   const dispatcher = new Agent({
-    connect: { lookup: guardedLookup(guard) } as object,
+    connect: guardedConnector(guard),
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     keepAliveTimeout: 30_000,
@@ -149,7 +149,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       perMessageDeflate: false,
       handshakeTimeout: 30_000,
       maxPayload: MAX_WS_MESSAGE,
-      lookup: guardedLookup(guard),
+      lookup: guardedLookup(guard, portOf(target)),
     });
     // The caller leaving (or the session's end) closes the upstream, at any stage.
     const cancel = () => upstream.terminate();
