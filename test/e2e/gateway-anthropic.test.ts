@@ -101,6 +101,9 @@ describe('Anthropic SDK → every provider type', () => {
     expect(lastUpstream().path).toBe('/v1/messages');
     expect(lastUpstream().body).toEqual({ ...body, model: 'up-anthropic' });
     expect(lastUpstream().headers['x-api-key']).toBe('key-anthropic');
+    // The headers that name the body's shape and features go with it.
+    expect(lastUpstream().headers['anthropic-version']).toBe('2023-06-01');
+    expect(lastUpstream().headers['anthropic-beta']).toBe('interleaved-thinking-2025-05-14');
     // Claude Code and other tools on the beta SDK add ?beta=true.
     expect((await messages('/v1/messages?beta=true', body)).status).toBe(200);
     expect(JSON.stringify(lastUpstream().headers)).not.toContain(vk);
@@ -108,6 +111,12 @@ describe('Anthropic SDK → every provider type', () => {
 });
 
 describe('tools', () => {
+  it('does not send Anthropic headers to a provider the request is translated for', async () => {
+    expect((await messages('/v1/messages', { model: 'm-openai', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] }, { 'anthropic-beta': 'prompt-caching-2024-07-31' })).status).toBe(200);
+    expect(lastUpstream().headers['anthropic-beta']).toBeUndefined();
+    expect(lastUpstream().headers['anthropic-version']).toBeUndefined();
+  });
+
   it.each(['openai', 'gemini', 'anthropic'] as const)('tool use and its result through a %s provider, streamed and not', async (type) => {
     const ask: Anthropic.MessageParam = { role: 'user', content: 'weather in Paris?' };
     const res = await client.messages.create({ model: `m-${type}`, max_tokens: 64, tools: [WEATHER], tool_choice: { type: 'auto' }, messages: [ask] });

@@ -32,6 +32,9 @@ export interface GatewayCall {
   /** Gemini ingress: the :method and, for streams, SSE (alt=sse) or a JSON array. */
   geminiMethod?: string;
   geminiMode?: 'sse' | 'array';
+  /** Client headers that go with the body when it passes through to a provider of the client's own
+   *  family (Anthropic's `anthropic-version` and `anthropic-beta`, which name what the body uses). */
+  passHeaders?: Record<string, string>;
   key: ResolvedKey;
   /** The caller's address (from the trusted proxy's X-Forwarded-For), for the audit log. */
   sourceIp?: string;
@@ -240,6 +243,7 @@ export function createGatewayService(deps: GatewayDeps) {
       const adapter = ADAPTERS[d.provider.type];
       const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
       const req = adapter.request(d.provider, p.upstreamOp ?? c.op, d.upstreamModel, JSON.stringify(p.body), c.stream);
+      if (c.passHeaders && p.passthrough) Object.assign(req.headers, c.passHeaders);
       o.deployment = d;
       let res: UpstreamResponse;
       try {
