@@ -5,7 +5,7 @@ import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
-import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { createKey, PROVIDER_TYPES, providerPerType, simpleModel } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
@@ -14,7 +14,7 @@ let up: LlmUpstream;
 let vk: string;
 let client: Anthropic;
 
-const PROVIDERS = ['openai', 'openai-compatible', 'azure', 'glm', 'gemini', 'anthropic'] as const;
+const PROVIDERS = PROVIDER_TYPES;
 const WEATHER: Anthropic.Tool = {
   name: 'get_weather',
   description: 'Weather in a city',
@@ -24,22 +24,9 @@ const WEATHER: Anthropic.Tool = {
 beforeAll(async () => {
   [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
   admin = await setupAdmin(app);
-  const base: Record<(typeof PROVIDERS)[number], Record<string, unknown>> = {
-    openai: { base_url: `${up.url}/v1` },
-    'openai-compatible': { base_url: `${up.url}/v1` },
-    azure: { base_url: up.url, api_version: '2024-10-21' },
-    glm: { base_url: `${up.url}/api/paas/v4` },
-    gemini: { base_url: up.url },
-    anthropic: { base_url: up.url },
-  };
-  const ids: Record<string, string> = {};
-  for (const type of PROVIDERS) {
-    const { id } = await createProvider(app, admin, { name: `p-${type}`, type, api_key: `key-${type}`, ...base[type] });
-    ids[type] = id;
-    await simpleModel(app, admin, id, `m-${type}`, `up-${type}`, { input_price_per_mtok: 1, output_price_per_mtok: 1 });
-  }
-  await simpleModel(app, admin, ids.openai!, 'm-cut', 'cut-3');
-  await simpleModel(app, admin, ids.anthropic!, 'm-anthropic-cut', 'cut-3');
+  const ids = await providerPerType(app, admin, up.url);
+  await simpleModel(app, admin, ids.openai, 'm-cut', 'cut-3');
+  await simpleModel(app, admin, ids.anthropic, 'm-anthropic-cut', 'cut-3');
   ({ key: vk } = await createKey(app, admin.token));
   client = new Anthropic({ apiKey: vk, baseURL: app.url, maxRetries: 0 });
 });

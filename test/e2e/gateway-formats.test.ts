@@ -6,7 +6,7 @@ import OpenAI, { AzureOpenAI } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
 import { json, post, setupAdmin, type Admin } from '../helpers/api.ts';
-import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { createKey, PROVIDER_TYPES, providerPerType, simpleModel } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
@@ -16,24 +16,12 @@ let vk: string;
 let glmKey: string;
 const providerIds: Record<string, string> = {};
 
-const PROVIDERS = ['openai', 'openai-compatible', 'azure', 'glm', 'gemini', 'anthropic'] as const;
+const PROVIDERS = PROVIDER_TYPES;
 
 beforeAll(async () => {
   [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
   admin = await setupAdmin(app);
-  const base: Record<(typeof PROVIDERS)[number], Record<string, unknown>> = {
-    openai: { base_url: `${up.url}/v1` },
-    'openai-compatible': { base_url: `${up.url}/v1` },
-    azure: { base_url: up.url, api_version: '2024-10-21' },
-    glm: { base_url: `${up.url}/api/paas/v4` },
-    gemini: { base_url: up.url },
-    anthropic: { base_url: up.url },
-  };
-  for (const type of PROVIDERS) {
-    const { id } = await createProvider(app, admin, { name: `p-${type}`, type, api_key: `key-${type}`, ...base[type] });
-    await simpleModel(app, admin, id, `m-${type}`, `up-${type}`, { input_price_per_mtok: 1, output_price_per_mtok: 1 });
-    providerIds[type] = id;
-  }
+  Object.assign(providerIds, await providerPerType(app, admin, up.url));
   // Upstreams that misbehave mid-answer: a stream cut after 3 events, a tool call cut off mid-JSON.
   for (const type of ['openai', 'gemini', 'anthropic'] as const) {
     await simpleModel(app, admin, providerIds[type]!, `cut-${type}`, 'up-chunks-10-cut-3');

@@ -7,7 +7,7 @@ import type { ResponseStreamEvent } from 'openai/resources/responses/responses';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
-import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { createKey, createProvider, providerPerType, simpleModel } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
@@ -23,18 +23,8 @@ const weather = [{ type: 'function' as const, name: 'get_weather', description: 
 beforeAll(async () => {
   [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
   admin = await setupAdmin(app);
-  const base: Record<string, Record<string, unknown>> = {
-    openai: { base_url: `${up.url}/v1` },
-    'openai-compatible': { base_url: `${up.url}/v1` },
-    glm: { base_url: `${up.url}/api/paas/v4` },
-    gemini: { base_url: up.url },
-    anthropic: { base_url: up.url },
-  };
-  for (const [type, extra] of Object.entries(base)) {
-    const { id } = await createProvider(app, admin, { name: `p-${type}`, type, api_key: `key-${type}`, ...extra });
-    await simpleModel(app, admin, id, `m-${type}`, `up-${type}`, { input_price_per_mtok: 1, output_price_per_mtok: 1 });
-    if (type === 'gemini' || type === 'anthropic' || type === 'openai') await simpleModel(app, admin, id, `ticking-${type}`, `up-chunks-4-tick-40`);
-  }
+  const ids = await providerPerType(app, admin, up.url, ['openai', 'openai-compatible', 'glm', 'gemini', 'anthropic']);
+  for (const type of ['gemini', 'anthropic', 'openai'] as const) await simpleModel(app, admin, ids[type], `ticking-${type}`, `up-chunks-4-tick-40`);
   const { id: gid } = await createProvider(app, admin, { name: 'p-cut', type: 'gemini', base_url: up.url });
   await simpleModel(app, admin, gid, 'cut-gemini', 'up-chunks-10-cut-3');
   ({ key: vk, id: keyId } = await createKey(app, admin.token));

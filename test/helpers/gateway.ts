@@ -24,3 +24,35 @@ export async function createKey(app: Appliance, token: string, body: Record<stri
 export async function simpleModel(app: Appliance, admin: Admin, providerId: string, name: string, upstream = name, prices: Record<string, number> = {}) {
   return createModel(app, admin, { name, deployments: [{ provider_id: providerId, upstream_model: upstream }], ...prices });
 }
+
+export const PROVIDER_TYPES = ['openai', 'openai-compatible', 'azure', 'glm', 'gemini', 'anthropic'] as const;
+export type ProviderType = (typeof PROVIDER_TYPES)[number];
+
+/** Where a provider of each type finds the mock upstream (test/helpers/llm-upstream.ts) at `upUrl`. */
+function mockUpstreamFields(type: ProviderType, upUrl: string): Record<string, unknown> {
+  switch (type) {
+    case 'openai':
+    case 'openai-compatible':
+      return { base_url: `${upUrl}/v1` };
+    case 'azure':
+      return { base_url: upUrl, api_version: '2024-10-21' };
+    case 'glm':
+      return { base_url: `${upUrl}/api/paas/v4` };
+    default:
+      return { base_url: upUrl };
+  }
+}
+
+/**
+ * A provider `p-<type>` (key `key-<type>`) for each type against the mock upstream, each serving a
+ * model `m-<type>` as `up-<type>` at $1 per Mtok in and out. Returns the provider ids by type.
+ */
+export async function providerPerType(app: Appliance, admin: Admin, upUrl: string, types: readonly ProviderType[] = PROVIDER_TYPES): Promise<Record<ProviderType, string>> {
+  const ids = {} as Record<ProviderType, string>;
+  for (const type of types) {
+    const { id } = await createProvider(app, admin, { name: `p-${type}`, type, api_key: `key-${type}`, ...mockUpstreamFields(type, upUrl) });
+    await simpleModel(app, admin, id, `m-${type}`, `up-${type}`, { input_price_per_mtok: 1, output_price_per_mtok: 1 });
+    ids[type] = id;
+  }
+  return ids;
+}
