@@ -228,6 +228,7 @@ describe('PATCH /api/v1/virtual-keys/{id}', () => {
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stderr).toBe('warning: model "k-nope" is not configured (yet): this key cannot use it until a model of that name exists\n');
     expect(cli.stdout).toMatch(/nx_vk_/);
+    expect(cli.stdout).toContain(`base URL ${app.url}/v1 (OpenAI SDKs) or ${app.url} (Gemini and Anthropic SDKs)`);
   });
 
   it('refuses at once when the budget is lowered below what was spent', async () => {

@@ -68,7 +68,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
       for (const w of created.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (values.json) return printJson(created), 0;
       process.stdout.write(`Virtual key "${name}" created (id ${created.id}). It is shown only once:\n\n  ${created.key}\n\n` +
-        `Use it as the API key with base URL ${target.url}/v1 (OpenAI SDKs) or ${target.url} (Gemini SDKs).\n`);
+        `Use it as the API key with base URL ${target.url}/v1 (OpenAI SDKs) or ${target.url} (Gemini and Anthropic SDKs).\n`);
       return 0;
     }
     const target = resolveTarget(values.url);
