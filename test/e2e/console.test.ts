@@ -496,8 +496,12 @@ describe('AI gateway from the console', () => {
       await page.getByRole('button', { name: 'Edit typo key' }).click();
       const typoEdit = page.getByRole('form', { name: 'Edit typo key' });
       await typoEdit.getByLabel('Models').fill('team-chat');
+      // A budget that renews every month: shown with its period, the renewal time on hover.
+      await typoEdit.getByLabel('Budget (USD)').fill('5');
+      await typoEdit.getByLabel('Budget renews').selectOption('month');
       await typoEdit.getByRole('button', { name: 'Save changes' }).click();
       await typoEdit.waitFor({ state: 'detached' });
+      await page.getByRole('cell', { name: '$0.0000 / $5 per month' }).waitFor();
       await page.getByRole('row', { name: /typo key/ }).getByRole('cell', { name: 'team-chat', exact: true }).waitFor();
       // The edit's answer replaced the creation's: nothing to warn of any more.
       expect(await page.getByText('Warning:').count()).toBe(0);

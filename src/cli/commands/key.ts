@@ -5,11 +5,14 @@ import { CliError, resolveTarget } from '../cli-credentials.ts';
 import { printJson, printTable, withCliErrors } from '../output.ts';
 
 export const KEY_USAGE = `Usage:
-  nexus key create NAME [--models a,b] [--budget USD] [--rpm N] [--tpm N] [--expires ISO-DATE] [--json]
+  nexus key create NAME [--models a,b] [--budget USD [--budget-period day|week|month]] [--rpm N] [--tpm N]
+                        [--expires ISO-DATE] [--json]
   nexus key list [--json]
   nexus key revoke ID
 
-  --url URL    the appliance (default: the one nexus login stored)
+  --budget-period P  the budget renews every UTC day, week (from Monday) or calendar month;
+                     without it the budget is for the key's whole life
+  --url URL          the appliance (default: the one nexus login stored)
 `;
 
 interface KeyRow {
@@ -18,6 +21,7 @@ interface KeyRow {
   hint?: string;
   models?: string[] | null;
   max_budget_usd?: number | null;
+  budget_period?: string | null;
   spent_usd?: number | null;
   expires_at?: string | null;
   revoked_at?: string | null;
@@ -42,7 +46,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
     strict: true,
     options: {
       url: { type: 'string' }, json: { type: 'boolean' }, models: { type: 'string' }, budget: { type: 'string' },
-      rpm: { type: 'string' }, tpm: { type: 'string' }, expires: { type: 'string' },
+      'budget-period': { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' }, expires: { type: 'string' },
     },
   });
   return withCliErrors(`key ${sub}`, async () => {
@@ -54,6 +58,12 @@ export async function keyCommand(argv: string[]): Promise<number> {
       if (models?.length) body.models = models;
       const budget = positiveNumber(values.budget, '--budget', false);
       if (budget !== undefined) body.max_budget_usd = budget;
+      const period = values['budget-period'];
+      if (period !== undefined) {
+        if (!['day', 'week', 'month'].includes(period)) throw new CliError('--budget-period must be day, week or month', 2);
+        if (budget === undefined) throw new CliError('--budget-period needs --budget', 2);
+        body.budget_period = period;
+      }
       const rpm = positiveNumber(values.rpm, '--rpm', true);
       if (rpm !== undefined) body.rpm = rpm;
       const tpm = positiveNumber(values.tpm, '--tpm', true);
@@ -77,7 +87,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
       if (values.json) return printJson(data), 0;
       printTable(['ID', 'NAME', 'KEY', 'MODELS', 'SPEND', 'EXPIRES', 'STATUS'], listItems<KeyRow>(data).map((k) => [
         k.id, k.name, k.hint, k.models?.length ? k.models.join(',') : 'all',
-        `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? `/$${k.max_budget_usd}` : ''}`, k.expires_at, k.revoked_at ? 'revoked' : 'active',
+        `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? `/$${k.max_budget_usd}` : ''}${k.budget_period ? ` per ${k.budget_period}` : ''}`, k.expires_at, k.revoked_at ? 'revoked' : 'active',
       ]), 'No virtual keys yet: nexus key create NAME');
       return 0;
     }

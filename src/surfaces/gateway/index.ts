@@ -21,7 +21,7 @@ function createGateway(ctx: AppContext) {
   const cfg = ctx.config.gateway;
   const router = createRouter(cfg.cooldownSeconds);
   const catalog = createCatalog(ctx.db, ctx.secretBox, { forget: (ids) => router.forget(ids) });
-  const keys = createVirtualKeys({ db: ctx.db, secretBox: ctx.secretBox, events: ctx.events, users: ctx.identity.users, allowedModelsForUser: (id) => ctx.identity.groups.allowedModelsForUser(id) });
+  const keys = createVirtualKeys({ db: ctx.db, secretBox: ctx.secretBox, events: ctx.events, users: ctx.identity.users, allowedModelsForUser: (id) => ctx.identity.groups.allowedModelsForUser(id), flushUsage: () => usage.flush() });
   const usage = createUsageRecorder(ctx.db, keys, ctx.log, ctx.writer);
   const upstream = createUpstream(ctx.relay, {
     connectTimeoutMs: cfg.connectTimeoutSeconds * 1000,

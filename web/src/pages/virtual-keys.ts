@@ -15,6 +15,8 @@ interface VirtualKey {
   hint?: string;
   models?: string[] | null;
   max_budget_usd?: number | null;
+  budget_period?: 'day' | 'week' | 'month' | null;
+  budget_resets_at?: string | null;
   spent_usd?: number | null;
   rpm?: number | null;
   tpm?: number | null;
@@ -37,6 +39,10 @@ export const virtualKeysPage: Page = {
     const splitModels = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
     // An empty box clears that scope or limit (PATCH takes null for "none").
     const orNull = (v: string) => (v.trim() ? Number(v) : null);
+    // A budget for the key's whole life, or one that renews every UTC day, week (from Monday) or month.
+    const periodSelect = (name: string, current: string | null | undefined) => h('select', { name },
+      ([['', 'Whole life of the key'], ['day', 'Every day (UTC)'], ['week', 'Every week (from Monday, UTC)'], ['month', 'Every month (UTC)']] as const)
+        .map(([value, label]) => h('option', { value, selected: value === (current ?? '') }, label)));
     // What the last create or edit was warned of; the next one's answer replaces it.
     let note: HTMLElement | null = null;
     const warned = (warnings: string[] | undefined) => {
@@ -49,12 +55,15 @@ export const virtualKeysPage: Page = {
       const eName = h('input', { name: 'edit_name', required: true, maxlength: 200, value: k.name });
       const eModels = h('input', { name: 'edit_models', value: (k.models ?? []).join(', ') });
       const eBudget = h('input', { name: 'edit_budget', type: 'number', min: 0, step: 'any', value: k.max_budget_usd ?? '' });
+      const ePeriod = periodSelect('edit_budget_period', k.budget_period);
       const eRpm = h('input', { name: 'edit_rpm', type: 'number', min: 1, step: 1, value: k.rpm ?? '' });
       const eTpm = h('input', { name: 'edit_tpm', type: 'number', min: 1, step: 1, value: k.tpm ?? '' });
       const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading },
         h('h2', { id: heading }, `Edit ${k.name}`),
         field('Name', eName), field('Models', eModels, 'Comma-separated; empty allows every model.'),
-        field('Budget (USD)', eBudget, 'Empty for no budget.'), field('Requests per minute', eRpm), field('Tokens per minute', eTpm),
+        field('Budget (USD)', eBudget, 'Empty for no budget.'),
+        field('Budget renews', ePeriod, 'Changing this counts the key\'s spend from the start of the new period.'),
+        field('Requests per minute', eRpm), field('Tokens per minute', eTpm),
         eErr.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save changes'),
           h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
       onSubmit(form, eErr, async () => {
@@ -64,6 +73,7 @@ export const virtualKeysPage: Page = {
           name: eName.value.trim(),
           models: modelList.length ? modelList : null,
           max_budget_usd: orNull(eBudget.value),
+          budget_period: (ePeriod.value || null) as VirtualKey['budget_period'],
           rpm: orNull(eRpm.value),
           tpm: orNull(eTpm.value),
         });
@@ -77,7 +87,9 @@ export const virtualKeysPage: Page = {
       const keys = items<VirtualKey>(await get('/api/v1/virtual-keys'));
       replace(list, table(['Name', 'Key', 'Models', 'Spend / budget', 'Limits', 'Expires', ''], keys.map((k) => [
         k.name, h('code', null, k.hint ?? k.id), k.models?.length ? k.models.join(', ') : 'all',
-        `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''}`,
+        k.budget_period
+          ? h('span', { title: `renews ${fmtTime(k.budget_resets_at)}` }, `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''} per ${k.budget_period}`)
+          : `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''}`,
         [k.rpm ? `${k.rpm} rpm` : '', k.tpm ? `${k.tpm} tpm` : ''].filter(Boolean).join(', ') || '—',
         fmtTime(k.expires_at),
         k.revoked_at ? h('span', { class: 'muted' }, 'revoked') : [h('button', {
@@ -99,12 +111,13 @@ export const virtualKeysPage: Page = {
     const name = h('input', { name: 'name', required: true, maxlength: 200 });
     const models = h('input', { name: 'models', placeholder: 'gpt-4o-mini, gemini-2.0-flash' });
     const budget = h('input', { name: 'max_budget_usd', type: 'number', min: 0, step: 'any' });
+    const period = periodSelect('budget_period', null);
     const rpm = h('input', { name: 'rpm', type: 'number', min: 1, step: 1 });
     const tpm = h('input', { name: 'tpm', type: 'number', min: 1, step: 1 });
     const expires = h('input', { name: 'expires_at', type: 'date' });
     const formErr = errorBox();
     const form = h('form', { class: 'inline', novalidate: true }, field('Name', name), field('Models', models, 'Comma-separated; empty allows every model.'),
-      field('Budget (USD)', budget), field('Requests per minute', rpm), field('Tokens per minute', tpm), field('Expires', expires),
+      field('Budget (USD)', budget), field('Budget renews', period), field('Requests per minute', rpm), field('Tokens per minute', tpm), field('Expires', expires),
       formErr.el, h('button', { type: 'submit' }, 'Create virtual key'));
     onSubmit(form, formErr, async () => {
       if (!name.value.trim()) throw new Error('Give the key a name.');
@@ -113,6 +126,7 @@ export const virtualKeysPage: Page = {
         name: name.value.trim(),
         ...(modelList.length ? { models: modelList } : {}),
         ...(budget.value ? { max_budget_usd: Number(budget.value) } : {}),
+        ...(period.value ? { budget_period: period.value } : {}),
         ...(rpm.value ? { rpm: Number(rpm.value) } : {}),
         ...(tpm.value ? { tpm: Number(tpm.value) } : {}),
         ...(expires.value ? { expires_at: new Date(`${expires.value}T23:59:59Z`).toISOString() } : {}),

@@ -1,12 +1,36 @@
 // Per-key rate limits and budget, held in memory (one appliance process serves every request,
 // DESIGN.md §1). Admission reserves the request's worst case before the upstream call and settling
 // replaces the reservation with what was really used, so N concurrent requests can never together
-// exceed a budget or a tokens-per-minute limit that admits fewer than N.
+// exceed a budget or a tokens-per-minute limit that admits fewer than N. A budget may renew every UTC
+// day, ISO week or calendar month: the spend counts from the start of the current period.
+export type BudgetPeriod = 'day' | 'week' | 'month';
+
 export interface LimitSpec {
   rpm: number | null;
   tpm: number | null;
   budgetUsd: number | null;
+  budgetPeriod: BudgetPeriod | null;
 }
+
+export interface PeriodSpan {
+  start: number;
+  /** The next period's start: when the budget renews. */
+  end: number;
+}
+
+/** The UTC calendar period holding time `t` (ms): a day from 00:00, a week from Monday, a month from the 1st. */
+export function periodOf(period: BudgetPeriod, t: number): PeriodSpan {
+  const d = new Date(t);
+  const [y, m, day] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()];
+  if (period === 'day') return { start: Date.UTC(y, m, day), end: Date.UTC(y, m, day + 1) };
+  if (period === 'week') {
+    const monday = day - ((d.getUTCDay() + 6) % 7);
+    return { start: Date.UTC(y, m, monday), end: Date.UTC(y, m, monday + 7) };
+  }
+  return { start: Date.UTC(y, m, 1), end: Date.UTC(y, m + 1, 1) };
+}
+
+const PERIOD_WORD: Record<BudgetPeriod, string> = { day: 'today', week: 'this week', month: 'this month' };
 
 export type Limit = 'rpm' | 'tpm' | 'budget';
 
@@ -35,15 +59,61 @@ const EPSILON = 1e-9;
 
 export class KeyLimits {
   spec: LimitSpec;
+  /** Spent in the current budget period (since the key was made when it has none). */
   spentUsd: number;
   reservedUsd = 0;
+  /** The current budget period, as an ISO string (null without a period) and its end in ms. */
+  periodStart: string | null = null;
+  private periodEnd = Infinity;
   private requests: number[] = [];
   private tokens: TokenEntry[] = [];
   private tokenSum = 0;
 
-  constructor(spec: LimitSpec, spentUsd: number) {
+  /**
+   * `spentUsd` is what the store holds for the period that began at `spentSince` (ISO); a stored
+   * period older than the current one counts as nothing spent yet.
+   */
+  constructor(spec: LimitSpec, spentUsd: number, spentSince: string | null, now: number) {
     this.spec = spec;
     this.spentUsd = spentUsd;
+    this.startPeriod(now);
+    if (this.periodStart !== spentSince && spec.budgetPeriod) this.spentUsd = 0;
+  }
+
+  private startPeriod(now: number): void {
+    if (!this.spec.budgetPeriod) {
+      this.periodStart = null;
+      this.periodEnd = Infinity;
+      return;
+    }
+    const p = periodOf(this.spec.budgetPeriod, now);
+    this.periodStart = new Date(p.start).toISOString();
+    this.periodEnd = p.end;
+  }
+
+  /** When the budget renews (ms), or null without a period. */
+  renewsAt(now: number): number | null {
+    this.roll(now);
+    return this.spec.budgetPeriod ? this.periodEnd : null;
+  }
+
+  /** The current period's start (ISO) as of `now`, the tag its spend is stored with; null without a period. */
+  periodAt(now: number): string | null {
+    this.roll(now);
+    return this.periodStart;
+  }
+
+  /** What was spent in the current period as of `now`. */
+  spentAt(now: number): number {
+    this.roll(now);
+    return this.spentUsd;
+  }
+
+  /** Past the period's end the spend starts again from nothing (reservations in flight stay). */
+  private roll(now: number): void {
+    if (now < this.periodEnd) return;
+    this.startPeriod(now);
+    this.spentUsd = 0;
   }
 
   private prune(now: number): void {
@@ -64,22 +134,30 @@ export class KeyLimits {
    * New limits from an edited key. Spend, reservations in flight and the windows' entries are kept,
    * so a lowered limit counts what was already used (a budget below the spend refuses at once).
    */
-  retune(spec: LimitSpec): void {
+  retune(spec: LimitSpec, now: number, spentUsd?: number): void {
+    const periodChanged = spec.budgetPeriod !== this.spec.budgetPeriod;
     this.spec = spec;
+    if (periodChanged) this.startPeriod(now);
+    if (spentUsd !== undefined) this.spentUsd = spentUsd;
   }
 
   /** Admits a request or says which limit it hits. Synchronous, so concurrent callers serialise. */
   admit(now: number, estTokens: number, estCostUsd: number): Reservation | LimitHit {
-    const { rpm, tpm, budgetUsd } = this.spec;
+    const { rpm, tpm, budgetUsd, budgetPeriod } = this.spec;
     if (rpm === null && tpm === null && budgetUsd === null) return { tokens: null, costUsd: 0 };
     this.prune(now);
     if (budgetUsd !== null) {
+      this.roll(now);
+      // Spent for good: try again when the period renews (an hour when it never does: a raised
+      // budget takes effect at once anyway).
+      const untilRenewal = budgetPeriod ? secondsUntil(this.periodEnd, now) : 3600;
+      const renews = budgetPeriod ? ` ${PERIOD_WORD[budgetPeriod]}; it renews at ${new Date(this.periodEnd).toISOString()}` : '';
       if (this.spentUsd >= budgetUsd - EPSILON) {
-        return { limit: 'budget', retryAfter: 3600, message: `virtual key budget of $${budgetUsd} is spent` };
+        return { limit: 'budget', retryAfter: untilRenewal, message: `virtual key budget of $${budgetUsd} is spent${renews}` };
       }
       if (this.spentUsd + this.reservedUsd + estCostUsd > budgetUsd + EPSILON) {
         // Requests in flight hold the rest of the budget; some of it may come back when they settle.
-        return { limit: 'budget', retryAfter: this.reservedUsd > 0 ? 1 : 3600, message: `request could exceed the virtual key budget of $${budgetUsd}` };
+        return { limit: 'budget', retryAfter: this.reservedUsd > 0 ? 1 : untilRenewal, message: `request could exceed the virtual key budget of $${budgetUsd}${renews}` };
       }
     }
     if (rpm !== null && this.requests.length >= rpm) {

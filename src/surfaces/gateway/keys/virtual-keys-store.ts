@@ -2,6 +2,7 @@
 // HMAC secret sealed by the secret box).
 import type { Db } from '../../../core/db/db.ts';
 import type { WriteOp } from '../../../core/db/write-ops.ts';
+import type { BudgetPeriod } from './limits.ts';
 
 export interface VirtualKeyRow {
   id: string;
@@ -14,6 +15,9 @@ export interface VirtualKeyRow {
   user_id: string;
   models: string | null;
   max_budget_usd: number | null;
+  budget_period: BudgetPeriod | null;
+  /** The start of the period spent_usd counts (ISO); null without a period. */
+  budget_period_start: string | null;
   spent_usd: number;
   rpm: number | null;
   tpm: number | null;
@@ -30,22 +34,43 @@ export interface VirtualKeysStore {
   getByPublicId(publicId: string): VirtualKeyRow | undefined;
   list(userId: string | null): VirtualKeyRow[];
   revoke(id: string, at: string): boolean;
-  /** Edits a key that is not revoked; false when it is (or does not exist). */
-  update(row: Pick<VirtualKeyRow, 'id' | 'name' | 'models' | 'max_budget_usd' | 'rpm' | 'tpm' | 'expires_at'>): boolean;
-  /** Adds settled spend and marks keys used; one transaction per batch. */
+  /**
+   * Edits a key that is not revoked; false when it is (or does not exist). `rebase` restarts the spend
+   * count (a new budget period); otherwise spent_usd and its period are left to the spend batches.
+   */
+  update(row: KeyUpdate): boolean;
+  /** What the key's usage rows cost from `since` (ISO) on. */
+  costSince(id: string, since: string): number;
 }
 
-/** The batch that adds settled spend to keys and marks them used (committed with the usage rows). */
-export function spendOp(entries: Iterable<[id: string, usd: number]>, at: string): WriteOp {
+export type KeyUpdate = Pick<VirtualKeyRow, 'id' | 'name' | 'models' | 'max_budget_usd' | 'budget_period' | 'rpm' | 'tpm' | 'expires_at'> & {
+  rebase: { spent_usd: number; budget_period_start: string | null } | null;
+};
+
+/** Settled spend for one key, and the budget period it belongs to (null: the key has none). */
+export interface PendingSpend {
+  usd: number;
+  since: string | null;
+}
+
+/**
+ * The batch that adds settled spend to keys and marks them used (committed with the usage rows).
+ * Spend of a period the row does not hold yet replaces the old period's figure.
+ */
+export function spendOp(entries: Iterable<[id: string, spend: PendingSpend]>, at: string): WriteOp {
   const params: unknown[][] = [];
-  for (const [id, usd] of entries) params.push([usd, at, id]);
-  return { sql: 'UPDATE gateway_virtual_keys SET spent_usd = spent_usd + ?, last_used_at = ? WHERE id = ?', params };
+  for (const [id, { usd, since }] of entries) params.push([since, usd, usd, since, at, id]);
+  return {
+    sql: `UPDATE gateway_virtual_keys SET spent_usd = CASE WHEN budget_period_start IS ? THEN spent_usd + ? ELSE ? END,
+      budget_period_start = ?, last_used_at = ? WHERE id = ?`,
+    params,
+  };
 }
 
 export function createVirtualKeysStore(db: Db): VirtualKeysStore {
   const insert = db.prepare(`INSERT INTO gateway_virtual_keys
-    (id, name, key_hash, hint, format, public_id, secret_sealed, user_id, models, max_budget_usd, rpm, tpm, expires_at, created_at)
-    VALUES (@id, @name, @key_hash, @hint, @format, @public_id, @secret_sealed, @user_id, @models, @max_budget_usd, @rpm, @tpm, @expires_at, @created_at)`);
+    (id, name, key_hash, hint, format, public_id, secret_sealed, user_id, models, max_budget_usd, budget_period, budget_period_start, rpm, tpm, expires_at, created_at)
+    VALUES (@id, @name, @key_hash, @hint, @format, @public_id, @secret_sealed, @user_id, @models, @max_budget_usd, @budget_period, @budget_period_start, @rpm, @tpm, @expires_at, @created_at)`);
   const get = db.prepare('SELECT * FROM gateway_virtual_keys WHERE id = ?');
   const getByHash = db.prepare('SELECT * FROM gateway_virtual_keys WHERE key_hash = ?');
   const getByPublicId = db.prepare('SELECT * FROM gateway_virtual_keys WHERE public_id = ?');
@@ -53,7 +78,11 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
   const listForUser = db.prepare('SELECT * FROM gateway_virtual_keys WHERE user_id = ? ORDER BY created_at DESC, id');
   const revoke = db.prepare('UPDATE gateway_virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
   const update = db.prepare(`UPDATE gateway_virtual_keys SET name = @name, models = @models, max_budget_usd = @max_budget_usd,
+    budget_period = @budget_period,
+    budget_period_start = CASE WHEN @rebase THEN @budget_period_start ELSE budget_period_start END,
+    spent_usd = CASE WHEN @rebase THEN @spent_usd ELSE spent_usd END,
     rpm = @rpm, tpm = @tpm, expires_at = @expires_at WHERE id = @id AND revoked_at IS NULL`);
+  const costSince = db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM gateway_usage WHERE key_id = ? AND ts >= ?');
 
   return {
     insert: (row) => void insert.run(row),
@@ -62,6 +91,7 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
     getByPublicId: (publicId) => getByPublicId.get(publicId) as VirtualKeyRow | undefined,
     list: (userId) => (userId === null ? listAll.all() : listForUser.all(userId)) as VirtualKeyRow[],
     revoke: (id, at) => revoke.run(at, id).changes > 0,
-    update: (row) => update.run(row).changes > 0,
+    update: ({ rebase, ...row }) => update.run({ ...row, rebase: rebase ? 1 : 0, spent_usd: rebase?.spent_usd ?? 0, budget_period_start: rebase?.budget_period_start ?? null }).changes > 0,
+    costSince: (id, since) => (costSince.get(id, since) as { usd: number }).usd,
   };
 }

@@ -9,8 +9,8 @@ import type { Db } from '../../../core/db/db.ts';
 import { AppError, notFound } from '../../../core/errors/errors.ts';
 import type { Events } from '../../../core/events/events.ts';
 import type { UsersStore } from '../../../core/identity/users-store.ts';
-import { KeyLimits } from './limits.ts';
-import { createVirtualKeysStore, type VirtualKeyRow } from './virtual-keys-store.ts';
+import { KeyLimits, periodOf, type BudgetPeriod } from './limits.ts';
+import { createVirtualKeysStore, type PendingSpend, type VirtualKeyRow } from './virtual-keys-store.ts';
 import { looksLikeJwt, parseZhipuJwt, verifyZhipuSignature } from './zhipu-jwt.ts';
 
 export interface ResolvedKey {
@@ -27,6 +27,7 @@ export interface NewVirtualKey {
   name: string;
   models?: string[];
   max_budget_usd?: number;
+  budget_period?: BudgetPeriod;
   rpm?: number;
   tpm?: number;
   expires_at?: string;
@@ -39,6 +40,8 @@ export interface VirtualKeyPatch {
   name?: string;
   models?: string[] | null;
   max_budget_usd?: number | null;
+  /** A new period (or none) restarts the count from the key's usage since that period began. */
+  budget_period?: BudgetPeriod | null;
   rpm?: number | null;
   tpm?: number | null;
   expires_at?: string | null;
@@ -47,6 +50,8 @@ export interface VirtualKeyPatch {
 /** A key as the API shows it: the stored row without its hash or sealed secret, models as a list. */
 export interface VirtualKeyView extends Omit<VirtualKeyRow, 'key_hash' | 'public_id' | 'secret_sealed' | 'models'> {
   models: string[] | null;
+  /** When a periodic budget renews (the next period's start); null without a period. */
+  budget_resets_at: string | null;
 }
 
 export type KeyFailure = { reason: 'unknown' | 'revoked' | 'expired' | 'owner_inactive' | 'malformed'; message: string };
@@ -61,7 +66,7 @@ export interface VirtualKeys {
   /** Hot path: a presented credential (nx_vk_… or a Zhipu JWT) to its key, or why not. */
   resolve(credential: string): ResolvedKey | KeyFailure;
   /** Settled spend waiting to be written; drained by the usage writer in its batch. */
-  drainSpend(): Map<string, number>;
+  drainSpend(): Map<string, PendingSpend>;
   addSpend(keyId: string, usd: number): void;
   close(): void;
 }
@@ -75,6 +80,8 @@ export interface VirtualKeysDeps {
   users: Pick<UsersStore, 'get'>;
   /** Models the owner's groups allow (SCIM group → models mapping); null when no group restricts. */
   allowedModelsForUser?: (userId: string) => string[] | null;
+  /** Commits queued usage rows and spend, so that usage totals can be read (a budget period change). */
+  flushUsage?: () => void;
 }
 
 /** A key may use a model only if both the key's own list and its owner's groups allow it. */
@@ -93,24 +100,35 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   const byHash = new Map<string, ResolvedKey>();
   const byPublicId = new Map<string, { key: ResolvedKey; secret: string }>();
   const counters = new Map<string, KeyLimits>();
-  let pendingSpend = new Map<string, number>();
+  let pendingSpend = new Map<string, PendingSpend>();
 
-  const view = (r: VirtualKeyRow): VirtualKeyView => ({
-    id: r.id,
-    name: r.name,
-    hint: r.hint,
-    format: r.format,
-    user_id: r.user_id,
-    models: r.models ? (JSON.parse(r.models) as string[]) : null,
-    max_budget_usd: r.max_budget_usd,
-    spent_usd: counters.get(r.id)?.spentUsd ?? r.spent_usd,
-    rpm: r.rpm,
+  const specOf = (r: Pick<VirtualKeyRow, 'rpm' | 'tpm' | 'max_budget_usd' | 'budget_period'>) => ({ rpm: r.rpm, tpm: r.tpm, budgetUsd: r.max_budget_usd, budgetPeriod: r.budget_period });
+
+  const view = (r: VirtualKeyRow): VirtualKeyView => {
+    const now = Date.now();
+    // The live counter when the key has one; else the stored figure, if it is for the current period.
+    const limits = counters.get(r.id) ?? new KeyLimits(specOf(r), r.spent_usd, r.budget_period_start, now);
+    const resets = limits.renewsAt(now);
+    return {
+      id: r.id,
+      name: r.name,
+      hint: r.hint,
+      format: r.format,
+      user_id: r.user_id,
+      models: r.models ? (JSON.parse(r.models) as string[]) : null,
+      max_budget_usd: r.max_budget_usd,
+      budget_period: r.budget_period,
+      budget_period_start: limits.periodAt(now),
+      budget_resets_at: resets === null ? null : new Date(resets).toISOString(),
+      spent_usd: limits.spentAt(now),
+      rpm: r.rpm,
     tpm: r.tpm,
     expires_at: r.expires_at,
     revoked_at: r.revoked_at,
-    created_at: r.created_at,
-    last_used_at: r.last_used_at,
-  });
+      created_at: r.created_at,
+      last_used_at: r.last_used_at,
+    };
+  };
 
   const evict = (pred: (k: ResolvedKey) => boolean) => {
     for (const [h, k] of byHash) if (pred(k)) byHash.delete(h);
@@ -127,7 +145,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     if (!owner || !owner.active) return { reason: 'owner_inactive', message: 'the owner of this virtual key is not active' };
     let limits = counters.get(row.id);
     if (!limits) {
-      limits = new KeyLimits({ rpm: row.rpm, tpm: row.tpm, budgetUsd: row.max_budget_usd }, row.spent_usd);
+      limits = new KeyLimits(specOf(row), row.spent_usd, row.budget_period_start, Date.now());
       counters.set(row.id, limits);
     }
     return {
@@ -221,6 +239,8 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
         user_id: userId,
         models: modelsColumn(input.models),
         max_budget_usd: input.max_budget_usd ?? null,
+        budget_period: input.budget_period ?? null,
+        budget_period_start: input.budget_period ? new Date(periodOf(input.budget_period, Date.now()).start).toISOString() : null,
         rpm: input.rpm ?? null,
         tpm: input.tpm ?? null,
         expires_at: input.expires_at ? new Date(input.expires_at).toISOString() : null,
@@ -246,17 +266,29 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       if (!row) throw notFound('virtual key');
       if (row.revoked_at) throw new AppError('conflict', 'this virtual key is revoked and cannot be changed');
       refusePastExpiry(patch.expires_at);
+      const now = Date.now();
+      const period = patch.budget_period !== undefined ? patch.budget_period : row.budget_period;
+      let rebase: { spent_usd: number; budget_period_start: string | null } | null = null;
+      if (period !== row.budget_period) {
+        // A new period counts what the key's usage cost since that period began (all of it without
+        // one): queued usage rows and spend are committed first, so none is missed or counted twice.
+        deps.flushUsage?.();
+        const since = period ? new Date(periodOf(period, now).start).toISOString() : null;
+        rebase = { spent_usd: store.costSince(id, since ?? ''), budget_period_start: since };
+      }
       const next = {
         id,
         name: patch.name ?? row.name,
         models: patch.models !== undefined ? modelsColumn(patch.models) : row.models,
         max_budget_usd: patch.max_budget_usd !== undefined ? patch.max_budget_usd : row.max_budget_usd,
+        budget_period: period,
         rpm: patch.rpm !== undefined ? patch.rpm : row.rpm,
         tpm: patch.tpm !== undefined ? patch.tpm : row.tpm,
         expires_at: patch.expires_at !== undefined ? (patch.expires_at === null ? null : new Date(patch.expires_at).toISOString()) : row.expires_at,
+        rebase,
       };
       if (!store.update(next)) throw new AppError('conflict', 'this virtual key is revoked and cannot be changed');
-      counters.get(id)?.retune({ rpm: next.rpm, tpm: next.tpm, budgetUsd: next.max_budget_usd });
+      counters.get(id)?.retune(specOf(next), now, rebase?.spent_usd);
       evict((k) => k.id === id);
       return { before: view(row), after: view(store.get(id)!) };
     },
@@ -273,7 +305,12 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     },
 
     addSpend(keyId, usd) {
-      if (usd >= 0) pendingSpend.set(keyId, (pendingSpend.get(keyId) ?? 0) + usd);
+      if (!(usd >= 0)) return;
+      // Tagged with its budget period: spend of a period the stored row does not hold replaces it.
+      const since = counters.get(keyId)?.periodAt(Date.now()) ?? null;
+      const e = pendingSpend.get(keyId);
+      if (e && e.since === since) e.usd += usd;
+      else pendingSpend.set(keyId, { usd, since });
     },
     drainSpend() {
       const out = pendingSpend;
