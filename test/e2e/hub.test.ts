@@ -328,6 +328,16 @@ describe('the AI gateway through a node', () => {
     // It went through the agent: the relay counted a stream for node A.
     const agents = await json(await fetch(`${app.adminUrl}/api/hub/agents`));
     expect(agents.items.find((a: { node_id: string }) => a.node_id === nodeA).bytes_in).toBeGreaterThan(0);
+    // /metrics: the agents, and bytes over their connections since start (closed ones included, so
+    // at least what the connected agents moved); the gateway call, under the provider's name.
+    const metrics = await (await fetch(`${app.adminUrl}/metrics`)).text();
+    const value = (series: string) => Number(metrics.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1));
+    expect(value('nexus_hub_agents_connected')).toBe(agents.items.length);
+    const sum = (k: 'bytes_in' | 'bytes_out') => agents.items.reduce((n: number, a: Record<string, number>) => n + a[k]!, 0);
+    expect(value('nexus_hub_agent_bytes_total{direction="in"}')).toBeGreaterThanOrEqual(sum('bytes_in'));
+    expect(value('nexus_hub_agent_bytes_total{direction="out"}')).toBeGreaterThanOrEqual(sum('bytes_out'));
+    expect(value('nexus_hub_streams_open')).toBeGreaterThanOrEqual(0);
+    expect(value('nexus_gateway_requests_total{model="home-llama",provider="home-llm",ingress="openai",status="200"}')).toBe(1);
   });
 });
 

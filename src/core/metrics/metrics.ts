@@ -12,17 +12,47 @@ export interface Metrics {
 
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300];
 
-interface Durations {
-  /** Per bucket (not cumulative); the last slot counts values above every bound (+Inf). */
-  counts: number[];
-  sum: number;
+export type MetricValue = { labels: Record<string, string | number>; value: number; metricName?: string };
+
+/**
+ * A metric in the shape prom-client's Registry renders (name, help, type, get()), whose values are
+ * computed when /metrics is scraped. Surfaces register theirs on `ctx.metrics.registry`.
+ */
+export function customMetric(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => MetricValue[]): Metric {
+  return { name, help, type, aggregator: 'sum', get: async () => ({ name, help, type, aggregator: 'sum', values: values() }) } as unknown as Metric;
 }
 
-type MetricValue = { labels: Record<string, string | number>; value: number; metricName?: string };
+/** A histogram's counts as plain numbers: observing is a loop over the bounds and two additions. */
+export class Buckets {
+  /** Per bucket (not cumulative); the last slot counts values above every bound (+Inf). */
+  private counts: number[];
+  private sum = 0;
+  private bounds: readonly number[];
 
-/** A metric object in the shape prom-client's Registry renders (name, help, type, get()). */
-function customMetric(name: string, help: string, type: 'counter' | 'histogram', values: () => MetricValue[]): Metric {
-  return { name, help, type, aggregator: 'sum', get: async () => ({ name, help, type, aggregator: 'sum', values: values() }) } as unknown as Metric;
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds;
+    this.counts = new Array<number>(bounds.length + 1).fill(0);
+  }
+
+  observe(value: number): void {
+    let i = 0;
+    while (i < this.bounds.length && value > this.bounds[i]!) i++;
+    this.counts[i]!++;
+    this.sum += value;
+  }
+
+  /** The `_bucket` (cumulative, `le`), `_sum` and `_count` series of metric `name` with `labels`. */
+  render(name: string, labels: Record<string, string>, out: MetricValue[]): void {
+    let cumulative = 0;
+    this.bounds.forEach((le, i) => {
+      cumulative += this.counts[i]!;
+      out.push({ metricName: `${name}_bucket`, labels: { le, ...labels }, value: cumulative });
+    });
+    cumulative += this.counts[this.bounds.length]!;
+    out.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', ...labels }, value: cumulative });
+    out.push({ metricName: `${name}_sum`, labels, value: this.sum });
+    out.push({ metricName: `${name}_count`, labels, value: cumulative });
+  }
 }
 
 export function createMetrics(): Metrics {
@@ -30,7 +60,7 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'nexus_' });
   // surface → method → status → count
   const requests = new Map<string, Map<string, Map<number, number>>>();
-  const durations = new Map<string, Durations>();
+  const durations = new Map<string, Buckets>();
 
   registry.registerMetric(customMetric('nexus_http_requests_total', 'HTTP requests answered on the public listener', 'counter', () => {
     const out: MetricValue[] = [];
@@ -42,19 +72,8 @@ export function createMetrics(): Metrics {
     return out;
   }));
   registry.registerMetric(customMetric('nexus_http_request_duration_seconds', 'Time from request start to response end on the public listener', 'histogram', () => {
-    const name = 'nexus_http_request_duration_seconds';
     const out: MetricValue[] = [];
-    for (const [surface, d] of durations) {
-      let cumulative = 0;
-      DURATION_BUCKETS.forEach((le, i) => {
-        cumulative += d.counts[i]!;
-        out.push({ metricName: `${name}_bucket`, labels: { le, surface }, value: cumulative });
-      });
-      cumulative += d.counts[DURATION_BUCKETS.length]!;
-      out.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', surface }, value: cumulative });
-      out.push({ metricName: `${name}_sum`, labels: { surface }, value: d.sum });
-      out.push({ metricName: `${name}_count`, labels: { surface }, value: cumulative });
-    }
+    for (const [surface, d] of durations) d.render('nexus_http_request_duration_seconds', { surface }, out);
     return out;
   }));
 
@@ -67,11 +86,8 @@ export function createMetrics(): Metrics {
       if (!byStatus) byMethod.set(method, (byStatus = new Map()));
       byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
       let d = durations.get(surface);
-      if (!d) durations.set(surface, (d = { counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0), sum: 0 }));
-      let i = 0;
-      while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
-      d.counts[i]!++;
-      d.sum += seconds;
+      if (!d) durations.set(surface, (d = new Buckets(DURATION_BUCKETS)));
+      d.observe(seconds);
     },
   };
 }

@@ -15,6 +15,7 @@ import { glmRoutes } from './ingress/glm/glm-routes.ts';
 import { openAiRoutes } from './ingress/openai/openai-routes.ts';
 import { isGatewayPath, sendGatewayError, sendGatewayNotFound } from './ingress/wire-format.ts';
 import { createVirtualKeys } from './keys/virtual-keys.ts';
+import { createGatewayMetrics } from './usage/gateway-metrics.ts';
 import { createUsageRecorder } from './usage/usage-recorder.ts';
 
 function createGateway(ctx: AppContext) {
@@ -38,6 +39,7 @@ function createGateway(ctx: AppContext) {
     maxStreamMs: cfg.maxStreamSeconds * 1000,
     reserveOutputTokens: cfg.reserveOutputTokens,
     audit: ctx.audit,
+    metrics: createGatewayMetrics(ctx.metrics.registry),
   });
   return { catalog, keys, usage, upstream, service };
 }

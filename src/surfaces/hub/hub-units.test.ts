@@ -1,5 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../core/log/log.ts';
+import { Registry } from './registry.ts';
 import { NodePicker } from './routing.ts';
 import { guardedConnector, refusal } from './ssrf.ts';
 
@@ -70,5 +72,34 @@ describe('SSRF guard at connect time', () => {
       own.close();
       other.close();
     }
+  });
+});
+
+describe('relay totals', () => {
+  // Sessions as the registry sees them: a node id, a close, and the mux's counters.
+  const session = (nodeId: string) => ({ nodeId, remote: '127.0.0.1', closed: false, close() { this.closed = true; }, mux: { size: 0, bytesIn: 0, bytesOut: 0 } });
+  const totals = (r: Registry) => r.totals();
+
+  it('never go down: a replaced or gone session\'s bytes stay counted, once', () => {
+    const r = new Registry(createLogger({ level: 'silent' }), () => {});
+    const a = session('n1');
+    r.add(a as never);
+    a.mux.bytesIn = 100;
+    a.mux.bytesOut = 40;
+    a.mux.size = 2;
+    expect(totals(r)).toEqual({ agents: 1, streams: 2, bytesIn: 100, bytesOut: 40 });
+    // The same node connects again: the old session is closed, its bytes kept.
+    const b = session('n1');
+    r.add(b as never);
+    expect(a.closed).toBe(true);
+    b.mux.bytesIn = 10;
+    expect(totals(r)).toEqual({ agents: 1, streams: 0, bytesIn: 110, bytesOut: 40 });
+    // The old one's close arrives later (and more bytes it counted meanwhile are not added twice).
+    a.mux.bytesIn = 150;
+    r.remove(a as never);
+    expect(totals(r)).toEqual({ agents: 1, streams: 0, bytesIn: 110, bytesOut: 40 });
+    r.remove(b as never);
+    r.remove(b as never);
+    expect(totals(r)).toEqual({ agents: 0, streams: 0, bytesIn: 110, bytesOut: 40 });
   });
 });

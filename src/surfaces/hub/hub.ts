@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { AppContext } from '../../core/context.ts';
+import { customMetric } from '../../core/metrics/metrics.ts';
 import { AgentSession } from './agent-session.ts';
 import { tuneHeapForRelay } from '../../protocol/heap.ts';
 import { createNodesService } from './nodes-service.ts';
@@ -33,6 +34,7 @@ function createHub(ctx: AppContext) {
     nodes.store.touch(nodeId, new Date().toISOString());
     if (!online) log.info({ node: nodeId }, 'node offline');
   });
+  registerRelayMetrics(ctx, registry);
   const proxy = createProxy(ctx, services, registry);
   const lookup = createServiceLookup(ctx.db, services.store);
   ctx.relay.install(registry);
@@ -81,6 +83,17 @@ function createHub(ctx: AppContext) {
       void proxy.close();
     },
   };
+}
+
+/** Gauges and counters of the agents' connections, read when /metrics is scraped. */
+function registerRelayMetrics(ctx: AppContext, registry: Registry): void {
+  const r = ctx.metrics.registry;
+  r.registerMetric(customMetric('nexus_hub_agents_connected', 'Agents connected to the hub now', 'gauge', () => [{ labels: {}, value: registry.size }]));
+  r.registerMetric(customMetric('nexus_hub_streams_open', 'Streams (relayed requests and WebSockets) open over agent connections now', 'gauge', () => [{ labels: {}, value: registry.totals().streams }]));
+  r.registerMetric(customMetric('nexus_hub_agent_bytes_total', 'Bytes over agent connections since start, frames included: in = from agents, out = to agents', 'counter', () => {
+    const t = registry.totals();
+    return [{ labels: { direction: 'in' }, value: t.bytesIn }, { labels: { direction: 'out' }, value: t.bytesOut }];
+  }));
 }
 
 export type Hub = ReturnType<typeof createHub>;

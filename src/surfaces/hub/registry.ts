@@ -15,8 +15,21 @@ export interface AgentInfo {
   bytes_out: number;
 }
 
+/** What the connected agents amount to, for /metrics. */
+export interface RelayTotals {
+  agents: number;
+  streams: number;
+  /** Since the process started, over every connection, closed ones included (frames counted whole). */
+  bytesIn: number;
+  bytesOut: number;
+}
+
 export class Registry implements NodeRelay {
   private sessions = new Map<string, AgentSession>();
+  /** Sessions whose bytes moved to the totals below (replaced or gone). */
+  private retired = new WeakSet<AgentSession>();
+  private retiredIn = 0;
+  private retiredOut = 0;
   private log: Logger;
   private onChange: (nodeId: string, online: boolean) => void;
 
@@ -29,12 +42,16 @@ export class Registry implements NodeRelay {
     const id = session.nodeId!;
     const old = this.sessions.get(id);
     this.sessions.set(id, session);
-    if (old && old !== session) old.close(CLOSE.replaced, 'replaced by a newer connection of the same node');
+    if (old && old !== session) {
+      this.retire(old);
+      old.close(CLOSE.replaced, 'replaced by a newer connection of the same node');
+    }
     this.log.info({ node: id, remote: session.remote }, 'agent connected');
     this.onChange(id, true);
   }
 
   remove(session: AgentSession): void {
+    this.retire(session);
     const id = session.nodeId!;
     if (this.sessions.get(id) !== session) return;
     this.sessions.delete(id);
@@ -67,6 +84,23 @@ export class Registry implements NodeRelay {
       bytes_in: s.mux.bytesIn,
       bytes_out: s.mux.bytesOut,
     }));
+  }
+
+  private retire(session: AgentSession): void {
+    if (this.retired.has(session)) return;
+    this.retired.add(session);
+    this.retiredIn += session.mux.bytesIn;
+    this.retiredOut += session.mux.bytesOut;
+  }
+
+  totals(): RelayTotals {
+    const t = { agents: this.sessions.size, streams: 0, bytesIn: this.retiredIn, bytesOut: this.retiredOut };
+    for (const s of this.sessions.values()) {
+      t.streams += s.mux.size;
+      t.bytesIn += s.mux.bytesIn;
+      t.bytesOut += s.mux.bytesOut;
+    }
+    return t;
   }
 
   get size(): number {

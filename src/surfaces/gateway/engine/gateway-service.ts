@@ -15,6 +15,7 @@ import { ADAPTERS } from '../providers/index.ts';
 import { openAiUsage } from '../providers/openai-base/openai-base.ts';
 import { isObject, NO_USAGE, type Json, type Operation, type Usage } from '../providers/types.ts';
 import type { Audit } from '../../../core/audit/audit.ts';
+import type { GatewayMetrics } from '../usage/gateway-metrics.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
 import { clientEncoder, type ClientEncoder } from './client-encoders.ts';
 import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
@@ -70,6 +71,7 @@ export interface GatewayDeps {
   reserveOutputTokens: number;
   /** Every gateway call is also an audit entry (batched: ctx.audit.enqueue). */
   audit?: Pick<Audit, 'enqueue'>;
+  metrics?: GatewayMetrics;
 }
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
@@ -256,6 +258,7 @@ export function createGatewayService(deps: GatewayDeps) {
           : (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' // reached, but silent past gateway.firstByteTimeoutSeconds
             ? new AppError('upstream_timeout', `provider "${d.provider.name}" did not start its answer in time`, { details: { code: 'upstream_timeout' } })
             : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
+        deps.metrics?.upstreamFailure(d.provider.name, last.status === 503 ? 'node_offline' : last.status === 504 ? 'timeout' : 'unreachable');
         log.warn({ err, deployment: d.id, provider: d.provider.name }, 'upstream request failed');
         continue;
       }
@@ -265,6 +268,7 @@ export function createGatewayService(deps: GatewayDeps) {
         const err = upstreamError(res.status, msg, retryAfterOf(res));
         if (res.status === 429 || res.status >= 500) {
           router.fail(d, retryAfterOf(res));
+          deps.metrics?.upstreamFailure(d.provider.name, res.status === 429 ? 'rate_limited' : 'server_error');
           // When every deployment is limited, the client may come back as soon as the first of them may.
           const sooner = last?.status === 429 && err.status === 429 && (last.retryAfter ?? Infinity) <= (err.retryAfter ?? Infinity);
           if (!sooner) last = err;
@@ -351,6 +355,17 @@ export function createGatewayService(deps: GatewayDeps) {
     if (r) c.key.limits.settle(r, u.input + u.output, cost);
     keys.addSpend(c.key.id, cost);
     const d = o.deployment;
+    const latencyMs = performance.now() - started;
+    deps.metrics?.call({
+      model: model.name,
+      provider: d?.provider.name ?? null,
+      ingress: c.ingress,
+      status: o.status,
+      usage: u,
+      costUsd: cost,
+      seconds: latencyMs / 1000,
+      ttftSeconds: c.stream && o.ttftMs !== null ? o.ttftMs / 1000 : null,
+    });
     usage.record({
       ts: isoNow(),
       key_id: c.key.id,
@@ -367,7 +382,7 @@ export function createGatewayService(deps: GatewayDeps) {
       cached_tokens: u.cached,
       reasoning_tokens: u.reasoning,
       cost_usd: cost,
-      latency_ms: Math.round((performance.now() - started) * 100) / 100,
+      latency_ms: Math.round(latencyMs * 100) / 100,
       ttft_ms: o.ttftMs === null ? null : Math.round(o.ttftMs * 100) / 100,
       status: o.status,
       error_code: o.errorCode,
