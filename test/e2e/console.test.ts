@@ -482,9 +482,24 @@ describe('AI gateway from the console', () => {
       await client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] });
       await expect(client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] })).rejects.toMatchObject({ status: 429 });
 
+      // Rotate with a grace period: a new key shown once; the old one keeps working for now.
+      await page.getByRole('button', { name: 'Rotate sdk key' }).click();
+      const rotateForm = page.getByRole('form', { name: 'Rotate sdk key' });
+      await rotateForm.getByLabel('The old key').selectOption('3600');
+      await rotateForm.getByRole('button', { name: 'Rotate key' }).click();
+      await page.getByRole('status').filter({ hasText: 'The old key keeps working until' }).waitFor();
+      const rotatedKey = (await page.getByTestId('secret').textContent())!;
+      expect(rotatedKey).toMatch(/^nx_vk_/);
+      expect(rotatedKey).not.toBe(key);
+      const rotatedClient = new OpenAI({ baseURL: `${app.url}/v1`, apiKey: rotatedKey, maxRetries: 0 });
+      expect((await rotatedClient.models.list()).data.map((m) => m.id)).toContain('team-chat');
+      expect((await client.models.list()).data.map((m) => m.id)).toContain('team-chat');
+      await shot('virtual-keys-rotated');
+
       await page.getByRole('button', { name: 'Revoke sdk key' }).click();
       await page.getByRole('cell', { name: 'revoked' }).waitFor();
       await expect(client.chat.completions.create({ model: 'team-chat', messages: [{ role: 'user', content: 'Hello' }] })).rejects.toMatchObject({ status: 401 });
+      await expect(rotatedClient.models.list()).rejects.toMatchObject({ status: 401 });
 
       // Created with the typo: the key is shown, with the warning; edited to a known model: no warning.
       await page.getByLabel('Name', { exact: true }).fill('typo key');

@@ -55,7 +55,7 @@ describe('gateway metrics', () => {
     await client.chat.completions.create({ model: 'priced', messages });
     await client.chat.completions.create({ model: 'priced', messages });
     const stream = await client.chat.completions.create({ model: 'priced', messages, stream: true });
-    for await (const _ of stream); // eslint-disable-line @typescript-eslint/no-unused-vars
+    for await (const _ of stream);
     await client.chat.completions.create({ model: 'failover', messages });
     await expect(client.chat.completions.create({ model: 'refusing', messages })).rejects.toMatchObject({ status: 400 });
 

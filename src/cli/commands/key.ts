@@ -1,4 +1,4 @@
-// `nexus key create|list|revoke`: virtual keys (nx_vk_…) for the AI gateway.
+// `nexus key create|list|rotate|revoke`: virtual keys (nx_vk_…) for the AI gateway.
 import { parseArgs } from 'node:util';
 import { apiRequest, listItems } from '../api-client.ts';
 import { CliError, resolveTarget } from '../cli-credentials.ts';
@@ -8,10 +8,13 @@ export const KEY_USAGE = `Usage:
   nexus key create NAME [--models a,b] [--budget USD [--budget-period day|week|month]] [--rpm N] [--tpm N]
                         [--expires ISO-DATE] [--json]
   nexus key list [--json]
+  nexus key rotate ID [--grace DURATION] [--json]
   nexus key revoke ID
 
   --budget-period P  the budget renews every UTC day, week (from Monday) or calendar month;
                      without it the budget is for the key's whole life
+  --grace DURATION   how long the old secret keeps working after a rotation: 90s, 30m, 1h, 7d
+                     (at most 7d; default 0: it stops at once)
   --url URL          the appliance (default: the one nexus login stored)
 `;
 
@@ -34,9 +37,19 @@ function positiveNumber(v: string | undefined, flag: string, integer: boolean): 
   return n;
 }
 
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** `90s`, `30m`, `1h`, `7d` or plain seconds; absent is 0. */
+function durationSeconds(v: string | undefined): number {
+  if (v === undefined) return 0;
+  const m = /^(\d{1,7})([smhd]?)$/.exec(v.trim());
+  if (!m) throw new CliError('--grace must be a duration such as 90s, 30m, 1h or 7d', 2);
+  return Number(m[1]) * UNIT_SECONDS[m[2] || 's']!;
+}
+
 export async function keyCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'create' && sub !== 'list' && sub !== 'revoke') {
+  if (sub !== 'create' && sub !== 'list' && sub !== 'rotate' && sub !== 'revoke') {
     process.stdout.write(KEY_USAGE);
     return sub === '--help' || sub === '-h' ? 0 : 2;
   }
@@ -47,6 +60,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
     options: {
       url: { type: 'string' }, json: { type: 'boolean' }, models: { type: 'string' }, budget: { type: 'string' },
       'budget-period': { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' }, expires: { type: 'string' },
+      grace: { type: 'string' },
     },
   });
   return withCliErrors(`key ${sub}`, async () => {
@@ -92,6 +106,15 @@ export async function keyCommand(argv: string[]): Promise<number> {
       return 0;
     }
     const id = positionals[0];
+    if (sub === 'rotate') {
+      if (!id || positionals.length > 1) throw new CliError('usage: nexus key rotate ID [--grace DURATION]', 2);
+      const grace = durationSeconds(values.grace);
+      const rotated = await apiRequest<{ key: string; name: string; previous_valid_until: string | null }>(target, 'POST', `/api/v1/virtual-keys/${encodeURIComponent(id)}/rotate`, { grace_seconds: grace });
+      if (values.json) return printJson(rotated), 0;
+      process.stdout.write(`Virtual key "${rotated.name}" rotated. The new key is shown only once:\n\n  ${rotated.key}\n\n` +
+        (rotated.previous_valid_until ? `The old key keeps working until ${rotated.previous_valid_until}.\n` : 'The old key no longer works.\n'));
+      return 0;
+    }
     if (!id || positionals.length > 1) throw new CliError('usage: nexus key revoke ID', 2);
     await apiRequest(target, 'DELETE', `/api/v1/virtual-keys/${encodeURIComponent(id)}`);
     if (values.json) return printJson({ id, revoked: true }), 0;

@@ -1,5 +1,6 @@
 // /virtual-keys — keys (nx_vk_…) callers use with the OpenAI, Gemini, Azure and GLM SDKs: create
-// (shown once with ready-to-paste snippets), edit (name, models, budget, limits; never the key), revoke, usage.
+// (shown once with ready-to-paste snippets), edit (name, models, budget, limits; never the key), rotate
+// (a new secret shown once; the old one stops now or after a grace period), revoke, usage.
 import { del, get, items, patch, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table, uid, warningNotes } from '../dom.ts';
@@ -83,6 +84,30 @@ export const virtualKeysPage: Page = {
       replace(editor, form);
       eName.focus();
     };
+    const rotateForm = (k: VirtualKey) => {
+      const heading = uid('rotate');
+      const rErr = errorBox();
+      const grace = h('select', { name: 'grace_seconds' },
+        ([['0', 'Stops at once'], ['3600', 'Keeps working for 1 hour'], ['86400', 'Keeps working for 24 hours'], ['604800', 'Keeps working for 7 days']] as const)
+          .map(([value, label]) => h('option', { value }, label)));
+      const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading },
+        h('h2', { id: heading }, `Rotate ${k.name}`),
+        h('p', null, 'A new secret replaces this key\'s; its models, limits, spend and usage stay. Callers must switch to the new key.'),
+        field('The old key', grace),
+        rErr.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Rotate key'),
+          h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
+      onSubmit(form, rErr, async () => {
+        const rotated = await post<{ key: string; previous_valid_until: string | null }>(`/api/v1/virtual-keys/${k.id}/rotate`, { grace_seconds: Number(grace.value) });
+        const s = snippets(base, rotated.key, k.models?.[0] ?? 'gpt-4o-mini');
+        replace(editor);
+        replace(shown, secretBox('New virtual key', rotated.key),
+          h('p', { role: 'status' }, rotated.previous_valid_until ? `The old key keeps working until ${fmtTime(rotated.previous_valid_until)}.` : 'The old key no longer works.'),
+          snippet('openai SDK (Node)', s.openai), snippet('curl', s.curlChat));
+        await load();
+      });
+      replace(editor, form);
+      grace.focus();
+    };
     const load = async () => {
       const keys = items<VirtualKey>(await get('/api/v1/virtual-keys'));
       replace(list, table(['Name', 'Key', 'Models', 'Spend / budget', 'Limits', 'Expires', ''], keys.map((k) => [
@@ -95,6 +120,8 @@ export const virtualKeysPage: Page = {
         k.revoked_at ? h('span', { class: 'muted' }, 'revoked') : [h('button', {
           type: 'button', class: 'secondary small', 'aria-label': `Edit ${k.name}`, onclick: () => edit(k),
         }, 'Edit'), ' ', h('button', {
+          type: 'button', class: 'secondary small', 'aria-label': `Rotate ${k.name}`, onclick: () => rotateForm(k),
+        }, 'Rotate'), ' ', h('button', {
           type: 'button', class: 'danger small', 'aria-label': `Revoke ${k.name}`,
           onclick: async () => {
             err.clear();

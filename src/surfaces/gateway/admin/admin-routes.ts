@@ -125,6 +125,12 @@ const keyPatch = {
   },
 } as const;
 
+const rotateBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { grace_seconds: { type: 'integer', minimum: 0, maximum: 7 * 24 * 3600 } },
+} as const;
+
 /** What an edit changed, for the audit log: old and new values of the named fields, never a secret. */
 function changes(before: object, after: object, fields: string[]): Record<string, { from: unknown; to: unknown }> {
   const out: Record<string, { from: unknown; to: unknown }> = {};
@@ -245,6 +251,23 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     const { before, after } = keys.update(req.params.id, req.body);
     audit(req, 'gateway.virtual_key.update', 'virtual_key', after.id, { name: after.name, user_id: after.user_id, fields: Object.keys(req.body), changes: changes(before, after, Object.keys(req.body)) });
     return { ...after, ...unknownModels(req.body.models) };
+  });
+  // A leaked or aging key gets a new secret without losing its settings, spend or usage history; the
+  // old secret can keep working for a grace period while callers switch (at most a week).
+  app.post<{ Params: { id: string }; Body: { grace_seconds?: number } | undefined }>('/api/v1/virtual-keys/:id/rotate', {
+    ...user,
+    // No body at all means no grace (the schema then checks an empty object).
+    preValidation: (req, _reply, done) => {
+      req.body ??= {};
+      done();
+    },
+    schema: { params: ID_PARAMS, body: rotateBody },
+  }, async (req) => {
+    visible(req, req.params.id);
+    const grace = req.body?.grace_seconds ?? 0;
+    const { key, record } = keys.rotate(req.params.id, grace);
+    audit(req, 'gateway.virtual_key.rotate', 'virtual_key', record.id, { name: record.name, user_id: record.user_id, grace_seconds: grace, previous_valid_until: record.previous_valid_until });
+    return { ...record, key };
   });
   app.delete<{ Params: { id: string } }>('/api/v1/virtual-keys/:id', { ...user, schema: { params: ID_PARAMS } }, async (req, reply) => {
     visible(req, req.params.id);

@@ -25,13 +25,36 @@ export interface VirtualKeyRow {
   revoked_at: string | null;
   created_at: string;
   last_used_at: string | null;
+  /** The secret before the last rotation (never shown): its hash, or public id and sealed secret. */
+  previous_key_hash: string | null;
+  previous_public_id: string | null;
+  previous_secret_sealed: string | null;
+  /** Until when that secret still works (ISO); null: it stopped at the rotation. */
+  previous_valid_until: string | null;
+  rotated_at: string | null;
+}
+
+/** A new secret for a key (the row's current one becomes its previous). */
+export interface Rotation {
+  id: string;
+  key_hash: string;
+  hint: string;
+  public_id: string | null;
+  secret_sealed: string | null;
+  previous_valid_until: string | null;
+  rotated_at: string;
 }
 
 export interface VirtualKeysStore {
-  insert(row: Omit<VirtualKeyRow, 'spent_usd' | 'revoked_at' | 'last_used_at'>): void;
+  insert(row: Omit<VirtualKeyRow, 'spent_usd' | 'revoked_at' | 'last_used_at' | 'previous_key_hash' | 'previous_public_id' | 'previous_secret_sealed' | 'previous_valid_until' | 'rotated_at'>): void;
   get(id: string): VirtualKeyRow | undefined;
   getByHash(hash: string): VirtualKeyRow | undefined;
   getByPublicId(publicId: string): VirtualKeyRow | undefined;
+  /** The key whose secret before its last rotation was this one. */
+  getByPreviousHash(hash: string): VirtualKeyRow | undefined;
+  getByPreviousPublicId(publicId: string): VirtualKeyRow | undefined;
+  /** Replaces a key's secret, keeping the current one as previous; false when revoked or gone. */
+  rotate(r: Rotation): boolean;
   list(userId: string | null): VirtualKeyRow[];
   revoke(id: string, at: string): boolean;
   /**
@@ -74,6 +97,12 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
   const get = db.prepare('SELECT * FROM gateway_virtual_keys WHERE id = ?');
   const getByHash = db.prepare('SELECT * FROM gateway_virtual_keys WHERE key_hash = ?');
   const getByPublicId = db.prepare('SELECT * FROM gateway_virtual_keys WHERE public_id = ?');
+  const getByPreviousHash = db.prepare('SELECT * FROM gateway_virtual_keys WHERE previous_key_hash = ?');
+  const getByPreviousPublicId = db.prepare('SELECT * FROM gateway_virtual_keys WHERE previous_public_id = ?');
+  const rotate = db.prepare(`UPDATE gateway_virtual_keys SET previous_key_hash = key_hash, previous_public_id = public_id,
+    previous_secret_sealed = secret_sealed, previous_valid_until = @previous_valid_until, rotated_at = @rotated_at,
+    key_hash = @key_hash, hint = @hint, public_id = @public_id, secret_sealed = @secret_sealed
+    WHERE id = @id AND revoked_at IS NULL`);
   const listAll = db.prepare('SELECT * FROM gateway_virtual_keys ORDER BY created_at DESC, id');
   const listForUser = db.prepare('SELECT * FROM gateway_virtual_keys WHERE user_id = ? ORDER BY created_at DESC, id');
   const revoke = db.prepare('UPDATE gateway_virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
@@ -89,6 +118,9 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
     get: (id) => get.get(id) as VirtualKeyRow | undefined,
     getByHash: (hash) => getByHash.get(hash) as VirtualKeyRow | undefined,
     getByPublicId: (publicId) => getByPublicId.get(publicId) as VirtualKeyRow | undefined,
+    getByPreviousHash: (hash) => getByPreviousHash.get(hash) as VirtualKeyRow | undefined,
+    getByPreviousPublicId: (publicId) => getByPreviousPublicId.get(publicId) as VirtualKeyRow | undefined,
+    rotate: (r) => rotate.run(r).changes > 0,
     list: (userId) => (userId === null ? listAll.all() : listForUser.all(userId)) as VirtualKeyRow[],
     revoke: (id, at) => revoke.run(at, id).changes > 0,
     update: ({ rebase, ...row }) => update.run({ ...row, rebase: rebase ? 1 : 0, spent_usd: rebase?.spent_usd ?? 0, budget_period_start: rebase?.budget_period_start ?? null }).changes > 0,

@@ -21,6 +21,9 @@ export interface ResolvedKey {
   models: ReadonlySet<string> | null;
   expiresAt: number | null;
   limits: KeyLimits;
+  /** Resolved from the secret a rotation replaced: when its grace period ends (ms), after which it is
+   *  refused as rotated. */
+  previousUntil?: number;
 }
 
 export interface NewVirtualKey {
@@ -48,19 +51,24 @@ export interface VirtualKeyPatch {
 }
 
 /** A key as the API shows it: the stored row without its hash or sealed secret, models as a list. */
-export interface VirtualKeyView extends Omit<VirtualKeyRow, 'key_hash' | 'public_id' | 'secret_sealed' | 'models'> {
+export interface VirtualKeyView extends Omit<VirtualKeyRow, 'key_hash' | 'public_id' | 'secret_sealed' | 'models' | 'previous_key_hash' | 'previous_public_id' | 'previous_secret_sealed'> {
   models: string[] | null;
   /** When a periodic budget renews (the next period's start); null without a period. */
   budget_resets_at: string | null;
 }
 
-export type KeyFailure = { reason: 'unknown' | 'revoked' | 'expired' | 'owner_inactive' | 'malformed'; message: string };
+export type KeyFailure = { reason: 'unknown' | 'revoked' | 'expired' | 'rotated' | 'owner_inactive' | 'malformed'; message: string };
 
 export interface VirtualKeys {
   create(input: NewVirtualKey): { key: string; record: VirtualKeyView };
   list(userId: string | null): VirtualKeyView[];
   get(id: string): VirtualKeyView;
   revoke(id: string): void;
+  /**
+   * A new secret for the key, shown once; id, limits, spend and usage stay. The old secret keeps
+   * working for `graceSeconds` (0: stops now), then is refused as rotated. A revoked key cannot be (409).
+   */
+  rotate(id: string, graceSeconds: number): { key: string; record: VirtualKeyView };
   /** Edits a key; the next request through it sees the change. A revoked key cannot be edited (409). */
   update(id: string, patch: VirtualKeyPatch): { before: VirtualKeyView; after: VirtualKeyView };
   /** Hot path: a presented credential (nx_vk_… or a Zhipu JWT) to its key, or why not. */
@@ -122,11 +130,14 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       budget_resets_at: resets === null ? null : new Date(resets).toISOString(),
       spent_usd: limits.spentAt(now),
       rpm: r.rpm,
-    tpm: r.tpm,
-    expires_at: r.expires_at,
-    revoked_at: r.revoked_at,
+      tpm: r.tpm,
+      expires_at: r.expires_at,
+      revoked_at: r.revoked_at,
       created_at: r.created_at,
       last_used_at: r.last_used_at,
+      rotated_at: r.rotated_at,
+      // Shown while the secret before the last rotation still works.
+      previous_valid_until: r.previous_valid_until && Date.parse(r.previous_valid_until) > now ? r.previous_valid_until : null,
     };
   };
 
@@ -135,12 +146,23 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     for (const [p, e] of byPublicId) if (pred(e.key)) byPublicId.delete(p);
   };
 
-  /** Checks a stored row and builds the resolved key; the one place the rules live. */
-  const load = (row: VirtualKeyRow | undefined): ResolvedKey | KeyFailure => {
+  const ROTATED: KeyFailure = { reason: 'rotated', message: 'this virtual key was rotated: use the new key shown when it was rotated' };
+
+  /**
+   * Checks a stored row and builds the resolved key; the one place the rules live. `previous`: the
+   * credential was the secret the last rotation replaced, valid only within its grace period.
+   */
+  const load = (row: VirtualKeyRow | undefined, previous = false): ResolvedKey | KeyFailure => {
     if (!row) return { reason: 'unknown', message: 'invalid virtual key' };
     if (row.revoked_at) return { reason: 'revoked', message: 'this virtual key has been revoked' };
-    const expiresAt = row.expires_at ? Date.parse(row.expires_at) : null;
+    let expiresAt = row.expires_at ? Date.parse(row.expires_at) : null;
     if (expiresAt !== null && expiresAt <= Date.now()) return { reason: 'expired', message: 'this virtual key has expired' };
+    let previousUntil: number | undefined;
+    if (previous) {
+      previousUntil = row.previous_valid_until ? Date.parse(row.previous_valid_until) : 0;
+      if (previousUntil <= Date.now()) return ROTATED;
+      expiresAt = expiresAt === null ? previousUntil : Math.min(expiresAt, previousUntil);
+    }
     const owner = deps.users.get(row.user_id);
     if (!owner || !owner.active) return { reason: 'owner_inactive', message: 'the owner of this virtual key is not active' };
     let limits = counters.get(row.id);
@@ -155,6 +177,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       models: effectiveModels(row.models ? (JSON.parse(row.models) as string[]) : null, deps.allowedModelsForUser?.(row.user_id) ?? null),
       expiresAt,
       limits,
+      ...(previousUntil !== undefined ? { previousUntil } : {}),
     };
   };
 
@@ -164,14 +187,18 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     }
   };
 
-  const stillValid = (k: ResolvedKey): ResolvedKey | KeyFailure =>
-    k.expiresAt !== null && k.expiresAt <= Date.now() ? { reason: 'expired', message: 'this virtual key has expired' } : k;
+  const stillValid = (k: ResolvedKey): ResolvedKey | KeyFailure => {
+    const now = Date.now();
+    if (k.expiresAt === null || k.expiresAt > now) return k;
+    return k.previousUntil !== undefined && k.previousUntil <= now ? ROTATED : { reason: 'expired', message: 'this virtual key has expired' };
+  };
 
   const resolveBearer = (token: string): ResolvedKey | KeyFailure => {
     const hash = hashToken(token);
     const cached = byHash.get(hash);
     if (cached) return stillValid(cached);
-    const res = load(store.getByHash(hash));
+    const row = store.getByHash(hash);
+    const res = row ? load(row) : load(store.getByPreviousHash(hash), true);
     if ('id' in res) {
       if (byHash.size > 50_000) byHash.clear();
       byHash.set(hash, res);
@@ -184,15 +211,26 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     if (typeof claims === 'string') return { reason: 'malformed', message: claims };
     let entry = byPublicId.get(claims.apiKeyId);
     if (!entry) {
-      const row = store.getByPublicId(claims.apiKeyId);
-      const res = load(row);
+      const current = store.getByPublicId(claims.apiKeyId);
+      const row = current ?? store.getByPreviousPublicId(claims.apiKeyId);
+      const res = load(row, !current);
       if (!('id' in res)) return res;
-      entry = { key: res, secret: deps.secretBox.open(row!.secret_sealed!, `vk:${row!.id}`) };
+      const sealed = current ? row!.secret_sealed! : row!.previous_secret_sealed!;
+      entry = { key: res, secret: deps.secretBox.open(sealed, `vk:${row!.id}`) };
       if (byPublicId.size > 50_000) byPublicId.clear();
       byPublicId.set(claims.apiKeyId, entry);
     }
     if (!verifyZhipuSignature(claims, entry.secret)) return { reason: 'unknown', message: 'token signature does not verify' };
     return stillValid(entry.key);
+  };
+
+  /** A new secret in the key's format; an id.secret key's secret is also kept sealed (JWTs are verified with it). */
+  const mint = (id: string, format: VirtualKeyRow['format']) => {
+    if (format !== 'id_secret') return { key: mintToken(TOKEN_PREFIX.vk), publicId: null, secretSealed: null };
+    // `id.secret`, the shape Zhipu's SDKs split on "." to sign their JWTs.
+    const publicId = TOKEN_PREFIX.vk + randomToken(16);
+    const secret = randomToken(32);
+    return { key: `${publicId}.${secret}`, publicId, secretSealed: deps.secretBox.seal(secret, `vk:${id}`) };
   };
 
   const offUser = (userId: string) => evict((k) => k.userId === userId);
@@ -216,18 +254,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       if (!owner.active) throw new AppError('validation_failed', 'user_id names an inactive user', { details: { param: 'user_id' } });
       const id = randomUUID();
       const format = input.format ?? 'standard';
-      let key: string;
-      let publicId: string | null = null;
-      let secretSealed: string | null = null;
-      if (format === 'id_secret') {
-        // `id.secret`, the shape Zhipu's SDKs split on "." to sign their JWTs.
-        publicId = TOKEN_PREFIX.vk + randomToken(16);
-        const secret = randomToken(32);
-        secretSealed = deps.secretBox.seal(secret, `vk:${id}`);
-        key = `${publicId}.${secret}`;
-      } else {
-        key = mintToken(TOKEN_PREFIX.vk);
-      }
+      const { key, publicId, secretSealed } = mint(id, format);
       const row = {
         id,
         name: input.name,
@@ -260,6 +287,26 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       if (!row) throw notFound('virtual key');
       store.revoke(id, new Date().toISOString());
       evict((k) => k.id === id);
+    },
+    rotate(id, graceSeconds) {
+      const row = store.get(id);
+      if (!row) throw notFound('virtual key');
+      if (row.revoked_at) throw new AppError('conflict', 'this virtual key is revoked and cannot be rotated');
+      const now = Date.now();
+      const minted = mint(row.id, row.format);
+      const rotated = store.rotate({
+        id,
+        key_hash: hashToken(minted.key),
+        hint: tokenHint(minted.key),
+        public_id: minted.publicId,
+        secret_sealed: minted.secretSealed,
+        previous_valid_until: graceSeconds > 0 ? new Date(now + graceSeconds * 1000).toISOString() : null,
+        rotated_at: new Date(now).toISOString(),
+      });
+      if (!rotated) throw new AppError('conflict', 'this virtual key is revoked and cannot be rotated');
+      // Both secrets' cache entries go: the next request with either is judged by the new row.
+      evict((k) => k.id === id);
+      return { key: minted.key, record: view(store.get(id)!) };
     },
     update(id, patch) {
       const row = store.get(id);
