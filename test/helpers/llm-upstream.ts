@@ -223,6 +223,23 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
       const enc = (v: number[]) => (b.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v);
       return json({ object: 'list', data: inputs.map((_: unknown, i: number) => ({ object: 'embedding', index: i, embedding: enc(vec) })), model, usage: { prompt_tokens: pt, total_tokens: pt } });
     }
+    if (url.pathname.endsWith('/moderations')) {
+      const inputs = Array.isArray(b.input) ? b.input : [b.input];
+      return json({ id: 'modr-mock', model, results: inputs.map((x: unknown) => {
+        const flagged = String(x).includes('violence');
+        return { flagged, categories: { violence: flagged }, category_scores: { violence: flagged ? 0.97 : 0.01 } };
+      }) });
+    }
+    if (url.pathname.endsWith('/images/generations')) {
+      // gpt-image-* report token usage; dall-e-* report none.
+      const imageUsage = model.includes('gpt-image') ? { usage: { input_tokens: pt, output_tokens: 272, total_tokens: pt + 272, input_tokens_details: { text_tokens: pt, image_tokens: 0 } } } : {};
+      if (!b.stream) return json({ created: 1700000000, data: Array.from({ length: Number(b.n ?? 1) }, () => ({ b64_json: 'aW1hZ2U=' })), ...imageUsage });
+      done = true;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: image_generation.partial_image\ndata: ${JSON.stringify({ type: 'image_generation.partial_image', b64_json: 'cGFydA==', partial_image_index: 0 })}\n\n`);
+      res.end(`event: image_generation.completed\ndata: ${JSON.stringify({ type: 'image_generation.completed', b64_json: 'aW1hZ2U=', ...imageUsage })}\n\n`);
+      return;
+    }
     if (url.pathname.endsWith('/responses')) {
       const resp = { id: 'resp_mock', object: 'response', status: 'completed', model, output: [{ type: 'message', id: 'msg_1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: out, annotations: [] }] }], usage: { input_tokens: pt, output_tokens: ct, total_tokens: pt + ct } };
       if (!b.stream) return json(resp);

@@ -315,7 +315,7 @@ export function createGatewayService(deps: GatewayDeps) {
       if (!candidates.length) {
         throw new AppError('validation_failed', `model "${model.name}" does not support this operation`, { details: { code: 'unsupported_operation', param: 'model' } });
       }
-      const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
+      const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' || c.op === 'moderations' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
       const estimate: Usage = { input: estInput, output: estOutput, cached: 0, reasoning: 0 };
       const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false };
       const admitted = c.key.limits.admit(Date.now(), estInput + estOutput, costOf(model, estimate));

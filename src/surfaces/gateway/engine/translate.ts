@@ -183,6 +183,13 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
     return { body: t.family === 'anthropic' ? withModel(t.body, upstreamModel) : t.body, passthrough: true, stripUsage: false, response: () => ({ out: null, usage: null }), decoder: noStream };
   }
 
+  if (t.op === 'moderations' || t.op === 'images') {
+    // OpenAI-family operations with no counterpart elsewhere: to a provider that has them, unchanged
+    // but for the model (canServe keeps the others out). Images report token usage (gpt-image-1) or none.
+    if (!same || !adapter.operations.has(t.op)) throw unsupported(`${t.op} needs a model served by an OpenAI-shaped provider that offers it`);
+    return { body: withModel(t.body, upstreamModel), passthrough: true, stripUsage: false, response: (json) => ({ out: null, usage: openAiUsage(json.usage) }), decoder: noStream };
+  }
+
   // completions and responses are OpenAI operations; Gemini's and Anthropic's ingress never ask for them.
   if (t.family !== 'openai') throw unsupported(`${t.op} is not an operation of the ${t.family} API`);
   if (!same || !adapter.operations.has(t.op)) {
@@ -221,6 +228,7 @@ export function canServe(family: IngressFamily, op: Operation, adapter: Provider
   if (op === 'chat') return adapter.operations.has('chat');
   if (op === 'embeddings') return adapter.operations.has('embeddings');
   if (op === 'count_tokens') return family !== 'openai' && adapter.family === family;
+  if (op === 'moderations' || op === 'images') return family === 'openai' && adapter.operations.has(op);
   // completions and responses: natively, or through chat on any provider.
   return family === 'openai' && (adapter.operations.has(op) || adapter.operations.has('chat'));
 }

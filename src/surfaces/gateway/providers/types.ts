@@ -4,7 +4,7 @@ import type { Provider } from '../catalog/catalog.ts';
 
 export type Json = Record<string, unknown>;
 export type WireFamily = 'openai' | 'gemini' | 'anthropic';
-export type Operation = 'chat' | 'completions' | 'embeddings' | 'responses' | 'count_tokens';
+export type Operation = 'chat' | 'completions' | 'embeddings' | 'responses' | 'count_tokens' | 'moderations' | 'images';
 
 export interface UpstreamRequest {
   method: 'POST' | 'GET';

@@ -4,13 +4,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Operation } from '../../providers/types.ts';
 import { bodyOf, runCall, type IngressDeps } from '../call.ts';
-import { openAiModelRoutes, openAiOperation } from '../openai/openai-routes.ts';
+import { openAiModelRoutes, openAiOperation, STREAMS } from '../openai/openai-routes.ts';
 
 function deploymentOperation(deps: IngressDeps, op: Operation) {
   return (req: FastifyRequest<{ Params: { deployment: string } }>, reply: FastifyReply) => {
     return runCall(deps, req, reply, () => {
       const body = bodyOf(req);
-      return { ingress: 'azure', op, model: req.params.deployment, body, stream: op !== 'embeddings' && body.stream === true };
+      return { ingress: 'azure', op, model: req.params.deployment, body, stream: STREAMS.has(op) && body.stream === true };
     });
   };
 }
@@ -22,6 +22,8 @@ export function azureRoutes(app: FastifyInstance, deps: IngressDeps) {
   app.post('/openai/v1/chat/completions', openAiOperation(deps, 'azure', 'chat'));
   app.post('/openai/v1/completions', openAiOperation(deps, 'azure', 'completions'));
   app.post('/openai/v1/embeddings', openAiOperation(deps, 'azure', 'embeddings'));
+  app.post('/openai/deployments/:deployment/images/generations', deploymentOperation(deps, 'images'));
+  app.post('/openai/v1/images/generations', openAiOperation(deps, 'azure', 'images'));
   app.post('/openai/v1/responses', openAiOperation(deps, 'azure', 'responses'));
   openAiModelRoutes(app, deps, '/openai/v1');
 }

@@ -7,4 +7,5 @@ import { openAiOperation } from '../openai/openai-routes.ts';
 export function glmRoutes(app: FastifyInstance, deps: IngressDeps) {
   app.post('/api/paas/v4/chat/completions', openAiOperation(deps, 'glm', 'chat'));
   app.post('/api/paas/v4/embeddings', openAiOperation(deps, 'glm', 'embeddings'));
+  app.post('/api/paas/v4/images/generations', openAiOperation(deps, 'glm', 'images'));
 }

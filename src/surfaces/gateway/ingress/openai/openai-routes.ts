@@ -1,7 +1,7 @@
 // OpenAI's API under /v1 (https://platform.openai.com/docs/api-reference): chat/completions,
-// completions, embeddings, responses, models. GET /v1/models answers in Gemini's shape when the
-// caller authenticates the Gemini way, in Anthropic's when it sends `anthropic-version` (see
-// wire-format.ts).
+// completions, embeddings, responses, moderations, images/generations, models. GET /v1/models answers
+// in Gemini's shape when the caller authenticates the Gemini way, in Anthropic's when it sends
+// `anthropic-version` (see wire-format.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../../../core/errors/errors.ts';
 import type { Model } from '../../catalog/catalog.ts';
@@ -16,12 +16,18 @@ export function openAiModel(m: Model) {
   return { id: m.name, object: 'model', created: m.created, owned_by: 'nexus' };
 }
 
+/** Operations whose answer may be a stream (`stream: true`); the others always answer JSON. */
+export const STREAMS: ReadonlySet<Operation> = new Set(['chat', 'completions', 'responses', 'images']);
+/** OpenAI's moderations endpoint takes no model and answers with its latest moderation model. */
+const DEFAULT_MODERATION_MODEL = 'omni-moderation-latest';
+
 /** A handler for an OpenAI-shaped operation whose model is in the body. */
 export function openAiOperation(deps: IngressDeps, ingress: IngressFormat, op: Operation) {
   return (req: FastifyRequest, reply: FastifyReply) => {
     return runCall(deps, req, reply, () => {
       const body = bodyOf(req);
-      return { ingress, op, model: modelOf(body), body, stream: op !== 'embeddings' && body.stream === true };
+      const model = op === 'moderations' && body.model === undefined ? DEFAULT_MODERATION_MODEL : modelOf(body);
+      return { ingress, op, model, body, stream: STREAMS.has(op) && body.stream === true };
     });
   };
 }
@@ -45,6 +51,8 @@ export function openAiRoutes(app: FastifyInstance, deps: IngressDeps) {
   app.post('/v1/completions', openAiOperation(deps, 'openai', 'completions'));
   app.post('/v1/embeddings', openAiOperation(deps, 'openai', 'embeddings'));
   app.post('/v1/responses', openAiOperation(deps, 'openai', 'responses'));
+  app.post('/v1/moderations', openAiOperation(deps, 'openai', 'moderations'));
+  app.post('/v1/images/generations', openAiOperation(deps, 'openai', 'images'));
 
   // /v1/models is shared with Gemini's stable API and Anthropic's: decide by the caller's headers.
   app.get('/v1/models', async (req, reply) => {

@@ -2,4 +2,5 @@
 // GLM reports usage in the last stream chunk by itself, so stream_options is not sent.
 import { openAiShaped } from '../openai-base/openai-base.ts';
 
-export const glm = openAiShaped(['chat', 'embeddings'], false);
+// Image generation (CogView) is /images/generations as well.
+export const glm = openAiShaped(['chat', 'embeddings', 'images'], false);

@@ -8,6 +8,8 @@ export const OPENAI_PATHS: Record<Exclude<Operation, 'count_tokens'>, string> = 
   completions: '/completions',
   embeddings: '/embeddings',
   responses: '/responses',
+  moderations: '/moderations',
+  images: '/images/generations',
 };
 
 export function bearerHeaders(p: Provider): Record<string, string> {

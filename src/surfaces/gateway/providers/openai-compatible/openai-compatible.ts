@@ -2,4 +2,5 @@
 import { openAiShaped } from '../openai-base/openai-base.ts';
 
 // Many such servers have no /responses (or an older one); the Responses API reaches them through chat.
-export const openaiCompatible = openAiShaped(['chat', 'completions', 'embeddings']);
+// Moderations and image generation pass through to those that have them (LocalAI, LiteLLM, …).
+export const openaiCompatible = openAiShaped(['chat', 'completions', 'embeddings', 'moderations', 'images']);
