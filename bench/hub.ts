@@ -3,12 +3,13 @@
 // and p99 at c=1 and c=64, wrk or autocannon in its own process); 1 GiB download and upload direct vs relayed
 // (MB/s and ratio); and the appliance's resident memory per idle authenticated agent with 1,000 agents
 // connected. Sizes: BENCH_HUB_BULK_MB (default 1024), BENCH_HUB_AGENTS (default 1000); the latency runs
-// follow an unmeasured warm-up of BENCH_HUB_WARMUP_SECONDS (default 4; 0 for none). For profiling:
+// follow an unmeasured warm-up of BENCH_HUB_WARMUP_SECONDS (default 4; 0 for none); the relayed bulk
+// transfers follow one of BENCH_HUB_BULK_WARMUP_MB each way (default 0: the first GiB through fresh
+// processes, as in every run before 2026-12-07 08:00). For profiling:
 // BENCH_HUB_PARTS (any of latency,bulk,idle; default all) and BENCH_HUB_PROFILE=<dir> (appliance and
 // agent run with --cpu-prof into that directory).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { createNodesService } from '../src/surfaces/hub/nodes-service.ts';
@@ -19,6 +20,7 @@ import { createUsersStore } from '../src/core/identity/users-store.ts';
 import type { Config } from '../src/core/config/config.ts';
 import { authProof } from '../src/protocol/signing.ts';
 import { SUBPROTOCOL } from '../src/protocol/version.ts';
+import { bulkDownload, bulkUpload, startHubService } from './hub/service.ts';
 import { adminSession, fmt, freePort, load, loadGenerator, type LoadResult, ROOT, startQuiet, stop, tempDir, waitFor } from './lib.ts';
 
 const MB = 1024 * 1024;
@@ -31,27 +33,7 @@ const PARTS = new Set((process.env.BENCH_HUB_PARTS ?? 'latency,bulk,idle').split
 const PROFILE = process.env.BENCH_HUB_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_HUB_PROFILE}`] : [];
 
 // ---- the local service, in its own process ----
-const upstreamPort = await freePort();
-const upstreamCode = `
-import { createServer } from 'node:http';
-const chunk = Buffer.alloc(256 * 1024, 120);
-createServer((req, res) => {
-  if (req.url === '/health') { res.writeHead(200).end(); return; }
-  if (req.headers.authorization !== 'Bearer ${TOKEN}') { res.writeHead(401).end(); req.resume(); return; }
-  const url = new URL(req.url, 'http://x');
-  if (url.pathname === '/small') { res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'); return; }
-  if (url.pathname === '/download') {
-    let left = Number(url.searchParams.get('bytes'));
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left) });
-    const pump = () => { while (left > 0) { const c = left >= chunk.length ? chunk : chunk.subarray(0, left); left -= c.length; if (!res.write(c)) return res.once('drain', pump); } res.end(); };
-    pump(); return;
-  }
-  if (url.pathname === '/upload') { let n = 0; req.on('data', (c) => (n += c.length)); req.on('end', () => res.writeHead(200).end(String(n))); return; }
-  res.writeHead(404).end();
-}).listen(${upstreamPort}, '127.0.0.1');
-`;
-const upstream = spawn(process.execPath, ['--input-type=module', '-e', upstreamCode], { stdio: 'ignore' });
-const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+const { proc: upstream, url: upstreamUrl, port: upstreamPort } = await startHubService(TOKEN);
 
 // ---- a bare TCP forwarder in front of the service: the least a relaying Node process can cost ----
 const forwarderPort = await freePort();
@@ -79,7 +61,6 @@ const serve = () => startQuiet(process.execPath, [...PROFILE, MAIN, 'serve', '--
 });
 let appliance = serve();
 await waitFor(`${appUrl}/ready`);
-await waitFor(`${upstreamUrl}/health`);
 
 const { post, auth, pat } = await adminSession(appUrl, dataDir);
 
@@ -166,40 +147,8 @@ const relay64 = await latency(`${proxied}/small`, 64, { 'x-api-key': pat });
 for (const r of [direct1, relay1, direct64, relay64]) if (r.errors || r.non2xx) throw new Error(`errors during load: ${JSON.stringify(r)}`);
 
 // ---- bulk ----
-function download(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((res, rej) => {
-    const t0 = performance.now();
-    const req = httpRequest(url, { headers }, (r) => {
-      let n = 0;
-      r.on('data', (c: Buffer) => (n += c.length));
-      r.on('end', () => (n === BULK ? res((BULK / MB) / ((performance.now() - t0) / 1000)) : rej(new Error(`got ${n} bytes`))));
-      r.on('error', rej);
-    });
-    req.on('error', rej);
-    req.end();
-  });
-}
-function upload(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((res, rej) => {
-    const chunk = Buffer.alloc(MB, 121);
-    const t0 = performance.now();
-    const req = httpRequest(url, { method: 'POST', headers: { ...headers, 'content-length': String(BULK) } }, (r) => {
-      let body = '';
-      r.on('data', (c) => (body += c));
-      r.on('end', () => (Number(body) === BULK ? res((BULK / MB) / ((performance.now() - t0) / 1000)) : rej(new Error(`service got ${body}`))));
-    });
-    req.on('error', rej);
-    let sent = 0;
-    const pump = () => {
-      while (sent < BULK) {
-        sent += chunk.length;
-        if (!req.write(chunk)) return req.once('drain', pump);
-      }
-      req.end();
-    };
-    pump();
-  });
-}
+const download = (url: string, headers: Record<string, string>) => bulkDownload(url, headers, BULK);
+const upload = (url: string, headers: Record<string, string>) => bulkUpload(url, headers, BULK);
 let [downDirect, downRelay, downCpu, upDirect, upRelay, upCpu] = [NaN, NaN, NaN, NaN, NaN, NaN];
 const none = { rate: NaN, cpu: NaN, machine: NaN, busy: NaN };
 /** The whole machine's CPU ms per MiB and the share of both cores busy while `run` moved BULK bytes. */
@@ -217,6 +166,11 @@ if (PARTS.has('bulk')) {
   const bearer = { authorization: `Bearer ${TOKEN}` };
   downD = await onMachine(() => download(`${upstreamUrl}/download?bytes=${BULK}`, bearer));
   downF = await onMachine(() => download(`${forwarderUrl}/download?bytes=${BULK}`, bearer), forwarder.pid);
+  const warm = Number(process.env.BENCH_HUB_BULK_WARMUP_MB ?? 0) * MB;
+  if (warm > 0) {
+    await bulkDownload(`${proxied}/download?bytes=${warm}`, { 'x-api-key': pat }, warm);
+    await bulkUpload(`${proxied}/upload`, { 'x-api-key': pat }, warm);
+  }
   let c0 = relayStat();
   downR = await onMachine(() => download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat }));
   downCpu = cpuSince('download', c0);

@@ -10,10 +10,11 @@
 // extra Node flags for appliance and agent (e.g. --perf-basic-prof), AB_HOOK a shell command run
 // alongside one load run per stack in round AB_HOOK_ROUND (default 0) with APP_PID, AGENT_PID, LABEL
 // and SECS set (e.g. `perf record -p $APP_PID,$AGENT_PID -- sleep $SECS`).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { adminSession, freePort, load, stop, tempDir, waitFor } from '../lib.ts';
+import { startHubService } from '../hub/service.ts';
+import { load, stop } from '../lib.ts';
+import { cpuSplit, startStack, type Stack } from '../hub/stack.ts';
 
 const [rounds, seconds, ...roots] = process.argv.slice(2);
 const ROUNDS = Number(rounds);
@@ -27,61 +28,13 @@ const C = Number(process.env.AB_C ?? 1);
 const TOKEN = 'bench-upstream-token';
 const NODE_FLAGS = (process.env.AB_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
-const upstreamPort = await freePort();
-const upstreamCode = `
-import { createServer } from 'node:http';
-createServer((req, res) => {
-  if (req.url === '/health') { res.writeHead(200).end(); return; }
-  if (req.headers.authorization !== 'Bearer ${TOKEN}') { res.writeHead(401).end(); req.resume(); return; }
-  if (req.url === '/small') { res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'); return; }
-  res.writeHead(404).end();
-}).listen(${upstreamPort}, '127.0.0.1');
-`;
-const upstream = spawn(process.execPath, ['--input-type=module', '-e', upstreamCode], { stdio: 'ignore' });
-const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
-await waitFor(`${upstreamUrl}/health`);
-
-interface Stack { label: string; appliance: ChildProcess; agent: ChildProcess; url: string; pat: string }
-
-async function startStack(root: string, label: string): Promise<Stack> {
-  const MAIN = join(root, 'src/main.ts');
-  const dataDir = tempDir('nexus-ab-');
-  dirs.push(dataDir);
-  const port = await freePort();
-  const adminPort = await freePort();
-  const appUrl = `http://127.0.0.1:${port}`;
-  const appliance = spawn(process.execPath, [...NODE_FLAGS, MAIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`], {
-    cwd: root, stdio: 'ignore', env: { ...process.env, NEXUS_LOG_LEVEL: 'warn', XDG_CACHE_HOME: join(dataDir, '.cache') },
-  });
-  await waitFor(`${appUrl}/ready`);
-  const { post, auth, pat } = await adminSession(appUrl, dataDir);
-  const agentHome = tempDir('nexus-ab-agent-');
-  dirs.push(agentHome);
-  const cli = (args: string[], env: Record<string, string> = {}) => {
-    const r = spawnSync(process.execPath, [MAIN, 'agent', ...args], { cwd: root, env: { ...process.env, NEXUS_AGENT_HOME: agentHome, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-    if (r.status !== 0) throw new Error(`agent ${args[0]}: ${r.stderr}`);
-  };
-  const node = await post('/api/v1/nodes', { name: 'bench' }, auth);
-  cli(['enroll', '--url', `ws://127.0.0.1:${port}/ws`, '--token', node.registration_token]);
-  cli(['credentials', 'add', '--service', 'svc', '--url', upstreamUrl, '--secret-format', 'bearer', '--secret-env', 'T'], { T: TOKEN });
-  await post('/api/v1/keys', { slug: 'svc', endpoint_url: upstreamUrl, auth_method: 'bearer', nodes: [{ node_id: node.id }] }, auth);
-  const agent = spawn(process.execPath, [...NODE_FLAGS, MAIN, 'agent', 'start', '--log-level', 'warn'], { cwd: root, stdio: 'ignore', env: { ...process.env, NEXUS_AGENT_HOME: agentHome } });
-  for (let i = 0; ; i++) {
-    const n = await (await fetch(`${appUrl}/api/v1/nodes/${node.id}`, { headers: auth })).json() as { status: string };
-    if (n.status === 'online') break;
-    if (i > 300) throw new Error('agent did not come online');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { label, appliance, agent, url: `${appUrl}/api/v1/proxy/s/svc/small`, pat };
-}
-
-const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-const cpuSplit = (pid: number) => { const f = stat(pid); return [Number(f[11]) * 10, Number(f[12]) * 10]; };
+const { proc: upstream, url: upstreamUrl } = await startHubService(TOKEN);
 
 const stacks: Stack[] = [];
-for (const [i, r] of roots.entries()) stacks.push(await startStack(r!, String.fromCharCode(65 + i)));
+for (const [i, r] of roots.entries()) stacks.push(await startStack(r!, String.fromCharCode(65 + i), upstreamUrl, TOKEN, dirs, NODE_FLAGS));
+const url = (s: Stack) => `${s.proxied}/small`;
 // warm up
-for (const s of stacks) { await load(s.url, { connections: 64, duration: Number(process.env.AB_WARM ?? 4), headers: { 'x-api-key': s.pat } }); await load(s.url, { connections: C, duration: 2, headers: { 'x-api-key': s.pat } }); }
+for (const s of stacks) { await load(url(s), { connections: 64, duration: Number(process.env.AB_WARM ?? 4), headers: { 'x-api-key': s.pat } }); await load(url(s), { connections: C, duration: 2, headers: { 'x-api-key': s.pat } }); }
 await load(`${upstreamUrl}/small`, { connections: C, duration: 1, headers: { authorization: `Bearer ${TOKEN}` } });
 
 const results: Record<string, Array<{ p50: number; mean: number; rps: number; app: number; agent: number; appSys: number; agentSys: number; direct: number }>> = {};
@@ -96,7 +49,7 @@ for (let round = 0; round < ROUNDS; round++) {
       const h = spawn('bash', ['-c', process.env.AB_HOOK], { stdio: 'inherit', env: { ...process.env, APP_PID: String(s.appliance.pid), AGENT_PID: String(s.agent.pid), LABEL: s.label, SECS: String(SECONDS) } });
       hook = new Promise((res) => h.once('exit', res));
     }
-    const r = await load(s.url, { connections: C, duration: SECONDS, headers: { 'x-api-key': s.pat } });
+    const r = await load(url(s), { connections: C, duration: SECONDS, headers: { 'x-api-key': s.pat } });
     if (hook) await hook;
     const a1 = cpuSplit(s.appliance.pid!);
     const g1 = cpuSplit(s.agent.pid!);

@@ -2,10 +2,13 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame, FRAME, newStreamId } from './frames.ts';
-import { StreamMux, StreamResetError } from './streams.ts';
+import { MAX_WINDOW, StreamMux, StreamResetError, type MuxOptions, type Stream } from './streams.ts';
 
-/** Two muxes joined back to back; frames are delivered asynchronously, as a socket would. */
-function pair(window = 64 * 1024) {
+/**
+ * Two muxes joined back to back; frames are delivered asynchronously, as a socket would. Windows do
+ * not grow unless `a` or `b` say how far (their maxWindow).
+ */
+function pair(window = 64 * 1024, a: MuxOptions = {}, b: MuxOptions = {}) {
   const muxes: { a?: StreamMux; b?: StreamMux } = {};
   const deliver = (to: () => StreamMux) => (buf: Buffer, done: (err?: Error) => void) => {
     setImmediate(() => {
@@ -13,9 +16,10 @@ function pair(window = 64 * 1024) {
       done();
     });
   };
-  const a = (muxes.a = new StreamMux(deliver(() => muxes.b!), { window, maxFrame: 16 * 1024 }));
-  const b = (muxes.b = new StreamMux(deliver(() => muxes.a!), { window, maxFrame: 16 * 1024 }));
-  return { a, b };
+  const opts = { window, maxWindow: window, maxFrame: 16 * 1024 };
+  muxes.a = new StreamMux(deliver(() => muxes.b!), { ...opts, ...a });
+  muxes.b = new StreamMux(deliver(() => muxes.a!), { ...opts, ...b });
+  return { a: muxes.a, b: muxes.b };
 }
 
 async function readAll(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
@@ -280,5 +284,149 @@ describe('DATA read piecewise (beginData / dataPiece)', () => {
     mux.beginData(id2, 1);
     mux.dataPiece(Buffer.from('x'));
     expect(s2.failed?.message).toBe('data after end');
+  });
+});
+
+describe('receive-window auto-tuning', () => {
+  const W = 64 * 1024;
+  const MAX = 4 * W;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  /** Writes `total` bytes in 8 KiB writes, then ends. */
+  async function writeAll(s: Stream, total: number): Promise<void> {
+    for (let n = 0; n < total; n += 8 * 1024) await s.write(Buffer.alloc(8 * 1024, n % 251));
+    s.end();
+  }
+
+  it('defaults to the wire contract\'s 1 MiB initial window, growing to MAX_WINDOW', () => {
+    const mux = new StreamMux((_b, done) => done());
+    expect(mux.window).toBe(1024 * 1024);
+    expect(mux.maxWindow).toBe(MAX_WINDOW);
+    expect(mux.create(newStreamId()).receiveWindow).toBe(1024 * 1024);
+  });
+
+  it('doubles the window of a stream whose consumer keeps up, up to the maximum and no further', async () => {
+    const { a, b } = pair(W, {}, { maxWindow: MAX });
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    const writing = writeAll(sa, 2 * 1024 * 1024);
+    const windows = new Set<number>();
+    let n = 0;
+    for await (const c of sb) {
+      n += c.length;
+      windows.add(sb.receiveWindow);
+      expect(sb.buffered).toBeLessThanOrEqual(sb.receiveWindow);
+    }
+    await writing;
+    expect(n).toBe(2 * 1024 * 1024);
+    expect([...windows].sort((x, y) => x - y)).toEqual([W, 2 * W, MAX]);
+  });
+
+  it('never grows the window of a slow consumer, which holds no more than the initial window', async () => {
+    const { a, b } = pair(W, {}, { maxWindow: MAX });
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    const writing = writeAll(sa, 1024 * 1024);
+    let most = 0;
+    let n = 0;
+    for await (const c of sb) {
+      most = Math.max(most, sb.buffered + c.length);
+      n += c.length;
+      await sleep(1);
+    }
+    await writing;
+    expect(n).toBe(1024 * 1024);
+    expect(sb.receiveWindow).toBe(W);
+    // The sender kept the window full: the consumer was the slow one.
+    expect(most).toBeGreaterThan(W / 2);
+    expect(most).toBeLessThanOrEqual(W);
+  });
+
+  it('lets a mux\'s streams together grow by no more than its budget, and a finished stream gives its growth back', async () => {
+    const { a, b } = pair(W, {}, { maxWindow: MAX, growthBudget: MAX - W });
+    const streams = [0, 1].map(() => {
+      const id = newStreamId();
+      return [a.create(id), b.create(id)] as const;
+    });
+    // Growth held by the streams still receiving (one that has read to the end holds none).
+    const reading = new Set(streams.map(([, sb]) => sb));
+    let most = 0;
+    await Promise.all(streams.map(async ([sa, sb]) => {
+      const writing = writeAll(sa, 2 * 1024 * 1024);
+      for await (const _ of sb) most = Math.max(most, [...reading].reduce((g, s) => g + s.receiveWindow - W, 0));
+      reading.delete(sb);
+      await writing;
+    }));
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(MAX - W);
+    // Both finished: the whole budget is there again for the next stream.
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    const writing = writeAll(sa, 2 * 1024 * 1024);
+    for await (const _ of sb);
+    await writing;
+    expect(sb.receiveWindow).toBe(MAX);
+  });
+
+  it('still resets a sender that sends more than the grown window allows, to the byte', async () => {
+    const sent: Buffer[] = [];
+    const mux = new StreamMux((buf, done) => {
+      sent.push(buf);
+      done();
+    }, { window: W, maxWindow: MAX });
+    const id = newStreamId();
+    const s = mux.create(id);
+    const reader = s[Symbol.asyncIterator]();
+    let delivered = 0;
+    while (s.receiveWindow < MAX) {
+      mux.handleBinary(encodeFrame(FRAME.data, id, Buffer.alloc(8 * 1024)));
+      delivered += 8 * 1024;
+      await reader.next();
+    }
+    const credited = sent.map((f) => decodeFrame(f)!).filter((f) => f.type === FRAME.credit).reduce((n, f) => n + f.payload.readUInt32BE(0), 0);
+    // The CREDIT frames carried the growth: all granted is the initial window plus them.
+    expect(credited).toBeGreaterThan(delivered);
+    const left = W + credited - delivered;
+    expect(left).toBeGreaterThan(W);
+    // Everything granted and not yet sent may come at once…
+    expect(mux.handleBinary(encodeFrame(FRAME.data, id, Buffer.alloc(left)))).toBe(true);
+    expect(s.failed).toBeNull();
+    // …one byte more may not.
+    mux.handleBinary(encodeFrame(FRAME.data, id, Buffer.alloc(1)));
+    expect(s.failed?.message).toMatch(/flow control violated/);
+    expect(decodeFrame(sent.at(-1)!)!.type).toBe(FRAME.reset);
+  });
+
+  it('interoperates both ways with a peer that never grows (as before auto-tuning)', async () => {
+    // a grows its receive windows, b keeps the initial one: each is sender to the other.
+    const { a, b } = pair(W, { maxWindow: MAX }, {});
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    const up = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < up.length; i++) up[i] = (i * 7) % 251;
+    let most = 0;
+    const echo = (async () => {
+      // b reads everything, echoing as it goes; its window must never exceed the initial one.
+      for await (const c of sb) {
+        most = Math.max(most, sb.buffered + c.length);
+        await sb.write(c);
+      }
+      sb.end();
+    })();
+    const sending = (async () => {
+      for (let n = 0; n < up.length; n += 8 * 1024) await sa.write(up.subarray(n, n + 8 * 1024));
+      sa.end();
+    })();
+    const back = await readAll(sa);
+    await Promise.all([echo, sending]);
+    expect(back.equals(up)).toBe(true);
+    expect(sb.receiveWindow).toBe(W);
+    expect(most).toBeLessThanOrEqual(W);
+    expect(sa.receiveWindow).toBe(MAX);
+    expect(sa.failed ?? sb.failed).toBeNull();
   });
 });

@@ -2,6 +2,10 @@
 // lives in this file (DESIGN.md §5: scattered credit state is where tunnels grow their bugs):
 // - a receiver grants the sender `initialWindow` bytes per stream and grants more only after its own
 //   consumer has taken bytes out of the queue, so a slow reader bounds what is buffered for it;
+// - a receiver whose consumer keeps up grows the stream's window (auto-tuning, as TCP receivers and
+//   HTTP/2 implementations do) by granting extra credit, up to `maxWindow`: a bulk transfer then has
+//   more bytes in flight than one credit round trip's worth, while a stream whose consumer is slow
+//   never grows and stays at the initial window;
 // - a sender never sends more than it was granted, and also waits while the socket itself has more
 //   than `socketHighWater` bytes queued, so many streams together stay bounded too.
 // - bytes a writer hands over are framed in batches: whatever piles up before the event loop comes
@@ -26,8 +30,20 @@ export class StreamResetError extends Error {
   }
 }
 
+/**
+ * How far a receiver grows a stream's window (bytes) when its consumer keeps up. Not part of the wire
+ * contract: growth is extra credit, which any sender accepts. 4 MiB measured best (BENCHMARKS.md, "Hub
+ * and agent", receive-window auto-tuning).
+ */
+export const MAX_WINDOW = 4 * 1024 * 1024;
+
 export interface MuxOptions {
+  /** The initial window of every stream, each way: part of the wire contract (LIMITS.initialWindow). */
   window?: number;
+  /** The most a stream's receive window grows to; `window` itself turns growth off. */
+  maxWindow?: number;
+  /** Growth (beyond the initial window) all of a mux's streams may hold at once; 4 × (maxWindow − window) by default. */
+  growthBudget?: number;
   maxFrame?: number;
   socketHighWater?: number;
   /** Writes a frame given as parts without gathering them first (ws-frames.ts); else they are concatenated. */
@@ -43,8 +59,15 @@ export class Stream implements AsyncIterable<Uint8Array> {
   private mux: StreamMux;
   // receive side
   private queue: Buffer[] = [];
+  /** Bytes in `queue`. */
+  private queued = 0;
+  /** The receive window: what the peer may have sent beyond what our consumer took (grows, never shrinks). */
+  private window: number;
+  /** Bytes the peer may still send: `window` − `queued` − `unacked`. */
   private allowance: number;
+  /** Bytes our consumer took that were not granted back yet. */
   private unacked = 0;
+  private growthReleased = false;
   private peerEnded = false;
   private reading = false;
   private sink: Readable | null = null;
@@ -69,6 +92,7 @@ export class Stream implements AsyncIterable<Uint8Array> {
     this.mux = mux;
     this.id = id;
     this.dataHead = encodeFrame(FRAME.data, id);
+    this.window = window;
     this.allowance = window;
     this.credit = window;
   }
@@ -77,11 +101,14 @@ export class Stream implements AsyncIterable<Uint8Array> {
     return this.failure;
   }
 
-  /** Bytes received but not yet consumed; never more than the window. */
+  /** Bytes received but not yet consumed; never more than the receive window. */
   get buffered(): number {
-    let n = 0;
-    for (const b of this.queue) n += b.length;
-    return n;
+    return this.queued;
+  }
+
+  /** The receive window now: the initial window, or more once the consumer has kept up. */
+  get receiveWindow(): number {
+    return this.window;
   }
 
   get finished(): boolean {
@@ -225,6 +252,7 @@ export class Stream implements AsyncIterable<Uint8Array> {
     this.reading = true;
     const parts = this.queue;
     this.queue = [];
+    this.queued = 0;
     this.checkFinished();
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
@@ -274,6 +302,7 @@ export class Stream implements AsyncIterable<Uint8Array> {
   takeData(bytes: Buffer): void {
     if (this.failure) return;
     this.bytesIn += bytes.length;
+    this.queued += bytes.length;
     // A view of a socket read or of a message ws handed us; keeping it keeps only that buffer alive.
     this.queue.push(bytes);
     this.wake();
@@ -296,6 +325,7 @@ export class Stream implements AsyncIterable<Uint8Array> {
     if (this.failure) return;
     this.failure = err;
     this.queue = [];
+    this.queued = 0;
     this.outQueue = [];
     this.outBytes = 0;
     if (this.flushTimer) clearImmediate(this.flushTimer);
@@ -361,13 +391,31 @@ export class Stream implements AsyncIterable<Uint8Array> {
   }
 
   private consumed(n: number): void {
+    this.queued -= n;
     this.unacked += n;
-    // Grant credit back in batches (a quarter window) rather than per frame.
-    if (this.unacked >= this.mux.window / 4 && !this.peerEnded && !this.failure) {
-      this.allowance += this.unacked;
-      this.mux.send(encodeCredit(this.id, this.unacked));
-      this.unacked = 0;
+    // Grant credit back in batches (a quarter of the initial window, whatever the window has grown
+    // to: the sender hears of freed space as soon as before) rather than per frame.
+    if (this.unacked < this.mux.window / 4 || this.peerEnded || this.failure) return;
+    let grant = this.unacked;
+    // Auto-tuning: a consumer that has nearly emptied the queue when a batch falls due, on a stream
+    // that has moved at least a whole window, is waiting on the sender, not the other way round: the
+    // window doubles (up to maxWindow), the extra going out with this batch. A slow consumer leaves
+    // most of the window queued here, so its stream never grows.
+    if (this.queued <= this.mux.window / 4 && this.bytesIn >= this.window) {
+      const more = this.mux.takeGrowth(this.window, this.window);
+      this.window += more;
+      grant += more;
     }
+    this.allowance += grant;
+    this.mux.send(encodeCredit(this.id, grant));
+    this.unacked = 0;
+  }
+
+  /** Once the receive side is done with its window, its growth goes back to the mux's budget. */
+  private releaseGrowth(): void {
+    if (this.growthReleased) return;
+    this.growthReleased = true;
+    this.mux.releaseGrowth(this.window);
   }
 
   private wake(): void {
@@ -378,6 +426,8 @@ export class Stream implements AsyncIterable<Uint8Array> {
   }
 
   private checkFinished(): void {
+    // The receive side is done once the peer ended and everything was read: its window is no longer needed.
+    if (this.failure || (this.peerEnded && this.queue.length === 0)) this.releaseGrowth();
     if (!this.finished) return;
     this.mux.forget(this.id);
     const fns = this.onFinish;
@@ -388,7 +438,10 @@ export class Stream implements AsyncIterable<Uint8Array> {
 
 export class StreamMux {
   readonly window: number;
+  readonly maxWindow: number;
   readonly maxFrame: number;
+  /** Growth beyond the initial window that streams may still take (growthBudget less what they hold). */
+  private growthLeft: number;
   private highWater: number;
   private sendFn: SendFn;
   /** Set once the transport can write a frame's parts as they are (a real WebSocket's socket). */
@@ -406,6 +459,8 @@ export class StreamMux {
     this.sendFn = send;
     this.partsWriter = opts.partsWriter ?? null;
     this.window = opts.window ?? LIMITS.initialWindow;
+    this.maxWindow = Math.max(this.window, opts.maxWindow ?? MAX_WINDOW);
+    this.growthLeft = opts.growthBudget ?? 4 * (this.maxWindow - this.window);
     this.maxFrame = opts.maxFrame ?? LIMITS.maxFramePayload;
     this.highWater = opts.socketHighWater ?? 4 * this.window;
   }
@@ -518,6 +573,22 @@ export class StreamMux {
 
   forget(id: string): void {
     this.streams.delete(id);
+  }
+
+  /**
+   * Up to `wanted` bytes of window growth for a stream whose window is `window` now: never past
+   * maxWindow, and never more than the mux's growth budget has left, so that streams that grew and
+   * then stalled cannot hold more than the budget beyond their initial windows between them.
+   */
+  takeGrowth(wanted: number, window: number): number {
+    const n = Math.max(0, Math.min(wanted, this.maxWindow - window, this.growthLeft));
+    this.growthLeft -= n;
+    return n;
+  }
+
+  /** A stream with receive window `window` is gone: its growth goes back to the budget. */
+  releaseGrowth(window: number): void {
+    this.growthLeft += window - this.window;
   }
 
   private release(): void {
