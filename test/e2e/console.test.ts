@@ -181,6 +181,14 @@ describe('signed-in pages', () => {
     await page.getByLabel('Password').fill('dana-password-1');
     await page.getByRole('button', { name: 'Add user' }).click();
     await page.getByRole('cell', { name: 'dana@example.test' }).waitFor();
+    // A monthly gateway budget across all of dana's keys.
+    await page.getByRole('button', { name: 'Budget of dana' }).click();
+    const budget = page.getByRole('form', { name: 'Budget of dana' });
+    await budget.getByLabel('Budget (USD)').fill('50');
+    await budget.getByLabel('Budget renews').selectOption('month');
+    await budget.getByRole('button', { name: 'Save budget' }).click();
+    await page.getByRole('cell', { name: '$50 per month' }).waitFor();
+    expect(await budget.count()).toBe(0);
     await shot('users');
 
     await page.getByRole('link', { name: 'Personal tokens' }).click();

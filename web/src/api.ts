@@ -66,6 +66,9 @@ export interface User {
   active: boolean;
   source: 'local' | 'scim' | 'oidc';
   created_at: string;
+  /** AI gateway budget across all the user's virtual keys. */
+  max_budget_usd?: number | null;
+  budget_period?: 'day' | 'week' | 'month' | null;
 }
 
 export interface Me {

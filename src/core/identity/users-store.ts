@@ -16,6 +16,9 @@ export interface User {
   created_at: string;
   updated_at: string;
   deactivated_at: string | null;
+  /** The user's AI gateway budget across all their virtual keys (USD), and when it renews. */
+  max_budget_usd: number | null;
+  budget_period: 'day' | 'week' | 'month' | null;
 }
 
 interface UserRow extends Omit<User, 'active'> {
@@ -35,7 +38,8 @@ export interface NewUser {
   external_id?: string | null;
 }
 
-export type UserPatch = Partial<Pick<NewUser, 'username' | 'email' | 'display_name' | 'role' | 'active' | 'external_id' | 'password_hash'>>;
+export type UserPatch = Partial<Pick<NewUser, 'username' | 'email' | 'display_name' | 'role' | 'active' | 'external_id' | 'password_hash'>>
+  & Partial<Pick<User, 'max_budget_usd' | 'budget_period'>>;
 
 function toUser(row: UserRow): User {
   const { password_hash: _omit, ...rest } = row;

@@ -1,24 +1,53 @@
-// /users — local, SCIM-provisioned and SSO users; create, change role, deactivate, delete.
+// /users — local, SCIM-provisioned and SSO users; create, change role, set the AI gateway budget
+// across all of a user's virtual keys, deactivate, delete.
 import { del, get, patch, post, type User } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, field, fmtTime, h, onSubmit, replace, table } from '../dom.ts';
+import { errorBox, field, fmtTime, h, onSubmit, replace, table, uid } from '../dom.ts';
 
 export const usersPage: Page = {
   title: 'Users',
   adminOnly: true,
   async render(main, app) {
     const list = h('div');
+    const editor = h('div');
     const err = errorBox();
+    const budgetText = (u: User) => (u.max_budget_usd != null ? `$${u.max_budget_usd}${u.budget_period ? ` per ${u.budget_period}` : ''}` : '—');
+    const budgetForm = (u: User) => {
+      const heading = uid('budget');
+      const bErr = errorBox();
+      const amount = h('input', { name: 'max_budget_usd', type: 'number', min: 0, step: 'any', value: u.max_budget_usd ?? '' });
+      const period = h('select', { name: 'budget_period' },
+        ([['', 'Whole life of the user'], ['day', 'Every day (UTC)'], ['week', 'Every week (from Monday, UTC)'], ['month', 'Every month (UTC)']] as const)
+          .map(([value, label]) => h('option', { value, selected: value === (u.budget_period ?? '') }, label)));
+      const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading },
+        h('h2', { id: heading }, `Budget of ${u.username}`),
+        h('p', null, 'What all of this user\'s virtual keys may spend together; each key\'s own budget still applies.'),
+        field('Budget (USD)', amount, 'Empty for no budget.'), field('Budget renews', period),
+        bErr.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save budget'),
+          h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
+      onSubmit(form, bErr, async () => {
+        await patch(`/api/v1/users/${u.id}`, {
+          max_budget_usd: amount.value.trim() ? Number(amount.value) : null,
+          budget_period: period.value || null,
+        });
+        replace(editor);
+        await load();
+      });
+      replace(editor, form);
+      amount.focus();
+    };
     const load = async () => {
       const { items } = await get<{ items: User[] }>('/api/v1/users?limit=500');
-      replace(list, table(['Username', 'Email', 'Role', 'Source', 'Status', 'Created', ''], items.map((u) => [
+      replace(list, table(['Username', 'Email', 'Role', 'Source', 'Status', 'Budget', 'Created', ''], items.map((u) => [
         u.username,
         u.email ?? '—',
         u.role,
         h('span', { class: `badge ${u.source}` }, u.source === 'scim' ? 'SCIM' : u.source === 'oidc' ? 'SSO' : 'local'),
         u.active ? 'active' : h('span', { class: 'muted' }, 'deactivated'),
+        budgetText(u),
         fmtTime(u.created_at),
         u.id === app.me!.user.id ? h('span', { class: 'muted' }, 'you') : h('div', { class: 'row-actions' },
+          h('button', { type: 'button', class: 'secondary small', 'aria-label': `Budget of ${u.username}`, onclick: () => budgetForm(u) }, 'Budget'),
           h('button', { type: 'button', class: 'secondary small', onclick: () => act(() => patch(`/api/v1/users/${u.id}`, { role: u.role === 'admin' ? 'member' : 'admin' })) },
             u.role === 'admin' ? 'Make member' : 'Make admin'),
           h('button', { type: 'button', class: 'secondary small', onclick: () => act(() => patch(`/api/v1/users/${u.id}`, { active: !u.active })) },
@@ -55,6 +84,6 @@ export const usersPage: Page = {
     });
     await load();
     replace(main, h('h1', null, 'Users'), h('p', { class: 'hint' }, 'Users marked SCIM are provisioned by your identity provider; change them there.'),
-      err.el, list, h('h2', null, 'Add a user'), form);
+      err.el, list, editor, h('h2', null, 'Add a user'), form);
   },
 };

@@ -11,6 +11,9 @@ const userFields = {
   display_name: { type: ['string', 'null'], maxLength: 200 },
   role: { type: 'string', enum: ['admin', 'member'] },
   password: { type: 'string', minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX },
+  // The AI gateway budget across all of the user's virtual keys; null removes it.
+  max_budget_usd: { type: ['number', 'null'], minimum: 0, maximum: 1e9 },
+  budget_period: { type: ['string', 'null'], enum: ['day', 'week', 'month', null] },
 } as const;
 
 const createBody = {
@@ -34,6 +37,8 @@ interface UserBody {
   role?: Role;
   password?: string;
   active?: boolean;
+  max_budget_usd?: number | null;
+  budget_period?: 'day' | 'week' | 'month' | null;
 }
 
 export function usersRoutes(app: FastifyInstance, ctx: AppContext) {
@@ -49,7 +54,9 @@ export function usersRoutes(app: FastifyInstance, ctx: AppContext) {
   });
 
   app.post<{ Body: UserBody }>('/api/v1/users', { ...admin, schema: { body: createBody } }, async (req, reply) => {
-    const user = await ctx.identity.createUser({ ...req.body, source: 'local' });
+    const { max_budget_usd, budget_period, ...fields } = req.body;
+    let user = await ctx.identity.createUser({ ...fields, source: 'local' });
+    if (max_budget_usd != null || budget_period != null) user = await ctx.identity.updateUser(user.id, { max_budget_usd, budget_period });
     ctx.audit.record({ ...actorOf(req), action: 'user.create', target_type: 'user', target_id: user.id, outcome: 'success', details: { username: user.username, role: user.role } });
     return reply.code(201).send(user);
   });
@@ -68,7 +75,11 @@ export function usersRoutes(app: FastifyInstance, ctx: AppContext) {
       throw new AppError('conflict', 'the last active admin cannot be demoted or deactivated');
     }
     const user = await ctx.identity.updateUser(target.id, req.body);
-    ctx.audit.record({ ...actorOf(req), action: 'user.update', target_type: 'user', target_id: user.id, outcome: 'success', details: { fields: Object.keys(req.body).filter((k) => k !== 'password'), password_changed: 'password' in req.body } });
+    ctx.audit.record({ ...actorOf(req), action: 'user.update', target_type: 'user', target_id: user.id, outcome: 'success', details: {
+      fields: Object.keys(req.body).filter((k) => k !== 'password'),
+      password_changed: 'password' in req.body,
+      ...('max_budget_usd' in req.body || 'budget_period' in req.body ? { budget: { from: { max_budget_usd: target.max_budget_usd, budget_period: target.budget_period }, to: { max_budget_usd: user.max_budget_usd, budget_period: user.budget_period } } } : {}),
+    } });
     return user;
   });
 

@@ -318,16 +318,22 @@ export function createGatewayService(deps: GatewayDeps) {
       const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' || c.op === 'moderations' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
       const estimate: Usage = { input: estInput, output: estOutput, cached: 0, reasoning: 0 };
       const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false };
-      const admitted = c.key.limits.admit(Date.now(), estInput + estOutput, costOf(model, estimate));
-      if (isLimitHit(admitted)) {
+      const now = Date.now();
+      const estCost = costOf(model, estimate);
+      const admitted = c.key.limits.admit(now, estInput + estOutput, estCost);
+      // The owner's budget across all their keys, reserved the same way once the key's limits pass.
+      const ownerAdmitted = isLimitHit(admitted) ? null : c.key.ownerLimits.admit(now, estInput + estOutput, estCost);
+      const hit = isLimitHit(admitted) ? admitted : ownerAdmitted && isLimitHit(ownerAdmitted) ? ownerAdmitted : null;
+      if (hit) {
+        if (!isLimitHit(admitted)) c.key.limits.release(admitted);
         o.status = 429;
-        o.errorCode = `limit_${admitted.limit}`;
-        finish(c, model, null, o, started);
-        throw new AppError('rate_limited', admitted.message, {
-          retryAfter: admitted.retryAfter,
-          details: admitted.limit === 'budget'
+        o.errorCode = `limit_${hit.limit}`;
+        finish(c, model, null, null, o, started);
+        throw new AppError('rate_limited', hit.message, {
+          retryAfter: hit.retryAfter,
+          details: hit.limit === 'budget'
             ? { code: 'budget_exceeded', type: 'insufficient_quota', limit: 'budget' }
-            : { code: 'rate_limit_exceeded', type: admitted.limit === 'rpm' ? 'requests' : 'tokens', limit: admitted.limit },
+            : { code: 'rate_limit_exceeded', type: hit.limit === 'rpm' ? 'requests' : 'tokens', limit: hit.limit },
         });
       }
       try {
@@ -341,7 +347,7 @@ export function createGatewayService(deps: GatewayDeps) {
       } finally {
         // A stream cut short without a usage report still used its prompt and what it streamed.
         if (!o.usage && o.upstreamReached && o.events > 0) o.usage = { input: estInput, output: o.events, cached: 0, reasoning: 0 };
-        finish(c, model, admitted, o, started);
+        finish(c, model, admitted as Reservation, ownerAdmitted as Reservation, o, started);
       }
     },
     models(key: ResolvedKey): Model[] {
@@ -349,10 +355,11 @@ export function createGatewayService(deps: GatewayDeps) {
     },
   };
 
-  function finish(c: GatewayCall, model: Model, r: Reservation | null, o: Outcome, started: number) {
+  function finish(c: GatewayCall, model: Model, r: Reservation | null, ownerR: Reservation | null, o: Outcome, started: number) {
     const u = o.usage ?? NO_USAGE;
     const cost = costOf(model, u);
     if (r) c.key.limits.settle(r, u.input + u.output, cost);
+    if (ownerR) c.key.ownerLimits.settle(ownerR, u.input + u.output, cost);
     keys.addSpend(c.key.id, cost);
     const d = o.deployment;
     const latencyMs = performance.now() - started;

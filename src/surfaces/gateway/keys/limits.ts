@@ -73,8 +73,12 @@ export class KeyLimits {
    * `spentUsd` is what the store holds for the period that began at `spentSince` (ISO); a stored
    * period older than the current one counts as nothing spent yet.
    */
-  constructor(spec: LimitSpec, spentUsd: number, spentSince: string | null, now: number) {
+  /** Whose budget, in refusals: "virtual key" or "user". */
+  private whose: string;
+
+  constructor(spec: LimitSpec, spentUsd: number, spentSince: string | null, now: number, whose = 'virtual key') {
     this.spec = spec;
+    this.whose = whose;
     this.spentUsd = spentUsd;
     this.startPeriod(now);
     if (this.periodStart !== spentSince && spec.budgetPeriod) this.spentUsd = 0;
@@ -153,11 +157,11 @@ export class KeyLimits {
       const untilRenewal = budgetPeriod ? secondsUntil(this.periodEnd, now) : 3600;
       const renews = budgetPeriod ? ` ${PERIOD_WORD[budgetPeriod]}; it renews at ${new Date(this.periodEnd).toISOString()}` : '';
       if (this.spentUsd >= budgetUsd - EPSILON) {
-        return { limit: 'budget', retryAfter: untilRenewal, message: `virtual key budget of $${budgetUsd} is spent${renews}` };
+        return { limit: 'budget', retryAfter: untilRenewal, message: `${this.whose} budget of $${budgetUsd} is spent${renews}` };
       }
       if (this.spentUsd + this.reservedUsd + estCostUsd > budgetUsd + EPSILON) {
         // Requests in flight hold the rest of the budget; some of it may come back when they settle.
-        return { limit: 'budget', retryAfter: this.reservedUsd > 0 ? 1 : untilRenewal, message: `request could exceed the virtual key budget of $${budgetUsd}${renews}` };
+        return { limit: 'budget', retryAfter: this.reservedUsd > 0 ? 1 : untilRenewal, message: `request could exceed the ${this.whose} budget of $${budgetUsd}${renews}` };
       }
     }
     if (rpm !== null && this.requests.length >= rpm) {
@@ -183,6 +187,11 @@ export class KeyLimits {
     }
     if (budgetUsd !== null) this.reservedUsd += estCostUsd;
     return { tokens: entry, costUsd: budgetUsd !== null ? estCostUsd : 0 };
+  }
+
+  /** Gives a reservation back unused (the request was refused by another limit). */
+  release(r: Reservation): void {
+    this.settle(r, 0, 0);
   }
 
   /** Replaces a reservation with what the request really used. */

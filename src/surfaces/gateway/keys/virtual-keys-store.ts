@@ -64,6 +64,8 @@ export interface VirtualKeysStore {
   update(row: KeyUpdate): boolean;
   /** What the key's usage rows cost from `since` (ISO) on. */
   costSince(id: string, since: string): number;
+  /** What a user's usage rows (all their keys) cost from `since` on. */
+  userCostSince(userId: string, since: string): number;
 }
 
 export type KeyUpdate = Pick<VirtualKeyRow, 'id' | 'name' | 'models' | 'max_budget_usd' | 'budget_period' | 'rpm' | 'tpm' | 'expires_at'> & {
@@ -112,6 +114,7 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
     spent_usd = CASE WHEN @rebase THEN @spent_usd ELSE spent_usd END,
     rpm = @rpm, tpm = @tpm, expires_at = @expires_at WHERE id = @id AND revoked_at IS NULL`);
   const costSince = db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM gateway_usage WHERE key_id = ? AND ts >= ?');
+  const userCostSince = db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM gateway_usage WHERE user_id = ? AND ts >= ?');
 
   return {
     insert: (row) => void insert.run(row),
@@ -125,5 +128,6 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
     revoke: (id, at) => revoke.run(at, id).changes > 0,
     update: ({ rebase, ...row }) => update.run({ ...row, rebase: rebase ? 1 : 0, spent_usd: rebase?.spent_usd ?? 0, budget_period_start: rebase?.budget_period_start ?? null }).changes > 0,
     costSince: (id, since) => (costSince.get(id, since) as { usd: number }).usd,
+    userCostSince: (userId, since) => (userCostSince.get(userId, since) as { usd: number }).usd,
   };
 }

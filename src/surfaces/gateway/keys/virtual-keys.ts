@@ -21,6 +21,8 @@ export interface ResolvedKey {
   models: ReadonlySet<string> | null;
   expiresAt: number | null;
   limits: KeyLimits;
+  /** The owner's budget across all their keys (a KeyLimits with only a budget; none set admits all). */
+  ownerLimits: KeyLimits;
   /** Resolved from the secret a rotation replaced: when its grace period ends (ms), after which it is
    *  refused as rotated. */
   previousUntil?: number;
@@ -108,6 +110,8 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   const byHash = new Map<string, ResolvedKey>();
   const byPublicId = new Map<string, { key: ResolvedKey; secret: string }>();
   const counters = new Map<string, KeyLimits>();
+  /** Per owner: spend counted from the usage rows when first needed, then kept like a key's. */
+  const ownerCounters = new Map<string, KeyLimits>();
   let pendingSpend = new Map<string, PendingSpend>();
 
   const specOf = (r: Pick<VirtualKeyRow, 'rpm' | 'tpm' | 'max_budget_usd' | 'budget_period'>) => ({ rpm: r.rpm, tpm: r.tpm, budgetUsd: r.max_budget_usd, budgetPeriod: r.budget_period });
@@ -148,6 +152,27 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
 
   const ROTATED: KeyFailure = { reason: 'rotated', message: 'this virtual key was rotated: use the new key shown when it was rotated' };
 
+  /** The owner's budget counter, kept in step with the user's row (a period change recounts). */
+  const ownerLimitsFor = (owner: { id: string; max_budget_usd?: number | null; budget_period?: BudgetPeriod | null }): KeyLimits => {
+    const spec = { rpm: null, tpm: null, budgetUsd: owner.max_budget_usd ?? null, budgetPeriod: owner.budget_period ?? null };
+    const now = Date.now();
+    const since = (p: BudgetPeriod | null) => (p ? new Date(periodOf(p, now).start).toISOString() : null);
+    let l = ownerCounters.get(owner.id);
+    if (!l) {
+      // Counted from the usage rows: at start they hold every finished call; afterwards the counter
+      // follows settled calls itself. Queued rows are committed first.
+      deps.flushUsage?.();
+      l = new KeyLimits(spec, store.userCostSince(owner.id, since(spec.budgetPeriod) ?? ''), since(spec.budgetPeriod), now, 'user');
+      ownerCounters.set(owner.id, l);
+    } else if (l.spec.budgetPeriod !== spec.budgetPeriod) {
+      deps.flushUsage?.();
+      l.retune(spec, now, store.userCostSince(owner.id, since(spec.budgetPeriod) ?? ''));
+    } else if (l.spec.budgetUsd !== spec.budgetUsd) {
+      l.retune(spec, now);
+    }
+    return l;
+  };
+
   /**
    * Checks a stored row and builds the resolved key; the one place the rules live. `previous`: the
    * credential was the secret the last rotation replaced, valid only within its grace period.
@@ -177,6 +202,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       models: effectiveModels(row.models ? (JSON.parse(row.models) as string[]) : null, deps.allowedModelsForUser?.(row.user_id) ?? null),
       expiresAt,
       limits,
+      ownerLimits: ownerLimitsFor(owner),
       ...(previousUntil !== undefined ? { previousUntil } : {}),
     };
   };
@@ -236,7 +262,10 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   const offUser = (userId: string) => evict((k) => k.userId === userId);
   const unsubscribe = [
     deps.events.on('user.deactivated', ({ userId }) => offUser(userId)),
-    deps.events.on('user.deleted', ({ userId }) => offUser(userId)),
+    deps.events.on('user.deleted', ({ userId }) => {
+      offUser(userId);
+      ownerCounters.delete(userId);
+    }),
     deps.events.on('user.changed', ({ userId }) => offUser(userId)),
     // Group membership or a group's model mapping changed: the owners' keys are re-resolved.
     deps.events.on('groups.changed', ({ userIds }) => {
