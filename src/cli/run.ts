@@ -12,7 +12,9 @@ Usage:
                                add a service (credential typed in the browser), list them, pick
                                their nodes, change their endpoint
   nexus node list|register     nodes: private hosts reached through an agent
-  nexus key create|list|revoke virtual keys for the AI gateway
+  nexus key create|list|update|rotate|revoke
+                               virtual keys for the AI gateway
+  nexus usage [--by key,model] what the AI gateway's calls used and cost (nexus usage --help)
   nexus agent <command>        the remote agent on a private host (nexus agent --help)
   nexus version                print the version (also --version)
 
@@ -28,6 +30,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   service: async () => (await import('./commands/service.ts')).serviceCommand,
   node: async () => (await import('./commands/node.ts')).nodeCommand,
   key: async () => (await import('./commands/key.ts')).keyCommand,
+  usage: async () => (await import('./commands/usage.ts')).usageCommand,
   agent: async () => (await import('./commands/agent.ts')).agentCommand,
   version: async () => async (argv: string[]) => {
     process.stdout.write(`nexus ${VERSION}\n`);

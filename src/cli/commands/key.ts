@@ -1,4 +1,4 @@
-// `nexus key create|list|rotate|revoke`: virtual keys (nx_vk_…) for the AI gateway.
+// `nexus key create|list|update|rotate|revoke`: virtual keys (nx_vk_…) for the AI gateway.
 import { parseArgs } from 'node:util';
 import { apiRequest, listItems } from '../api-client.ts';
 import { CliError, resolveTarget } from '../cli-credentials.ts';
@@ -8,11 +8,14 @@ export const KEY_USAGE = `Usage:
   nexus key create NAME [--models a,b] [--budget USD [--budget-period day|week|month]] [--rpm N] [--tpm N]
                         [--expires ISO-DATE] [--json]
   nexus key list [--json]
+  nexus key update ID [--name NAME] [--models a,b|all] [--budget USD|none] [--budget-period P|none]
+                      [--rpm N|none] [--tpm N|none] [--expires ISO-DATE|none] [--json]
   nexus key rotate ID [--grace DURATION] [--json]
   nexus key revoke ID
 
   --budget-period P  the budget renews every UTC day, week (from Monday) or calendar month;
                      without it the budget is for the key's whole life
+  none               (update) removes that limit or scope; all (--models) allows every model
   --grace DURATION   how long the old secret keeps working after a rotation: 90s, 30m, 1h, 7d
                      (at most 7d; default 0: it stops at once)
   --url URL          the appliance (default: the one nexus login stored)
@@ -47,9 +50,43 @@ function durationSeconds(v: string | undefined): number {
   return Number(m[1]) * UNIT_SECONDS[m[2] || 's']!;
 }
 
+/** A value that may be `none` (→ null: remove it). */
+const orNone = <T>(v: string | undefined, parse: (s: string) => T): T | null | undefined => (v === undefined ? undefined : v === 'none' ? null : parse(v));
+
+/** The PATCH body for `nexus key update`: only the flags given. */
+function updateBody(values: Record<string, string | boolean | undefined>): Record<string, unknown> {
+  const str = (k: string) => values[k] as string | undefined;
+  const body: Record<string, unknown> = {};
+  const set = (k: string, v: unknown) => {
+    if (v !== undefined) body[k] = v;
+  };
+  if (str('name') !== undefined) {
+    if (!str('name')!.trim()) throw new CliError('--name must not be empty', 2);
+    set('name', str('name')!.trim());
+  }
+  if (str('models') !== undefined) {
+    const models = str('models')!.split(',').map((m) => m.trim()).filter(Boolean);
+    if (!models.length) throw new CliError('--models needs model names, or all', 2);
+    set('models', models.length === 1 && models[0] === 'all' ? null : models);
+  }
+  set('max_budget_usd', orNone(str('budget'), (s) => positiveNumber(s, '--budget', false)));
+  set('budget_period', orNone(str('budget-period'), (s) => {
+    if (!['day', 'week', 'month'].includes(s)) throw new CliError('--budget-period must be day, week, month or none', 2);
+    return s;
+  }));
+  set('rpm', orNone(str('rpm'), (s) => positiveNumber(s, '--rpm', true)));
+  set('tpm', orNone(str('tpm'), (s) => positiveNumber(s, '--tpm', true)));
+  set('expires_at', orNone(str('expires'), (s) => {
+    const d = new Date(s);
+    if (Number.isNaN(d.getTime())) throw new CliError('--expires must be a date, e.g. 2027-01-31, or none', 2);
+    return d.toISOString();
+  }));
+  return body;
+}
+
 export async function keyCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'create' && sub !== 'list' && sub !== 'rotate' && sub !== 'revoke') {
+  if (sub !== 'create' && sub !== 'list' && sub !== 'update' && sub !== 'rotate' && sub !== 'revoke') {
     process.stdout.write(KEY_USAGE);
     return sub === '--help' || sub === '-h' ? 0 : 2;
   }
@@ -60,7 +97,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
     options: {
       url: { type: 'string' }, json: { type: 'boolean' }, models: { type: 'string' }, budget: { type: 'string' },
       'budget-period': { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' }, expires: { type: 'string' },
-      grace: { type: 'string' },
+      grace: { type: 'string' }, name: { type: 'string' },
     },
   });
   return withCliErrors(`key ${sub}`, async () => {
@@ -106,6 +143,16 @@ export async function keyCommand(argv: string[]): Promise<number> {
       return 0;
     }
     const id = positionals[0];
+    if (sub === 'update') {
+      if (!id || positionals.length > 1) throw new CliError('usage: nexus key update ID [options]', 2);
+      const body = updateBody(values);
+      if (!Object.keys(body).length) throw new CliError('nothing to change: name at least one of --name, --models, --budget, --budget-period, --rpm, --tpm, --expires', 2);
+      const updated = await apiRequest<KeyRow & { warnings?: string[] }>(target, 'PATCH', `/api/v1/virtual-keys/${encodeURIComponent(id)}`, body);
+      for (const w of updated.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+      if (values.json) return printJson(updated), 0;
+      process.stdout.write(`Virtual key "${updated.name}" updated: ${Object.keys(body).join(', ')}.\n`);
+      return 0;
+    }
     if (sub === 'rotate') {
       if (!id || positionals.length > 1) throw new CliError('usage: nexus key rotate ID [--grace DURATION]', 2);
       const grace = durationSeconds(values.grace);
