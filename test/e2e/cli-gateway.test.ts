@@ -2,22 +2,20 @@
 // and removes limits and scopes (`none`, `all`), refuses bad flags with exit 2, and `nexus usage`
 // prints what the calls used and cost, grouped as asked.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
-import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
-import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
-import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
+import { authed, json, post, type Admin } from '../helpers/api.ts';
+import { nexus, tempDir, type Appliance } from '../helpers/appliance.ts';
+import { createKey, pricedChat, pricedGateway, simpleModel } from '../helpers/gateway.ts';
+import type { LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
 let admin: Admin;
 let up: LlmUpstream;
 let env: Record<string, string>;
+let providerId: string;
 
 beforeAll(async () => {
-  [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
-  admin = await setupAdmin(app);
-  const { id } = await createProvider(app, admin, { name: 'local', type: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-x' });
-  await simpleModel(app, admin, id, 'priced', 'mock-priced', { input_price_per_mtok: 0, output_price_per_mtok: 1000 });
-  await simpleModel(app, admin, id, 'other', 'mock-other');
+  ({ app, admin, up, providerId } = await pricedGateway());
+  await simpleModel(app, admin, providerId, 'other', 'mock-other');
   env = { NEXUS_URL: app.url, NEXUS_TOKEN: admin.token, XDG_CONFIG_HOME: tempDir('nexus-cli-cfg-') };
 });
 afterAll(async () => {
@@ -69,8 +67,8 @@ describe('nexus key update', () => {
 describe('nexus usage', () => {
   it('prints calls, tokens and cost grouped as asked, with a total', async () => {
     const { id, key } = await createKey(app, admin.token, { name: 'usage-key' });
-    const chat = (model: string) => post(`${app.url}/v1/chat/completions`, { model, max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` });
-    for (const m of ['priced', 'priced', 'other']) expect((await chat(m)).status).toBe(200);
+    const other = () => post(`${app.url}/v1/chat/completions`, { model: 'other', messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` });
+    for (const call of [() => pricedChat(app, key), () => pricedChat(app, key), other]) expect((await call()).status).toBe(200);
     const r = await nexus(['usage', '--by', 'model', '--key', id], { env });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.split('\n');

@@ -4,18 +4,17 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authed, json, login, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { authed, json, login, post, type Admin } from '../helpers/api.ts';
 import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
-import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
-import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
+import { createKey, pricedChat, pricedGateway } from '../helpers/gateway.ts';
+import type { LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
 let admin: Admin;
 let up: LlmUpstream;
 
-// "echo: hi" is 2 output tokens; input is free, so a call with max_tokens 2 costs exactly $0.002.
-const chat = (key: string) =>
-  post(`${app.url}/v1/chat/completions`, { model: 'priced', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` });
+// Each call costs exactly $0.002 (pricedGateway).
+const chat = (key: string) => pricedChat(app, key);
 const getKey = async (id: string) => json(await fetch(`${app.url}/api/v1/virtual-keys/${id}`, authed(admin.token)));
 const patchKey = (id: string, body: unknown) => fetch(`${app.url}/api/v1/virtual-keys/${id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify(body) }));
 const utcDay = (t: number, plusDays = 0) => {
@@ -24,10 +23,7 @@ const utcDay = (t: number, plusDays = 0) => {
 };
 
 beforeAll(async () => {
-  [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
-  admin = await setupAdmin(app);
-  const { id } = await createProvider(app, admin, { name: 'local', type: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-x' });
-  await simpleModel(app, admin, id, 'priced', 'mock-priced', { input_price_per_mtok: 0, output_price_per_mtok: 1000 });
+  ({ app, admin, up } = await pricedGateway());
 });
 afterAll(async () => {
   await app?.stop();

@@ -5,26 +5,22 @@
 import { SignJWT } from 'jose';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authed, json, login, post, setupAdmin, type Admin } from '../helpers/api.ts';
-import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
-import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
-import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
+import { authed, json, login, post, type Admin } from '../helpers/api.ts';
+import { nexus, tempDir, type Appliance } from '../helpers/appliance.ts';
+import { createKey, createProvider, pricedChat, pricedGateway, simpleModel } from '../helpers/gateway.ts';
+import type { LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
 let admin: Admin;
 let up: LlmUpstream;
 
-const chat = (key: string) =>
-  post(`${app.url}/v1/chat/completions`, { model: 'priced', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` });
+// Each call costs exactly $0.002 (pricedGateway).
+const chat = (key: string) => pricedChat(app, key);
 const rotate = (id: string, body?: unknown, token = admin.token) =>
   fetch(`${app.url}/api/v1/virtual-keys/${id}/rotate`, { method: 'POST', headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
 
 beforeAll(async () => {
-  [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
-  admin = await setupAdmin(app);
-  const { id } = await createProvider(app, admin, { name: 'local', type: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-x' });
-  // Input free, output $1000 per Mtok: a call with max_tokens 2 costs $0.002.
-  await simpleModel(app, admin, id, 'priced', 'mock-priced', { input_price_per_mtok: 0, output_price_per_mtok: 1000 });
+  ({ app, admin, up } = await pricedGateway());
   const glm = await createProvider(app, admin, { name: 'glm', type: 'glm', base_url: `${up.url}/api/paas/v4`, api_key: 'glm-x' });
   await simpleModel(app, admin, glm.id, 'm-glm', 'glm-4');
 });

@@ -2,18 +2,17 @@
 // gateway's usage rows (so it survives restarts), held under concurrency across keys, renewing by UTC
 // period when asked, refused with a message that names the user's budget; bad values are refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authed, json, login, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { authed, json, login, post, type Admin } from '../helpers/api.ts';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
-import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
-import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
+import { createKey, pricedChat, pricedGateway } from '../helpers/gateway.ts';
+import type { LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
 let admin: Admin;
 let up: LlmUpstream;
 
 // Input free, output $1000 per Mtok: a call with max_tokens 2 costs exactly $0.002.
-const chat = (key: string) =>
-  post(`${app.url}/v1/chat/completions`, { model: 'priced', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` });
+const chat = (key: string) => pricedChat(app, key);
 const patchUser = (id: string, body: unknown, token = admin.token) =>
   fetch(`${app.url}/api/v1/users/${id}`, authed(token, { method: 'PATCH', body: JSON.stringify(body) }));
 const newMember = async (username: string, budget: Record<string, unknown> = {}) => {
@@ -24,10 +23,7 @@ const newMember = async (username: string, budget: Record<string, unknown> = {})
 };
 
 beforeAll(async () => {
-  [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
-  admin = await setupAdmin(app);
-  const { id } = await createProvider(app, admin, { name: 'local', type: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-x' });
-  await simpleModel(app, admin, id, 'priced', 'mock-priced', { input_price_per_mtok: 0, output_price_per_mtok: 1000 });
+  ({ app, admin, up } = await pricedGateway());
 });
 afterAll(async () => {
   await app?.stop();

@@ -1,6 +1,7 @@
 // Gateway setup over the real admin API: providers, models, virtual keys.
-import type { Appliance } from './appliance.ts';
-import { json, post, type Admin } from './api.ts';
+import { startAppliance, type Appliance } from './appliance.ts';
+import { json, post, setupAdmin, type Admin } from './api.ts';
+import { startLlmUpstream, type LlmUpstream } from './llm-upstream.ts';
 
 export async function createProvider(app: Appliance, admin: Admin, body: Record<string, unknown>): Promise<{ id: string }> {
   const res = await post(`${app.url}/api/v1/providers`, body, { authorization: `Bearer ${admin.token}` });
@@ -55,4 +56,29 @@ export async function providerPerType(app: Appliance, admin: Admin, upUrl: strin
     ids[type] = id;
   }
   return ids;
+}
+
+export interface PricedGateway {
+  app: Appliance;
+  admin: Admin;
+  up: LlmUpstream;
+  providerId: string;
+}
+
+/**
+ * A fresh appliance with its admin, and a local mock upstream as provider "local" (type openai) serving
+ * model "priced" with input free and output at $1000 per million tokens: the mock answers "echo: hi"
+ * (2 tokens), so `pricedChat` costs exactly $0.002, which budget tests count in.
+ */
+export async function pricedGateway(): Promise<PricedGateway> {
+  const [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
+  const admin = await setupAdmin(app);
+  const { id } = await createProvider(app, admin, { name: 'local', type: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-x' });
+  await simpleModel(app, admin, id, 'priced', 'mock-priced', { input_price_per_mtok: 0, output_price_per_mtok: 1000 });
+  return { app, admin, up, providerId: id };
+}
+
+/** One chat call of exactly $0.002 to "priced" (see pricedGateway) with virtual key `key`. */
+export function pricedChat(app: Appliance, key: string): Promise<Response> {
+  return post(`${app.url}/v1/chat/completions`, { model: 'priced', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${key}` });
 }

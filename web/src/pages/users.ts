@@ -2,6 +2,7 @@
 // across all of a user's virtual keys, deactivate, delete.
 import { del, get, patch, post, type User } from '../api.ts';
 import type { Page } from '../app.ts';
+import { budgetPeriodSelect } from './common.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, table, uid } from '../dom.ts';
 
 export const usersPage: Page = {
@@ -16,9 +17,7 @@ export const usersPage: Page = {
       const heading = uid('budget');
       const bErr = errorBox();
       const amount = h('input', { name: 'max_budget_usd', type: 'number', min: 0, step: 'any', value: u.max_budget_usd ?? '' });
-      const period = h('select', { name: 'budget_period' },
-        ([['', 'Whole life of the user'], ['day', 'Every day (UTC)'], ['week', 'Every week (from Monday, UTC)'], ['month', 'Every month (UTC)']] as const)
-          .map(([value, label]) => h('option', { value, selected: value === (u.budget_period ?? '') }, label)));
+      const period = budgetPeriodSelect('budget_period', u.budget_period, 'user');
       const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading },
         h('h2', { id: heading }, `Budget of ${u.username}`),
         h('p', null, 'What all of this user\'s virtual keys may spend together; each key\'s own budget still applies.'),

@@ -5,7 +5,7 @@ import { del, get, items, patch, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table, uid, warningNotes } from '../dom.ts';
 import { snippets } from '../snippets.ts';
-import { publicBase, unavailable } from './common.ts';
+import { budgetPeriodSelect, publicBase, unavailable } from './common.ts';
 
 /** A key as POST and PATCH answer it: `warnings` names models no configured model answers to. */
 type Written = { warnings?: string[] };
@@ -40,10 +40,7 @@ export const virtualKeysPage: Page = {
     const splitModels = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
     // An empty box clears that scope or limit (PATCH takes null for "none").
     const orNull = (v: string) => (v.trim() ? Number(v) : null);
-    // A budget for the key's whole life, or one that renews every UTC day, week (from Monday) or month.
-    const periodSelect = (name: string, current: string | null | undefined) => h('select', { name },
-      ([['', 'Whole life of the key'], ['day', 'Every day (UTC)'], ['week', 'Every week (from Monday, UTC)'], ['month', 'Every month (UTC)']] as const)
-        .map(([value, label]) => h('option', { value, selected: value === (current ?? '') }, label)));
+    const periodSelect = (name: string, current: string | null | undefined) => budgetPeriodSelect(name, current, 'key');
     // What the last create or edit was warned of; the next one's answer replaces it.
     let note: HTMLElement | null = null;
     const warned = (warnings: string[] | undefined) => {
