@@ -101,6 +101,20 @@ describe('user budgets', () => {
     expect((await chat(k.key)).status).toBe(429);
   });
 
+  it('counts what a user spent before any budget was set, across a restart, once one is set', async () => {
+    const { user, session } = await newMember('budget-gina');
+    const k = await createKey(app, session.token);
+    expect((await chat(k.key)).status).toBe(200);
+    expect((await chat(k.key)).status).toBe(200);
+    expect(await app.stop('SIGTERM')).toBe(0);
+    app = await startAppliance({ dataDir: app.dataDir });
+    admin = await login(app, 'admin', 'correct-horse-battery');
+    // No budget yet: nothing to count; the call passes and the spend is now $0.006 in all.
+    expect((await chat(k.key)).status).toBe(200);
+    expect((await patchUser(user.id, { max_budget_usd: 0.006 })).status).toBe(200);
+    expect((await chat(k.key)).status).toBe(429);
+  });
+
   it('is the admin\'s to set, with bad values refused in the control plane\'s format', async () => {
     const { user, session } = await newMember('budget-dave');
     for (const bad of [{ max_budget_usd: -1 }, { max_budget_usd: '5' }, { max_budget_usd: 2e9 }, { budget_period: 'yearly' }, { budget_period: 7 }]) {

@@ -7,7 +7,7 @@ import { isoNow } from '../../../core/clock.ts';
 import { AppError } from '../../../core/errors/errors.ts';
 import type { Logger } from '../../../core/log/log.ts';
 import type { Catalog, Deployment, Model } from '../catalog/catalog.ts';
-import { isLimitHit, type Reservation } from '../keys/limits.ts';
+import { isLimitHit, type LimitHit, type Reservation } from '../keys/limits.ts';
 import type { ResolvedKey, VirtualKeys } from '../keys/virtual-keys.ts';
 import type { IngressFormat } from '../ingress/wire-format.ts';
 import { anthropicStreamUsage } from '../providers/anthropic/anthropic-ingress.ts';
@@ -127,6 +127,24 @@ function upstreamError(status: number, message: string, retryAfter?: number): Ap
   if (status >= 500) return new AppError('bad_gateway', `upstream error ${status}: ${message}`, { details: { code: 'upstream_error' } });
   if (status === 404) return new AppError('not_found', `upstream: ${message}`, { details: { code: 'upstream_not_found' } });
   return new AppError('validation_failed', `upstream rejected the request: ${message}`, { status: status === 413 || status === 422 ? status : 400, details: { code: 'upstream_rejected' } });
+}
+
+/** A call's reservations: against its key's limits and against its owner's budget. */
+interface Admitted {
+  key: Reservation;
+  owner: Reservation;
+}
+
+/** Reserves against the key's limits, then its owner's budget; the key's is given back if the owner's refuses. */
+function admit(key: ResolvedKey, now: number, tokens: number, costUsd: number): Admitted | LimitHit {
+  const k = key.limits.admit(now, tokens, costUsd);
+  if (isLimitHit(k)) return k;
+  const owner = key.ownerLimits.admit(now, tokens, costUsd);
+  if (isLimitHit(owner)) {
+    key.limits.release(k);
+    return owner;
+  }
+  return { key: k, owner };
 }
 
 const CLIENT_CLOSED = 'client closed the connection';
@@ -318,22 +336,16 @@ export function createGatewayService(deps: GatewayDeps) {
       const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' || c.op === 'moderations' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
       const estimate: Usage = { input: estInput, output: estOutput, cached: 0, reasoning: 0 };
       const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false };
-      const now = Date.now();
-      const estCost = costOf(model, estimate);
-      const admitted = c.key.limits.admit(now, estInput + estOutput, estCost);
-      // The owner's budget across all their keys, reserved the same way once the key's limits pass.
-      const ownerAdmitted = isLimitHit(admitted) ? null : c.key.ownerLimits.admit(now, estInput + estOutput, estCost);
-      const hit = isLimitHit(admitted) ? admitted : ownerAdmitted && isLimitHit(ownerAdmitted) ? ownerAdmitted : null;
-      if (hit) {
-        if (!isLimitHit(admitted)) c.key.limits.release(admitted);
+      const admitted = admit(c.key, Date.now(), estInput + estOutput, costOf(model, estimate));
+      if (isLimitHit(admitted)) {
         o.status = 429;
-        o.errorCode = `limit_${hit.limit}`;
-        finish(c, model, null, null, o, started);
-        throw new AppError('rate_limited', hit.message, {
-          retryAfter: hit.retryAfter,
-          details: hit.limit === 'budget'
+        o.errorCode = `limit_${admitted.limit}`;
+        finish(c, model, null, o, started);
+        throw new AppError('rate_limited', admitted.message, {
+          retryAfter: admitted.retryAfter,
+          details: admitted.limit === 'budget'
             ? { code: 'budget_exceeded', type: 'insufficient_quota', limit: 'budget' }
-            : { code: 'rate_limit_exceeded', type: hit.limit === 'rpm' ? 'requests' : 'tokens', limit: hit.limit },
+            : { code: 'rate_limit_exceeded', type: admitted.limit === 'rpm' ? 'requests' : 'tokens', limit: admitted.limit },
         });
       }
       try {
@@ -347,7 +359,7 @@ export function createGatewayService(deps: GatewayDeps) {
       } finally {
         // A stream cut short without a usage report still used its prompt and what it streamed.
         if (!o.usage && o.upstreamReached && o.events > 0) o.usage = { input: estInput, output: o.events, cached: 0, reasoning: 0 };
-        finish(c, model, admitted as Reservation, ownerAdmitted as Reservation, o, started);
+        finish(c, model, admitted, o, started);
       }
     },
     models(key: ResolvedKey): Model[] {
@@ -355,11 +367,13 @@ export function createGatewayService(deps: GatewayDeps) {
     },
   };
 
-  function finish(c: GatewayCall, model: Model, r: Reservation | null, ownerR: Reservation | null, o: Outcome, started: number) {
+  function finish(c: GatewayCall, model: Model, r: Admitted | null, o: Outcome, started: number) {
     const u = o.usage ?? NO_USAGE;
     const cost = costOf(model, u);
-    if (r) c.key.limits.settle(r, u.input + u.output, cost);
-    if (ownerR) c.key.ownerLimits.settle(ownerR, u.input + u.output, cost);
+    if (r) {
+      c.key.limits.settle(r.key, u.input + u.output, cost);
+      c.key.ownerLimits.settle(r.owner, u.input + u.output, cost);
+    }
     keys.addSpend(c.key.id, cost);
     const d = o.deployment;
     const latencyMs = performance.now() - started;

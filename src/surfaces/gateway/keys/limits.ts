@@ -208,7 +208,7 @@ export class KeyLimits {
   }
 }
 
-export function isLimitHit(r: Reservation | LimitHit): r is LimitHit {
+export function isLimitHit<T extends object>(r: T | LimitHit): r is LimitHit {
   return 'limit' in r;
 }
 

@@ -112,6 +112,8 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   const counters = new Map<string, KeyLimits>();
   /** Per owner: spend counted from the usage rows when first needed, then kept like a key's. */
   const ownerCounters = new Map<string, KeyLimits>();
+  /** Owners whose counter started without a budget and has not been counted from usage yet. */
+  const uncounted = new Set<string>();
   let pendingSpend = new Map<string, PendingSpend>();
 
   const specOf = (r: Pick<VirtualKeyRow, 'rpm' | 'tpm' | 'max_budget_usd' | 'budget_period'>) => ({ rpm: r.rpm, tpm: r.tpm, budgetUsd: r.max_budget_usd, budgetPeriod: r.budget_period });
@@ -156,17 +158,22 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   const ownerLimitsFor = (owner: { id: string; max_budget_usd?: number | null; budget_period?: BudgetPeriod | null }): KeyLimits => {
     const spec = { rpm: null, tpm: null, budgetUsd: owner.max_budget_usd ?? null, budgetPeriod: owner.budget_period ?? null };
     const now = Date.now();
-    const since = (p: BudgetPeriod | null) => (p ? new Date(periodOf(p, now).start).toISOString() : null);
+    const since = spec.budgetPeriod ? new Date(periodOf(spec.budgetPeriod, now).start).toISOString() : null;
+    // Counted from the usage rows (committing queued ones first): at start they hold every finished
+    // call; afterwards the counter follows settled calls itself. Only an owner with a budget is
+    // counted, so a restart does not sum the history of everyone who has none.
+    const spent = () => {
+      deps.flushUsage?.();
+      return store.userCostSince(owner.id, since ?? '');
+    };
     let l = ownerCounters.get(owner.id);
     if (!l) {
-      // Counted from the usage rows: at start they hold every finished call; afterwards the counter
-      // follows settled calls itself. Queued rows are committed first.
-      deps.flushUsage?.();
-      l = new KeyLimits(spec, store.userCostSince(owner.id, since(spec.budgetPeriod) ?? ''), since(spec.budgetPeriod), now, 'user');
+      l = new KeyLimits(spec, spec.budgetUsd === null ? 0 : spent(), since, now, 'user');
       ownerCounters.set(owner.id, l);
-    } else if (l.spec.budgetPeriod !== spec.budgetPeriod) {
-      deps.flushUsage?.();
-      l.retune(spec, now, store.userCostSince(owner.id, since(spec.budgetPeriod) ?? ''));
+      if (spec.budgetUsd === null) uncounted.add(owner.id);
+    } else if (l.spec.budgetPeriod !== spec.budgetPeriod || (spec.budgetUsd !== null && uncounted.has(owner.id))) {
+      l.retune(spec, now, spent());
+      uncounted.delete(owner.id);
     } else if (l.spec.budgetUsd !== spec.budgetUsd) {
       l.retune(spec, now);
     }
@@ -265,6 +272,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     deps.events.on('user.deleted', ({ userId }) => {
       offUser(userId);
       ownerCounters.delete(userId);
+      uncounted.delete(userId);
     }),
     deps.events.on('user.changed', ({ userId }) => offUser(userId)),
     // Group membership or a group's model mapping changed: the owners' keys are re-resolved.
