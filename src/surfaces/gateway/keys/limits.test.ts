@@ -79,4 +79,19 @@ describe('KeyLimits with a budget period', () => {
     expect(l.periodAt(at('2026-12-14T00:00:00Z'))).toBe('2026-12-14T00:00:00.000Z');
     expect(l.spentUsd).toBe(0);
   });
+
+  it('gives a released reservation back whole: budget, tokens and its place in the rpm window', () => {
+    const l = new KeyLimits({ rpm: 2, tpm: 100, budgetUsd: 1, budgetPeriod: null }, 0, null, at('2026-12-07T10:00:00Z'));
+    const t = at('2026-12-07T10:00:00Z');
+    for (let i = 0; i < 5; i++) {
+      const r = l.admit(t + i, 60, 0.9);
+      expect(isLimitHit(r)).toBe(false);
+      if (!isLimitHit(r)) l.release(r);
+    }
+    expect(l.reservedUsd).toBe(0);
+    const a = l.admit(t + 10, 40, 0.5);
+    const b = l.admit(t + 11, 40, 0.5);
+    expect([isLimitHit(a), isLimitHit(b)]).toEqual([false, false]);
+    expect(l.admit(t + 12, 1, 0)).toMatchObject({ limit: 'rpm' });
+  });
 });

@@ -44,6 +44,8 @@ export interface LimitHit {
 export interface Reservation {
   tokens: TokenEntry | null;
   costUsd: number;
+  /** When the request was counted in the requests-per-minute window (null: no rpm limit). */
+  countedAt: number | null;
 }
 
 interface TokenEntry {
@@ -148,7 +150,7 @@ export class KeyLimits {
   /** Admits a request or says which limit it hits. Synchronous, so concurrent callers serialise. */
   admit(now: number, estTokens: number, estCostUsd: number): Reservation | LimitHit {
     const { rpm, tpm, budgetUsd, budgetPeriod } = this.spec;
-    if (rpm === null && tpm === null && budgetUsd === null) return { tokens: null, costUsd: 0 };
+    if (rpm === null && tpm === null && budgetUsd === null) return { tokens: null, costUsd: 0, countedAt: null };
     this.prune(now);
     if (budgetUsd !== null) {
       this.roll(now);
@@ -186,11 +188,16 @@ export class KeyLimits {
       this.tokenSum += estTokens;
     }
     if (budgetUsd !== null) this.reservedUsd += estCostUsd;
-    return { tokens: entry, costUsd: budgetUsd !== null ? estCostUsd : 0 };
+    return { tokens: entry, costUsd: budgetUsd !== null ? estCostUsd : 0, countedAt: rpm !== null ? now : null };
   }
 
   /** Gives a reservation back unused (the request was refused by another limit). */
   release(r: Reservation): void {
+    // The request never went out: it leaves the requests-per-minute window too (if still in it).
+    if (r.countedAt !== null) {
+      const i = this.requests.lastIndexOf(r.countedAt);
+      if (i >= 0) this.requests.splice(i, 1);
+    }
     this.settle(r, 0, 0);
   }
 
