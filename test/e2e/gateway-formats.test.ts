@@ -327,7 +327,7 @@ describe('Azure ingress', () => {
     const bad = await fetch(`${app.url}/openai/deployments/m-openai/chat/completions?api-version=2024-10-21`, { method: 'POST', headers: { 'content-type': 'application/json', 'api-key': 'nx_vk_nope' }, body: '{"messages":[]}' });
     expect(bad.status).toBe(401);
     expect((await json(bad)).error).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' });
-    const unknown = await fetch(`${app.url}/openai/deployments/m-openai/audio/speech`, { method: 'POST', headers: { 'api-key': vk } });
+    const unknown = await fetch(`${app.url}/openai/deployments/m-openai/images/edits`, { method: 'POST', headers: { 'api-key': vk } });
     expect(unknown.status).toBe(404);
     expect((await json(unknown)).error).toHaveProperty('type');
   });

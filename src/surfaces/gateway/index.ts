@@ -12,6 +12,7 @@ import { anthropicRoutes } from './ingress/anthropic/anthropic-routes.ts';
 import { azureRoutes } from './ingress/azure/azure-routes.ts';
 import { geminiRoutes } from './ingress/gemini/gemini-routes.ts';
 import { glmRoutes } from './ingress/glm/glm-routes.ts';
+import { acceptAudioForms } from './ingress/openai/audio-routes.ts';
 import { openAiRoutes } from './ingress/openai/openai-routes.ts';
 import { isGatewayPath, sendGatewayError, sendGatewayNotFound } from './ingress/wire-format.ts';
 import { createVirtualKeys } from './keys/virtual-keys.ts';
@@ -63,6 +64,7 @@ export const gatewaySurface: Surface = {
       ingress.addHook('onRoute', (route) => {
         route.bodyLimit ??= ctx.config.gateway.bodyLimitBytes;
       });
+      acceptAudioForms(ingress); // audio uploads (multipart/form-data), within the same body limit
       const deps = { service: gw.service, keys: gw.keys };
       openAiRoutes(ingress, deps);
       geminiRoutes(ingress, deps);

@@ -12,6 +12,7 @@ import type { ResolvedKey, VirtualKeys } from '../keys/virtual-keys.ts';
 import type { IngressFormat } from '../ingress/wire-format.ts';
 import { anthropicStreamUsage } from '../providers/anthropic/anthropic-ingress.ts';
 import { ADAPTERS } from '../providers/index.ts';
+import type { AudioForm } from '../providers/openai-base/audio-form.ts';
 import { openAiUsage } from '../providers/openai-base/openai-base.ts';
 import { isObject, NO_USAGE, type Json, type Operation, type Usage } from '../providers/types.ts';
 import type { Audit } from '../../../core/audit/audit.ts';
@@ -36,6 +37,8 @@ export interface GatewayCall {
   /** Client headers that go with the body when it passes through to a provider of the client's own
    *  family (Anthropic's `anthropic-version` and `anthropic-beta`, which name what the body uses). */
   passHeaders?: Record<string, string>;
+  /** Audio uploads: the client's multipart body, sent as its own bytes with the model replaced. */
+  form?: AudioForm;
   key: ResolvedKey;
   /** The caller's address (from the trusted proxy's X-Forwarded-For), for the audit log. */
   sourceIp?: string;
@@ -53,6 +56,8 @@ export interface ClientSink {
   /** Resolves when the client can take more (backpressure), at once otherwise. */
   write(chunk: string | Buffer): Promise<void> | undefined;
   end(): void;
+  /** Cuts the connection: a body that failed midway (audio bytes) must not look complete. */
+  destroy(): void;
 }
 
 export interface JsonResult {
@@ -98,6 +103,12 @@ function costOf(model: Model, u: Usage): number {
   const cached = Math.min(u.cached, u.input);
   const cachedRate = model.cachedInputPricePerMtok ?? model.inputPricePerMtok;
   return ((u.input - cached) * model.inputPricePerMtok + cached * cachedRate + u.output * model.outputPricePerMtok) / 1e6;
+}
+
+/** A JSON answer (or one without a Content-Type, which OpenAI-shaped providers mean as JSON). */
+function isJson(res: UpstreamResponse): boolean {
+  const t = res.headers['content-type'];
+  return t === undefined || /\bjson\b/i.test(String(t));
 }
 
 function retryAfterOf(res: UpstreamResponse): number | undefined {
@@ -240,6 +251,37 @@ export function createGatewayService(deps: GatewayDeps) {
     }
   }
 
+  /** Audio or text passed on as it arrives, under the upstream's Content-Type; it carries no usage. */
+  async function bytesOut(c: GatewayCall, res: UpstreamResponse, sink: ClientSink, o: Outcome, started: number): Promise<void> {
+    const ac = c.abort;
+    const type = res.headers['content-type'];
+    sink.begin(200, { 'content-type': String(Array.isArray(type) ? type[0] : type), 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    const timer = setTimeout(() => ac.abort(new AppError('upstream_timeout', `answer exceeded the maximum duration of ${Math.round(deps.maxStreamMs / 1000)} s`)), deps.maxStreamMs);
+    try {
+      for await (const chunk of res.body) {
+        o.ttftMs ??= performance.now() - started;
+        const pending = sink.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if (pending) await pending;
+      }
+      o.status = 200;
+      sink.end();
+    } catch (err) {
+      const reason = ac.signal.reason;
+      if (clientClosed(ac)) {
+        o.status = 499;
+        o.errorCode = 'client_closed';
+      } else {
+        const e = reason instanceof AppError ? reason : new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } });
+        o.status = e.status;
+        o.errorCode = (e.details?.code as string | undefined) ?? e.code;
+        log.warn({ err, model: c.model, deployment: o.deployment?.id }, 'gateway answer ended early');
+      }
+      sink.destroy();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   function jsonOut(p: Plan, buf: Buffer, o: Outcome, started: number): JsonResult {
     o.ttftMs = performance.now() - started;
     let json: Json;
@@ -262,12 +304,12 @@ export function createGatewayService(deps: GatewayDeps) {
       if (ac.signal.aborted) break;
       const adapter = ADAPTERS[d.provider.type];
       const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
-      const req = adapter.request(d.provider, p.upstreamOp ?? c.op, d.upstreamModel, JSON.stringify(p.body), c.stream);
+      const req = adapter.request(d.provider, p.upstreamOp ?? c.op, d.upstreamModel, c.form ? c.form.withModel(d.upstreamModel) : JSON.stringify(p.body), c.stream);
       if (c.passHeaders && p.passthrough) Object.assign(req.headers, c.passHeaders);
       o.deployment = d;
       let res: UpstreamResponse;
       try {
-        res = await upstream.send(d.provider, req, ac.signal, c.stream ? undefined : MAX_JSON_RESPONSE);
+        res = await upstream.send(d.provider, req, ac.signal, c.stream || p.raw ? undefined : MAX_JSON_RESPONSE);
       } catch (err) {
         if (ac.signal.aborted) break;
         router.fail(d);
@@ -297,6 +339,10 @@ export function createGatewayService(deps: GatewayDeps) {
       router.ok(d);
       if (c.stream) {
         await streamOut(c, p, res, sink, o, started);
+        return null;
+      }
+      if (p.raw && !isJson(res)) {
+        await bytesOut(c, res, sink, o, started);
         return null;
       }
       return jsonOut(p, res.complete ?? (await res.read(MAX_JSON_RESPONSE).catch((err: unknown) => {

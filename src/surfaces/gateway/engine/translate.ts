@@ -49,6 +49,9 @@ export interface Plan {
   response(json: Json): { out: Json | null; usage: Usage | null };
   /** Translated streams: upstream events → pivot chunks. */
   decoder(): StreamDecoder;
+  /** A non-streamed answer that need not be JSON (audio, text transcripts): passed on with the
+   *  upstream's Content-Type, and looked into for usage only when it is JSON. */
+  raw?: boolean;
 }
 
 export function nativeUsage(family: WireFamily, json: Json): Usage | null {
@@ -97,6 +100,10 @@ function pivotToUpstream(pivot: Json, adapter: ProviderAdapter, upstreamModel: s
   }
   return pivot;
 }
+
+/** Operations only OpenAI-shaped providers have, passed through to those that offer them. */
+const OPENAI_ONLY: ReadonlySet<Operation> = new Set(['moderations', 'images', 'transcriptions', 'translations', 'speech']);
+const AUDIO: ReadonlySet<Operation> = new Set(['transcriptions', 'translations', 'speech']);
 
 const unsupported = (what: string) => new AppError('validation_failed', what, { details: { code: 'unsupported_operation' } });
 
@@ -183,11 +190,12 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
     return { body: t.family === 'anthropic' ? withModel(t.body, upstreamModel) : t.body, passthrough: true, stripUsage: false, response: () => ({ out: null, usage: null }), decoder: noStream };
   }
 
-  if (t.op === 'moderations' || t.op === 'images') {
+  if (OPENAI_ONLY.has(t.op)) {
     // OpenAI-family operations with no counterpart elsewhere: to a provider that has them, unchanged
-    // but for the model (canServe keeps the others out). Images report token usage (gpt-image-1) or none.
+    // but for the model (canServe keeps the others out). Images and audio report token usage
+    // (gpt-image-1, gpt-4o-transcribe, gpt-4o-mini-tts) or none (dall-e, whisper-1, tts-1).
     if (!same || !adapter.operations.has(t.op)) throw unsupported(`${t.op} needs a model served by an OpenAI-shaped provider that offers it`);
-    return { body: withModel(t.body, upstreamModel), passthrough: true, stripUsage: false, response: (json) => ({ out: null, usage: openAiUsage(json.usage) }), decoder: noStream };
+    return { body: withModel(t.body, upstreamModel), passthrough: true, stripUsage: false, response: (json) => ({ out: null, usage: openAiUsage(json.usage) }), decoder: noStream, raw: AUDIO.has(t.op) };
   }
 
   // completions and responses are OpenAI operations; Gemini's and Anthropic's ingress never ask for them.
@@ -228,7 +236,7 @@ export function canServe(family: IngressFamily, op: Operation, adapter: Provider
   if (op === 'chat') return adapter.operations.has('chat');
   if (op === 'embeddings') return adapter.operations.has('embeddings');
   if (op === 'count_tokens') return family !== 'openai' && adapter.family === family;
-  if (op === 'moderations' || op === 'images') return family === 'openai' && adapter.operations.has(op);
+  if (OPENAI_ONLY.has(op)) return family === 'openai' && adapter.operations.has(op);
   // completions and responses: natively, or through chat on any provider.
   return family === 'openai' && (adapter.operations.has(op) || adapter.operations.has('chat'));
 }

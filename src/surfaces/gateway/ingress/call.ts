@@ -40,6 +40,9 @@ function replySink(reply: FastifyReply): ClientSink {
     end() {
       if (!res.destroyed && !res.writableEnded) res.end();
     },
+    destroy() {
+      res.destroy();
+    },
   };
 }
 

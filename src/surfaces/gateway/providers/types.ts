@@ -4,7 +4,9 @@ import type { Provider } from '../catalog/catalog.ts';
 
 export type Json = Record<string, unknown>;
 export type WireFamily = 'openai' | 'gemini' | 'anthropic';
-export type Operation = 'chat' | 'completions' | 'embeddings' | 'responses' | 'count_tokens' | 'moderations' | 'images';
+export type Operation =
+  | 'chat' | 'completions' | 'embeddings' | 'responses' | 'count_tokens' | 'moderations' | 'images'
+  | 'transcriptions' | 'translations' | 'speech';
 
 export interface UpstreamRequest {
   method: 'POST' | 'GET';

@@ -1,9 +1,10 @@
 // Azure OpenAI's data plane (https://learn.microsoft.com/azure/ai-services/openai/reference):
-// /openai/deployments/{deployment}/{chat/completions|completions|embeddings}?api-version=…, where the
+// /openai/deployments/{deployment}/{chat/completions|completions|embeddings|images/generations|audio/…}?api-version=…, where the
 // deployment name is the public model name, and the v1 API under /openai/v1/… (model in the body).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Operation } from '../../providers/types.ts';
 import { bodyOf, runCall, type IngressDeps } from '../call.ts';
+import { audioRoutes } from '../openai/audio-routes.ts';
 import { openAiModelRoutes, openAiOperation, STREAMS } from '../openai/openai-routes.ts';
 
 function deploymentOperation(deps: IngressDeps, op: Operation) {
@@ -25,5 +26,7 @@ export function azureRoutes(app: FastifyInstance, deps: IngressDeps) {
   app.post('/openai/deployments/:deployment/images/generations', deploymentOperation(deps, 'images'));
   app.post('/openai/v1/images/generations', openAiOperation(deps, 'azure', 'images'));
   app.post('/openai/v1/responses', openAiOperation(deps, 'azure', 'responses'));
+  audioRoutes(app, deps, 'azure', '/openai/deployments/:deployment');
+  audioRoutes(app, deps, 'azure', '/openai/v1');
   openAiModelRoutes(app, deps, '/openai/v1');
 }

@@ -1,5 +1,5 @@
 // OpenAI's API under /v1 (https://platform.openai.com/docs/api-reference): chat/completions,
-// completions, embeddings, responses, moderations, images/generations, models. GET /v1/models answers
+// completions, embeddings, responses, moderations, images/generations, audio (audio-routes.ts), models. GET /v1/models answers
 // in Gemini's shape when the caller authenticates the Gemini way, in Anthropic's when it sends
 // `anthropic-version` (see wire-format.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -11,6 +11,7 @@ import { authenticateKey } from '../credentials.ts';
 import { formatOf, type IngressFormat } from '../wire-format.ts';
 import { anthropicModel, anthropicModels } from '../anthropic/anthropic-routes.ts';
 import { geminiMethod, geminiModel, geminiModels } from '../gemini/gemini-routes.ts';
+import { audioRoutes } from './audio-routes.ts';
 
 export function openAiModel(m: Model) {
   return { id: m.name, object: 'model', created: m.created, owned_by: 'nexus' };
@@ -53,6 +54,7 @@ export function openAiRoutes(app: FastifyInstance, deps: IngressDeps) {
   app.post('/v1/responses', openAiOperation(deps, 'openai', 'responses'));
   app.post('/v1/moderations', openAiOperation(deps, 'openai', 'moderations'));
   app.post('/v1/images/generations', openAiOperation(deps, 'openai', 'images'));
+  audioRoutes(app, deps, 'openai', '/v1');
 
   // /v1/models is shared with Gemini's stable API and Anthropic's: decide by the caller's headers.
   app.get('/v1/models', async (req, reply) => {

@@ -6,7 +6,7 @@ import type { ProviderAdapter } from '../types.ts';
 
 export const azure: ProviderAdapter = {
   family: 'openai',
-  operations: new Set(['chat', 'completions', 'embeddings', 'responses', 'images']),
+  operations: new Set(['chat', 'completions', 'embeddings', 'responses', 'images', 'transcriptions', 'translations', 'speech']),
   streamUsageOption: true,
   request(p, op, model, body) {
     const path = OPENAI_PATHS[op as keyof typeof OPENAI_PATHS];

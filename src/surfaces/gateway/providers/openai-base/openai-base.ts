@@ -10,6 +10,9 @@ export const OPENAI_PATHS: Record<Exclude<Operation, 'count_tokens'>, string> = 
   responses: '/responses',
   moderations: '/moderations',
   images: '/images/generations',
+  transcriptions: '/audio/transcriptions',
+  translations: '/audio/translations',
+  speech: '/audio/speech',
 };
 
 export function bearerHeaders(p: Provider): Record<string, string> {

@@ -2,5 +2,6 @@
 import { openAiShaped } from '../openai-base/openai-base.ts';
 
 // Many such servers have no /responses (or an older one); the Responses API reaches them through chat.
-// Moderations and image generation pass through to those that have them (LocalAI, LiteLLM, …).
-export const openaiCompatible = openAiShaped(['chat', 'completions', 'embeddings', 'moderations', 'images']);
+// Moderations, image generation and audio pass through to those that have them (LocalAI, LiteLLM,
+// vLLM and Speaches for audio, …).
+export const openaiCompatible = openAiShaped(['chat', 'completions', 'embeddings', 'moderations', 'images', 'transcriptions', 'translations', 'speech']);

@@ -1,0 +1,341 @@
+// OpenAI's audio endpoints through the gateway, with the official openai SDK (and AzureOpenAI) against
+// a local upstream that parses the multipart it receives: transcriptions and translations forwarded
+// with only the model changed (a multi-MB file byte for byte), streamed transcripts, speech audio
+// streamed through as it arrives and its SSE form, token usage recorded and priced where the provider
+// reports it (zero tokens otherwise), budgets refusing before anything goes upstream, and every
+// refusal in OpenAI's error format.
+import { randomBytes } from 'node:crypto';
+import OpenAI, { AzureOpenAI, toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { startAppliance, type Appliance } from '../helpers/appliance.ts';
+import { encodeForm, speechBytes, startAudioUpstream, transcriptOf, type AudioUpstream } from '../helpers/audio-upstream.ts';
+import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { until } from '../helpers/until.ts';
+
+const BODY_LIMIT = 8 * 1024 * 1024;
+
+let app: Appliance;
+let admin: Admin;
+let up: AudioUpstream;
+let key: string;
+let keyId: string;
+
+beforeAll(async () => {
+  [app, up] = await Promise.all([startAppliance({ env: { NEXUS_GATEWAY_BODY_LIMIT_BYTES: String(BODY_LIMIT) } }), startAudioUpstream()]);
+  admin = await setupAdmin(app);
+  const oa = await createProvider(app, admin, { name: 'oa', type: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-up' });
+  const az = await createProvider(app, admin, { name: 'az', type: 'azure', base_url: up.url, api_key: 'az-up', api_version: '2025-03-01-preview' });
+  const gm = await createProvider(app, admin, { name: 'gm', type: 'gemini', base_url: `${up.url}/v1beta`, api_key: 'g-up' });
+  const an = await createProvider(app, admin, { name: 'an', type: 'anthropic', base_url: up.url, api_key: 'a-up' });
+  await simpleModel(app, admin, oa.id, 'whisper-1', 'whisper-up');
+  await simpleModel(app, admin, oa.id, 'gpt-4o-transcribe', 'gpt-4o-transcribe-up', { input_price_per_mtok: 2.5, output_price_per_mtok: 10 });
+  await simpleModel(app, admin, oa.id, 'tts-1', 'tts-up');
+  await simpleModel(app, admin, oa.id, 'gpt-4o-mini-tts', 'gpt-4o-mini-tts-up', { input_price_per_mtok: 0.6, output_price_per_mtok: 12 });
+  await simpleModel(app, admin, oa.id, 'tts-gated', 'tts-gate');
+  await simpleModel(app, admin, oa.id, 'tts-cut', 'tts-cut');
+  // Budget tests: a reservation costs 1024 reserved output tokens × $1000/Mtok = $1.024.
+  await simpleModel(app, admin, oa.id, 'transcribe-dear', 'gpt-4o-transcribe-out-1600', { input_price_per_mtok: 0, output_price_per_mtok: 1000 });
+  await simpleModel(app, admin, oa.id, 'transcribe-gated', 'gpt-4o-transcribe-gate-out-5', { input_price_per_mtok: 0, output_price_per_mtok: 1000 });
+  await simpleModel(app, admin, az.id, 'whisper-az', 'whisper-deployment');
+  await simpleModel(app, admin, az.id, 'tts-az', 'tts-deployment');
+  await simpleModel(app, admin, gm.id, 'gemini-flash', 'gemini-2.0-flash');
+  await simpleModel(app, admin, an.id, 'claude', 'claude-sonnet-4');
+  ({ key, id: keyId } = await createKey(app, admin.token));
+});
+afterAll(async () => {
+  await app?.stop();
+  await up?.close();
+});
+
+const client = () => new OpenAI({ apiKey: key, baseURL: `${app.url}/v1`, maxRetries: 0 });
+const wav = (n: number) => Buffer.concat([Buffer.from('RIFF'), randomBytes(n - 4)]);
+
+async function usageOf(model: string, id = keyId) {
+  const items = (await json(await fetch(`${app.url}/api/v1/usage?group_by=model&key_id=${id}&model=${model}`, authed(admin.token)))).items;
+  return items[0];
+}
+
+/** Prometheus text → value by `name{labels}` as rendered. */
+async function scrape(): Promise<Map<string, number>> {
+  const text = await (await fetch(`${app.adminUrl}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+describe('transcriptions and translations', () => {
+  it('transcribes with the openai SDK: the file and every field reach the provider, the model renamed', async () => {
+    const audio = wav(48_000);
+    const res = await client().audio.transcriptions.create({ file: await toFile(audio, 'a.wav', { type: 'audio/wav' }), model: 'whisper-1', language: 'de', prompt: 'Namen: Anna', temperature: 0.2 });
+    expect(res.text).toBe(transcriptOf({ name: 'a.wav', bytes: audio }, 'de'));
+    const seen = up.requests.at(-1)!;
+    expect(seen.path).toBe('/v1/audio/transcriptions');
+    expect(seen.headers.authorization).toBe('Bearer sk-up');
+    expect(seen.headers['content-type']).toMatch(/^multipart\/form-data; boundary=/);
+    expect(Object.fromEntries(seen.fields)).toEqual({ model: ['whisper-up'], language: ['de'], prompt: ['Namen: Anna'], temperature: ['0.2'] });
+    expect(seen.file).toMatchObject({ name: 'a.wav', type: 'audio/wav' });
+    expect(seen.file!.bytes.equals(audio)).toBe(true);
+    // whisper-1 reports no tokens: the call is recorded with zero tokens and no cost.
+    expect(await usageOf('whisper-1')).toMatchObject({ requests: 1, errors: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 });
+  });
+
+  it('answers text, srt, vtt and verbose_json as the provider does, and passes repeated fields', async () => {
+    const file = await toFile(wav(1000), 'b.mp3');
+    const text = await client().audio.transcriptions.create({ file, model: 'whisper-1', response_format: 'text' });
+    expect(text).toBe(`${transcriptOf({ name: 'b.mp3', bytes: Buffer.alloc(1000) })}\n`);
+    const srt = await client().audio.transcriptions.create({ file: await toFile(wav(1000), 'b.mp3'), model: 'whisper-1', response_format: 'srt' });
+    expect(srt).toMatch(/^1\n00:00:00,000 --> /);
+    const vtt = await fetch(`${app.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: formOf(wav(10), { model: 'whisper-1', response_format: 'vtt' }) });
+    expect(vtt.status).toBe(200);
+    expect(vtt.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await vtt.text()).toMatch(/^WEBVTT\n/);
+    const verbose = await client().audio.transcriptions.create({ file: await toFile(wav(1000), 'c.wav'), model: 'whisper-1', response_format: 'verbose_json', timestamp_granularities: ['word', 'segment'] });
+    expect(verbose.words!.length).toBeGreaterThan(0);
+    expect(verbose.segments).toHaveLength(1);
+    expect(up.requests.at(-1)!.fields.get('timestamp_granularities[]')).toEqual(['word', 'segment']);
+  });
+
+  it('records and prices gpt-4o-transcribe token usage, also when the transcript is streamed', async () => {
+    const audio = wav(20_000);
+    const res = await client().audio.transcriptions.create({ file: await toFile(audio, 'd.wav'), model: 'gpt-4o-transcribe' });
+    expect(res.usage).toMatchObject({ type: 'tokens', input_tokens: 20, output_tokens: 7 });
+    expect(up.requests.at(-1)!.fields.get('model')).toEqual(['gpt-4o-transcribe-up']);
+    const stream = await client().audio.transcriptions.create({ file: await toFile(audio, 'd.wav'), model: 'gpt-4o-transcribe', stream: true });
+    const types: string[] = [];
+    let text = '';
+    for await (const ev of stream) {
+      types.push(ev.type);
+      if (ev.type === 'transcript.text.delta') text += ev.delta;
+      if (ev.type === 'transcript.text.done') expect(ev.usage).toMatchObject({ input_tokens: 20, output_tokens: 7 });
+    }
+    expect(types.at(-1)).toBe('transcript.text.done');
+    expect(types.filter((t) => t === 'transcript.text.delta')).toHaveLength(7);
+    expect(text.trim()).toBe(transcriptOf({ name: 'd.wav', bytes: audio }));
+    expect(up.requests.at(-1)!.fields.get('stream')).toEqual(['true']);
+    const usage = await usageOf('gpt-4o-transcribe');
+    expect(usage).toMatchObject({ requests: 2, errors: 0, input_tokens: 40, output_tokens: 14 });
+    expect(usage.cost_usd).toBeCloseTo((40 * 2.5 + 14 * 10) / 1e6, 12);
+    const audit = await json(await fetch(`${app.url}/api/v1/audit?action=gateway.transcriptions&limit=50`, authed(admin.token)));
+    expect(audit.items.length).toBeGreaterThanOrEqual(2);
+    expect(audit.items[0]).toMatchObject({ target_id: 'gpt-4o-transcribe', outcome: 'success' });
+  });
+
+  it('translates', async () => {
+    const audio = wav(3000);
+    const res = await client().audio.translations.create({ file: await toFile(audio, 'fr.ogg'), model: 'whisper-1', prompt: 'bonjour' });
+    expect(res.text).toBe(transcriptOf({ name: 'fr.ogg', bytes: audio }));
+    const seen = up.requests.at(-1)!;
+    expect(seen.path).toBe('/v1/audio/translations');
+    expect(Object.fromEntries(seen.fields)).toEqual({ model: ['whisper-up'], prompt: ['bonjour'] });
+  });
+
+  it('forwards a multi-MB upload byte for byte but for the model\'s value', async () => {
+    const audio = randomBytes(6 * 1024 * 1024);
+    const form = new FormData();
+    form.append('file', new Blob([audio], { type: 'audio/flac' }), 'long.flac');
+    form.append('model', 'whisper-1');
+    form.append('response_format', 'json');
+    const { body, type } = await encodeForm(form);
+    const res = await fetch(`${app.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': type }, body: new Uint8Array(body) });
+    expect(res.status).toBe(200);
+    expect((await json(res)).text).toBe(transcriptOf({ name: 'long.flac', bytes: audio }));
+    const seen = up.requests.at(-1)!;
+    expect(seen.headers['content-type']).toBe(type);
+    const expected = Buffer.from(body.toString('latin1').replace('name="model"\r\n\r\nwhisper-1\r\n', 'name="model"\r\n\r\nwhisper-up\r\n'), 'latin1');
+    expect(expected.length).toBe(body.length + 1);
+    expect(seen.raw.equals(expected)).toBe(true);
+    expect(seen.file!.bytes.equals(audio)).toBe(true);
+  });
+});
+
+function formOf(file: Buffer | null, fields: Record<string, string>): FormData {
+  const f = new FormData();
+  if (file) f.append('file', new Blob([new Uint8Array(file)]), 'x.wav');
+  for (const [k, v] of Object.entries(fields)) f.append(k, v);
+  return f;
+}
+
+describe('speech', () => {
+  it('streams the audio bytes back as the provider sends them, in the format asked for', async () => {
+    const res = await client().audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'Hello from the appliance.' });
+    expect(res.headers.get('content-type')).toBe('audio/mpeg');
+    expect(Buffer.from(await res.arrayBuffer()).equals(speechBytes('Hello from the appliance.'))).toBe(true);
+    expect(up.requests.at(-1)!).toMatchObject({ path: '/v1/audio/speech', json: { model: 'tts-up', voice: 'alloy', input: 'Hello from the appliance.' } });
+    const wavRes = await client().audio.speech.create({ model: 'tts-1', voice: 'nova', input: 'x', response_format: 'wav' });
+    expect(wavRes.headers.get('content-type')).toBe('audio/wav');
+    expect(Buffer.from(await wavRes.arrayBuffer()).equals(speechBytes('x', 'wav'))).toBe(true);
+    expect(await usageOf('tts-1')).toMatchObject({ requests: 2, errors: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 });
+  });
+
+  it('does not hold the audio back: the first half arrives while the provider still holds the rest', async () => {
+    const res = await client().audio.speech.create({ model: 'tts-gated', voice: 'alloy', input: 'streamed' });
+    const reader = res.body!.getReader();
+    const want = speechBytes('streamed');
+    const got: Buffer[] = [];
+    let n = 0;
+    while (n < want.length >> 1) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('ended early');
+      got.push(Buffer.from(value));
+      n += value.length;
+    }
+    expect(up.held()).toBe(1); // the provider has not sent the second half yet
+    up.release();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      got.push(Buffer.from(value));
+    }
+    expect(Buffer.concat(got).equals(want)).toBe(true);
+  });
+
+  it('breaks the client\'s connection when the provider\'s audio breaks off, so it never looks complete', async () => {
+    const res = await client().audio.speech.create({ model: 'tts-cut', voice: 'alloy', input: 'cut short' });
+    await expect(res.arrayBuffer()).rejects.toThrow();
+    const usage = await until('the failed call\'s usage row', async () => {
+      const u = await usageOf('tts-cut');
+      return u?.errors === 1 && u;
+    }, 10_000);
+    expect(usage).toMatchObject({ requests: 1, errors: 1 });
+  });
+
+  it('passes speech SSE events through and prices gpt-4o-mini-tts from the final event', async () => {
+    const res = await client().audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'coral', input: 'twelve chars', stream_format: 'sse' });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = (await res.text()).split('\n\n').filter(Boolean).map((e) => JSON.parse(e.replace(/^data: /, '')));
+    expect(events.at(-1)).toMatchObject({ type: 'speech.audio.done', usage: { input_tokens: 3, output_tokens: 100 } });
+    const audio = Buffer.concat(events.filter((e) => e.type === 'speech.audio.delta').map((e) => Buffer.from(e.audio, 'base64')));
+    expect(audio.equals(speechBytes('twelve chars'))).toBe(true);
+    const usage = await usageOf('gpt-4o-mini-tts');
+    expect(usage).toMatchObject({ requests: 1, input_tokens: 3, output_tokens: 100 });
+    expect(usage.cost_usd).toBeCloseTo((3 * 0.6 + 100 * 12) / 1e6, 12);
+  });
+});
+
+describe('Azure paths', () => {
+  it('transcribes and speaks through deployments with AzureOpenAI, and through /openai/v1', async () => {
+    const audio = wav(5000);
+    const azure = new AzureOpenAI({ apiKey: key, endpoint: app.url, apiVersion: '2025-03-01-preview', deployment: 'whisper-az', maxRetries: 0 });
+    const res = await azure.audio.transcriptions.create({ file: await toFile(audio, 'az.wav'), model: 'whisper-az' });
+    expect(res.text).toBe(transcriptOf({ name: 'az.wav', bytes: audio }));
+    const seen = up.requests.at(-1)!;
+    expect(seen.path).toBe('/openai/deployments/whisper-deployment/audio/transcriptions?api-version=2025-03-01-preview');
+    expect(seen.headers['api-key']).toBe('az-up');
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.fields.get('model')).toEqual(['whisper-deployment']);
+    expect(seen.file!.bytes.equals(audio)).toBe(true);
+
+    const tr = await azure.audio.translations.create({ file: await toFile(audio, 'az.wav'), model: 'whisper-az' });
+    expect(tr.text).toContain('az.wav');
+    expect(up.requests.at(-1)!.path).toBe('/openai/deployments/whisper-deployment/audio/translations?api-version=2025-03-01-preview');
+
+    const tts = new AzureOpenAI({ apiKey: key, endpoint: app.url, apiVersion: '2025-03-01-preview', deployment: 'tts-az', maxRetries: 0 });
+    const speech = await tts.audio.speech.create({ model: 'tts-az', voice: 'alloy', input: 'azure speaks' });
+    expect(Buffer.from(await speech.arrayBuffer()).equals(speechBytes('azure speaks'))).toBe(true);
+    expect(up.requests.at(-1)!.path).toBe('/openai/deployments/tts-deployment/audio/speech?api-version=2025-03-01-preview');
+
+    // The deployment path needs no model field: the deployment names it, and it is added upstream.
+    const bare = await fetch(`${app.url}/openai/deployments/whisper-az/audio/transcriptions?api-version=2025-03-01-preview`, { method: 'POST', headers: { 'api-key': key }, body: formOf(audio, {}) });
+    expect(bare.status).toBe(200);
+    expect(up.requests.at(-1)!.fields.get('model')).toEqual(['whisper-deployment']);
+
+    const v1 = await fetch(`${app.url}/openai/v1/audio/transcriptions`, { method: 'POST', headers: { 'api-key': key }, body: formOf(audio, { model: 'whisper-az' }) });
+    expect(v1.status).toBe(200);
+    expect((await json(v1)).text).toContain('bytes of x.wav');
+    expect(up.requests.at(-1)!.path).toBe('/openai/deployments/whisper-deployment/audio/transcriptions?api-version=2025-03-01-preview');
+  });
+});
+
+describe('refusals', () => {
+  it('refuses bad uploads, unknown and unsuitable models and wrong keys in OpenAI\'s format, sending nothing upstream', async () => {
+    const before = up.requests.length;
+    const auth = { authorization: `Bearer ${key}` };
+    const url = `${app.url}/v1/audio/transcriptions`;
+    const expectError = async (res: Response, status: number, fields: Record<string, unknown>) => {
+      expect(res.status).toBe(status);
+      const body = await json(res);
+      expect(Object.keys(body.error).sort()).toEqual(['code', 'message', 'param', 'type']);
+      expect(body.error).toMatchObject(fields);
+    };
+    await expectError(await fetch(url, { method: 'POST', headers: auth, body: formOf(null, { model: 'whisper-1' }) }), 400, { param: 'file', type: 'invalid_request_error' });
+    await expectError(await fetch(url, { method: 'POST', headers: auth, body: formOf(wav(10), {}) }), 400, { param: 'model' });
+    await expectError(await fetch(url, { method: 'POST', headers: auth, body: formOf(wav(10), { model: 'whisper-1', stream: 'yes' }) }), 400, { param: 'stream' });
+    await expectError(await post(url, { model: 'whisper-1', file: 'aGVsbG8=' }, auth), 415, { code: 'invalid_content_type' });
+    await expectError(await fetch(url, { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: 'hello' }), 415, { code: 'invalid_content_type' });
+
+    const { body, type } = await encodeForm(formOf(wav(4000), { model: 'whisper-1' }));
+    const raw = (b: Buffer | string, t: string) => fetch(url, { method: 'POST', headers: { ...auth, 'content-type': t }, body: typeof b === 'string' ? b : new Uint8Array(b) });
+    await expectError(await raw(body.subarray(0, 2000), type), 400, { code: 'invalid_multipart' }); // truncated
+    await expectError(await raw(body, 'multipart/form-data; boundary=not-the-one'), 400, { code: 'invalid_multipart' });
+    await expectError(await raw(body, 'multipart/form-data'), 400, { code: 'invalid_multipart' });
+    await expectError(await raw('', type), 400, { code: 'invalid_multipart' });
+
+    const big = await fetch(url, { method: 'POST', headers: auth, body: formOf(randomBytes(BODY_LIMIT + 1024), { model: 'whisper-1' }) });
+    await expectError(big, 413, { type: 'invalid_request_error' });
+
+    const sdk = client();
+    const file = () => toFile(wav(100), 'x.wav');
+    await expect(sdk.audio.transcriptions.create({ file: await file(), model: 'no-such-model' })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    await expect(sdk.audio.transcriptions.create({ file: await file(), model: 'gemini-flash' })).rejects.toMatchObject({ status: 400, code: 'unsupported_operation' });
+    await expect(sdk.audio.translations.create({ file: await file(), model: 'claude' })).rejects.toMatchObject({ status: 400, code: 'unsupported_operation' });
+    await expect(sdk.audio.speech.create({ model: 'gemini-flash', voice: 'alloy', input: 'x' })).rejects.toMatchObject({ status: 400, code: 'unsupported_operation' });
+    await expect(sdk.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'x', stream_format: 'mp3' as 'sse' })).rejects.toMatchObject({ status: 400, param: 'stream_format' });
+    const wrong = new OpenAI({ apiKey: 'nx_vk_wrong', baseURL: `${app.url}/v1`, maxRetries: 0 });
+    await expect(wrong.audio.transcriptions.create({ file: await file(), model: 'whisper-1' })).rejects.toMatchObject({ status: 401, code: 'invalid_api_key' });
+    await expect(wrong.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'x' })).rejects.toMatchObject({ status: 401 });
+    const keyless = await fetch(url, { method: 'POST', body: formOf(wav(10), { model: 'whisper-1' }) });
+    await expectError(keyless, 401, { code: 'invalid_api_key' });
+    expect(up.requests.length).toBe(before);
+  });
+});
+
+describe('budgets and metrics', () => {
+  it('refuses a key whose budget is spent before anything goes upstream', async () => {
+    const { key: k } = await createKey(app, admin.token, { max_budget_usd: 1.5 });
+    const sdk = new OpenAI({ apiKey: k, baseURL: `${app.url}/v1`, maxRetries: 0 });
+    await sdk.audio.transcriptions.create({ file: await toFile(wav(100), 'x.wav'), model: 'transcribe-dear' }); // $1.60: spent
+    const before = up.requests.length;
+    const refused = await fetch(`${app.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${k}` }, body: formOf(wav(100), { model: 'transcribe-dear' }) });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await json(refused)).error).toMatchObject({ code: 'budget_exceeded', type: 'insufficient_quota' });
+    const speech = await fetch(`${app.url}/v1/audio/speech`, { method: 'POST', headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'transcribe-dear', voice: 'alloy', input: 'x' }) });
+    expect(speech.status).toBe(429);
+    expect(up.requests.length).toBe(before);
+  });
+
+  it('holds concurrent calls to the budget: those past it are refused while the others are in flight', async () => {
+    const { key: k, id } = await createKey(app, admin.token, { max_budget_usd: 2.5 }); // room for two $1.024 reservations
+    const before = up.requests.length;
+    const settled = new Set<number>();
+    const calls = Array.from({ length: 5 }, (_, i) =>
+      fetch(`${app.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${k}` }, body: formOf(wav(2000), { model: 'transcribe-gated' }) })
+        .then((r) => (settled.add(i), r)));
+    await until('two calls held upstream and three refused', async () => up.held() === 2 && settled.size === 3, 10_000, 20);
+    up.release();
+    const statuses = (await Promise.all(calls)).map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 429, 429, 429]);
+    expect(up.requests.length - before).toBe(2);
+    const usage = await usageOf('transcribe-gated', id);
+    expect(usage).toMatchObject({ requests: 5, errors: 3, output_tokens: 10 });
+    expect(usage.cost_usd).toBeCloseTo(0.01, 9);
+  });
+
+  it('counts audio calls in the Prometheus metrics as the usage API does', async () => {
+    const m = await scrape();
+    const whisper = await usageOf('whisper-1');
+    expect(m.get('nexus_gateway_requests_total{model="whisper-1",provider="oa",ingress="openai",status="200"}')).toBe(whisper.requests);
+    const t = await usageOf('gpt-4o-transcribe');
+    expect(m.get('nexus_gateway_tokens_total{model="gpt-4o-transcribe",provider="oa",type="input"}')).toBe(t.input_tokens);
+    expect(m.get('nexus_gateway_tokens_total{model="gpt-4o-transcribe",provider="oa",type="output"}')).toBe(t.output_tokens);
+    expect(m.get('nexus_gateway_cost_usd_total{model="gpt-4o-transcribe",provider="oa"}')).toBeCloseTo(t.cost_usd, 12);
+    expect(m.get('nexus_gateway_requests_total{model="tts-az",provider="az",ingress="azure",status="200"}')).toBe(1);
+    const refused = [...m].filter(([k]) => k.startsWith('nexus_gateway_requests_total{model="transcribe-gated",') && k.includes('status="429"'));
+    expect(refused.reduce((n, [, v]) => n + v, 0)).toBe(3);
+  });
+});
