@@ -81,6 +81,8 @@ export interface GatewayDeps {
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
 const MAX_ERROR_BODY = 64 * 1024;
+// The first-byte timeout as undici (streams) and the gateway's HTTP/1.1 client (whole answers) name it.
+const HEADERS_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'HEADERS_TIMEOUT']);
 const USAGE = Buffer.from('"usage');
 
 interface Outcome {
@@ -315,7 +317,7 @@ export function createGatewayService(deps: GatewayDeps) {
         router.fail(d);
         last = err instanceof AppError && err.status === 503
           ? err
-          : (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' // reached, but silent past gateway.firstByteTimeoutSeconds
+          : HEADERS_TIMEOUT.has((err as { code?: string }).code!) // reached, but silent past gateway.firstByteTimeoutSeconds
             ? new AppError('upstream_timeout', `provider "${d.provider.name}" did not start its answer in time`, { details: { code: 'upstream_timeout' } })
             : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
         deps.metrics?.upstreamFailure(d.provider.name, last.status === 503 ? 'node_offline' : last.status === 504 ? 'timeout' : 'unreachable');

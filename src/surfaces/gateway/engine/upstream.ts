@@ -2,10 +2,11 @@
 // that names a node, the hub's NodeRelay (core/relay/node-relay.ts) so the agent on that node dials
 // the provider from inside its network.
 // Streams go through undici's `request()` (a Readable the gateway iterates as events arrive); a
-// non-streamed answer is collected straight from undici's dispatch callbacks into a Buffer and
-// handed over once complete, which skips the Readable, its async iterator and its promises on the
-// gateway's busiest path.
-import { Agent, request, util, type Dispatcher } from 'undici';
+// non-streamed answer goes through the gateway's own HTTP/1.1 client (core/http/http1-client.ts,
+// which says why), handed over once its body is complete: no Readable, async iterator or per-call
+// timer on the gateway's busiest path.
+import { Agent, request } from 'undici';
+import { Http1Client, Http1Error, type Http1Answer } from '../../../core/http/http1-client.ts';
 import type { NodeRelay } from '../../../core/relay/node-relay.ts';
 import type { Provider } from '../catalog/catalog.ts';
 import type { UpstreamRequest } from '../providers/types.ts';
@@ -47,130 +48,46 @@ export async function readAll(body: AsyncIterable<Uint8Array>, limit: number): P
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
-const tooLarge = (limit: number) => new Error(`upstream body is larger than ${limit} bytes`);
-
 /**
- * An undici dispatch handler that collects the body into one Buffer (the callback API undici's own
- * `request()` is built on) and is itself the response the gateway reads. It settles when the body is
- * complete, so the gateway takes the whole answer in one step; an exchange that fails after the
- * headers still settles as a response (whose `read()` rejects), so it is never mistaken for an
- * upstream that could not be reached. The caller's signal aborts the exchange at any point.
+ * A whole answer from the gateway's own HTTP/1.1 client (core/http/http1-client.ts), as the gateway
+ * reads it. An exchange that failed after the answer's head is still a response (whose `read()`
+ * rejects), so it is never mistaken for an upstream that could not be reached.
  */
-class WholeResponse implements Dispatcher.DispatchHandler, UpstreamResponse {
-  status = 0;
-  headers: Record<string, string | string[] | undefined> = NO_HEADERS;
-  complete: Buffer | null = null;
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private whole: Promise<Buffer> | null = null; // a failed body
-  private abortFn: ((err?: Error) => void) | null = null;
-  private failure: Error | null = null;
-  private onSettle: ((res: WholeResponse) => void) | null;
-  private onFail: ((err: Error) => void) | null;
-  private readonly signal: AbortSignal;
-  private readonly limit: number;
-  private readonly onAbort = () => this.fail((this.signal.reason as Error | undefined) ?? new Error('aborted'));
+class WholeResponse implements UpstreamResponse {
+  readonly status: number;
+  readonly complete: Buffer | null;
+  private readonly answer: Http1Answer | null;
+  private readonly failure: Error | null;
 
-  constructor(signal: AbortSignal, limit: number, resolve: (res: WholeResponse) => void, reject: (err: Error) => void) {
-    this.signal = signal;
-    this.limit = limit;
-    this.onSettle = resolve;
-    this.onFail = reject;
-    if (signal.aborted) this.failure = (signal.reason as Error | undefined) ?? new Error('aborted');
-    else signal.addEventListener('abort', this.onAbort, { once: true });
-  }
-
-  private fail(err: Error): void {
-    this.failure ??= err;
-    this.abortFn?.(err);
-  }
-
-  // ---- undici's side ----
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.failure) return abort(this.failure);
-    this.abortFn = abort;
-  }
-
-  onHeaders(status: number, rawHeaders: Buffer[]): boolean {
-    if (status < 200) return true;
+  constructor(status: number, answer: Http1Answer | null, failure: Error | null) {
     this.status = status;
-    // Only error answers are looked at (Retry-After), so a 2xx skips parsing its headers.
-    if (status >= 300) this.headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
-    return true;
+    this.answer = answer;
+    this.complete = answer ? answer.body : null;
+    this.failure = failure;
   }
 
-  onData(chunk: Buffer): boolean {
-    this.size += chunk.length;
-    if (this.size > this.limit) {
-      this.fail(tooLarge(this.limit));
-      return false;
-    }
-    this.chunks.push(chunk);
-    return true;
+  /** Parsed only when asked for: a 2xx answer's fields are not looked at on the busy path. */
+  get headers(): Record<string, string | string[] | undefined> {
+    return this.answer ? this.answer.headers : NO_HEADERS;
   }
 
-  onComplete(): void {
-    this.signal.removeEventListener('abort', this.onAbort);
-    const { chunks } = this;
-    this.complete = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size);
-    this.chunks = [];
-    this.settle();
-  }
-
-  onError(err: Error): void {
-    this.signal.removeEventListener('abort', this.onAbort);
-    const e = this.failure ?? err;
-    this.chunks = [];
-    if (this.status === 0) {
-      this.onFail?.(e);
-      this.onSettle = this.onFail = null;
-      return;
-    }
-    this.whole = Promise.reject(e);
-    this.whole.catch(() => {}); // seen by whoever reads the body, if anyone does
-    this.settle();
-  }
-
-  private settle(): void {
-    const onSettle = this.onSettle;
-    this.onSettle = this.onFail = null;
-    onSettle?.(this);
-  }
-
-  // ---- the gateway's side ----
   read(limit: number): Promise<Buffer> {
     const body = this.complete;
-    if (body) return body.length > limit ? Promise.reject(tooLarge(limit)) : Promise.resolve(body);
-    return this.whole ?? Promise.reject(new Error('upstream body is not complete'));
+    if (!body) return Promise.reject(this.failure ?? new Error('upstream body is not complete'));
+    return body.length > limit ? Promise.reject(new Error(`upstream body is larger than ${limit} bytes`)) : Promise.resolve(body);
   }
 
   get body(): AsyncIterable<Uint8Array> {
-    const whole = this.read(this.limit);
+    const whole = this.read(Infinity);
     return (async function* () {
       yield await whole;
     })();
   }
 
-  discard(): void {
-    this.fail(new Error('discarded'));
-    this.whole?.catch(() => {});
-  }
+  discard(): void {}
 }
 
 const NO_HEADERS: Record<string, string | undefined> = Object.freeze({}) as Record<string, string | undefined>;
-
-// origin + path of each upstream URL seen, so a request does not re-parse its URL.
-const targets = new Map<string, { origin: string; path: string }>();
-function target(url: string): { origin: string; path: string } {
-  let t = targets.get(url);
-  if (!t) {
-    const u = new URL(url);
-    t = { origin: u.origin, path: u.pathname + u.search };
-    if (targets.size >= 1000) targets.clear();
-    targets.set(url, t);
-  }
-  return t;
-}
 
 export function createUpstream(relay: NodeRelay, opts: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number }): Upstream {
   const agent = new Agent({
@@ -180,6 +97,7 @@ export function createUpstream(relay: NodeRelay, opts: { connectTimeoutMs: numbe
     bodyTimeout: opts.bodyTimeoutMs,
     connect: { timeout: opts.connectTimeoutMs },
   });
+  const client = new Http1Client(opts);
   const viaNode = async (p: Provider, req: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> => {
     const res = await relay.request(p.nodeId!, {
       method: req.method,
@@ -217,11 +135,15 @@ export function createUpstream(relay: NodeRelay, opts: { connectTimeoutMs: numbe
     send(p, req, signal, whole) {
       if (p.nodeId) return viaNode(p, req, signal);
       if (whole === undefined) return streamed(req, signal);
-      const { origin, path } = target(req.url);
-      return new Promise<WholeResponse>((resolve, reject) => {
-        agent.dispatch({ origin, path, method: req.method, headers: req.headers, body: req.body }, new WholeResponse(signal, whole, resolve, reject));
-      });
+      return client.request(req, whole, signal).then(
+        (answer) => new WholeResponse(answer.status, answer, null),
+        (err: unknown) => {
+          // After the head the server was reached (and may have done the work): an answer whose body failed.
+          if (err instanceof Http1Error && err.status !== undefined && err.code !== 'ABORTED') return new WholeResponse(err.status, null, err);
+          throw err;
+        },
+      );
     },
-    close: () => agent.close(),
+    close: () => Promise.all([agent.close(), client.close()]).then(() => {}),
   };
 }
