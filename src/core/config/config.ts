@@ -43,6 +43,8 @@ export interface Config {
     connectTimeoutSeconds: number;
     /** Longest wait for an upstream's response headers (first byte of a stream). */
     firstByteTimeoutSeconds: number;
+    /** Memory for the response cache of models with a `cache_ttl_seconds` (0: no cache). */
+    cacheMaxBytes: number;
   };
   proxy: { maxStreamSeconds: number; allowPrivateTargets: boolean };
   /** Per-request audit entries and gateway usage commit on a second thread (core/db/write-thread.ts). */
@@ -69,7 +71,7 @@ export const DEFAULTS: Config = {
     authTimeoutSeconds: 10,
     reauthSeconds: 600,
   },
-  gateway: { bodyLimitBytes: 64 * 1024 * 1024, maxStreamSeconds: 300, cooldownSeconds: 30, reserveOutputTokens: 1024, connectTimeoutSeconds: 10, firstByteTimeoutSeconds: 300 },
+  gateway: { bodyLimitBytes: 64 * 1024 * 1024, maxStreamSeconds: 300, cooldownSeconds: 30, reserveOutputTokens: 1024, connectTimeoutSeconds: 10, firstByteTimeoutSeconds: 300, cacheMaxBytes: 64 * 1024 * 1024 },
   proxy: { maxStreamSeconds: 300, allowPrivateTargets: false },
   database: { writeThread: true },
   cacheDir: null,
@@ -205,6 +207,7 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   if ((v = e('NEXUS_GATEWAY_BODY_LIMIT_BYTES'))) cfg.gateway.bodyLimitBytes = num(v, 'NEXUS_GATEWAY_BODY_LIMIT_BYTES');
   if ((v = e('NEXUS_GATEWAY_MAX_STREAM_SECONDS')))
     cfg.gateway.maxStreamSeconds = num(v, 'NEXUS_GATEWAY_MAX_STREAM_SECONDS');
+  if ((v = e('NEXUS_GATEWAY_CACHE_MAX_BYTES'))) cfg.gateway.cacheMaxBytes = num(v, 'NEXUS_GATEWAY_CACHE_MAX_BYTES');
   if ((v = e('NEXUS_PROXY_MAX_STREAM_SECONDS'))) cfg.proxy.maxStreamSeconds = num(v, 'NEXUS_PROXY_MAX_STREAM_SECONDS');
   if ((v = e('NEXUS_PROXY_ALLOW_PRIVATE_TARGETS')))
     cfg.proxy.allowPrivateTargets = bool(v, 'NEXUS_PROXY_ALLOW_PRIVATE_TARGETS');

@@ -6,6 +6,7 @@ import type { Surface } from '../../core/surface.ts';
 import { adminRoutes, sendAdminError } from './admin/admin-routes.ts';
 import { createCatalog } from './catalog/catalog.ts';
 import { createGatewayService } from './engine/gateway-service.ts';
+import { ResponseCache } from './engine/response-cache.ts';
 import { createRouter } from './engine/router.ts';
 import { createUpstream } from './engine/upstream.ts';
 import { anthropicRoutes } from './ingress/anthropic/anthropic-routes.ts';
@@ -30,6 +31,7 @@ function createGateway(ctx: AppContext) {
     headersTimeoutMs: cfg.firstByteTimeoutSeconds * 1000,
     bodyTimeoutMs: cfg.maxStreamSeconds * 1000,
   });
+  const cache = new ResponseCache(cfg.cacheMaxBytes);
   const service = createGatewayService({
     catalog,
     keys,
@@ -40,7 +42,8 @@ function createGateway(ctx: AppContext) {
     maxStreamMs: cfg.maxStreamSeconds * 1000,
     reserveOutputTokens: cfg.reserveOutputTokens,
     audit: ctx.audit,
-    metrics: createGatewayMetrics(ctx.metrics.registry),
+    metrics: createGatewayMetrics(ctx.metrics.registry, () => cache.size),
+    cache,
   });
   return { catalog, keys, usage, upstream, service };
 }

@@ -78,6 +78,7 @@ const modelFields = {
   input_price_per_mtok: PRICE,
   output_price_per_mtok: PRICE,
   cached_input_price_per_mtok: orNull(PRICE),
+  cache_ttl_seconds: orNull({ type: 'integer', minimum: 1, maximum: 30 * 24 * 3600 }),
 } as const;
 
 const modelBody = {

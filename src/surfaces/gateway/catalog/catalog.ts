@@ -35,6 +35,8 @@ export interface Model {
   outputPricePerMtok: number;
   /** Price of cached input tokens; null prices them like other input tokens. */
   cachedInputPricePerMtok: number | null;
+  /** How long identical non-streamed calls are answered from the response cache; null: never. */
+  cacheTtlSeconds: number | null;
   created: number;
   deployments: Deployment[];
 }
@@ -61,6 +63,7 @@ export interface NewModel {
   input_price_per_mtok?: number;
   output_price_per_mtok?: number;
   cached_input_price_per_mtok?: number | null;
+  cache_ttl_seconds?: number | null;
 }
 
 /** PATCH /api/v1/providers/{id}: the type cannot change (deployments' upstream names depend on it). */
@@ -79,6 +82,7 @@ export interface ModelPatch {
   input_price_per_mtok?: number;
   output_price_per_mtok?: number;
   cached_input_price_per_mtok?: number | null;
+  cache_ttl_seconds?: number | null;
 }
 
 /** What the API shows of a provider: never the key, only whether one is set. */
@@ -168,6 +172,7 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
     input_price_per_mtok: m.input_price_per_mtok,
     output_price_per_mtok: m.output_price_per_mtok,
     cached_input_price_per_mtok: m.cached_input_price_per_mtok,
+    cache_ttl_seconds: m.cache_ttl_seconds,
     created_at: m.created_at,
     updated_at: m.updated_at,
     deployments: deployments.map(({ model_id: _m, position: _p, ...d }) => d),
@@ -200,6 +205,7 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         inputPricePerMtok: m.input_price_per_mtok,
         outputPricePerMtok: m.output_price_per_mtok,
         cachedInputPricePerMtok: m.cached_input_price_per_mtok,
+        cacheTtlSeconds: m.cache_ttl_seconds,
         created: Math.floor(Date.parse(m.created_at) / 1000),
         deployments: byModel.get(m.id) ?? [],
       });
@@ -302,6 +308,7 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         input_price_per_mtok: input.input_price_per_mtok ?? 0,
         output_price_per_mtok: input.output_price_per_mtok ?? 0,
         cached_input_price_per_mtok: input.cached_input_price_per_mtok ?? null,
+        cache_ttl_seconds: input.cache_ttl_seconds ?? null,
         created_at: now,
         updated_at: now,
       };
@@ -327,6 +334,7 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         ...(patch.input_price_per_mtok !== undefined ? { input_price_per_mtok: patch.input_price_per_mtok } : {}),
         ...(patch.output_price_per_mtok !== undefined ? { output_price_per_mtok: patch.output_price_per_mtok } : {}),
         ...(patch.cached_input_price_per_mtok !== undefined ? { cached_input_price_per_mtok: patch.cached_input_price_per_mtok } : {}),
+        ...(patch.cache_ttl_seconds !== undefined ? { cache_ttl_seconds: patch.cache_ttl_seconds } : {}),
         updated_at: new Date().toISOString(),
       };
       store.updateModel(next, deployments);

@@ -19,6 +19,7 @@ import type { Audit } from '../../../core/audit/audit.ts';
 import type { GatewayMetrics } from '../usage/gateway-metrics.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
 import { clientEncoder, type ClientEncoder } from './client-encoders.ts';
+import { cacheDirectives, cacheKey, type ResponseCache } from './response-cache.ts';
 import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
 import type { Router } from './router.ts';
 import { parseSseEvent, SseFramer } from './sse.ts';
@@ -39,6 +40,8 @@ export interface GatewayCall {
   passHeaders?: Record<string, string>;
   /** Audio uploads: the client's multipart body, sent as its own bytes with the model replaced. */
   form?: AudioForm;
+  /** The request's Cache-Control (response-cache.ts), when it sent one. */
+  cacheControl?: string | undefined;
   key: ResolvedKey;
   /** The caller's address (from the trusted proxy's X-Forwarded-For), for the audit log. */
   sourceIp?: string;
@@ -50,7 +53,7 @@ export interface GatewayCall {
 /** Where the answer goes; the ingress layer implements it over the HTTP response. */
 export interface ClientSink {
   /** A whole JSON answer (usually the upstream's own bytes), handed to the socket at once. */
-  json(status: number, body: Buffer | string): void;
+  json(status: number, body: Buffer | string, headers?: Record<string, string>): void;
   /** The head of a stream. */
   begin(status: number, headers: Record<string, string>): void;
   /** Resolves when the client can take more (backpressure), at once otherwise. */
@@ -77,6 +80,8 @@ export interface GatewayDeps {
   /** Every gateway call is also an audit entry (batched: ctx.audit.enqueue). */
   audit?: Pick<Audit, 'enqueue'>;
   metrics?: GatewayMetrics;
+  /** Answers kept for models with a `cache_ttl_seconds`. */
+  cache?: ResponseCache;
 }
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
@@ -94,7 +99,12 @@ interface Outcome {
   /** Streamed events seen, to estimate output when a cut-short stream never reported usage. */
   events: number;
   upstreamReached: boolean;
+  /** Answered from the response cache: nothing reached a provider and nothing is charged. */
+  cacheHit: boolean;
 }
+
+/** Operations whose answers the response cache keeps (Responses objects carry stored state and ids). */
+const CACHEABLE: ReadonlySet<Operation> = new Set(['chat', 'completions', 'embeddings', 'moderations']);
 
 export function modelNotFound(name: string): AppError {
   return new AppError('not_found', `model "${name}" does not exist or is not available`, { details: { code: 'model_not_found', param: 'model' } });
@@ -383,7 +393,7 @@ export function createGatewayService(deps: GatewayDeps) {
       }
       const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' || c.op === 'moderations' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
       const estimate: Usage = { input: estInput, output: estOutput, cached: 0, reasoning: 0 };
-      const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false };
+      const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false, cacheHit: false };
       const admitted = admit(c.key, Date.now(), estInput + estOutput, costOf(model, estimate));
       if (isLimitHit(admitted)) {
         o.status = 429;
@@ -396,9 +406,33 @@ export function createGatewayService(deps: GatewayDeps) {
             : { code: 'rate_limit_exceeded', type: admitted.limit === 'rpm' ? 'requests' : 'tokens', limit: admitted.limit },
         });
       }
+      const cache = deps.cache;
+      const ttl = model.cacheTtlSeconds;
+      let stored: string | null = null; // the cache key, when the answer is to be stored
+      let cacheHeader: Record<string, string> | undefined;
+      if (ttl && cache?.enabled && !c.stream && !c.form && CACHEABLE.has(c.op)) {
+        const dirs = cacheDirectives(c.cacheControl);
+        cacheHeader = { 'x-nexus-cache': dirs.read ? 'miss' : 'bypass' };
+        const k = dirs.read || dirs.write ? cacheKey([model.name, c.ingress, c.op, c.geminiMethod ?? '', c.passHeaders ? JSON.stringify(c.passHeaders) : ''], JSON.stringify(c.body)) : '';
+        const now = Date.now();
+        const hit = dirs.read ? cache.get(k, Math.min(ttl, dirs.maxAge ?? ttl) * 1000, now) : undefined;
+        if (hit) {
+          o.cacheHit = true;
+          o.status = 200;
+          o.ttftMs = performance.now() - started;
+          sink.json(200, hit.body, { 'x-nexus-cache': 'hit', age: String(Math.floor((now - hit.storedAt) / 1000)) });
+          deps.metrics?.cache(model.name, true);
+          return finish(c, model, admitted, o, started);
+        }
+        if (dirs.read) deps.metrics?.cache(model.name, false);
+        if (dirs.write) stored = k;
+      }
       try {
         const result = await attempt(c, model, candidates, estInput, sink, o, started);
-        if (result) sink.json(result.status, result.body);
+        if (result) {
+          sink.json(result.status, result.body, cacheHeader);
+          if (stored !== null && result.status === 200) cache!.set(stored, result.body, Date.now());
+        }
       } catch (err) {
         const e = err instanceof AppError ? err : null;
         o.status = e?.status ?? 500;
@@ -457,6 +491,7 @@ export function createGatewayService(deps: GatewayDeps) {
       error_code: o.errorCode,
       routed_via: d?.provider.nodeId ? 'node' : 'direct',
       node_id: d?.provider.nodeId ?? null,
+      cache_hit: o.cacheHit ? 1 : 0,
     });
     deps.audit?.enqueue({
       actor_type: 'virtual_key',
@@ -470,7 +505,7 @@ export function createGatewayService(deps: GatewayDeps) {
       routed_via: d?.provider.nodeId ? 'node' : 'direct',
       node_id: d?.provider.nodeId ?? null,
       status: o.status,
-      details: { ingress: c.ingress, stream: c.stream, user_id: c.key.userId, provider_id: d?.provider.id ?? null, input_tokens: u.input, output_tokens: u.output, cost_usd: cost },
+      details: { ingress: c.ingress, stream: c.stream, user_id: c.key.userId, provider_id: d?.provider.id ?? null, input_tokens: u.input, output_tokens: u.output, cost_usd: cost, ...(o.cacheHit ? { cache: 'hit' } : {}) },
     });
   }
 }

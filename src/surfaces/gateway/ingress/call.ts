@@ -16,8 +16,8 @@ export interface IngressDeps {
 function replySink(reply: FastifyReply): ClientSink {
   const res = reply.raw;
   return {
-    json(status, body) {
-      sendJson(reply, status, body);
+    json(status, body, headers) {
+      sendJson(reply, status, body, headers);
     },
     begin(status, headers) {
       const all = reply.getHeaders() as OutgoingHttpHeaders; // x-request-id and whatever the onRequest hooks set
@@ -69,7 +69,7 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
   res.once('close', () => {
     if (!res.writableFinished) ac.abort();
   });
-  await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip }, replySink(reply));
+  await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip, cacheControl: req.headers['cache-control'] }, replySink(reply));
   return reply; // answered through the sink (or an error was thrown before anything was sent)
 }
 
@@ -78,8 +78,9 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
  * past fastify's serialisation and onSend steps, which have nothing to do for a finished body. The
  * reply's headers (x-request-id, …) go with it, and onResponse hooks still run when it finishes.
  */
-function sendJson(reply: FastifyReply, status: number, body: Buffer | string): void {
+function sendJson(reply: FastifyReply, status: number, body: Buffer | string, extra?: Record<string, string>): void {
   const headers = reply.getHeaders() as OutgoingHttpHeaders;
+  if (extra) Object.assign(headers, extra);
   headers['content-type'] = 'application/json; charset=utf-8';
   headers['content-length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   reply.hijack();

@@ -25,6 +25,8 @@ export interface CallFigures {
 export interface GatewayMetrics {
   call(f: CallFigures): void;
   upstreamFailure(provider: string, reason: UpstreamFailure): void;
+  /** A response-cache lookup for `model`. */
+  cache(model: string, hit: boolean): void;
 }
 
 // Model calls take from milliseconds (embeddings, cached answers) to minutes (long generations).
@@ -61,8 +63,9 @@ function rollUp(series: Iterable<Series>, pick: (s: Series) => Record<string, st
   return [...out.values()];
 }
 
-export function createGatewayMetrics(registry: Registry): GatewayMetrics {
+export function createGatewayMetrics(registry: Registry, cacheSize?: () => { entries: number; bytes: number }): GatewayMetrics {
   const series = new Map<string, Series>();
+  const lookups = new Map<string, { labels: { model: string; result: 'hit' | 'miss' }; value: number }>();
   const models = new Map<string, PerModel>();
   const failures = new Map<string, { labels: { provider: string; reason: UpstreamFailure }; value: number }>();
 
@@ -84,6 +87,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   }));
   registry.registerMetric(customMetric('nexus_gateway_upstream_failures_total', 'Failed attempts at a provider (each one is retried on the next deployment when there is one), by provider and reason', 'counter', () =>
     [...failures.values()]));
+  registry.registerMetric(customMetric('nexus_gateway_cache_lookups_total', 'Response-cache lookups by public model and result (hit: answered without a provider)', 'counter', () =>
+    [...lookups.values()]));
+  if (cacheSize) {
+    registry.registerMetric(customMetric('nexus_gateway_cache_entries', 'Answers held by the response cache', 'gauge', () => [{ labels: {}, value: cacheSize().entries }]));
+    registry.registerMetric(customMetric('nexus_gateway_cache_bytes', 'Bytes held by the response cache (bounded by gateway.cacheMaxBytes)', 'gauge', () => [{ labels: {}, value: cacheSize().bytes }]));
+  }
 
   return {
     call(f) {
@@ -107,6 +116,13 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       const e = failures.get(k);
       if (e) e.value++;
       else failures.set(k, { labels: { provider, reason }, value: 1 });
+    },
+    cache(model, hit) {
+      const result = hit ? 'hit' : 'miss';
+      const k = `${model}\u0000${result}`;
+      const e = lookups.get(k);
+      if (e) e.value++;
+      else lookups.set(k, { labels: { model, result }, value: 1 });
     },
   };
 }

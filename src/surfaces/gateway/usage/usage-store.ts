@@ -24,11 +24,13 @@ export interface UsageRow {
   error_code: string | null;
   routed_via: 'direct' | 'node';
   node_id: string | null;
+  /** 1: answered from the response cache. */
+  cache_hit: 0 | 1;
 }
 
 const USAGE_COLUMNS = [
   'ts', 'key_id', 'user_id', 'model', 'provider_id', 'deployment_id', 'upstream_model', 'ingress', 'operation', 'stream', 'input_tokens',
-  'output_tokens', 'cached_tokens', 'reasoning_tokens', 'cost_usd', 'latency_ms', 'ttft_ms', 'status', 'error_code', 'routed_via', 'node_id',
+  'output_tokens', 'cached_tokens', 'reasoning_tokens', 'cost_usd', 'latency_ms', 'ttft_ms', 'status', 'error_code', 'routed_via', 'node_id', 'cache_hit',
 ] as const;
 
 export const USAGE_GROUPS = ['key', 'user', 'model', 'day', 'provider'] as const;
@@ -52,6 +54,7 @@ export interface UsageAggregate {
   day?: string;
   requests: number;
   errors: number;
+  cache_hits: number;
   input_tokens: number;
   output_tokens: number;
   cached_tokens: number;
@@ -95,6 +98,7 @@ export function usageSelect(q: UsageQuery): { sql: string; params: Record<string
   const sql = `SELECT ${[...select,
     'COUNT(*) AS requests',
     'SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors',
+    'SUM(cache_hit) AS cache_hits',
     'SUM(input_tokens) AS input_tokens',
     'SUM(output_tokens) AS output_tokens',
     'SUM(cached_tokens) AS cached_tokens',
@@ -114,7 +118,7 @@ export function usageInsertOp(rows: readonly UsageRow[]): WriteOp {
   for (const r of rows) {
     values.push(
       r.ts, r.key_id, r.user_id, r.model, r.provider_id, r.deployment_id, r.upstream_model, r.ingress, r.operation, r.stream, r.input_tokens,
-      r.output_tokens, r.cached_tokens, r.reasoning_tokens, r.cost_usd, r.latency_ms, r.ttft_ms, r.status, r.error_code, r.routed_via, r.node_id,
+      r.output_tokens, r.cached_tokens, r.reasoning_tokens, r.cost_usd, r.latency_ms, r.ttft_ms, r.status, r.error_code, r.routed_via, r.node_id, r.cache_hit,
     );
   }
   return { insert: 'gateway_usage', columns: USAGE_COLUMNS, values };
