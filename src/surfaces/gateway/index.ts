@@ -45,7 +45,7 @@ function createGateway(ctx: AppContext) {
     metrics: createGatewayMetrics(ctx.metrics.registry, () => cache.size),
     cache,
   });
-  return { catalog, keys, usage, upstream, service };
+  return { catalog, keys, usage, upstream, service, router };
 }
 
 export const gatewaySurface: Surface = {

@@ -23,6 +23,7 @@ interface Model {
   output_price_per_mtok?: number;
   cached_input_price_per_mtok?: number | null;
   cache_ttl_seconds?: number | null;
+  routing_strategy?: 'weighted' | 'least_busy' | 'latency';
 }
 
 /** An inline edit form: a heading that names it, fields, errors shown in it, save and cancel. */
@@ -69,6 +70,8 @@ export const providersPage: Page = {
       const eOut = price('edit_output_price', m.output_price_per_mtok);
       const eCached = price('edit_cached_price', m.cached_input_price_per_mtok);
       const eTtl = h('input', { name: 'edit_cache_ttl', type: 'number', min: 1, max: 2592000, step: 1, value: m.cache_ttl_seconds ?? '' });
+      const eRouting = h('select', { name: 'edit_routing' }, [['weighted', 'Weighted (random by weight)'], ['least_busy', 'Least busy (fewest calls in flight)'], ['latency', 'Lowest latency (fastest to answer)']]
+        .map(([v, label]) => h('option', { value: v, selected: (m.routing_strategy ?? 'weighted') === v }, label)));
       // Deployments: lowest priority first, weighted within a priority; saving replaces the list.
       const rows = (m.deployments ?? []).map((d) => ({ provider_id: d.provider_id, upstream_model: d.upstream_model, priority: String(d.priority ?? 0), weight: String(d.weight ?? 1) }));
       const depHeading = uid('deployments');
@@ -98,11 +101,13 @@ export const providersPage: Page = {
       drawDeps();
       const form = editForm(`Edit ${m.name}`, [field('Input $ / M tokens', eIn), field('Output $ / M tokens', eOut),
         field('Cached input $ / M tokens', eCached, 'Empty prices cached input like other input.'),
+        field('Routing within a priority', eRouting),
         field('Cache answers for (seconds)', eTtl, 'Identical non-streamed calls are answered from memory for this long, without a provider and free. Empty: never.'), deps], closeEditor, async () => {
         if (!rows.length) throw new Error('A model needs at least one deployment.');
         await patch(`/api/v1/models/${m.id}`, { input_price_per_mtok: Number(eIn.value || 0), output_price_per_mtok: Number(eOut.value || 0),
           cached_input_price_per_mtok: eCached.value.trim() ? Number(eCached.value) : null,
           cache_ttl_seconds: eTtl.value.trim() ? Number(eTtl.value) : null,
+          routing_strategy: (eRouting as HTMLSelectElement).value,
           deployments: rows.map((r) => ({ provider_id: r.provider_id, upstream_model: r.upstream_model.trim(), priority: Number(r.priority || 0), weight: Number(r.weight || 1) })) });
         closeEditor();
         await load();
@@ -121,7 +126,7 @@ export const providersPage: Page = {
       ]), 'No providers yet. Add one below.'));
       const perM = (v: number | null | undefined) => (v == null ? '—' : `$${v}`);
       replace(modelList, table(['Model', 'Deployments', 'Input / output / cached per M', 'Cache', ''], models.map((m) => [
-        h('code', null, m.name), (m.deployments ?? []).map((d) => `${nameOf(d.provider_id)} → ${d.upstream_model}`).join(', ') || '—',
+        h('code', null, m.name), ((m.deployments ?? []).map((d) => `${nameOf(d.provider_id)} → ${d.upstream_model}`).join(', ') || '—') + (m.routing_strategy && m.routing_strategy !== 'weighted' ? ` (${m.routing_strategy.replace('_', ' ')})` : ''),
         `${perM(m.input_price_per_mtok)} / ${perM(m.output_price_per_mtok)} / ${perM(m.cached_input_price_per_mtok)}`,
         m.cache_ttl_seconds ? `${m.cache_ttl_seconds} s` : '—',
         [h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${m.name}`, onclick: () => editModel(m) }, 'Edit'), ' ',

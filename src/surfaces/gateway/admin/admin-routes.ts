@@ -6,7 +6,8 @@ import { AppError, renderControlError, toAppError } from '../../../core/errors/e
 import { actorOf, requireAdmin, requireUser } from '../../../core/http/auth.ts';
 import { TIME_QUERY, queryTime } from '../../../core/http/validation.ts';
 import type { Catalog, ModelPatch, NewModel, NewProvider, ProviderPatch } from '../catalog/catalog.ts';
-import { PROVIDER_TYPES } from '../catalog/catalog-store.ts';
+import { PROVIDER_TYPES, ROUTING_STRATEGIES } from '../catalog/catalog-store.ts';
+import type { Router } from '../engine/router.ts';
 import type { NewVirtualKey, VirtualKeyPatch, VirtualKeys } from '../keys/virtual-keys.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
 import { USAGE_GROUPS, type UsageGroup } from '../usage/usage-store.ts';
@@ -79,6 +80,7 @@ const modelFields = {
   output_price_per_mtok: PRICE,
   cached_input_price_per_mtok: orNull(PRICE),
   cache_ttl_seconds: orNull({ type: 'integer', minimum: 1, maximum: 30 * 24 * 3600 }),
+  routing_strategy: { type: 'string', enum: ROUTING_STRATEGIES },
 } as const;
 
 const modelBody = {
@@ -165,7 +167,7 @@ interface UsageQs {
   limit?: number;
 }
 
-export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catalog: Catalog; keys: VirtualKeys; usage: UsageRecorder }) {
+export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catalog: Catalog; keys: VirtualKeys; usage: UsageRecorder; router: Pick<Router, 'stats'> }) {
   const { catalog, keys, usage } = deps;
   const admin = { preHandler: requireAdmin(ctx) };
   const user = { preHandler: requireUser(ctx) };
@@ -202,7 +204,11 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     return reply.code(201).send(m);
   });
   app.get('/api/v1/models', user, async () => ({ items: catalog.listModels() }));
-  app.get<{ Params: { id: string } }>('/api/v1/models/:id', { ...user, schema: { params: MODEL_PARAMS } }, async (req) => catalog.getModel(req.params.id));
+  app.get<{ Params: { id: string } }>('/api/v1/models/:id', { ...user, schema: { params: MODEL_PARAMS } }, async (req) => {
+    // With what the router knows of each deployment now: calls in flight, time to answer, cooldown.
+    const m = catalog.getModel(req.params.id);
+    return { ...m, deployments: m.deployments.map((d) => ({ ...d, live: deps.router.stats(d.id) })) };
+  });
   app.patch<{ Params: { id: string }; Body: ModelPatch }>('/api/v1/models/:id', { ...admin, schema: { params: MODEL_PARAMS, body: modelPatch } }, async (req) => {
     const { before, after } = catalog.updateModel(req.params.id, req.body);
     audit(req, 'gateway.model.update', 'model', after.id, {

@@ -3,6 +3,9 @@ import type { Db } from '../../../core/db/db.ts';
 
 export const PROVIDER_TYPES = ['openai', 'azure', 'gemini', 'glm', 'anthropic', 'openai-compatible'] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
+/** How a model's deployments of one priority share its calls (engine/router.ts). */
+export const ROUTING_STRATEGIES = ['weighted', 'least_busy', 'latency'] as const;
+export type RoutingStrategy = (typeof ROUTING_STRATEGIES)[number];
 
 export interface ProviderRow {
   id: string;
@@ -23,6 +26,7 @@ export interface ModelRow {
   output_price_per_mtok: number;
   cached_input_price_per_mtok: number | null;
   cache_ttl_seconds: number | null;
+  routing_strategy: RoutingStrategy;
   created_at: string;
   updated_at: string;
 }
@@ -69,10 +73,10 @@ export function createCatalogStore(db: Db): CatalogStore {
     api_key_sealed = @api_key_sealed, api_version = @api_version, node_id = @node_id, updated_at = @updated_at WHERE id = @id`);
   const providerInUse = db.prepare('SELECT 1 FROM gateway_deployments WHERE provider_id = ? LIMIT 1');
   const insertModel = db.prepare(`INSERT INTO gateway_models
-    (id, name, input_price_per_mtok, output_price_per_mtok, cached_input_price_per_mtok, cache_ttl_seconds, created_at, updated_at)
-    VALUES (@id, @name, @input_price_per_mtok, @output_price_per_mtok, @cached_input_price_per_mtok, @cache_ttl_seconds, @created_at, @updated_at)`);
+    (id, name, input_price_per_mtok, output_price_per_mtok, cached_input_price_per_mtok, cache_ttl_seconds, routing_strategy, created_at, updated_at)
+    VALUES (@id, @name, @input_price_per_mtok, @output_price_per_mtok, @cached_input_price_per_mtok, @cache_ttl_seconds, @routing_strategy, @created_at, @updated_at)`);
   const updateModel = db.prepare(`UPDATE gateway_models SET input_price_per_mtok = @input_price_per_mtok,
-    output_price_per_mtok = @output_price_per_mtok, cached_input_price_per_mtok = @cached_input_price_per_mtok, cache_ttl_seconds = @cache_ttl_seconds, updated_at = @updated_at WHERE id = @id`);
+    output_price_per_mtok = @output_price_per_mtok, cached_input_price_per_mtok = @cached_input_price_per_mtok, cache_ttl_seconds = @cache_ttl_seconds, routing_strategy = @routing_strategy, updated_at = @updated_at WHERE id = @id`);
   const deleteDeployments = db.prepare('DELETE FROM gateway_deployments WHERE model_id = ?');
   const modelDeployments = db.prepare('SELECT * FROM gateway_deployments WHERE model_id = ? ORDER BY position');
   const providerDeployments = db.prepare('SELECT * FROM gateway_deployments WHERE provider_id = ?');

@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import type { SecretBox } from '../../../core/crypto/secret-box.ts';
 import type { Db } from '../../../core/db/db.ts';
 import { AppError, conflict, notFound } from '../../../core/errors/errors.ts';
-import { createCatalogStore, type DeploymentRow, type ModelRow, type ProviderRow, type ProviderType } from './catalog-store.ts';
+import { createCatalogStore, type DeploymentRow, type ModelRow, type ProviderRow, type ProviderType, type RoutingStrategy } from './catalog-store.ts';
 
-export type { ProviderType };
+export type { ProviderType, RoutingStrategy };
 
 export interface Provider {
   id: string;
@@ -37,6 +37,7 @@ export interface Model {
   cachedInputPricePerMtok: number | null;
   /** How long identical non-streamed calls are answered from the response cache; null: never. */
   cacheTtlSeconds: number | null;
+  routing: RoutingStrategy;
   created: number;
   deployments: Deployment[];
 }
@@ -64,6 +65,7 @@ export interface NewModel {
   output_price_per_mtok?: number;
   cached_input_price_per_mtok?: number | null;
   cache_ttl_seconds?: number | null;
+  routing_strategy?: RoutingStrategy;
 }
 
 /** PATCH /api/v1/providers/{id}: the type cannot change (deployments' upstream names depend on it). */
@@ -83,6 +85,7 @@ export interface ModelPatch {
   output_price_per_mtok?: number;
   cached_input_price_per_mtok?: number | null;
   cache_ttl_seconds?: number | null;
+  routing_strategy?: RoutingStrategy;
 }
 
 /** What the API shows of a provider: never the key, only whether one is set. */
@@ -173,6 +176,7 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
     output_price_per_mtok: m.output_price_per_mtok,
     cached_input_price_per_mtok: m.cached_input_price_per_mtok,
     cache_ttl_seconds: m.cache_ttl_seconds,
+    routing_strategy: m.routing_strategy,
     created_at: m.created_at,
     updated_at: m.updated_at,
     deployments: deployments.map(({ model_id: _m, position: _p, ...d }) => d),
@@ -206,6 +210,7 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         outputPricePerMtok: m.output_price_per_mtok,
         cachedInputPricePerMtok: m.cached_input_price_per_mtok,
         cacheTtlSeconds: m.cache_ttl_seconds,
+        routing: m.routing_strategy,
         created: Math.floor(Date.parse(m.created_at) / 1000),
         deployments: byModel.get(m.id) ?? [],
       });
@@ -309,6 +314,7 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         output_price_per_mtok: input.output_price_per_mtok ?? 0,
         cached_input_price_per_mtok: input.cached_input_price_per_mtok ?? null,
         cache_ttl_seconds: input.cache_ttl_seconds ?? null,
+        routing_strategy: input.routing_strategy ?? 'weighted',
         created_at: now,
         updated_at: now,
       };
@@ -335,6 +341,7 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         ...(patch.output_price_per_mtok !== undefined ? { output_price_per_mtok: patch.output_price_per_mtok } : {}),
         ...(patch.cached_input_price_per_mtok !== undefined ? { cached_input_price_per_mtok: patch.cached_input_price_per_mtok } : {}),
         ...(patch.cache_ttl_seconds !== undefined ? { cache_ttl_seconds: patch.cache_ttl_seconds } : {}),
+        ...(patch.routing_strategy !== undefined ? { routing_strategy: patch.routing_strategy } : {}),
         updated_at: new Date().toISOString(),
       };
       store.updateModel(next, deployments);

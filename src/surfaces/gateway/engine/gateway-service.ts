@@ -312,57 +312,63 @@ export function createGatewayService(deps: GatewayDeps) {
     const family = familyOf(c.ingress);
     const ac = c.abort;
     let last: AppError | null = null;
-    for (const d of router.order(candidates)) {
+    for (const d of router.order(candidates, model.routing)) {
       if (ac.signal.aborted) break;
-      const adapter = ADAPTERS[d.provider.type];
-      const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
-      const req = adapter.request(d.provider, p.upstreamOp ?? c.op, d.upstreamModel, c.form ? c.form.withModel(d.upstreamModel) : JSON.stringify(p.body), c.stream);
-      if (c.passHeaders && p.passthrough) Object.assign(req.headers, c.passHeaders);
-      o.deployment = d;
-      let res: UpstreamResponse;
+      router.begin(d); // in flight until its answer is in hand (a stream: passed on) or the attempt failed
       try {
-        res = await upstream.send(d.provider, req, ac.signal, c.stream || p.raw ? undefined : MAX_JSON_RESPONSE);
-      } catch (err) {
-        if (ac.signal.aborted) break;
-        router.fail(d);
-        last = err instanceof AppError && err.status === 503
-          ? err
-          : HEADERS_TIMEOUT.has((err as { code?: string }).code!) // reached, but silent past gateway.firstByteTimeoutSeconds
-            ? new AppError('upstream_timeout', `provider "${d.provider.name}" did not start its answer in time`, { details: { code: 'upstream_timeout' } })
-            : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
-        deps.metrics?.upstreamFailure(d.provider.name, last.status === 503 ? 'node_offline' : last.status === 504 ? 'timeout' : 'unreachable');
-        log.warn({ err, deployment: d.id, provider: d.provider.name }, 'upstream request failed');
-        continue;
-      }
-      o.upstreamReached = true;
-      if (res.status >= 400) {
-        const msg = upstreamMessage(await res.read(MAX_ERROR_BODY).catch(() => Buffer.alloc(0)));
-        const err = upstreamError(res.status, msg, retryAfterOf(res));
-        if (res.status === 429 || res.status >= 500) {
-          router.fail(d, retryAfterOf(res));
-          deps.metrics?.upstreamFailure(d.provider.name, res.status === 429 ? 'rate_limited' : 'server_error');
-          // When every deployment is limited, the client may come back as soon as the first of them may.
-          const sooner = last?.status === 429 && err.status === 429 && (last.retryAfter ?? Infinity) <= (err.retryAfter ?? Infinity);
-          if (!sooner) last = err;
+        const adapter = ADAPTERS[d.provider.type];
+        const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
+        const req = adapter.request(d.provider, p.upstreamOp ?? c.op, d.upstreamModel, c.form ? c.form.withModel(d.upstreamModel) : JSON.stringify(p.body), c.stream);
+        if (c.passHeaders && p.passthrough) Object.assign(req.headers, c.passHeaders);
+        o.deployment = d;
+        let res: UpstreamResponse;
+        const sentAt = performance.now();
+        try {
+          res = await upstream.send(d.provider, req, ac.signal, c.stream || p.raw ? undefined : MAX_JSON_RESPONSE);
+        } catch (err) {
+          if (ac.signal.aborted) break;
+          router.fail(d);
+          last = err instanceof AppError && err.status === 503
+            ? err
+            : HEADERS_TIMEOUT.has((err as { code?: string }).code!) // reached, but silent past gateway.firstByteTimeoutSeconds
+              ? new AppError('upstream_timeout', `provider "${d.provider.name}" did not start its answer in time`, { details: { code: 'upstream_timeout' } })
+              : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
+          deps.metrics?.upstreamFailure(d.provider.name, last.status === 503 ? 'node_offline' : last.status === 504 ? 'timeout' : 'unreachable');
+          log.warn({ err, deployment: d.id, provider: d.provider.name }, 'upstream request failed');
           continue;
         }
-        throw err;
+        o.upstreamReached = true;
+        if (res.status >= 400) {
+          const msg = upstreamMessage(await res.read(MAX_ERROR_BODY).catch(() => Buffer.alloc(0)));
+          const err = upstreamError(res.status, msg, retryAfterOf(res));
+          if (res.status === 429 || res.status >= 500) {
+            router.fail(d, retryAfterOf(res));
+            deps.metrics?.upstreamFailure(d.provider.name, res.status === 429 ? 'rate_limited' : 'server_error');
+            // When every deployment is limited, the client may come back as soon as the first of them may.
+            const sooner = last?.status === 429 && err.status === 429 && (last.retryAfter ?? Infinity) <= (err.retryAfter ?? Infinity);
+            if (!sooner) last = err;
+            continue;
+          }
+          throw err;
+        }
+        router.ok(d, performance.now() - sentAt);
+        if (c.stream) {
+          await streamOut(c, p, res, sink, o, started);
+          return null;
+        }
+        if (p.raw && !isJson(res)) {
+          await bytesOut(c, res, sink, o, started);
+          return null;
+        }
+        return jsonOut(p, res.complete ?? (await res.read(MAX_JSON_RESPONSE).catch((err: unknown) => {
+          // Bytes came, so no retry (the provider may have done the work); the client is told why.
+          if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
+          log.warn({ err, model: c.model, deployment: d.id }, 'upstream answer ended early');
+          throw new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } });
+        })), o, started);
+      } finally {
+        router.end(d);
       }
-      router.ok(d);
-      if (c.stream) {
-        await streamOut(c, p, res, sink, o, started);
-        return null;
-      }
-      if (p.raw && !isJson(res)) {
-        await bytesOut(c, res, sink, o, started);
-        return null;
-      }
-      return jsonOut(p, res.complete ?? (await res.read(MAX_JSON_RESPONSE).catch((err: unknown) => {
-        // Bytes came, so no retry (the provider may have done the work); the client is told why.
-        if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
-        log.warn({ err, model: c.model, deployment: d.id }, 'upstream answer ended early');
-        throw new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } });
-      })), o, started);
     }
     if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
     throw last ?? new AppError('unavailable', `model "${model.name}" has no deployment that can answer`);
