@@ -10,6 +10,11 @@
 //   big-<mb>              stream about <mb> MB of content
 //   cached-<n>            report n of the prompt tokens as read from the provider's prompt cache
 //   badargs               a tool call whose arguments stop mid-JSON (a model cut off mid-call)
+//   think                 a reasoning model: its thoughts (THOUGHTS, one token a word) come before the
+//                         answer — OpenAI shape: `reasoning_content` (`reasoning` with think-field) and
+//                         completion_tokens_details.reasoning_tokens; Gemini: `thought: true` parts when
+//                         thinkingConfig.includeThoughts is set, thoughtsTokenCount always; Anthropic:
+//                         a signed thinking block (thinking_delta, signature_delta) when thinking is enabled
 // Every request is recorded (path, headers, body) for assertions.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,6 +36,10 @@ export interface LlmUpstream {
   server: Server;
   close(): Promise<void>;
 }
+
+/** What a `think` model thinks, in the pieces it streams. */
+export const THOUGHTS = ['Let ', 'me ', 'think ', 'it ', 'over. '];
+export const THOUGHT_SIGNATURE = 'sig-mock-1';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const opt = (model: string, name: string) => {
@@ -134,6 +143,9 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     const pt = promptTokens(b);
     const ct = pieces.length;
     const cachedTokens = Math.min(opt(model, 'cached') ?? 0, pt);
+    const think = model.includes('think');
+    const thought = THOUGHTS.join('');
+    const rt = THOUGHTS.length;
 
     const stream = async (events: string[], contentType = 'text/event-stream') => {
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
@@ -166,24 +178,29 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     // ---- Gemini ----
     if (gemini) {
       const method = gemini[2];
-      const usageMetadata = { promptTokenCount: pt, candidatesTokenCount: ct, totalTokenCount: pt + ct, ...(cachedTokens ? { cachedContentTokenCount: cachedTokens } : {}) };
+      const thoughtParts = think && b.generationConfig?.thinkingConfig?.includeThoughts === true;
+      const usageMetadata = {
+        promptTokenCount: pt, candidatesTokenCount: ct, totalTokenCount: pt + ct + (think ? rt : 0),
+        ...(cachedTokens ? { cachedContentTokenCount: cachedTokens } : {}), ...(think ? { thoughtsTokenCount: rt } : {}),
+      };
       if (method === 'countTokens') return json({ totalTokens: pt });
       if (method === 'batchEmbedContents') return json({ embeddings: (b.requests ?? []).map((_: unknown, i: number) => ({ values: [i, 0.5, -1] })) });
       const call = wantsTool(b) ? { functionCall: { name: b.tools[0].functionDeclarations[0].name, args: { city: 'Paris' } } } : null;
       if (method === 'generateContent') {
         return json({
-          candidates: [{ content: { role: 'model', parts: call ? [call] : [{ text: out }] }, finishReason: 'STOP', index: 0 }],
+          candidates: [{ content: { role: 'model', parts: [...(thoughtParts ? [{ text: thought, thought: true }] : []), ...(call ? [call] : [{ text: out }])] }, finishReason: 'STOP', index: 0 }],
           usageMetadata,
           modelVersion: model,
           responseId: 'gem-mock',
         });
       }
-      const frames = call
+      const thoughtFrames: Json[] = !thoughtParts ? [] : THOUGHTS.map((t) => ({ candidates: [{ content: { role: 'model', parts: [{ text: t, thought: true }] }, index: 0 }], usageMetadata: { promptTokenCount: pt, totalTokenCount: pt } }));
+      const frames = [...thoughtFrames, ...(call
         ? [{ candidates: [{ content: { role: 'model', parts: [call] }, finishReason: 'STOP', index: 0 }], usageMetadata }]
         : pieces.map((w, i) => ({
           candidates: [{ content: { role: 'model', parts: [{ text: w }] }, index: 0, ...(i === pieces.length - 1 ? { finishReason: 'STOP' } : {}) }],
           usageMetadata: i === pieces.length - 1 ? usageMetadata : { promptTokenCount: pt, totalTokenCount: pt },
-        }));
+        })))];
       return stream(frames.map((f) => `data: ${JSON.stringify(f)}\r\n\r\n`));
     }
 
@@ -191,31 +208,48 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     if (url.pathname.endsWith('/v1/messages/count_tokens')) return json({ input_tokens: pt });
     if (url.pathname.endsWith('/v1/messages')) {
       const tool = wantsTool(b) ? b.tools[0].name : null;
+      const thinks = think && b.thinking?.type === 'enabled';
+      const ot = ct + (thinks ? rt : 0); // Anthropic counts thinking in output_tokens
       if (!b.stream) {
         return json({
           id: 'msg_mock', type: 'message', role: 'assistant', model,
-          content: tool ? [{ type: 'text', text: 'calling' }, { type: 'tool_use', id: 'toolu_1', name: tool, input: { city: 'Paris' } }] : [{ type: 'text', text: out }],
-          stop_reason: tool ? 'tool_use' : 'end_turn', usage: { input_tokens: pt - cachedTokens, cache_read_input_tokens: cachedTokens, output_tokens: ct },
+          content: [
+            ...(thinks ? [{ type: 'thinking', thinking: thought, signature: THOUGHT_SIGNATURE }] : []),
+            ...(tool ? [{ type: 'text', text: 'calling' }, { type: 'tool_use', id: 'toolu_1', name: tool, input: { city: 'Paris' } }] : [{ type: 'text', text: out }]),
+          ],
+          stop_reason: tool ? 'tool_use' : 'end_turn', usage: { input_tokens: pt - cachedTokens, cache_read_input_tokens: cachedTokens, output_tokens: ot },
         });
       }
       const ev = (name: string, data: Json) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
       const events = [ev('message_start', { message: { id: 'msg_mock', type: 'message', role: 'assistant', model, content: [], usage: { input_tokens: pt, output_tokens: 1 } } })];
-      if (tool) {
-        events.push(ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: tool, input: {} } }));
-        events.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":' } }));
-        if (!model.includes('badargs')) events.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '"Paris"}' } }));
-      } else {
-        events.push(ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }));
-        for (const w of pieces) events.push(ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: w } }));
+      const at = thinks ? 1 : 0;
+      if (thinks) {
+        events.push(ev('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } }));
+        for (const t of THOUGHTS) events.push(ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: t } }));
+        events.push(ev('content_block_delta', { index: 0, delta: { type: 'signature_delta', signature: THOUGHT_SIGNATURE } }));
+        events.push(ev('content_block_stop', { index: 0 }));
       }
-      events.push(ev('content_block_stop', { index: 0 }));
-      events.push(ev('message_delta', { delta: { stop_reason: tool ? 'tool_use' : 'end_turn' }, usage: { output_tokens: ct } }));
+      if (tool) {
+        events.push(ev('content_block_start', { index: at, content_block: { type: 'tool_use', id: 'toolu_1', name: tool, input: {} } }));
+        events.push(ev('content_block_delta', { index: at, delta: { type: 'input_json_delta', partial_json: '{"city":' } }));
+        if (!model.includes('badargs')) events.push(ev('content_block_delta', { index: at, delta: { type: 'input_json_delta', partial_json: '"Paris"}' } }));
+      } else {
+        events.push(ev('content_block_start', { index: at, content_block: { type: 'text', text: '' } }));
+        for (const w of pieces) events.push(ev('content_block_delta', { index: at, delta: { type: 'text_delta', text: w } }));
+      }
+      events.push(ev('content_block_stop', { index: at }));
+      events.push(ev('message_delta', { delta: { stop_reason: tool ? 'tool_use' : 'end_turn' }, usage: { output_tokens: ot } }));
       events.push(ev('message_stop', {}));
       return stream(events);
     }
 
     // ---- OpenAI shape (OpenAI, Azure, GLM, compatible) ----
-    const usage = { prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct, ...(cachedTokens ? { prompt_tokens_details: { cached_tokens: cachedTokens } } : {}) };
+    const oct = ct + (think ? rt : 0); // completion_tokens include the reasoning tokens
+    const usage = {
+      prompt_tokens: pt, completion_tokens: oct, total_tokens: pt + oct,
+      ...(cachedTokens ? { prompt_tokens_details: { cached_tokens: cachedTokens } } : {}), ...(think ? { completion_tokens_details: { reasoning_tokens: rt } } : {}),
+    };
+    const reasoningField = model.includes('think-field') ? 'reasoning' : 'reasoning_content';
     const glm = url.pathname.startsWith('/api/paas');
     if (url.pathname.endsWith('/embeddings')) {
       const inputs = Array.isArray(b.input) ? b.input : [b.input];
@@ -264,11 +298,13 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
       const message = tool
         ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: tool, arguments: model.includes('badargs') ? '{"city":' : '{"city":"Paris"}' } }] }
         : { role: 'assistant', content: out };
+      if (think) Object.assign(message, { [reasoningField]: thought });
       return json({ ...base, object: 'chat.completion', choices: [{ index: 0, message, finish_reason: tool ? 'tool_calls' : 'stop', logprobs: null }], usage });
     }
     const chunk = (delta: Json, finish: string | null, extra: Json = {}) =>
       `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }], ...(includeUsage && !glm ? { usage: null } : {}), ...extra })}\n\n`;
     const events = [chunk({ role: 'assistant', content: '' }, null)];
+    if (think) for (const t of THOUGHTS) events.push(chunk({ [reasoningField]: t }, null));
     if (tool) {
       events.push(chunk({ tool_calls: [{ index: 0, id: 'call_mock1', type: 'function', function: { name: tool, arguments: '' } }] }, null));
       events.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }, null));

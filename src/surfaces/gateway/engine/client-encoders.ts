@@ -6,7 +6,7 @@
 import type { AppError } from '../../../core/errors/errors.ts';
 import { errorBody, type IngressFormat } from '../ingress/wire-format.ts';
 import { anthropicErrorEvent, anthropicStream } from '../providers/anthropic/anthropic-ingress.ts';
-import { openAiStreamToGemini } from '../providers/gemini/gemini-chat.ts';
+import { geminiWantsThoughts, openAiStreamToGemini } from '../providers/gemini/gemini-chat.ts';
 import { textCompletionStream } from '../providers/openai-base/completions-chat.ts';
 import { responsesStream } from '../providers/openai-base/responses-chat.ts';
 import type { Json, Operation } from '../providers/types.ts';
@@ -65,15 +65,15 @@ export function responsesEncoder(model: string, request: Json): ClientEncoder {
 
 /** The encoder for a call's ingress format and operation. */
 export function clientEncoder(c: { ingress: IngressFormat; op: Operation; model: string; body: Json; geminiMode?: 'sse' | 'array' }): ClientEncoder {
-  if (c.ingress === 'gemini') return geminiEncoder(c.model, c.geminiMode ?? 'sse');
+  if (c.ingress === 'gemini') return geminiEncoder(c.model, c.geminiMode ?? 'sse', geminiWantsThoughts(c.body));
   if (c.ingress === 'anthropic') return anthropicEncoder(c.model);
   if (c.op === 'responses') return responsesEncoder(c.model, c.body);
   if (c.op === 'completions') return completionsEncoder(c.ingress, c.model, clientAskedUsage(c.body));
   return openAiEncoder(c.ingress, clientAskedUsage(c.body));
 }
 
-export function geminiEncoder(model: string, mode: 'sse' | 'array'): ClientEncoder {
-  const frames = openAiStreamToGemini(model);
+export function geminiEncoder(model: string, mode: 'sse' | 'array', thoughts = false): ClientEncoder {
+  const frames = openAiStreamToGemini(model, thoughts);
   let first = true;
   const frame = (s: string) => {
     if (mode === 'sse') return `data: ${s}\r\n\r\n`;

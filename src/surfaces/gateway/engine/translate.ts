@@ -7,7 +7,7 @@ import { AppError } from '../../../core/errors/errors.ts';
 import { anthropicRequestToOpenAi, openAiResponseToAnthropic } from '../providers/anthropic/anthropic-ingress.ts';
 import { anthropicResponseToOpenAi, anthropicStreamToOpenAi, anthropicUsage, openAiRequestToAnthropic } from '../providers/anthropic/anthropic-messages.ts';
 import {
-  geminiRequestToOpenAi, geminiResponseToOpenAi, geminiStreamToOpenAi, geminiUsage, openAiRequestToGemini, openAiResponseToGemini,
+  geminiRequestToOpenAi, geminiResponseToOpenAi, geminiStreamToOpenAi, geminiUsage, geminiWantsThoughts, openAiRequestToGemini, openAiResponseToGemini,
 } from '../providers/gemini/gemini-chat.ts';
 import {
   geminiEmbeddingsToOpenAi, geminiEmbedRequestToOpenAi, openAiEmbeddingsToGemini, openAiEmbedRequestToGemini, type GeminiEmbedMethod,
@@ -16,6 +16,7 @@ import { chatToTextCompletion, completionsRequestToChat } from '../providers/ope
 import { openAiUsage, withModel } from '../providers/openai-base/openai-base.ts';
 import { chatToResponse, responsesRequestToChat } from '../providers/openai-base/responses-chat.ts';
 import type { StreamDecoder } from '../providers/pivot.ts';
+import { reasoningAsk, withReasoningContent } from '../providers/reasoning.ts';
 import { isObject, type Json, type Operation, type ProviderAdapter, type Usage, type WireFamily } from '../providers/types.ts';
 import type { IngressFormat } from '../ingress/wire-format.ts';
 
@@ -64,6 +65,12 @@ export function clientAskedUsage(body: Json): boolean {
   return isObject(body.stream_options) && body.stream_options.include_usage === true;
 }
 
+/** An OpenAI-shaped completion or chunk with its choices' `message`/`delta` reasoning named `reasoning_content`. */
+function reasoningNamed(c: Json, key: 'message' | 'delta'): Json {
+  if (!Array.isArray(c.choices) || !c.choices.some((ch) => isObject(ch) && isObject(ch[key]) && typeof ch[key].reasoning === 'string')) return c;
+  return { ...c, choices: c.choices.map((ch) => (isObject(ch) && isObject(ch[key]) ? { ...ch, [key]: withReasoningContent(ch[key]) } : ch)) };
+}
+
 /** OpenAI-family upstream events (data: {...} / data: [DONE]) as pivot chunks. */
 function openAiDecoder(): StreamDecoder {
   return {
@@ -71,7 +78,7 @@ function openAiDecoder(): StreamDecoder {
       if (data === '[DONE]') return [];
       const c = JSON.parse(data) as Json;
       if (isObject(c.error)) throw new AppError('bad_gateway', `upstream stream failed: ${String(c.error.message ?? 'error')}`);
-      return [c];
+      return [reasoningNamed(c, 'delta')];
     },
     end: () => [],
   };
@@ -87,18 +94,18 @@ function decoderFor(family: WireFamily, model: string): StreamDecoder {
 function chatToPivot(family: WireFamily, json: Json, model: string): Json {
   if (family === 'gemini') return geminiResponseToOpenAi(json, model);
   if (family === 'anthropic') return anthropicResponseToOpenAi(json, model);
-  return json;
+  return reasoningNamed(json, 'message');
 }
 
 /** A pivot (OpenAI chat) request in the provider family's shape. */
 function pivotToUpstream(pivot: Json, adapter: ProviderAdapter, upstreamModel: string, stream: boolean): Json {
   if (adapter.family === 'gemini') return openAiRequestToGemini(pivot);
   if (adapter.family === 'anthropic') return openAiRequestToAnthropic(pivot, upstreamModel, stream);
-  if (stream && !adapter.streamUsageOption) {
-    const { stream_options: _s, ...rest } = pivot;
-    return rest;
-  }
-  return pivot;
+  // OpenAI-shaped providers take the effort; the exact budget (LiteLLM's `thinking`) is not theirs.
+  reasoningAsk(pivot);
+  const { thinking: _t, ...rest } = pivot;
+  if (stream && !adapter.streamUsageOption) delete rest.stream_options;
+  return rest;
 }
 
 /** Operations only OpenAI-shaped providers have, passed through to those that offer them. */
@@ -139,7 +146,7 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
       response(json) {
         const p = chatToPivot(pf, json, t.model);
         const usage = openAiUsage(p.usage);
-        const out = t.family === 'gemini' ? openAiResponseToGemini(p, t.model) : t.family === 'anthropic' ? openAiResponseToAnthropic(p, t.model) : p;
+        const out = t.family === 'gemini' ? openAiResponseToGemini(p, t.model, geminiWantsThoughts(t.body)) : t.family === 'anthropic' ? openAiResponseToAnthropic(p, t.model) : p;
         return { out, usage };
       },
       decoder: () => decoderFor(pf, t.model),

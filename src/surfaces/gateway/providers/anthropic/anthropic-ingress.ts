@@ -7,6 +7,7 @@
 import { AppError } from '../../../../core/errors/errors.ts';
 import { openAiUsage } from '../openai-base/openai-base.ts';
 import { contentText, newId } from '../pivot.ts';
+import { askOf, effortOfBudget, pivotReasoning, reasoningText, thinkingBudget } from '../reasoning.ts';
 import { isObject, num, NO_USAGE, type Json, type Usage } from '../types.ts';
 import { anthropicUsage } from './anthropic-messages.ts';
 
@@ -96,6 +97,12 @@ export function anthropicRequestToOpenAi(body: Json, upstreamModel: string, stre
   if (body.top_p !== undefined) out.top_p = body.top_p;
   if (Array.isArray(body.stop_sequences) && body.stop_sequences.length) out.stop = body.stop_sequences;
   if (isObject(body.metadata) && typeof body.metadata.user_id === 'string') out.user = body.metadata.user_id;
+  if (body.thinking !== undefined) {
+    // Extended thinking: the budget goes on exactly to Gemini, as an effort to OpenAI-shaped providers.
+    const budget = thinkingBudget(body.thinking, 'thinking');
+    if (budget && typeof body.max_tokens === 'number' && budget >= body.max_tokens) throw invalid('thinking.budget_tokens: must be less than max_tokens', 'thinking');
+    if (budget !== 0) Object.assign(out, pivotReasoning(budget === null ? askOf('medium') : { effort: effortOfBudget(budget), budget }));
+  }
   if (body.tools !== undefined) {
     if (!Array.isArray(body.tools)) throw invalid('tools: must be an array', 'tools');
     const tools = body.tools.map((t: unknown, i: number) => {
@@ -147,6 +154,9 @@ export function openAiResponseToAnthropic(res: Json, model: string): Json {
   const choice = Array.isArray(res.choices) && isObject(res.choices[0]) ? res.choices[0] : {};
   const msg = isObject(choice.message) ? choice.message : {};
   const content: Json[] = [];
+  // Reasoning from a provider other than Anthropic has no signature; the SDKs take an empty one.
+  const thinking = reasoningText(msg);
+  if (thinking) content.push({ type: 'thinking', thinking, signature: '' });
   const text = contentText(msg.content);
   if (text) content.push({ type: 'text', text });
   for (const tc of Array.isArray(msg.tool_calls) ? msg.tool_calls.filter(isObject) : []) {
@@ -173,14 +183,15 @@ export function anthropicErrorEvent(body: Json): string {
 }
 
 /**
- * Pivot stream chunks → Messages stream events. Text and each tool call become content blocks, in the
- * order they start; the stop reason and the usage (from the usage chunk the gateway asks every
- * upstream for) go out in message_delta at the end, as Anthropic's own stream reports them.
+ * Pivot stream chunks → Messages stream events. Reasoning (as `thinking` blocks), text and each tool
+ * call become content blocks, in the order they start; the stop reason and the usage (from the usage
+ * chunk the gateway asks every upstream for) go out in message_delta at the end, as Anthropic's own
+ * stream reports them.
  */
 export function anthropicStream(model: string): { chunk(c: Json): string; end(): string } {
   const id = newId('msg_');
   let started = false;
-  let open: { index: number; text: boolean } | null = null;
+  let open: { index: number; kind: 'text' | 'thinking' | 'tool' } | null = null;
   let blocks = 0;
   const toolBlocks = new Map<number, number>();
   let stop: string | null = null;
@@ -204,10 +215,19 @@ export function anthropicStream(model: string): { chunk(c: Json): string; end():
       const choice = Array.isArray(c.choices) && isObject(c.choices[0]) ? c.choices[0] : null;
       if (!choice) return out;
       const d = isObject(choice.delta) ? choice.delta : {};
-      if (typeof d.content === 'string' && d.content) {
-        if (!open?.text) {
+      const thinking = reasoningText(d);
+      if (thinking) {
+        if (open?.kind !== 'thinking') {
           out += close();
-          open = { index: blocks++, text: true };
+          open = { index: blocks++, kind: 'thinking' };
+          out += event('content_block_start', { index: open.index, content_block: { type: 'thinking', thinking: '', signature: '' } });
+        }
+        out += event('content_block_delta', { index: open.index, delta: { type: 'thinking_delta', thinking } });
+      }
+      if (typeof d.content === 'string' && d.content) {
+        if (open?.kind !== 'text') {
+          out += close();
+          open = { index: blocks++, kind: 'text' };
           out += event('content_block_start', { index: open.index, content_block: { type: 'text', text: '' } });
         }
         out += event('content_block_delta', { index: open.index, delta: { type: 'text_delta', text: d.content } });
@@ -219,7 +239,7 @@ export function anthropicStream(model: string): { chunk(c: Json): string; end():
           out += close();
           index = blocks++;
           toolBlocks.set(num(tc.index), index);
-          open = { index, text: false };
+          open = { index, kind: 'tool' };
           out += event('content_block_start', { index, content_block: { type: 'tool_use', id: String(tc.id ?? newId('toolu_')), name: String(fn.name ?? ''), input: {} } });
         }
         if (typeof fn.arguments === 'string' && fn.arguments) {

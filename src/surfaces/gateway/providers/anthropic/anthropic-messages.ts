@@ -5,6 +5,7 @@ import {
   chunkOf, contentText, messagesOf, newId, nowSeconds, openAiUsageOf, parseArguments, parseDataUrl,
   type FinishReason, type StreamDecoder,
 } from '../pivot.ts';
+import { estimateReasoningTokens, reasoningAsk } from '../reasoning.ts';
 import { isObject, num, type Json, type Usage } from '../types.ts';
 
 /** Anthropic requires max_tokens; this is what an OpenAI request without one gets. */
@@ -40,6 +41,34 @@ function blocksOf(content: unknown): Json[] {
   return out;
 }
 
+/** Thinking blocks an earlier answer carried (LiteLLM's `thinking_blocks`), signed as Anthropic signed them. */
+function replayedThinking(m: Json): Json[] {
+  if (!Array.isArray(m.thinking_blocks)) return [];
+  const out: Json[] = [];
+  for (const b of m.thinking_blocks) {
+    if (!isObject(b)) continue;
+    if (b.type === 'thinking' && typeof b.thinking === 'string' && typeof b.signature === 'string' && b.signature) out.push({ type: 'thinking', thinking: b.thinking, signature: b.signature });
+    else if (b.type === 'redacted_thinking' && typeof b.data === 'string') out.push({ type: 'redacted_thinking', data: b.data });
+  }
+  return out;
+}
+
+const isThinking = (b: Json) => b.type === 'thinking' || b.type === 'redacted_thinking';
+
+/**
+ * Whether extended thinking can be turned on for these messages. Anthropic refuses it with a forced
+ * tool choice, and, in a tool loop, unless the last assistant turn (the one whose tool calls are
+ * being answered) starts with its signed thinking block
+ * (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking#extended-thinking-with-tool-use):
+ * a conversation that did not keep that block is answered without thinking rather than refused.
+ */
+function thinkingPossible(messages: Json[], toolChoice: unknown): boolean {
+  if (isObject(toolChoice) && (toolChoice.type === 'any' || toolChoice.type === 'tool')) return false;
+  const last = messages.findLast((m) => m.role === 'assistant');
+  const blocks = (last?.content ?? []) as Json[];
+  return !blocks.some((b) => b.type === 'tool_use') || (blocks[0] !== undefined && isThinking(blocks[0]));
+}
+
 export function openAiRequestToAnthropic(body: Json, upstreamModel: string, stream: boolean): Json {
   const system: string[] = [];
   const messages: Json[] = [];
@@ -53,7 +82,8 @@ export function openAiRequestToAnthropic(body: Json, upstreamModel: string, stre
   for (const m of messagesOf(body)) {
     if (m.role === 'system' || m.role === 'developer') system.push(contentText(m.content));
     else if (m.role === 'assistant') {
-      const blocks = blocksOf(m.content);
+      // Reasoning given back as `reasoning_content` text is never sent as text: only signed blocks replay.
+      const blocks = [...replayedThinking(m), ...blocksOf(m.content)];
       for (const tc of Array.isArray(m.tool_calls) ? m.tool_calls.filter(isObject) : []) {
         const fn = isObject(tc.function) ? tc.function : {};
         blocks.push({ type: 'tool_use', id: tc.id, name: fn.name, input: parseArguments(fn.arguments) });
@@ -80,6 +110,17 @@ export function openAiRequestToAnthropic(body: Json, upstreamModel: string, stre
   else if (tc === 'required') out.tool_choice = { type: 'any' };
   else if (tc === 'none') out.tool_choice = { type: 'none' };
   else if (isObject(tc) && isObject(tc.function)) out.tool_choice = { type: 'tool', name: tc.function.name };
+  const ask = reasoningAsk(body);
+  if (ask && thinkingPossible(messages, out.tool_choice)) {
+    out.thinking = { type: 'enabled', budget_tokens: ask.budget };
+    // Anthropic wants max_tokens above the budget: the answer keeps the cap the client asked for.
+    if (typeof out.max_tokens === 'number' && out.max_tokens <= ask.budget) out.max_tokens = ask.budget + out.max_tokens;
+    // Thinking takes neither a changed temperature nor top_p below 0.95.
+    delete out.temperature;
+    if (typeof out.top_p === 'number' && out.top_p < 0.95) delete out.top_p;
+  } else {
+    for (const m of messages) m.content = (m.content as Json[]).filter((b) => !isThinking(b));
+  }
   if (stream) out.stream = true;
   return out;
 }
@@ -89,8 +130,14 @@ export function anthropicResponseToOpenAi(res: Json, model: string): Json {
   const text = blocks.filter((b) => b.type === 'text').map((b) => String(b.text ?? '')).join('');
   const calls = blocks.filter((b) => b.type === 'tool_use').map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }));
   const message: Json = { role: 'assistant', content: text || (calls.length ? null : ''), refusal: null };
+  const thinking = blocks.filter((b) => b.type === 'thinking').map((b) => String(b.thinking ?? '')).join('');
+  if (thinking) message.reasoning_content = thinking;
+  // The blocks themselves (with their signatures), which a client gives back for the next tool turn.
+  const signed = blocks.filter(isThinking);
+  if (signed.length) message.thinking_blocks = signed;
   if (calls.length) message.tool_calls = calls;
   const usage = anthropicUsage(res.usage);
+  if (usage) usage.reasoning = estimateReasoningTokens(thinking, usage.output);
   return {
     id: typeof res.id === 'string' ? `chatcmpl-${res.id}` : newId('chatcmpl-'),
     object: 'chat.completion',
@@ -109,6 +156,8 @@ export function anthropicStreamToOpenAi(model: string): StreamDecoder {
   let tools = 0;
   const usage: Usage = { input: 0, output: 0, cached: 0, reasoning: 0 };
   let sawUsage = false;
+  let thinking = '';
+  let current = ''; // the open thinking block's text, which its signature_delta closes
   const delta = (d: Json, finish: FinishReason | null = null) => chunkOf(id, created, model, [{ index: 0, delta: d, logprobs: null, finish_reason: finish }]);
   return {
     push(data, event) {
@@ -131,11 +180,24 @@ export function anthropicStreamToOpenAi(model: string): StreamDecoder {
             return [delta({ tool_calls: [{ index: n, id: block.id, type: 'function', function: { name: block.name, arguments: '' } }] })];
           }
           if (block.type === 'text' && typeof block.text === 'string' && block.text) return [delta({ content: block.text })];
+          if (block.type === 'redacted_thinking') return [delta({ thinking_blocks: [block] })];
+          if (block.type === 'thinking') {
+            current = typeof block.thinking === 'string' ? block.thinking : '';
+            thinking += current;
+            if (current) return [delta({ reasoning_content: current })];
+          }
           return [];
         }
         case 'content_block_delta': {
           const d = isObject(ev.delta) ? ev.delta : {};
           if (d.type === 'text_delta') return [delta({ content: d.text })];
+          if (d.type === 'thinking_delta' && typeof d.thinking === 'string') {
+            current += d.thinking;
+            thinking += d.thinking;
+            return [delta({ reasoning_content: d.thinking })];
+          }
+          // The whole signed block once its signature came, for a client to give back next turn.
+          if (d.type === 'signature_delta') return [delta({ thinking_blocks: [{ type: 'thinking', thinking: current, signature: d.signature }] })];
           if (d.type === 'input_json_delta') {
             return [delta({ tool_calls: [{ index: toolIndexOfBlock.get(num(ev.index)) ?? 0, function: { arguments: d.partial_json } }] })];
           }
@@ -158,6 +220,7 @@ export function anthropicStreamToOpenAi(model: string): StreamDecoder {
       }
     },
     end() {
+      usage.reasoning = estimateReasoningTokens(thinking, usage.output);
       return sawUsage ? [chunkOf(id, created, model, [], openAiUsageOf(usage))] : [];
     },
   };

@@ -6,6 +6,7 @@ import {
   chunkOf, contentText, messagesOf, newId, nowSeconds, openAiUsageOf, parseArguments, parseDataUrl, toolResultObject,
   type FinishReason, type StreamDecoder, type ToolCall,
 } from '../pivot.ts';
+import { askOf, effortOfBudget, pivotReasoning, reasoningAsk, reasoningText, type ReasoningAsk } from '../reasoning.ts';
 import { isObject, num, type Json, type Usage } from '../types.ts';
 
 export function geminiUsage(meta: unknown): Usage | null {
@@ -76,6 +77,45 @@ function textOfParts(parts: Json[]): string {
   return parts.map((p) => (typeof p.text === 'string' && p.thought !== true ? p.text : '')).join('');
 }
 
+/** The model's thought summaries (parts marked `thought: true`). */
+function thoughtsOfParts(parts: Json[]): string {
+  return parts.map((p) => (typeof p.text === 'string' && p.thought === true ? p.text : '')).join('');
+}
+
+const LEVELS = new Set(['minimal', 'low', 'medium', 'high']);
+const invalid = (message: string) => new AppError('validation_failed', message, { details: { param: 'generationConfig.thinkingConfig' } });
+
+/**
+ * generationConfig.thinkingConfig (https://ai.google.dev/gemini-api/docs/thinking) as a reasoning
+ * ask: a thinkingBudget (0 turns thinking off, -1 lets the model choose), or a thinkingLevel; asking
+ * only for the thoughts (includeThoughts) asks for thinking at the medium level.
+ */
+function geminiReasoningAsk(gc: Json): ReasoningAsk | null {
+  const tc = gc.thinkingConfig;
+  if (tc === undefined || tc === null) return null;
+  if (!isObject(tc)) throw invalid('generationConfig.thinkingConfig must be an object');
+  if (tc.includeThoughts !== undefined && typeof tc.includeThoughts !== 'boolean') throw invalid('thinkingConfig.includeThoughts must be a boolean');
+  const budget = tc.thinkingBudget;
+  if (budget !== undefined && budget !== null) {
+    if (typeof budget !== 'number' || !Number.isInteger(budget) || budget < -1) throw invalid('thinkingConfig.thinkingBudget must be an integer of at least -1');
+    if (budget === 0) return null;
+    return budget === -1 ? askOf('medium') : { effort: effortOfBudget(budget), budget };
+  }
+  const level = tc.thinkingLevel;
+  if (level !== undefined && level !== null) {
+    const l = typeof level === 'string' ? level.toLowerCase() : '';
+    if (!LEVELS.has(l)) throw invalid('thinkingConfig.thinkingLevel must be minimal, low, medium or high');
+    return askOf(l as ReasoningAsk['effort']);
+  }
+  return tc.includeThoughts === true ? askOf('medium') : null;
+}
+
+/** Whether a Gemini request asked for the model's thoughts in the answer, as Gemini returns them only then. */
+export function geminiWantsThoughts(body: Json): boolean {
+  const gc = isObject(body.generationConfig) ? body.generationConfig : {};
+  return isObject(gc.thinkingConfig) && gc.thinkingConfig.includeThoughts === true;
+}
+
 // ---- requests ----------------------------------------------------------------------------------
 
 /** A Gemini generateContent request as an OpenAI chat request. */
@@ -137,6 +177,7 @@ export function geminiRequestToOpenAi(body: Json, model: string, stream: boolean
   if (gc.seed !== undefined) out.seed = gc.seed;
   if (gc.presencePenalty !== undefined) out.presence_penalty = gc.presencePenalty;
   if (gc.frequencyPenalty !== undefined) out.frequency_penalty = gc.frequencyPenalty;
+  Object.assign(out, pivotReasoning(geminiReasoningAsk(gc)));
   if (gc.responseMimeType === 'application/json') {
     const schema = gc.responseJsonSchema ?? gc.responseSchema;
     out.response_format = schema ? { type: 'json_schema', json_schema: { name: 'response', schema: lowerTypes(schema) } } : { type: 'json_object' };
@@ -231,6 +272,9 @@ export function openAiRequestToGemini(body: Json): Json {
       gc.responseJsonSchema = body.response_format.json_schema.schema;
     }
   }
+  const ask = reasoningAsk(body);
+  // An OpenAI client asking for reasoning gets it back (as reasoning_content): Gemini sends thoughts only when asked.
+  if (ask) gc.thinkingConfig = { thinkingBudget: ask.budget, includeThoughts: true };
   if (Object.keys(gc).length) out.generationConfig = gc;
   const tools = Array.isArray(body.tools) ? body.tools.filter((t) => isObject(t) && isObject(t.function)) : [];
   if (tools.length) {
@@ -262,6 +306,8 @@ export function geminiResponseToOpenAi(res: Json, model: string): Json {
     });
     const text = textOfParts(parts);
     const message: Json = { role: 'assistant', content: text || (calls.length ? null : ''), refusal: null };
+    const thoughts = thoughtsOfParts(parts);
+    if (thoughts) message.reasoning_content = thoughts;
     if (calls.length) message.tool_calls = calls;
     return { index: typeof cand.index === 'number' ? cand.index : i, message, logprobs: null, finish_reason: finishFromGemini(cand.finishReason, calls.length > 0) };
   });
@@ -289,8 +335,10 @@ function upstreamArgs(args: unknown): Json {
   }
 }
 
-function modelParts(message: Json): Json[] {
+function modelParts(message: Json, thoughts: boolean): Json[] {
   const parts: Json[] = [];
+  const reasoning = thoughts ? reasoningText(message) : '';
+  if (reasoning) parts.push({ text: reasoning, thought: true });
   const text = contentText(message.content);
   if (text) parts.push({ text });
   for (const tc of Array.isArray(message.tool_calls) ? message.tool_calls.filter(isObject) : []) {
@@ -300,12 +348,12 @@ function modelParts(message: Json): Json[] {
   return parts.length ? parts : [{ text: '' }];
 }
 
-/** An OpenAI chat completion as a Gemini generateContent response. */
-export function openAiResponseToGemini(res: Json, model: string): Json {
+/** An OpenAI chat completion as a Gemini generateContent response; reasoning becomes a thought part when `thoughts` were asked for. */
+export function openAiResponseToGemini(res: Json, model: string, thoughts = false): Json {
   const choices = Array.isArray(res.choices) ? res.choices.filter(isObject) : [];
   const out: Json = {
     candidates: choices.map((ch, i) => ({
-      content: { role: 'model', parts: modelParts(isObject(ch.message) ? ch.message : {}) },
+      content: { role: 'model', parts: modelParts(isObject(ch.message) ? ch.message : {}, thoughts) },
       finishReason: finishToGemini(ch.finish_reason),
       index: typeof ch.index === 'number' ? ch.index : i,
     })),
@@ -340,6 +388,8 @@ export function geminiStreamToOpenAi(model: string): StreamDecoder {
           roleSent.add(index);
           delta.role = 'assistant';
         }
+        const thoughts = thoughtsOfParts(parts);
+        if (thoughts) delta.reasoning_content = thoughts;
         const text = textOfParts(parts);
         if (text) delta.content = text;
         const calls = parts.filter((p) => isObject(p.functionCall)).map((p) => {
@@ -364,11 +414,12 @@ export function geminiStreamToOpenAi(model: string): StreamDecoder {
 }
 
 /**
- * OpenAI chunks as Gemini frames. Text goes out as it comes; tool calls (whose arguments OpenAI
+ * OpenAI chunks as Gemini frames. Text (and reasoning, as thought parts, when the client asked for
+ * thoughts) goes out as it comes; tool calls (whose arguments OpenAI
  * streams in pieces) and the finish reason go out in one last frame with usageMetadata, the way
  * Gemini itself ends a stream.
  */
-export function openAiStreamToGemini(model: string) {
+export function openAiStreamToGemini(model: string, thoughts = false) {
   const responseId = newId('');
   const calls = new Map<number, { id: string; name: string; args: string }>();
   let finish: unknown = null;
@@ -379,6 +430,8 @@ export function openAiStreamToGemini(model: string) {
       const frames: Json[] = [];
       for (const ch of Array.isArray(c.choices) ? c.choices.filter(isObject) : []) {
         const delta = isObject(ch.delta) ? ch.delta : {};
+        const reasoning = thoughts ? reasoningText(delta) : '';
+        if (reasoning) frames.push({ candidates: [{ content: { role: 'model', parts: [{ text: reasoning, thought: true }] }, index: 0 }], modelVersion: model, responseId });
         if (typeof delta.content === 'string' && delta.content) {
           frames.push({ candidates: [{ content: { role: 'model', parts: [{ text: delta.content }] }, index: 0 }], modelVersion: model, responseId });
         }

@@ -6,6 +6,7 @@
 // upstream event that caused it arrives.
 import { AppError } from '../../../../core/errors/errors.ts';
 import { contentText, newId, nowSeconds } from '../pivot.ts';
+import { reasoningText } from '../reasoning.ts';
 import { isObject, type Json, type Usage } from '../types.ts';
 import { openAiUsage } from './openai-base.ts';
 
@@ -165,6 +166,9 @@ function responseShell(id: string, created: number, model: string, req: Json, st
 }
 
 const outputText = (text: string): Json => ({ type: 'output_text', text, annotations: [], logprobs: [] });
+const summaryText = (text: string): Json => ({ type: 'summary_text', text });
+/** The model's reasoning as a Responses `reasoning` item, its text as the summary (what chat providers return is a summary or the raw thoughts). */
+const reasoningItem = (id: string, text: string | null): Json => ({ type: 'reasoning', id, summary: text === null ? [] : [summaryText(text)] });
 const messageItem = (id: string, status: string, content: Json[]): Json => ({ type: 'message', id, status, role: 'assistant', content });
 const callItem = (id: string, callId: string, name: string, args: string, status: string): Json =>
   ({ type: 'function_call', id, call_id: callId, name, arguments: args, status });
@@ -179,6 +183,8 @@ export function chatToResponse(c: Json, model: string, req: Json): Json {
   const message = isObject(choice.message) ? choice.message : {};
   const calls = Array.isArray(message.tool_calls) ? message.tool_calls.filter(isObject) : [];
   const output: Json[] = [];
+  const thoughts = reasoningText(message);
+  if (thoughts) output.push(reasoningItem(newId('rs_'), thoughts));
   const text = contentText(message.content);
   const content: Json[] = [];
   if (text || (!calls.length && typeof message.refusal !== 'string')) content.push(outputText(text));
@@ -214,6 +220,7 @@ export function responsesStream(model: string, req: Json) {
   let started = false;
   const output: Json[] = [];
   let message: { item: Json; outputIndex: number; text: string } | null = null;
+  let reasoning: { id: string; outputIndex: number; text: string } | null = null;
   const calls = new Map<number, OpenCall>();
   let finish: unknown = null;
   let usage: Usage | null = null;
@@ -243,6 +250,23 @@ export function responsesStream(model: string, req: Json) {
       + ev('response.content_part.done', { item_id: item.id, output_index: outputIndex, content_index: 0, part })
       + ev('response.output_item.done', { output_index: outputIndex, item: done });
   };
+  const openReasoning = () => {
+    const item = reasoningItem(newId('rs_'), null);
+    reasoning = { id: item.id as string, outputIndex: output.length, text: '' };
+    output.push(item);
+    return ev('response.output_item.added', { output_index: reasoning.outputIndex, item })
+      + ev('response.reasoning_summary_part.added', { item_id: item.id, output_index: reasoning.outputIndex, summary_index: 0, part: summaryText('') });
+  };
+  const closeReasoning = () => {
+    if (!reasoning) return '';
+    const { id: itemId, outputIndex, text } = reasoning;
+    reasoning = null;
+    const done = reasoningItem(itemId, text);
+    output[outputIndex] = done;
+    return ev('response.reasoning_summary_text.done', { item_id: itemId, output_index: outputIndex, summary_index: 0, text })
+      + ev('response.reasoning_summary_part.done', { item_id: itemId, output_index: outputIndex, summary_index: 0, part: summaryText(text) })
+      + ev('response.output_item.done', { output_index: outputIndex, item: done });
+  };
   const closeCalls = () => {
     let out = '';
     for (const c of calls.values()) {
@@ -263,7 +287,14 @@ export function responsesStream(model: string, req: Json) {
       const choice = Array.isArray(c.choices) ? c.choices.find((x) => isObject(x) && (x.index ?? 0) === 0) : undefined;
       if (!isObject(choice)) return out;
       const delta = isObject(choice.delta) ? choice.delta : {};
+      const thoughts = reasoningText(delta);
+      if (thoughts) {
+        if (!reasoning) out += closeMessage() + openReasoning();
+        reasoning!.text += thoughts;
+        out += ev('response.reasoning_summary_text.delta', { item_id: reasoning!.id, output_index: reasoning!.outputIndex, summary_index: 0, delta: thoughts });
+      }
       if (typeof delta.content === 'string' && delta.content) {
+        out += closeReasoning();
         if (!message) out += openMessage();
         message!.text += delta.content;
         out += ev('response.output_text.delta', { item_id: message!.item.id, output_index: message!.outputIndex, content_index: 0, delta: delta.content, logprobs: [] });
@@ -273,7 +304,7 @@ export function responsesStream(model: string, req: Json) {
         const fn = isObject(tc.function) ? tc.function : {};
         let call = calls.get(index);
         if (!call) {
-          out += closeMessage();
+          out += closeReasoning() + closeMessage();
           const item = callItem(newId('fc_'), typeof tc.id === 'string' ? tc.id : newId('call_'), typeof fn.name === 'string' ? fn.name : '', '', 'in_progress');
           call = { item, outputIndex: output.length };
           output.push(item);
@@ -287,13 +318,14 @@ export function responsesStream(model: string, req: Json) {
       }
       if (choice.finish_reason) {
         finish = choice.finish_reason;
-        out += closeMessage() + closeCalls();
+        out += closeReasoning() + closeMessage() + closeCalls();
       }
       return out;
     },
     end(): string {
       let out = start();
-      if (!output.length) out += openMessage();
+      out += closeReasoning();
+      if (!output.some((o) => o.type !== 'reasoning')) out += openMessage();
       out += closeMessage() + closeCalls();
       const final: Json = { ...shell('completed'), ...finished('completed', finish), output, usage: usage ? responsesUsageOf(usage) : null };
       return out + ev(final.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response: final });

@@ -1,0 +1,335 @@
+// Reasoning ("thinking") across wire formats: the official SDKs (openai, @google/genai,
+// @anthropic-ai/sdk) against a reasoning model of every provider type, streamed and not. The
+// reasoning arrives in the client's shape before the answer, its tokens are recorded, the request's
+// reasoning control reaches each provider in that provider's terms (or not at all when thinking is
+// off), earlier thinking is never replayed as text, and malformed controls are refused in the
+// caller's format before anything is sent.
+import Anthropic from '@anthropic-ai/sdk';
+import { GoogleGenAI, type Part } from '@google/genai';
+import OpenAI, { AzureOpenAI } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAppliance, type Appliance } from '../helpers/appliance.ts';
+import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { createKey, PROVIDER_TYPES, providerPerType, simpleModel, type ProviderType } from '../helpers/gateway.ts';
+import { startLlmUpstream, THOUGHT_SIGNATURE, THOUGHTS, type LlmUpstream, type RecordedRequest } from '../helpers/llm-upstream.ts';
+
+let app: Appliance;
+let admin: Admin;
+let up: LlmUpstream;
+let vk: string;
+let keyId: string;
+let openai: OpenAI;
+let anthropic: Anthropic;
+let genai: GoogleGenAI;
+
+const THOUGHT = THOUGHTS.join('');
+/** Reasoning tokens recorded: as reported, or for Anthropic (which reports none apart) the thinking text at ~4 characters a token. */
+const REASONING_TOKENS = (t: ProviderType) => (t === 'anthropic' ? Math.ceil(THOUGHT.length / 4) : THOUGHTS.length);
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+beforeAll(async () => {
+  [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
+  admin = await setupAdmin(app);
+  const ids = await providerPerType(app, admin, up.url);
+  for (const type of PROVIDER_TYPES) await simpleModel(app, admin, ids[type], `t-${type}`, 'up-think');
+  await simpleModel(app, admin, ids['openai-compatible'], 't-field', 'up-think-field');
+  ({ key: vk, id: keyId } = await createKey(app, admin.token));
+  openai = new OpenAI({ apiKey: vk, baseURL: `${app.url}/v1`, maxRetries: 0 });
+  anthropic = new Anthropic({ apiKey: vk, baseURL: app.url, maxRetries: 0 });
+  genai = new GoogleGenAI({ apiKey: vk, httpOptions: { baseUrl: app.url } });
+});
+afterAll(async () => {
+  await app?.stop();
+  await up?.close();
+});
+
+const last = (): RecordedRequest => up.requests.at(-1)!;
+
+/** Reasoning tokens recorded so far for a model under the test's key. */
+async function recorded(model: string): Promise<number> {
+  const usage = await json(await fetch(`${app.url}/api/v1/usage?group_by=model&key_id=${keyId}`, authed(admin.token)));
+  return (usage.items as Array<{ model: string; reasoning_tokens: number }>).find((r) => r.model === model)?.reasoning_tokens ?? 0;
+}
+
+/** What the provider was asked, as far as reasoning goes, in its own terms. */
+function reasoningSent(type: ProviderType, body: Json): unknown {
+  if (type === 'anthropic') return body.thinking;
+  if (type === 'gemini') return body.generationConfig?.thinkingConfig;
+  return body.reasoning_effort;
+}
+
+describe('OpenAI chat clients', () => {
+  it.each(PROVIDER_TYPES)('→ %s: reasoning_content before the answer, streamed and not', async (type) => {
+    const model = `t-${type}`;
+    const before = await recorded(model);
+    const res = await openai.chat.completions.create({ model, reasoning_effort: 'low', max_tokens: 200, messages: [{ role: 'user', content: 'one two' }] });
+    const msg = res.choices[0]!.message as OpenAI.ChatCompletionMessage & { reasoning_content?: string };
+    expect(msg.reasoning_content).toBe(THOUGHT);
+    expect(msg.content).toBe('echo: one two');
+    expect(res.usage!.completion_tokens_details?.reasoning_tokens).toBe(REASONING_TOKENS(type));
+    const sent = last().body!;
+    if (type === 'anthropic') {
+      expect(sent.thinking).toEqual({ type: 'enabled', budget_tokens: 1024 });
+      expect(sent.max_tokens).toBe(1224); // raised above the budget, keeping the client's 200 for the answer
+    } else if (type === 'gemini') {
+      expect(sent.generationConfig).toEqual({ maxOutputTokens: 200, thinkingConfig: { thinkingBudget: 1024, includeThoughts: true } });
+    } else {
+      expect(sent.reasoning_effort).toBe('low');
+    }
+    expect(await recorded(model)).toBe(before + REASONING_TOKENS(type));
+
+    const stream = await openai.chat.completions.create({ model, reasoning_effort: 'low', messages: [{ role: 'user', content: 'three four' }], stream: true, stream_options: { include_usage: true } });
+    const order: string[] = [];
+    let reasoning = '';
+    let text = '';
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const c of stream) {
+      const d = c.choices[0]?.delta as (OpenAI.ChatCompletionChunk.Choice.Delta & { reasoning_content?: string }) | undefined;
+      if (d?.reasoning_content) {
+        reasoning += d.reasoning_content;
+        order.push('reasoning');
+      }
+      if (d?.content) {
+        text += d.content;
+        order.push('text');
+      }
+      usage = c.usage ?? usage;
+    }
+    expect(reasoning).toBe(THOUGHT);
+    expect(text).toBe('echo: three four');
+    expect(order.indexOf('text')).toBe(order.lastIndexOf('reasoning') + 1); // all reasoning, then all text
+    expect(order.filter((o) => o === 'reasoning').length).toBeGreaterThan(1); // as it came, not at the end
+    expect(usage?.completion_tokens_details?.reasoning_tokens).toBe(REASONING_TOKENS(type));
+    expect(await recorded(model)).toBe(before + 2 * REASONING_TOKENS(type));
+  });
+
+  it('a server that names it `reasoning` reaches translated clients as reasoning', async () => {
+    const msg = await anthropic.messages.create({ model: 't-field', max_tokens: 2048, thinking: { type: 'enabled', budget_tokens: 1024 }, messages: [{ role: 'user', content: 'x' }] });
+    expect(msg.content[0]).toEqual({ type: 'thinking', thinking: THOUGHT, signature: '' });
+    const stream = anthropic.messages.stream({ model: 't-field', max_tokens: 2048, messages: [{ role: 'user', content: 'x' }] });
+    expect((await stream.finalMessage()).content[0]).toEqual({ type: 'thinking', thinking: THOUGHT, signature: '' });
+  });
+
+  it.each(['anthropic', 'gemini'] as const)('reasoning_effort "none" → %s is asked for no reasoning', async (type) => {
+    const res = await openai.chat.completions.create({ model: `t-${type}`, reasoning_effort: 'none', messages: [{ role: 'user', content: 'x' }] });
+    expect(reasoningSent(type, last().body!)).toBeUndefined();
+    expect((res.choices[0]!.message as { reasoning_content?: string }).reasoning_content).toBeUndefined();
+  });
+});
+
+describe('Azure and GLM clients (OpenAI-shaped)', () => {
+  it.each(['anthropic', 'gemini'] as const)('→ %s: reasoning_content, streamed and not', async (type) => {
+    const clients = [
+      new AzureOpenAI({ endpoint: app.url, apiKey: vk, apiVersion: '2024-10-21', maxRetries: 0 }),
+      new OpenAI({ apiKey: vk, baseURL: `${app.url}/api/paas/v4`, maxRetries: 0 }),
+    ];
+    for (const client of clients) {
+      const res = await client.chat.completions.create({ model: `t-${type}`, reasoning_effort: 'high', messages: [{ role: 'user', content: 'x' }] });
+      expect((res.choices[0]!.message as { reasoning_content?: string }).reasoning_content).toBe(THOUGHT);
+      expect(reasoningSent(type, last().body!)).toEqual(type === 'anthropic' ? { type: 'enabled', budget_tokens: 16384 } : { thinkingBudget: 16384, includeThoughts: true });
+      let reasoning = '';
+      for await (const c of await client.chat.completions.create({ model: `t-${type}`, reasoning_effort: 'high', messages: [{ role: 'user', content: 'x' }], stream: true })) {
+        reasoning += (c.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? '';
+      }
+      expect(reasoning).toBe(THOUGHT);
+    }
+  });
+});
+
+describe('/v1/responses through chat', () => {
+  it.each(['anthropic', 'gemini', 'glm', 'openai-compatible'] as const)('→ %s: a reasoning item with the summary, streamed and not', async (type) => {
+    const res = await openai.responses.create({ model: `t-${type}`, input: 'one two', reasoning: { effort: 'medium' } });
+    expect(res.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
+    expect(res.output[0]).toMatchObject({ type: 'reasoning', summary: [{ type: 'summary_text', text: THOUGHT }] });
+    expect(res.output_text).toBe('echo: one two');
+    expect(res.usage!.output_tokens_details.reasoning_tokens).toBe(REASONING_TOKENS(type));
+    expect(reasoningSent(type, last().body!)).toEqual(type === 'anthropic' ? { type: 'enabled', budget_tokens: 4096 } : type === 'gemini' ? { thinkingBudget: 4096, includeThoughts: true } : 'medium');
+
+    const types: string[] = [];
+    let summary = '';
+    let final: OpenAI.Responses.Response | undefined;
+    for await (const e of await openai.responses.create({ model: `t-${type}`, input: 'one two', reasoning: { effort: 'medium' }, stream: true })) {
+      types.push(e.type);
+      if (e.type === 'response.reasoning_summary_text.delta') summary += e.delta;
+      if (e.type === 'response.completed') final = e.response;
+    }
+    expect(summary).toBe(THOUGHT);
+    expect(types.indexOf('response.reasoning_summary_text.done')).toBeLessThan(types.indexOf('response.output_text.delta'));
+    expect(final!.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
+  });
+});
+
+describe('Anthropic clients', () => {
+  const thinking = { type: 'enabled', budget_tokens: 2048 } as const;
+  it.each(PROVIDER_TYPES)('→ %s: a thinking block before the text, streamed and not', async (type) => {
+    const model = `t-${type}`;
+    const before = await recorded(model);
+    const signature = type === 'anthropic' ? THOUGHT_SIGNATURE : '';
+    const res = await anthropic.messages.create({ model, max_tokens: 4096, thinking, messages: [{ role: 'user', content: 'one two' }] });
+    expect(res.content).toEqual([{ type: 'thinking', thinking: THOUGHT, signature }, { type: 'text', text: 'echo: one two' }]);
+    const sent = last().body!;
+    if (type === 'anthropic') expect(sent.thinking).toEqual(thinking); // passed through as sent
+    else if (type === 'gemini') expect(sent.generationConfig).toEqual({ maxOutputTokens: 4096, thinkingConfig: { thinkingBudget: 2048, includeThoughts: true } });
+    else {
+      expect(sent.reasoning_effort).toBe('medium');
+      expect(sent).not.toHaveProperty('thinking');
+    }
+    // An Anthropic answer passed through is not looked into: Anthropic reports no thinking tokens apart.
+    const tokens = type === 'anthropic' ? 0 : REASONING_TOKENS(type);
+    expect(await recorded(model)).toBe(before + tokens);
+
+    const stream = anthropic.messages.stream({ model, max_tokens: 4096, thinking, messages: [{ role: 'user', content: 'three four' }] });
+    const deltas: string[] = [];
+    const starts: string[] = [];
+    stream.on('thinking', (d) => deltas.push(d));
+    stream.on('streamEvent', (e) => {
+      if (e.type === 'content_block_start') starts.push(e.content_block.type);
+    });
+    const final = await stream.finalMessage();
+    expect(deltas.join('')).toBe(THOUGHT);
+    expect(deltas.length).toBeGreaterThan(1);
+    expect(starts).toEqual(['thinking', 'text']);
+    expect(final.content).toEqual([{ type: 'thinking', thinking: THOUGHT, signature }, { type: 'text', text: 'echo: three four' }]);
+    expect(await recorded(model)).toBe(before + 2 * tokens);
+  });
+
+  it.each(['openai', 'gemini'] as const)('thinking disabled → nothing asked of %s', async (type) => {
+    const res = await anthropic.messages.create({ model: `t-${type}`, max_tokens: 100, thinking: { type: 'disabled' }, messages: [{ role: 'user', content: 'x' }] });
+    expect(reasoningSent(type, last().body!)).toBeUndefined();
+    if (type === 'gemini') expect(res.content.map((b) => b.type)).toEqual(['text']); // Gemini sends thoughts only when asked
+  });
+
+  it('earlier thinking goes to no provider but Anthropic, and never as text', async () => {
+    const history: Anthropic.MessageParam[] = [
+      { role: 'user', content: 'first' },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: 'private chain of thought', signature: 'sig-x' }, { type: 'text', text: 'answer one' }] },
+      { role: 'user', content: 'second' },
+    ];
+    for (const type of ['openai', 'gemini'] as const) {
+      await anthropic.messages.create({ model: `t-${type}`, max_tokens: 4096, thinking, messages: history });
+      expect(JSON.stringify(last().body)).not.toContain('private chain of thought');
+      expect(JSON.stringify(last().body)).toContain('answer one');
+    }
+  });
+});
+
+describe('Gemini clients', () => {
+  const config = { thinkingConfig: { thinkingBudget: 2048, includeThoughts: true } };
+  const split = (parts: Part[] | undefined) => ({ thought: (parts ?? []).filter((p) => p.thought).map((p) => p.text).join(''), text: (parts ?? []).filter((p) => !p.thought).map((p) => p.text ?? '').join('') });
+
+  it.each(PROVIDER_TYPES)('→ %s: thought parts before the answer, streamed and not', async (type) => {
+    const model = `t-${type}`;
+    const before = await recorded(model);
+    const res = await genai.models.generateContent({ model, contents: 'one two', config });
+    const parts = res.candidates![0]!.content!.parts!;
+    expect(parts[0]).toMatchObject({ text: THOUGHT, thought: true });
+    expect(split(parts)).toEqual({ thought: THOUGHT, text: 'echo: one two' });
+    expect(res.usageMetadata?.thoughtsTokenCount).toBe(REASONING_TOKENS(type));
+    const sent = last().body!;
+    if (type === 'gemini') expect(sent.generationConfig).toEqual(config); // passed through as sent
+    else if (type === 'anthropic') expect(sent).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 2048 }, max_tokens: 4096 });
+    else expect(sent.reasoning_effort).toBe('medium');
+    expect(await recorded(model)).toBe(before + REASONING_TOKENS(type));
+
+    const order: string[] = [];
+    let thought = '';
+    let text = '';
+    for await (const c of await genai.models.generateContentStream({ model, contents: 'three four', config })) {
+      const s = split(c.candidates?.[0]?.content?.parts);
+      if (s.thought) order.push('thought');
+      if (s.text) order.push('text');
+      thought += s.thought;
+      text += s.text;
+    }
+    expect(thought).toBe(THOUGHT);
+    expect(text).toBe('echo: three four');
+    expect(order.indexOf('text')).toBe(order.lastIndexOf('thought') + 1);
+    expect(await recorded(model)).toBe(before + 2 * REASONING_TOKENS(type));
+  });
+
+  it.each(['openai', 'anthropic'] as const)('no thought parts for %s unless includeThoughts, as Gemini does', async (type) => {
+    const res = await genai.models.generateContent({ model: `t-${type}`, contents: 'x', config: { thinkingConfig: { thinkingBudget: 2048 } } });
+    expect(res.candidates![0]!.content!.parts!.some((p) => p.thought)).toBe(false);
+    expect(reasoningSent(type, last().body!)).toEqual(type === 'anthropic' ? { type: 'enabled', budget_tokens: 2048 } : 'medium');
+    await genai.models.generateContent({ model: `t-${type}`, contents: 'x', config: { thinkingConfig: { thinkingBudget: 0, includeThoughts: true } } });
+    expect(reasoningSent(type, last().body!)).toBeUndefined();
+  });
+});
+
+describe('an OpenAI client\'s tool loop on an Anthropic model with thinking', () => {
+  const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+  it('gives back the signed thinking block, or goes on without thinking', async () => {
+    const ask: OpenAI.ChatCompletionMessageParam = { role: 'user', content: 'weather in Paris?' };
+    const first = await openai.chat.completions.create({ model: 't-anthropic', reasoning_effort: 'low', tools, messages: [ask] });
+    const msg = first.choices[0]!.message as OpenAI.ChatCompletionMessage & { reasoning_content?: string; thinking_blocks?: Json[] };
+    expect(msg.tool_calls?.[0]).toMatchObject({ function: { name: 'get_weather' } });
+    expect(msg.reasoning_content).toBe(THOUGHT);
+    expect(msg.thinking_blocks).toEqual([{ type: 'thinking', thinking: THOUGHT, signature: THOUGHT_SIGNATURE }]);
+    const result: OpenAI.ChatCompletionMessageParam = { role: 'tool', tool_call_id: msg.tool_calls![0]!.id, content: 'sunny' };
+
+    // The whole message back (as LiteLLM clients do): the signed block leads the assistant turn.
+    await openai.chat.completions.create({ model: 't-anthropic', reasoning_effort: 'low', tools, messages: [ask, msg as OpenAI.ChatCompletionMessageParam, result] });
+    expect(last().body!.thinking).toEqual({ type: 'enabled', budget_tokens: 1024 });
+    expect(last().body!.messages[1].content[0]).toEqual({ type: 'thinking', thinking: THOUGHT, signature: THOUGHT_SIGNATURE });
+
+    // Only the text of the reasoning back: it is not sent, and thinking is off for the turn rather than refused.
+    const { thinking_blocks: _b, ...bare } = msg;
+    const res = await openai.chat.completions.create({ model: 't-anthropic', reasoning_effort: 'low', tools, messages: [ask, bare as OpenAI.ChatCompletionMessageParam, result] });
+    expect(res.choices[0]!.message.content).toBe('tool said: sunny');
+    expect(last().body).not.toHaveProperty('thinking');
+    expect(JSON.stringify(last().body)).not.toContain(THOUGHT);
+  });
+});
+
+describe('malformed reasoning controls', () => {
+  it.each([
+    [{ reasoning_effort: 5 }, 'reasoning_effort'],
+    [{ reasoning_effort: 'ultra' }, 'reasoning_effort'],
+    [{ reasoning_effort: ['low'] }, 'reasoning_effort'],
+  ])('OpenAI %j → 400 in OpenAI\'s shape, nothing sent', async (extra, param) => {
+    for (const model of ['t-anthropic', 't-gemini']) {
+      const sent = up.requests.length;
+      const res = await post(`${app.url}/v1/chat/completions`, { model, messages: [{ role: 'user', content: 'x' }], ...extra }, { authorization: `Bearer ${vk}` });
+      expect(res.status).toBe(400);
+      expect((await json(res)).error).toMatchObject({ type: 'invalid_request_error', param });
+      expect(up.requests.length).toBe(sent);
+    }
+  });
+
+  it.each([
+    { type: 'enabled', budget_tokens: -1 },
+    { type: 'enabled', budget_tokens: 1500.5 },
+    { type: 'enabled', budget_tokens: '2048' },
+    { type: 'enabled', budget_tokens: 512 },
+    { type: 'enabled', budget_tokens: 9000 }, // not below max_tokens
+    { type: 'enabled' },
+    { type: 'deep' },
+    'enabled',
+  ])('Anthropic thinking %j → 400 in Anthropic\'s shape, nothing sent', async (thinking) => {
+    for (const model of ['t-openai', 't-gemini']) {
+      const sent = up.requests.length;
+      const res = await post(`${app.url}/v1/messages`, { model, max_tokens: 4096, thinking, messages: [{ role: 'user', content: 'x' }] }, { 'x-api-key': vk, 'anthropic-version': '2023-06-01' });
+      expect(res.status).toBe(400);
+      expect(await json(res)).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringMatching(/thinking/) } });
+      expect(up.requests.length).toBe(sent);
+    }
+  });
+
+  it.each([
+    { thinkingBudget: 'lots' },
+    { thinkingBudget: -7 },
+    { thinkingBudget: 10.5 },
+    { thinkingLevel: 'extreme' },
+    { includeThoughts: 'yes' },
+    'on',
+  ])('Gemini thinkingConfig %j → 400 in Gemini\'s shape, nothing sent', async (thinkingConfig) => {
+    for (const model of ['t-openai', 't-anthropic']) {
+      const sent = up.requests.length;
+      const res = await post(`${app.url}/v1beta/models/${model}:generateContent`, { contents: [{ role: 'user', parts: [{ text: 'x' }] }], generationConfig: { thinkingConfig } }, { 'x-goog-api-key': vk });
+      expect(res.status).toBe(400);
+      expect((await json(res)).error).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT', message: expect.stringMatching(/thinking/) });
+      expect(up.requests.length).toBe(sent);
+    }
+  });
+});
