@@ -537,4 +537,78 @@ describe('AI gateway from the console', () => {
       await upstream.close();
     }
   });
+
+  it('sets a group\'s budget, and charges a member\'s key to one of their groups on create and edit', async () => {
+    const scimToken = (await json(await post(`${app.url}/api/v1/scim/tokens`, { name: 'team-idp' }, { authorization: `Bearer ${admin.token}` }))).token;
+    const scim = async (path: string, body: unknown) => json(await fetch(`${app.url}/scim/v2${path}`, {
+      method: 'POST', headers: { authorization: `Bearer ${scimToken}`, 'content-type': 'application/scim+json' }, body: JSON.stringify(body),
+    }));
+    const lee = await scim('/Users', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'lee@example.test', active: true });
+    await fetch(`${app.url}/api/v1/users/${lee.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ password: 'lee-password-1' }) }));
+    const group = (displayName: string) => scim('/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName, members: [{ value: lee.id }] });
+    const platform = await group('Platform');
+    const data = await group('Data');
+
+    const adminContext = await browser.newContext({ baseURL: app.url });
+    const [name, value] = admin.cookie.split(';')[0]!.split('=');
+    await adminContext.addCookies([{ name: name!, value: value!, url: app.url }]);
+    const leeContext = await browser.newContext({ baseURL: app.url });
+    try {
+      const { page, problems, shot } = await openPage(adminContext, { ignore: [/status of 400/] });
+      await page.goto('/groups');
+      await page.getByRole('button', { name: 'Budget of Platform' }).click();
+      const budget = page.getByRole('form', { name: 'Budget of Platform' });
+      await budget.getByLabel('Budget (USD)').fill('-3');
+      await budget.getByRole('button', { name: 'Save budget' }).click();
+      await budget.getByRole('alert').filter({ hasText: 'max_budget_usd' }).waitFor();
+      await budget.getByLabel('Budget (USD)').fill('0.5');
+      await budget.getByLabel('Budget renews').selectOption('month');
+      await budget.getByRole('button', { name: 'Save budget' }).click();
+      await page.getByRole('cell', { name: '$0.0000 / $0.5 per month' }).waitFor();
+      expect(await budget.count()).toBe(0);
+      expect(await json(await fetch(`${app.url}/api/v1/groups/${platform.id}`, authed(admin.token)))).toMatchObject({ max_budget_usd: 0.5, budget_period: 'month', spent_usd: 0 });
+      await shot('groups-budget');
+
+      // The member creates a key charged to one of their groups, then moves it to the other.
+      // The sign-in redirect is a 401; a member's page asks for the admin-only settings (403) for its snippets' URL.
+      const member = await openPage(leeContext, { ignore: [/status of 401/, /status of 403/] });
+      await member.page.goto('/virtual-keys');
+      await member.page.waitForURL('**/login?return_to=%2Fvirtual-keys');
+      await member.page.getByLabel('Username').fill('lee@example.test');
+      await member.page.getByLabel('Password').fill('lee-password-1');
+      await member.page.getByRole('button', { name: 'Sign in' }).click();
+      await member.page.getByRole('heading', { name: 'Virtual keys' }).waitFor();
+      await member.page.getByLabel('Name', { exact: true }).fill('team key');
+      expect(await member.page.getByLabel('Charged to group').locator('option').allTextContents()).toEqual(['No group', 'Data', 'Platform']);
+      await member.page.getByLabel('Charged to group').selectOption({ label: 'Platform' });
+      await member.page.getByRole('button', { name: 'Create virtual key' }).click();
+      expect((await member.page.getByTestId('secret').textContent())!).toMatch(/^nx_vk_/);
+      await member.page.getByRole('row', { name: /team key/ }).getByRole('cell', { name: 'Platform', exact: true }).waitFor();
+      const [created] = (await json(await fetch(`${app.url}/api/v1/virtual-keys?user_id=${lee.id}`, authed(admin.token)))).items;
+      expect(created.group_id).toBe(platform.id);
+      await member.page.getByRole('button', { name: 'Edit team key' }).click();
+      const edit = member.page.getByRole('form', { name: 'Edit team key' });
+      await edit.getByLabel('Charged to group').selectOption({ label: 'Data' });
+      await edit.getByRole('button', { name: 'Save changes' }).click();
+      await edit.waitFor({ state: 'detached' });
+      await member.page.getByRole('row', { name: /team key/ }).getByRole('cell', { name: 'Data', exact: true }).waitFor();
+      await member.shot('virtual-keys-group');
+      expect(member.problems).toEqual([]);
+
+      // An admin editing the member's key chooses among the member's groups, and may clear it.
+      await page.goto('/virtual-keys');
+      await page.getByRole('button', { name: 'Edit team key' }).click();
+      const adminEdit = page.getByRole('form', { name: 'Edit team key' });
+      expect(await adminEdit.getByLabel('Charged to group').locator('option').allTextContents()).toEqual(['No group', 'Data', 'Platform']);
+      await adminEdit.getByLabel('Charged to group').selectOption({ label: 'No group' });
+      await adminEdit.getByRole('button', { name: 'Save changes' }).click();
+      await adminEdit.waitFor({ state: 'detached' });
+      await expect.poll(async () => (await json(await fetch(`${app.url}/api/v1/virtual-keys/${created.id}`, authed(admin.token)))).group_id).toBeNull();
+      expect(data.id).toBeTruthy();
+      expect(problems).toEqual([]);
+    } finally {
+      await adminContext.close();
+      await leeContext.close();
+    }
+  });
 });

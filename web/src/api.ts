@@ -71,9 +71,17 @@ export interface User {
   budget_period?: 'day' | 'week' | 'month' | null;
 }
 
+/** A group as the console lists it for choosing (a key's group). */
+export interface GroupRef {
+  id: string;
+  display_name: string;
+}
+
 export interface Me {
   user: User;
   auth: string;
+  /** The signed-in user's groups: what their virtual keys may be charged to. */
+  groups?: GroupRef[];
 }
 
 /** Items of a list response, whichever shape the backend chose ({items} or a bare array). */

@@ -6,16 +6,18 @@ import { printJson, printTable, withCliErrors } from '../output.ts';
 
 export const KEY_USAGE = `Usage:
   nexus key create NAME [--models a,b] [--budget USD [--budget-period day|week|month]] [--rpm N] [--tpm N]
-                        [--expires ISO-DATE] [--json]
+                        [--expires ISO-DATE] [--group ID_OR_NAME] [--json]
   nexus key list [--json]
   nexus key update ID [--name NAME] [--models a,b|all] [--budget USD|none] [--budget-period P|none]
-                      [--rpm N|none] [--tpm N|none] [--expires ISO-DATE|none] [--json]
+                      [--rpm N|none] [--tpm N|none] [--expires ISO-DATE|none] [--group ID_OR_NAME|none] [--json]
   nexus key rotate ID [--grace DURATION] [--json]
   nexus key revoke ID
 
   --budget-period P  the budget renews every UTC day, week (from Monday) or calendar month;
                      without it the budget is for the key's whole life
-  none               (update) removes that limit or scope; all (--models) allows every model
+  --group G          charge the key's calls to group G (id or name) as well: the group's budget
+                     applies too; the key's owner must be a member of G
+  none               (update) removes that limit, scope or group; all (--models) allows every model
   --grace DURATION   how long the old secret keeps working after a rotation: 90s, 30m, 1h, 7d
                      (at most 7d; default 0: it stops at once)
   --url URL          the appliance (default: the one nexus login stored)
@@ -28,6 +30,7 @@ interface KeyRow {
   models?: string[] | null;
   max_budget_usd?: number | null;
   budget_period?: string | null;
+  group_id?: string | null;
   spent_usd?: number | null;
   expires_at?: string | null;
   revoked_at?: string | null;
@@ -48,6 +51,12 @@ function durationSeconds(v: string | undefined): number {
   const m = /^(\d{1,7})([smhd]?)$/.exec(v.trim());
   if (!m) throw new CliError('--grace must be a duration such as 90s, 30m, 1h or 7d', 2);
   return Number(m[1]) * UNIT_SECONDS[m[2] || 's']!;
+}
+
+/** A group's id or name, as given (the appliance resolves it and checks membership). */
+function groupValue(v: string): string {
+  if (!v.trim()) throw new CliError('--group needs a group id or name', 2);
+  return v.trim();
 }
 
 /** A value that may be `none` (→ null: remove it). */
@@ -76,6 +85,7 @@ function updateBody(values: Record<string, string | boolean | undefined>): Recor
   }));
   set('rpm', orNone(str('rpm'), (s) => positiveNumber(s, '--rpm', true)));
   set('tpm', orNone(str('tpm'), (s) => positiveNumber(s, '--tpm', true)));
+  set('group_id', orNone(str('group'), groupValue));
   set('expires_at', orNone(str('expires'), (s) => {
     const d = new Date(s);
     if (Number.isNaN(d.getTime())) throw new CliError('--expires must be a date, e.g. 2027-01-31, or none', 2);
@@ -97,7 +107,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
     options: {
       url: { type: 'string' }, json: { type: 'boolean' }, models: { type: 'string' }, budget: { type: 'string' },
       'budget-period': { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' }, expires: { type: 'string' },
-      grace: { type: 'string' }, name: { type: 'string' },
+      grace: { type: 'string' }, name: { type: 'string' }, group: { type: 'string' },
     },
   });
   return withCliErrors(`key ${sub}`, async () => {
@@ -124,6 +134,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
         if (Number.isNaN(d.getTime())) throw new CliError('--expires must be a date, e.g. 2027-01-31', 2);
         body.expires_at = d.toISOString();
       }
+      if (values.group !== undefined) body.group_id = groupValue(values.group);
       const target = resolveTarget(values.url);
       const created = await apiRequest<{ id: string; key: string; warnings?: string[] }>(target, 'POST', '/api/v1/virtual-keys', body);
       for (const w of created.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
@@ -146,7 +157,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
     if (sub === 'update') {
       if (!id || positionals.length > 1) throw new CliError('usage: nexus key update ID [options]', 2);
       const body = updateBody(values);
-      if (!Object.keys(body).length) throw new CliError('nothing to change: name at least one of --name, --models, --budget, --budget-period, --rpm, --tpm, --expires', 2);
+      if (!Object.keys(body).length) throw new CliError('nothing to change: name at least one of --name, --models, --budget, --budget-period, --rpm, --tpm, --expires, --group', 2);
       const updated = await apiRequest<KeyRow & { warnings?: string[] }>(target, 'PATCH', `/api/v1/virtual-keys/${encodeURIComponent(id)}`, body);
       for (const w of updated.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (values.json) return printJson(updated), 0;

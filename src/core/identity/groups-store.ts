@@ -9,6 +9,9 @@ export interface Group {
   source: 'local' | 'scim';
   role: Role | null;
   models: string[] | null;
+  /** The AI gateway budget across the virtual keys charged to the group (USD), and when it renews. */
+  max_budget_usd: number | null;
+  budget_period: BudgetPeriod | null;
   version: number;
   created_at: string;
   updated_at: string;
@@ -16,6 +19,16 @@ export interface Group {
 
 interface GroupRow extends Omit<Group, 'models'> {
   models: string | null;
+}
+
+export type BudgetPeriod = 'day' | 'week' | 'month';
+
+/** What the control plane sets on a group (never SCIM): its role and models mapping, and its budget. */
+export interface GroupMapping {
+  role?: Role | null;
+  models?: string[] | null;
+  max_budget_usd?: number | null;
+  budget_period?: BudgetPeriod | null;
 }
 
 export interface GroupMember {
@@ -30,7 +43,7 @@ export interface GroupsStore {
   list(opts: { limit: number; after?: string }): Group[];
   /** Changes SCIM-owned fields and bumps the version. */
   update(id: string, patch: { displayName?: string; externalId?: string | null }): Group | undefined;
-  setMapping(id: string, mapping: { role?: Role | null; models?: string[] | null }): Group | undefined;
+  setMapping(id: string, mapping: GroupMapping): Group | undefined;
   /** Bumps version and updated_at (membership changed). */
   touch(id: string): void;
   delete(id: string): boolean;
@@ -62,7 +75,7 @@ export function createGroupsStore(db: Db): GroupsStore {
   const isMember = db.prepare('SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?').pluck();
   const removeMember = db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?');
   const prepared = statementCache(db);
-  const ofUser = db.prepare('SELECT g.* FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?');
+  const ofUser = db.prepare('SELECT g.* FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ? ORDER BY g.display_name');
 
   const store: GroupsStore = {
     create(g) {
@@ -93,11 +106,15 @@ export function createGroupsStore(db: Db): GroupsStore {
       const sets = ['updated_at = @now'];
       if (mapping.role !== undefined) sets.push('role = @role');
       if (mapping.models !== undefined) sets.push('models = @models');
+      if (mapping.max_budget_usd !== undefined) sets.push('max_budget_usd = @max_budget_usd');
+      if (mapping.budget_period !== undefined) sets.push('budget_period = @budget_period');
       prepared(`UPDATE groups SET ${sets.join(', ')} WHERE id = @id`).run({
         id,
         now: new Date().toISOString(),
         role: mapping.role ?? null,
         models: mapping.models ? JSON.stringify(mapping.models) : null,
+        max_budget_usd: mapping.max_budget_usd ?? null,
+        budget_period: mapping.budget_period ?? null,
       });
       return store.get(id);
     },

@@ -24,7 +24,17 @@ function createGateway(ctx: AppContext) {
   const cfg = ctx.config.gateway;
   const router = createRouter(cfg.cooldownSeconds);
   const catalog = createCatalog(ctx.db, ctx.secretBox, { forget: (ids) => router.forget(ids) });
-  const keys = createVirtualKeys({ db: ctx.db, secretBox: ctx.secretBox, events: ctx.events, users: ctx.identity.users, allowedModelsForUser: (id) => ctx.identity.groups.allowedModelsForUser(id), flushUsage: () => usage.flush() });
+  const keys = createVirtualKeys({
+    db: ctx.db,
+    secretBox: ctx.secretBox,
+    events: ctx.events,
+    users: ctx.identity.users,
+    groups: ctx.identity.groups.store,
+    allowedModelsForUser: (id) => ctx.identity.groups.allowedModelsForUser(id),
+    flushUsage: () => usage.flush(),
+  });
+  // Group budgets are counted here (usage rows and live counters); the groups API shows them.
+  ctx.identity.groups.countBudgetsWith((g) => keys.groupBudget(g));
   const usage = createUsageRecorder(ctx.db, keys, ctx.log, ctx.writer);
   const upstream = createUpstream(ctx.relay, {
     connectTimeoutMs: cfg.connectTimeoutSeconds * 1000,

@@ -1,9 +1,9 @@
 // /groups — groups (mostly SCIM-provisioned) mapped to a role and to the models their members'
-// virtual keys may use.
+// virtual keys may use, and a budget across the virtual keys charged to the group.
 import { get, items, patch, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, h, replace, table } from '../dom.ts';
-import { unavailable } from './common.ts';
+import { errorBox, field, fmtTime, h, onSubmit, replace, table, uid } from '../dom.ts';
+import { budgetPeriodSelect, unavailable } from './common.ts';
 
 interface Group {
   id: string;
@@ -13,6 +13,10 @@ interface Group {
   member_count?: number;
   role?: string | null;
   models?: string[] | null;
+  max_budget_usd?: number | null;
+  budget_period?: 'day' | 'week' | 'month' | null;
+  spent_usd?: number | null;
+  budget_resets_at?: string | null;
 }
 
 export const groupsPage: Page = {
@@ -23,14 +27,42 @@ export const groupsPage: Page = {
     if (first === null) return unavailable(main, 'Groups', 'Groups');
     const err = errorBox();
     const list = h('div');
+    const editor = h('div');
+    const budgetText = (g: Group) => {
+      if (g.max_budget_usd == null) return '—';
+      const text = `$${(g.spent_usd ?? 0).toFixed(4)} / $${g.max_budget_usd}${g.budget_period ? ` per ${g.budget_period}` : ''}`;
+      return g.budget_resets_at ? h('span', { title: `renews ${fmtTime(g.budget_resets_at)}` }, text) : text;
+    };
+    const budgetForm = (g: Group, name: string) => {
+      const heading = uid('budget');
+      const bErr = errorBox();
+      const amount = h('input', { name: 'max_budget_usd', type: 'number', min: 0, step: 'any', value: g.max_budget_usd ?? '' });
+      const period = budgetPeriodSelect('budget_period', g.budget_period, 'group');
+      const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading },
+        h('h2', { id: heading }, `Budget of ${name}`),
+        h('p', null, 'What all virtual keys charged to this group may spend together; each key\'s and each owner\'s own budget still applies.'),
+        field('Budget (USD)', amount, 'Empty for no budget.'), field('Budget renews', period, 'Changing this counts the group\'s spend from the start of the new period.'),
+        bErr.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save budget'),
+          h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
+      onSubmit(form, bErr, async () => {
+        await patch(`/api/v1/groups/${g.id}`, {
+          max_budget_usd: amount.value.trim() ? Number(amount.value) : null,
+          budget_period: period.value || null,
+        });
+        replace(editor);
+        await load();
+      });
+      replace(editor, form);
+      amount.focus();
+    };
     const load = async () => {
       const groups = items<Group>(await get('/api/v1/groups'));
-      replace(list, table(['Group', 'Source', 'Members', 'Role', 'Models', ''], groups.map((g) => {
+      replace(list, table(['Group', 'Source', 'Members', 'Role', 'Models', 'Spend / budget', ''], groups.map((g) => {
         const name = g.display_name ?? g.displayName ?? g.id;
         const role = h('select', { 'aria-label': `Role for ${name}` }, ['', 'member', 'admin'].map((r) => h('option', { value: r, selected: (g.role ?? '') === r }, r || 'no mapping')));
         const models = h('input', { value: (g.models ?? []).join(', '), 'aria-label': `Models for ${name}`, placeholder: 'all models' });
-        return [name, g.source === 'scim' ? h('span', { class: 'badge scim' }, 'SCIM') : g.source ?? 'local', g.member_count ?? '—', role, models,
-          h('button', {
+        return [name, g.source === 'scim' ? h('span', { class: 'badge scim' }, 'SCIM') : g.source ?? 'local', g.member_count ?? '—', role, models, budgetText(g),
+          h('div', { class: 'row-actions' }, h('button', {
             type: 'button', class: 'secondary small', 'aria-label': `Save mapping of ${name}`,
             onclick: async () => {
               err.clear();
@@ -42,10 +74,10 @@ export const groupsPage: Page = {
                 err.show((e as Error).message);
               }
             },
-          }, 'Save')];
+          }, 'Save'), h('button', { type: 'button', class: 'secondary small', 'aria-label': `Budget of ${name}`, onclick: () => budgetForm(g, name) }, 'Budget'))];
       }), 'No groups yet. Groups arrive through SCIM provisioning.'));
     };
     await load();
-    replace(main, h('h1', null, 'Groups'), err.el, list);
+    replace(main, h('h1', null, 'Groups'), err.el, list, editor);
   },
 };

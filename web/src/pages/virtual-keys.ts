@@ -1,7 +1,8 @@
 // /virtual-keys — keys (nx_vk_…) callers use with the OpenAI, Gemini, Azure and GLM SDKs: create
 // (shown once with ready-to-paste snippets), edit (name, models, budget, limits; never the key), rotate
-// (a new secret shown once; the old one stops now or after a grace period), revoke, usage.
-import { del, get, items, patch, post, whenServed } from '../api.ts';
+// (a new secret shown once; the old one stops now or after a grace period), revoke, usage. A key may
+// be charged to one of its owner's groups, whose budget then applies to it as well.
+import { del, get, items, patch, post, whenServed, type GroupRef, type Me } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table, uid, warningNotes } from '../dom.ts';
 import { snippets } from '../snippets.ts';
@@ -13,6 +14,8 @@ type Written = { warnings?: string[] };
 interface VirtualKey {
   id: string;
   name: string;
+  user_id?: string;
+  group_id?: string | null;
   hint?: string;
   models?: string[] | null;
   max_budget_usd?: number | null;
@@ -28,9 +31,21 @@ interface VirtualKey {
 
 export const virtualKeysPage: Page = {
   title: 'Virtual keys',
-  async render(main) {
+  async render(main, app) {
     const first = await whenServed<unknown>('virtual_keys', '/api/v1/virtual-keys');
     if (first === null) return unavailable(main, 'Virtual keys', 'Virtual keys');
+    // The signed-in user's groups, fresh (membership arrives by SCIM at any time).
+    const me = await get<Me>('/api/v1/me').catch(() => app.me);
+    const myGroups: GroupRef[] = me?.groups ?? [];
+    /** The groups a key of this owner may be charged to: the owner's (an admin asks for another user's). */
+    const groupsOf = async (userId: string | undefined): Promise<GroupRef[]> =>
+      !userId || userId === me?.user.id ? myGroups : items<GroupRef>(await get(`/api/v1/groups?user_id=${encodeURIComponent(userId)}`).catch(() => []));
+    const groupSelect = (name: string, groups: GroupRef[], current: string | null | undefined) => h('select', { name },
+      h('option', { value: '', selected: !current }, 'No group'),
+      // A group the owner has left still shows, so the form says where the key is charged now.
+      ...(current && !groups.some((g) => g.id === current) ? [h('option', { value: current, selected: true }, `${current} (owner not a member)`)] : []),
+      ...groups.map((g) => h('option', { value: g.id, selected: g.id === current }, g.display_name)));
+    const groupName = (id: string | null | undefined) => (id ? (myGroups.find((g) => g.id === id)?.display_name ?? id) : '—');
     const settings = await get<{ public_url: string | null; detected_public_url: string }>('/api/v1/settings').catch(() => null);
     const base = publicBase(settings);
     const err = errorBox();
@@ -47,8 +62,9 @@ export const virtualKeysPage: Page = {
       note?.remove();
       return (note = warningNotes(warnings));
     };
-    const edit = (k: VirtualKey) => {
+    const edit = async (k: VirtualKey) => {
       const heading = uid('edit');
+      const eGroup = groupSelect('edit_group', await groupsOf(k.user_id), k.group_id);
       const eErr = errorBox();
       const eName = h('input', { name: 'edit_name', required: true, maxlength: 200, value: k.name });
       const eModels = h('input', { name: 'edit_models', value: (k.models ?? []).join(', ') });
@@ -62,6 +78,7 @@ export const virtualKeysPage: Page = {
         field('Budget (USD)', eBudget, 'Empty for no budget.'),
         field('Budget renews', ePeriod, 'Changing this counts the key\'s spend from the start of the new period.'),
         field('Requests per minute', eRpm), field('Tokens per minute', eTpm),
+        field('Charged to group', eGroup, 'The group\'s budget applies to this key as well.'),
         eErr.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save changes'),
           h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
       onSubmit(form, eErr, async () => {
@@ -74,6 +91,7 @@ export const virtualKeysPage: Page = {
           budget_period: (ePeriod.value || null) as VirtualKey['budget_period'],
           rpm: orNull(eRpm.value),
           tpm: orNull(eTpm.value),
+          ...(eGroup.value !== (k.group_id ?? '') ? { group_id: eGroup.value || null } : {}),
         });
         replace(editor, warned(saved.warnings));
         await load();
@@ -107,15 +125,16 @@ export const virtualKeysPage: Page = {
     };
     const load = async () => {
       const keys = items<VirtualKey>(await get('/api/v1/virtual-keys'));
-      replace(list, table(['Name', 'Key', 'Models', 'Spend / budget', 'Limits', 'Expires', ''], keys.map((k) => [
+      replace(list, table(['Name', 'Key', 'Models', 'Spend / budget', 'Limits', 'Group', 'Expires', ''], keys.map((k) => [
         k.name, h('code', null, k.hint ?? k.id), k.models?.length ? k.models.join(', ') : 'all',
         k.budget_period
           ? h('span', { title: `renews ${fmtTime(k.budget_resets_at)}` }, `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''} per ${k.budget_period}`)
           : `$${(k.spent_usd ?? 0).toFixed(4)}${k.max_budget_usd != null ? ` / $${k.max_budget_usd}` : ''}`,
         [k.rpm ? `${k.rpm} rpm` : '', k.tpm ? `${k.tpm} tpm` : ''].filter(Boolean).join(', ') || '—',
+        groupName(k.group_id),
         fmtTime(k.expires_at),
         k.revoked_at ? h('span', { class: 'muted' }, 'revoked') : [h('button', {
-          type: 'button', class: 'secondary small', 'aria-label': `Edit ${k.name}`, onclick: () => edit(k),
+          type: 'button', class: 'secondary small', 'aria-label': `Edit ${k.name}`, onclick: () => void edit(k),
         }, 'Edit'), ' ', h('button', {
           type: 'button', class: 'secondary small', 'aria-label': `Rotate ${k.name}`, onclick: () => rotateForm(k),
         }, 'Rotate'), ' ', h('button', {
@@ -139,9 +158,11 @@ export const virtualKeysPage: Page = {
     const rpm = h('input', { name: 'rpm', type: 'number', min: 1, step: 1 });
     const tpm = h('input', { name: 'tpm', type: 'number', min: 1, step: 1 });
     const expires = h('input', { name: 'expires_at', type: 'date' });
+    const group = groupSelect('group_id', myGroups, null);
     const formErr = errorBox();
     const form = h('form', { class: 'inline', novalidate: true }, field('Name', name), field('Models', models, 'Comma-separated; empty allows every model.'),
       field('Budget (USD)', budget), field('Budget renews', period), field('Requests per minute', rpm), field('Tokens per minute', tpm), field('Expires', expires),
+      ...(myGroups.length ? [field('Charged to group', group, 'The group\'s budget applies to this key as well.')] : []),
       formErr.el, h('button', { type: 'submit' }, 'Create virtual key'));
     onSubmit(form, formErr, async () => {
       if (!name.value.trim()) throw new Error('Give the key a name.');
@@ -154,6 +175,7 @@ export const virtualKeysPage: Page = {
         ...(rpm.value ? { rpm: Number(rpm.value) } : {}),
         ...(tpm.value ? { tpm: Number(tpm.value) } : {}),
         ...(expires.value ? { expires_at: new Date(`${expires.value}T23:59:59Z`).toISOString() } : {}),
+        ...(group.value ? { group_id: group.value } : {}),
       });
       const s = snippets(base, created.key, modelList[0] ?? 'gpt-4o-mini');
       replace(shown, secretBox('New virtual key', created.key), warned(created.warnings), snippet('openai SDK (Node)', s.openai), snippet('@google/genai', s.genai), snippet('@anthropic-ai/sdk', s.anthropic), snippet('curl', s.curlChat));

@@ -59,6 +59,8 @@ export function authRoutes(app: FastifyInstance, ctx: AppContext) {
 
   app.get('/api/v1/me', { preHandler: requireUser(ctx) }, async (req) => {
     const user = ctx.identity.users.get(req.principal!.userId);
-    return { user, auth: req.principal!.kind };
+    // The user's groups: what their virtual keys may be charged to (POST /api/v1/virtual-keys group_id).
+    const groups = ctx.identity.groups.store.groupsOfUser(req.principal!.userId).map((g) => ({ id: g.id, display_name: g.display_name }));
+    return { user, auth: req.principal!.kind, groups };
   });
 }

@@ -100,6 +100,8 @@ const keyFields = {
   rpm: { type: 'integer', minimum: 1, maximum: 10_000_000 },
   tpm: { type: 'integer', minimum: 1, maximum: 10_000_000_000 },
   expires_at: { type: 'string', format: 'date-time' },
+  // The group the key's calls are charged to as well, by id or name (virtual-keys.ts checks membership).
+  group_id: { type: 'string', minLength: 1, maxLength: 256 },
 } as const;
 
 const keyBody = {
@@ -125,6 +127,7 @@ const keyPatch = {
     rpm: orNull(keyFields.rpm),
     tpm: orNull(keyFields.tpm),
     expires_at: orNull(keyFields.expires_at),
+    group_id: orNull(keyFields.group_id),
   },
 } as const;
 
@@ -152,6 +155,7 @@ const usageQuery = {
     until: TIME_QUERY,
     key_id: { type: 'string', maxLength: 64 },
     user_id: { type: 'string', maxLength: 64 },
+    group_id: { type: 'string', maxLength: 64 },
     model: { type: 'string', maxLength: 200 },
     limit: { type: 'integer', minimum: 1, maximum: 10_000 },
   },
@@ -163,6 +167,7 @@ interface UsageQs {
   until?: string;
   key_id?: string;
   user_id?: string;
+  group_id?: string;
   model?: string;
   limit?: number;
 }
@@ -244,7 +249,7 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     const userId = req.body.user_id ?? p.userId;
     if (userId !== p.userId && p.role !== 'admin') throw new AppError('forbidden', 'only admins may create keys for other users');
     const { key, record } = keys.create({ ...req.body, user_id: userId });
-    audit(req, 'gateway.virtual_key.create', 'virtual_key', record.id, { name: record.name, user_id: userId, format: record.format });
+    audit(req, 'gateway.virtual_key.create', 'virtual_key', record.id, { name: record.name, user_id: userId, format: record.format, ...(record.group_id ? { group_id: record.group_id } : {}) });
     return reply.code(201).send({ ...record, key, ...unknownModels(req.body.models) });
   });
   app.get<{ Querystring: { user_id?: string } }>('/api/v1/virtual-keys', { ...user, schema: { querystring: { type: 'object', additionalProperties: false, properties: { user_id: { type: 'string', maxLength: 64 } } } } }, async (req) => {
@@ -295,6 +300,7 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
       ...(q.since ? { since: queryTime(q.since) } : {}),
       ...(q.until ? { until: queryTime(q.until) } : {}),
       ...(q.key_id ? { keyId: q.key_id } : {}),
+      ...(q.group_id ? { groupId: q.group_id } : {}),
       ...(p.role === 'admin' ? (q.user_id ? { userId: q.user_id } : {}) : { userId: p.userId }),
       ...(q.model ? { model: q.model } : {}),
       limit: q.limit ?? 1000,

@@ -7,7 +7,7 @@ import { isoNow } from '../../../core/clock.ts';
 import { AppError } from '../../../core/errors/errors.ts';
 import type { Logger } from '../../../core/log/log.ts';
 import type { Catalog, Deployment, Model } from '../catalog/catalog.ts';
-import { isLimitHit, type LimitHit, type Reservation } from '../keys/limits.ts';
+import { admitAll, isLimitHit, settleAll, type Reservation } from '../keys/limits.ts';
 import type { ResolvedKey, VirtualKeys } from '../keys/virtual-keys.ts';
 import type { IngressFormat } from '../ingress/wire-format.ts';
 import { anthropicStreamUsage } from '../providers/anthropic/anthropic-ingress.ts';
@@ -150,24 +150,6 @@ function upstreamError(status: number, message: string, retryAfter?: number): Ap
   if (status >= 500) return new AppError('bad_gateway', `upstream error ${status}: ${message}`, { details: { code: 'upstream_error' } });
   if (status === 404) return new AppError('not_found', `upstream: ${message}`, { details: { code: 'upstream_not_found' } });
   return new AppError('validation_failed', `upstream rejected the request: ${message}`, { status: status === 413 || status === 422 ? status : 400, details: { code: 'upstream_rejected' } });
-}
-
-/** A call's reservations: against its key's limits and against its owner's budget. */
-interface Admitted {
-  key: Reservation;
-  owner: Reservation;
-}
-
-/** Reserves against the key's limits, then its owner's budget; the key's is given back if the owner's refuses. */
-function admit(key: ResolvedKey, now: number, tokens: number, costUsd: number): Admitted | LimitHit {
-  const k = key.limits.admit(now, tokens, costUsd);
-  if (isLimitHit(k)) return k;
-  const owner = key.ownerLimits.admit(now, tokens, costUsd);
-  if (isLimitHit(owner)) {
-    key.limits.release(k);
-    return owner;
-  }
-  return { key: k, owner };
 }
 
 const CLIENT_CLOSED = 'client closed the connection';
@@ -400,7 +382,8 @@ export function createGatewayService(deps: GatewayDeps) {
       const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' || c.op === 'moderations' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
       const estimate: Usage = { input: estInput, output: estOutput, cached: 0, reasoning: 0 };
       const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false, cacheHit: false };
-      const admitted = admit(c.key, Date.now(), estInput + estOutput, costOf(model, estimate));
+      // Key, then owner, then the key's group: a refusal gives back the reservations already made.
+      const admitted = admitAll(c.key.chain, Date.now(), estInput + estOutput, costOf(model, estimate));
       if (isLimitHit(admitted)) {
         o.status = 429;
         o.errorCode = `limit_${admitted.limit}`;
@@ -455,13 +438,10 @@ export function createGatewayService(deps: GatewayDeps) {
     },
   };
 
-  function finish(c: GatewayCall, model: Model, r: Admitted | null, o: Outcome, started: number) {
+  function finish(c: GatewayCall, model: Model, r: Reservation[] | null, o: Outcome, started: number) {
     const u = o.usage ?? NO_USAGE;
     const cost = costOf(model, u);
-    if (r) {
-      c.key.limits.settle(r.key, u.input + u.output, cost);
-      c.key.ownerLimits.settle(r.owner, u.input + u.output, cost);
-    }
+    if (r) settleAll(c.key.chain, r, u.input + u.output, cost);
     keys.addSpend(c.key.id, cost);
     const d = o.deployment;
     const latencyMs = performance.now() - started;

@@ -25,7 +25,8 @@ export function authenticateKey(keys: VirtualKeys, req: FastifyRequest): Resolve
   if (!credential) throw new AppError('unauthorized', 'missing API key: send a Nexus virtual key (nx_vk_…)');
   const res = keys.resolve(credential);
   if ('reason' in res) {
-    throw new AppError('unauthorized', res.message, { details: { glm_code: res.reason === 'expired' || res.message.includes('expired') ? '1003' : '1000' } });
+    // A key whose owner left the group it is charged to is known, just not allowed: 403, not 401.
+    throw new AppError(res.reason === 'group_left' ? 'forbidden' : 'unauthorized', res.message, { details: { glm_code: res.reason === 'expired' || res.message.includes('expired') ? '1003' : '1000' } });
   }
   return res;
 }

@@ -1,7 +1,7 @@
 // Budget periods: UTC calendar boundaries, renewal, and what a reservation in flight across a boundary
 // counts toward; the stored spend of an earlier period counts as nothing spent in this one.
 import { describe, expect, it } from 'vitest';
-import { isLimitHit, KeyLimits, periodOf, type LimitSpec } from './limits.ts';
+import { admitAll, isLimitHit, KeyLimits, periodOf, settleAll, type LimitSpec, type Reservation } from './limits.ts';
 
 const at = (iso: string) => Date.parse(iso);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -93,5 +93,40 @@ describe('KeyLimits with a budget period', () => {
     const b = l.admit(t + 11, 40, 0.5);
     expect([isLimitHit(a), isLimitHit(b)]).toEqual([false, false]);
     expect(l.admit(t + 12, 1, 0)).toMatchObject({ limit: 'rpm' });
+  });
+});
+
+describe('admitAll: a call reserved against its key, its owner and its group', () => {
+  const t = at('2026-12-07T10:00:00Z');
+
+  it('gives back what the earlier limits reserved (rpm slot included) when a later one refuses', () => {
+    const key = new KeyLimits({ rpm: 2, tpm: 100, budgetUsd: 1, budgetPeriod: null }, 0, null, t);
+    const owner = new KeyLimits(spec(1, null), 0, null, t, 'user');
+    const group = new KeyLimits(spec(0.5, 'month'), 0.5, '2026-12-01T00:00:00.000Z', t, 'group');
+    for (let i = 0; i < 5; i++) {
+      expect(admitAll([key, owner, group], t + i, 60, 0.4)).toMatchObject({
+        limit: 'budget',
+        message: 'group budget of $0.5 is spent this month; it renews at 2027-01-01T00:00:00.000Z',
+      });
+    }
+    expect([key.reservedUsd, owner.reservedUsd, group.reservedUsd]).toEqual([0, 0, 0]);
+    // Without the group, the key still has both rpm slots and its whole tokens-per-minute window.
+    const a = admitAll([key, owner], t + 10, 50, 0.4);
+    const b = admitAll([key, owner], t + 11, 50, 0.4);
+    expect([isLimitHit(a), isLimitHit(b)]).toEqual([false, false]);
+    expect(owner.reservedUsd).toBeCloseTo(0.8, 9);
+  });
+
+  it('settles each reservation against the limit it was made on; a refusal by the owner leaves the group untouched', () => {
+    const key = new KeyLimits(spec(null, null), 0, null, t);
+    const owner = new KeyLimits(spec(0.3, null), 0, null, t, 'user');
+    const group = new KeyLimits(spec(1, null), 0, null, t, 'group');
+    const made = admitAll([key, owner, group], t, 10, 0.2) as Reservation[];
+    expect(made).toHaveLength(3);
+    expect(group.reservedUsd).toBeCloseTo(0.2, 9);
+    settleAll([key, owner, group], made, 10, 0.1);
+    expect([owner.spentUsd, group.spentUsd, owner.reservedUsd, group.reservedUsd]).toEqual([0.1, 0.1, 0, 0]);
+    expect(admitAll([key, owner, group], t + 1, 10, 0.25)).toMatchObject({ limit: 'budget', message: 'request could exceed the user budget of $0.3' });
+    expect(group.reservedUsd).toBe(0);
   });
 });

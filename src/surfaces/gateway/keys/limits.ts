@@ -2,7 +2,8 @@
 // DESIGN.md §1). Admission reserves the request's worst case before the upstream call and settling
 // replaces the reservation with what was really used, so N concurrent requests can never together
 // exceed a budget or a tokens-per-minute limit that admits fewer than N. A budget may renew every UTC
-// day, ISO week or calendar month: the spend counts from the start of the current period.
+// day, ISO week or calendar month: the spend counts from the start of the current period. The same
+// class holds the budgets shared by many keys (an owner's, a group's); a call reserves against each.
 export type BudgetPeriod = 'day' | 'week' | 'month';
 
 export interface LimitSpec {
@@ -75,7 +76,7 @@ export class KeyLimits {
    * `spentUsd` is what the store holds for the period that began at `spentSince` (ISO); a stored
    * period older than the current one counts as nothing spent yet.
    */
-  /** Whose budget, in refusals: "virtual key" or "user". */
+  /** Whose budget, in refusals: "virtual key", "user" or "group". */
   private whose: string;
 
   constructor(spec: LimitSpec, spentUsd: number, spentSince: string | null, now: number, whose = 'virtual key') {
@@ -217,6 +218,28 @@ export class KeyLimits {
 
 export function isLimitHit<T extends object>(r: T | LimitHit): r is LimitHit {
   return 'limit' in r;
+}
+
+/**
+ * Reserves against each of a call's limits in turn (its key, its owner, its group). When one refuses,
+ * the reservations already made are given back (rpm slot included), so a refused call costs nothing.
+ */
+export function admitAll(chain: readonly KeyLimits[], now: number, estTokens: number, estCostUsd: number): Reservation[] | LimitHit {
+  const made: Reservation[] = [];
+  for (const l of chain) {
+    const r = l.admit(now, estTokens, estCostUsd);
+    if (isLimitHit(r)) {
+      for (let i = made.length - 1; i >= 0; i--) chain[i]!.release(made[i]!);
+      return r;
+    }
+    made.push(r);
+  }
+  return made;
+}
+
+/** Settles what `admitAll` reserved, each against the limit it was made on. */
+export function settleAll(chain: readonly KeyLimits[], made: readonly Reservation[], tokens: number, costUsd: number): void {
+  for (let i = 0; i < made.length; i++) chain[i]!.settle(made[i]!, tokens, costUsd);
 }
 
 function secondsUntil(at: number, now: number): number {

@@ -13,6 +13,8 @@ export interface VirtualKeyRow {
   public_id: string | null;
   secret_sealed: string | null;
   user_id: string;
+  /** The group the key's calls are charged to as well (its budget applies); null: none. */
+  group_id: string | null;
   models: string | null;
   max_budget_usd: number | null;
   budget_period: BudgetPeriod | null;
@@ -66,9 +68,11 @@ export interface VirtualKeysStore {
   costSince(id: string, since: string): number;
   /** What a user's usage rows (all their keys) cost from `since` on. */
   userCostSince(userId: string, since: string): number;
+  /** What the usage rows of the keys charged to a group cost from `since` on. */
+  groupCostSince(groupId: string, since: string): number;
 }
 
-export type KeyUpdate = Pick<VirtualKeyRow, 'id' | 'name' | 'models' | 'max_budget_usd' | 'budget_period' | 'rpm' | 'tpm' | 'expires_at'> & {
+export type KeyUpdate = Pick<VirtualKeyRow, 'id' | 'name' | 'group_id' | 'models' | 'max_budget_usd' | 'budget_period' | 'rpm' | 'tpm' | 'expires_at'> & {
   rebase: { spent_usd: number; budget_period_start: string | null } | null;
 };
 
@@ -94,8 +98,8 @@ export function spendOp(entries: Iterable<[id: string, spend: PendingSpend]>, at
 
 export function createVirtualKeysStore(db: Db): VirtualKeysStore {
   const insert = db.prepare(`INSERT INTO gateway_virtual_keys
-    (id, name, key_hash, hint, format, public_id, secret_sealed, user_id, models, max_budget_usd, budget_period, budget_period_start, rpm, tpm, expires_at, created_at)
-    VALUES (@id, @name, @key_hash, @hint, @format, @public_id, @secret_sealed, @user_id, @models, @max_budget_usd, @budget_period, @budget_period_start, @rpm, @tpm, @expires_at, @created_at)`);
+    (id, name, key_hash, hint, format, public_id, secret_sealed, user_id, group_id, models, max_budget_usd, budget_period, budget_period_start, rpm, tpm, expires_at, created_at)
+    VALUES (@id, @name, @key_hash, @hint, @format, @public_id, @secret_sealed, @user_id, @group_id, @models, @max_budget_usd, @budget_period, @budget_period_start, @rpm, @tpm, @expires_at, @created_at)`);
   const get = db.prepare('SELECT * FROM gateway_virtual_keys WHERE id = ?');
   const getByHash = db.prepare('SELECT * FROM gateway_virtual_keys WHERE key_hash = ?');
   const getByPublicId = db.prepare('SELECT * FROM gateway_virtual_keys WHERE public_id = ?');
@@ -108,13 +112,15 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
   const listAll = db.prepare('SELECT * FROM gateway_virtual_keys ORDER BY created_at DESC, id');
   const listForUser = db.prepare('SELECT * FROM gateway_virtual_keys WHERE user_id = ? ORDER BY created_at DESC, id');
   const revoke = db.prepare('UPDATE gateway_virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
-  const update = db.prepare(`UPDATE gateway_virtual_keys SET name = @name, models = @models, max_budget_usd = @max_budget_usd,
+  const update = db.prepare(`UPDATE gateway_virtual_keys SET name = @name, group_id = @group_id, models = @models, max_budget_usd = @max_budget_usd,
     budget_period = @budget_period,
     budget_period_start = CASE WHEN @rebase THEN @budget_period_start ELSE budget_period_start END,
     spent_usd = CASE WHEN @rebase THEN @spent_usd ELSE spent_usd END,
     rpm = @rpm, tpm = @tpm, expires_at = @expires_at WHERE id = @id AND revoked_at IS NULL`);
   const costSince = db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM gateway_usage WHERE key_id = ? AND ts >= ?');
   const userCostSince = db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM gateway_usage WHERE user_id = ? AND ts >= ?');
+  const groupCostSince = db.prepare(`SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM gateway_usage
+    WHERE key_id IN (SELECT id FROM gateway_virtual_keys WHERE group_id = ?) AND ts >= ?`);
 
   return {
     insert: (row) => void insert.run(row),
@@ -129,5 +135,6 @@ export function createVirtualKeysStore(db: Db): VirtualKeysStore {
     update: ({ rebase, ...row }) => update.run({ ...row, rebase: rebase ? 1 : 0, spent_usd: rebase?.spent_usd ?? 0, budget_period_start: rebase?.budget_period_start ?? null }).changes > 0,
     costSince: (id, since) => (costSince.get(id, since) as { usd: number }).usd,
     userCostSince: (userId, since) => (userCostSince.get(userId, since) as { usd: number }).usd,
+    groupCostSince: (groupId, since) => (groupCostSince.get(groupId, since) as { usd: number }).usd,
   };
 }

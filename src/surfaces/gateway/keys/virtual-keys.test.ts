@@ -13,6 +13,7 @@ import { usageInsertOp, type UsageRow } from '../usage/usage-store.ts';
 import { periodOf } from './limits.ts';
 import { createVirtualKeys } from './virtual-keys.ts';
 import { spendOp } from './virtual-keys-store.ts';
+import { createGroupsStore } from '../../../core/identity/groups-store.ts';
 
 const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'nexus-vk-')), 'nexus.db'));
 afterAll(() => closeDatabase(db));
@@ -26,6 +27,7 @@ const keys = createVirtualKeys({
   secretBox: createSecretBox(randomBytes(32)),
   events: new Events(),
   users: { get: (id: string) => (id === 'u1' ? ({ id, active: true } as never) : undefined) },
+  groups: createGroupsStore(db),
   flushUsage: () => {
     flushes++;
     const drained = keys.drainSpend();

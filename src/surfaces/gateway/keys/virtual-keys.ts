@@ -8,6 +8,8 @@ import { hashToken, mintToken, randomToken, tokenHint, TOKEN_PREFIX } from '../.
 import type { Db } from '../../../core/db/db.ts';
 import { AppError, notFound } from '../../../core/errors/errors.ts';
 import type { Events } from '../../../core/events/events.ts';
+import type { Group, GroupsStore } from '../../../core/identity/groups-store.ts';
+import type { GroupBudgetStatus } from '../../../core/identity/groups.ts';
 import type { UsersStore } from '../../../core/identity/users-store.ts';
 import { KeyLimits, periodOf, type BudgetPeriod } from './limits.ts';
 import { createVirtualKeysStore, type PendingSpend, type VirtualKeyRow } from './virtual-keys-store.ts';
@@ -23,6 +25,10 @@ export interface ResolvedKey {
   limits: KeyLimits;
   /** The owner's budget across all their keys (a KeyLimits with only a budget; none set admits all). */
   ownerLimits: KeyLimits;
+  /** The budget of the group the key is charged to, across all the group's keys; null: no group. */
+  groupLimits: KeyLimits | null;
+  /** What a call reserves against, in order: the key's limits, its owner's budget, its group's. */
+  chain: readonly KeyLimits[];
   /** Resolved from the secret a rotation replaced: when its grace period ends (ms), after which it is
    *  refused as rotated. */
   previousUntil?: number;
@@ -37,6 +43,8 @@ export interface NewVirtualKey {
   tpm?: number;
   expires_at?: string;
   user_id?: string;
+  /** The group the key's calls are charged to (id or name); its owner must be a member. */
+  group_id?: string;
   format?: 'standard' | 'id_secret';
 }
 
@@ -50,6 +58,8 @@ export interface VirtualKeyPatch {
   rpm?: number | null;
   tpm?: number | null;
   expires_at?: string | null;
+  /** Another group of the owner's (id or name), or null to charge the key to none; recounts both groups. */
+  group_id?: string | null;
 }
 
 /** A key as the API shows it: the stored row without its hash or sealed secret, models as a list. */
@@ -59,7 +69,7 @@ export interface VirtualKeyView extends Omit<VirtualKeyRow, 'key_hash' | 'public
   budget_resets_at: string | null;
 }
 
-export type KeyFailure = { reason: 'unknown' | 'revoked' | 'expired' | 'rotated' | 'owner_inactive' | 'malformed'; message: string };
+export type KeyFailure = { reason: 'unknown' | 'revoked' | 'expired' | 'rotated' | 'owner_inactive' | 'group_left' | 'malformed'; message: string };
 
 export interface VirtualKeys {
   create(input: NewVirtualKey): { key: string; record: VirtualKeyView };
@@ -78,6 +88,8 @@ export interface VirtualKeys {
   /** Settled spend waiting to be written; drained by the usage writer in its batch. */
   drainSpend(): Map<string, PendingSpend>;
   addSpend(keyId: string, usd: number): void;
+  /** A group's budget as of now, counted from the usage rows of the keys charged to it. */
+  groupBudget(group: Group): GroupBudgetStatus;
   close(): void;
 }
 
@@ -88,6 +100,8 @@ export interface VirtualKeysDeps {
   secretBox: SecretBox;
   events: Events;
   users: Pick<UsersStore, 'get'>;
+  /** Groups a key may be charged to, and whether its owner still belongs to them. */
+  groups: Pick<GroupsStore, 'get' | 'getByName' | 'groupsOfUser'>;
   /** Models the owner's groups allow (SCIM group → models mapping); null when no group restricts. */
   allowedModelsForUser?: (userId: string) => string[] | null;
   /** Commits queued usage rows and spend, so that usage totals can be read (a budget period change). */
@@ -110,10 +124,6 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   const byHash = new Map<string, ResolvedKey>();
   const byPublicId = new Map<string, { key: ResolvedKey; secret: string }>();
   const counters = new Map<string, KeyLimits>();
-  /** Per owner: spend counted from the usage rows when first needed, then kept like a key's. */
-  const ownerCounters = new Map<string, KeyLimits>();
-  /** Owners whose counter started without a budget and has not been counted from usage yet. */
-  const uncounted = new Set<string>();
   let pendingSpend = new Map<string, PendingSpend>();
 
   const specOf = (r: Pick<VirtualKeyRow, 'rpm' | 'tpm' | 'max_budget_usd' | 'budget_period'>) => ({ rpm: r.rpm, tpm: r.tpm, budgetUsd: r.max_budget_usd, budgetPeriod: r.budget_period });
@@ -129,6 +139,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       hint: r.hint,
       format: r.format,
       user_id: r.user_id,
+      group_id: r.group_id,
       models: r.models ? (JSON.parse(r.models) as string[]) : null,
       max_budget_usd: r.max_budget_usd,
       budget_period: r.budget_period,
@@ -154,30 +165,63 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
 
   const ROTATED: KeyFailure = { reason: 'rotated', message: 'this virtual key was rotated: use the new key shown when it was rotated' };
 
-  /** The owner's budget counter, kept in step with the user's row (a period change recounts). */
-  const ownerLimitsFor = (owner: { id: string; max_budget_usd?: number | null; budget_period?: BudgetPeriod | null }): KeyLimits => {
-    const spec = { rpm: null, tpm: null, budgetUsd: owner.max_budget_usd ?? null, budgetPeriod: owner.budget_period ?? null };
-    const now = Date.now();
-    const since = spec.budgetPeriod ? new Date(periodOf(spec.budgetPeriod, now).start).toISOString() : null;
-    // Counted from the usage rows (committing queued ones first): at start they hold every finished
-    // call; afterwards the counter follows settled calls itself. Only an owner with a budget is
-    // counted, so a restart does not sum the history of everyone who has none.
-    const spent = () => {
+  /**
+   * Budgets shared by many keys (an owner's, a group's), one counter per holder kept in step with its
+   * row (a period change recounts). Counted from the usage rows (committing queued ones first): at
+   * start they hold every finished call; afterwards the counter follows settled calls itself. Only a
+   * holder with a budget is counted, so a restart does not sum the history of everyone who has none.
+   */
+  const sharedBudgets = (whose: 'user' | 'group', costSince: (id: string, since: string) => number) => {
+    const held = new Map<string, KeyLimits>();
+    /** Holders whose counter started without a budget and has not been counted from usage yet. */
+    const uncounted = new Set<string>();
+    const spentSince = (id: string, since: string | null) => {
       deps.flushUsage?.();
-      return store.userCostSince(owner.id, since ?? '');
+      return costSince(id, since ?? '');
     };
-    let l = ownerCounters.get(owner.id);
-    if (!l) {
-      l = new KeyLimits(spec, spec.budgetUsd === null ? 0 : spent(), since, now, 'user');
-      ownerCounters.set(owner.id, l);
-      if (spec.budgetUsd === null) uncounted.add(owner.id);
-    } else if (l.spec.budgetPeriod !== spec.budgetPeriod || (spec.budgetUsd !== null && uncounted.has(owner.id))) {
-      l.retune(spec, now, spent());
-      uncounted.delete(owner.id);
-    } else if (l.spec.budgetUsd !== spec.budgetUsd) {
-      l.retune(spec, now);
-    }
-    return l;
+    return {
+      limitsFor(holder: { id: string; max_budget_usd?: number | null; budget_period?: BudgetPeriod | null }): KeyLimits {
+        const spec = { rpm: null, tpm: null, budgetUsd: holder.max_budget_usd ?? null, budgetPeriod: holder.budget_period ?? null };
+        const now = Date.now();
+        const since = spec.budgetPeriod ? new Date(periodOf(spec.budgetPeriod, now).start).toISOString() : null;
+        let l = held.get(holder.id);
+        if (!l) {
+          l = new KeyLimits(spec, spec.budgetUsd === null ? 0 : spentSince(holder.id, since), since, now, whose);
+          held.set(holder.id, l);
+          if (spec.budgetUsd === null) uncounted.add(holder.id);
+        } else if (l.spec.budgetPeriod !== spec.budgetPeriod || (spec.budgetUsd !== null && uncounted.has(holder.id))) {
+          l.retune(spec, now, spentSince(holder.id, since));
+          uncounted.delete(holder.id);
+        } else if (l.spec.budgetUsd !== spec.budgetUsd) {
+          l.retune(spec, now);
+        }
+        return l;
+      },
+      /** Counts the current period again from the usage rows (the keys that count toward it changed). */
+      recount(id: string): void {
+        const l = held.get(id);
+        if (!l || uncounted.has(id)) return;
+        const now = Date.now();
+        l.retune(l.spec, now, spentSince(id, l.periodAt(now)));
+      },
+      forget(id: string): void {
+        held.delete(id);
+        uncounted.delete(id);
+      },
+    };
+  };
+  const ownerBudgets = sharedBudgets('user', (id, since) => store.userCostSince(id, since));
+  const groupBudgets = sharedBudgets('group', (id, since) => store.groupCostSince(id, since));
+
+  /** The key's group among its owner's groups, or why the key may not be used through it. */
+  const chargedGroup = (row: VirtualKeyRow): Group | KeyFailure => {
+    const group = deps.groups.groupsOfUser(row.user_id).find((g) => g.id === row.group_id);
+    if (group) return group;
+    const name = deps.groups.get(row.group_id!)?.display_name;
+    return {
+      reason: 'group_left',
+      message: `the owner of this virtual key is no longer a member of group ${name ? `"${name}"` : `${row.group_id} (deleted)`}, which the key is charged to: re-assign the key's group or clear it`,
+    };
   };
 
   /**
@@ -197,11 +241,15 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     }
     const owner = deps.users.get(row.user_id);
     if (!owner || !owner.active) return { reason: 'owner_inactive', message: 'the owner of this virtual key is not active' };
+    const group = row.group_id ? chargedGroup(row) : null;
+    if (group && 'reason' in group) return group;
     let limits = counters.get(row.id);
     if (!limits) {
       limits = new KeyLimits(specOf(row), row.spent_usd, row.budget_period_start, Date.now());
       counters.set(row.id, limits);
     }
+    const ownerLimits = ownerBudgets.limitsFor(owner);
+    const groupLimits = group ? groupBudgets.limitsFor(group) : null;
     return {
       id: row.id,
       name: row.name,
@@ -209,7 +257,9 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       models: effectiveModels(row.models ? (JSON.parse(row.models) as string[]) : null, deps.allowedModelsForUser?.(row.user_id) ?? null),
       expiresAt,
       limits,
-      ownerLimits: ownerLimitsFor(owner),
+      ownerLimits,
+      groupLimits,
+      chain: groupLimits ? [limits, ownerLimits, groupLimits] : [limits, ownerLimits],
       ...(previousUntil !== undefined ? { previousUntil } : {}),
     };
   };
@@ -271,16 +321,26 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
     deps.events.on('user.deactivated', ({ userId }) => offUser(userId)),
     deps.events.on('user.deleted', ({ userId }) => {
       offUser(userId);
-      ownerCounters.delete(userId);
-      uncounted.delete(userId);
+      ownerBudgets.forget(userId);
     }),
     deps.events.on('user.changed', ({ userId }) => offUser(userId)),
-    // Group membership or a group's model mapping changed: the owners' keys are re-resolved.
+    // Group membership or a group's mapping or budget changed: the members' keys are re-resolved (a
+    // key charged to a group its owner left is refused; a budget change is picked up by its counter).
     deps.events.on('groups.changed', ({ userIds }) => {
       const ids = new Set(userIds);
       evict((k) => ids.has(k.userId));
     }),
   ];
+
+  /** The id of the group a key of `userId` is to be charged to (given by id or name); only the owner's own. */
+  const groupIdFor = (value: string, userId: string): string => {
+    const group = deps.groups.get(value) ?? deps.groups.getByName(value);
+    if (!group) throw new AppError('validation_failed', 'group_id names no group', { details: { param: 'group_id' } });
+    if (!deps.groups.groupsOfUser(userId).some((g) => g.id === group.id)) {
+      throw new AppError('validation_failed', `the key's owner is not a member of group "${group.display_name}": a key can be charged only to a group its owner belongs to`, { details: { param: 'group_id' } });
+    }
+    return group.id;
+  };
 
   return {
     create(input) {
@@ -289,6 +349,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       const owner = deps.users.get(userId);
       if (!owner) throw new AppError('validation_failed', 'user_id names no user', { details: { param: 'user_id' } });
       if (!owner.active) throw new AppError('validation_failed', 'user_id names an inactive user', { details: { param: 'user_id' } });
+      const groupId = input.group_id !== undefined ? groupIdFor(input.group_id, userId) : null;
       const id = randomUUID();
       const format = input.format ?? 'standard';
       const { key, publicId, secretSealed } = mint(id, format);
@@ -301,6 +362,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
         public_id: publicId,
         secret_sealed: secretSealed,
         user_id: userId,
+        group_id: groupId,
         models: modelsColumn(input.models),
         max_budget_usd: input.max_budget_usd ?? null,
         budget_period: input.budget_period ?? null,
@@ -350,6 +412,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       if (!row) throw notFound('virtual key');
       if (row.revoked_at) throw new AppError('conflict', 'this virtual key is revoked and cannot be changed');
       refusePastExpiry(patch.expires_at);
+      const groupId = patch.group_id === undefined ? row.group_id : patch.group_id === null ? null : groupIdFor(patch.group_id, row.user_id);
       const now = Date.now();
       const period = patch.budget_period !== undefined ? patch.budget_period : row.budget_period;
       let rebase: { spent_usd: number; budget_period_start: string | null } | null = null;
@@ -363,6 +426,7 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       const next = {
         id,
         name: patch.name ?? row.name,
+        group_id: groupId,
         models: patch.models !== undefined ? modelsColumn(patch.models) : row.models,
         max_budget_usd: patch.max_budget_usd !== undefined ? patch.max_budget_usd : row.max_budget_usd,
         budget_period: period,
@@ -374,6 +438,11 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       if (!store.update(next)) throw new AppError('conflict', 'this virtual key is revoked and cannot be changed');
       counters.get(id)?.retune(specOf(next), now, rebase?.spent_usd);
       evict((k) => k.id === id);
+      if (groupId !== row.group_id) {
+        // The key's spend this period moves from one group's count to the other's.
+        if (row.group_id) groupBudgets.recount(row.group_id);
+        if (groupId) groupBudgets.recount(groupId);
+      }
       return { before: view(row), after: view(store.get(id)!) };
     },
 
@@ -395,6 +464,13 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       const e = pendingSpend.get(keyId);
       if (e && e.since === since) e.usd += usd;
       else pendingSpend.set(keyId, { usd, since });
+    },
+    groupBudget(group) {
+      if (group.max_budget_usd === null) return { spent_usd: null, budget_period_start: null, budget_resets_at: null };
+      const l = groupBudgets.limitsFor(group);
+      const now = Date.now();
+      const resets = l.renewsAt(now);
+      return { spent_usd: l.spentAt(now), budget_period_start: l.periodAt(now), budget_resets_at: resets === null ? null : new Date(resets).toISOString() };
     },
     drainSpend() {
       const out = pendingSpend;

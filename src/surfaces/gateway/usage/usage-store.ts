@@ -33,7 +33,7 @@ const USAGE_COLUMNS = [
   'output_tokens', 'cached_tokens', 'reasoning_tokens', 'cost_usd', 'latency_ms', 'ttft_ms', 'status', 'error_code', 'routed_via', 'node_id', 'cache_hit',
 ] as const;
 
-export const USAGE_GROUPS = ['key', 'user', 'model', 'day', 'provider'] as const;
+export const USAGE_GROUPS = ['key', 'user', 'group', 'model', 'day', 'provider'] as const;
 export type UsageGroup = (typeof USAGE_GROUPS)[number];
 
 export interface UsageQuery {
@@ -42,6 +42,8 @@ export interface UsageQuery {
   until?: string;
   keyId?: string;
   userId?: string;
+  /** The calls of the keys charged to this group (now). */
+  groupId?: string;
   model?: string;
   limit: number;
 }
@@ -49,6 +51,7 @@ export interface UsageQuery {
 export interface UsageAggregate {
   key_id?: string | null;
   user_id?: string | null;
+  group_id?: string | null;
   model?: string;
   provider_id?: string | null;
   day?: string;
@@ -68,6 +71,8 @@ export interface UsageAggregate {
 const GROUP_SQL: Record<UsageGroup, [expr: string, alias: string]> = {
   key: ['key_id', 'key_id'],
   user: ['user_id', 'user_id'],
+  // The group the call's key is charged to now (usage rows carry the key; a key's group may change).
+  group: ['(SELECT k.group_id FROM gateway_virtual_keys k WHERE k.id = gateway_usage.key_id)', 'group_id'],
   model: ['model', 'model'],
   provider: ['provider_id', 'provider_id'],
   day: ['substr(ts, 1, 10)', 'day'],
@@ -87,6 +92,7 @@ export function usageSelect(q: UsageQuery): { sql: string; params: Record<string
     ['ts < @until', 'until', q.until],
     ['key_id = @keyId', 'keyId', q.keyId],
     ['user_id = @userId', 'userId', q.userId],
+    ['key_id IN (SELECT k.id FROM gateway_virtual_keys k WHERE k.group_id = @groupId)', 'groupId', q.groupId],
     ['model = @model', 'model', q.model],
   ];
   for (const [clause, name, value] of filters) {
