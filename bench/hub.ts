@@ -3,9 +3,11 @@
 // and p99 at c=1 and c=64, wrk or autocannon in its own process); 1 GiB download and upload direct vs relayed
 // (MB/s and ratio); and the appliance's resident memory per idle authenticated agent with 1,000 agents
 // connected. Sizes: BENCH_HUB_BULK_MB (default 1024), BENCH_HUB_AGENTS (default 1000); the latency runs
-// follow an unmeasured warm-up of BENCH_HUB_WARMUP_SECONDS (default 4; 0 for none); the relayed bulk
-// transfers follow one of BENCH_HUB_BULK_WARMUP_MB each way (default 0: the first GiB through fresh
-// processes, as in every run before 2026-12-07 08:00). For profiling:
+// follow an unmeasured warm-up of BENCH_HUB_WARMUP_SECONDS (default 4; 0 for none); the bulk transfers
+// (direct, through a bare TCP forwarder, relayed) follow one unmeasured transfer of
+// BENCH_HUB_BULK_WARMUP_MB each way on every path (default BENCH_HUB_BULK_MB; 0 for none, which measures
+// the first GiB through fresh processes, as every run before 2026-12-07 10:35 UTC did) and are medians of
+// BENCH_HUB_BULK_ROUNDS rounds (default 3). For profiling:
 // BENCH_HUB_PARTS (any of latency,bulk,idle; default all) and BENCH_HUB_PROFILE=<dir> (appliance and
 // agent run with --cpu-prof into that directory).
 import { spawn } from 'node:child_process';
@@ -147,39 +149,70 @@ const relay64 = await latency(`${proxied}/small`, 64, { 'x-api-key': pat });
 for (const r of [direct1, relay1, direct64, relay64]) if (r.errors || r.non2xx) throw new Error(`errors during load: ${JSON.stringify(r)}`);
 
 // ---- bulk ----
-const download = (url: string, headers: Record<string, string>) => bulkDownload(url, headers, BULK);
-const upload = (url: string, headers: Record<string, string>) => bulkUpload(url, headers, BULK);
-let [downDirect, downRelay, downCpu, upDirect, upRelay, upCpu] = [NaN, NaN, NaN, NaN, NaN, NaN];
-const none = { rate: NaN, cpu: NaN, machine: NaN, busy: NaN };
-/** The whole machine's CPU ms per MiB and the share of both cores busy while `run` moved BULK bytes. */
-const onMachine = async (run: () => Promise<number>, pid?: number) => {
+// The first GiB through a freshly started appliance and agent costs them about twice the CPU per MiB
+// of every later one (3.6–5.1 against 2.0–2.7 ms down, BENCHMARKS.md 2026-12-07 10:35 UTC): V8 tiers
+// up the relay path and both processes grow their heaps, page by page (33–47 minor faults per MiB
+// each, ~0 later). A running appliance has moved bytes before, so every path (direct, forwarder,
+// relayed) first moves one unmeasured transfer each way, then BENCH_HUB_BULK_ROUNDS rounds (default 3)
+// move it again, direct → forwarder → relayed in each round; the figures are medians over the rounds
+// and the ratio is the median of each round's relayed ÷ direct (the host drifts by tens of percent
+// within a minute, so a ratio is taken between transfers seconds apart).
+const ROUNDS = Number(process.env.BENCH_HUB_BULK_ROUNDS ?? 3);
+const WARM_BULK = Number(process.env.BENCH_HUB_BULK_WARMUP_MB ?? BULK / MB) * MB;
+interface Moved { rate: number; cpu: number; faults: number; machine: number; busy: number }
+const none: Moved = { rate: NaN, cpu: NaN, faults: NaN, machine: NaN, busy: NaN };
+/** Moves BULK bytes with `run`: its MB/s; CPU ms and minor faults per MiB of `pids`; the whole machine's CPU ms per MiB and the share of both cores busy. */
+const onMachine = async (run: () => Promise<number>, pids: number[]): Promise<Moved> => {
   const m0 = machine();
-  const c0 = pid ? procMs(pid) : 0;
+  const c0 = pids.map(procMs);
+  const f0 = pids.map(minorFaults);
   const rate = await run();
   const m1 = machine();
-  const perMiB = (ms: number) => ms / (BULK / MB);
-  return { rate, cpu: pid ? perMiB(procMs(pid) - c0) : NaN, machine: perMiB(m1.busy - m0.busy), busy: (m1.busy - m0.busy) / (m1.all - m0.all) };
+  const perMiB = (n: number) => n / (BULK / MB);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return {
+    rate,
+    cpu: pids.length ? perMiB(sum(pids.map((pid, i) => procMs(pid) - c0[i]!))) : NaN,
+    faults: pids.length ? perMiB(sum(pids.map((pid, i) => minorFaults(pid) - f0[i]!))) : NaN,
+    machine: perMiB(m1.busy - m0.busy),
+    busy: (m1.busy - m0.busy) / (m1.all - m0.all),
+  };
 };
-let [downD, downF, downR, upD, upF, upR] = [none, none, none, none, none, none];
+const med = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** The medians of each figure over the rounds. */
+const medianOf = (rows: Moved[]): Moved => (rows.length ? { rate: med(rows.map((r) => r.rate)), cpu: med(rows.map((r) => r.cpu)), faults: med(rows.map((r) => r.faults)), machine: med(rows.map((r) => r.machine)), busy: med(rows.map((r) => r.busy)) } : none);
+type Way = 'download' | 'upload';
+const bulk: Record<Way, { direct: Moved; forwarder: Moved; relayed: Moved; ratio: number }> = {
+  download: { direct: none, forwarder: none, relayed: none, ratio: NaN },
+  upload: { direct: none, forwarder: none, relayed: none, ratio: NaN },
+};
 if (PARTS.has('bulk')) {
   await waitFor(`${forwarderUrl}/health`);
   const bearer = { authorization: `Bearer ${TOKEN}` };
-  downD = await onMachine(() => download(`${upstreamUrl}/download?bytes=${BULK}`, bearer));
-  downF = await onMachine(() => download(`${forwarderUrl}/download?bytes=${BULK}`, bearer), forwarder.pid);
-  const warm = Number(process.env.BENCH_HUB_BULK_WARMUP_MB ?? 0) * MB;
-  if (warm > 0) {
-    await bulkDownload(`${proxied}/download?bytes=${warm}`, { 'x-api-key': pat }, warm);
-    await bulkUpload(`${proxied}/upload`, { 'x-api-key': pat }, warm);
+  const paths = [
+    { name: 'direct', base: upstreamUrl, headers: bearer, pids: [] as number[] },
+    { name: 'forwarder', base: forwarderUrl, headers: bearer, pids: [forwarder.pid!] },
+    { name: 'relayed', base: proxied, headers: { 'x-api-key': pat }, pids: [appliance.pid!, agent.pid!] },
+  ] as const;
+  const move = (way: Way, base: string, headers: Record<string, string>, bytes: number) =>
+    way === 'download' ? bulkDownload(`${base}/download?bytes=${bytes}`, headers, bytes) : bulkUpload(`${base}/upload`, headers, bytes);
+  if (WARM_BULK > 0) for (const way of ['download', 'upload'] as const) for (const p of paths) await move(way, p.base, p.headers, WARM_BULK);
+  for (const way of ['download', 'upload'] as const) {
+    const rows: Record<(typeof paths)[number]['name'], Moved[]> = { direct: [], forwarder: [], relayed: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const p of paths) {
+        const split0 = relayStat();
+        rows[p.name].push(await onMachine(() => move(way, p.base, p.headers, BULK), [...p.pids]));
+        if (p.name === 'relayed') cpuSince(`${way}, round ${round + 1}`, split0);
+      }
+      const [d, f, r] = [rows.direct.at(-1)!, rows.forwarder.at(-1)!, rows.relayed.at(-1)!];
+      process.stderr.write(`${way}, round ${round + 1}: direct ${fmt(d.rate, 0)}, forwarder ${fmt(f.rate, 0)} (${fmt(f.cpu, 2)} ms/MiB), relayed ${fmt(r.rate, 0)} MB/s (${fmt(r.cpu, 2)} ms/MiB, ${fmt(r.faults, 1)} faults/MiB), ratio ${fmt(r.rate / d.rate)}\n`);
+    }
+    bulk[way] = { direct: medianOf(rows.direct), forwarder: medianOf(rows.forwarder), relayed: medianOf(rows.relayed), ratio: med(rows.relayed.map((r, i) => r.rate / rows.direct[i]!.rate)) };
   }
-  let c0 = relayStat();
-  downR = await onMachine(() => download(`${proxied}/download?bytes=${BULK}`, { 'x-api-key': pat }));
-  downCpu = cpuSince('download', c0);
-  upD = await onMachine(() => upload(`${upstreamUrl}/upload`, bearer));
-  upF = await onMachine(() => upload(`${forwarderUrl}/upload`, bearer), forwarder.pid);
-  c0 = relayStat();
-  upR = await onMachine(() => upload(`${proxied}/upload`, { 'x-api-key': pat }));
-  upCpu = cpuSince('upload', c0);
-  [downDirect, downRelay, upDirect, upRelay] = [downD.rate, downR.rate, upD.rate, upR.rate];
 }
 await stop(agent);
 
@@ -242,7 +275,7 @@ await Promise.all([stop(appliance), stop(upstream), stop(forwarder)]);
 
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 const row = (name: string, d: number, r: number) => `| ${name} | ${fmt(d)} ms | ${fmt(r)} ms | **${fmt(r - d)} ms** |`;
-const bulkRow = (name: string, d: number, r: number, cpuS: number) => `| ${name} | ${fmt(d, 0)} MB/s | ${fmt(r, 0)} MB/s | **${fmt(r / d)}** | ${fmt((cpuS * 1000) / (BULK / MB), 2)} ms |`;
+const bulkRow = (way: Way) => `| ${way} | ${fmt(bulk[way].direct.rate, 0)} MB/s | ${fmt(bulk[way].relayed.rate, 0)} MB/s | **${fmt(bulk[way].ratio)}** | ${fmt(bulk[way].relayed.cpu, 2)} ms (${fmt(bulk[way].relayed.faults, 1)} minor faults) |`;
 process.stdout.write([
   '',
   '## Hub and agent',
@@ -269,16 +302,15 @@ process.stdout.write([
   `| mean latency the machine's CPU allows at c=64 (64 × CPU per request / 2 cores) | ${fmt((64 * direct64.us.machine) / 2 / 1000)} ms | ${fmt((64 * relay64.us.machine) / 2 / 1000)} ms |`,
   `| measured mean latency | ${fmt(direct64.mean)} ms | ${fmt(relay64.mean)} ms |`,
   '',
-  `| bulk, ${BULK / MB} MiB | direct | relayed | ratio | CPU per MiB relayed (appliance + agent) |`,
+  `| bulk, ${BULK / MB} MiB (median of ${ROUNDS} rounds after ${WARM_BULK / MB} MiB each way unmeasured) | direct | relayed | ratio (median of the rounds') | per MiB relayed (appliance + agent): CPU, page faults |`,
   '|---|---|---|---|---|',
-  bulkRow('download', downDirect, downRelay, downCpu),
-  bulkRow('upload', upDirect, upRelay, upCpu),
+  bulkRow('download'),
+  bulkRow('upload'),
   '',
   `| bulk, ${BULK / MB} MiB: the whole machine | direct | through a bare TCP forwarder (one Node process piping the sockets) | relayed (appliance + agent) |`,
   '|---|---|---|---|',
-  `| download: MB/s, machine CPU per MiB, cores busy | ${fmt(downD.rate, 0)}, ${fmt(downD.machine, 2)} ms, ${fmt(downD.busy * 100, 0)} % | ${fmt(downF.rate, 0)}, ${fmt(downF.machine, 2)} ms, ${fmt(downF.busy * 100, 0)} % | ${fmt(downR.rate, 0)}, ${fmt(downR.machine, 2)} ms, ${fmt(downR.busy * 100, 0)} % |`,
-  `| upload: MB/s, machine CPU per MiB, cores busy | ${fmt(upD.rate, 0)}, ${fmt(upD.machine, 2)} ms, ${fmt(upD.busy * 100, 0)} % | ${fmt(upF.rate, 0)}, ${fmt(upF.machine, 2)} ms, ${fmt(upF.busy * 100, 0)} % | ${fmt(upR.rate, 0)}, ${fmt(upR.machine, 2)} ms, ${fmt(upR.busy * 100, 0)} % |`,
-  `| CPU per MiB of the forwarding process(es): download / upload | | ${fmt(downF.cpu, 2)} / ${fmt(upF.cpu, 2)} ms | ${fmt((downCpu * 1000) / (BULK / MB), 2)} / ${fmt((upCpu * 1000) / (BULK / MB), 2)} ms |`,
+  ...(['download', 'upload'] as const).map((way) => `| ${way}: MB/s, machine CPU per MiB, cores busy | ${(['direct', 'forwarder', 'relayed'] as const).map((p) => `${fmt(bulk[way][p].rate, 0)}, ${fmt(bulk[way][p].machine, 2)} ms, ${fmt(bulk[way][p].busy * 100, 0)} %`).join(' | ')} |`),
+  `| CPU per MiB of the forwarding process(es): download / upload | | ${fmt(bulk.download.forwarder.cpu, 2)} / ${fmt(bulk.upload.forwarder.cpu, 2)} ms | ${fmt(bulk.download.relayed.cpu, 2)} / ${fmt(bulk.upload.relayed.cpu, 2)} ms |`,
   '',
   `| idle agents | value |`,
   '|---|---|',
