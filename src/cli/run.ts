@@ -12,6 +12,10 @@ Usage:
                                add a service (credential typed in the browser), list them, pick
                                their nodes, change their endpoint
   nexus node list|register     nodes: private hosts reached through an agent
+  nexus provider add|list|update|remove
+                               the AI gateway's providers (API keys read without echo)
+  nexus model add|list|update|remove
+                               public model names, their deployments, prices, routing and cache
   nexus key create|list|update|rotate|revoke
                                virtual keys for the AI gateway
   nexus usage [--by key,model] what the AI gateway's calls used and cost (nexus usage --help)
@@ -29,6 +33,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   login: async () => (await import('./commands/login.ts')).loginCommand,
   service: async () => (await import('./commands/service.ts')).serviceCommand,
   node: async () => (await import('./commands/node.ts')).nodeCommand,
+  provider: async () => (await import('./commands/provider.ts')).providerCommand,
+  model: async () => (await import('./commands/provider.ts')).modelCommand,
   key: async () => (await import('./commands/key.ts')).keyCommand,
   usage: async () => (await import('./commands/usage.ts')).usageCommand,
   agent: async () => (await import('./commands/agent.ts')).agentCommand,
