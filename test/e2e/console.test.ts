@@ -570,8 +570,8 @@ describe('AI gateway from the console', () => {
       await shot('groups-budget');
 
       // The member creates a key charged to one of their groups, then moves it to the other.
-      // The sign-in redirect is a 401; a member's page asks for the admin-only settings (403) for its snippets' URL.
-      const member = await openPage(leeContext, { ignore: [/status of 401/, /status of 403/] });
+      // The sign-in redirect is a 401 (and nothing on a member's page asks for what only admins may read).
+      const member = await openPage(leeContext, { ignore: [/status of 401/] });
       await member.page.goto('/virtual-keys');
       await member.page.waitForURL('**/login?return_to=%2Fvirtual-keys');
       await member.page.getByLabel('Username').fill('lee@example.test');
@@ -583,6 +583,8 @@ describe('AI gateway from the console', () => {
       await member.page.getByLabel('Charged to group').selectOption({ label: 'Platform' });
       await member.page.getByRole('button', { name: 'Create virtual key' }).click();
       expect((await member.page.getByTestId('secret').textContent())!).toMatch(/^nx_vk_/);
+      // The member's snippets use the appliance's configured public URL, as an admin's do.
+      expect(await member.page.locator('details.snippet pre').first().textContent()).toContain("baseURL: 'https://nexus.example.test/v1'");
       await member.page.getByRole('row', { name: /team key/ }).getByRole('cell', { name: 'Platform', exact: true }).waitFor();
       const [created] = (await json(await fetch(`${app.url}/api/v1/virtual-keys?user_id=${lee.id}`, authed(admin.token)))).items;
       expect(created.group_id).toBe(platform.id);

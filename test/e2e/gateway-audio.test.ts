@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import OpenAI, { AzureOpenAI, toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
-import { startAppliance, type Appliance } from '../helpers/appliance.ts';
+import { startAppliance, type Appliance, scrapeMetrics } from '../helpers/appliance.ts';
 import { encodeForm, speechBytes, startAudioUpstream, transcriptOf, type AudioUpstream } from '../helpers/audio-upstream.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
 import { until } from '../helpers/until.ts';
@@ -56,17 +56,7 @@ async function usageOf(model: string, id = keyId) {
   return items[0];
 }
 
-/** Prometheus text → value by `name{labels}` as rendered. */
-async function scrape(): Promise<Map<string, number>> {
-  const text = await (await fetch(`${app.adminUrl}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
+const scrape = () => scrapeMetrics(app);
 
 describe('transcriptions and translations', () => {
   it('transcribes with the openai SDK: the file and every field reach the provider, the model renamed', async () => {

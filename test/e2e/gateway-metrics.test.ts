@@ -4,7 +4,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authed, json, setupAdmin, type Admin } from '../helpers/api.ts';
-import { startAppliance, type Appliance } from '../helpers/appliance.ts';
+import { startAppliance, type Appliance, scrapeMetrics } from '../helpers/appliance.ts';
 import { createKey, createModel, createProvider, simpleModel } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 
@@ -12,17 +12,7 @@ let app: Appliance;
 let admin: Admin;
 let up: LlmUpstream;
 
-/** Prometheus text → value by `name{labels}` exactly as rendered (labels in the order written). */
-async function scrape(): Promise<Map<string, number>> {
-  const text = await (await fetch(`${app.adminUrl}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
+const scrape = () => scrapeMetrics(app);
 
 beforeAll(async () => {
   [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);

@@ -122,3 +122,15 @@ export function run(cmd: string, args: string[], opts: { env?: Record<string, st
 export function nexus(args: string[], opts: Parameters<typeof run>[2] = {}) {
   return run(process.execPath, [MAIN, ...args], opts);
 }
+
+/** The admin listener's Prometheus text, as value by `name{labels}` exactly as rendered (labels in the order written). */
+export async function scrapeMetrics(app: Pick<Appliance, 'adminUrl'>): Promise<Map<string, number>> {
+  const text = await (await fetch(`${app.adminUrl}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}

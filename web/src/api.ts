@@ -82,6 +82,8 @@ export interface Me {
   auth: string;
   /** The signed-in user's groups: what their virtual keys may be charged to. */
   groups?: GroupRef[];
+  /** The appliance's public URL (configured, or as this request reached it). */
+  public_url?: string;
 }
 
 /** Items of a list response, whichever shape the backend chose ({items} or a bare array). */

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { apiRequest, listItems } from '../api-client.ts';
 import { CliError, resolveTarget } from '../cli-credentials.ts';
+import { durationFlag, numberFlag, orNone } from '../flags.ts';
 import { printJson, printTable, withCliErrors } from '../output.ts';
 
 export const KEY_USAGE = `Usage:
@@ -36,31 +37,11 @@ interface KeyRow {
   revoked_at?: string | null;
 }
 
-function positiveNumber(v: string | undefined, flag: string, integer: boolean): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new CliError(`${flag} must be a positive ${integer ? 'integer' : 'number'}`, 2);
-  return n;
-}
-
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
-
-/** `90s`, `30m`, `1h`, `7d` or plain seconds; absent is 0. */
-function durationSeconds(v: string | undefined): number {
-  if (v === undefined) return 0;
-  const m = /^(\d{1,7})([smhd]?)$/.exec(v.trim());
-  if (!m) throw new CliError('--grace must be a duration such as 90s, 30m, 1h or 7d', 2);
-  return Number(m[1]) * UNIT_SECONDS[m[2] || 's']!;
-}
-
 /** A group's id or name, as given (the appliance resolves it and checks membership). */
 function groupValue(v: string): string {
   if (!v.trim()) throw new CliError('--group needs a group id or name', 2);
   return v.trim();
 }
-
-/** A value that may be `none` (→ null: remove it). */
-const orNone = <T>(v: string | undefined, parse: (s: string) => T): T | null | undefined => (v === undefined ? undefined : v === 'none' ? null : parse(v));
 
 /** The PATCH body for `nexus key update`: only the flags given. */
 function updateBody(values: Record<string, string | boolean | undefined>): Record<string, unknown> {
@@ -78,13 +59,13 @@ function updateBody(values: Record<string, string | boolean | undefined>): Recor
     if (!models.length) throw new CliError('--models needs model names, or all', 2);
     set('models', models.length === 1 && models[0] === 'all' ? null : models);
   }
-  set('max_budget_usd', orNone(str('budget'), (s) => positiveNumber(s, '--budget', false)));
+  set('max_budget_usd', orNone(str('budget'), (s) => numberFlag(s, '--budget')));
   set('budget_period', orNone(str('budget-period'), (s) => {
     if (!['day', 'week', 'month'].includes(s)) throw new CliError('--budget-period must be day, week, month or none', 2);
     return s;
   }));
-  set('rpm', orNone(str('rpm'), (s) => positiveNumber(s, '--rpm', true)));
-  set('tpm', orNone(str('tpm'), (s) => positiveNumber(s, '--tpm', true)));
+  set('rpm', orNone(str('rpm'), (s) => numberFlag(s, '--rpm', { integer: true })));
+  set('tpm', orNone(str('tpm'), (s) => numberFlag(s, '--tpm', { integer: true })));
   set('group_id', orNone(str('group'), groupValue));
   set('expires_at', orNone(str('expires'), (s) => {
     const d = new Date(s);
@@ -117,7 +98,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
       const body: Record<string, unknown> = { name };
       const models = values.models?.split(',').map((m) => m.trim()).filter(Boolean);
       if (models?.length) body.models = models;
-      const budget = positiveNumber(values.budget, '--budget', false);
+      const budget = numberFlag(values.budget, '--budget');
       if (budget !== undefined) body.max_budget_usd = budget;
       const period = values['budget-period'];
       if (period !== undefined) {
@@ -125,9 +106,9 @@ export async function keyCommand(argv: string[]): Promise<number> {
         if (budget === undefined) throw new CliError('--budget-period needs --budget', 2);
         body.budget_period = period;
       }
-      const rpm = positiveNumber(values.rpm, '--rpm', true);
+      const rpm = numberFlag(values.rpm, '--rpm', { integer: true });
       if (rpm !== undefined) body.rpm = rpm;
-      const tpm = positiveNumber(values.tpm, '--tpm', true);
+      const tpm = numberFlag(values.tpm, '--tpm', { integer: true });
       if (tpm !== undefined) body.tpm = tpm;
       if (values.expires !== undefined) {
         const d = new Date(values.expires);
@@ -166,7 +147,7 @@ export async function keyCommand(argv: string[]): Promise<number> {
     }
     if (sub === 'rotate') {
       if (!id || positionals.length > 1) throw new CliError('usage: nexus key rotate ID [--grace DURATION]', 2);
-      const grace = durationSeconds(values.grace);
+      const grace = values.grace === undefined ? 0 : durationFlag(values.grace, '--grace');
       const rotated = await apiRequest<{ key: string; name: string; previous_valid_until: string | null }>(target, 'POST', `/api/v1/virtual-keys/${encodeURIComponent(id)}/rotate`, { grace_seconds: grace });
       if (values.json) return printJson(rotated), 0;
       process.stdout.write(`Virtual key "${rotated.name}" rotated. The new key is shown only once:\n\n  ${rotated.key}\n\n` +

@@ -6,7 +6,7 @@ import { del, get, items, patch, post, whenServed, type GroupRef, type Me } from
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table, uid, warningNotes } from '../dom.ts';
 import { snippets } from '../snippets.ts';
-import { budgetPeriodSelect, publicBase, unavailable } from './common.ts';
+import { budgetPeriodSelect, unavailable } from './common.ts';
 
 /** A key as POST and PATCH answer it: `warnings` names models no configured model answers to. */
 type Written = { warnings?: string[] };
@@ -46,8 +46,7 @@ export const virtualKeysPage: Page = {
       ...(current && !groups.some((g) => g.id === current) ? [h('option', { value: current, selected: true }, `${current} (owner not a member)`)] : []),
       ...groups.map((g) => h('option', { value: g.id, selected: g.id === current }, g.display_name)));
     const groupName = (id: string | null | undefined) => (id ? (myGroups.find((g) => g.id === id)?.display_name ?? id) : '—');
-    const settings = await get<{ public_url: string | null; detected_public_url: string }>('/api/v1/settings').catch(() => null);
-    const base = publicBase(settings);
+    const base = me?.public_url ?? location.origin;
     const err = errorBox();
     const list = h('div');
     const shown = h('div');

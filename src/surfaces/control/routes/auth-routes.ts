@@ -4,6 +4,7 @@ import { AppError } from '../../../core/errors/errors.ts';
 import { SESSION_COOKIE, cookieOf, requireUser } from '../../../core/http/auth.ts';
 import { createFailureLimiter } from '../../../core/http/rate-limit.ts';
 import { PASSWORD_MAX } from '../../../core/identity/identity.ts';
+import { SETTING } from '../../../core/settings/settings-store.ts';
 import { USERNAME_SCHEMA } from './schemas.ts';
 
 const loginBody = {
@@ -61,6 +62,9 @@ export function authRoutes(app: FastifyInstance, ctx: AppContext) {
     const user = ctx.identity.users.get(req.principal!.userId);
     // The user's groups: what their virtual keys may be charged to (POST /api/v1/virtual-keys group_id).
     const groups = ctx.identity.groups.store.groupsOfUser(req.principal!.userId).map((g) => ({ id: g.id, display_name: g.display_name }));
-    return { user, auth: req.principal!.kind, groups };
+    // Where SDKs and agents reach the appliance, for the console's snippets: the configured public URL,
+    // else what this request came in on (members may not read /api/v1/settings).
+    const public_url = ctx.settings.get<string>(SETTING.publicUrl) ?? ctx.config.publicUrl ?? `${req.protocol}://${req.host}`;
+    return { user, auth: req.principal!.kind, groups, public_url };
   });
 }

@@ -160,6 +160,25 @@ export function createGatewayService(deps: GatewayDeps) {
 
   const encoderFor = (c: GatewayCall): ClientEncoder => clientEncoder(c);
 
+  /**
+   * An answer that broke off after it began: the outcome says why (the client left, the maximum
+   * duration — the abort's reason — or `fallback`), and the error to tell the client is returned
+   * (null when the client left).
+   */
+  function endedEarly(c: GatewayCall, o: Outcome, fallback: AppError, err: unknown, what: string): AppError | null {
+    if (clientClosed(c.abort)) {
+      o.status = 499;
+      o.errorCode = 'client_closed';
+      return null;
+    }
+    const reason = c.abort.signal.reason;
+    const e = reason instanceof AppError ? reason : fallback;
+    o.status = e.status;
+    o.errorCode = (e.details?.code as string | undefined) ?? e.code;
+    log.warn({ err, model: c.model, deployment: o.deployment?.id }, what);
+    return e;
+  }
+
   async function streamOut(c: GatewayCall, p: Plan, res: UpstreamResponse, sink: ClientSink, o: Outcome, started: number): Promise<void> {
     const ac = c.abort;
     const enc = encoderFor(c);
@@ -228,17 +247,8 @@ export function createGatewayService(deps: GatewayDeps) {
       send(tail);
       o.status = 200;
     } catch (err) {
-      const reason = ac.signal.reason;
-      if (clientClosed(ac)) {
-        o.status = 499;
-        o.errorCode = 'client_closed';
-      } else {
-        const e = reason instanceof AppError ? reason : err instanceof AppError ? err : new AppError('bad_gateway', 'upstream stream failed before it completed', { details: { code: 'upstream_stream_failed' } });
-        o.status = e.status;
-        o.errorCode = (e.details?.code as string | undefined) ?? e.code;
-        log.warn({ err, model: c.model, deployment: o.deployment?.id }, 'gateway stream ended early');
-        send(enc.error(e));
-      }
+      const e = endedEarly(c, o, err instanceof AppError ? err : new AppError('bad_gateway', 'upstream stream failed before it completed', { details: { code: 'upstream_stream_failed' } }), err, 'gateway stream ended early');
+      if (e) send(enc.error(e));
     } finally {
       clearTimeout(timer);
       sink.end();
@@ -260,16 +270,7 @@ export function createGatewayService(deps: GatewayDeps) {
       o.status = 200;
       sink.end();
     } catch (err) {
-      const reason = ac.signal.reason;
-      if (clientClosed(ac)) {
-        o.status = 499;
-        o.errorCode = 'client_closed';
-      } else {
-        const e = reason instanceof AppError ? reason : new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } });
-        o.status = e.status;
-        o.errorCode = (e.details?.code as string | undefined) ?? e.code;
-        log.warn({ err, model: c.model, deployment: o.deployment?.id }, 'gateway answer ended early');
-      }
+      endedEarly(c, o, new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } }), err, 'gateway answer ended early');
       sink.destroy();
     } finally {
       clearTimeout(timer);
