@@ -4,14 +4,14 @@
 // from a flag: flags end up in shell history and `ps`.
 import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config/config.ts';
+// The appliance's own lists (type-only imports there: nothing of the gateway loads with the CLI).
+import { PROVIDER_TYPES, ROUTING_STRATEGIES as ROUTING } from '../../surfaces/gateway/catalog/catalog-store.ts';
 import { apiRequest, listItems, type ApiTarget } from '../api-client.ts';
 import { CliError, resolveTarget } from '../cli-credentials.ts';
 import { durationFlag, numberFlag, orNone } from '../flags.ts';
 import { printJson, printTable, withCliErrors } from '../output.ts';
 import { promptSecret } from '../prompt.ts';
 
-const PROVIDER_TYPES = ['openai', 'azure', 'gemini', 'glm', 'anthropic', 'openai-compatible'];
-const ROUTING = ['weighted', 'least_busy', 'latency'];
 
 export const PROVIDER_USAGE = `Usage:
   nexus provider add NAME --type TYPE [--base-url URL] [--api-version V] [--node NODE_ID]

@@ -2,8 +2,8 @@
 // virtual keys may use, and a budget across the virtual keys charged to the group.
 import { get, items, patch, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
-import { errorBox, field, fmtTime, h, onSubmit, replace, table, uid } from '../dom.ts';
-import { budgetPeriodSelect, unavailable } from './common.ts';
+import { errorBox, fmtTime, h, replace, table } from '../dom.ts';
+import { showBudgetForm, unavailable } from './common.ts';
 
 interface Group {
   id: string;
@@ -33,28 +33,12 @@ export const groupsPage: Page = {
       const text = `$${(g.spent_usd ?? 0).toFixed(4)} / $${g.max_budget_usd}${g.budget_period ? ` per ${g.budget_period}` : ''}`;
       return g.budget_resets_at ? h('span', { title: `renews ${fmtTime(g.budget_resets_at)}` }, text) : text;
     };
-    const budgetForm = (g: Group, name: string) => {
-      const heading = uid('budget');
-      const bErr = errorBox();
-      const amount = h('input', { name: 'max_budget_usd', type: 'number', min: 0, step: 'any', value: g.max_budget_usd ?? '' });
-      const period = budgetPeriodSelect('budget_period', g.budget_period, 'group');
-      const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading },
-        h('h2', { id: heading }, `Budget of ${name}`),
-        h('p', null, 'What all virtual keys charged to this group may spend together; each key\'s and each owner\'s own budget still applies.'),
-        field('Budget (USD)', amount, 'Empty for no budget.'), field('Budget renews', period, 'Changing this counts the group\'s spend from the start of the new period.'),
-        bErr.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save budget'),
-          h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
-      onSubmit(form, bErr, async () => {
-        await patch(`/api/v1/groups/${g.id}`, {
-          max_budget_usd: amount.value.trim() ? Number(amount.value) : null,
-          budget_period: period.value || null,
-        });
-        replace(editor);
-        await load();
-      });
-      replace(editor, form);
-      amount.focus();
-    };
+    const budgetForm = (g: Group, name: string) => showBudgetForm(editor, {
+      title: `Budget of ${name}`,
+      explain: 'What all virtual keys charged to this group may spend together; each key\'s and each owner\'s own budget still applies.',
+      periodHint: 'Changing this counts the group\'s spend from the start of the new period.',
+      path: `/api/v1/groups/${g.id}`, whole: 'group', current: g, done: () => load(),
+    });
     const load = async () => {
       const groups = items<Group>(await get('/api/v1/groups'));
       replace(list, table(['Group', 'Source', 'Members', 'Role', 'Models', 'Spend / budget', ''], groups.map((g) => {

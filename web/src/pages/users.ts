@@ -2,8 +2,8 @@
 // across all of a user's virtual keys, deactivate, delete.
 import { del, get, patch, post, type User } from '../api.ts';
 import type { Page } from '../app.ts';
-import { budgetPeriodSelect } from './common.ts';
-import { errorBox, field, fmtTime, h, onSubmit, replace, table, uid } from '../dom.ts';
+import { showBudgetForm } from './common.ts';
+import { errorBox, field, fmtTime, h, onSubmit, replace, table } from '../dom.ts';
 
 export const usersPage: Page = {
   title: 'Users',
@@ -13,28 +13,11 @@ export const usersPage: Page = {
     const editor = h('div');
     const err = errorBox();
     const budgetText = (u: User) => (u.max_budget_usd != null ? `$${u.max_budget_usd}${u.budget_period ? ` per ${u.budget_period}` : ''}` : '—');
-    const budgetForm = (u: User) => {
-      const heading = uid('budget');
-      const bErr = errorBox();
-      const amount = h('input', { name: 'max_budget_usd', type: 'number', min: 0, step: 'any', value: u.max_budget_usd ?? '' });
-      const period = budgetPeriodSelect('budget_period', u.budget_period, 'user');
-      const form = h('form', { class: 'inline', novalidate: true, 'aria-labelledby': heading },
-        h('h2', { id: heading }, `Budget of ${u.username}`),
-        h('p', null, 'What all of this user\'s virtual keys may spend together; each key\'s own budget still applies.'),
-        field('Budget (USD)', amount, 'Empty for no budget.'), field('Budget renews', period),
-        bErr.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save budget'),
-          h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
-      onSubmit(form, bErr, async () => {
-        await patch(`/api/v1/users/${u.id}`, {
-          max_budget_usd: amount.value.trim() ? Number(amount.value) : null,
-          budget_period: period.value || null,
-        });
-        replace(editor);
-        await load();
-      });
-      replace(editor, form);
-      amount.focus();
-    };
+    const budgetForm = (u: User) => showBudgetForm(editor, {
+      title: `Budget of ${u.username}`,
+      explain: 'What all of this user\'s virtual keys may spend together; each key\'s own budget still applies.',
+      path: `/api/v1/users/${u.id}`, whole: 'user', current: u, done: () => load(),
+    });
     const load = async () => {
       const { items } = await get<{ items: User[] }>('/api/v1/users?limit=500');
       replace(list, table(['Username', 'Email', 'Role', 'Source', 'Status', 'Budget', 'Created', ''], items.map((u) => [
