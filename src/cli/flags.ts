@@ -21,3 +21,14 @@ export function durationFlag(v: string, flag: string): number {
 
 /** A value that may be `none` (→ null: remove it); absent stays undefined. */
 export const orNone = <T>(v: string | undefined, parse: (s: string) => T): T | null | undefined => (v === undefined ? undefined : v === 'none' ? null : parse(v));
+
+/**
+ * The subcommand named first when it is one of `subs`; otherwise prints `usage` and gives the exit code
+ * (0 for --help or -h, 2 for anything else).
+ */
+export function subcommandOf<S extends string>(argv: readonly string[], subs: readonly S[], usage: string): S | number {
+  const sub = argv[0];
+  if (sub !== undefined && (subs as readonly string[]).includes(sub)) return sub as S;
+  process.stdout.write(usage);
+  return sub === '--help' || sub === '-h' ? 0 : 2;
+}

@@ -107,6 +107,12 @@ describe('nexus provider and nexus model', () => {
       expect(r.stderr).toContain(text);
     }
     expect((await get('/api/v1/providers')).items.length).toBe(before);
+    // No subcommand, or an unknown one, prints the usage with exit 2; --help prints it with exit 0.
+    for (const [args, code, usage] of [[['provider'], 2, 'nexus provider add NAME'], [['model', 'frobnicate'], 2, 'nexus model add NAME'],
+      [['model', '--help'], 0, 'nexus model add NAME'], [['key', '-h'], 0, 'nexus key create NAME']] as const) {
+      const r = await nexus([...args], { env });
+      expect([r.code, r.stdout.includes(usage)], args.join(' ')).toEqual([code, true]);
+    }
     const unknown = await nexus(['model', 'add', 'm', '--deploy', 'ghost:x'], { env });
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('no provider named "ghost"');

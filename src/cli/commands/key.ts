@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { apiRequest, listItems } from '../api-client.ts';
 import { CliError, resolveTarget } from '../cli-credentials.ts';
-import { durationFlag, numberFlag, orNone } from '../flags.ts';
+import { durationFlag, numberFlag, orNone, subcommandOf } from '../flags.ts';
 import { printJson, printTable, withCliErrors } from '../output.ts';
 
 export const KEY_USAGE = `Usage:
@@ -76,13 +76,10 @@ function updateBody(values: Record<string, string | boolean | undefined>): Recor
 }
 
 export async function keyCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'create' && sub !== 'list' && sub !== 'update' && sub !== 'rotate' && sub !== 'revoke') {
-    process.stdout.write(KEY_USAGE);
-    return sub === '--help' || sub === '-h' ? 0 : 2;
-  }
+  const sub = subcommandOf(argv, ['create', 'list', 'update', 'rotate', 'revoke'], KEY_USAGE);
+  if (typeof sub === 'number') return sub;
   const { values, positionals } = parseArgs({
-    args: rest,
+    args: argv.slice(1),
     allowPositionals: true,
     strict: true,
     options: {

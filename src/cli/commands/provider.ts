@@ -8,7 +8,7 @@ import { readEnv } from '../../core/config/config.ts';
 import { PROVIDER_TYPES, ROUTING_STRATEGIES as ROUTING } from '../../surfaces/gateway/catalog/catalog-store.ts';
 import { apiRequest, listItems, type ApiTarget } from '../api-client.ts';
 import { CliError, resolveTarget } from '../cli-credentials.ts';
-import { durationFlag, numberFlag, orNone } from '../flags.ts';
+import { durationFlag, numberFlag, orNone, subcommandOf } from '../flags.ts';
 import { printJson, printTable, withCliErrors } from '../output.ts';
 import { promptSecret } from '../prompt.ts';
 
@@ -112,13 +112,10 @@ async function deployments(target: ApiTarget, specs: string[]): Promise<unknown[
 }
 
 export async function providerCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'add' && sub !== 'list' && sub !== 'update' && sub !== 'remove') {
-    process.stdout.write(PROVIDER_USAGE);
-    return sub === '--help' || sub === '-h' ? 0 : 2;
-  }
+  const sub = subcommandOf(argv, ['add', 'list', 'update', 'remove'], PROVIDER_USAGE);
+  if (typeof sub === 'number') return sub;
   const { values, positionals } = parseArgs({
-    args: rest,
+    args: argv.slice(1),
     allowPositionals: true,
     strict: true,
     options: {
@@ -182,13 +179,10 @@ export async function providerCommand(argv: string[]): Promise<number> {
 }
 
 export async function modelCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'add' && sub !== 'list' && sub !== 'update' && sub !== 'remove') {
-    process.stdout.write(MODEL_USAGE);
-    return sub === '--help' || sub === '-h' ? 0 : 2;
-  }
+  const sub = subcommandOf(argv, ['add', 'list', 'update', 'remove'], MODEL_USAGE);
+  if (typeof sub === 'number') return sub;
   const { values, positionals } = parseArgs({
-    args: rest,
+    args: argv.slice(1),
     allowPositionals: true,
     strict: true,
     options: {
