@@ -7,6 +7,8 @@
 // where each DIR is a checkout with node_modules (a symlink to this one's will do). Environment:
 // AB_BARE=1 adds bench/fixtures/bare-proxy.ts as a stack (a floor for the request thread), AB_BARE=2
 // that and bench/fixtures/bare-proxy-raw.ts (the same without undici);
+// AB_FIXTURES a space-separated list of bench/fixtures files to run as stacks instead, each FILE[:THREADS]
+// (THREADS reaches the fixture as BARE_THREADS);
 // AB_UPSTREAM_MODEL the mock's model behind `bench` (e.g. chunks-2000 for ~12 KB answers);
 // AB_ENV_<i> extra environment for the i-th Nexus, as NAME=VALUE pairs separated by spaces.
 import { join } from 'node:path';
@@ -41,9 +43,10 @@ for (const [i, root] of roots.entries()) {
   const key = await gatewaySetup(url, dataDir, upUrl, process.env.AB_UPSTREAM_MODEL ?? 'bench');
   stacks.push({ name: `${String.fromCharCode(65 + i)} ${root}`, url, pid: proc.pid!, key, stop: () => stop(proc) });
 }
-for (const fixture of process.env.AB_BARE === '1' ? ['bare-proxy.ts'] : process.env.AB_BARE === '2' ? ['bare-proxy.ts', 'bare-proxy-raw.ts'] : []) {
+for (const fixture of process.env.AB_FIXTURES ? process.env.AB_FIXTURES.split(' ') : process.env.AB_BARE === '1' ? ['bare-proxy.ts'] : process.env.AB_BARE === '2' ? ['bare-proxy.ts', 'bare-proxy-raw.ts'] : []) {
   const port = await freePort();
-  const proc = startQuiet(process.execPath, [join(ROOT, 'bench/fixtures', fixture), String(port), upUrl]);
+  const [file, threads] = fixture.split(':');
+  const proc = startQuiet(process.execPath, [join(ROOT, 'bench/fixtures', file!), String(port), upUrl], { BARE_THREADS: threads ?? '1' });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200 && !(await fetch(url, { method: 'POST', body }).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 25));
   stacks.push({ name: fixture, url, pid: proc.pid!, key: 'bare', stop: () => stop(proc) });
