@@ -178,7 +178,7 @@ describe('group budgets', () => {
     expect((await json(deleted)).error.message).toContain(`no longer a member of group ${other} (deleted)`);
     const reassign = await patchKey(k.id, { group_id: other }, fay.session.token);
     expect(reassign.status).toBe(400);
-    expect((await json(reassign)).error.message).toBe('group_id names no group');
+    expect((await json(reassign)).error.message).toBe('group_id names no group of yours: a key can be charged only to a group its owner belongs to');
     expect((await patchKey(k.id, { group_id: null }, fay.session.token)).status).toBe(200);
     expect((await chat(k.key)).status).toBe(200);
   });
@@ -268,14 +268,23 @@ describe('group budgets', () => {
     await refused(await create({ group_id: null }), /group_id/);
     await refused(await create({ group_id: '' }), /group_id/);
     await refused(await create({ group_id: 'x'.repeat(300) }), /group_id/);
-    await refused(await create({ group_id: 'no-such-group' }), 'group_id names no group');
-    // A member cannot charge a key to a group of another member's.
-    await refused(await create({ group_id: others }), 'the key\'s owner is not a member of group "team-h": a key can be charged only to a group its owner belongs to');
-    // Nor can an admin charge a member's key to a group the member is not in.
-    await refused(await create({ group_id: others, user_id: ivy.id }, admin.token), /not a member of group "team-h"/);
+    // A member cannot charge a key to a group of another member's, and cannot tell it from a group that
+    // does not exist: the same answer, by id or name, without the other group's display name.
+    for (const value of ['no-such-group', others, 'team-h']) {
+      await refused(await create({ group_id: value }), 'group_id names no group of yours: a key can be charged only to a group its owner belongs to');
+    }
+    // An admin is told which it is.
+    await refused(await create({ group_id: 'no-such-group', user_id: ivy.id }, admin.token), 'group_id names no group');
+    await refused(await create({ group_id: others, user_id: ivy.id }, admin.token), 'the key\'s owner is not a member of group "team-h": a key can be charged only to a group its owner belongs to');
     await refused(await create({ group: group }), /must NOT have additional properties|group/);
     const k = await createKey(app, ivy.session.token);
-    await refused(await patchKey(k.id, { group_id: others }, ivy.session.token), /not a member of group "team-h"/);
+    for (const value of ['no-such-group', others, 'team-h']) {
+      const res = await patchKey(k.id, { group_id: value }, ivy.session.token);
+      expect(await res.clone().text()).not.toContain('team-h');
+      await refused(res, 'group_id names no group of yours: a key can be charged only to a group its owner belongs to');
+    }
+    await refused(await patchKey(k.id, { group_id: 'no-such-group' }), 'group_id names no group');
+    await refused(await patchKey(k.id, { group_id: 'team-h' }), /not a member of group "team-h"/);
     await refused(await patchKey(k.id, { group_id: 7 }, ivy.session.token), /group_id/);
     expect((await json(await fetch(`${app.url}/api/v1/virtual-keys/${k.id}`, authed(ivy.session.token)))).group_id).toBeNull();
     const usage = await fetch(`${app.url}/api/v1/usage?group_by=team`, authed(admin.token));
@@ -303,7 +312,8 @@ describe('group budgets', () => {
     expect(JSON.parse(cleared.stdout).group_id).toBeNull();
     const stranger = await nexus(['key', 'update', key.id, '--group', 'team-j'], { env });
     expect(stranger.code).not.toBe(0);
-    expect(stranger.stderr).toContain('not a member of group "team-j"');
+    expect(stranger.stderr).toContain('group_id names no group of yours');
+    expect(stranger.stderr).not.toContain('team-j');
     const badBy = await nexus(['usage', '--by', 'team'], { env });
     expect(badBy.code).toBe(2);
     expect(badBy.stderr).toContain('key, user, group, model, provider, day');

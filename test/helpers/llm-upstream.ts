@@ -15,7 +15,15 @@
 //                         completion_tokens_details.reasoning_tokens; Gemini: `thought: true` parts when
 //                         thinkingConfig.includeThoughts is set, thoughtsTokenCount always; Anthropic:
 //                         a signed thinking block (thinking_delta, signature_delta) when thinking is enabled
+//   gemini-3              (Gemini) as Gemini 3 does with thought signatures: every functionCall part and
+//                         the last text part carry a `thoughtSignature` (base64 with + / and =, minted
+//                         per answer and remembered in `thoughtSignatures`); a request whose current turn
+//                         (the contents after the last user text) replays a model step whose first
+//                         functionCall has no signature is refused 400 INVALID_ARGUMENT with Gemini's
+//                         message, and one with a signature it never minted (but Google's stand-ins)
+//                         with "Corrupted thought signature."
 // Every request is recorded (path, headers, body) for assertions.
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -34,7 +42,36 @@ export interface LlmUpstream {
   /** Requests whose client went away before the answer finished. */
   aborted: string[];
   server: Server;
+  /** Thought signatures a `gemini-3` model handed out. */
+  thoughtSignatures: Set<string>;
   close(): Promise<void>;
+}
+
+/** What Google documents as stand-ins for a signature history from elsewhere lacks (thought-signatures FAQ). */
+const STAND_IN_SIGNATURES = new Set(['skip_thought_signature_validator', 'context_engineering_is_the_way_to_go']);
+
+/**
+ * Why Gemini 3 refuses this request's replayed function calls, or null. The current turn begins
+ * after the last user content with text (function responses do not start one); each model step in
+ * it needs a signature on its first functionCall. A signature anywhere must be one Gemini minted.
+ */
+function signatureRefusal(body: Json, minted: Set<string>): string | null {
+  const contents: Json[] = Array.isArray(body.contents) ? body.contents : [];
+  let turn = 0;
+  contents.forEach((c, i) => {
+    if (c.role === 'user' && (c.parts ?? []).some((p: Json) => typeof p.text === 'string')) turn = i;
+  });
+  for (const [i, c] of contents.entries()) {
+    const parts: Json[] = c.parts ?? [];
+    for (const p of parts) {
+      if (p.thoughtSignature !== undefined && !minted.has(p.thoughtSignature) && !STAND_IN_SIGNATURES.has(p.thoughtSignature)) return 'Corrupted thought signature.';
+    }
+    const first = parts.find((p) => p.functionCall);
+    if (i > turn && c.role === 'model' && first && first.thoughtSignature === undefined) {
+      return `Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call \`default_api:${String(first.functionCall.name)}\` , position ${i + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.`;
+    }
+  }
+  return null;
 }
 
 /** What a `think` model thinks, in the pieces it streams. */
@@ -102,6 +139,13 @@ async function readBody(req: IncomingMessage): Promise<string> {
 export async function startLlmUpstream(opts: { port?: number; record?: boolean } = {}): Promise<LlmUpstream> {
   const requests: RecordedRequest[] = [];
   const aborted: string[] = [];
+  const thoughtSignatures = new Set<string>();
+  /** A signature as Gemini's look: opaque base64 of a few hundred bytes, here with + and / up front and = padding. */
+  const mint = (what: string) => {
+    const sig = Buffer.concat([Buffer.from([0xfb, 0xef, 0xff]), Buffer.from(`mock-thought:${what}:`), randomBytes(301)]).toString('base64');
+    thoughtSignatures.add(sig);
+    return sig;
+  };
 
   const server = createServer(async (req, res) => {
     const raw = await readBody(req);
@@ -185,10 +229,21 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
       };
       if (method === 'countTokens') return json({ totalTokens: pt });
       if (method === 'batchEmbedContents') return json({ embeddings: (b.requests ?? []).map((_: unknown, i: number) => ({ values: [i, 0.5, -1] })) });
-      const call = wantsTool(b) ? { functionCall: { name: b.tools[0].functionDeclarations[0].name, args: { city: 'Paris' } } } : null;
+      const signs = model.includes('gemini-3');
+      if (signs) {
+        const refusal = signatureRefusal(b, thoughtSignatures);
+        if (refusal) {
+          done = true;
+          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 400, message: refusal, status: 'INVALID_ARGUMENT' } }));
+          return;
+        }
+      }
+      const signed = (part: Json, what: string) => (signs ? { ...part, thoughtSignature: mint(what) } : part);
+      const tool = wantsTool(b) ? b.tools[0].functionDeclarations[0].name : null;
+      const call = tool ? signed({ functionCall: { name: tool, args: { city: 'Paris' } } }, tool) : null;
       if (method === 'generateContent') {
         return json({
-          candidates: [{ content: { role: 'model', parts: [...(thoughtParts ? [{ text: thought, thought: true }] : []), ...(call ? [call] : [{ text: out }])] }, finishReason: 'STOP', index: 0 }],
+          candidates: [{ content: { role: 'model', parts: [...(thoughtParts ? [{ text: thought, thought: true }] : []), ...(call ? [call] : [signed({ text: out }, 'text')])] }, finishReason: 'STOP', index: 0 }],
           usageMetadata,
           modelVersion: model,
           responseId: 'gem-mock',
@@ -198,7 +253,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
       const frames = [...thoughtFrames, ...(call
         ? [{ candidates: [{ content: { role: 'model', parts: [call] }, finishReason: 'STOP', index: 0 }], usageMetadata }]
         : pieces.map((w, i) => ({
-          candidates: [{ content: { role: 'model', parts: [{ text: w }] }, index: 0, ...(i === pieces.length - 1 ? { finishReason: 'STOP' } : {}) }],
+          candidates: [{ content: { role: 'model', parts: [i === pieces.length - 1 ? signed({ text: w }, 'text') : { text: w }] }, index: 0, ...(i === pieces.length - 1 ? { finishReason: 'STOP' } : {}) }],
           usageMetadata: i === pieces.length - 1 ? usageMetadata : { promptTokenCount: pt, totalTokenCount: pt },
         })))];
       return stream(frames.map((f) => `data: ${JSON.stringify(f)}\r\n\r\n`));
@@ -327,6 +382,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     requests,
     aborted,
     server,
+    thoughtSignatures,
     close: () => new Promise<void>((r) => {
       server.closeAllConnections();
       server.close(() => r());

@@ -248,7 +248,7 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     const p = req.principal!;
     const userId = req.body.user_id ?? p.userId;
     if (userId !== p.userId && p.role !== 'admin') throw new AppError('forbidden', 'only admins may create keys for other users');
-    const { key, record } = keys.create({ ...req.body, user_id: userId });
+    const { key, record } = keys.create({ ...req.body, user_id: userId }, p.role === 'admin');
     audit(req, 'gateway.virtual_key.create', 'virtual_key', record.id, { name: record.name, user_id: userId, format: record.format, ...(record.group_id ? { group_id: record.group_id } : {}) });
     return reply.code(201).send({ ...record, key, ...unknownModels(req.body.models) });
   });
@@ -260,7 +260,7 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
   // The owner may edit their own key as freely as they could have created it (the POST's rule).
   app.patch<{ Params: { id: string }; Body: VirtualKeyPatch }>('/api/v1/virtual-keys/:id', { ...user, schema: { params: ID_PARAMS, body: keyPatch } }, async (req) => {
     visible(req, req.params.id);
-    const { before, after } = keys.update(req.params.id, req.body);
+    const { before, after } = keys.update(req.params.id, req.body, req.principal!.role === 'admin');
     audit(req, 'gateway.virtual_key.update', 'virtual_key', after.id, { name: after.name, user_id: after.user_id, fields: Object.keys(req.body), changes: changes(before, after, Object.keys(req.body)) });
     return { ...after, ...unknownModels(req.body.models) };
   });

@@ -9,6 +9,7 @@ import { anthropicResponseToOpenAi, anthropicStreamToOpenAi, anthropicUsage, ope
 import {
   geminiRequestToOpenAi, geminiResponseToOpenAi, geminiStreamToOpenAi, geminiUsage, geminiWantsThoughts, openAiRequestToGemini, openAiResponseToGemini,
 } from '../providers/gemini/gemini-chat.ts';
+import { withoutSignatures } from '../providers/gemini/thought-signature.ts';
 import {
   geminiEmbeddingsToOpenAi, geminiEmbedRequestToOpenAi, openAiEmbeddingsToGemini, openAiEmbedRequestToGemini, type GeminiEmbedMethod,
 } from '../providers/gemini/gemini-embeddings.ts';
@@ -99,7 +100,9 @@ function chatToPivot(family: WireFamily, json: Json, model: string): Json {
 
 /** A pivot (OpenAI chat) request in the provider family's shape. */
 function pivotToUpstream(pivot: Json, adapter: ProviderAdapter, upstreamModel: string, stream: boolean): Json {
-  if (adapter.family === 'gemini') return openAiRequestToGemini(pivot);
+  if (adapter.family === 'gemini') return openAiRequestToGemini(pivot, upstreamModel);
+  // Gemini's thought signatures ride in tool call ids (thought-signature.ts); other providers get the bare ids.
+  pivot = withoutSignatures(pivot);
   if (adapter.family === 'anthropic') return openAiRequestToAnthropic(pivot, upstreamModel, stream);
   // OpenAI-shaped providers take the effort; the exact budget (LiteLLM's `thinking`) is not theirs.
   reasoningAsk(pivot);
@@ -124,7 +127,8 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
   if (t.op === 'chat') {
     if (same) {
       // Gemini names the model in the URL; the others in the body.
-      let body = t.family === 'gemini' ? t.body : withModel(t.body, upstreamModel);
+      // OpenAI caps tool call ids at 40 characters: a conversation begun with a Gemini model loses the signatures it carried.
+      let body = t.family === 'gemini' ? t.body : withModel(t.family === 'openai' ? withoutSignatures(t.body) : t.body, upstreamModel);
       const strip = t.family === 'openai' && t.stream && adapter.streamUsageOption && !clientAskedUsage(t.body);
       // Ask for usage on every OpenAI-shaped stream, so streamed requests are accounted like others.
       if (strip) body = { ...body, stream_options: { ...(isObject(body.stream_options) ? body.stream_options : {}), include_usage: true } };

@@ -72,7 +72,8 @@ export interface VirtualKeyView extends Omit<VirtualKeyRow, 'key_hash' | 'public
 export type KeyFailure = { reason: 'unknown' | 'revoked' | 'expired' | 'rotated' | 'owner_inactive' | 'group_left' | 'malformed'; message: string };
 
 export interface VirtualKeys {
-  create(input: NewVirtualKey): { key: string; record: VirtualKeyView };
+  /** `asAdmin`: the caller is an administrator, who is told why a group_id is refused (see groupIdFor). */
+  create(input: NewVirtualKey, asAdmin?: boolean): { key: string; record: VirtualKeyView };
   list(userId: string | null): VirtualKeyView[];
   get(id: string): VirtualKeyView;
   revoke(id: string): void;
@@ -82,7 +83,7 @@ export interface VirtualKeys {
    */
   rotate(id: string, graceSeconds: number): { key: string; record: VirtualKeyView };
   /** Edits a key; the next request through it sees the change. A revoked key cannot be edited (409). */
-  update(id: string, patch: VirtualKeyPatch): { before: VirtualKeyView; after: VirtualKeyView };
+  update(id: string, patch: VirtualKeyPatch, asAdmin?: boolean): { before: VirtualKeyView; after: VirtualKeyView };
   /** Hot path: a presented credential (nx_vk_… or a Zhipu JWT) to its key, or why not. */
   resolve(credential: string): ResolvedKey | KeyFailure;
   /** Settled spend waiting to be written; drained by the usage writer in its batch. */
@@ -333,23 +334,30 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
   ];
 
   /** The id of the group a key of `userId` is to be charged to (given by id or name); only the owner's own. */
-  const groupIdFor = (value: string, userId: string): string => {
+  /**
+   * The id of the group `value` (an id or a name) names, which the key's owner must belong to. A member
+   * gets one answer for a group that does not exist and one they are not in, so group_id cannot probe
+   * which names exist or show another group's display name; an administrator, who may list groups
+   * anyway, is told which it is.
+   */
+  const groupIdFor = (value: string, userId: string, asAdmin: boolean): string => {
     const group = deps.groups.get(value) ?? deps.groups.getByName(value);
-    if (!group) throw new AppError('validation_failed', 'group_id names no group', { details: { param: 'group_id' } });
-    if (!deps.groups.groupsOfUser(userId).some((g) => g.id === group.id)) {
-      throw new AppError('validation_failed', `the key's owner is not a member of group "${group.display_name}": a key can be charged only to a group its owner belongs to`, { details: { param: 'group_id' } });
-    }
-    return group.id;
+    const member = !!group && deps.groups.groupsOfUser(userId).some((g) => g.id === group.id);
+    if (group && member) return group.id;
+    const invalid = (message: string) => new AppError('validation_failed', message, { details: { param: 'group_id' } });
+    if (!asAdmin) throw invalid('group_id names no group of yours: a key can be charged only to a group its owner belongs to');
+    if (!group) throw invalid('group_id names no group');
+    throw invalid(`the key's owner is not a member of group "${group.display_name}": a key can be charged only to a group its owner belongs to`);
   };
 
   return {
-    create(input) {
+    create(input, asAdmin = false) {
       refusePastExpiry(input.expires_at);
       const userId = input.user_id!;
       const owner = deps.users.get(userId);
       if (!owner) throw new AppError('validation_failed', 'user_id names no user', { details: { param: 'user_id' } });
       if (!owner.active) throw new AppError('validation_failed', 'user_id names an inactive user', { details: { param: 'user_id' } });
-      const groupId = input.group_id !== undefined ? groupIdFor(input.group_id, userId) : null;
+      const groupId = input.group_id !== undefined ? groupIdFor(input.group_id, userId, asAdmin) : null;
       const id = randomUUID();
       const format = input.format ?? 'standard';
       const { key, publicId, secretSealed } = mint(id, format);
@@ -407,12 +415,12 @@ export function createVirtualKeys(deps: VirtualKeysDeps): VirtualKeys {
       evict((k) => k.id === id);
       return { key: minted.key, record: view(store.get(id)!) };
     },
-    update(id, patch) {
+    update(id, patch, asAdmin = false) {
       const row = store.get(id);
       if (!row) throw notFound('virtual key');
       if (row.revoked_at) throw new AppError('conflict', 'this virtual key is revoked and cannot be changed');
       refusePastExpiry(patch.expires_at);
-      const groupId = patch.group_id === undefined ? row.group_id : patch.group_id === null ? null : groupIdFor(patch.group_id, row.user_id);
+      const groupId = patch.group_id === undefined ? row.group_id : patch.group_id === null ? null : groupIdFor(patch.group_id, row.user_id, asAdmin);
       const now = Date.now();
       const period = patch.budget_period !== undefined ? patch.budget_period : row.budget_period;
       let rebase: { spent_usd: number; budget_period_start: string | null } | null = null;

@@ -8,6 +8,8 @@ import {
 } from '../pivot.ts';
 import { askOf, effortOfBudget, pivotReasoning, reasoningAsk, reasoningText, type ReasoningAsk } from '../reasoning.ts';
 import { isObject, num, type Json, type Usage } from '../types.ts';
+import { thinkingConfigFor } from './gemini-thinking.ts';
+import { SKIP_SIGNATURE, splitSignature, withSignature } from './thought-signature.ts';
 
 export function geminiUsage(meta: unknown): Usage | null {
   if (!isObject(meta)) return null;
@@ -221,8 +223,13 @@ function userPartsOf(content: unknown): Json[] {
   return parts;
 }
 
-/** An OpenAI chat request as a Gemini generateContent request. */
-export function openAiRequestToGemini(body: Json): Json {
+/**
+ * An OpenAI chat request as a Gemini generateContent request for `upstreamModel` (which bounds the
+ * thinking budget, gemini-thinking.ts). A tool call's thought signature, carried in its id, goes back
+ * on its functionCall part; the first call of a model turn without one gets Google's stand-in, so
+ * Gemini 3 takes history that another model (or a client) wrote.
+ */
+export function openAiRequestToGemini(body: Json, upstreamModel = ''): Json {
   const messages = messagesOf(body);
   const system: string[] = [];
   const contents: Json[] = [];
@@ -241,14 +248,22 @@ export function openAiRequestToGemini(body: Json): Json {
       const parts: Json[] = [];
       const text = contentText(m.content);
       if (text) parts.push({ text });
+      let first = true;
       for (const tc of Array.isArray(m.tool_calls) ? m.tool_calls.filter(isObject) : []) {
         const fn = isObject(tc.function) ? tc.function : {};
-        names.set(String(tc.id), String(fn.name));
-        parts.push({ functionCall: { name: fn.name, args: parseArguments(fn.arguments) } });
+        const id = String(tc.id);
+        const { id: bare, signature } = splitSignature(id);
+        names.set(id, String(fn.name)).set(bare, String(fn.name));
+        // Parallel calls: Gemini signs the first of a step's calls only, and looks for a signature only there.
+        const sig = signature ?? (first ? SKIP_SIGNATURE : null);
+        parts.push({ functionCall: { name: fn.name, args: parseArguments(fn.arguments) }, ...(sig ? { thoughtSignature: sig } : {}) });
+        first = false;
       }
       push('model', parts.length ? parts : [{ text: '' }]);
     } else if (m.role === 'tool') {
-      push('user', [{ functionResponse: { name: names.get(String(m.tool_call_id)) ?? String(m.name ?? 'tool'), response: toolResultObject(m.content) } }]);
+      const id = String(m.tool_call_id);
+      const name = names.get(id) ?? names.get(splitSignature(id).id) ?? String(m.name ?? 'tool');
+      push('user', [{ functionResponse: { name, response: toolResultObject(m.content) } }]);
     } else {
       push('user', userPartsOf(m.content));
     }
@@ -274,7 +289,7 @@ export function openAiRequestToGemini(body: Json): Json {
   }
   const ask = reasoningAsk(body);
   // An OpenAI client asking for reasoning gets it back (as reasoning_content): Gemini sends thoughts only when asked.
-  if (ask) gc.thinkingConfig = { thinkingBudget: ask.budget, includeThoughts: true };
+  if (ask) gc.thinkingConfig = thinkingConfigFor(upstreamModel, ask);
   if (Object.keys(gc).length) out.generationConfig = gc;
   const tools = Array.isArray(body.tools) ? body.tools.filter((t) => isObject(t) && isObject(t.function)) : [];
   if (tools.length) {
@@ -295,6 +310,12 @@ export function openAiRequestToGemini(body: Json): Json {
 
 // ---- responses ---------------------------------------------------------------------------------
 
+/** A functionCall part's id for the client: Gemini's (or a new one), carrying the part's thought signature. */
+function callIdOf(part: Json): string {
+  const fc = part.functionCall as Json;
+  return withSignature(typeof fc.id === 'string' && fc.id ? fc.id : newId('call_'), part.thoughtSignature);
+}
+
 /** A Gemini generateContent response as an OpenAI chat completion. */
 export function geminiResponseToOpenAi(res: Json, model: string): Json {
   const candidates = Array.isArray(res.candidates) ? res.candidates.filter(isObject) : [];
@@ -302,7 +323,7 @@ export function geminiResponseToOpenAi(res: Json, model: string): Json {
     const parts = partsOf(cand.content);
     const calls = parts.filter((p) => isObject(p.functionCall)).map((p) => {
       const fc = p.functionCall as Json;
-      return { id: typeof fc.id === 'string' ? fc.id : newId('call_'), type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args ?? {}) } };
+      return { id: callIdOf(p), type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args ?? {}) } };
     });
     const text = textOfParts(parts);
     const message: Json = { role: 'assistant', content: text || (calls.length ? null : ''), refusal: null };
@@ -396,7 +417,7 @@ export function geminiStreamToOpenAi(model: string): StreamDecoder {
           const fc = p.functionCall as Json;
           const n = toolIndex.get(index) ?? 0;
           toolIndex.set(index, n + 1);
-          return { index: n, id: typeof fc.id === 'string' ? fc.id : newId('call_'), type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args ?? {}) } };
+          return { index: n, id: callIdOf(p), type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args ?? {}) } };
         });
         if (calls.length) delta.tool_calls = calls;
         if (Object.keys(delta).length) out.push(chunkOf(id, created, model, [{ index, delta, logprobs: null, finish_reason: null }]));
