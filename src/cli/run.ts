@@ -19,6 +19,8 @@ Usage:
   nexus key create|list|update|rotate|revoke
                                virtual keys for the AI gateway
   nexus usage [--by key,model] what the AI gateway's calls used and cost (nexus usage --help)
+  nexus backup [verify FILE]   the data dir as one file, taken while the appliance runs
+  nexus restore FILE           put a backup back (the appliance stopped)
   nexus agent <command>        the remote agent on a private host (nexus agent --help)
   nexus version                print the version (also --version)
 
@@ -37,6 +39,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   model: async () => (await import('./commands/provider.ts')).modelCommand,
   key: async () => (await import('./commands/key.ts')).keyCommand,
   usage: async () => (await import('./commands/usage.ts')).usageCommand,
+  backup: async () => (await import('./commands/backup.ts')).backupCommand,
+  restore: async () => (await import('./commands/backup.ts')).restoreCommand,
   agent: async () => (await import('./commands/agent.ts')).agentCommand,
   version: async () => async (argv: string[]) => {
     process.stdout.write(`nexus ${VERSION}\n`);
