@@ -11,7 +11,7 @@ import { authProof } from '../protocol/signing.ts';
 import { StreamMux } from '../protocol/streams.ts';
 import { rawFrameWriter } from '../protocol/ws-frames.ts';
 import { splitDataFrames } from '../protocol/ws-receive.ts';
-import { CLOSE, LIMITS, PERMANENT_CLOSES, SUBPROTOCOL } from '../protocol/version.ts';
+import { announcedFeatures, CLOSE, FEATURES, LIMITS, PERMANENT_CLOSES, SUBPROTOCOL } from '../protocol/version.ts';
 import type { CredentialsStore } from './credentials-store.ts';
 import { LongPollClient } from './long-poll-client.ts';
 import { createLocalRelay } from './local-relay.ts';
@@ -92,12 +92,14 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
       cork();
       ws.send(JSON.stringify(msg));
     };
+    let hubFeatures: ReadonlySet<string> = new Set();
     const relay = createLocalRelay({
       mux,
       secret: identity.signingSecret,
       credentials: opts.credentials,
       log,
       sendJson: send,
+      hubFeatures: () => hubFeatures,
     });
     let authenticated = false;
     let lastHeard = Date.now();
@@ -150,9 +152,11 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
             auth_token: identity.authToken,
             nonce: msg.nonce,
             proof: authProof(identity.signingSecret, identity.nodeId, msg.nonce),
+            features: FEATURES,
           });
         case 'auth_ok': {
           authenticated = true;
+          hubFeatures = announcedFeatures(msg.features);
           const every = Math.max(0.05, Number(msg.heartbeat_seconds) || 30) * 1000;
           const deadAfter = Math.max(every * 2, (Number(msg.offline_after_seconds) || 90) * 1000);
           log.info({ node: identity.nodeId, hub: identity.hubUrl, transport: transport === 'http' ? 'http long-poll' : 'websocket' }, 'Connected to hub');

@@ -20,9 +20,22 @@ export interface LocalRelayDeps {
   credentials: CredentialsStore;
   log: Logger;
   sendJson(msg: object): void;
+  /** The features the hub announced in `auth_ok` (version.ts); empty until then. */
+  hubFeatures(): ReadonlySet<string>;
 }
 
-type Refuse = (sid: string, code: StreamErrorCode, message: string) => void;
+/** `notDelivered`: nothing of the request reached the local service, so the hub may try another node. */
+type Refuse = (sid: string, code: StreamErrorCode, message: string, notDelivered?: boolean) => void;
+
+/**
+ * Errors of a connection that never got established (refused, unroutable, name not found, connect
+ * timeout): the local service cannot have received any of the request.
+ */
+export function neverConnected(err: unknown): boolean {
+  const e = err as { code?: unknown; syscall?: unknown };
+  if (e.syscall === 'connect' || e.syscall === 'getaddrinfo') return true;
+  return e.code === 'ECONNREFUSED' || e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN';
+}
 
 /**
  * One request to the local service, as an undici dispatch handler: the response head goes back as a
@@ -98,7 +111,7 @@ class LocalExchange implements Dispatcher.DispatchHandler {
     }
     const code = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' ? 'upstream_timeout' : 'bad_gateway';
     this.deps.log.warn({ service: this.m.service, host: this.target.host, err: err.message }, 'local service unreachable');
-    this.refuse(this.m.sid, code, 'the local service could not be reached');
+    this.refuse(this.m.sid, code, 'the local service could not be reached', code === 'bad_gateway' && neverConnected(err));
     stream.reset(code);
   }
 }
@@ -107,7 +120,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
   const guard = new ReplayGuard();
   const dispatcher = new Agent({ headersTimeout: 300_000, bodyTimeout: 300_000, keepAliveTimeout: 30_000 });
 
-  const refuse = (sid: string, code: StreamErrorCode, message: string) => deps.sendJson({ t: 'stream_error', sid, code, message });
+  const refuse: Refuse = (sid, code, message, notDelivered) => deps.sendJson({ t: 'stream_error', sid, code, message, ...(notDelivered ? { delivered: false } : {}) });
   const uncredentialed = new Set<string>();
 
   function serve(m: OpenMsg, stream: Stream, target: URL): void {
@@ -141,7 +154,11 @@ export function createLocalRelay(deps: LocalRelayDeps) {
     }
     if (m.upgrade) return upgrade(m, stream, target, headers);
     if (bodyField) return void withField(m, stream, target, headers, bodyField);
-    send(m, stream, target, headers, m.body ? stream.readable() : null);
+    const body = m.body ? stream.readable() : null;
+    // The stream's reset ends this readable with an error; the exchange reports the failure itself, and
+    // undici may have let go of the body already (a connection refused before it was read).
+    body?.on('error', () => {});
+    send(m, stream, target, headers, body);
   }
 
   function send(m: OpenMsg, stream: Stream, target: URL, headers: Headers, body: Buffer | Readable | null): void {
@@ -190,14 +207,14 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       if (answered || stream.failed) return;
       const timedOut = err.message.includes('handshake has timed out');
       deps.log.warn({ service: m.service, host: target.host, err: err.message }, 'local WebSocket unreachable');
-      refuse(m.sid, timedOut ? 'upstream_timeout' : 'bad_gateway', timedOut ? 'the local service did not answer the handshake in time' : 'the local service could not be reached');
+      refuse(m.sid, timedOut ? 'upstream_timeout' : 'bad_gateway', timedOut ? 'the local service did not answer the handshake in time' : 'the local service could not be reached', !timedOut && neverConnected(err));
       stream.reset(timedOut ? 'upstream_timeout' : 'bad_gateway');
     });
     ws.on('open', () => {
       answered = true;
       const { protocol, headers: head } = answer();
       deps.sendJson({ t: 'response', sid: m.sid, status: 101, headers: protocol ? { ...head, 'sec-websocket-protocol': protocol } : head });
-      bridgeWebSocket(ws, stream);
+      bridgeWebSocket(ws, stream, deps.hubFeatures().has('ws_close'));
     });
     // The hub gave up (its caller left) or the refusal's body is through: the handshake is over.
     stream.whenFinished(() => ws.readyState === ws.CONNECTING && ws.terminate());

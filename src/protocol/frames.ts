@@ -88,9 +88,9 @@ export type Headers = Record<string, string | string[]>;
 /** hub → agent, first frame: prove possession of the signing secret for this nonce. */
 export interface ChallengeMsg { t: 'challenge'; nonce: string }
 /** agent → hub: answer to a challenge. */
-export interface AuthMsg { t: 'auth'; node_id: string; auth_token: string; nonce: string; proof: string; agent_version?: string }
+export interface AuthMsg { t: 'auth'; node_id: string; auth_token: string; nonce: string; proof: string; agent_version?: string; features?: string[] }
 /** hub → agent: authenticated; timings the agent follows. */
-export interface AuthOkMsg { t: 'auth_ok'; node_id: string; heartbeat_seconds: number; offline_after_seconds: number }
+export interface AuthOkMsg { t: 'auth_ok'; node_id: string; heartbeat_seconds: number; offline_after_seconds: number; features?: string[] }
 /** hub → agent: periodic re-authentication; streams keep flowing meanwhile. */
 export interface ReauthMsg { t: 'reauth'; nonce: string }
 /** agent → hub: answer to a re-authentication. */
@@ -116,8 +116,12 @@ export interface OpenMsg {
 }
 /** agent → hub: the upstream's response head; the body follows as DATA frames. */
 export interface ResponseMsg { t: 'response'; sid: string; status: number; headers: Headers }
-/** agent → hub: the request could not be served; the stream is finished. */
-export interface StreamErrorMsg { t: 'stream_error'; sid: string; code: StreamErrorCode; message: string }
+/**
+ * agent → hub: the request could not be served; the stream is finished. `delivered: false`: no byte
+ * of it reached the local service (the agent could not connect), so the hub may send it elsewhere.
+ * Absent means it may have.
+ */
+export interface StreamErrorMsg { t: 'stream_error'; sid: string; code: StreamErrorCode; message: string; delivered?: false }
 
 export type StreamErrorCode = 'bad_signature' | 'replayed' | 'forbidden' | 'bad_gateway' | 'upstream_timeout' | 'bad_request'
   /** The stored credential's format is not one this agent knows. */

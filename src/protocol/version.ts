@@ -2,6 +2,20 @@
 // WebSocket subprotocol (RFC 6455 §1.9), so a mismatch is refused before any frame is exchanged.
 export const SUBPROTOCOL = 'nexus.v1';
 
+/**
+ * Extensions within nexus.v1 this build speaks, announced in `auth` (agent) and `auth_ok` (hub). A
+ * peer uses one only when the other announced it, so peers of different builds keep working together
+ * (docs/protocol.md, "Features"). `ws_close`: a relayed WebSocket's close code and reason travel in a
+ * close record (ws-bridge.ts).
+ */
+export const FEATURES: readonly string[] = ['ws_close'];
+
+/** The features a peer announced: strings only, bounded, unknown ones kept (and ignored). */
+export function announcedFeatures(value: unknown): ReadonlySet<string> {
+  if (!Array.isArray(value)) return new Set();
+  return new Set(value.slice(0, 32).filter((f): f is string => typeof f === 'string' && f.length <= 64));
+}
+
 /** Close codes in the 4000–4999 private-use range (RFC 6455 §7.4.2), plus the standard ones we send. */
 export const CLOSE = {
   normal: 1000,

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { dialForCaller } from './ws-bridge.ts';
+import { dialForCaller, encodeWsClose, encodeWsMessage, sendableCloseCode, WsMessageDecoder } from './ws-bridge.ts';
 
 // A real service whose subprotocol choice depends on the path: /second picks the second offered,
 // /none picks none, /other answers with one nobody offered.
@@ -72,5 +72,33 @@ describe('dialForCaller', () => {
     const end = Date.now() + 5_000;
     while (open.size && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     expect(open.size).toBe(0);
+  });
+});
+
+describe('relayed WebSocket records', () => {
+  it('carries a close record only between peers that announced ws_close', () => {
+    const close = encodeWsClose(4001, Buffer.from('bye'));
+    expect(new WsMessageDecoder(true).push(Buffer.concat([encodeWsMessage(Buffer.from('hi'), false), close]))).toEqual([
+      { data: Buffer.from('hi'), isBinary: false },
+      { close: { code: 4001, reason: Buffer.from('bye') } },
+    ]);
+    // A peer that never announced it gets none, and one that arrives anyway is malformed.
+    expect(() => new WsMessageDecoder().push(close)).toThrow(/malformed/);
+  });
+
+  it('refuses hostile close records: too short, too long, unknown kinds', () => {
+    const record = (kind: number, body: Buffer) => Buffer.concat([Buffer.from([kind, 0, 0, 0, body.length]), body]);
+    expect(() => new WsMessageDecoder(true).push(record(2, Buffer.from([3])))).toThrow(/malformed/);
+    expect(() => new WsMessageDecoder(true).push(record(2, Buffer.alloc(126)))).toThrow(/malformed/);
+    expect(() => new WsMessageDecoder(true).push(record(3, Buffer.alloc(2)))).toThrow(/malformed/);
+    // A reason longer than a close frame may carry is cut to 123 bytes when encoded.
+    const long = new WsMessageDecoder(true).push(encodeWsClose(4000, Buffer.alloc(300, 0x61)));
+    expect(long[0]).toMatchObject({ close: { code: 4000 } });
+    expect((long[0] as { close: { reason: Buffer } }).close.reason.length).toBe(123);
+  });
+
+  it('turns codes that may not be sent into 1000', () => {
+    for (const code of [1005, 1006, 1015, 1004, 999, 2000, 5000]) expect(sendableCloseCode(code), String(code)).toBe(1000);
+    for (const code of [1000, 1001, 1011, 3000, 4001, 4999]) expect(sendableCloseCode(code), String(code)).toBe(code);
   });
 });

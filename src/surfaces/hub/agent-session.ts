@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../../core/log/log.ts';
 import { AppError, type ErrorCode } from '../../core/errors/errors.ts';
-import type { RelayRequest, RelayResponse } from '../../core/relay/node-relay.ts';
+import { NODE_OFFLINE, type RelayRequest, type RelayResponse } from '../../core/relay/node-relay.ts';
 import { corkPerTick } from '../../protocol/cork.ts';
 import { BODY_FIELD_FAILURES } from '../../protocol/credentials.ts';
 import { isHeaders, newStreamId, parseControl, type Headers } from '../../protocol/frames.ts';
@@ -13,7 +13,7 @@ import { newNonce, signOpen, verifyAuthProof } from '../../protocol/signing.ts';
 import { StreamMux, type Stream } from '../../protocol/streams.ts';
 import { rawFrameWriter } from '../../protocol/ws-frames.ts';
 import { splitDataFrames } from '../../protocol/ws-receive.ts';
-import { CLOSE, LIMITS, SUBPROTOCOL } from '../../protocol/version.ts';
+import { announcedFeatures, CLOSE, FEATURES, LIMITS, SUBPROTOCOL } from '../../protocol/version.ts';
 
 export interface SessionTimings {
   heartbeatSeconds: number;
@@ -40,6 +40,33 @@ interface PendingHead {
   reject(err: Error): void;
 }
 
+/**
+ * How far a relayed request had got when it failed before its response head, which decides whether
+ * the proxy may send it to another node (docs/hub.md, "Retries on another node"):
+ * - `unsent`: none of it reached the service: the node was offline or gone before the open frame
+ *   left, the agent refused the frame before acting on it, or could not connect to the service;
+ * - `lost`: it may have reached the service: the node dropped or reset the stream afterwards, or the
+ *   service failed after the agent had connected to it.
+ */
+export type RelayFailure = 'unsent' | 'lost';
+
+/** A relayed request that failed before its response head; `reason` names why in audit rows and metrics. */
+export class RelayError extends AppError {
+  readonly failure: RelayFailure;
+  readonly reason: string;
+
+  constructor(code: ErrorCode, message: string, failure: RelayFailure, reason: string, numericCode?: number) {
+    super(code, message, numericCode === undefined ? {} : { numericCode, retryAfter: 5 });
+    this.failure = failure;
+    this.reason = reason;
+  }
+}
+
+const disconnected = () => new RelayError('bad_gateway', 'the node disconnected', 'lost', 'node_disconnected');
+
+/** Codes with which an agent refuses an `open` before it does anything with it (local-relay.ts). */
+const REFUSED_OPEN = new Set(['bad_signature', 'replayed', 'forbidden', 'bad_request', 'unknown_format']);
+
 const STREAM_ERRORS: Record<string, { code: ErrorCode; message: string }> = {
   bad_signature: { code: 'bad_gateway', message: 'the node rejected the request signature' },
   replayed: { code: 'bad_gateway', message: 'the node rejected the request as a replay' },
@@ -58,6 +85,8 @@ export class AgentSession {
   readonly connectedAt = new Date();
   lastSeen = Date.now();
   readonly mux: StreamMux;
+  /** What the agent announced in `auth` (version.ts): an agent of an older build announces nothing. */
+  features: ReadonlySet<string> = new Set();
 
   private socket: WebSocket;
   private host: SessionHost;
@@ -152,12 +181,13 @@ export class AgentSession {
   }
 
   private async open(req: RelayRequest, upgrade: boolean): Promise<{ status: number; headers: Headers; stream: Stream }> {
-    if (!this.secret || this.closed) throw new AppError('unavailable', 'node is offline');
+    if (!this.secret || this.closed) throw new RelayError('unavailable', `node ${this.nodeId} is offline`, 'unsent', 'node_offline', NODE_OFFLINE);
     const sid = newStreamId();
     const stream = this.mux.create(sid);
     const head = new Promise<{ status: number; headers: Headers }>((resolve, reject) => this.heads.set(sid, { resolve, reject }));
     stream.whenFinished(() => {
-      if (this.heads.has(sid)) this.failHead(sid, new AppError('bad_gateway', stream.failed?.message === 'node disconnected' ? 'the node disconnected' : 'the node closed the stream'));
+      if (!this.heads.has(sid)) return;
+      this.failHead(sid, stream.failed?.message === 'node disconnected' ? disconnected() : new RelayError('bad_gateway', 'the node closed the stream', 'lost', 'stream_reset'));
     });
     const onAbort = () => {
       stream.reset('cancelled');
@@ -261,16 +291,24 @@ export class AgentSession {
         const status = msg.status;
         if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599 || !isHeaders(msg.headers)) {
           this.mux.get(msg.sid as string)?.reset('malformed response head');
-          return this.failHead(msg.sid as string, new AppError('bad_gateway', 'the node sent a malformed response'));
+          return this.failHead(msg.sid as string, new RelayError('bad_gateway', 'the node sent a malformed response', 'lost', 'malformed_response'));
         }
         this.heads.delete(msg.sid as string);
         return h.resolve({ status, headers: msg.headers });
       }
       case 'stream_error': {
         if (typeof msg.sid !== 'string') return;
-        const known = Object.hasOwn(STREAM_ERRORS, String(msg.code)) ? STREAM_ERRORS[String(msg.code)]! : STREAM_ERRORS.bad_gateway!;
-        if (msg.code === 'bad_signature' || msg.code === 'replayed') this.log.warn({ node: this.nodeId, code: msg.code }, 'agent rejected a signed frame');
-        this.failHead(msg.sid, new AppError(known.code, known.message));
+        const code = String(msg.code);
+        const known = Object.hasOwn(STREAM_ERRORS, code) ? STREAM_ERRORS[code]! : STREAM_ERRORS.bad_gateway!;
+        if (code === 'bad_signature' || code === 'replayed') this.log.warn({ node: this.nodeId, code }, 'agent rejected a signed frame');
+        // Refused before acting, or could not connect: the service got nothing. Any other bad_gateway
+        // (or a code this hub does not know) may come after the service got the request.
+        let err: AppError;
+        if (REFUSED_OPEN.has(code)) err = new RelayError(known.code, known.message, 'unsent', 'node_refused');
+        else if (code === 'bad_gateway' && msg.delivered === false) err = new RelayError(known.code, known.message, 'unsent', 'connect_failed');
+        else if (code === 'bad_gateway' || !Object.hasOwn(STREAM_ERRORS, code)) err = new RelayError(known.code, known.message, 'lost', 'service_failed');
+        else err = new AppError(known.code, known.message);
+        this.failHead(msg.sid, err);
         this.mux.get(msg.sid)?.reset(String(msg.code));
         return;
       }
@@ -293,7 +331,8 @@ export class AgentSession {
     this.challenge = null;
     this.log = this.log.child({ node: this.nodeId });
     const t = this.host.timings;
-    this.sendJson({ t: 'auth_ok', node_id: this.nodeId, heartbeat_seconds: t.heartbeatSeconds, offline_after_seconds: t.offlineAfterSeconds });
+    this.features = announcedFeatures(msg.features);
+    this.sendJson({ t: 'auth_ok', node_id: this.nodeId, heartbeat_seconds: t.heartbeatSeconds, offline_after_seconds: t.offlineAfterSeconds, features: FEATURES });
     this.host.online(this);
     this.timers.push(setInterval(() => {
       if (Date.now() - this.lastSeen > t.offlineAfterSeconds * 1000) this.close(CLOSE.heartbeatTimeout, 'no heartbeat');
@@ -321,7 +360,7 @@ export class AgentSession {
     this.closed = true;
     this.stopTimers();
     this.mux.closeAll('node disconnected');
-    for (const [sid] of this.heads) this.failHead(sid, new AppError('bad_gateway', 'the node disconnected'));
+    for (const [sid] of this.heads) this.failHead(sid, disconnected());
     this.log.info({ code, reason: reason.slice(0, 120) }, 'agent disconnected');
     if (wasOnline) this.host.offline(this);
   }

@@ -8,7 +8,7 @@ import { AgentSession } from './agent-session.ts';
 import { tuneHeapForRelay } from '../../protocol/heap.ts';
 import { createNodesService } from './nodes-service.ts';
 import type { NodeRow } from './nodes-store.ts';
-import { createProxy } from './proxy.ts';
+import { createProxy, type Proxy } from './proxy.ts';
 import { Registry } from './registry.ts';
 import { createServiceLookup } from './service-lookup.ts';
 import { createServices } from './services.ts';
@@ -34,8 +34,8 @@ function createHub(ctx: AppContext) {
     nodes.store.touch(nodeId, new Date().toISOString());
     if (!online) log.info({ node: nodeId }, 'node offline');
   });
-  registerRelayMetrics(ctx, registry);
   const proxy = createProxy(ctx, services, registry);
+  registerRelayMetrics(ctx, registry, proxy);
   const lookup = createServiceLookup(ctx.db, services.store);
   ctx.relay.install(registry);
 
@@ -86,7 +86,7 @@ function createHub(ctx: AppContext) {
 }
 
 /** Gauges and counters of the agents' connections, read when /metrics is scraped. */
-function registerRelayMetrics(ctx: AppContext, registry: Registry): void {
+function registerRelayMetrics(ctx: AppContext, registry: Registry, proxy: Proxy): void {
   const r = ctx.metrics.registry;
   r.registerMetric(customMetric('nexus_hub_agents_connected', 'Agents connected to the hub now', 'gauge', () => [{ labels: {}, value: registry.size }]));
   r.registerMetric(customMetric('nexus_hub_streams_open', 'Streams (relayed requests and WebSockets) open over agent connections now', 'gauge', () => [{ labels: {}, value: registry.totals().streams }]));
@@ -94,6 +94,8 @@ function registerRelayMetrics(ctx: AppContext, registry: Registry): void {
     const t = registry.totals();
     return [{ labels: { direction: 'in' }, value: t.bytesIn }, { labels: { direction: 'out' }, value: t.bytesOut }];
   }));
+  r.registerMetric(customMetric('nexus_hub_proxy_retries_total', 'Proxied requests sent to another node after the one tried failed before answering, by failure', 'counter', () =>
+    [...proxy.retries()].map(([reason, value]) => ({ labels: { reason }, value }))));
 }
 
 export type Hub = ReturnType<typeof createHub>;

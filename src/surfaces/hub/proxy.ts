@@ -1,17 +1,20 @@
 // The service proxy: one request in, one request out, bodies streamed both ways without buffering
 // (except the `body` auth method, which must edit a JSON body). Direct services are dialled by the
 // appliance behind the SSRF guard; node services go through the relay to the agent that holds the
-// credential. Failover: candidates in priority/WRR order; offline nodes never get a request.
-import type { Readable } from 'node:stream';
+// credential. Failover: candidates in priority/WRR order; offline nodes never get a request, and a
+// node that fails before answering is replaced by the next one when that is safe (`retryReason`).
+import { Readable } from 'node:stream';
 import { Agent, request as undiciRequest } from 'undici';
 import type WebSocket from 'ws';
 import type { AppContext } from '../../core/context.ts';
 import { AppError } from '../../core/errors/errors.ts';
-import { NODE_OFFLINE } from '../../core/relay/node-relay.ts';
+import { NODE_OFFLINE, nodeOffline } from '../../core/relay/node-relay.ts';
 import { BODY_FIELD_FAILURES, BodyFieldError, endToEnd, inject, joinTarget, withBodyField } from '../../protocol/credentials.ts';
 import type { Headers } from '../../protocol/frames.ts';
 import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE, pipeWebSockets } from '../../protocol/ws-bridge.ts';
+import { RelayError, type AgentSession, type RelayedUpgrade } from './agent-session.ts';
 import type { Registry } from './registry.ts';
+import { KeptBody, REPLAY_LIMIT } from './replay.ts';
 import { NodePicker } from './routing.ts';
 import type { Services } from './services.ts';
 import type { ServiceNode, ServiceRow } from './services-store.ts';
@@ -30,6 +33,48 @@ export interface ProxyCall {
   signal: AbortSignal;
   /** The service's node binding when the caller already read it (one lookup per request). */
   bound?: ServiceNode[];
+  /** Filled with each node tried, in order, and why those that failed before answering did (for the audit row). */
+  tries?: NodeTry[];
+}
+
+export interface NodeTry {
+  node_id: string;
+  /** Set when the node failed before answering: a RelayError reason (node_offline, node_refused,
+   *  connect_failed, service_failed, node_disconnected, stream_reset, malformed_response) or the
+   *  error code the caller got. */
+  error?: string;
+}
+
+/** RFC 9110 §9.2.2: methods whose repetition has the effect of one request. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** No try on another node starts later than this after the first (docs/hub.md, "Retries on another node"). */
+export const RETRY_BUDGET_MS = 10_000;
+
+/**
+ * Why `err` (a node's failure before its response head) lets the request go to the next node, or
+ * null when it must not: only when none of it reached the service, or when it may have but the
+ * method is idempotent, and in both cases only when the body can be sent again from its start.
+ * `resendable`: no body, or all of it kept (KeptBody).
+ */
+export function retryReason(err: unknown, method: string, resendable: boolean): string | null {
+  const f = relayFailure(err);
+  if (!f || (!resendable && f.reason !== 'node_offline')) return null;
+  return f.unsent || IDEMPOTENT.has(method) ? f.reason : null;
+}
+
+/** The node failure `err` stands for, or null for an error that says nothing about the node. */
+function relayFailure(err: unknown): { reason: string; unsent: boolean } | null {
+  if (err instanceof RelayError) return { reason: err.reason, unsent: err.failure === 'unsent' };
+  // The registry had no session: nothing was sent and the body is untouched.
+  if (err instanceof AppError && err.numericCode === NODE_OFFLINE) return { reason: 'node_offline', unsent: true };
+  return null;
+}
+
+/** A request body worth keeping for a retry: declared small, or of unknown length (kept while small). */
+function keepable(headers: ProxyCall['headers']): boolean {
+  const len = headers['content-length'];
+  return len === undefined || (typeof len === 'string' && Number(len) <= REPLAY_LIMIT);
 }
 
 /**
@@ -103,19 +148,42 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     }
   }
 
+  /** Retries by reason since start, for /metrics. */
+  const retries = new Map<string, number>();
+
+  /**
+   * Records why the last try failed and says whether the next node gets the request (counted by
+   * reason). At most one try per node (the order has each once), none after the budget.
+   */
+  function retry(call: Omit<ProxyCall, 'body'>, err: unknown, resendable: boolean, started: number, more: boolean): boolean {
+    const tried = call.tries?.at(-1);
+    if (tried) tried.error = relayFailure(err)?.reason ?? (err instanceof AppError ? err.code : 'internal');
+    const reason = retryReason(err, call.method, resendable);
+    if (!reason || !more || call.signal.aborted || performance.now() - started > RETRY_BUDGET_MS) return false;
+    retries.set(reason, (retries.get(reason) ?? 0) + 1);
+    return true;
+  }
+
   async function viaNodes(call: ProxyCall, target: URL, headers: Headers, bound: ReturnType<Services['store']['nodes']>): Promise<ProxyResult> {
     const order = picker.order(call.service.id, bound, (id) => ctx.relay.isOnline(id));
     if (!order.length) {
       throw new AppError('unavailable', `no node serving "${call.service.slug}" is online`, { numericCode: NODE_OFFLINE, retryAfter: 5 });
     }
+    // With a second node to turn to, a small body is kept so that it can be sent to it from the start.
+    const kept = call.body && order.length > 1 && keepable(call.headers)
+      ? new KeptBody(call.body instanceof Readable ? call.body : Readable.from(call.body))
+      : null;
+    const started = performance.now();
     let last: unknown;
-    for (const nodeId of order) {
+    for (let i = 0; i < order.length; i++) {
+      const nodeId = order[i]!;
+      call.tries?.push({ node_id: nodeId });
       try {
         const res = await ctx.relay.request(nodeId, {
           method: call.method,
           url: target.toString(),
           headers,
-          body: call.body,
+          body: kept ? kept.take() : call.body,
           service: call.service.slug,
           signal: call.signal,
         });
@@ -132,9 +200,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
         };
       } catch (err) {
         last = err;
-        // Only a request that never reached a node may be tried on the next one.
-        const retryable = err instanceof AppError && err.numericCode === NODE_OFFLINE;
-        if (!retryable || call.signal.aborted) throw err;
+        if (!retry(call, err, !call.body || !!kept?.replayable, started, i + 1 < order.length)) throw err;
       }
     }
     throw last;
@@ -185,11 +251,24 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     });
   }
 
+  /** A WebSocket handshake is a GET without a body: a node that fails before answering gives way like one. */
   async function dialViaNodes(call: Omit<ProxyCall, 'body'>, target: URL, headers: Headers, bound: ServiceNode[]): Promise<DialedWebSocket> {
-    const session = picker.order(call.service.id, bound, (id) => registry.isOnline(id)).map((id) => registry.get(id)).find((s) => s !== undefined);
-    if (!session) throw new AppError('unavailable', `no node serving "${call.service.slug}" is online`, { numericCode: NODE_OFFLINE, retryAfter: 5 });
-    const where = { routedVia: 'node', nodeId: session.nodeId } as const;
-    const res = await session.upgrade({ method: 'GET', url: target.toString(), headers, service: call.service.slug, signal: call.signal });
+    const order = picker.order(call.service.id, bound, (id) => registry.isOnline(id));
+    if (!order.length) throw new AppError('unavailable', `no node serving "${call.service.slug}" is online`, { numericCode: NODE_OFFLINE, retryAfter: 5 });
+    const started = performance.now();
+    let res: RelayedUpgrade | null = null;
+    let session: AgentSession | undefined;
+    for (let i = 0; !res; i++) {
+      session = registry.get(order[i]!);
+      call.tries?.push({ node_id: order[i]! });
+      try {
+        if (!session) throw nodeOffline(order[i]!);
+        res = await session.upgrade({ method: 'GET', url: target.toString(), headers, service: call.service.slug, signal: call.signal });
+      } catch (err) {
+        if (!retry(call, err, true, started, i + 1 < order.length)) throw err;
+      }
+    }
+    const where = { routedVia: 'node', nodeId: session!.nodeId } as const;
     if (!res.accepted) return { ...where, accepted: false, status: res.status, headers: endToEnd(res.headers), body: res.body };
     const { stream } = res;
     const { 'sec-websocket-protocol': protocol, ...answered } = endToEnd(res.headers);
@@ -199,7 +278,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       protocol: typeof protocol === 'string' && protocol ? protocol : null,
       headers: answered,
       // Messages the service sent meanwhile wait in the stream, within its window.
-      join: (caller) => bridgeWebSocket(caller, stream),
+      join: (caller) => bridgeWebSocket(caller, stream, session!.features.has('ws_close')),
       cancel: () => stream.reset('caller went away'),
     };
   }
@@ -227,6 +306,8 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       const bound = call.bound ?? services.store.nodes(call.service.id);
       return bound.length ? viaNodes(call, target, headers, bound) : direct(call, target, headers);
     },
+    /** Tries handed to another node, by the failure that caused them. */
+    retries: (): ReadonlyMap<string, number> => retries,
     close: () => dispatcher.close(),
   };
 }

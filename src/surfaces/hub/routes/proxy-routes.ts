@@ -11,7 +11,7 @@ import { redactUrl } from '../../../core/log/log.ts';
 import { answerWith, checkHandshake } from '../../../core/http/websocket-protocol.ts';
 import { corkPerTurn } from '../../../protocol/cork.ts';
 import type { Hub } from '../hub.ts';
-import type { DialedWebSocket } from '../proxy.ts';
+import type { DialedWebSocket, NodeTry } from '../proxy.ts';
 
 const PREFIX = '/api/v1/proxy/s/';
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -124,7 +124,9 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   type Resolved = ReturnType<typeof resolve>;
   // `maxDuration`: the appliance ended the stream at proxy.maxStreamSeconds (the caller and the service
   // did not), which the row says so that a cut-off download is not taken for a failing service.
-  const audit = (req: FastifyRequest, r: Resolved, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean; maxDuration?: boolean }) =>
+  // `tries`: the nodes tried in order; listed in the row only when a node failed and another was tried,
+  // and the row's node_id is then the last one (the one that answered, unless all failed).
+  const audit = (req: FastifyRequest, r: Resolved, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean; maxDuration?: boolean; tries: NodeTry[] }) =>
     ctx.audit.enqueue({
       actor_type: 'token',
       actor_id: r.principal.userId,
@@ -135,7 +137,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       outcome: entry.complete && entry.status < 400 ? 'success' : 'failure',
       source_ip: req.ip,
       routed_via: entry.routedVia,
-      node_id: entry.nodeId,
+      node_id: entry.nodeId ?? entry.tries.at(-1)?.node_id ?? null,
       status: entry.status,
       details: {
         slug: r.service.slug,
@@ -147,6 +149,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
         ...(entry.websocket ? { websocket: true } : {}),
         ...(entry.complete ? {} : { aborted: true }),
         ...(entry.maxDuration ? { max_duration: true } : {}),
+        ...(entry.tries.length > 1 ? { tries: entry.tries } : {}),
       },
     });
 
@@ -164,11 +167,12 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     let bytesOut = 0;
     let routedVia: 'direct' | 'node' = bound.length ? 'node' : 'direct';
     let nodeId: string | null = null;
+    const tries: NodeTry[] = [];
     reply.raw.once('close', () => {
       clearTimeout(timer);
       const complete = reply.raw.writableFinished;
       if (!complete) abort.abort();
-      audit(req, r, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut, started, maxDuration });
+      audit(req, r, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut, started, maxDuration, tries });
     });
 
     const result = await hub.proxy.forward({
@@ -181,6 +185,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       bound,
       body: hasBody(req) ? counted(req.raw, (n) => (bytesIn += n)) : null,
       signal: abort.signal,
+      tries,
     });
     routedVia = result.routedVia;
     nodeId = result.nodeId;
@@ -234,8 +239,9 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const abort = new AbortController();
     const socket = req.raw.socket;
     const where = { routedVia: (r.bound.length ? 'node' : 'direct') as 'direct' | 'node', nodeId: null as string | null };
+    const tries: NodeTry[] = [];
     const finish = (status: number, complete: boolean, bytesOut = 0, maxDuration = false) =>
-      audit(req, r, { status, complete, ...where, bytesIn: 0, bytesOut, started, websocket: true, maxDuration });
+      audit(req, r, { status, complete, ...where, bytesIn: 0, bytesOut, started, websocket: true, maxDuration, tries });
 
     // Dialling may take up to the service's handshake timeout; a caller that leaves meanwhile takes
     // the dial with it (499, nginx's "client closed request").
@@ -246,7 +252,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       socket.destroy();
       finish(499, false);
     });
-    hub.proxy.dialWebSocket({ service: r.service, bound: r.bound, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal }).then(
+    hub.proxy.dialWebSocket({ service: r.service, bound: r.bound, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal, tries }).then(
       (dial) => {
         where.routedVia = dial.routedVia;
         where.nodeId = dial.nodeId;
