@@ -1,6 +1,7 @@
 // `npm run build` → dist/nexus: a single Linux x64 executable (Node's Single Executable Application).
 //   1. esbuild bundles src/main.ts into one CommonJS file (the migrations folder inlined), and the
-//      write thread (src/core/db/write-worker.ts) into another, stored as an asset.
+//      write thread (src/core/db/write-worker.ts) and the backup snapshot thread
+//      (src/core/backup/snapshot-worker.ts) into others, stored as assets.
 //   2. Node writes the SEA blob: the bundle plus assets (better-sqlite3's .node file, console assets,
 //      templates) that src/core/native/sea-addons.ts and src/core/assets/assets.ts read at run time.
 //   3. postject injects the blob into a copy of the pinned Node 24 binary.
@@ -116,11 +117,14 @@ async function main() {
     external: ['utf-8-validate'],
   });
 
-  log('bundling the write thread');
+  log('bundling the write thread and the backup snapshot thread');
   const writeWorker = join(WORK, 'write-worker.cjs');
   await build({ ...common, entryPoints: [join(ROOT, 'src/core/db/write-worker.ts')], outfile: writeWorker, plugins: [inlineMigrations] });
 
-  const assets: Record<string, string> = { 'write-worker.cjs': writeWorker };
+  const snapshotWorker = join(WORK, 'snapshot-worker.cjs');
+  await build({ ...common, entryPoints: [join(ROOT, 'src/core/backup/snapshot-worker.ts')], outfile: snapshotWorker, plugins: [inlineMigrations] });
+
+  const assets: Record<string, string> = { 'write-worker.cjs': writeWorker, 'snapshot-worker.cjs': snapshotWorker };
   for (const [asset, file] of Object.entries(NATIVE_ASSETS)) {
     const [pkg, ...rest] = file.split('/');
     const path = join(dirname(require.resolve(`${pkg}/package.json`)), ...rest);

@@ -1,5 +1,7 @@
 // Dispatches the first argument to a role. Each command returns an exit code, or -1 to keep running.
 
+import { VERSION } from '../core/version.ts';
+
 export type Command = (argv: string[]) => Promise<number>;
 
 export const USAGE = `nexus — one controlled doorway to AI models and private APIs
@@ -53,7 +55,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   },
 };
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../core/version.ts';
 
 export function registerCommand(name: string, cmd: Command): void {
   COMMANDS[name] = async () => cmd;

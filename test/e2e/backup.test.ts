@@ -13,6 +13,7 @@ import { authed, json, login, setupAdmin, type Admin } from '../helpers/api.ts';
 import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
+import { until } from '../helpers/until.ts';
 
 const PASS = 'correct horse battery staple';
 const env = { PASS };
@@ -201,6 +202,83 @@ describe('nexus backup and nexus restore', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/damaged/);
   }, 120_000);
+
+  it('lets an administrator download a backup without keys through the API while calls are served, one at a time', async () => {
+    const app = await startAppliance({ dataDir: source.dataDir });
+    try {
+      const again = await login(app, admin.username, admin.password);
+      const member = (await json(await fetch(`${app.url}/api/v1/users`, authed(again.token, { method: 'POST', body: JSON.stringify({ username: 'mia', password: 'mia-password-12', role: 'member' }) })))) as { id: string };
+      expect(member.id).toBeTruthy();
+      const mia = await login(app, 'mia', 'mia-password-12');
+      expect((await fetch(`${app.url}/api/v1/backup`)).status).toBe(401);
+      const refused = await fetch(`${app.url}/api/v1/backup`, authed(mia.token));
+      expect(refused.status).toBe(403);
+
+      let stop = false;
+      const load = (async () => {
+        for (let n = 0; !stop && n < 2000; n++) await Promise.all([chat(app), chat(app)]);
+      })();
+      const answers = await Promise.all([1, 2, 3].map(() => fetch(`${app.url}/api/v1/backup`, authed(again.token))));
+      stop = true;
+      await load;
+      const ok = answers.filter((r) => r.status === 200);
+      expect(ok).toHaveLength(1);
+      for (const r of answers.filter((x) => x.status !== 200)) {
+        expect(r.status).toBe(409);
+        expect((await json(r)).error.message).toBe('a backup is already being made; try again when it is done');
+      }
+      expect(ok[0]!.headers.get('content-disposition')).toMatch(/^attachment; filename="nexus-backup-\d{8}T\d{6}Z\.nxbackup"$/);
+      const file = join(dir, 'downloaded.nxbackup');
+      writeFileSync(file, Buffer.from(await ok[0]!.arrayBuffer()));
+      expect(readFileSync(file).includes(readFileSync(join(source.dataDir, 'master.key')))).toBe(false);
+      // No snapshot is left in the data dir (it is removed once the last byte is handed over), and the
+      // download is audited.
+      await until('the snapshot to be removed', async () => !readdirSync(source.dataDir).some((f) => f.startsWith('.backup-')), 5000, 20);
+      const audit = await json(await fetch(`${app.url}/api/v1/audit?action=backup.download`, authed(again.token)));
+      expect(audit.items.map((e: { action: string; actor_name: string }) => [e.action, e.actor_name])).toEqual([['backup.download', admin.username]]);
+
+      const target = join(dir, 'from-api');
+      const r = await nexus(['restore', file, '--data-dir', target, '--master-key', join(source.dataDir, 'master.key')]);
+      expect(r.code, r.stderr).toBe(0);
+      await app.stop();
+      const restored = await startAppliance({ dataDir: target });
+      try {
+        expect((await chat(restored)).choices[0]!.message.content).toBe('echo: hi');
+      } finally {
+        await restored.stop();
+      }
+    } finally {
+      await app.stop();
+    }
+  }, 90_000);
+
+  it('ends a download the caller leaves half-way, and takes the next one', async () => {
+    const app = await startAppliance();
+    const boss = await setupAdmin(app);
+    await app.stop();
+    // 24 MB that zstd cannot shrink: more than the sockets between the two processes hold.
+    const db = new Database(join(app.dataDir, 'nexus.db'));
+    db.exec('CREATE TABLE filler (b BLOB)');
+    const insert = db.prepare('INSERT INTO filler VALUES (?)');
+    for (let i = 0; i < 24; i++) insert.run(randomBytes(1 << 20));
+    db.close();
+    const again = await startAppliance({ dataDir: app.dataDir });
+    try {
+      const token = (await login(again, boss.username, boss.password)).token;
+      const abort = new AbortController();
+      const res = await fetch(`${again.url}/api/v1/backup`, authed(token, { signal: abort.signal }));
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      expect((await reader.read()).done).toBe(false);
+      abort.abort();
+      await until('the half-sent snapshot to be removed', async () => !readdirSync(app.dataDir).some((f) => f.startsWith('.backup-')), 10_000, 50);
+      const next = await fetch(`${again.url}/api/v1/backup`, authed(token));
+      expect(next.status).toBe(200);
+      expect((await next.arrayBuffer()).byteLength).toBeGreaterThan(24e6);
+    } finally {
+      await again.stop();
+    }
+  }, 90_000);
 
   // chown needs root; the image restores as root into /var/lib/nexus, which the nexus user owns.
   it.skipIf(process.getuid?.() !== 0)('gives every file it writes to the data dir\'s owner when run as root', async () => {

@@ -226,6 +226,11 @@ describe('signed-in pages', () => {
     await page.getByRole('button', { name: 'Save', exact: true }).click();
     await page.getByText('Saved.').first().waitFor();
     await shot('settings');
+    const [backup] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download a backup' }).click()]);
+    expect(backup.suggestedFilename()).toMatch(/^nexus-backup-\d{8}T\d{6}Z\.nxbackup$/);
+    const backupFile = readFileSync((await backup.path())!);
+    expect(backupFile.subarray(0, 15).toString()).toBe('NEXUS-BACKUP 1\n');
+    expect(JSON.parse(backupFile.toString('utf8', 15, backupFile.indexOf(10, 15)))).toMatchObject({ format: 1, files: [], seal: null });
     // SCIM: a token with the tenant URL to paste into the IdP; a provisioned group mapped to a role.
     await page.getByRole('link', { name: 'SCIM provisioning' }).click();
     await page.getByRole('heading', { name: 'SCIM provisioning' }).waitFor();

@@ -1,6 +1,6 @@
 // `npm run build` produces one executable that carries everything: it runs with no node_modules and
 // no repository beside it, completes setup and sign-in, and stops cleanly on SIGTERM.
-import { copyFileSync, existsSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startAppliance, tempDir, REPO, type Appliance } from '../helpers/appliance.ts';
@@ -72,6 +72,15 @@ describe('dist/nexus', () => {
     }
     expect(app.output()).not.toContain('write failed');
     expect(app.output()).not.toContain('write thread');
+
+    // A backup's database copy runs on a thread whose code is an asset of the executable too; the
+    // executable's own `nexus backup verify` reads it back.
+    const backup = await fetch(`${app.url}/api/v1/backup`, authed(admin.token));
+    expect(backup.status, await backup.clone().text().catch(() => '')).toBe(200);
+    const file = join(tempDir('nexus-backup-'), 'b.nxbackup');
+    writeFileSync(file, Buffer.from(await backup.arrayBuffer()));
+    const verified = await run(exe, ['backup', 'verify', file], { env: { CACHE_DIRECTORY: cache } });
+    expect(verified.stdout, verified.stderr).toMatch(/a good backup .*\(schema \d+, 1 user\(s\)\), no keys/);
 
     const code = await app.stop('SIGTERM');
     expect(code).toBe(0);

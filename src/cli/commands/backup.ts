@@ -12,7 +12,7 @@ import { loadNativeBinding } from '../../core/native/sea-addons.ts';
 import { CliError } from '../cli-credentials.ts';
 import { withCliErrors } from '../output.ts';
 import { promptSecret } from '../prompt.ts';
-import { VERSION } from '../run.ts';
+import { VERSION } from '../../core/version.ts';
 
 export const BACKUP_USAGE = `Usage:
   nexus backup [--out FILE] [--passphrase-env VAR | --passphrase-file FILE | --no-keys] [--data-dir DIR]

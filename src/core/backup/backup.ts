@@ -9,7 +9,7 @@
 //                      AES-256-GCM of that under a scrypt key (magic + header as associated data),
 //                      followed by the 16-byte tag
 // The manifest carries the database's size and SHA-256 and, when sealed, the key files.
-import { createCipheriv, createDecipheriv, type DecipherGCM, createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type DecipherGCM, createHash, createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { chownSync, closeSync, createReadStream, createWriteStream, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, readFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -96,80 +96,23 @@ export interface CreateResult {
 export async function createBackup(opts: CreateOptions): Promise<CreateResult> {
   const dbPath = join(opts.dataDir, 'nexus.db');
   if (!existsSync(dbPath)) throw new BackupError(`${opts.dataDir} holds no database (nexus.db): nothing to back up`);
-  let masterKey: Buffer;
-  try {
-    masterKey = readFileSync(join(opts.dataDir, 'master.key'));
-  } catch (err) {
-    throw new BackupError(`cannot read ${join(opts.dataDir, 'master.key')}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  if (masterKey.length !== 32) throw new BackupError(`${join(opts.dataDir, 'master.key')} is damaged (${masterKey.length} bytes)`);
+  const masterKey = readMasterKey(opts.dataDir);
   if (opts.passphrase !== null && opts.passphrase.length < MIN_PASSPHRASE_LENGTH) {
     throw new BackupError(`the passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters`);
   }
-
   const tag = randomBytes(6).toString('hex');
   const snapshot = join(dirname(opts.out), `.${basename(opts.out)}.${tag}.db`);
   const partial = join(dirname(opts.out), `.${basename(opts.out)}.${tag}.partial`);
   try {
-    // VACUUM INTO reads one snapshot of the database in a single read transaction: the appliance's
-    // writers go on (WAL), and the copy is consistent and compact. Migrations are not run here.
-    let schema: number[];
-    const db = new Database(dbPath, { fileMustExist: true, timeout: 10_000, ...(opts.nativeBinding ? { nativeBinding: opts.nativeBinding as unknown as string } : {}) });
-    try {
-      schema = (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version);
-      db.prepare('VACUUM INTO ?').run(snapshot);
-    } catch (err) {
-      throw new BackupError(`cannot copy ${dbPath}: ${(err as Error).message}`);
-    } finally {
-      db.close();
-    }
-    const dbBytes = statSync(snapshot).size;
-    const hash = createHash('sha256');
-    await pipeline(createReadStream(snapshot), hash);
-
-    const files: Record<string, string> = {};
+    const schema = snapshotDatabase(dbPath, snapshot, opts.nativeBinding);
+    const keyFiles: Record<string, Buffer> = {};
     if (opts.passphrase !== null) {
       for (const name of KEY_FILES) {
         const path = join(opts.dataDir, name);
-        if (existsSync(path)) files[name] = readFileSync(path).toString('base64');
+        if (existsSync(path)) keyFiles[name] = readFileSync(path);
       }
     }
-    let seal: Seal | null = null;
-    let key: Buffer | null = null;
-    if (opts.passphrase !== null) {
-      const params = { ...SCRYPT, salt: randomBytes(16).toString('base64') };
-      key = deriveKey(opts.passphrase, params);
-      seal = { cipher: 'aes-256-gcm', kdf: 'scrypt', ...params, iv: randomBytes(12).toString('base64'), check: passphraseCheck(key) };
-    }
-    const header: BackupHeader = {
-      format: 1,
-      created_at: new Date().toISOString(),
-      nexus_version: opts.version,
-      schema,
-      key_check: keyCheck(masterKey),
-      files: Object.keys(files),
-      seal,
-    };
-    const headerLine = Buffer.from(JSON.stringify(header) + '\n');
-    const manifest = Buffer.from(JSON.stringify({ db_bytes: dbBytes, db_sha256: hash.digest('hex'), files } satisfies Manifest));
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(manifest.length);
-
-    const out = createWriteStream(partial, { mode: 0o600 });
-    out.write(MAGIC);
-    out.write(headerLine);
-    async function* body() {
-      yield length;
-      yield manifest;
-      yield* createReadStream(snapshot);
-    }
-    if (key && seal) {
-      const cipher = createCipheriv('aes-256-gcm', key, Buffer.from(seal.iv, 'base64'));
-      cipher.setAAD(Buffer.concat([MAGIC, headerLine]));
-      await pipeline(body, createZstdCompress(), cipher, withTrailer(() => cipher.getAuthTag()), out);
-    } else {
-      await pipeline(body, createZstdCompress(), out);
-    }
+    const header = await packBackup({ snapshot, schema, masterKey, keyFiles, passphrase: opts.passphrase, version: opts.version }, createWriteStream(partial, { mode: 0o600 }));
     const fd = openSync(partial, 'r');
     try {
       fsyncSync(fd);
@@ -177,11 +120,97 @@ export async function createBackup(opts: CreateOptions): Promise<CreateResult> {
       closeSync(fd);
     }
     renameSync(partial, opts.out);
-    return { header, bytes: statSync(opts.out).size, dbBytes };
+    return { header, bytes: statSync(opts.out).size, dbBytes: statSync(snapshot).size };
   } finally {
     rmSync(snapshot, { force: true });
     rmSync(partial, { force: true });
   }
+}
+
+export function readMasterKey(dataDir: string): Buffer {
+  let masterKey: Buffer;
+  try {
+    masterKey = readFileSync(join(dataDir, 'master.key'));
+  } catch (err) {
+    throw new BackupError(`cannot read ${join(dataDir, 'master.key')}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (masterKey.length !== 32) throw new BackupError(`${join(dataDir, 'master.key')} is damaged (${masterKey.length} bytes)`);
+  return masterKey;
+}
+
+/**
+ * Copies the database at `dbPath` to `to` with VACUUM INTO and returns its migration versions.
+ * VACUUM INTO reads one snapshot in a single read transaction: the appliance's writers go on (WAL),
+ * and the copy is consistent and compact. Migrations are not run. Synchronous: the appliance calls it
+ * on a worker thread (snapshot-worker.ts).
+ */
+export function snapshotDatabase(dbPath: string, to: string, nativeBinding?: object): number[] {
+  const db = new Database(dbPath, { fileMustExist: true, timeout: 10_000, ...(nativeBinding ? { nativeBinding: nativeBinding as unknown as string } : {}) });
+  try {
+    const schema = (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version);
+    db.prepare('VACUUM INTO ?').run(to);
+    return schema;
+  } catch (err) {
+    throw new BackupError(`cannot copy ${dbPath}: ${(err as Error).message}`);
+  } finally {
+    db.close();
+  }
+}
+
+export interface PackInput {
+  /** A database file made by snapshotDatabase. */
+  snapshot: string;
+  schema: number[];
+  masterKey: Buffer;
+  /** Files to seal into the backup (by their name in the data dir); only with a passphrase. */
+  keyFiles: Record<string, Buffer>;
+  passphrase: string | null;
+  version: string;
+}
+
+/** Writes the backup of a snapshot to `out` (ended when done); returns its header. */
+export async function packBackup(input: PackInput, out: NodeJS.WritableStream): Promise<BackupHeader> {
+  if (input.passphrase === null && Object.keys(input.keyFiles).length) throw new Error('key files need a passphrase');
+  const dbBytes = statSync(input.snapshot).size;
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(input.snapshot), hash);
+  const files = Object.fromEntries(Object.entries(input.keyFiles).map(([name, content]) => [name, content.toString('base64')]));
+  let seal: Seal | null = null;
+  let key: Buffer | null = null;
+  if (input.passphrase !== null) {
+    const salt = randomBytes(16);
+    key = await new Promise<Buffer>((resolve, reject) =>
+      scrypt(input.passphrase!.normalize('NFC'), salt, 32, { ...SCRYPT, maxmem: 256 * 1024 * 1024 }, (err, k) => (err ? reject(err) : resolve(k))));
+    seal = { cipher: 'aes-256-gcm', kdf: 'scrypt', ...SCRYPT, salt: salt.toString('base64'), iv: randomBytes(12).toString('base64'), check: passphraseCheck(key) };
+  }
+  const header: BackupHeader = {
+    format: 1,
+    created_at: new Date().toISOString(),
+    nexus_version: input.version,
+    schema: input.schema,
+    key_check: keyCheck(input.masterKey),
+    files: Object.keys(files),
+    seal,
+  };
+  const headerLine = Buffer.from(JSON.stringify(header) + '\n');
+  const manifest = Buffer.from(JSON.stringify({ db_bytes: dbBytes, db_sha256: hash.digest('hex'), files } satisfies Manifest));
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(manifest.length);
+  async function* body() {
+    yield length;
+    yield manifest;
+    yield* createReadStream(input.snapshot);
+  }
+  out.write(MAGIC);
+  out.write(headerLine);
+  if (key && seal) {
+    const cipher = createCipheriv('aes-256-gcm', key, Buffer.from(seal.iv, 'base64'));
+    cipher.setAAD(Buffer.concat([MAGIC, headerLine]));
+    await pipeline(body, createZstdCompress(), cipher, withTrailer(() => cipher.getAuthTag()), out);
+  } else {
+    await pipeline(body, createZstdCompress(), out);
+  }
+  return header;
 }
 
 /** Passes bytes through and appends what `trailer` gives once the input has ended. */

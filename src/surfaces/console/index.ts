@@ -2,6 +2,7 @@
 // console needs — appliance settings, one-time CLI codes, OIDC single sign-on. Registered last
 // (server/surfaces.ts) so its catch-all never hides another surface's route.
 import type { Surface } from '../../core/surface.ts';
+import { backupRoutes } from './backup-routes.ts';
 import { capabilitiesRoutes } from './capabilities.ts';
 import { cliCodesRoutes } from './cli-codes-routes.ts';
 import { sendApiError } from './http.ts';
@@ -14,6 +15,7 @@ export const consoleSurface: Surface = {
   register(app, ctx) {
     app.setErrorHandler(sendApiError);
     settingsRoutes(app, ctx);
+    backupRoutes(app, ctx);
     cliCodesRoutes(app, ctx);
     oidcRoutes(app, ctx);
     capabilitiesRoutes(app, ctx);

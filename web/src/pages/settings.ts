@@ -1,4 +1,5 @@
-// /settings — public URL, session lifetime, the TLS certificate nginx serves, and single sign-on.
+// /settings — public URL, session lifetime, the TLS certificate nginx serves, single sign-on, and a
+// backup download.
 import { get, put } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace } from '../dom.ts';
@@ -135,11 +136,19 @@ async function oidcForm(): Promise<HTMLElement> {
   return h('div', null, h('h2', null, 'Single sign-on (OIDC)'), form);
 }
 
+/** A download of the database (never with keys: those leave the host only through `nexus backup` there). */
+function backupSection(): HTMLElement {
+  return h('div', { class: 'backup' }, h('h2', null, 'Backup'),
+    h('p', null, 'A consistent copy of the database, taken while the appliance keeps serving. Its stored secrets stay sealed by the master key, which this download does not include: keep ',
+      h('code', null, 'master.key'), ' from the data dir somewhere safe, or run ', h('code', null, 'nexus backup'), ' on the host for a backup with the keys sealed by a passphrase.'),
+    h('a', { class: 'button', href: '/api/v1/backup', download: '' }, 'Download a backup'));
+}
+
 export const settingsPage: Page = {
   title: 'Settings',
   adminOnly: true,
   async render(main) {
     const [general, tls, oidc] = await Promise.all([generalForm(), tlsForm(() => undefined), oidcForm()]);
-    replace(main, h('h1', null, 'Settings'), general, tls, oidc);
+    replace(main, h('h1', null, 'Settings'), general, tls, oidc, backupSection());
   },
 };
