@@ -37,11 +37,11 @@ describe('nexus provider and nexus model', () => {
     expect(b.stdout + b.stderr).not.toContain('sk-piped-456');
 
     const m = await nexus(['model', 'add', 'team-gpt', '--deploy', 'primary:up-primary', '--deploy', 'backup:up-backup:1:3',
-      '--input-price', '2.5', '--output-price', '10', '--cache-ttl', '10m', '--routing', 'latency'], { env });
+      '--input-price', '2.5', '--output-price', '10', '--audio-price', '0.006', '--cache-ttl', '10m', '--routing', 'latency'], { env });
     expect(m.code, m.stderr).toBe(0);
     expect(m.stdout).toContain('Model "team-gpt" added with 2 deployments.');
     const model = await get('/api/v1/models/team-gpt');
-    expect(model).toMatchObject({ input_price_per_mtok: 2.5, output_price_per_mtok: 10, cache_ttl_seconds: 600, routing_strategy: 'latency' });
+    expect(model).toMatchObject({ input_price_per_mtok: 2.5, output_price_per_mtok: 10, audio_input_price_per_minute: 0.006, tts_price_per_mchar: null, cache_ttl_seconds: 600, routing_strategy: 'latency' });
     expect(model.deployments.map((d: { upstream_model: string; priority: number; weight: number }) => [d.upstream_model, d.priority, d.weight])).toEqual([['up-primary', 0, 1], ['up-backup', 1, 3]]);
 
     const client = new OpenAI({ apiKey: (await createKey(app, admin.token)).key, baseURL: `${app.url}/v1`, maxRetries: 0 });
@@ -54,7 +54,7 @@ describe('nexus provider and nexus model', () => {
     expect(list.stdout).toMatch(/primary\s+openai\s+\S+\s+stored\s+direct/);
     expect(list.stdout).not.toContain('sk-');
     const models = await nexus(['model', 'list'], { env });
-    expect(models.stdout).toMatch(/team-gpt\s+primary:up-primary:0:1 backup:up-backup:1:3\s+\$2\.5\/\$10\/-\s+latency\s+600s/);
+    expect(models.stdout).toMatch(/team-gpt\s+primary:up-primary:0:1 backup:up-backup:1:3\s+\$2\.5\/\$10\/-\s+\$0\.006\s+-\s+latency\s+600s/);
   });
 
   it('updates and removes them, only what the flags name', async () => {
@@ -65,9 +65,11 @@ describe('nexus provider and nexus model', () => {
     await client.chat.completions.create({ model: 'team-gpt', messages: [{ role: 'user', content: 'again' }] });
     expect(up.requests.at(-1)!.headers.authorization).toBe('Bearer sk-rotated-789');
 
-    const upd = await nexus(['model', 'update', 'team-gpt', '--cache-ttl', 'none', '--cached-price', '1.25', '--deploy', 'backup:only-backup', '--json'], { env });
+    const upd = await nexus(['model', 'update', 'team-gpt', '--cache-ttl', 'none', '--cached-price', '1.25', '--audio-price', 'none', '--tts-price', '15', '--deploy', 'backup:only-backup', '--json'], { env });
     expect(upd.code, upd.stderr).toBe(0);
-    expect(JSON.parse(upd.stdout)).toMatchObject({ cache_ttl_seconds: null, cached_input_price_per_mtok: 1.25, routing_strategy: 'latency', input_price_per_mtok: 2.5 });
+    expect(JSON.parse(upd.stdout)).toMatchObject({
+      cache_ttl_seconds: null, cached_input_price_per_mtok: 1.25, audio_input_price_per_minute: null, tts_price_per_mchar: 15, routing_strategy: 'latency', input_price_per_mtok: 2.5,
+    });
     expect((await get('/api/v1/models/team-gpt')).deployments.map((d: { upstream_model: string }) => d.upstream_model)).toEqual(['only-backup']);
 
     // A provider a model still uses cannot go; after the model, it can.
@@ -100,6 +102,10 @@ describe('nexus provider and nexus model', () => {
       [['model', 'add', 'm', '--deploy', 'primary:x', '--cache-ttl', '60d'], 'between 1s and 30d'],
       [['model', 'add', 'm', '--deploy', 'primary:x', '--routing', 'fastest'], '--routing must be one of'],
       [['model', 'add', 'm', '--deploy', 'primary:x', '--cache-ttl', 'none'], 'none is for update only'],
+      [['model', 'add', 'm', '--deploy', 'primary:x', '--audio-price', 'none'], 'none is for update only'],
+      [['model', 'add', 'm', '--deploy', 'primary:x', '--audio-price', '1e400'], '--audio-price must be a non-negative number'],
+      [['model', 'add', 'm', '--deploy', 'primary:x', '--tts-price=-15'], '--tts-price must be a non-negative number'],
+      [['model', 'update', 'm', '--tts-price', '15 USD'], '--tts-price must be a non-negative number'],
       [['model', 'update', 'm'], 'nothing to change'],
     ] as const) {
       const r = await nexus([...args], { env });

@@ -444,6 +444,7 @@ describe('AI gateway from the console', () => {
       await mEdit.getByRole('alert').filter({ hasText: 'output_price_per_mtok' }).waitFor();
       await mEdit.getByLabel('Output $ / M tokens').fill('2');
       await mEdit.getByLabel('Cached input $ / M tokens').fill('0.5');
+      await mEdit.getByLabel('Audio input $ / minute').fill('0.006');
       await mEdit.getByLabel('Cache answers for (seconds)').fill('600');
       await mEdit.getByLabel('Routing within a priority').selectOption('least_busy');
       await mEdit.getByRole('button', { name: 'Add deployment' }).click();
@@ -451,7 +452,7 @@ describe('AI gateway from the console', () => {
       await mEdit.getByLabel('Upstream model of deployment 2').fill('backup-model');
       await shot('providers-edit-model');
       await mEdit.getByRole('button', { name: 'Save changes' }).click();
-      await page.getByRole('cell', { name: '$0 / $2 / $0.5' }).waitFor();
+      await page.getByRole('cell', { name: '$0 / $2 / $0.5; audio $0.006 / min' }).waitFor();
       await page.getByRole('cell', { name: '600 s' }).waitFor();
       await page.getByRole('cell', { name: 'local → upstream-model, local → backup-model (least busy)' }).waitFor();
       await shot('providers');

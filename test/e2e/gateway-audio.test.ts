@@ -2,12 +2,14 @@
 // a local upstream that parses the multipart it receives: transcriptions and translations forwarded
 // with only the model changed (a multi-MB file byte for byte), streamed transcripts, speech audio
 // streamed through as it arrives and its SSE form, token usage recorded and priced where the provider
-// reports it (zero tokens otherwise), budgets refusing before anything goes upstream, and every
-// refusal in OpenAI's error format.
+// reports it (zero tokens otherwise), whisper-1 priced by the minute and tts-1 by the character (the
+// length of generated WAV and MP3 files read by the gateway), budgets refusing before anything goes
+// upstream, and every refusal in OpenAI's error format.
 import { randomBytes } from 'node:crypto';
 import OpenAI, { AzureOpenAI, toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
+import { mp3File, wavFile } from '../helpers/audio-files.ts';
 import { startAppliance, type Appliance, scrapeMetrics } from '../helpers/appliance.ts';
 import { encodeForm, speechBytes, startAudioUpstream, transcriptOf, type AudioUpstream } from '../helpers/audio-upstream.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
@@ -41,6 +43,12 @@ beforeAll(async () => {
   await simpleModel(app, admin, az.id, 'tts-az', 'tts-deployment');
   await simpleModel(app, admin, gm.id, 'gemini-flash', 'gemini-2.0-flash');
   await simpleModel(app, admin, an.id, 'claude', 'claude-sonnet-4');
+  // OpenAI's list prices: whisper-1 $0.006 per minute, tts-1 $15 and tts-1-hd $30 per million characters.
+  await simpleModel(app, admin, oa.id, 'whisper-priced', 'whisper-up', { audio_input_price_per_minute: 0.006 });
+  await simpleModel(app, admin, oa.id, 'whisper-quiet', 'whisper-nousage', { audio_input_price_per_minute: 0.006 });
+  await simpleModel(app, admin, oa.id, 'whisper-gated', 'whisper-gate', { audio_input_price_per_minute: 0.006 });
+  await simpleModel(app, admin, oa.id, 'tts-1-priced', 'tts-up', { tts_price_per_mchar: 15 });
+  await simpleModel(app, admin, az.id, 'tts-hd-az', 'tts-hd-deployment', { tts_price_per_mchar: 30 });
   ({ key, id: keyId } = await createKey(app, admin.token));
 });
 afterAll(async () => {
@@ -281,6 +289,157 @@ describe('refusals', () => {
     const keyless = await fetch(url, { method: 'POST', body: formOf(wav(10), { model: 'whisper-1' }) });
     await expectError(keyless, 401, { code: 'invalid_api_key' });
     expect(up.requests.length).toBe(before);
+  });
+});
+
+describe('prices by length and by character', () => {
+  const PER_SECOND = 0.006 / 60;
+  const keyed = async (budget?: number) => {
+    const k = await createKey(app, admin.token, budget === undefined ? {} : { max_budget_usd: budget });
+    return { ...k, sdk: new OpenAI({ apiKey: k.key, baseURL: `${app.url}/v1`, maxRetries: 0 }) };
+  };
+
+  it('takes, shows and edits the prices, and refuses hostile ones', async () => {
+    const h = { authorization: `Bearer ${admin.token}` };
+    const model = async (name: string) => json(await fetch(`${app.url}/api/v1/models/${name}`, authed(admin.token)));
+    expect(await model('whisper-priced')).toMatchObject({ audio_input_price_per_minute: 0.006, tts_price_per_mchar: null, input_price_per_mtok: 0 });
+    const listed = (await json(await fetch(`${app.url}/api/v1/models`, authed(admin.token)))).items.find((m: { name: string }) => m.name === 'tts-1-priced');
+    expect(listed).toMatchObject({ tts_price_per_mchar: 15, audio_input_price_per_minute: null });
+    const patchModel = (name: string, body: unknown) => fetch(`${app.url}/api/v1/models/${name}`, { method: 'PATCH', headers: { ...h, 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const p = await simpleModel(app, admin, (await model('whisper-1')).deployments[0].provider_id, 'price-edits', 'whisper-up');
+    expect(await model('price-edits')).toMatchObject({ audio_input_price_per_minute: null, tts_price_per_mchar: null });
+    expect((await patchModel(p.id, { audio_input_price_per_minute: 0.01, tts_price_per_mchar: 0 })).status).toBe(200);
+    expect(await model('price-edits')).toMatchObject({ audio_input_price_per_minute: 0.01, tts_price_per_mchar: 0 });
+    expect((await patchModel('price-edits', { audio_input_price_per_minute: null })).status).toBe(200);
+    expect((await model('price-edits')).audio_input_price_per_minute).toBeNull();
+    const hostile: unknown[] = [
+      { audio_input_price_per_minute: '0.006' }, { audio_input_price_per_minute: -0.001 }, { audio_input_price_per_minute: 1e7 },
+      { audio_input_price_per_minute: true }, { audio_input_price_per_minute: [1] }, { tts_price_per_mchar: { usd: 15 } },
+      { tts_price_per_mchar: 'NaN' }, { tts_price_per_mchar: -15 }, '{"tts_price_per_mchar": 1e999}', '{"tts_price_per_mchar": Infinity}',
+      { audio_price_per_minute: 1 },
+    ];
+    for (const body of hostile) {
+      const res = await patchModel('price-edits', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await json(res)).error.code).toBeTruthy();
+    }
+    const created = await post(`${app.url}/api/v1/models`, { name: 'price-bad', deployments: [{ provider_id: (await model('whisper-1')).deployments[0].provider_id, upstream_model: 'x' }], tts_price_per_mchar: -1 }, h);
+    expect(created.status).toBe(400);
+    expect(await model('price-edits')).toMatchObject({ audio_input_price_per_minute: null, tts_price_per_mchar: 0 });
+  });
+
+  it('prices a transcription by the audio\'s length: the provider\'s when it says, the file\'s WAV or MP3 headers otherwise', async () => {
+    const { id, sdk } = await keyed();
+    // text answers carry no usage: the gateway reads 7.5 s from the WAV it forwarded.
+    const wav = wavFile(7.5);
+    const text = await sdk.audio.transcriptions.create({ file: await toFile(wav, 'speech.wav', { type: 'audio/wav' }), model: 'whisper-priced', response_format: 'text' });
+    expect(text).toContain(`heard ${wav.length} bytes`);
+    let usage = await usageOf('whisper-priced', id);
+    expect(usage).toMatchObject({ requests: 1, audio_seconds: 7.5, input_characters: 0, input_tokens: 0 });
+    expect(usage.cost_usd).toBeCloseTo(7.5 * PER_SECOND, 12);
+    // 250 MPEG-1 Layer III frames at 48 kHz: 6 s, answered as srt.
+    await sdk.audio.translations.create({ file: await toFile(mp3File(250), 'speech.mp3', { type: 'audio/mpeg' }), model: 'whisper-priced', response_format: 'srt' });
+    usage = await usageOf('whisper-priced', id);
+    expect(usage.audio_seconds).toBeCloseTo(13.5, 9);
+    expect(usage.cost_usd).toBeCloseTo(13.5 * PER_SECOND, 12);
+    // A JSON answer's usage ({type: "duration", seconds}) is the provider's own count, and wins.
+    const json1 = await sdk.audio.transcriptions.create({ file: await toFile(wav, 'speech.wav'), model: 'whisper-priced' });
+    const reported = Math.ceil(wav.length / 32000);
+    expect(json1.usage).toEqual({ type: 'duration', seconds: reported });
+    usage = await usageOf('whisper-priced', id);
+    expect(usage).toMatchObject({ requests: 3, errors: 0 });
+    expect(usage.audio_seconds).toBeCloseTo(13.5 + reported, 9);
+    expect(usage.cost_usd).toBeCloseTo((13.5 + reported) * PER_SECOND, 12);
+    // verbose_json without usage: its duration (1.5 s) — not the 7.5 s of the file.
+    const verbose = await sdk.audio.transcriptions.create({ file: await toFile(wav, 'speech.wav'), model: 'whisper-quiet', response_format: 'verbose_json' });
+    expect(verbose.duration).toBe(1.5);
+    const quiet = await usageOf('whisper-quiet', id);
+    expect(quiet.audio_seconds).toBe(1.5);
+    expect(quiet.cost_usd).toBeCloseTo(1.5 * PER_SECOND, 12);
+    // A format the gateway cannot read, answered without usage: charged the length assumed from its
+    // size at 16 kbit/s (2000 bytes a second), what was reserved.
+    const ogg = Buffer.concat([Buffer.from('OggS'), randomBytes(39_996)]);
+    await sdk.audio.transcriptions.create({ file: await toFile(ogg, 'speech.ogg'), model: 'whisper-quiet', response_format: 'text' });
+    usage = await usageOf('whisper-quiet', id);
+    expect(usage.audio_seconds).toBeCloseTo(1.5 + 20, 9);
+    expect(usage.cost_usd).toBeCloseTo(21.5 * PER_SECOND, 12);
+    // The usage API's totals over every model include the audio's cost.
+    const total = (await json(await fetch(`${app.url}/api/v1/usage?group_by=key&key_id=${id}`, authed(admin.token)))).items[0];
+    expect(total).toMatchObject({ requests: 5, errors: 0 });
+    expect(total.audio_seconds).toBeCloseTo(13.5 + reported + 21.5, 9);
+    expect(total.cost_usd).toBeCloseTo((13.5 + reported + 21.5) * PER_SECOND, 12);
+    const audit = await json(await fetch(`${app.url}/api/v1/audit?action=gateway.transcriptions&limit=1`, authed(admin.token)));
+    expect(audit.items[0].details).toMatchObject({ audio_seconds: 20 });
+  });
+
+  it('prices speech by the characters of its input, on OpenAI and Azure paths', async () => {
+    const { id, key: k, sdk } = await keyed();
+    const input = 'Grüße aus dem Gerät — 🎧 fin.'; // 28 characters: code points, not UTF-16 units (the emoji is two)
+    expect(input.length).toBe(29);
+    const res = await sdk.audio.speech.create({ model: 'tts-1-priced', voice: 'alloy', input });
+    expect(Buffer.from(await res.arrayBuffer()).equals(speechBytes(input))).toBe(true);
+    const usage = await usageOf('tts-1-priced', id);
+    expect(usage).toMatchObject({ requests: 1, input_characters: 28, audio_seconds: 0, input_tokens: 0, output_tokens: 0 });
+    expect(usage.cost_usd).toBeCloseTo((28 * 15) / 1e6, 15);
+    const azure = new AzureOpenAI({ apiKey: k, endpoint: app.url, apiVersion: '2025-03-01-preview', deployment: 'tts-hd-az', maxRetries: 0 });
+    await (await azure.audio.speech.create({ model: 'tts-hd-az', voice: 'alloy', input: 'x'.repeat(1000) })).arrayBuffer();
+    const hd = await usageOf('tts-hd-az', id);
+    expect(hd).toMatchObject({ input_characters: 1000 });
+    expect(hd.cost_usd).toBeCloseTo((1000 * 30) / 1e6, 15);
+  });
+
+  it('refuses the call that would pass a tiny budget, in OpenAI\'s error shape, before it goes upstream', async () => {
+    // $0.001 buys exactly 10 s of whisper-1: the first call spends it, the second is refused.
+    const { sdk, id } = await keyed(0.001);
+    const ten = await toFile(wavFile(10), 'ten.wav');
+    await sdk.audio.transcriptions.create({ file: ten, model: 'whisper-priced', response_format: 'text' });
+    const before = up.requests.length;
+    const err = await sdk.audio.transcriptions.create({ file: await toFile(wavFile(1), 'one.wav'), model: 'whisper-priced', response_format: 'text' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err).toMatchObject({ status: 429, code: 'budget_exceeded', type: 'insufficient_quota' });
+    expect(Number((err as InstanceType<typeof OpenAI.APIError>).headers?.get('retry-after'))).toBeGreaterThan(0);
+    expect(up.requests.length).toBe(before);
+    expect(await usageOf('whisper-priced', id)).toMatchObject({ requests: 2, errors: 1, audio_seconds: 10 });
+
+    // Speech reserves its exact price: 20 characters ($0.0003) fit a $0.0004 budget, a second such call does not.
+    const tts = await keyed(0.0004);
+    await (await tts.sdk.audio.speech.create({ model: 'tts-1-priced', voice: 'alloy', input: 'twenty characters..!' })).arrayBuffer();
+    const refused = await fetch(`${app.url}/v1/audio/speech`, { method: 'POST', headers: { authorization: `Bearer ${tts.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tts-1-priced', voice: 'alloy', input: 'twenty characters..!' }) });
+    expect(refused.status).toBe(429);
+    const body = await json(refused);
+    expect(Object.keys(body.error).sort()).toEqual(['code', 'message', 'param', 'type']);
+    expect(body.error).toMatchObject({ code: 'budget_exceeded', type: 'insufficient_quota' });
+    // 6 characters still fit.
+    await (await tts.sdk.audio.speech.create({ model: 'tts-1-priced', voice: 'alloy', input: 'sechs!' })).arrayBuffer();
+    expect((await usageOf('tts-1-priced', tts.id)).cost_usd).toBeCloseTo((26 * 15) / 1e6, 15);
+
+    // An upload of unknown format reserves its size at 16 kbit/s: 100 kB (50 s, $0.005) does not fit
+    // $0.002, while a 20 s WAV of more bytes (640 kB, read exactly: $0.002) does.
+    const small = await keyed(0.002);
+    const n = up.requests.length;
+    const unknown = await small.sdk.audio.transcriptions.create({ file: await toFile(randomBytes(100_000), 'x.webm'), model: 'whisper-priced' }).catch((e: unknown) => e);
+    expect(unknown).toMatchObject({ status: 429, code: 'budget_exceeded' });
+    expect(up.requests.length).toBe(n);
+    await small.sdk.audio.transcriptions.create({ file: await toFile(wavFile(20), 'twenty.wav'), model: 'whisper-priced', response_format: 'text' });
+    expect(up.requests.length).toBe(n + 1);
+  });
+
+  it('holds concurrent uploads to the budget by their length', async () => {
+    const { key: k, id } = await keyed(0.0025); // two 10 s reservations ($0.001 each) fit, a third does not
+    const before = up.requests.length;
+    const { body, type } = await encodeForm(formOf(wavFile(10), { model: 'whisper-gated', response_format: 'text' }));
+    const settled = new Set<number>();
+    const calls = Array.from({ length: 5 }, (_, i) =>
+      fetch(`${app.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${k}`, 'content-type': type }, body: new Uint8Array(body) })
+        .then((r) => (settled.add(i), r)));
+    await until('two uploads held upstream and three refused', async () => up.held() === 2 && settled.size === 3, 10_000, 20);
+    up.release();
+    const statuses = (await Promise.all(calls)).map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 429, 429, 429]);
+    expect(up.requests.length - before).toBe(2);
+    const usage = await usageOf('whisper-gated', id);
+    expect(usage).toMatchObject({ requests: 5, errors: 3, audio_seconds: 20 });
+    expect(usage.cost_usd).toBeCloseTo(20 * PER_SECOND, 12);
   });
 });
 

@@ -3,7 +3,9 @@
 // gateway's), refused as OpenAI would when the file or model is missing, and recorded with their raw
 // bytes. Behaviour by the upstream model name the gateway sends:
 //   gpt-4o-*   token usage ({type:"tokens"} for transcripts, in speech.audio.done for speech SSE)
-//   other      none for speech; {type:"duration"} for transcripts (whisper-1)
+//   other      none for speech; {type:"duration"} for transcripts (whisper-1), its seconds the
+//              file's bytes / 32000 rounded up (16 kHz 16-bit mono WAV, roughly)
+//   nousage    transcripts without `usage` (verbose_json keeps its `duration`, 1.5)
 //   out-<n>    report n output tokens            gate   hold the answer (speech: after its first
 //                                                       half) until release() is called
 //   cut        speech: break the connection after the first half
@@ -93,9 +95,11 @@ export async function startAudioUpstream(): Promise<AudioUpstream> {
       const tokens = model.includes('gpt-4o');
       const input = Math.ceil(rec.file.bytes.length / 1000) + Math.ceil((one('prompt') ?? '').length / 4);
       const output = opt(model, 'out') ?? text.split(' ').length;
-      const usage = tokens
-        ? { type: 'tokens', input_tokens: input, input_token_details: { text_tokens: 0, audio_tokens: input }, output_tokens: output, total_tokens: input + output }
-        : { type: 'duration', seconds: Math.ceil(rec.file.bytes.length / 32000) };
+      const usage = model.includes('nousage')
+        ? undefined
+        : tokens
+          ? { type: 'tokens', input_tokens: input, input_token_details: { text_tokens: 0, audio_tokens: input }, output_tokens: output, total_tokens: input + output }
+          : { type: 'duration', seconds: Math.ceil(rec.file.bytes.length / 32000) };
       if (one('stream') === 'true') {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         for (const w of text.split(' ')) res.write(`data: ${JSON.stringify({ type: 'transcript.text.delta', delta: `${w} `, logprobs: [] })}\n\n`);

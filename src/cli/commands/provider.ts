@@ -31,16 +31,20 @@ export const PROVIDER_USAGE = `Usage:
 
 export const MODEL_USAGE = `Usage:
   nexus model add NAME --deploy PROVIDER:UPSTREAM[:PRIORITY[:WEIGHT]]... [--input-price USD] [--output-price USD]
-                       [--cached-price USD] [--cache-ttl DURATION] [--routing STRATEGY] [--json]
+                       [--cached-price USD] [--audio-price USD] [--tts-price USD] [--cache-ttl DURATION]
+                       [--routing STRATEGY] [--json]
   nexus model list [--json]
   nexus model update NAME|ID [--deploy …]... [--input-price USD] [--output-price USD] [--cached-price USD|none]
-                             [--cache-ttl DURATION|none] [--routing STRATEGY] [--json]
+                             [--audio-price USD|none] [--tts-price USD|none] [--cache-ttl DURATION|none]
+                             [--routing STRATEGY] [--json]
   nexus model remove NAME|ID
 
   --deploy         a provider (name or id) and the model name it knows; repeat for failover and load
                    sharing: lower PRIORITY first (default: the order given), WEIGHT within a priority
                    (default 1). On update the list given replaces the model's deployments.
   --*-price        USD per million tokens (cached: cached input tokens; none prices them as input)
+  --audio-price    USD per minute of input audio, for transcriptions and translations (whisper-1: 0.006)
+  --tts-price      USD per million characters of speech input (tts-1: 15, tts-1-hd: 30)
   --cache-ttl      answer identical non-streamed calls from memory for this long: 90s, 10m, 1h, 7d
   --routing        within a priority: weighted (default), least_busy or latency
   --url URL        the appliance (default: the one nexus login stored)
@@ -62,6 +66,8 @@ interface ModelRow {
   input_price_per_mtok: number;
   output_price_per_mtok: number;
   cached_input_price_per_mtok: number | null;
+  audio_input_price_per_minute: number | null;
+  tts_price_per_mchar: number | null;
   cache_ttl_seconds: number | null;
   routing_strategy: string;
   deployments: { provider_id: string; upstream_model: string; priority: number; weight: number }[];
@@ -188,6 +194,7 @@ export async function modelCommand(argv: string[]): Promise<number> {
     options: {
       url: { type: 'string' }, json: { type: 'boolean' }, deploy: { type: 'string', multiple: true },
       'input-price': { type: 'string' }, 'output-price': { type: 'string' }, 'cached-price': { type: 'string' },
+      'audio-price': { type: 'string' }, 'tts-price': { type: 'string' },
       'cache-ttl': { type: 'string' }, routing: { type: 'string' },
     },
   });
@@ -200,6 +207,8 @@ export async function modelCommand(argv: string[]): Promise<number> {
     set('input_price_per_mtok', numberFlag(values['input-price'], '--input-price', { zero: true }));
     set('output_price_per_mtok', numberFlag(values['output-price'], '--output-price', { zero: true }));
     set('cached_input_price_per_mtok', orNone(values['cached-price'], (s) => numberFlag(s, '--cached-price', { zero: true })));
+    set('audio_input_price_per_minute', orNone(values['audio-price'], (s) => numberFlag(s, '--audio-price', { zero: true })));
+    set('tts_price_per_mchar', orNone(values['tts-price'], (s) => numberFlag(s, '--tts-price', { zero: true })));
     set('cache_ttl_seconds', orNone(values['cache-ttl'], (s) => {
       const n = durationFlag(s, '--cache-ttl');
       if (n < 1 || n > 30 * 86_400) throw new CliError('--cache-ttl must be between 1s and 30d', 2);
@@ -211,7 +220,7 @@ export async function modelCommand(argv: string[]): Promise<number> {
       const name = positionals[0];
       if (!name || positionals.length > 1) throw new CliError('usage: nexus model add NAME --deploy PROVIDER:UPSTREAM [options]', 2);
       if (!specs.length) throw new CliError('--deploy is required: PROVIDER:UPSTREAM[:PRIORITY[:WEIGHT]]', 2);
-      if (body.cached_input_price_per_mtok === null || body.cache_ttl_seconds === null) throw new CliError('none is for update only', 2);
+      if (Object.values(body).includes(null)) throw new CliError('none is for update only', 2);
       const target = resolveTarget(values.url);
       const created = await apiRequest<ModelRow>(target, 'POST', '/api/v1/models', { name, deployments: await deployments(target, specs), ...body });
       if (values.json) return printJson(created), 0;
@@ -224,10 +233,12 @@ export async function modelCommand(argv: string[]): Promise<number> {
       if (values.json) return printJson(data), 0;
       const names = new Map((await providers(target)).map((p) => [p.id, p.name]));
       const price = (v: number | null) => (v == null ? '-' : `$${v}`);
-      printTable(['NAME', 'DEPLOYMENTS', 'IN/OUT/CACHED PER M', 'ROUTING', 'CACHE'], listItems<ModelRow>(data).map((m) => [
+      printTable(['NAME', 'DEPLOYMENTS', 'IN/OUT/CACHED PER M', 'AUDIO/MIN', 'TTS/M CHARS', 'ROUTING', 'CACHE'], listItems<ModelRow>(data).map((m) => [
         m.name,
         m.deployments.map((d) => `${names.get(d.provider_id) ?? d.provider_id}:${d.upstream_model}:${d.priority}:${d.weight}`).join(' '),
         `${price(m.input_price_per_mtok)}/${price(m.output_price_per_mtok)}/${price(m.cached_input_price_per_mtok)}`,
+        price(m.audio_input_price_per_minute),
+        price(m.tts_price_per_mchar),
         m.routing_strategy,
         m.cache_ttl_seconds ? `${m.cache_ttl_seconds}s` : '-',
       ]), 'No models yet: nexus model add NAME --deploy PROVIDER:UPSTREAM');
@@ -237,7 +248,7 @@ export async function modelCommand(argv: string[]): Promise<number> {
     if (!ref || positionals.length > 1) throw new CliError(`usage: nexus model ${sub} NAME|ID${sub === 'update' ? ' [options]' : ''}`, 2);
     if (sub === 'update') {
       if (specs.length) body.deployments = await deployments(target, specs);
-      if (!Object.keys(body).length) throw new CliError('nothing to change: name at least one of --deploy, --input-price, --output-price, --cached-price, --cache-ttl, --routing', 2);
+      if (!Object.keys(body).length) throw new CliError('nothing to change: name at least one of --deploy, --input-price, --output-price, --cached-price, --audio-price, --tts-price, --cache-ttl, --routing', 2);
       const updated = await apiRequest<ModelRow>(target, 'PATCH', `/api/v1/models/${encodeURIComponent(ref)}`, body);
       if (values.json) return printJson(updated), 0;
       process.stdout.write(`Model "${updated.name}" updated: ${Object.keys(body).join(', ')}.\n`);

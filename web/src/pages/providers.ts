@@ -22,6 +22,8 @@ interface Model {
   input_price_per_mtok?: number;
   output_price_per_mtok?: number;
   cached_input_price_per_mtok?: number | null;
+  audio_input_price_per_minute?: number | null;
+  tts_price_per_mchar?: number | null;
   cache_ttl_seconds?: number | null;
   routing_strategy?: 'weighted' | 'least_busy' | 'latency';
 }
@@ -69,6 +71,8 @@ export const providersPage: Page = {
       const eIn = price('edit_input_price', m.input_price_per_mtok);
       const eOut = price('edit_output_price', m.output_price_per_mtok);
       const eCached = price('edit_cached_price', m.cached_input_price_per_mtok);
+      const eAudio = price('edit_audio_price', m.audio_input_price_per_minute);
+      const eTts = price('edit_tts_price', m.tts_price_per_mchar);
       const eTtl = h('input', { name: 'edit_cache_ttl', type: 'number', min: 1, max: 2592000, step: 1, value: m.cache_ttl_seconds ?? '' });
       const eRouting = h('select', { name: 'edit_routing' }, [['weighted', 'Weighted (random by weight)'], ['least_busy', 'Least busy (fewest calls in flight)'], ['latency', 'Lowest latency (fastest to answer)']]
         .map(([v, label]) => h('option', { value: v, selected: (m.routing_strategy ?? 'weighted') === v }, label)));
@@ -101,11 +105,15 @@ export const providersPage: Page = {
       drawDeps();
       const form = editForm(`Edit ${m.name}`, [field('Input $ / M tokens', eIn), field('Output $ / M tokens', eOut),
         field('Cached input $ / M tokens', eCached, 'Empty prices cached input like other input.'),
+        field('Audio input $ / minute', eAudio, 'Transcriptions and translations by the length of the audio (whisper-1: 0.006). Empty: not priced by length.'),
+        field('Speech $ / M characters', eTts, 'Speech by the characters of its input (tts-1: 15, tts-1-hd: 30). Empty: not priced by characters.'),
         field('Routing within a priority', eRouting),
         field('Cache answers for (seconds)', eTtl, 'Identical non-streamed calls are answered from memory for this long, without a provider and free. Empty: never.'), deps], closeEditor, async () => {
         if (!rows.length) throw new Error('A model needs at least one deployment.');
         await patch(`/api/v1/models/${m.id}`, { input_price_per_mtok: Number(eIn.value || 0), output_price_per_mtok: Number(eOut.value || 0),
           cached_input_price_per_mtok: eCached.value.trim() ? Number(eCached.value) : null,
+          audio_input_price_per_minute: eAudio.value.trim() ? Number(eAudio.value) : null,
+          tts_price_per_mchar: eTts.value.trim() ? Number(eTts.value) : null,
           cache_ttl_seconds: eTtl.value.trim() ? Number(eTtl.value) : null,
           routing_strategy: (eRouting as HTMLSelectElement).value,
           deployments: rows.map((r) => ({ provider_id: r.provider_id, upstream_model: r.upstream_model.trim(), priority: Number(r.priority || 0), weight: Number(r.weight || 1) })) });
@@ -127,7 +135,9 @@ export const providersPage: Page = {
       const perM = (v: number | null | undefined) => (v == null ? '—' : `$${v}`);
       replace(modelList, table(['Model', 'Deployments', 'Input / output / cached per M', 'Cache', ''], models.map((m) => [
         h('code', null, m.name), ((m.deployments ?? []).map((d) => `${nameOf(d.provider_id)} → ${d.upstream_model}`).join(', ') || '—') + (m.routing_strategy && m.routing_strategy !== 'weighted' ? ` (${m.routing_strategy.replace('_', ' ')})` : ''),
-        `${perM(m.input_price_per_mtok)} / ${perM(m.output_price_per_mtok)} / ${perM(m.cached_input_price_per_mtok)}`,
+        `${perM(m.input_price_per_mtok)} / ${perM(m.output_price_per_mtok)} / ${perM(m.cached_input_price_per_mtok)}`
+          + (m.audio_input_price_per_minute != null ? `; audio $${m.audio_input_price_per_minute} / min` : '')
+          + (m.tts_price_per_mchar != null ? `; speech $${m.tts_price_per_mchar} / M chars` : ''),
         m.cache_ttl_seconds ? `${m.cache_ttl_seconds} s` : '—',
         [h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${m.name}`, onclick: () => editModel(m) }, 'Edit'), ' ',
           h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${m.name}`, onclick: () => act(() => del(`/api/v1/models/${m.id}`)) }, 'Delete')],

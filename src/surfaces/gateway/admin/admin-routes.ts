@@ -79,6 +79,8 @@ const modelFields = {
   input_price_per_mtok: PRICE,
   output_price_per_mtok: PRICE,
   cached_input_price_per_mtok: orNull(PRICE),
+  audio_input_price_per_minute: orNull(PRICE),
+  tts_price_per_mchar: orNull(PRICE),
   cache_ttl_seconds: orNull({ type: 'integer', minimum: 1, maximum: 30 * 24 * 3600 }),
   routing_strategy: { type: 'string', enum: ROUTING_STRATEGIES },
 } as const;

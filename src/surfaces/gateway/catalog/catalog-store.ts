@@ -25,6 +25,10 @@ export interface ModelRow {
   input_price_per_mtok: number;
   output_price_per_mtok: number;
   cached_input_price_per_mtok: number | null;
+  /** USD per minute of input audio (transcriptions, translations); null: not priced by length. */
+  audio_input_price_per_minute: number | null;
+  /** USD per million characters of speech input; null: not priced by characters. */
+  tts_price_per_mchar: number | null;
   cache_ttl_seconds: number | null;
   routing_strategy: RoutingStrategy;
   created_at: string;
@@ -73,10 +77,11 @@ export function createCatalogStore(db: Db): CatalogStore {
     api_key_sealed = @api_key_sealed, api_version = @api_version, node_id = @node_id, updated_at = @updated_at WHERE id = @id`);
   const providerInUse = db.prepare('SELECT 1 FROM gateway_deployments WHERE provider_id = ? LIMIT 1');
   const insertModel = db.prepare(`INSERT INTO gateway_models
-    (id, name, input_price_per_mtok, output_price_per_mtok, cached_input_price_per_mtok, cache_ttl_seconds, routing_strategy, created_at, updated_at)
-    VALUES (@id, @name, @input_price_per_mtok, @output_price_per_mtok, @cached_input_price_per_mtok, @cache_ttl_seconds, @routing_strategy, @created_at, @updated_at)`);
+    (id, name, input_price_per_mtok, output_price_per_mtok, cached_input_price_per_mtok, audio_input_price_per_minute, tts_price_per_mchar, cache_ttl_seconds, routing_strategy, created_at, updated_at)
+    VALUES (@id, @name, @input_price_per_mtok, @output_price_per_mtok, @cached_input_price_per_mtok, @audio_input_price_per_minute, @tts_price_per_mchar, @cache_ttl_seconds, @routing_strategy, @created_at, @updated_at)`);
   const updateModel = db.prepare(`UPDATE gateway_models SET input_price_per_mtok = @input_price_per_mtok,
-    output_price_per_mtok = @output_price_per_mtok, cached_input_price_per_mtok = @cached_input_price_per_mtok, cache_ttl_seconds = @cache_ttl_seconds, routing_strategy = @routing_strategy, updated_at = @updated_at WHERE id = @id`);
+    output_price_per_mtok = @output_price_per_mtok, cached_input_price_per_mtok = @cached_input_price_per_mtok,
+    audio_input_price_per_minute = @audio_input_price_per_minute, tts_price_per_mchar = @tts_price_per_mchar, cache_ttl_seconds = @cache_ttl_seconds, routing_strategy = @routing_strategy, updated_at = @updated_at WHERE id = @id`);
   const deleteDeployments = db.prepare('DELETE FROM gateway_deployments WHERE model_id = ?');
   const modelDeployments = db.prepare('SELECT * FROM gateway_deployments WHERE model_id = ? ORDER BY position');
   const providerDeployments = db.prepare('SELECT * FROM gateway_deployments WHERE provider_id = ?');

@@ -35,6 +35,10 @@ export interface Model {
   outputPricePerMtok: number;
   /** Price of cached input tokens; null prices them like other input tokens. */
   cachedInputPricePerMtok: number | null;
+  /** USD per minute of input audio (transcriptions, translations); null: not priced by length. */
+  audioInputPricePerMinute: number | null;
+  /** USD per million characters of speech input; null: not priced by characters. */
+  ttsPricePerMchar: number | null;
   /** How long identical non-streamed calls are answered from the response cache; null: never. */
   cacheTtlSeconds: number | null;
   routing: RoutingStrategy;
@@ -64,6 +68,8 @@ export interface NewModel {
   input_price_per_mtok?: number;
   output_price_per_mtok?: number;
   cached_input_price_per_mtok?: number | null;
+  audio_input_price_per_minute?: number | null;
+  tts_price_per_mchar?: number | null;
   cache_ttl_seconds?: number | null;
   routing_strategy?: RoutingStrategy;
 }
@@ -84,6 +90,8 @@ export interface ModelPatch {
   input_price_per_mtok?: number;
   output_price_per_mtok?: number;
   cached_input_price_per_mtok?: number | null;
+  audio_input_price_per_minute?: number | null;
+  tts_price_per_mchar?: number | null;
   cache_ttl_seconds?: number | null;
   routing_strategy?: RoutingStrategy;
 }
@@ -175,6 +183,8 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
     input_price_per_mtok: m.input_price_per_mtok,
     output_price_per_mtok: m.output_price_per_mtok,
     cached_input_price_per_mtok: m.cached_input_price_per_mtok,
+    audio_input_price_per_minute: m.audio_input_price_per_minute,
+    tts_price_per_mchar: m.tts_price_per_mchar,
     cache_ttl_seconds: m.cache_ttl_seconds,
     routing_strategy: m.routing_strategy,
     created_at: m.created_at,
@@ -209,6 +219,8 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         inputPricePerMtok: m.input_price_per_mtok,
         outputPricePerMtok: m.output_price_per_mtok,
         cachedInputPricePerMtok: m.cached_input_price_per_mtok,
+        audioInputPricePerMinute: m.audio_input_price_per_minute,
+        ttsPricePerMchar: m.tts_price_per_mchar,
         cacheTtlSeconds: m.cache_ttl_seconds,
         routing: m.routing_strategy,
         created: Math.floor(Date.parse(m.created_at) / 1000),
@@ -313,6 +325,8 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         input_price_per_mtok: input.input_price_per_mtok ?? 0,
         output_price_per_mtok: input.output_price_per_mtok ?? 0,
         cached_input_price_per_mtok: input.cached_input_price_per_mtok ?? null,
+        audio_input_price_per_minute: input.audio_input_price_per_minute ?? null,
+        tts_price_per_mchar: input.tts_price_per_mchar ?? null,
         cache_ttl_seconds: input.cache_ttl_seconds ?? null,
         routing_strategy: input.routing_strategy ?? 'weighted',
         created_at: now,
@@ -340,6 +354,8 @@ export function createCatalog(db: Db, secretBox: SecretBox, hooks: CatalogHooks 
         ...(patch.input_price_per_mtok !== undefined ? { input_price_per_mtok: patch.input_price_per_mtok } : {}),
         ...(patch.output_price_per_mtok !== undefined ? { output_price_per_mtok: patch.output_price_per_mtok } : {}),
         ...(patch.cached_input_price_per_mtok !== undefined ? { cached_input_price_per_mtok: patch.cached_input_price_per_mtok } : {}),
+        ...(patch.audio_input_price_per_minute !== undefined ? { audio_input_price_per_minute: patch.audio_input_price_per_minute } : {}),
+        ...(patch.tts_price_per_mchar !== undefined ? { tts_price_per_mchar: patch.tts_price_per_mchar } : {}),
         ...(patch.cache_ttl_seconds !== undefined ? { cache_ttl_seconds: patch.cache_ttl_seconds } : {}),
         ...(patch.routing_strategy !== undefined ? { routing_strategy: patch.routing_strategy } : {}),
         updated_at: new Date().toISOString(),

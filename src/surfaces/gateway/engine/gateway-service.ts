@@ -16,6 +16,7 @@ import type { AudioForm } from '../providers/openai-base/audio-form.ts';
 import { openAiUsage } from '../providers/openai-base/openai-base.ts';
 import { isObject, NO_USAGE, type Json, type Operation, type Usage } from '../providers/types.ts';
 import type { Audit } from '../../../core/audit/audit.ts';
+import { audioMeter, NO_AUDIO_CHARGE, type AudioMeter } from '../usage/audio-metering.ts';
 import type { GatewayMetrics } from '../usage/gateway-metrics.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
 import { clientEncoder, type ClientEncoder } from './client-encoders.ts';
@@ -383,8 +384,10 @@ export function createGatewayService(deps: GatewayDeps) {
       const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' || c.op === 'moderations' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
       const estimate: Usage = { input: estInput, output: estOutput, cached: 0, reasoning: 0 };
       const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false, cacheHit: false };
+      // Audio priced by its length or characters (usage/audio-metering.ts) reserves that too.
+      const audio = audioMeter(model, c.op, c.body, c.form);
       // Key, then owner, then the key's group: a refusal gives back the reservations already made.
-      const admitted = admitAll(c.key.chain, Date.now(), estInput + estOutput, costOf(model, estimate));
+      const admitted = admitAll(c.key.chain, Date.now(), estInput + estOutput, costOf(model, estimate) + (audio?.reserveUsd ?? 0));
       if (isLimitHit(admitted)) {
         o.status = 429;
         o.errorCode = `limit_${admitted.limit}`;
@@ -431,7 +434,7 @@ export function createGatewayService(deps: GatewayDeps) {
       } finally {
         // A stream cut short without a usage report still used its prompt and what it streamed.
         if (!o.usage && o.upstreamReached && o.events > 0) o.usage = { input: estInput, output: o.events, cached: 0, reasoning: 0 };
-        finish(c, model, admitted, o, started);
+        finish(c, model, admitted, o, started, audio);
       }
     },
     models(key: ResolvedKey): Model[] {
@@ -439,9 +442,11 @@ export function createGatewayService(deps: GatewayDeps) {
     },
   };
 
-  function finish(c: GatewayCall, model: Model, r: Reservation[] | null, o: Outcome, started: number) {
+  function finish(c: GatewayCall, model: Model, r: Reservation[] | null, o: Outcome, started: number, audio: AudioMeter | null = null) {
     const u = o.usage ?? NO_USAGE;
-    const cost = costOf(model, u);
+    // Charged once the provider began its answer: it did the work even if the answer broke off.
+    const a = audio ? audio.settle(o.usage, o.upstreamReached && o.ttftMs !== null) : NO_AUDIO_CHARGE;
+    const cost = costOf(model, u) + a.usd;
     if (r) settleAll(c.key.chain, r, u.input + u.output, cost);
     keys.addSpend(c.key.id, cost);
     const d = o.deployment;
@@ -471,6 +476,8 @@ export function createGatewayService(deps: GatewayDeps) {
       output_tokens: u.output,
       cached_tokens: u.cached,
       reasoning_tokens: u.reasoning,
+      audio_seconds: Math.round(a.seconds * 1000) / 1000,
+      input_characters: a.characters,
       cost_usd: cost,
       latency_ms: Math.round(latencyMs * 100) / 100,
       ttft_ms: o.ttftMs === null ? null : Math.round(o.ttftMs * 100) / 100,
@@ -492,7 +499,7 @@ export function createGatewayService(deps: GatewayDeps) {
       routed_via: d?.provider.nodeId ? 'node' : 'direct',
       node_id: d?.provider.nodeId ?? null,
       status: o.status,
-      details: { ingress: c.ingress, stream: c.stream, user_id: c.key.userId, provider_id: d?.provider.id ?? null, input_tokens: u.input, output_tokens: u.output, cost_usd: cost, ...(o.cacheHit ? { cache: 'hit' } : {}) },
+      details: { ingress: c.ingress, stream: c.stream, user_id: c.key.userId, provider_id: d?.provider.id ?? null, input_tokens: u.input, output_tokens: u.output, cost_usd: cost, ...(a.seconds ? { audio_seconds: a.seconds } : {}), ...(a.characters ? { input_characters: a.characters } : {}), ...(o.cacheHit ? { cache: 'hit' } : {}) },
     });
   }
 }

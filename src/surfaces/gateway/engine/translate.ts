@@ -14,7 +14,7 @@ import {
   geminiEmbeddingsToOpenAi, geminiEmbedRequestToOpenAi, openAiEmbeddingsToGemini, openAiEmbedRequestToGemini, type GeminiEmbedMethod,
 } from '../providers/gemini/gemini-embeddings.ts';
 import { chatToTextCompletion, completionsRequestToChat } from '../providers/openai-base/completions-chat.ts';
-import { openAiUsage, withModel } from '../providers/openai-base/openai-base.ts';
+import { openAiUsage, transcriptUsage, withModel } from '../providers/openai-base/openai-base.ts';
 import { chatToResponse, responsesRequestToChat } from '../providers/openai-base/responses-chat.ts';
 import type { StreamDecoder } from '../providers/pivot.ts';
 import { reasoningAsk, withReasoningContent } from '../providers/reasoning.ts';
@@ -206,7 +206,8 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
     // but for the model (canServe keeps the others out). Images and audio report token usage
     // (gpt-image-1, gpt-4o-transcribe, gpt-4o-mini-tts) or none (dall-e, whisper-1, tts-1).
     if (!same || !adapter.operations.has(t.op)) throw unsupported(`${t.op} needs a model served by an OpenAI-shaped provider that offers it`);
-    return { body: withModel(t.body, upstreamModel), passthrough: true, stripUsage: false, response: (json) => ({ out: null, usage: openAiUsage(json.usage) }), decoder: noStream, raw: AUDIO.has(t.op) };
+    const usageOf = t.op === 'transcriptions' || t.op === 'translations' ? transcriptUsage : (json: Json) => openAiUsage(json.usage);
+    return { body: withModel(t.body, upstreamModel), passthrough: true, stripUsage: false, response: (json) => ({ out: null, usage: usageOf(json) }), decoder: noStream, raw: AUDIO.has(t.op) };
   }
 
   // completions and responses are OpenAI operations; Gemini's and Anthropic's ingress never ask for them.

@@ -37,7 +37,7 @@ const keys = createVirtualKeys({
 const stored = (id: string) => db.prepare('SELECT spent_usd, budget_period, budget_period_start FROM gateway_virtual_keys WHERE id = ?').get(id) as { spent_usd: number; budget_period: string | null; budget_period_start: string | null };
 const usageRow = (keyId: string, ts: string, cost: number): UsageRow => ({
   ts, key_id: keyId, user_id: 'u1', model: 'm', provider_id: null, deployment_id: null, upstream_model: null, ingress: 'openai', operation: 'chat', stream: 0,
-  input_tokens: 1, output_tokens: 1, cached_tokens: 0, reasoning_tokens: 0, cost_usd: cost, latency_ms: 1, ttft_ms: null, status: 200, error_code: null, routed_via: 'direct', node_id: null, cache_hit: 0,
+  input_tokens: 1, output_tokens: 1, cached_tokens: 0, reasoning_tokens: 0, audio_seconds: 0, input_characters: 0, cost_usd: cost, latency_ms: 1, ttft_ms: null, status: 200, error_code: null, routed_via: 'direct', node_id: null, cache_hit: 0,
 });
 const monthStart = new Date(periodOf('month', Date.now()).start).toISOString();
 

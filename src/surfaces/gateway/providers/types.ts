@@ -31,6 +31,8 @@ export interface Usage {
   output: number;
   cached: number;
   reasoning: number;
+  /** Seconds of input audio, when the provider says (whisper-1's `usage` of type duration). */
+  audioSeconds?: number;
 }
 
 export const NO_USAGE: Usage = Object.freeze({ input: 0, output: 0, cached: 0, reasoning: 0 });

@@ -17,6 +17,10 @@ export interface UsageRow {
   output_tokens: number;
   cached_tokens: number;
   reasoning_tokens: number;
+  /** Seconds of input audio charged for (transcriptions, translations: usage/audio-metering.ts). */
+  audio_seconds: number;
+  /** Characters of speech input charged for. */
+  input_characters: number;
   cost_usd: number;
   latency_ms: number | null;
   ttft_ms: number | null;
@@ -30,7 +34,8 @@ export interface UsageRow {
 
 const USAGE_COLUMNS = [
   'ts', 'key_id', 'user_id', 'model', 'provider_id', 'deployment_id', 'upstream_model', 'ingress', 'operation', 'stream', 'input_tokens',
-  'output_tokens', 'cached_tokens', 'reasoning_tokens', 'cost_usd', 'latency_ms', 'ttft_ms', 'status', 'error_code', 'routed_via', 'node_id', 'cache_hit',
+  'output_tokens', 'cached_tokens', 'reasoning_tokens', 'audio_seconds', 'input_characters', 'cost_usd', 'latency_ms', 'ttft_ms', 'status', 'error_code', 'routed_via',
+  'node_id', 'cache_hit',
 ] as const;
 
 export const USAGE_GROUPS = ['key', 'user', 'group', 'model', 'day', 'provider'] as const;
@@ -62,6 +67,8 @@ export interface UsageAggregate {
   output_tokens: number;
   cached_tokens: number;
   reasoning_tokens: number;
+  audio_seconds: number;
+  input_characters: number;
   cost_usd: number;
   avg_latency_ms: number | null;
   avg_ttft_ms: number | null;
@@ -109,6 +116,8 @@ export function usageSelect(q: UsageQuery): { sql: string; params: Record<string
     'SUM(output_tokens) AS output_tokens',
     'SUM(cached_tokens) AS cached_tokens',
     'SUM(reasoning_tokens) AS reasoning_tokens',
+    'SUM(audio_seconds) AS audio_seconds',
+    'SUM(input_characters) AS input_characters',
     'SUM(cost_usd) AS cost_usd',
     'AVG(latency_ms) AS avg_latency_ms',
     'AVG(ttft_ms) AS avg_ttft_ms',
@@ -124,7 +133,8 @@ export function usageInsertOp(rows: readonly UsageRow[]): WriteOp {
   for (const r of rows) {
     values.push(
       r.ts, r.key_id, r.user_id, r.model, r.provider_id, r.deployment_id, r.upstream_model, r.ingress, r.operation, r.stream, r.input_tokens,
-      r.output_tokens, r.cached_tokens, r.reasoning_tokens, r.cost_usd, r.latency_ms, r.ttft_ms, r.status, r.error_code, r.routed_via, r.node_id, r.cache_hit,
+      r.output_tokens, r.cached_tokens, r.reasoning_tokens, r.audio_seconds, r.input_characters, r.cost_usd, r.latency_ms, r.ttft_ms, r.status, r.error_code,
+      r.routed_via, r.node_id, r.cache_hit,
     );
   }
   return { insert: 'gateway_usage', columns: USAGE_COLUMNS, values };

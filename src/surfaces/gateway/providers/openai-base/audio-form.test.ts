@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { mp3File, wavFile } from '../../../../../test/helpers/audio-files.ts';
 import { parseAudioForm } from './audio-form.ts';
 
 /** A body as fetch (the openai SDK's transport) encodes a FormData: its bytes and Content-Type. */
@@ -49,6 +50,26 @@ describe('audio forms', () => {
     const form = await parseAudioForm(body, 'multipart/form-data; boundary="b 1"');
     expect(form.fileBytes).toBe(3);
     expect(form.withModel('t').toString()).toBe(body.toString().replace('gpt-4o-transcribe', 't'));
+  });
+
+  it('reads the length of the file part where it lies in the body, and only of one file part', async () => {
+    const wav = await encode(audioForm(wavFile(3.5), [['model', 'whisper-1']]));
+    expect((await parseAudioForm(wav.body, wav.type)).audioLength()).toEqual({ format: 'wav', seconds: 3.5 });
+    const f = new FormData();
+    f.append('model', 'whisper-1');
+    f.append('file', new Blob([new Uint8Array(mp3File(125))]), 'a.mp3');
+    const mp3 = await encode(f);
+    expect((await parseAudioForm(mp3.body, mp3.type)).audioLength()).toEqual({ format: 'mp3', seconds: 3 });
+    // Two file parts, a file that is not audio, no file: unknown.
+    f.append('file', new Blob([new Uint8Array(wavFile(1))]), 'b.wav');
+    const two = await encode(f);
+    expect((await parseAudioForm(two.body, two.type)).audioLength()).toBeNull();
+    const text = await encode(audioForm(Buffer.from('not audio at all'), [['model', 'whisper-1']]));
+    expect((await parseAudioForm(text.body, text.type)).audioLength()).toBeNull();
+    const none = new FormData();
+    none.append('model', 'whisper-1');
+    const empty = await encode(none);
+    expect((await parseAudioForm(empty.body, empty.type)).audioLength()).toBeNull();
   });
 
   it('refuses bodies busboy cannot read', async () => {

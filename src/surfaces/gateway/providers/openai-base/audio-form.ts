@@ -5,6 +5,7 @@
 // reach the provider byte for byte, under the client's own Content-Type and boundary.
 import { Busboy } from '@fastify/busboy';
 import { AppError } from '../../../../core/errors/errors.ts';
+import { audioLength, type AudioLength } from './audio-duration.ts';
 
 export interface AudioForm {
   /** The client's Content-Type (its boundary is kept upstream). */
@@ -13,6 +14,8 @@ export interface AudioForm {
   fields: Map<string, string[]>;
   /** The `file` part's size in bytes, or null without one. */
   fileBytes: number | null;
+  /** How long the file plays, read from its headers (audio-duration.ts) on first ask; null when unknown. */
+  audioLength(): AudioLength | null;
   /** The body as sent to a deployment serving `model` upstream. */
   withModel(model: string): Buffer;
 }
@@ -54,7 +57,9 @@ function spans(body: Buffer, boundary: string): { parts: PartSpan[]; close: numb
   throw malformed('its parts could not be located');
 }
 
-const MODEL_PART = /^content-disposition:[ \t]*form-data[ \t]*;(?:[^\r\n]*;)?[ \t]*name[ \t]*=[ \t]*(?:"model"|model)[ \t]*(?:;|$)/im;
+const named = (name: string) => new RegExp(`^content-disposition:[ \\t]*form-data[ \\t]*;(?:[^\\r\\n]*;)?[ \\t]*name[ \\t]*=[ \\t]*(?:"${name}"|${name})[ \\t]*(?:;|$)`, 'im');
+const MODEL_PART = named('model');
+const FILE_PART = named('file');
 
 /** Reads and checks a multipart/form-data body; refuses what busboy cannot read. */
 export function parseAudioForm(body: Buffer, contentType: string): Promise<AudioForm> {
@@ -104,10 +109,15 @@ export function parseAudioForm(body: Buffer, contentType: string): Promise<Audio
       if (models.length !== given.length || models.some((p, i) => body.toString('utf8', p.start, p.end) !== given[i])) {
         return fail(malformed('its model field could not be located'));
       }
+      // The file's bytes where they lie in the body (no copy), when one part holds what busboy read.
+      const files = located.parts.filter((p) => FILE_PART.test(p.headers));
+      const file = files.length === 1 && files[0]!.end - files[0]!.start === fileBytes ? body.subarray(files[0]!.start, files[0]!.end) : null;
+      let length: AudioLength | null | undefined;
       resolve({
         contentType,
         fields,
         fileBytes,
+        audioLength: () => (length === undefined ? (length = file && audioLength(file)) : length),
         withModel(model) {
           if (!models.length) {
             // No model part (an Azure deployment path names the model): one is added before the close.

@@ -34,11 +34,13 @@ export function openAiShaped(operations: Operation[], streamUsageOption = true):
 }
 
 /**
- * Usage from an OpenAI chat/completions/embeddings response or chunk, or from a Responses API
- * object (input_tokens/output_tokens).
+ * Usage from an OpenAI chat/completions/embeddings response or chunk, from a Responses API object
+ * (input_tokens/output_tokens), or a transcript's `{type: "duration", seconds}` (models billed by the
+ * length of the audio: https://platform.openai.com/docs/api-reference/audio/json-object).
  */
 export function openAiUsage(usage: unknown): Usage | null {
   if (!isObject(usage)) return null;
+  if (usage.type === 'duration') return { input: 0, output: 0, cached: 0, reasoning: 0, ...seconds(usage.seconds) };
   if ('input_tokens' in usage || 'output_tokens' in usage) {
     const inDetails = isObject(usage.input_tokens_details) ? usage.input_tokens_details : {};
     const outDetails = isObject(usage.output_tokens_details) ? usage.output_tokens_details : {};
@@ -52,6 +54,15 @@ export function openAiUsage(usage: unknown): Usage | null {
     cached: num(inDetails.cached_tokens),
     reasoning: num(outDetails.reasoning_tokens),
   };
+}
+
+const seconds = (v: unknown): { audioSeconds?: number } => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? { audioSeconds: v } : {});
+
+/** A transcript's usage: its `usage`, with the audio's length from verbose_json's `duration` when that has none. */
+export function transcriptUsage(json: Json): Usage | null {
+  const u = openAiUsage(json.usage);
+  if (u?.audioSeconds !== undefined || typeof json.duration !== 'number') return u;
+  return { ...(u ?? { input: 0, output: 0, cached: 0, reasoning: 0 }), ...seconds(json.duration) };
 }
 
 /** Replaces the model name (the public name becomes the deployment's upstream model). */
