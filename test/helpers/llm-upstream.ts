@@ -3,6 +3,7 @@
 // the upstream model name the gateway sends:
 //   fail-<status>         answer that status        rate-429   answer 429 with Retry-After: 1 (retry-<s>: s)
 //                         (401/403 echo the credential they were sent, as a careless provider might)
+//   first-<status>        answer that status to the first request for this model name only
 //   slow-<ms>             wait before the headers     tick-<ms>  wait between stream events
 //   chunks-<n>            stream n content events     cut-<n>    destroy the socket after n events
 //                         (a JSON answer: after half its bytes)
@@ -146,6 +147,7 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     thoughtSignatures.add(sig);
     return sig;
   };
+  const seen = new Set<string>();
 
   const server = createServer(async (req, res) => {
     const raw = await readBody(req);
@@ -167,10 +169,12 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
       if (!done) aborted.push(model);
     });
 
+    const first = !seen.has(model);
+    seen.add(model);
     if (model.includes('hang')) return; // the client's abort ends it
     const slow = opt(model, 'slow');
     if (slow) await sleep(slow);
-    const status = opt(model, 'fail') ?? (model.includes('rate-429') ? 429 : null);
+    const status = opt(model, 'fail') ?? (model.includes('rate-429') ? 429 : null) ?? (first ? opt(model, 'first') : null);
     if (status) {
       done = true;
       const h = req.headers;

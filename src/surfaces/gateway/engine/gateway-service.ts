@@ -20,11 +20,11 @@ import { audioMeter, NO_AUDIO_CHARGE, type AudioMeter } from '../usage/audio-met
 import type { GatewayMetrics } from '../usage/gateway-metrics.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
 import { clientEncoder, type ClientEncoder } from './client-encoders.ts';
-import { cacheDirectives, cacheKey, type ResponseCache } from './response-cache.ts';
+import { cacheable, CachedStream, cacheDirectives, cacheKey, keyBody, StreamRecorder, waitFor, type ResponseCache } from './response-cache.ts';
 import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
 import type { Router } from './router.ts';
 import { parseSseEvent, SseFramer } from './sse.ts';
-import { canServe, familyOf, nativeUsage, plan, type Plan } from './translate.ts';
+import { canServe, clientAskedUsage, familyOf, nativeUsage, plan, type Plan } from './translate.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
 
 export interface GatewayCall {
@@ -102,10 +102,10 @@ interface Outcome {
   upstreamReached: boolean;
   /** Answered from the response cache: nothing reached a provider and nothing is charged. */
   cacheHit: boolean;
+  /** The x-nexus-cache header of a cacheable call, and the recorder of a stream the cache will keep. */
+  cacheHeader?: Record<string, string>;
+  recorder?: StreamRecorder;
 }
-
-/** Operations whose answers the response cache keeps (Responses objects carry stored state and ids). */
-const CACHEABLE: ReadonlySet<Operation> = new Set(['chat', 'completions', 'embeddings', 'moderations']);
 
 export function modelNotFound(name: string): AppError {
   return new AppError('not_found', `model "${name}" does not exist or is not available`, { details: { code: 'model_not_found', param: 'model' } });
@@ -183,7 +183,8 @@ export function createGatewayService(deps: GatewayDeps) {
   async function streamOut(c: GatewayCall, p: Plan, res: UpstreamResponse, sink: ClientSink, o: Outcome, started: number): Promise<void> {
     const ac = c.abort;
     const enc = encoderFor(c);
-    sink.begin(200, { 'content-type': enc.contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    sink.begin(200, { 'content-type': enc.contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...o.cacheHeader });
+    const rec = o.recorder;
     const framer = new SseFramer();
     const decoder = p.passthrough ? null : p.decoder();
     const geminiRaw = p.passthrough && c.ingress === 'gemini';
@@ -205,12 +206,14 @@ export function createGatewayService(deps: GatewayDeps) {
             if (data === null) return;
             for (const pc of decoder.push(data, event)) {
               if (isObject(pc.usage)) o.usage = openAiUsage(pc.usage);
+              rec?.chunk(pc);
               out += enc.chunk(pc);
             }
           } else if (geminiRaw) {
             const { data } = parseSseEvent(ev);
             if (data === null) return;
             if (data.includes('"usageMetadata"')) lastUsage = ev;
+            rec?.raw(data);
             out += enc.raw(data);
           } else if (anthropicRaw) {
             // Anthropic pass-through: the exact bytes; usage comes in message_start and message_delta.
@@ -218,18 +221,22 @@ export function createGatewayService(deps: GatewayDeps) {
               const { data } = parseSseEvent(ev);
               if (data) o.usage = anthropicStreamUsage(o.usage, JSON.parse(data) as Json);
             }
+            rec?.event(ev, false);
             (out as Buffer[]).push(ev);
           } else {
             // OpenAI pass-through: forward the event's exact bytes; look inside only for usage.
+            let usageOnly = false;
             if (ev.includes(USAGE)) {
               const { data } = parseSseEvent(ev);
               const j = data && data !== '[DONE]' ? (JSON.parse(data) as Json) : null;
               const u = j && (isObject(j.usage) ? j.usage : isObject(j.response) && isObject(j.response.usage) ? j.response.usage : null);
               if (u) {
                 o.usage = openAiUsage(u);
-                if (p.stripUsage && Array.isArray(j.choices) && j.choices.length === 0) return;
+                usageOnly = Array.isArray(j.choices) && j.choices.length === 0;
               }
             }
+            rec?.event(ev, usageOnly);
+            if (usageOnly && p.stripUsage) return;
             (out as Buffer[]).push(ev);
           }
         });
@@ -240,6 +247,7 @@ export function createGatewayService(deps: GatewayDeps) {
       if (decoder) {
         for (const pc of decoder.end()) {
           if (isObject(pc.usage)) o.usage = openAiUsage(pc.usage);
+          rec?.chunk(pc);
           tail += enc.chunk(pc);
         }
       }
@@ -252,6 +260,26 @@ export function createGatewayService(deps: GatewayDeps) {
       if (e) send(enc.error(e));
     } finally {
       clearTimeout(timer);
+      sink.end();
+    }
+  }
+
+  /** A stream kept by the cache, replayed through the client's own encoder (response-cache.ts). */
+  async function replayOut(c: GatewayCall, kept: CachedStream, sink: ClientSink, o: Outcome, started: number, headers: Record<string, string>): Promise<void> {
+    const enc = encoderFor(c);
+    sink.begin(200, { 'content-type': enc.contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...headers });
+    try {
+      for (const out of kept.replay(enc, clientAskedUsage(c.body))) {
+        o.ttftMs ??= performance.now() - started;
+        const pending = sink.write(out);
+        if (pending) await pending;
+        if (clientClosed(c.abort)) {
+          o.status = 499;
+          o.errorCode = 'client_closed';
+          return;
+        }
+      }
+    } finally {
       sink.end();
     }
   }
@@ -337,6 +365,9 @@ export function createGatewayService(deps: GatewayDeps) {
         }
         router.ok(d, performance.now() - sentAt);
         if (c.stream) {
+          // What a pass-through OpenAI-shaped stream holds depends on the client's include_usage when
+          // the provider ignores stream_options (the gateway cannot ask it for usage on the client's behalf).
+          o.recorder?.begin(p.passthrough, p.passthrough && family === 'openai' && !adapter.streamUsageOption ? clientAskedUsage(c.body) : null);
           await streamOut(c, p, res, sink, o, started);
           return null;
         }
@@ -402,29 +433,61 @@ export function createGatewayService(deps: GatewayDeps) {
       const cache = deps.cache;
       const ttl = model.cacheTtlSeconds;
       let stored: string | null = null; // the cache key, when the answer is to be stored
-      let cacheHeader: Record<string, string> | undefined;
-      if (ttl && cache?.enabled && !c.stream && !c.form && CACHEABLE.has(c.op)) {
+      let land: ((answer: Buffer | string | null) => void) | null = null; // a coalesced miss's leader lands its answer
+      if (ttl && cache?.enabled && !c.form && cacheable(c.op, c.body)) {
         const dirs = cacheDirectives(c.cacheControl);
-        cacheHeader = { 'x-nexus-cache': dirs.read ? 'miss' : 'bypass' };
-        const k = dirs.read || dirs.write ? cacheKey([model.name, c.ingress, c.op, c.geminiMethod ?? '', c.passHeaders ? JSON.stringify(c.passHeaders) : ''], JSON.stringify(c.body)) : '';
-        const now = Date.now();
-        const hit = dirs.read ? cache.get(k, Math.min(ttl, dirs.maxAge ?? ttl) * 1000, now) : undefined;
-        if (hit) {
+        o.cacheHeader = { 'x-nexus-cache': dirs.read ? 'miss' : 'bypass' };
+        const k = dirs.read || dirs.write
+          ? cacheKey([model.name, c.ingress, c.op, c.stream ? 'stream' : '', c.geminiMethod ?? '', c.passHeaders ? JSON.stringify(c.passHeaders) : ''], keyBody(c.body, c.stream))
+          : '';
+        // A non-streamed miss identical to one in flight waits for its answer; when that one fails,
+        // it looks once more (the first to look leads the rest), then asks a provider itself.
+        for (let waits = 0; dirs.read; waits++) {
+          let now = Date.now();
+          const hit = cache.get(k, Math.min(ttl, dirs.maxAge ?? ttl) * 1000, now);
+          let answer = hit && (hit.body instanceof CachedStream ? c.stream && hit.body.serves(clientAskedUsage(c.body)) : !c.stream) ? hit.body : undefined;
+          const flight = answer || c.stream || waits === 2 ? undefined : cache.inFlight(k);
+          if (flight) {
+            answer = (await waitFor(flight, c.abort.signal)) ?? undefined;
+            if (clientClosed(c.abort)) {
+              o.status = 499;
+              o.errorCode = 'client_closed';
+              finish(c, model, admitted, o, started);
+              throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
+            }
+            if (!answer) continue;
+            now = Date.now();
+          }
+          if (!answer) break;
           o.cacheHit = true;
           o.status = 200;
-          o.ttftMs = performance.now() - started;
-          sink.json(200, hit.body, { 'x-nexus-cache': 'hit', age: String(Math.floor((now - hit.storedAt) / 1000)) });
           deps.metrics?.cache(model.name, true);
+          const headers = { 'x-nexus-cache': 'hit', age: String(hit && answer === hit.body ? Math.floor((now - hit.storedAt) / 1000) : 0) };
+          if (answer instanceof CachedStream) await replayOut(c, answer, sink, o, started, headers);
+          else {
+            o.ttftMs = performance.now() - started;
+            sink.json(200, answer, headers);
+          }
           return finish(c, model, admitted, o, started);
         }
         if (dirs.read) deps.metrics?.cache(model.name, false);
-        if (dirs.write) stored = k;
+        if (dirs.write) {
+          stored = k;
+          if (c.stream) o.recorder = new StreamRecorder(cache.entryLimit);
+          else land = cache.lead(k);
+        }
       }
       try {
         const result = await attempt(c, model, candidates, estInput, sink, o, started);
         if (result) {
-          sink.json(result.status, result.body, cacheHeader);
-          if (stored !== null && result.status === 200) cache!.set(stored, result.body, Date.now());
+          sink.json(result.status, result.body, o.cacheHeader);
+          if (stored !== null && result.status === 200) {
+            cache!.set(stored, result.body, Date.now());
+            land?.(result.body);
+          }
+        } else if (stored !== null && o.recorder && o.status === 200) {
+          const kept = o.recorder.finish();
+          if (kept) cache!.set(stored, kept, Date.now());
         }
       } catch (err) {
         const e = err instanceof AppError ? err : null;
@@ -432,6 +495,7 @@ export function createGatewayService(deps: GatewayDeps) {
         o.errorCode = (e?.details?.code as string | undefined) ?? e?.code ?? 'internal';
         throw err;
       } finally {
+        land?.(null); // when the answer was not landed above, the waiters ask for themselves
         // A stream cut short without a usage report still used its prompt and what it streamed.
         if (!o.usage && o.upstreamReached && o.events > 0) o.usage = { input: estInput, output: o.events, cached: 0, reasoning: 0 };
         finish(c, model, admitted, o, started, audio);
