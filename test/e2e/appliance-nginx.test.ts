@@ -16,7 +16,7 @@ import { createSelfSignedCertificate } from '../../src/first-boot/certificate.ts
 import { localAddresses } from '../../src/first-boot/host-addresses.ts';
 import { renderNginxSite } from '../../src/first-boot/nginx-site.ts';
 import { REPO, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
-import { freePort, nginxBinary, nginxConfigTest, nginxPrefix, startNginx, type RunningNginx } from '../helpers/nginx.ts';
+import { freePorts, nginxBinary, nginxConfigTest, nginxPrefix, startNginx, type RunningNginx } from '../helpers/nginx.ts';
 
 const HAVE_NGINX = nginxBinary() !== null;
 if (!HAVE_NGINX) console.warn('appliance-nginx: SKIPPED — nginx is not installed (apt-get install nginx; .ci/run installs it)');
@@ -44,7 +44,7 @@ async function startEdge(upstream: string, extra = ''): Promise<Edge> {
   const keyPath = join(dir, 'test.key');
   writeFileSync(certPath, cert.certPem);
   writeFileSync(keyPath, cert.keyPem, { mode: 0o600 });
-  const [httpsPort, httpPort] = [await freePort(), await freePort()];
+  const [httpsPort, httpPort] = (await freePorts(2)) as [number, number];
   const site = renderNginxSite({
     addresses: ['127.0.0.1', ...(OUTSIDE_IP ? [OUTSIDE_IP] : [])],
     httpsPort,

@@ -10,7 +10,7 @@ import { Agent, fetch } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LAYOUT } from '../../src/first-boot/first-boot.ts';
 import { MAIN, run, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
-import { freePort, nginxBinary, nginxPrefix, startNginx, type RunningNginx } from '../helpers/nginx.ts';
+import { freePorts, nginxBinary, nginxPrefix, startNginx, type RunningNginx } from '../helpers/nginx.ts';
 
 const HAVE_NGINX = nginxBinary() !== null;
 const nexus = (args: string[]) => run(process.execPath, [MAIN, ...args]);
@@ -35,7 +35,7 @@ describe.skipIf(!HAVE_NGINX)('TLS certificate upload on the appliance', () => {
 
   it('serves the uploaded certificate with HSTS after the reload unit runs', async () => {
     const root = tempDir('nexus-root-');
-    const [httpsPort, httpPort, appPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [httpsPort, httpPort, appPort, adminPort] = (await freePorts(4)) as [number, number, number, number];
     const fbArgs = ['first-boot', '--root', root, '--no-metadata', '--bind', '127.0.0.1', '--https-port', String(httpsPort), '--http-port', String(httpPort), '--listen', `127.0.0.1:${appPort}`, '--admin-listen', `127.0.0.1:${adminPort}`];
     const first = await nexus(fbArgs);
     expect(first.code, first.stderr).toBe(0);

@@ -13,16 +13,22 @@ export function nginxBinary(): string | null {
   return r.status === 0 && path ? path : null;
 }
 
-/** A port that was free a moment ago (the OS picks it; nginx cannot listen on port 0). */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
-    });
-  });
+/**
+ * `n` distinct ports that were free a moment ago (the OS picks them; nginx cannot listen on port 0).
+ * All are held open until each is bound: one after the other, the OS may hand back the port it has
+ * just been given, and nginx then merges the HTTP and HTTPS servers onto one listener and refuses to
+ * start ("no ssl_certificate is defined for the listen … ssl directive").
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => createServer());
+  try {
+    return await Promise.all(servers.map((srv) => new Promise<number>((res, rej) => {
+      srv.once('error', rej);
+      srv.listen(0, '127.0.0.1', () => res((srv.address() as { port: number }).port));
+    })));
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((res) => (srv.listening ? srv.close(res) : res(undefined)))));
+  }
 }
 
 export interface NginxPrefix {
@@ -135,7 +141,7 @@ export async function startNginx(prefix: NginxPrefix, port: number, timeoutMs = 
  * and starts nginx with it; returns nginx and the HTTPS base URL callers use.
  */
 export async function startSiteInFront(dir: string, appUrl: string): Promise<{ nginx: RunningNginx; base: string }> {
-  const [httpsPort, httpPort] = [await freePort(), await freePort()];
+  const [httpsPort, httpPort] = (await freePorts(2)) as [number, number];
   const site = join(dir, 'nexus.conf');
   writeFileSync(site, renderNginxSite({
     addresses: ['127.0.0.1'],
