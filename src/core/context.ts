@@ -12,6 +12,7 @@ import type { SettingsStore } from './settings/settings-store.ts';
 import type { Metrics } from './metrics/metrics.ts';
 import type { Logger } from './log/log.ts';
 import type { NodeRelayHolder } from './relay/node-relay.ts';
+import type { Tracing } from './telemetry/tracing.ts';
 
 export interface RuntimeState {
   ready: boolean;
@@ -34,6 +35,8 @@ export interface AppContext {
   audit: Audit;
   settings: SettingsStore;
   metrics: Metrics;
+  /** Spans and trace-context propagation (core/telemetry); exports only with a collector configured. */
+  tracing: Tracing;
   state: RuntimeState;
   /** Reaches private hosts through connected agents; installed by the hub surface. */
   relay: NodeRelayHolder;

@@ -8,6 +8,7 @@ import type { AppContext } from '../core/context.ts';
 import { accessLogFor } from '../core/log/log.ts';
 import type { Surface } from '../core/surface.ts';
 import { installJsonParser, installValidation } from '../core/http/validation.ts';
+import { installServerSpans } from '../core/telemetry/http-spans.ts';
 import { sendControlError } from '../surfaces/control/http.ts';
 import { SURFACES } from './surfaces.ts';
 
@@ -78,6 +79,7 @@ export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURF
   installValidation(app);
   installJsonParser(app);
   app.decorateRequest('principal', null);
+  installServerSpans(app, ctx.tracing); // only while exporting: no hook otherwise
   // Cookies are parsed when a route reads one (core/http/auth.ts `cookieOf`), not by a hook on every
   // request: the gateway's and the proxy's callers authenticate with keys and tokens.
   await app.register(cookie, { hook: false });

@@ -16,6 +16,8 @@ import { createMetrics } from '../core/metrics/metrics.ts';
 import { createSettingsStore, SETTING } from '../core/settings/settings-store.ts';
 import { cacheDirFromEnv } from '../core/config/config.ts';
 import { NodeRelayHolder } from '../core/relay/node-relay.ts';
+import { createTracing } from '../core/telemetry/tracing.ts';
+import { VERSION } from '../core/version.ts';
 
 export interface OwnedContext {
   ctx: AppContext;
@@ -46,6 +48,7 @@ export function createContext(config: Config, log: Logger): OwnedContext {
     ...(isSingleExecutable() ? { nativeBindingPath: seaAddonFile('better_sqlite3.node', cacheDir) } : {}),
   });
   const audit = createAudit(db, (err) => log.error({ err }, 'audit write failed'), writer);
+  const metrics = createMetrics();
   const state: RuntimeState = { ready: false, shuttingDown: false, publicAddress: null, adminAddress: null };
   const ctx: AppContext = {
     config,
@@ -58,7 +61,8 @@ export function createContext(config: Config, log: Logger): OwnedContext {
     setup: createSetupTokens(config.dataDir, settings),
     audit,
     settings,
-    metrics: createMetrics(),
+    metrics,
+    tracing: createTracing(config.telemetry, { registry: metrics.registry, log, version: VERSION }),
     state,
     relay: new NodeRelayHolder(),
     publicUrl: () => settings.get<string>(SETTING.publicUrl) ?? config.publicUrl ?? (state.publicAddress ? `http://${state.publicAddress}` : `http://${config.listen.host}:${config.listen.port}`),

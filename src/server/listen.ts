@@ -7,6 +7,9 @@ import { createLogger, type Logger } from '../core/log/log.ts';
 import { buildAdminApp, buildPublicApp } from './app.ts';
 import { createContext } from './context.ts';
 
+/** How long shutdown waits for queued spans to reach the collector (core/telemetry/otlp-exporter.ts). */
+const SPAN_FLUSH_MS = 3000;
+
 export interface RunningServer {
   ctx: AppContext;
   publicApp: FastifyInstance;
@@ -67,6 +70,8 @@ export async function startServer(config: Config, log: Logger = createLogger({ l
       }, config.shutdownGraceMs);
       await drained;
       clearTimeout(timer);
+      // The last requests' spans go to the collector, within a bound a down collector cannot stretch.
+      await ctx.tracing.shutdown(SPAN_FLUSH_MS);
       owned.close();
       log.info('stopped');
     })();

@@ -62,4 +62,44 @@ describe('config', () => {
     expect(ok.trustProxy).toEqual(['10.0.0.1']);
     expect(ok.listen).toEqual({ host: '0.0.0.0', port: 8443 });
   });
+  it('reads telemetry from the file, the standard OTEL_* variables and NEXUS_*, in that order', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'nexus.yaml');
+    expect(loadConfig({ env: {} }).telemetry).toMatchObject({ otlpEndpoint: null, propagate: true, sampler: 'parentbased_always_on', sampleRatio: 1, serviceName: 'nexus' });
+    writeFileSync(file, 'telemetry:\n  otlpEndpoint: http://collector:4318\n  otlpHeaders: "x-honeycomb-team=abc"\n  sampleRatio: 0.5\n  sampler: parentbased_traceidratio\n  propagate: false\n');
+    expect(loadConfig({ env: { NEXUS_CONFIG: file } }).telemetry).toMatchObject({ otlpEndpoint: 'http://collector:4318/v1/traces', otlpHeaders: { 'x-honeycomb-team': 'abc' }, sampleRatio: 0.5, propagate: false });
+    const std = loadConfig({ env: { NEXUS_CONFIG: file, OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.com/base/', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Basic%20eA==', OTEL_SERVICE_NAME: 'gw', OTEL_TRACES_SAMPLER_ARG: '0.1' } }).telemetry;
+    expect(std).toMatchObject({ otlpEndpoint: 'https://otel.example.com/base/v1/traces', serviceName: 'gw', sampleRatio: 0.1, otlpHeaders: { 'x-honeycomb-team': 'abc', authorization: 'Basic eA==' } });
+    expect(loadConfig({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/custom' } }).telemetry.otlpEndpoint).toBe('http://b:4318/custom');
+    expect(loadConfig({ env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/custom', NEXUS_OTLP_ENDPOINT: 'http://c:4318/v1/traces' } }).telemetry.otlpEndpoint).toBe('http://c:4318/v1/traces');
+    expect(loadConfig({ env: { NEXUS_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' } }).telemetry.otlpEndpoint).toBeNull();
+    expect(loadConfig({ env: { NEXUS_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' } }).telemetry.otlpEndpoint).toBeNull();
+    expect(loadConfig({ env: { OTEL_RESOURCE_ATTRIBUTES: 'service.name=from-resource,team=ai' } }).telemetry).toMatchObject({ serviceName: 'from-resource', resourceAttributes: { team: 'ai' } });
+    expect(loadConfig({ env: { NEXUS_TRACE_PROPAGATE: 'false' } }).telemetry.propagate).toBe(false);
+  });
+  it('refuses bad telemetry settings without repeating a header value', () => {
+    expect(() => loadConfig({ env: { NEXUS_OTLP_ENDPOINT: 'collector:4318' } })).toThrow(/not a URL|http/);
+    expect(() => loadConfig({ env: { NEXUS_OTLP_ENDPOINT: 'ftp://c/x' } })).toThrow(/http:\/\/ or https:\/\//);
+    expect(() => loadConfig({ env: { NEXUS_OTLP_ENDPOINT: 'http://u:p@c:4318' } })).toThrow(/headers/);
+    expect(() => loadConfig({ env: { NEXUS_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } })).toThrow(/4318/);
+    expect(loadConfig({ env: { NEXUS_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' } }).telemetry.otlpEndpoint).toBe('http://c:4318/v1/traces');
+    expect(() => loadConfig({ env: { OTEL_TRACES_SAMPLER: 'sometimes' } })).toThrow(/sampler/);
+    expect(() => loadConfig({ env: { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' } })).toThrow(/0 to 1/);
+    expect(() => loadConfig({ env: { OTEL_BSP_MAX_QUEUE_SIZE: '0' } })).toThrow(/positive/);
+    let message = '';
+    try {
+      loadConfig({ env: { OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=%E0%A4%A-topsecret' } });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/x-api-key/);
+    expect(message).not.toMatch(/topsecret/);
+    expect(() => loadConfig({ env: { OTEL_EXPORTER_OTLP_HEADERS: 'no-equals-sign' } })).toThrow(/key=value/);
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'nexus.yaml');
+    writeFileSync(file, 'telemetry:\n  endpoint: http://c\n');
+    expect(() => loadConfig({ env: { NEXUS_CONFIG: file } })).toThrow(/unknown setting "telemetry.endpoint"/);
+    writeFileSync(file, 'telemetry: on\n');
+    expect(() => loadConfig({ env: { NEXUS_CONFIG: file } })).toThrow(/mapping/);
+  });
 });

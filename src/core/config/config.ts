@@ -11,6 +11,26 @@ export interface HostPort {
   port: number;
 }
 
+/** Tracing (core/telemetry, docs/observability.md). Export is off while `otlpEndpoint` is null. */
+export interface TelemetryConfig {
+  /** The URL spans are POSTed to (OTLP/HTTP JSON), ending in /v1/traces; null: no export. */
+  otlpEndpoint: string | null;
+  /** Extra headers for the collector (an API key), parsed from OTEL_EXPORTER_OTLP_HEADERS' format. */
+  otlpHeaders: Record<string, string>;
+  serviceName: string;
+  /** OTEL_RESOURCE_ATTRIBUTES, parsed. */
+  resourceAttributes: Record<string, string>;
+  /** One of tracing.ts SAMPLERS; `sampleRatio` is the traceidratio samplers' argument. */
+  sampler: string;
+  sampleRatio: number;
+  /** Send `traceparent` on the gateway's upstream calls and the proxy's relayed requests. */
+  propagate: boolean;
+  scheduleDelayMs: number;
+  maxQueueSize: number;
+  maxExportBatchSize: number;
+  exportTimeoutMs: number;
+}
+
 export interface Config {
   dataDir: string;
   listen: HostPort;
@@ -51,7 +71,23 @@ export interface Config {
   database: { writeThread: boolean };
   /** Directory where the single executable unpacks its native module; null → XDG cache. */
   cacheDir: string | null;
+  telemetry: TelemetryConfig;
 }
+
+/** The file's `telemetry` section: headers and resource attributes as OTEL_* strings ("k=v,k2=v2"). */
+const TELEMETRY_FILE_DEFAULTS = {
+  otlpEndpoint: null as string | null,
+  otlpHeaders: null as string | null,
+  serviceName: 'nexus',
+  resourceAttributes: null as string | null,
+  sampler: 'parentbased_always_on',
+  sampleRatio: 1,
+  propagate: true,
+  scheduleDelayMs: 5000,
+  maxQueueSize: 2048,
+  maxExportBatchSize: 512,
+  exportTimeoutMs: 10_000,
+};
 
 export const DEFAULTS: Config = {
   dataDir: './.data',
@@ -75,6 +111,7 @@ export const DEFAULTS: Config = {
   proxy: { maxStreamSeconds: 300, allowPrivateTargets: false },
   database: { writeThread: true },
   cacheDir: null,
+  telemetry: { ...TELEMETRY_FILE_DEFAULTS, otlpEndpoint: null, otlpHeaders: {}, resourceAttributes: {} },
 };
 
 /** pino's levels; anything else made the logger throw with a stack trace at start. */
@@ -165,8 +202,104 @@ export interface LoadOptions {
   flags?: Flags;
 }
 
+/** OTEL_TRACES_SAMPLER's names (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/). */
+export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'];
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * `key1=value1,key2=value2` with percent-encoded values (the W3C Baggage format the OTEL_* headers
+ * and resource variables use). The message never repeats a value: headers carry API keys.
+ */
+function keyValues(text: string, what: string, names?: RegExp): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    if (!part.trim()) continue;
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? '' : part.slice(0, eq).trim();
+    if (!key || (names && !names.test(key))) throw new ConfigError(`${what}: expected key=value pairs separated by commas`);
+    let value: string;
+    try {
+      value = decodeURIComponent(part.slice(eq + 1).trim());
+    } catch {
+      throw new ConfigError(`${what}: the value of "${key}" is not valid percent-encoding`);
+    }
+    if (/[\r\n\0]/.test(value)) throw new ConfigError(`${what}: the value of "${key}" has a control character`);
+    out[names ? key.toLowerCase() : key] = value;
+  }
+  return out;
+}
+
+/** A collector URL: http(s) only; `base` (OTEL_EXPORTER_OTLP_ENDPOINT's rule) gets /v1/traces added. */
+function collectorUrl(value: string, what: string, base: boolean): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new ConfigError(`${what}: "${value}" is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`${what}: expected an http:// or https:// URL`);
+  if (u.username || u.password) throw new ConfigError(`${what}: put credentials in the OTLP headers, not in the URL`);
+  if (base && !u.pathname.endsWith('/v1/traces')) u.pathname = `${u.pathname.replace(/\/+$/, '')}/v1/traces`;
+  return u.toString();
+}
+
+function positiveInt(value: string | number, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${what}: expected a positive whole number, got "${value}"`);
+  return n;
+}
+
+/** The file's `telemetry` section under the standard OTEL_* variables, under NEXUS_* ones. */
+function telemetryConfig(file: typeof TELEMETRY_FILE_DEFAULTS, e: (name: string) => string | undefined): TelemetryConfig {
+  let v: string | undefined;
+  // telemetry.otlpEndpoint and NEXUS_OTLP_ENDPOINT take a collector's base URL (/v1/traces is added) or the full one.
+  let endpoint = file.otlpEndpoint ? collectorUrl(file.otlpEndpoint, 'telemetry.otlpEndpoint', true) : null;
+  if ((v = e('OTEL_EXPORTER_OTLP_ENDPOINT'))) endpoint = collectorUrl(v, 'OTEL_EXPORTER_OTLP_ENDPOINT', true);
+  if ((v = e('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'))) endpoint = collectorUrl(v, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', false);
+  if ((v = e('NEXUS_OTLP_ENDPOINT'))) endpoint = collectorUrl(v, 'NEXUS_OTLP_ENDPOINT', true);
+  if (e('OTEL_SDK_DISABLED')?.toLowerCase() === 'true' || e('OTEL_TRACES_EXPORTER')?.toLowerCase() === 'none') endpoint = null;
+  const protocol = e('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? e('OTEL_EXPORTER_OTLP_PROTOCOL');
+  // Collectors' OTLP/HTTP receivers take JSON and protobuf alike on the same path; gRPC is another port and transport.
+  if (endpoint && protocol && protocol !== 'http/json' && protocol !== 'http/protobuf') {
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL "${protocol}": Nexus exports OTLP over HTTP (http/json); point it at the collector's HTTP port (4318)`);
+  }
+  const headers = {
+    ...(file.otlpHeaders ? keyValues(file.otlpHeaders, 'telemetry.otlpHeaders', HEADER_NAME) : {}),
+    ...((v = e('OTEL_EXPORTER_OTLP_HEADERS')) ? keyValues(v, 'OTEL_EXPORTER_OTLP_HEADERS', HEADER_NAME) : {}),
+    ...((v = e('OTEL_EXPORTER_OTLP_TRACES_HEADERS')) ? keyValues(v, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', HEADER_NAME) : {}),
+  };
+  const resource = {
+    ...(file.resourceAttributes ? keyValues(file.resourceAttributes, 'telemetry.resourceAttributes') : {}),
+    ...((v = e('OTEL_RESOURCE_ATTRIBUTES')) ? keyValues(v, 'OTEL_RESOURCE_ATTRIBUTES') : {}),
+  };
+  const serviceName = e('OTEL_SERVICE_NAME') ?? resource['service.name'] ?? file.serviceName;
+  const sampler = (e('OTEL_TRACES_SAMPLER') ?? file.sampler).toLowerCase();
+  if (!SAMPLERS.includes(sampler)) throw new ConfigError(`sampler "${sampler}": expected one of ${SAMPLERS.join(', ')}`);
+  let ratio = file.sampleRatio;
+  if ((v = e('OTEL_TRACES_SAMPLER_ARG')) && sampler.endsWith('traceidratio')) ratio = Number(v);
+  if (!(ratio >= 0 && ratio <= 1)) throw new ConfigError(`sampling ratio "${v ?? ratio}": expected a number from 0 to 1`);
+  const propagate = (v = e('NEXUS_TRACE_PROPAGATE')) ? bool(v, 'NEXUS_TRACE_PROPAGATE') : file.propagate;
+  const maxQueueSize = positiveInt(e('OTEL_BSP_MAX_QUEUE_SIZE') ?? file.maxQueueSize, 'telemetry.maxQueueSize (OTEL_BSP_MAX_QUEUE_SIZE)');
+  const maxExportBatchSize = Math.min(maxQueueSize, positiveInt(e('OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? file.maxExportBatchSize, 'telemetry.maxExportBatchSize (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)'));
+  return {
+    otlpEndpoint: endpoint,
+    otlpHeaders: headers,
+    serviceName,
+    resourceAttributes: resource,
+    sampler,
+    sampleRatio: ratio,
+    propagate,
+    scheduleDelayMs: positiveInt(e('OTEL_BSP_SCHEDULE_DELAY') ?? file.scheduleDelayMs, 'telemetry.scheduleDelayMs (OTEL_BSP_SCHEDULE_DELAY)'),
+    maxQueueSize,
+    maxExportBatchSize,
+    exportTimeoutMs: positiveInt(e('OTEL_EXPORTER_OTLP_TRACES_TIMEOUT') ?? e('OTEL_EXPORTER_OTLP_TIMEOUT') ?? file.exportTimeoutMs, 'telemetry.exportTimeoutMs (OTEL_EXPORTER_OTLP_TIMEOUT)'),
+  };
+}
+
 export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}): Config {
   const cfg = structuredClone(DEFAULTS) as Config;
+  const telemetryFile = structuredClone(TELEMETRY_FILE_DEFAULTS);
 
   const file = (flags.config as string | undefined) ?? env.NEXUS_CONFIG;
   if (file) {
@@ -178,7 +311,12 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
     }
     if (parsed != null) {
       if (!isPlainObject(parsed)) throw new ConfigError(`config file ${file}: expected a mapping at the top level`);
-      mergeFile(cfg as unknown as Record<string, unknown>, parsed, '');
+      const { telemetry, ...rest } = parsed;
+      if (telemetry !== undefined) {
+        if (!isPlainObject(telemetry)) throw new ConfigError('config file: "telemetry" must be a mapping');
+        mergeFile(telemetryFile as Record<string, unknown>, telemetry, 'telemetry');
+      }
+      mergeFile(cfg as unknown as Record<string, unknown>, rest, '');
     }
   }
 
@@ -212,6 +350,7 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   if ((v = e('NEXUS_PROXY_ALLOW_PRIVATE_TARGETS')))
     cfg.proxy.allowPrivateTargets = bool(v, 'NEXUS_PROXY_ALLOW_PRIVATE_TARGETS');
   if ((v = e('CACHE_DIRECTORY'))) cfg.cacheDir = v.split(':')[0] ?? null; // systemd CacheDirectory=
+  cfg.telemetry = telemetryConfig(telemetryFile, e);
 
   if (typeof flags['data-dir'] === 'string') cfg.dataDir = flags['data-dir'];
   if (typeof flags.listen === 'string') cfg.listen = parseHostPort(flags.listen, '--listen');

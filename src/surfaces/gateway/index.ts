@@ -54,6 +54,7 @@ function createGateway(ctx: AppContext) {
     audit: ctx.audit,
     metrics: createGatewayMetrics(ctx.metrics.registry, () => cache.size),
     cache,
+    tracing: ctx.tracing,
   });
   return { catalog, keys, usage, upstream, service, router };
 }
@@ -78,7 +79,7 @@ export const gatewaySurface: Surface = {
         route.bodyLimit ??= ctx.config.gateway.bodyLimitBytes;
       });
       acceptAudioForms(ingress); // audio uploads (multipart/form-data), within the same body limit
-      const deps = { service: gw.service, keys: gw.keys };
+      const deps = { service: gw.service, keys: gw.keys, tracing: ctx.tracing };
       openAiRoutes(ingress, deps);
       geminiRoutes(ingress, deps);
       azureRoutes(ingress, deps);

@@ -9,6 +9,7 @@ import type WebSocket from 'ws';
 import type { AppContext } from '../../core/context.ts';
 import { AppError } from '../../core/errors/errors.ts';
 import { NODE_OFFLINE, nodeOffline } from '../../core/relay/node-relay.ts';
+import { injectTraceHeaders, type TraceContext } from '../../core/telemetry/trace-context.ts';
 import { BODY_FIELD_FAILURES, BodyFieldError, endToEnd, inject, joinTarget, withBodyField } from '../../protocol/credentials.ts';
 import type { Headers } from '../../protocol/frames.ts';
 import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE, pipeWebSockets } from '../../protocol/ws-bridge.ts';
@@ -35,6 +36,8 @@ export interface ProxyCall {
   bound?: ServiceNode[];
   /** Filled with each node tried, in order, and why those that failed before answering did (for the audit row). */
   tries?: NodeTry[];
+  /** Set while exporting: the service gets a `traceparent` naming the proxy's span (proxy-spans.ts). */
+  trace?: TraceContext | null;
 }
 
 export interface NodeTry {
@@ -303,6 +306,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       const target = joinTarget(call.service.endpoint_url, call.rest, call.search);
       if (!target) throw new AppError('validation_failed', 'path may not climb above the service endpoint');
       const headers = endToEnd(call.headers, call.strip);
+      if (call.trace) injectTraceHeaders(headers, call.trace);
       const bound = call.bound ?? services.store.nodes(call.service.id);
       return bound.length ? viaNodes(call, target, headers, bound) : direct(call, target, headers);
     },

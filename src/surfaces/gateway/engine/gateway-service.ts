@@ -17,11 +17,14 @@ import { openAiUsage } from '../providers/openai-base/openai-base.ts';
 import { isObject, NO_USAGE, type Json, type Operation, type Usage } from '../providers/types.ts';
 import type { Audit } from '../../../core/audit/audit.ts';
 import { audioMeter, NO_AUDIO_CHARGE, type AudioMeter } from '../usage/audio-metering.ts';
+import type { TraceContext } from '../../../core/telemetry/trace-context.ts';
+import type { Span, Tracing } from '../../../core/telemetry/tracing.ts';
 import type { GatewayMetrics } from '../usage/gateway-metrics.ts';
 import type { UsageRecorder } from '../usage/usage-recorder.ts';
 import { clientEncoder, type ClientEncoder } from './client-encoders.ts';
 import { cacheable, CachedStream, cacheDirectives, cacheKey, keyBody, StreamRecorder, waitFor, type ResponseCache } from './response-cache.ts';
 import { estimateInputTokens, requestedOutputCap } from './estimate.ts';
+import { attemptFailed, beginAttempt, endCall } from './gateway-spans.ts';
 import type { Router } from './router.ts';
 import { parseSseEvent, SseFramer } from './sse.ts';
 import { canServe, clientAskedUsage, familyOf, nativeUsage, plan, type Plan } from './translate.ts';
@@ -49,6 +52,8 @@ export interface GatewayCall {
   /** Aborted (without an AppError reason) when the client goes away; the gateway aborts it with an
    *  AppError when a stream outlives its maximum duration. One controller per request. */
   abort: AbortController;
+  /** What the upstream calls continue (Tracing.contextOf): the request's span, or the caller's context. */
+  trace?: TraceContext | null;
 }
 
 /** Where the answer goes; the ingress layer implements it over the HTTP response. */
@@ -83,6 +88,7 @@ export interface GatewayDeps {
   metrics?: GatewayMetrics;
   /** Answers kept for models with a `cache_ttl_seconds`. */
   cache?: ResponseCache;
+  tracing?: Tracing;
 }
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
@@ -105,6 +111,9 @@ interface Outcome {
   /** The x-nexus-cache header of a cacheable call, and the recorder of a stream the cache will keep. */
   cacheHeader?: Record<string, string>;
   recorder?: StreamRecorder;
+  /** The CLIENT span of the attempt that answered (gateway-spans.ts), ended in finish(). */
+  span: Span | null;
+  responseModel: string | null;
 }
 
 export function modelNotFound(name: string): AppError {
@@ -233,6 +242,7 @@ export function createGatewayService(deps: GatewayDeps) {
               if (u) {
                 o.usage = openAiUsage(u);
                 usageOnly = Array.isArray(j.choices) && j.choices.length === 0;
+                if (typeof j.model === 'string') o.responseModel = j.model;
               }
             }
             rec?.event(ev, usageOnly);
@@ -316,6 +326,8 @@ export function createGatewayService(deps: GatewayDeps) {
     }
     const { out, usage: u } = p.response(json);
     o.usage = u;
+    const rm = json.model ?? json.modelVersion;
+    if (typeof rm === 'string') o.responseModel = rm;
     o.status = 200;
     return { status: 200, body: out === null ? buf : JSON.stringify(out) };
   }
@@ -324,6 +336,7 @@ export function createGatewayService(deps: GatewayDeps) {
     const family = familyOf(c.ingress);
     const ac = c.abort;
     let last: AppError | null = null;
+    let tries = 0;
     for (const d of router.order(candidates, model.routing)) {
       if (ac.signal.aborted) break;
       router.begin(d); // in flight until its answer is in hand (a stream: passed on) or the attempt failed
@@ -332,6 +345,8 @@ export function createGatewayService(deps: GatewayDeps) {
         const p = plan({ family, op: c.op, model: model.name, body: c.body, stream: c.stream, geminiMethod: c.geminiMethod, estInput }, adapter, d.upstreamModel);
         const req = adapter.request(d.provider, p.upstreamOp ?? c.op, d.upstreamModel, c.form ? c.form.withModel(d.upstreamModel) : JSON.stringify(p.body), c.stream);
         if (c.passHeaders && p.passthrough) Object.assign(req.headers, c.passHeaders);
+        const span = c.trace ? beginAttempt(deps.tracing!, c.trace, c, model.name, d, ++tries, req.headers) : null;
+        o.span = span;
         o.deployment = d;
         let res: UpstreamResponse;
         const sentAt = performance.now();
@@ -346,6 +361,8 @@ export function createGatewayService(deps: GatewayDeps) {
               ? new AppError('upstream_timeout', `provider "${d.provider.name}" did not start its answer in time`, { details: { code: 'upstream_timeout' } })
               : new AppError('bad_gateway', `provider "${d.provider.name}" is unreachable`, { details: { code: 'upstream_unreachable' } });
           deps.metrics?.upstreamFailure(d.provider.name, last.status === 503 ? 'node_offline' : last.status === 504 ? 'timeout' : 'unreachable');
+          attemptFailed(span, (last.details?.code as string | undefined) ?? last.code);
+          o.span = null;
           log.warn({ err, deployment: d.id, provider: d.provider.name }, 'upstream request failed');
           continue;
         }
@@ -359,6 +376,8 @@ export function createGatewayService(deps: GatewayDeps) {
             // When every deployment is limited, the client may come back as soon as the first of them may.
             const sooner = last?.status === 429 && err.status === 429 && (last.retryAfter ?? Infinity) <= (err.retryAfter ?? Infinity);
             if (!sooner) last = err;
+            attemptFailed(span, String(res.status), res.status);
+            o.span = null;
             continue;
           }
           throw err;
@@ -414,7 +433,7 @@ export function createGatewayService(deps: GatewayDeps) {
       }
       const estOutput = c.op === 'embeddings' || c.op === 'count_tokens' || c.op === 'moderations' ? 0 : (requestedOutputCap(c.body) ?? deps.reserveOutputTokens);
       const estimate: Usage = { input: estInput, output: estOutput, cached: 0, reasoning: 0 };
-      const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false, cacheHit: false };
+      const o: Outcome = { deployment: null, usage: null, status: 500, errorCode: null, ttftMs: null, events: 0, upstreamReached: false, cacheHit: false, span: null, responseModel: null };
       // Audio priced by its length or characters (usage/audio-metering.ts) reserves that too.
       const audio = audioMeter(model, c.op, c.body, c.form);
       // Key, then owner, then the key's group: a refusal gives back the reservations already made.
@@ -515,6 +534,7 @@ export function createGatewayService(deps: GatewayDeps) {
     keys.addSpend(c.key.id, cost);
     const d = o.deployment;
     const latencyMs = performance.now() - started;
+    if (c.trace) endCall(c.trace, o.span, c.key, { status: o.status, errorCode: o.errorCode, usage: o.usage, firstByteAt: o.ttftMs === null ? null : started + o.ttftMs, responseModel: o.responseModel }, cost);
     deps.metrics?.call({
       model: model.name,
       provider: d?.provider.name ?? null,

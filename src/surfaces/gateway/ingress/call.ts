@@ -3,6 +3,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../../core/errors/errors.ts';
+import type { Tracing } from '../../../core/telemetry/tracing.ts';
 import type { ClientSink, GatewayCall, GatewayService } from '../engine/gateway-service.ts';
 import type { VirtualKeys } from '../keys/virtual-keys.ts';
 import { isObject, type Json } from '../providers/types.ts';
@@ -11,6 +12,7 @@ import { authenticateKey } from './credentials.ts';
 export interface IngressDeps {
   service: GatewayService;
   keys: VirtualKeys;
+  tracing: Tracing;
 }
 
 function replySink(reply: FastifyReply): ClientSink {
@@ -69,7 +71,7 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
   res.once('close', () => {
     if (!res.writableFinished) ac.abort();
   });
-  await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip, cacheControl: req.headers['cache-control'] }, replySink(reply));
+  await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip, cacheControl: req.headers['cache-control'], trace: deps.tracing.contextOf(req) }, replySink(reply));
   return reply; // answered through the sink (or an error was thrown before anything was sent)
 }
 

@@ -12,6 +12,7 @@ import { answerWith, checkHandshake } from '../../../core/http/websocket-protoco
 import { corkPerTurn } from '../../../protocol/cork.ts';
 import type { Hub } from '../hub.ts';
 import type { DialedWebSocket, NodeTry } from '../proxy.ts';
+import { endProxySpan, proxyTrace, startProxySpan } from '../proxy-spans.ts';
 
 const PREFIX = '/api/v1/proxy/s/';
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -168,11 +169,13 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     let routedVia: 'direct' | 'node' = bound.length ? 'node' : 'direct';
     let nodeId: string | null = null;
     const tries: NodeTry[] = [];
+    const span = startProxySpan(ctx.tracing, req.span, service, req.method);
     reply.raw.once('close', () => {
       clearTimeout(timer);
       const complete = reply.raw.writableFinished;
       if (!complete) abort.abort();
       audit(req, r, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut, started, maxDuration, tries });
+      if (span) endProxySpan(span, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut });
     });
 
     const result = await hub.proxy.forward({
@@ -186,6 +189,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       body: hasBody(req) ? counted(req.raw, (n) => (bytesIn += n)) : null,
       signal: abort.signal,
       tries,
+      trace: proxyTrace(ctx.tracing, span),
     });
     routedVia = result.routedVia;
     nodeId = result.nodeId;
