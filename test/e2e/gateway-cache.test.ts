@@ -3,7 +3,6 @@
 // no-cache / no-store / max-age honoured, a bounded memory, and usage rows and Prometheus counters
 // that say what happened. Streams are kept once they completed and replayed in each client's wire
 // format; identical misses in flight at once reach the provider once.
-import { readFileSync } from 'node:fs';
 import { GoogleGenAI } from '@google/genai';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
@@ -11,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
 import { createKey, createModel, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { drainWatchingRss } from '../helpers/memory.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
@@ -28,7 +28,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const upstreamCalls = (model: string) => up.requests.filter((r) => r.body?.model === model || r.path.includes(`/models/${model}:`)).length;
 const usageOf = async (k: { id: string }) =>
   (await json(await fetch(`${app.url}/api/v1/usage?group_by=key&key_id=${k.id}`, authed(admin.token)))).items[0] as { requests: number; cache_hits: number; cost_usd: number };
-const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${app.proc.pid}/status`, 'utf8'))![1]);
 
 beforeAll(async () => {
   // A small cache, so that eviction can be seen: 1 MiB, one answer at most 128 KiB.
@@ -342,21 +341,10 @@ describe('streamed calls', () => {
   // recorder that kept the stream instead of letting go at the entry limit would grow by ~100 MB.
   it('keeps memory flat while streaming 100 MB from a cached model', async () => {
     const res = await stream('s-huge', 'huge');
-    let base = 0;
-    let peak = 0;
-    let bytes = 0;
-    let n = 0;
-    const reader = res.body!.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      bytes += value.byteLength;
-      if (!base && bytes > 16 * 1024 * 1024) base = peak = rssKb();
-      if (base && ++n % 50 === 0) peak = Math.max(peak, rssKb());
-    }
+    const { bytes, samples, growthKb } = await drainWatchingRss(res, app.proc.pid!);
     expect(bytes).toBeGreaterThan(100 * 1024 * 1024);
-    expect(n).toBeGreaterThan(50);
-    expect(peak - base).toBeLessThan(40 * 1024);
+    expect(samples).toBeGreaterThan(50);
+    expect(growthKb).toBeLessThan(40 * 1024);
     expect((await stream('s-huge', 'huge')).headers.get('x-nexus-cache')).toBe('miss');
   });
 });

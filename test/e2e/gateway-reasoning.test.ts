@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
 import { createKey, PROVIDER_TYPES, providerPerType, simpleModel, type ProviderType } from '../helpers/gateway.ts';
+import { sdkClients } from '../helpers/sdks.ts';
 import { startLlmUpstream, THOUGHT_SIGNATURE, THOUGHTS, type LlmUpstream, type RecordedRequest } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
@@ -35,9 +36,7 @@ beforeAll(async () => {
   for (const type of PROVIDER_TYPES) await simpleModel(app, admin, ids[type], `t-${type}`, 'up-think');
   await simpleModel(app, admin, ids['openai-compatible'], 't-field', 'up-think-field');
   ({ key: vk, id: keyId } = await createKey(app, admin.token));
-  openai = new OpenAI({ apiKey: vk, baseURL: `${app.url}/v1`, maxRetries: 0 });
-  anthropic = new Anthropic({ apiKey: vk, baseURL: app.url, maxRetries: 0 });
-  genai = new GoogleGenAI({ apiKey: vk, httpOptions: { baseUrl: app.url } });
+  ({ openai, anthropic, genai } = sdkClients(app, vk));
 });
 afterAll(async () => {
   await app?.stop();

@@ -2,7 +2,7 @@
 // with cooldown, never after; mid-stream failure, client disconnect, maximum stream duration, flat
 // memory on a 200 MB stream, and the node relay seam; upstream 429, 401/403, 404 and a slow first
 // byte, each answered in the caller's wire format.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError, GoogleGenAI } from '@google/genai';
 import OpenAI from 'openai';
@@ -11,6 +11,7 @@ import { agentCli, startAgent } from '../helpers/agent.ts';
 import { startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
 import { createKey, createModel, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { drainWatchingRss } from '../helpers/memory.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
@@ -20,7 +21,6 @@ let vk: string;
 let client: OpenAI;
 
 const hits = (model: string) => up.requests.filter((r) => r.body?.model === model).length;
-const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${app.proc.pid}/status`, 'utf8'))![1]);
 
 beforeAll(async () => {
   [app, up] = await Promise.all([startAppliance(), startLlmUpstream()]);
@@ -260,21 +260,10 @@ describe('streaming limits', () => {
   // quarter of the stream kept.
   it('keeps memory flat while streaming 200 MB', async () => {
     const res = await post(`${app.url}/v1/chat/completions`, { model: 'big', stream: true, messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
-    let base = 0;
-    let peak = 0;
-    let bytes = 0;
-    let n = 0;
-    const reader = res.body!.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      bytes += value.byteLength;
-      if (!base && bytes > 16 * 1024 * 1024) base = peak = rssKb();
-      if (base && ++n % 50 === 0) peak = Math.max(peak, rssKb());
-    }
+    const { bytes, samples, growthKb } = await drainWatchingRss(res, app.proc.pid!);
     expect(bytes).toBeGreaterThan(200 * 1024 * 1024);
-    expect(n).toBeGreaterThan(50); // the peak was sampled all along the stream
-    expect(peak - base).toBeLessThan(40 * 1024);
+    expect(samples).toBeGreaterThan(50); // the peak was sampled all along the stream
+    expect(growthKb).toBeLessThan(40 * 1024);
   });
 });
 

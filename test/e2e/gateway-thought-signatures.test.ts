@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
 import { post, setupAdmin, type Admin } from '../helpers/api.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { sdkClients } from '../helpers/sdks.ts';
 import { startLlmUpstream, type LlmUpstream, type RecordedRequest } from '../helpers/llm-upstream.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -38,9 +39,7 @@ beforeAll(async () => {
   await simpleModel(app, admin, oai.id, 'oa', 'up-openai');
   await simpleModel(app, admin, claude.id, 'cl', 'up-anthropic');
   ({ key: vk } = await createKey(app, admin.token));
-  openai = new OpenAI({ apiKey: vk, baseURL: `${app.url}/v1`, maxRetries: 0 });
-  anthropic = new Anthropic({ apiKey: vk, baseURL: app.url, maxRetries: 0 });
-  genai = new GoogleGenAI({ apiKey: vk, httpOptions: { baseUrl: app.url } });
+  ({ openai, anthropic, genai } = sdkClients(app, vk));
 });
 afterAll(async () => {
   await app?.stop();
