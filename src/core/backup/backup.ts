@@ -9,7 +9,7 @@
 //                      AES-256-GCM of that under a scrypt key (magic + header as associated data),
 //                      followed by the 16-byte tag
 // The manifest carries the database's size and SHA-256 and, when sealed, the key files.
-import { createCipheriv, createDecipheriv, type DecipherGCM, createHash, createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type DecipherGCM, createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { chownSync, closeSync, createReadStream, createWriteStream, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, readFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -71,8 +71,10 @@ export function keyCheck(masterKey: Buffer): string {
   return createHmac('sha256', masterKey).update('nexus backup: master key check').digest('hex').slice(0, 32);
 }
 
-function deriveKey(passphrase: string, seal: Pick<Seal, 'N' | 'r' | 'p' | 'salt'>): Buffer {
-  return scryptSync(passphrase.normalize('NFC'), Buffer.from(seal.salt, 'base64'), 32, { N: seal.N, r: seal.r, p: seal.p, maxmem: 256 * 1024 * 1024 });
+/** The seal's key from a passphrase, on the thread pool (about half a second at the default cost). */
+function deriveKey(passphrase: string, seal: Pick<Seal, 'N' | 'r' | 'p' | 'salt'>): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(passphrase.normalize('NFC'), Buffer.from(seal.salt, 'base64'), 32, { N: seal.N, r: seal.r, p: seal.p, maxmem: 256 * 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
 const passphraseCheck = (key: Buffer) => createHmac('sha256', key).update('nexus backup: passphrase check').digest('base64');
@@ -178,10 +180,9 @@ export async function packBackup(input: PackInput, out: NodeJS.WritableStream): 
   let seal: Seal | null = null;
   let key: Buffer | null = null;
   if (input.passphrase !== null) {
-    const salt = randomBytes(16);
-    key = await new Promise<Buffer>((resolve, reject) =>
-      scrypt(input.passphrase!.normalize('NFC'), salt, 32, { ...SCRYPT, maxmem: 256 * 1024 * 1024 }, (err, k) => (err ? reject(err) : resolve(k))));
-    seal = { cipher: 'aes-256-gcm', kdf: 'scrypt', ...SCRYPT, salt: salt.toString('base64'), iv: randomBytes(12).toString('base64'), check: passphraseCheck(key) };
+    const params = { ...SCRYPT, salt: randomBytes(16).toString('base64') };
+    key = await deriveKey(input.passphrase, params);
+    seal = { cipher: 'aes-256-gcm', kdf: 'scrypt', ...params, iv: randomBytes(12).toString('base64'), check: passphraseCheck(key) };
   }
   const header: BackupHeader = {
     format: 1,
@@ -299,7 +300,7 @@ export async function openBackup(opts: OpenOptions): Promise<Opened> {
   let end = size - 1;
   if (header.seal) {
     if (opts.passphrase === null) throw new BackupError(`${opts.file} is sealed with a passphrase: give it (--passphrase-env, --passphrase-file or the prompt)`);
-    const key = deriveKey(opts.passphrase, header.seal);
+    const key = await deriveKey(opts.passphrase, header.seal);
     const expected = Buffer.from(passphraseCheck(key));
     const given = Buffer.from(header.seal.check);
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw new BackupError('wrong passphrase for this backup');
