@@ -40,7 +40,8 @@ fi
 [ -n "$binary" ] && [ -f "$binary" ] || die "no nexus executable (build it with npm run build, or pass --binary PATH)"
 [ -x "$binary" ] || die "$binary is not executable"
 for f in appliance/nexus.service appliance/nexus-first-boot.service appliance/nexus-tls.path \
-  appliance/nexus-tls-reload.service nginx/nexus.conf.template; do
+  appliance/nexus-tls-reload.service appliance/nexus-backup.service appliance/nexus-backup.timer \
+  nginx/nexus.conf.template; do
   [ -f "$src/$f" ] || die "missing $src/$f"
 done
 
@@ -62,9 +63,18 @@ install -d -m 0755 "$root/usr/local/bin" "$root/etc/systemd/system" "$root/etc/n
 install -m 0755 "$binary" "$root/usr/local/bin/.nexus.new"
 mv -f "$root/usr/local/bin/.nexus.new" "$root/usr/local/bin/nexus"
 install -m 0644 "$src/appliance/nexus.service" "$src/appliance/nexus-first-boot.service" \
-  "$src/appliance/nexus-tls.path" "$src/appliance/nexus-tls-reload.service" "$root/etc/systemd/system/"
+  "$src/appliance/nexus-tls.path" "$src/appliance/nexus-tls-reload.service" \
+  "$src/appliance/nexus-backup.service" "$src/appliance/nexus-backup.timer" "$root/etc/systemd/system/"
 install -m 0644 "$src/nginx/nexus.conf.template" "$root/usr/local/share/nexus/nginx/"
-if [ -f "$src/docs/appliance.md" ]; then install -m 0644 "$src/docs/appliance.md" "$root/usr/local/share/doc/nexus/"; fi
+for doc in appliance.md backup.md; do
+  if [ -f "$src/docs/$doc" ]; then install -m 0644 "$src/docs/$doc" "$root/usr/local/share/doc/nexus/"; fi
+done
+# Where nexus-backup.service writes (only once /etc/nexus/backup-passphrase exists); kept by --image.
+if [ "$system" = 1 ]; then
+  install -d -m 0700 -o nexus -g nexus "$root/var/backups/nexus"
+else
+  install -d -m 0700 "$root/var/backups/nexus"
+fi
 # Debian's default site also listens on port 80; the Nexus site owns 80 (redirect) and 443.
 rm -f "$root/etc/nginx/sites-enabled/default"
 
@@ -77,11 +87,11 @@ fi
 
 if [ "$system" = 1 ]; then
   systemctl daemon-reload
-  systemctl enable nexus-first-boot.service nexus.service nexus-tls.path nginx.service
+  systemctl enable nexus-first-boot.service nexus.service nexus-tls.path nexus-backup.timer nginx.service
   if [ "$image" = 0 ] && [ -d /run/systemd/system ]; then
     systemctl start nexus-first-boot.service
     systemctl restart nexus.service
-    systemctl start nexus-tls.path
+    systemctl start nexus-tls.path nexus-backup.timer
     systemctl reload-or-restart nginx.service
     echo "install.sh: Nexus is running; the setup URL and token are in: journalctl -u nexus-first-boot"
   fi

@@ -162,6 +162,8 @@ build {
       "${var.repo_root}/appliance/nexus-first-boot.service",
       "${var.repo_root}/appliance/nexus-tls.path",
       "${var.repo_root}/appliance/nexus-tls-reload.service",
+      "${var.repo_root}/appliance/nexus-backup.service",
+      "${var.repo_root}/appliance/nexus-backup.timer",
     ]
     destination = "${local.staging}/appliance/"
   }
@@ -172,8 +174,11 @@ build {
   }
 
   provisioner "file" {
-    source      = "${var.repo_root}/docs/appliance.md"
-    destination = "${local.staging}/docs/appliance.md"
+    sources = [
+      "${var.repo_root}/docs/appliance.md",
+      "${var.repo_root}/docs/backup.md",
+    ]
+    destination = "${local.staging}/docs/"
   }
 
   provisioner "shell" {

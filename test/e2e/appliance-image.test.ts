@@ -2,11 +2,12 @@
 // `systemd-analyze verify` and agree with first boot's layout, and install.sh lays a host out
 // (into a temporary root) so that the installed executable's first boot works there.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LAYOUT } from '../../src/first-boot/first-boot.ts';
-import { MAIN, REPO, run, tempDir } from '../helpers/appliance.ts';
+import { MAIN, REPO, nexus, run, startAppliance, tempDir } from '../helpers/appliance.ts';
+import { setupAdmin } from '../helpers/api.ts';
 import { nginxBinary, nginxConfigTest, nginxPrefix } from '../helpers/nginx.ts';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -86,9 +87,55 @@ describe('systemd units', () => {
     expect(reload.get('ExecStartPost')).toEqual(['/usr/sbin/nginx -t -q', '/bin/systemctl reload nginx.service']);
   });
 
+  it('back up nightly, as nexus, only once an administrator has written the passphrase file', async () => {
+    const svc = unit('nexus-backup.service');
+    const timer = unit('nexus-backup.timer');
+    expect(svc.get('Type')).toEqual(['oneshot']);
+    expect(svc.get('User')).toEqual(['nexus']);
+    expect(svc.get('ConditionPathExists')).toEqual(['/etc/nexus/backup-passphrase', `/${LAYOUT.dataDir}/nexus.db`]);
+    // The root-only passphrase file reaches the unprivileged process as a credential, not by path.
+    expect(svc.get('LoadCredential')).toEqual(['passphrase:/etc/nexus/backup-passphrase']);
+    for (const [k, v] of [['ProtectSystem', 'strict'], ['StateDirectory', 'nexus'], ['CacheDirectory', 'nexus'], ['ReadWritePaths', '/var/backups/nexus'], ['PrivateNetwork', 'yes'], ['UMask', '0077']]) {
+      expect(svc.get(k!), k).toEqual([v]);
+    }
+    expect(timer.get('Persistent')).toEqual(['true']);
+    expect(timer.get('OnCalendar')).toHaveLength(1);
+    expect(timer.get('WantedBy')).toEqual(['timers.target']);
+
+    // The unit's own command line, run against a live appliance with only the paths moved, makes a
+    // sealed backup that verifies with the passphrase; a second run keeps both (--keep 14).
+    const app = await startAppliance();
+    try {
+      await setupAdmin(app);
+      const out = tempDir('nexus-backups-');
+      const creds = tempDir('nexus-creds-');
+      writeFileSync(join(creds, 'passphrase'), 'a nightly passphrase of some length\n', { mode: 0o600 });
+      const line = svc.get('ExecStart')![0]!
+        .replace(`/${LAYOUT.dataDir}`, app.dataDir)
+        .replace('/var/backups/nexus', out)
+        .replace('${CREDENTIALS_DIRECTORY}', creds)
+        .split(' ');
+      expect(line.slice(0, 2)).toEqual(['/usr/local/bin/nexus', 'backup']);
+      for (let i = 0; i < 2; i++) {
+        const r = await nexus(line.slice(1));
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toContain('sealed with your passphrase');
+      }
+      const files = readdirSync(out).filter((f) => f.endsWith('.nxbackup'));
+      expect(files).toHaveLength(2);
+      const v = await nexus(['backup', 'verify', join(out, files[0]!), '--passphrase-file', join(creds, 'passphrase')]);
+      expect(v.code, v.stderr).toBe(0);
+      const wrong = join(creds, 'wrong');
+      writeFileSync(wrong, 'not the nightly passphrase\n');
+      expect((await nexus(['backup', 'verify', join(out, files[0]!), '--passphrase-file', wrong])).code).not.toBe(0);
+    } finally {
+      await app.stop();
+    }
+  }, 120_000);
+
   it.skipIf(!HAVE_SYSTEMD_ANALYZE)('pass systemd-analyze verify without a warning', () => {
     const dir = tempDir('nexus-units-');
-    const files = ['nexus.service', 'nexus-first-boot.service', 'nexus-tls.path', 'nexus-tls-reload.service'].map((name) => {
+    const files = ['nexus.service', 'nexus-first-boot.service', 'nexus-tls.path', 'nexus-tls-reload.service', 'nexus-backup.service', 'nexus-backup.timer'].map((name) => {
       // verify insists the executable exists; point it at one that does.
       const text = readFileSync(join(REPO, 'appliance', name), 'utf8').replaceAll('/usr/local/bin/nexus', '/bin/true');
       writeFileSync(join(dir, name), text);
@@ -119,6 +166,10 @@ describe('install.sh', () => {
     expect(existsSync(join(root, 'usr/local/share/nexus/nginx/nexus.conf.template'))).toBe(true);
     expect(existsSync(join(root, 'etc/systemd/system/nexus-tls.path'))).toBe(true);
     expect(existsSync(join(root, 'etc/systemd/system/nexus-tls-reload.service'))).toBe(true);
+    expect(readFileSync(join(root, 'etc/systemd/system/nexus-backup.timer'), 'utf8')).toBe(readFileSync(join(REPO, 'appliance/nexus-backup.timer'), 'utf8'));
+    expect(existsSync(join(root, 'etc/systemd/system/nexus-backup.service'))).toBe(true);
+    expect(existsSync(join(root, 'usr/local/share/doc/nexus/backup.md'))).toBe(true);
+    expect(mode(join(root, 'var/backups/nexus'))).toBe('700');
     expect(existsSync(join(root, 'etc/nginx/sites-enabled/default'))).toBe(false);
     expect(existsSync(join(root, LAYOUT.dataDir, 'master.key'))).toBe(true); // an upgrade keeps data
 
