@@ -75,23 +75,40 @@ export class WsMessageDecoder {
 
 type Pausable = WebSocket & { pause(): void; resume(): void };
 
+/** Messages and their bytes through a bridged WebSocket: `in` received from it, `out` sent to it. */
+export interface WsTally {
+  messagesIn: number;
+  bytesIn: number;
+  messagesOut: number;
+  bytesOut: number;
+}
+
+export const wsTally = (): WsTally => ({ messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 });
+
 /** Returns what waits for the messages handed over so far to be written. */
-function relayInto(ws: WebSocket, write: (data: Buffer, isBinary: boolean) => Promise<void>, onError: () => void): () => Promise<void> {
+function relayInto(ws: WebSocket, write: (data: Buffer, isBinary: boolean) => Promise<void>, onError: () => void, count?: (n: number) => void): () => Promise<void> {
   let chain = Promise.resolve();
   ws.on('message', (data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    count?.(buf.length);
     (ws as Pausable).pause();
     chain = chain.then(() => write(buf, isBinary)).then(() => (ws as Pausable).resume(), onError);
   });
   return () => chain;
 }
 
+const countInto = (tally: WsTally | undefined) => tally && ((n: number) => {
+  tally.messagesIn++;
+  tally.bytesIn += n;
+});
+
 /**
  * Joins a local WebSocket and a relay stream until either ends. `closeRecords`: the peer announced
  * `ws_close`, so close codes and reasons travel both ways; without it, an ended stream closes with 1000.
+ * `tally` counts the messages of `ws`.
  */
-export function bridgeWebSocket(ws: WebSocket, stream: Stream, closeRecords = false): void {
-  const written = relayInto(ws, (data, isBinary) => stream.write(encodeWsMessage(data, isBinary)), () => ws.terminate());
+export function bridgeWebSocket(ws: WebSocket, stream: Stream, closeRecords = false, tally?: WsTally): void {
+  const written = relayInto(ws, (data, isBinary) => stream.write(encodeWsMessage(data, isBinary)), () => ws.terminate(), countInto(tally));
   ws.on('close', (code: number, reason: Buffer) => {
     if (!closeRecords) return stream.end();
     // After the last message: the close record, then END.
@@ -109,6 +126,10 @@ export function bridgeWebSocket(ws: WebSocket, stream: Stream, closeRecords = fa
             closeWith = m.close;
             continue;
           }
+          if (tally) {
+            tally.messagesOut++;
+            tally.bytesOut += m.data.length;
+          }
           await new Promise<void>((res, rej) => ws.send(m.data, { binary: m.isBinary }, (err) => (err ? rej(err) : res())));
         }
       }
@@ -119,12 +140,15 @@ export function bridgeWebSocket(ws: WebSocket, stream: Stream, closeRecords = fa
   })();
 }
 
-/** Joins two WebSockets directly (a direct service's upstream and its caller). */
-export function pipeWebSockets(a: WebSocket, b: WebSocket): void {
+/** Joins two WebSockets directly (a direct service's upstream and its caller); `tally` counts `a`'s messages. */
+export function pipeWebSockets(a: WebSocket, b: WebSocket, tally?: WsTally): void {
   const send = (to: WebSocket) => (data: Buffer, isBinary: boolean) =>
     new Promise<void>((res, rej) => (to.readyState === to.OPEN ? to.send(data, { binary: isBinary }, (err) => (err ? rej(err) : res())) : rej(new Error('closed'))));
-  relayInto(a, send(b), () => b.terminate());
-  relayInto(b, send(a), () => a.terminate());
+  relayInto(a, send(b), () => b.terminate(), countInto(tally));
+  relayInto(b, send(a), () => a.terminate(), tally && ((n) => {
+    tally.messagesOut++;
+    tally.bytesOut += n;
+  }));
   const closeOther = (other: WebSocket) => (code: number, reason: Buffer) => {
     if (other.readyState === other.OPEN) other.close(sendableCloseCode(code), reason.subarray(0, 120));
   };

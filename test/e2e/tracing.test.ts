@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import WebSocket, { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentCli, startAgent, type AgentProcess } from '../helpers/agent.ts';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
@@ -15,6 +16,7 @@ import { scrapeMetrics, startAppliance, tempDir, type Appliance } from '../helpe
 import { createKey, createModel, createProvider } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 import { startCollector, type Collector } from '../helpers/otlp-collector.ts';
+import { until } from '../helpers/until.ts';
 
 const T = '0af7651916cd43dd8448eb211c80319c';
 const P = 'b7ad6b7169203331';
@@ -30,13 +32,21 @@ function received(h: IncomingMessage['headers']): { traceId: string; parentId: s
   return { traceId: traceId!, parentId: parentId!, flags: flags! };
 }
 
-/** A local service that answers with the headers it got, standing in for a private API. */
+/**
+ * A local service that answers with the headers it got, standing in for a private API. Its WebSocket
+ * echoes each message and closes with 4001 on "bye".
+ */
 async function startEcho(): Promise<{ server: Server; url: string; seen: IncomingMessage['headers'][] }> {
   const seen: IncomingMessage['headers'][] = [];
   const server = createServer((req, res) => {
     seen.push(req.headers);
     req.resume();
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, pad: 'x'.repeat(100) }));
+  });
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req, socket, head) => {
+    seen.push(req.headers);
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, isBinary) => (String(data) === 'bye' ? ws.close(4001, 'bye') : ws.send(data, { binary: isBinary }))));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
@@ -215,6 +225,37 @@ describe('tracing with export on', () => {
     const everything = collector.requests.map((r) => r.body).join('\n');
     expect(everything).not.toContain(SERVICE_TOKEN);
     expect(everything).not.toContain('token=abc');
+  });
+
+  // Uses the services (and the agent) the test above made.
+  it('a WebSocket session through the proxy: a span per session, and the service\'s handshake carries a traceparent naming it', async () => {
+    for (const [slug, routed, t] of [['echo-direct', 'direct', '7'], ['echo-node', 'node', '8']] as const) {
+      const ws = new WebSocket(`${app.url.replace('http', 'ws')}/api/v1/proxy/s/${slug}/socket?token=abc`, { headers: { 'x-api-key': admin.token, traceparent: `00-${t.repeat(32)}-${P}-01` } });
+      const echoed: string[] = [];
+      ws.on('message', (d) => echoed.push(String(d)));
+      await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
+      ws.send('hello');
+      ws.send('again!');
+      await until(`${slug}: echoes`, async () => echoed.length === 2, 5_000, 20);
+      ws.send('bye');
+      const code = await new Promise<number>((res) => ws.once('close', (c) => res(c)));
+      expect(code, slug).toBe(4001);
+      const span = await collector.waitFor((s) => s.traceId === t.repeat(32) && s.kind === 3);
+      expect(span, slug).toMatchObject({
+        name: `proxy ws ${slug}`,
+        attributes: {
+          'http.request.method': 'GET', 'nexus.service.slug': slug, 'nexus.routed_via': routed, 'http.response.status_code': 101,
+          'nexus.ws.messages_in': 3, 'nexus.ws.messages_out': 2, 'nexus.bytes_in': 14, 'nexus.bytes_out': 11, 'nexus.ws.close_code': 4001,
+        },
+      });
+      expect(span.status.code ?? 0, slug).not.toBe(2);
+      const server = await collector.waitFor((s) => s.traceId === t.repeat(32) && s.kind === 2, 3_000);
+      expect(server, slug).toMatchObject({ parentSpanId: P, attributes: { 'url.path': `/api/v1/proxy/s/${slug}/socket` } });
+      expect(span.parentSpanId, slug).toBe(server.spanId);
+      // The service's handshake continues the session's span.
+      expect(received(echo.seen.at(-1)!), slug).toEqual({ traceId: t.repeat(32), parentId: span.spanId, flags: '01' });
+    }
+    expect(collector.requests.map((r) => r.body).join('\n')).not.toContain('token=abc');
   });
 
   it('counts exported spans on /metrics', async () => {

@@ -33,6 +33,20 @@ describe('config', () => {
     expect(parseHostPort('[::1]:80', 'x')).toEqual({ host: '::1', port: 80 });
     expect(() => loadConfig({ env: { NEXUS_BODY_LIMIT_BYTES: 'lots' } })).toThrow(/NEXUS_BODY_LIMIT_BYTES/);
   });
+  it('reads the hub retry settings from the file and NEXUS_HUB_RETRY_*, and refuses values out of range', () => {
+    expect(loadConfig({ env: {} }).hub).toMatchObject({ retryTimeoutSeconds: 10, retryBudgetPercent: 20, retryBudgetMinConcurrent: 3 });
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'nexus.yaml');
+    writeFileSync(file, 'hub:\n  retryTimeoutSeconds: 4\n  retryBudgetPercent: 50\n  retryBudgetMinConcurrent: 0\n');
+    expect(loadConfig({ env: { NEXUS_CONFIG: file } }).hub).toMatchObject({ retryTimeoutSeconds: 4, retryBudgetPercent: 50, retryBudgetMinConcurrent: 0 });
+    const env = { NEXUS_CONFIG: file, NEXUS_HUB_RETRY_TIMEOUT_SECONDS: '2.5', NEXUS_HUB_RETRY_BUDGET_PERCENT: '10', NEXUS_HUB_RETRY_BUDGET_MIN_CONCURRENT: '7' };
+    expect(loadConfig({ env }).hub).toMatchObject({ retryTimeoutSeconds: 2.5, retryBudgetPercent: 10, retryBudgetMinConcurrent: 7 });
+    expect(() => loadConfig({ env: { NEXUS_HUB_RETRY_BUDGET_PERCENT: '101' } })).toThrow(/hub.retryBudgetPercent: expected 0 to 100/);
+    expect(() => loadConfig({ env: { NEXUS_HUB_RETRY_BUDGET_PERCENT: '-5' } })).toThrow(/NEXUS_HUB_RETRY_BUDGET_PERCENT: expected a non-negative number/);
+    expect(() => loadConfig({ env: { NEXUS_HUB_RETRY_BUDGET_MIN_CONCURRENT: '1.5' } })).toThrow(/retryBudgetMinConcurrent: expected a whole number/);
+    writeFileSync(file, 'hub:\n  retryBudgetPercent: lots\n');
+    expect(() => loadConfig({ env: { NEXUS_CONFIG: file } })).toThrow(/hub.retryBudgetPercent" must be a number/);
+  });
   it('tells loopback listen hosts from the rest (the admin listener warns on the rest)', () => {
     for (const host of ['127.0.0.1', '127.1.2.3', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', 'localhost', 'LocalHost']) expect(isLoopbackHost(host), host).toBe(true);
     for (const host of ['0.0.0.0', '::', '10.0.0.5', '192.168.1.10', '128.0.0.1', '::ffff:10.0.0.1', 'nexus.internal', 'localhost.example.com']) expect(isLoopbackHost(host), host).toBe(false);

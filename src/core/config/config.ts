@@ -50,6 +50,12 @@ export interface Config {
     offlineAfterSeconds: number;
     authTimeoutSeconds: number;
     reauthSeconds: number;
+    /** No try on another node starts later than this after a proxied request's first (docs/hub.md). */
+    retryTimeoutSeconds: number;
+    /** Retries in flight, hub-wide, stay within max(retryBudgetMinConcurrent, this % of the proxied
+     *  requests in flight through nodes), as Envoy's `retry_budget` does. */
+    retryBudgetPercent: number;
+    retryBudgetMinConcurrent: number;
   };
   gateway: {
     /** Largest request body of the gateway's APIs (images and audio travel inline); the rest of the
@@ -106,6 +112,9 @@ export const DEFAULTS: Config = {
     offlineAfterSeconds: 90,
     authTimeoutSeconds: 10,
     reauthSeconds: 600,
+    retryTimeoutSeconds: 10,
+    retryBudgetPercent: 20,
+    retryBudgetMinConcurrent: 3,
   },
   gateway: { bodyLimitBytes: 64 * 1024 * 1024, maxStreamSeconds: 300, cooldownSeconds: 30, reserveOutputTokens: 1024, connectTimeoutSeconds: 10, firstByteTimeoutSeconds: 300, cacheMaxBytes: 64 * 1024 * 1024 },
   proxy: { maxStreamSeconds: 300, allowPrivateTargets: false },
@@ -342,6 +351,10 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   if ((v = e('NEXUS_HUB_OFFLINE_AFTER_SECONDS')))
     cfg.hub.offlineAfterSeconds = num(v, 'NEXUS_HUB_OFFLINE_AFTER_SECONDS');
   if ((v = e('NEXUS_HUB_REAUTH_SECONDS'))) cfg.hub.reauthSeconds = num(v, 'NEXUS_HUB_REAUTH_SECONDS');
+  if ((v = e('NEXUS_HUB_RETRY_TIMEOUT_SECONDS'))) cfg.hub.retryTimeoutSeconds = num(v, 'NEXUS_HUB_RETRY_TIMEOUT_SECONDS');
+  if ((v = e('NEXUS_HUB_RETRY_BUDGET_PERCENT'))) cfg.hub.retryBudgetPercent = num(v, 'NEXUS_HUB_RETRY_BUDGET_PERCENT');
+  if ((v = e('NEXUS_HUB_RETRY_BUDGET_MIN_CONCURRENT')))
+    cfg.hub.retryBudgetMinConcurrent = num(v, 'NEXUS_HUB_RETRY_BUDGET_MIN_CONCURRENT');
   if ((v = e('NEXUS_GATEWAY_BODY_LIMIT_BYTES'))) cfg.gateway.bodyLimitBytes = num(v, 'NEXUS_GATEWAY_BODY_LIMIT_BYTES');
   if ((v = e('NEXUS_GATEWAY_MAX_STREAM_SECONDS')))
     cfg.gateway.maxStreamSeconds = num(v, 'NEXUS_GATEWAY_MAX_STREAM_SECONDS');
@@ -358,6 +371,8 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   if (typeof flags['public-url'] === 'string') cfg.publicUrl = flags['public-url'];
   if (typeof flags['log-level'] === 'string') cfg.logLevel = flags['log-level'];
 
+  if (cfg.hub.retryBudgetPercent > 100) throw new ConfigError(`hub.retryBudgetPercent: expected 0 to 100, got ${cfg.hub.retryBudgetPercent}`);
+  if (!Number.isInteger(cfg.hub.retryBudgetMinConcurrent)) throw new ConfigError(`hub.retryBudgetMinConcurrent: expected a whole number, got ${cfg.hub.retryBudgetMinConcurrent}`);
   if (!LOG_LEVELS.includes(cfg.logLevel)) throw new ConfigError(`log level "${cfg.logLevel}": expected one of ${LOG_LEVELS.join(', ')}`);
   cfg.dataDir = resolve(cfg.dataDir);
   if (cfg.publicUrl) {

@@ -96,6 +96,10 @@ function registerRelayMetrics(ctx: AppContext, registry: Registry, proxy: Proxy)
   }));
   r.registerMetric(customMetric('nexus_hub_proxy_retries_total', 'Proxied requests sent to another node after the one tried failed before answering, by failure', 'counter', () =>
     [...proxy.retries()].map(([reason, value]) => ({ labels: { reason }, value }))));
+  r.registerMetric(customMetric('nexus_hub_proxy_retries_refused_total', 'Retries on another node that a failure allowed but were not made: budget = the hub-wide retry budget was spent, timeout = past hub.retryTimeoutSeconds', 'counter', () =>
+    [...proxy.retriesRefused()].map(([reason, value]) => ({ labels: { reason }, value }))));
+  r.registerMetric(customMetric('nexus_hub_proxy_requests_in_flight', 'Proxied requests through nodes waiting for their answer now (what the retry budget is a share of)', 'gauge', () => [{ labels: {}, value: proxy.inFlight().requests }]));
+  r.registerMetric(customMetric('nexus_hub_proxy_retries_in_flight', 'Retries on another node waiting for their answer now (held within the retry budget)', 'gauge', () => [{ labels: {}, value: proxy.inFlight().retries }]));
 }
 
 export type Hub = ReturnType<typeof createHub>;

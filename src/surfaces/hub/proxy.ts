@@ -2,7 +2,8 @@
 // (except the `body` auth method, which must edit a JSON body). Direct services are dialled by the
 // appliance behind the SSRF guard; node services go through the relay to the agent that holds the
 // credential. Failover: candidates in priority/WRR order; offline nodes never get a request, and a
-// node that fails before answering is replaced by the next one when that is safe (`retryReason`).
+// node that fails before answering is replaced by the next one when that is safe (`retryReason`),
+// within the request's time for retries and the hub-wide retry budget (retry-budget.ts).
 import { Readable } from 'node:stream';
 import { Agent, request as undiciRequest } from 'undici';
 import type WebSocket from 'ws';
@@ -12,10 +13,11 @@ import { NODE_OFFLINE, nodeOffline } from '../../core/relay/node-relay.ts';
 import { injectTraceHeaders, type TraceContext } from '../../core/telemetry/trace-context.ts';
 import { BODY_FIELD_FAILURES, BodyFieldError, endToEnd, inject, joinTarget, withBodyField } from '../../protocol/credentials.ts';
 import type { Headers } from '../../protocol/frames.ts';
-import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE, pipeWebSockets } from '../../protocol/ws-bridge.ts';
+import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE, pipeWebSockets, type WsTally } from '../../protocol/ws-bridge.ts';
 import { RelayError, type AgentSession, type RelayedUpgrade } from './agent-session.ts';
 import type { Registry } from './registry.ts';
 import { KeptBody, REPLAY_LIMIT } from './replay.ts';
+import { RetryBudget, type RetryTicket } from './retry-budget.ts';
 import { NodePicker } from './routing.ts';
 import type { Services } from './services.ts';
 import type { ServiceNode, ServiceRow } from './services-store.ts';
@@ -46,13 +48,15 @@ export interface NodeTry {
    *  connect_failed, service_failed, node_disconnected, stream_reset, malformed_response) or the
    *  error code the caller got. */
   error?: string;
+  /** Set on the last try when its failure allowed a retry that was not made: `budget` (the hub-wide
+   *  retry budget was spent) or `timeout` (past hub.retryTimeoutSeconds since the first try). */
+  retry_refused?: RetryRefusal;
 }
+
+export type RetryRefusal = 'budget' | 'timeout';
 
 /** RFC 9110 §9.2.2: methods whose repetition has the effect of one request. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-/** No try on another node starts later than this after the first (docs/hub.md, "Retries on another node"). */
-export const RETRY_BUDGET_MS = 10_000;
 
 /**
  * Why `err` (a node's failure before its response head) lets the request go to the next node, or
@@ -83,10 +87,10 @@ function keepable(headers: ProxyCall['headers']): boolean {
 /**
  * A service's answer to a WebSocket handshake, before the caller's is answered. Accepted: the
  * subprotocol and other headers of its 101; `join` the caller's socket once its handshake completes
- * (or `cancel`). Refused: the service's own answer.
+ * (or `cancel`), `tally` counting the caller's messages each way. Refused: the service's own answer.
  */
 export type DialedWebSocket = { routedVia: 'direct' | 'node'; nodeId: string | null } & (
-  | { accepted: true; protocol: string | null; headers: Headers; join(caller: WebSocket): void; cancel(): void }
+  | { accepted: true; protocol: string | null; headers: Headers; join(caller: WebSocket, tally?: WsTally): void; cancel(): void }
   | { accepted: false; status: number; headers: Headers; body: Readable }
 );
 
@@ -151,18 +155,30 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     }
   }
 
-  /** Retries by reason since start, for /metrics. */
+  /** Retries by reason since start, and retries not made by what stopped them, for /metrics. */
   const retries = new Map<string, number>();
+  const refused = new Map<RetryRefusal, number>();
+  /** No try on another node starts later than this after the first (docs/hub.md, "Retries on another node"). */
+  const retryTimeoutMs = ctx.config.hub.retryTimeoutSeconds * 1000;
+  const budget = new RetryBudget(ctx.config.hub.retryBudgetPercent, ctx.config.hub.retryBudgetMinConcurrent);
 
   /**
    * Records why the last try failed and says whether the next node gets the request (counted by
-   * reason). At most one try per node (the order has each once), none after the budget.
+   * reason). At most one try per node (the order has each once), none after the request's time for
+   * retries, and none beyond the hub-wide budget: a request refused a retry ends with the failure it
+   * had, its last try saying why it went no further.
    */
-  function retry(call: Omit<ProxyCall, 'body'>, err: unknown, resendable: boolean, started: number, more: boolean): boolean {
+  function retry(call: Omit<ProxyCall, 'body'>, err: unknown, resendable: boolean, started: number, more: boolean, ticket: RetryTicket): boolean {
     const tried = call.tries?.at(-1);
     if (tried) tried.error = relayFailure(err)?.reason ?? (err instanceof AppError ? err.code : 'internal');
     const reason = retryReason(err, call.method, resendable);
-    if (!reason || !more || call.signal.aborted || performance.now() - started > RETRY_BUDGET_MS) return false;
+    if (!reason || !more || call.signal.aborted) return false;
+    const refusal: RetryRefusal | null = performance.now() - started > retryTimeoutMs ? 'timeout' : ticket.retry() ? null : 'budget';
+    if (refusal) {
+      if (tried) tried.retry_refused = refusal;
+      refused.set(refusal, (refused.get(refusal) ?? 0) + 1);
+      return false;
+    }
     retries.set(reason, (retries.get(reason) ?? 0) + 1);
     return true;
   }
@@ -177,36 +193,38 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       ? new KeptBody(call.body instanceof Readable ? call.body : Readable.from(call.body))
       : null;
     const started = performance.now();
-    let last: unknown;
-    for (let i = 0; i < order.length; i++) {
-      const nodeId = order[i]!;
-      call.tries?.push({ node_id: nodeId });
-      try {
-        const res = await ctx.relay.request(nodeId, {
-          method: call.method,
-          url: target.toString(),
-          headers,
-          body: kept ? kept.take() : call.body,
-          service: call.service.slug,
-          signal: call.signal,
-        });
-        // Not spread: a response that came whole builds its \`body\` stream only if it is read.
-        return {
-          status: res.status,
-          headers: endToEnd(res.headers),
-          get body() {
-            return res.body;
-          },
-          whole: res.whole,
-          routedVia: 'node',
-          nodeId,
-        };
-      } catch (err) {
-        last = err;
-        if (!retry(call, err, !call.body || !!kept?.replayable, started, i + 1 < order.length)) throw err;
+    const ticket = budget.admit();
+    try {
+      for (let i = 0; ; i++) {
+        const nodeId = order[i]!;
+        call.tries?.push({ node_id: nodeId });
+        try {
+          const res = await ctx.relay.request(nodeId, {
+            method: call.method,
+            url: target.toString(),
+            headers,
+            body: kept ? kept.take() : call.body,
+            service: call.service.slug,
+            signal: call.signal,
+          });
+          // Not spread: a response that came whole builds its \`body\` stream only if it is read.
+          return {
+            status: res.status,
+            headers: endToEnd(res.headers),
+            get body() {
+              return res.body;
+            },
+            whole: res.whole,
+            routedVia: 'node',
+            nodeId,
+          };
+        } catch (err) {
+          if (!retry(call, err, !call.body || !!kept?.replayable, started, i + 1 < order.length, ticket)) throw err;
+        }
       }
+    } finally {
+      ticket.done();
     }
-    throw last;
   }
 
   /** A direct service's WebSocket, dialled by the appliance behind the SSRF guard. */
@@ -233,8 +251,8 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
           ...where,
           accepted: true,
           ...answer(),
-          join: (caller) => {
-            pipeWebSockets(caller, upstream);
+          join: (caller, tally) => {
+            pipeWebSockets(caller, upstream, tally);
             upstream.resume();
           },
           cancel,
@@ -261,15 +279,20 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     const started = performance.now();
     let res: RelayedUpgrade | null = null;
     let session: AgentSession | undefined;
-    for (let i = 0; !res; i++) {
-      session = registry.get(order[i]!);
-      call.tries?.push({ node_id: order[i]! });
-      try {
-        if (!session) throw nodeOffline(order[i]!);
-        res = await session.upgrade({ method: 'GET', url: target.toString(), headers, service: call.service.slug, signal: call.signal });
-      } catch (err) {
-        if (!retry(call, err, true, started, i + 1 < order.length)) throw err;
+    const ticket = budget.admit();
+    try {
+      for (let i = 0; !res; i++) {
+        session = registry.get(order[i]!);
+        call.tries?.push({ node_id: order[i]! });
+        try {
+          if (!session) throw nodeOffline(order[i]!);
+          res = await session.upgrade({ method: 'GET', url: target.toString(), headers, service: call.service.slug, signal: call.signal });
+        } catch (err) {
+          if (!retry(call, err, true, started, i + 1 < order.length, ticket)) throw err;
+        }
       }
+    } finally {
+      ticket.done();
     }
     const where = { routedVia: 'node', nodeId: session!.nodeId } as const;
     if (!res.accepted) return { ...where, accepted: false, status: res.status, headers: endToEnd(res.headers), body: res.body };
@@ -281,7 +304,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       protocol: typeof protocol === 'string' && protocol ? protocol : null,
       headers: answered,
       // Messages the service sent meanwhile wait in the stream, within its window.
-      join: (caller) => bridgeWebSocket(caller, stream, session!.features.has('ws_close')),
+      join: (caller, tally) => bridgeWebSocket(caller, stream, session!.features.has('ws_close'), tally),
       cancel: () => stream.reset('caller went away'),
     };
   }
@@ -298,6 +321,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       const target = joinTarget(call.service.endpoint_url, call.rest, call.search);
       if (!target) throw new AppError('validation_failed', 'path may not climb above the service endpoint');
       const headers = endToEnd(call.headers, call.strip);
+      if (call.trace) injectTraceHeaders(headers, call.trace);
       const bound = call.bound ?? services.store.nodes(call.service.id);
       return bound.length ? dialViaNodes(call, target, headers, bound) : dialDirect(call, target, headers);
     },
@@ -312,6 +336,10 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     },
     /** Tries handed to another node, by the failure that caused them. */
     retries: (): ReadonlyMap<string, number> => retries,
+    /** Retries a failure allowed and the time limit or the hub-wide budget did not. */
+    retriesRefused: (): ReadonlyMap<RetryRefusal, number> => refused,
+    /** Requests through nodes waiting for an answer, and retries among them (the budget's counts). */
+    inFlight: () => budget.inFlight,
     close: () => dispatcher.close(),
   };
 }

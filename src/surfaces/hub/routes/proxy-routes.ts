@@ -8,11 +8,13 @@ import type { AppContext } from '../../../core/context.ts';
 import { AppError } from '../../../core/errors/errors.ts';
 import { bearerFrom } from '../../../core/http/auth.ts';
 import { redactUrl } from '../../../core/log/log.ts';
+import { endServerSpan } from '../../../core/telemetry/http-spans.ts';
 import { answerWith, checkHandshake } from '../../../core/http/websocket-protocol.ts';
 import { corkPerTurn } from '../../../protocol/cork.ts';
+import { wsTally } from '../../../protocol/ws-bridge.ts';
 import type { Hub } from '../hub.ts';
 import type { DialedWebSocket, NodeTry } from '../proxy.ts';
-import { endProxySpan, proxyTrace, startProxySpan } from '../proxy-spans.ts';
+import { endProxySpan, proxyTrace, startProxySpan, type WsSessionEnd } from '../proxy-spans.ts';
 
 const PREFIX = '/api/v1/proxy/s/';
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -25,10 +27,12 @@ function hasBody(req: FastifyRequest): boolean {
 }
 
 /**
- * Counts bytes as they pass, without holding any; an error or early close on either side destroys
- * both (wired by hand: `pipeline` costs an AbortController and an exception per request).
+ * Counts bytes as they pass, without holding any (wired by hand: `pipeline` costs an AbortController
+ * and an exception per request). An error of the source destroys the meter; the meter closing early
+ * destroys the source, unless `keep`: the caller's request body is only let go of (unpiped, paused),
+ * since destroying it would cut the caller's connection before it is answered (`drainCaller`).
  */
-function counted(body: AsyncIterable<Uint8Array>, add: (n: number) => void): Readable {
+function counted(body: AsyncIterable<Uint8Array>, add: (n: number) => void, keep = false): Readable {
   const source = body instanceof Readable ? body : Readable.from(body);
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {
@@ -37,8 +41,40 @@ function counted(body: AsyncIterable<Uint8Array>, add: (n: number) => void): Rea
     },
   });
   source.once('error', (err) => meter.destroy(err));
-  meter.once('close', () => source.readableEnded || source.destroy());
+  meter.once('close', () => {
+    if (source.readableEnded) return;
+    if (!keep) return void source.destroy();
+    source.unpipe(meter);
+    source.pause();
+  });
   return source.pipe(meter);
+}
+
+/** What the hub reads and discards of a caller's body left unread when its answer has gone out. */
+const DRAIN_LIMIT = 8 * 1024 * 1024;
+const DRAIN_MS = 10_000;
+
+/**
+ * Reads and discards the rest of a request body nobody will use (the service failed, or answered,
+ * before taking all of it), so that the caller gets its answer on a connection that stays usable, as
+ * Node does by itself for a body never read (`req._dump`), but bounded: past DRAIN_LIMIT bytes or
+ * DRAIN_MS the connection is closed. Closing at once instead would meet the caller still sending:
+ * the reset that follows can take the answer with it before the client reads it.
+ */
+function drainCaller(req: FastifyRequest['raw']): void {
+  // `complete`: the parser has the whole body (Node discards what nobody read).
+  if (req.complete || req.destroyed) return;
+  let left = DRAIN_LIMIT;
+  const cut = () => req.socket.destroy();
+  const timer = setTimeout(cut, DRAIN_MS);
+  req.on('data', (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) cut();
+  });
+  req.once('close', () => clearTimeout(timer));
+  // The relay's side (still piped if it never read) would hold the flow back.
+  req.unpipe();
+  req.resume();
 }
 
 /** Bytes a caller may send before its handshake is answered; a client sends none (RFC 6455 §4.1). */
@@ -80,10 +116,20 @@ function watchCaller(socket: Socket, onLeave: () => void): { release(): void } {
   };
 }
 
+/** How a WebSocket handshake or session ended, for its audit row and span. */
+interface WsEnd {
+  status: number;
+  complete: boolean;
+  bytesIn?: number;
+  bytesOut?: number;
+  maxDuration?: boolean;
+  session?: WsSessionEnd;
+}
+
 interface WsSession {
   dial: Extract<DialedWebSocket, { accepted: true }>;
   joined: boolean;
-  finish(status: number, complete: boolean, bytesOut?: number, maxDuration?: boolean): void;
+  finish(end: WsEnd): void;
 }
 
 export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
@@ -125,8 +171,9 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   type Resolved = ReturnType<typeof resolve>;
   // `maxDuration`: the appliance ended the stream at proxy.maxStreamSeconds (the caller and the service
   // did not), which the row says so that a cut-off download is not taken for a failing service.
-  // `tries`: the nodes tried in order; listed in the row only when a node failed and another was tried,
-  // and the row's node_id is then the last one (the one that answered, unless all failed).
+  // `tries`: the nodes tried in order; listed in the row only when a node failed and another was tried
+  // (the row's node_id is then the last one: the one that answered, unless all failed), or when a
+  // retry was refused (its last entry says why).
   const audit = (req: FastifyRequest, r: Resolved, entry: { status: number; complete: boolean; routedVia: 'direct' | 'node'; nodeId: string | null; bytesIn: number; bytesOut: number; started: number; websocket?: boolean; maxDuration?: boolean; tries: NodeTry[] }) =>
     ctx.audit.enqueue({
       actor_type: 'token',
@@ -150,7 +197,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
         ...(entry.websocket ? { websocket: true } : {}),
         ...(entry.complete ? {} : { aborted: true }),
         ...(entry.maxDuration ? { max_duration: true } : {}),
-        ...(entry.tries.length > 1 ? { tries: entry.tries } : {}),
+        ...(entry.tries.length > 1 || entry.tries.at(-1)?.retry_refused ? { tries: entry.tries } : {}),
       },
     });
 
@@ -174,6 +221,9 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       clearTimeout(timer);
       const complete = reply.raw.writableFinished;
       if (!complete) abort.abort();
+      // Answered (a 502 after the relay failed mid-upload, or the service's own early answer) while
+      // the caller was still sending: the rest is read and dropped, within bounds.
+      else drainCaller(req.raw);
       audit(req, r, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut, started, maxDuration, tries });
       if (span) endProxySpan(span, { status: reply.statusCode, complete, routedVia, nodeId, bytesIn, bytesOut });
     });
@@ -186,7 +236,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       headers: req.headers,
       strip,
       bound,
-      body: hasBody(req) ? counted(req.raw, (n) => (bytesIn += n)) : null,
+      body: hasBody(req) ? counted(req.raw, (n) => (bytesIn += n), true) : null,
       signal: abort.signal,
       tries,
       trace: proxyTrace(ctx.tracing, span),
@@ -244,8 +294,17 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const socket = req.raw.socket;
     const where = { routedVia: (r.bound.length ? 'node' : 'direct') as 'direct' | 'node', nodeId: null as string | null };
     const tries: NodeTry[] = [];
-    const finish = (status: number, complete: boolean, bytesOut = 0, maxDuration = false) =>
-      audit(req, r, { status, complete, ...where, bytesIn: 0, bytesOut, started, websocket: true, maxDuration, tries });
+    const span = startProxySpan(ctx.tracing, req.span, r.service, 'GET', true);
+    let finished = false;
+    const finish = (e: WsEnd) => {
+      if (finished) return;
+      finished = true;
+      const bytes = { bytesIn: e.bytesIn ?? 0, bytesOut: e.bytesOut ?? 0 };
+      audit(req, r, { status: e.status, complete: e.complete, ...where, ...bytes, started, websocket: true, maxDuration: e.maxDuration ?? false, tries });
+      if (span) endProxySpan(span, { status: e.status, complete: e.complete, ...where, ...bytes, ...(e.session ? { ws: e.session } : {}) });
+      // A session, or a caller gone before any answer, never reaches fastify's onResponse.
+      if (e.status === 101 || e.status === 499) endServerSpan(req, e.status);
+    };
 
     // Dialling may take up to the service's handshake timeout; a caller that leaves meanwhile takes
     // the dial with it (499, nginx's "client closed request").
@@ -254,9 +313,10 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       left = true;
       abort.abort();
       socket.destroy();
-      finish(499, false);
+      finish({ status: 499, complete: false });
     });
-    hub.proxy.dialWebSocket({ service: r.service, bound: r.bound, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal, tries }).then(
+    const call = { service: r.service, bound: r.bound, method: 'GET', rest: r.rest, search: r.search, headers: req.headers, strip: r.strip, signal: abort.signal, tries, trace: proxyTrace(ctx.tracing, span) };
+    hub.proxy.dialWebSocket(call).then(
       (dial) => {
         where.routedVia = dial.routedVia;
         where.nodeId = dial.nodeId;
@@ -264,7 +324,7 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
         caller.release();
         if (!dial.accepted) {
           let bytesOut = 0;
-          reply.raw.once('close', () => finish(dial.status, reply.raw.writableFinished, bytesOut));
+          reply.raw.once('close', () => finish({ status: dial.status, complete: reply.raw.writableFinished, bytesOut }));
           reply.code(dial.status).headers(dial.headers);
           reply.send(counted(dial.body, (n) => (bytesOut += n)));
           return;
@@ -276,14 +336,14 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
         socket.once('close', () => {
           if (session.joined) return;
           dial.cancel();
-          finish(499, false);
+          finish({ status: 499, complete: false });
         });
         done();
       },
       (err: unknown) => {
         if (left) return;
         caller.release();
-        finish(err instanceof AppError ? err.status : 500, false);
+        finish({ status: err instanceof AppError ? err.status : 500, complete: false });
         done(err as Error);
       },
     );
@@ -297,12 +357,20 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
       maxDuration = true;
       socket.close(1001, 'maximum stream duration reached');
     }, ctx.config.proxy.maxStreamSeconds * 1000);
-    session.dial.join(socket);
+    const tally = wsTally();
+    session.dial.join(socket, tally);
     // Paused since the dial began (watchCaller); what the caller sent meanwhile is read now.
     socket.resume();
-    socket.once('close', () => {
+    socket.once('close', (closeCode: number) => {
       clearTimeout(timer);
-      session.finish(101, true, 0, maxDuration);
+      session.finish({
+        status: 101,
+        complete: true,
+        bytesIn: tally.bytesIn,
+        bytesOut: tally.bytesOut,
+        maxDuration,
+        session: { messagesIn: tally.messagesIn, messagesOut: tally.messagesOut, closeCode },
+      });
     });
   };
 
