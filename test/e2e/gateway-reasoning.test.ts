@@ -6,6 +6,7 @@
 // caller's format before anything is sent.
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI, type Part } from '@google/genai';
+import { SignJWT } from 'jose';
 import OpenAI, { AzureOpenAI } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
@@ -22,6 +23,8 @@ let keyId: string;
 let openai: OpenAI;
 let anthropic: Anthropic;
 let genai: GoogleGenAI;
+let glmKey: string;
+let glmKeyId: string;
 
 const THOUGHT = THOUGHTS.join('');
 /** Reasoning tokens recorded: as reported, or for Anthropic (which reports none apart) the thinking text at ~4 characters a token. */
@@ -36,6 +39,7 @@ beforeAll(async () => {
   for (const type of PROVIDER_TYPES) await simpleModel(app, admin, ids[type], `t-${type}`, 'up-think');
   await simpleModel(app, admin, ids['openai-compatible'], 't-field', 'up-think-field');
   ({ key: vk, id: keyId } = await createKey(app, admin.token));
+  ({ key: glmKey, id: glmKeyId } = await createKey(app, admin.token, { format: 'id_secret' }));
   ({ openai, anthropic, genai } = sdkClients(app, vk));
 });
 afterAll(async () => {
@@ -45,9 +49,9 @@ afterAll(async () => {
 
 const last = (): RecordedRequest => up.requests.at(-1)!;
 
-/** Reasoning tokens recorded so far for a model under the test's key. */
-async function recorded(model: string): Promise<number> {
-  const usage = await json(await fetch(`${app.url}/api/v1/usage?group_by=model&key_id=${keyId}`, authed(admin.token)));
+/** Reasoning tokens recorded so far for a model under a key (the test's key unless named). */
+async function recorded(model: string, key = keyId): Promise<number> {
+  const usage = await json(await fetch(`${app.url}/api/v1/usage?group_by=model&key_id=${key}`, authed(admin.token)));
   return (usage.items as Array<{ model: string; reasoning_tokens: number }>).find((r) => r.model === model)?.reasoning_tokens ?? 0;
 }
 
@@ -55,6 +59,10 @@ async function recorded(model: string): Promise<number> {
 function reasoningSent(type: ProviderType, body: Json): unknown {
   if (type === 'anthropic') return body.thinking;
   if (type === 'gemini') return body.generationConfig?.thinkingConfig;
+  if (type === 'glm') {
+    expect(body).not.toHaveProperty('reasoning_effort');
+    return body.thinking;
+  }
   return body.reasoning_effort;
 }
 
@@ -74,7 +82,7 @@ describe('OpenAI chat clients', () => {
     } else if (type === 'gemini') {
       expect(sent.generationConfig).toEqual({ maxOutputTokens: 200, thinkingConfig: { thinkingBudget: 1024, includeThoughts: true } });
     } else {
-      expect(sent.reasoning_effort).toBe('low');
+      expect(reasoningSent(type, sent)).toEqual(type === 'glm' ? { type: 'enabled' } : 'low');
     }
     expect(await recorded(model)).toBe(before + REASONING_TOKENS(type));
 
@@ -143,7 +151,7 @@ describe('/v1/responses through chat', () => {
     expect(res.output[0]).toMatchObject({ type: 'reasoning', summary: [{ type: 'summary_text', text: THOUGHT }] });
     expect(res.output_text).toBe('echo: one two');
     expect(res.usage!.output_tokens_details.reasoning_tokens).toBe(REASONING_TOKENS(type));
-    expect(reasoningSent(type, last().body!)).toEqual(type === 'anthropic' ? { type: 'enabled', budget_tokens: 4096 } : type === 'gemini' ? { thinkingBudget: 4096, includeThoughts: true } : 'medium');
+    expect(reasoningSent(type, last().body!)).toEqual(type === 'anthropic' ? { type: 'enabled', budget_tokens: 4096 } : type === 'gemini' ? { thinkingBudget: 4096, includeThoughts: true } : type === 'glm' ? { type: 'enabled' } : 'medium');
 
     const types: string[] = [];
     let summary = '';
@@ -170,6 +178,7 @@ describe('Anthropic clients', () => {
     const sent = last().body!;
     if (type === 'anthropic') expect(sent.thinking).toEqual(thinking); // passed through as sent
     else if (type === 'gemini') expect(sent.generationConfig).toEqual({ maxOutputTokens: 4096, thinkingConfig: { thinkingBudget: 2048, includeThoughts: true } });
+    else if (type === 'glm') expect(reasoningSent(type, sent)).toEqual({ type: 'enabled' });
     else {
       expect(sent.reasoning_effort).toBe('medium');
       expect(sent).not.toHaveProperty('thinking');
@@ -228,7 +237,7 @@ describe('Gemini clients', () => {
     const sent = last().body!;
     if (type === 'gemini') expect(sent.generationConfig).toEqual(config); // passed through as sent
     else if (type === 'anthropic') expect(sent).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 2048 }, max_tokens: 4096 });
-    else expect(sent.reasoning_effort).toBe('medium');
+    else expect(reasoningSent(type, sent)).toEqual(type === 'glm' ? { type: 'enabled' } : 'medium');
     expect(await recorded(model)).toBe(before + REASONING_TOKENS(type));
 
     const order: string[] = [];
@@ -281,13 +290,144 @@ describe('an OpenAI client\'s tool loop on an Anthropic model with thinking', ()
   });
 });
 
+describe('GLM\'s own thinking switch', () => {
+  /** A Zhipu JWT for the id.secret key (HS256, millisecond timestamps), as Zhipu's SDKs sign one. */
+  async function zhipuJwt(): Promise<string> {
+    const [id, secret] = glmKey.split('.') as [string, string];
+    const now = Date.now();
+    return new SignJWT({ api_key: id, exp: now + 600_000, timestamp: now }).setProtectedHeader({ alg: 'HS256', sign_type: 'SIGN' } as never).sign(new TextEncoder().encode(secret));
+  }
+  /** The openai SDK at the GLM base URL with a Zhipu JWT as its key, as Zhipu's docs suggest. */
+  const zhipu = async () => new OpenAI({ apiKey: await zhipuJwt(), baseURL: `${app.url}/api/paas/v4`, maxRetries: 0 });
+  type GlmParams = OpenAI.ChatCompletionCreateParamsNonStreaming & { thinking?: unknown };
+  /** The reasoning and text of a chat answer, whole and streamed (each asked once). */
+  async function both(client: OpenAI, params: GlmParams): Promise<Array<{ reasoning: string; text: string; tokens: number | undefined }>> {
+    const res = await client.chat.completions.create(params);
+    const msg = res.choices[0]!.message as OpenAI.ChatCompletionMessage & { reasoning_content?: string };
+    const whole = { reasoning: msg.reasoning_content ?? '', text: msg.content ?? '', tokens: res.usage?.completion_tokens_details?.reasoning_tokens };
+    const sentWhole = last().body!;
+    let reasoning = '';
+    let text = '';
+    let tokens: number | undefined;
+    for await (const c of await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } })) {
+      const d = c.choices[0]?.delta as { reasoning_content?: string; content?: string } | undefined;
+      reasoning += d?.reasoning_content ?? '';
+      text += d?.content ?? '';
+      tokens = c.usage?.completion_tokens_details?.reasoning_tokens ?? tokens;
+    }
+    const controls = (b: Json) => [b.thinking, b.reasoning_effort, b.generationConfig?.thinkingConfig];
+    expect(controls(last().body!)).toEqual(controls(sentWhole)); // the same controls streamed
+    return [whole, { reasoning, text, tokens }];
+  }
+
+  it('a Zhipu client\'s thinking passes through unchanged (with its JWT), streamed and not', async () => {
+    const before = await recorded('t-glm', glmKeyId);
+    const thinking = { type: 'enabled', clear_thinking: false };
+    const on = await both(await zhipu(), { model: 't-glm', messages: [{ role: 'user', content: 'one two' }], thinking } as GlmParams);
+    expect(on).toEqual([{ reasoning: THOUGHT, text: 'echo: one two', tokens: THOUGHTS.length }, { reasoning: THOUGHT, text: 'echo: one two', tokens: THOUGHTS.length }]);
+    expect(last().body!.thinking).toEqual(thinking);
+    expect(last().headers.authorization).toBe('Bearer key-glm');
+    expect(await recorded('t-glm', glmKeyId)).toBe(before + 2 * THOUGHTS.length);
+
+    const off = await both(await zhipu(), { model: 't-glm', messages: [{ role: 'user', content: 'x' }], thinking: { type: 'disabled' } } as GlmParams);
+    expect(off.map((a) => a.reasoning)).toEqual(['', '']);
+    expect(off.map((a) => a.text)).toEqual(['echo: x', 'echo: x']);
+    expect(last().body!.thinking).toEqual({ type: 'disabled' });
+    expect(await recorded('t-glm', glmKeyId)).toBe(before + 2 * THOUGHTS.length);
+
+    // GLM's switch reaches Anthropic and Gemini models too, leaving them to choose how much.
+    for (const type of ['anthropic', 'gemini'] as const) {
+      const [whole, streamed] = await both(await zhipu(), { model: `t-${type}`, messages: [{ role: 'user', content: 'x' }], thinking: { type: 'enabled' } } as GlmParams);
+      expect([whole!.reasoning, streamed!.reasoning]).toEqual([THOUGHT, THOUGHT]);
+      expect(reasoningSent(type, last().body!)).toEqual(type === 'anthropic' ? { type: 'enabled', budget_tokens: 4096 } : { thinkingBudget: 4096, includeThoughts: true });
+    }
+
+    // The switch decides over an effort beside it, which GLM does not take.
+    await both(await zhipu(), { model: 't-glm', messages: [{ role: 'user', content: 'x' }], thinking: { type: 'disabled' }, reasoning_effort: 'high' } as GlmParams);
+    expect(reasoningSent('glm', last().body!)).toEqual({ type: 'disabled' });
+  });
+
+  it.each([
+    ['none', { type: 'disabled' }], ['minimal', { type: 'disabled' }], ['low', { type: 'enabled' }], ['high', { type: 'enabled' }],
+  ] as const)('reasoning_effort %s from OpenAI and Zhipu clients → thinking %j', async (effort, thinking) => {
+    for (const client of [openai, await zhipu()]) {
+      const answers = await both(client, { model: 't-glm', reasoning_effort: effort, messages: [{ role: 'user', content: 'x' }] });
+      expect(reasoningSent('glm', last().body!)).toEqual(thinking);
+      expect(answers.map((a) => a.reasoning)).toEqual(thinking.type === 'enabled' ? [THOUGHT, THOUGHT] : ['', '']);
+      expect(answers.map((a) => a.text)).toEqual(['echo: x', 'echo: x']);
+    }
+  });
+
+  it('Anthropic thinking disabled → GLM told so; no thinking block, streamed and not', async () => {
+    const before = await recorded('t-glm');
+    const res = await anthropic.messages.create({ model: 't-glm', max_tokens: 100, thinking: { type: 'disabled' }, messages: [{ role: 'user', content: 'x' }] });
+    expect(reasoningSent('glm', last().body!)).toEqual({ type: 'disabled' });
+    expect(res.content.map((b) => b.type)).toEqual(['text']);
+    const final = await anthropic.messages.stream({ model: 't-glm', max_tokens: 100, thinking: { type: 'disabled' }, messages: [{ role: 'user', content: 'x' }] }).finalMessage();
+    expect(reasoningSent('glm', last().body!)).toEqual({ type: 'disabled' });
+    expect(final.content.map((b) => b.type)).toEqual(['text']);
+    await anthropic.messages.create({ model: 't-glm', max_tokens: 2048, thinking: { type: 'adaptive' } as never, messages: [{ role: 'user', content: 'x' }] });
+    expect(reasoningSent('glm', last().body!)).toEqual({ type: 'enabled' });
+    expect(await recorded('t-glm')).toBe(before + THOUGHTS.length);
+  });
+
+  it.each([
+    [{ thinkingBudget: 0, includeThoughts: true }, { type: 'disabled' }],
+    [{ thinkingBudget: -1, includeThoughts: true }, { type: 'enabled' }],
+    [{ thinkingBudget: 512, includeThoughts: true }, { type: 'enabled' }],
+    [{ thinkingLevel: 'LOW', includeThoughts: true }, { type: 'enabled' }],
+  ])('Gemini thinkingConfig %j → thinking %j, thought parts only when on', async (thinkingConfig, thinking) => {
+    const split = (parts: Part[] | undefined) => (parts ?? []).filter((p) => p.thought).map((p) => p.text).join('');
+    const res = await genai.models.generateContent({ model: 't-glm', contents: 'x', config: { thinkingConfig } as never });
+    expect(reasoningSent('glm', last().body!)).toEqual(thinking);
+    const want = thinking.type === 'enabled' ? THOUGHT : '';
+    expect(split(res.candidates![0]!.content!.parts)).toBe(want);
+    expect(res.usageMetadata?.thoughtsTokenCount).toBe(want ? THOUGHTS.length : undefined);
+    let streamed = '';
+    for await (const c of await genai.models.generateContentStream({ model: 't-glm', contents: 'x', config: { thinkingConfig } as never })) streamed += split(c.candidates?.[0]?.content?.parts);
+    expect(reasoningSent('glm', last().body!)).toEqual(thinking);
+    expect(streamed).toBe(want);
+  });
+
+  it('Responses reasoning.effort minimal → thinking off, no reasoning item', async () => {
+    const res = await openai.responses.create({ model: 't-glm', input: 'x', reasoning: { effort: 'minimal' } });
+    expect(reasoningSent('glm', last().body!)).toEqual({ type: 'disabled' });
+    expect(res.output.map((o) => o.type)).toEqual(['message']);
+  });
+
+  it.each([
+    [{ thinking: { type: 'sometimes' } }, 'thinking'],
+    [{ thinking: { type: 5 } }, 'thinking'],
+    [{ thinking: 'enabled' }, 'thinking'],
+    [{ thinking: ['enabled'] }, 'thinking'],
+    [{ thinking: {} }, 'thinking'],
+    [{ thinking: { type: 'enabled', clear_thinking: 'no' } }, 'thinking'],
+    [{ thinking: { type: 'enabled', budget_tokens: 100 } }, 'thinking'],
+    [{ reasoning_effort: 7 }, 'reasoning_effort'],
+    [{ reasoning_effort: 'max please' }, 'reasoning_effort'],
+    [{ thinking: { type: 'disabled' }, reasoning_effort: ['high'] }, 'reasoning_effort'],
+  ])('%j → 400 in the caller\'s shape, nothing sent', async (extra, param) => {
+    const sent = up.requests.length;
+    const body = { model: 't-glm', messages: [{ role: 'user', content: 'x' }], ...extra };
+    const viaGlm = await post(`${app.url}/api/paas/v4/chat/completions`, body, { authorization: await zhipuJwt() });
+    expect(viaGlm.status).toBe(400);
+    expect(await json(viaGlm)).toEqual({ error: { code: '1214', message: expect.stringContaining(param) } });
+    for (const stream of [false, true]) {
+      const viaOpenAi = await post(`${app.url}/v1/chat/completions`, { ...body, stream }, { authorization: `Bearer ${vk}` });
+      expect(viaOpenAi.status).toBe(400);
+      expect((await json(viaOpenAi)).error).toMatchObject({ type: 'invalid_request_error', param });
+    }
+    expect(up.requests.length).toBe(sent);
+  });
+});
+
 describe('malformed reasoning controls', () => {
   it.each([
     [{ reasoning_effort: 5 }, 'reasoning_effort'],
     [{ reasoning_effort: 'ultra' }, 'reasoning_effort'],
     [{ reasoning_effort: ['low'] }, 'reasoning_effort'],
   ])('OpenAI %j → 400 in OpenAI\'s shape, nothing sent', async (extra, param) => {
-    for (const model of ['t-anthropic', 't-gemini']) {
+    for (const model of ['t-anthropic', 't-gemini', 't-glm']) {
       const sent = up.requests.length;
       const res = await post(`${app.url}/v1/chat/completions`, { model, messages: [{ role: 'user', content: 'x' }], ...extra }, { authorization: `Bearer ${vk}` });
       expect(res.status).toBe(400);
@@ -306,7 +446,7 @@ describe('malformed reasoning controls', () => {
     { type: 'deep' },
     'enabled',
   ])('Anthropic thinking %j → 400 in Anthropic\'s shape, nothing sent', async (thinking) => {
-    for (const model of ['t-openai', 't-gemini']) {
+    for (const model of ['t-openai', 't-gemini', 't-glm']) {
       const sent = up.requests.length;
       const res = await post(`${app.url}/v1/messages`, { model, max_tokens: 4096, thinking, messages: [{ role: 'user', content: 'x' }] }, { 'x-api-key': vk, 'anthropic-version': '2023-06-01' });
       expect(res.status).toBe(400);
@@ -323,7 +463,7 @@ describe('malformed reasoning controls', () => {
     { includeThoughts: 'yes' },
     'on',
   ])('Gemini thinkingConfig %j → 400 in Gemini\'s shape, nothing sent', async (thinkingConfig) => {
-    for (const model of ['t-openai', 't-anthropic']) {
+    for (const model of ['t-openai', 't-anthropic', 't-glm']) {
       const sent = up.requests.length;
       const res = await post(`${app.url}/v1beta/models/${model}:generateContent`, { contents: [{ role: 'user', parts: [{ text: 'x' }] }], generationConfig: { thinkingConfig } }, { 'x-goog-api-key': vk });
       expect(res.status).toBe(400);

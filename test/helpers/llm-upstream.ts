@@ -15,7 +15,10 @@
 //                         answer — OpenAI shape: `reasoning_content` (`reasoning` with think-field) and
 //                         completion_tokens_details.reasoning_tokens; Gemini: `thought: true` parts when
 //                         thinkingConfig.includeThoughts is set, thoughtsTokenCount always; Anthropic:
-//                         a signed thinking block (thinking_delta, signature_delta) when thinking is enabled
+//                         a signed thinking block (thinking_delta, signature_delta) when thinking is enabled;
+//                         GLM (paths under /api/paas): unless `thinking.type` is "disabled" (Zhipu's
+//                         default is on); its chat refuses (400, Zhipu's code 1214) a `reasoning_effort`,
+//                         which GLM-4.5 to 4.7 do not document, and a `thinking` that is not GLM's switch
 //   gemini-3              (Gemini) as Gemini 3 does with thought signatures: every functionCall part and
 //                         the last text part carry a `thoughtSignature` (base64 with + / and =, minted
 //                         per answer and remembered in `thoughtSignatures`); a request whose current turn
@@ -72,6 +75,20 @@ function signatureRefusal(body: Json, minted: Set<string>): string | null {
       return `Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call \`default_api:${String(first.functionCall.name)}\` , position ${i + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.`;
     }
   }
+  return null;
+}
+
+/**
+ * Why Zhipu's chat API refuses this request's reasoning controls, or null: GLM takes
+ * `thinking: {type: "enabled" | "disabled"}` (https://docs.bigmodel.cn/cn/guide/capabilities/thinking-mode);
+ * GLM-4.5 to 4.7 document no `reasoning_effort`, and this mock refuses it so that a request carrying one shows.
+ */
+function glmRefusal(body: Json): string | null {
+  if (body.reasoning_effort !== undefined) return 'reasoning_effort is not a parameter of this API';
+  const t = body.thinking;
+  if (t === undefined) return null;
+  if (typeof t !== 'object' || t === null || Array.isArray(t) || !['enabled', 'disabled'].includes(t.type)) return 'thinking.type must be enabled or disabled';
+  if (t.clear_thinking !== undefined && typeof t.clear_thinking !== 'boolean') return 'thinking.clear_thinking must be a boolean';
   return null;
 }
 
@@ -303,13 +320,22 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     }
 
     // ---- OpenAI shape (OpenAI, Azure, GLM, compatible) ----
-    const oct = ct + (think ? rt : 0); // completion_tokens include the reasoning tokens
+    const glm = url.pathname.startsWith('/api/paas');
+    const glmChat = glm && url.pathname.endsWith('/chat/completions');
+    const refusal = glmChat ? glmRefusal(b) : null;
+    if (refusal) {
+      done = true;
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: '1214', message: refusal } }));
+      return;
+    }
+    // GLM thinks unless told `thinking: {type: "disabled"}` (its default is on).
+    const reasons = think && !(glmChat && b.thinking?.type === 'disabled');
+    const oct = ct + (reasons ? rt : 0); // completion_tokens include the reasoning tokens
     const usage = {
       prompt_tokens: pt, completion_tokens: oct, total_tokens: pt + oct,
-      ...(cachedTokens ? { prompt_tokens_details: { cached_tokens: cachedTokens } } : {}), ...(think ? { completion_tokens_details: { reasoning_tokens: rt } } : {}),
+      ...(cachedTokens ? { prompt_tokens_details: { cached_tokens: cachedTokens } } : {}), ...(reasons ? { completion_tokens_details: { reasoning_tokens: rt } } : {}),
     };
     const reasoningField = model.includes('think-field') ? 'reasoning' : 'reasoning_content';
-    const glm = url.pathname.startsWith('/api/paas');
     if (url.pathname.endsWith('/embeddings')) {
       const inputs = Array.isArray(b.input) ? b.input : [b.input];
       const vec = [0.25, -0.5, 1];
@@ -357,13 +383,13 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
       const message = tool
         ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_mock1', type: 'function', function: { name: tool, arguments: model.includes('badargs') ? '{"city":' : '{"city":"Paris"}' } }] }
         : { role: 'assistant', content: out };
-      if (think) Object.assign(message, { [reasoningField]: thought });
+      if (reasons) Object.assign(message, { [reasoningField]: thought });
       return json({ ...base, object: 'chat.completion', choices: [{ index: 0, message, finish_reason: tool ? 'tool_calls' : 'stop', logprobs: null }], usage });
     }
     const chunk = (delta: Json, finish: string | null, extra: Json = {}) =>
       `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }], ...(includeUsage && !glm ? { usage: null } : {}), ...extra })}\n\n`;
     const events = [chunk({ role: 'assistant', content: '' }, null)];
-    if (think) for (const t of THOUGHTS) events.push(chunk({ [reasoningField]: t }, null));
+    if (reasons) for (const t of THOUGHTS) events.push(chunk({ [reasoningField]: t }, null));
     if (tool) {
       events.push(chunk({ tool_calls: [{ index: 0, id: 'call_mock1', type: 'function', function: { name: tool, arguments: '' } }] }, null));
       events.push(chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }, null));

@@ -29,8 +29,11 @@ describe('effort and budget', () => {
     expect(reasoningAsk({ reasoning_effort: 'none' })).toBeNull();
     expect(reasoningAsk({ reasoning_effort: 'low', thinking: { type: 'enabled', budget_tokens: 3000 } })).toEqual({ effort: 'low', budget: 3000 });
     expect(reasoningAsk({ thinking: { type: 'disabled' }, reasoning_effort: 'high' })).toBeNull();
+    // GLM's switch: on without a budget lets the model choose, as adaptive does.
+    expect(reasoningAsk({ thinking: { type: 'enabled' } })).toEqual({ effort: 'medium', budget: 4096 });
+    expect(reasoningAsk({ thinking: { type: 'enabled', clear_thinking: false }, reasoning_effort: 'high' })).toEqual({ effort: 'high', budget: 16384 });
     for (const body of [{ reasoning_effort: 3 }, { reasoning_effort: 'extreme' }, { reasoning_effort: ['low'] }, { thinking: { type: 'enabled', budget_tokens: -5 } },
-      { thinking: { type: 'enabled', budget_tokens: 2048.5 } }, { thinking: { type: 'enabled' } }, { thinking: { type: 'sometimes' } }, { thinking: 'on' }]) {
+      { thinking: { type: 'enabled', budget_tokens: 2048.5 } }, { thinking: { type: 'enabled', budget_tokens: null } }, { thinking: { type: 'sometimes' } }, { thinking: 'on' }]) {
       expect(refusal(() => reasoningAsk(body)).status).toBe(400);
     }
   });
@@ -100,6 +103,64 @@ describe('request controls per provider family', () => {
     for (const bad of ['on', { thinkingBudget: -2 }, { thinkingBudget: 1.5 }, { thinkingLevel: 'huge' }, { includeThoughts: 'yes' }]) {
       expect(refusal(() => g(bad)).status).toBe(400);
     }
+  });
+
+  it('→ GLM: its own thinking switch, never reasoning_effort', () => {
+    const sent = (family: IngressFamily, body: Json, op: 'chat' | 'responses' = 'chat', stream = false) => {
+      const b = req(family, 'glm', body, stream, op).body;
+      expect(b).not.toHaveProperty('reasoning_effort');
+      return b.thinking;
+    };
+    const on = { type: 'enabled' };
+    const off = { type: 'disabled' };
+    // OpenAI-shaped clients (OpenAI, Azure, GLM): the effort, none and minimal turning it off.
+    for (const stream of [false, true]) {
+      expect(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max'].map((e) => sent('openai', { messages: user, reasoning_effort: e }, 'chat', stream)))
+        .toEqual([off, off, on, on, on, on, on]);
+    }
+    expect(sent('openai', { messages: user })).toBeUndefined();
+    expect(sent('openai', { messages: user, reasoning_effort: null })).toBeUndefined();
+    // GLM's own switch, with what else it carries, unchanged; it decides over an effort beside it.
+    expect(sent('openai', { messages: user, thinking: { type: 'enabled', clear_thinking: false } })).toEqual({ type: 'enabled', clear_thinking: false });
+    expect(sent('openai', { messages: user, thinking: off, reasoning_effort: 'high' })).toEqual(off);
+    expect(sent('openai', { messages: user, thinking: on, reasoning_effort: 'none' })).toEqual(on);
+    // LiteLLM's thinking with a budget, and Anthropic's adaptive: GLM has no budget, only the switch.
+    expect(sent('openai', { messages: user, thinking: { type: 'enabled', budget_tokens: 2048 } })).toEqual(on);
+    expect(sent('openai', { messages: user, thinking: { type: 'adaptive' } })).toEqual(on);
+    // Responses (through chat): reasoning.effort.
+    expect(sent('openai', { input: 'hi', reasoning: { effort: 'medium' } }, 'responses')).toEqual(on);
+    expect(sent('openai', { input: 'hi', reasoning: { effort: 'minimal' } }, 'responses', true)).toEqual(off);
+    expect(sent('openai', { input: 'hi' }, 'responses')).toBeUndefined();
+    // Anthropic clients.
+    expect(sent('anthropic', { max_tokens: 4096, messages: user, thinking: { type: 'enabled', budget_tokens: 1024 } })).toEqual(on);
+    expect(sent('anthropic', { max_tokens: 4096, messages: user, thinking: { type: 'adaptive' } })).toEqual(on);
+    expect(sent('anthropic', { max_tokens: 4096, messages: user, thinking: off })).toEqual(off);
+    expect(sent('anthropic', { max_tokens: 4096, messages: user })).toBeUndefined();
+    // Gemini clients: budget 0 off, any other budget or a level on (minimal too: Gemini's smallest level still thinks).
+    const g = (thinkingConfig: unknown) => sent('gemini', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }], generationConfig: { thinkingConfig } });
+    expect([{ thinkingBudget: 0 }, { thinkingBudget: 0, includeThoughts: true }, { thinkingBudget: -1 }, { thinkingBudget: 100 }, { thinkingBudget: 24576 },
+      { thinkingLevel: 'minimal' }, { thinkingLevel: 'HIGH' }, { includeThoughts: true }].map(g)).toEqual([off, off, on, on, on, on, on, on]);
+    expect(g({ includeThoughts: false })).toBeUndefined();
+    expect(sent('gemini', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] })).toBeUndefined();
+    // The other way: GLM's switch from an OpenAI-shaped client leaves Anthropic and Gemini to choose how much.
+    expect(req('openai', 'anthropic', { messages: user, thinking: on }).body.thinking).toEqual({ type: 'enabled', budget_tokens: 4096 });
+    expect(req('openai', 'gemini', { messages: user, thinking: on }).body.generationConfig).toEqual({ thinkingConfig: { thinkingBudget: 4096, includeThoughts: true } });
+    expect(req('openai', 'anthropic', { messages: user, thinking: off }).body).not.toHaveProperty('thinking');
+    expect(req('openai', 'gemini', { messages: user, thinking: off }).body).not.toHaveProperty('generationConfig');
+  });
+
+  it('→ GLM: malformed controls refused, whichever field carries them', () => {
+    for (const body of [{ reasoning_effort: 3 }, { reasoning_effort: 'extreme' }, { thinking: 'on' }, { thinking: { type: 'sometimes' } }, { thinking: { type: 5 } }, { thinking: {} },
+      { thinking: ['enabled'] }, { thinking: { type: 'enabled', clear_thinking: 'no' } }, { thinking: { type: 'disabled' }, reasoning_effort: 'loud' },
+      { thinking: { type: 'enabled', budget_tokens: 100 } }, { thinking: { type: 'enabled', budget_tokens: '2048' } }]) {
+      for (const stream of [false, true]) {
+        const e = refusal(() => req('openai', 'glm', { messages: user, ...body }, stream));
+        expect(e.status).toBe(400);
+        expect(e.details).toMatchObject({ param: 'reasoning_effort' in body ? 'reasoning_effort' : 'thinking' });
+      }
+    }
+    expect(refusal(() => req('anthropic', 'glm', { max_tokens: 4096, messages: user, thinking: { type: 'deep' } })).status).toBe(400);
+    expect(refusal(() => req('gemini', 'glm', { contents: [{ role: 'user', parts: [{ text: 'hi' }] }], generationConfig: { thinkingConfig: { thinkingBudget: -2 } } })).status).toBe(400);
   });
 
   it('Responses → Anthropic: reasoning.effort as a budget', () => {

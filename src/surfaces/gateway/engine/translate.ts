@@ -98,15 +98,21 @@ function chatToPivot(family: WireFamily, json: Json, model: string): Json {
   return reasoningNamed(json, 'message');
 }
 
+/** A pivot request's reasoning as an effort alone (validated). */
+function withoutBudget(pivot: Json): Json {
+  reasoningAsk(pivot);
+  const { thinking: _t, ...rest } = pivot;
+  return rest;
+}
+
 /** A pivot (OpenAI chat) request in the provider family's shape. */
 function pivotToUpstream(pivot: Json, adapter: ProviderAdapter, upstreamModel: string, stream: boolean): Json {
   if (adapter.family === 'gemini') return openAiRequestToGemini(pivot, upstreamModel);
   // Gemini's thought signatures ride in tool call ids (thought-signature.ts); other providers get the bare ids.
   pivot = withoutSignatures(pivot);
   if (adapter.family === 'anthropic') return openAiRequestToAnthropic(pivot, upstreamModel, stream);
-  // OpenAI-shaped providers take the effort; the exact budget (LiteLLM's `thinking`) is not theirs.
-  reasoningAsk(pivot);
-  const { thinking: _t, ...rest } = pivot;
+  // OpenAI-shaped providers take the effort (or their own switch); the exact budget (LiteLLM's `thinking`) is not theirs.
+  const rest = adapter.reasoningControls ? adapter.reasoningControls(pivot) : withoutBudget(pivot);
   if (stream && !adapter.streamUsageOption) delete rest.stream_options;
   return rest;
 }
@@ -129,6 +135,8 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
       // Gemini names the model in the URL; the others in the body.
       // OpenAI caps tool call ids at 40 characters: a conversation begun with a Gemini model loses the signatures it carried.
       let body = t.family === 'gemini' ? t.body : withModel(t.family === 'openai' ? withoutSignatures(t.body) : t.body, upstreamModel);
+      // A provider with its own reasoning switch (GLM) gets the client's reasoning fields in its terms.
+      if (adapter.reasoningControls) body = adapter.reasoningControls(body);
       const strip = t.family === 'openai' && t.stream && adapter.streamUsageOption && !clientAskedUsage(t.body);
       // Ask for usage on every OpenAI-shaped stream, so streamed requests are accounted like others.
       if (strip) body = { ...body, stream_options: { ...(isObject(body.stream_options) ? body.stream_options : {}), include_usage: true } };

@@ -45,7 +45,8 @@ const invalid = (message: string, param: string) => new AppError('validation_fai
 
 /**
  * A pivot (OpenAI-shaped) request's reasoning ask, validated: `reasoning_effort`, and LiteLLM's
- * `thinking` beside it. Null when the request asks for none.
+ * `thinking` beside it, or GLM's (`{type: "enabled"}` with no budget: the model chooses how much,
+ * https://docs.bigmodel.cn/cn/guide/capabilities/thinking-mode). Null when the request asks for none.
  */
 export function reasoningAsk(body: Json): ReasoningAsk | null {
   const effort = body.reasoning_effort;
@@ -58,7 +59,8 @@ export function reasoningAsk(body: Json): ReasoningAsk | null {
   }
   const thinking = body.thinking;
   if (thinking !== undefined && thinking !== null) {
-    const budget = thinkingBudget(thinking, 'thinking');
+    const glmOn = isObject(thinking) && thinking.type === 'enabled' && thinking.budget_tokens === undefined;
+    const budget = glmOn ? null : thinkingBudget(thinking, 'thinking');
     if (budget === 0) return null;
     ask = budget === null ? (ask ?? askOf('medium')) : { effort: ask?.effort ?? effortOfBudget(budget), budget };
   }
@@ -80,9 +82,11 @@ export function thinkingBudget(thinking: unknown, param: string): number | null 
   return b;
 }
 
-/** The pivot's reasoning fields for an ask: none when there is no ask. A Gemini budget below
- *  Anthropic's smallest is raised to it. */
-export function pivotReasoning(ask: ReasoningAsk | null): Json {
+/** The pivot's reasoning fields for an ask: none when the client asked nothing, LiteLLM's
+ *  `thinking: {type: "disabled"}` when it turned reasoning off (for providers that think unless told
+ *  not to: GLM). A Gemini budget below Anthropic's smallest is raised to it. */
+export function pivotReasoning(ask: ReasoningAsk | 'off' | null): Json {
+  if (ask === 'off') return { thinking: { type: 'disabled' } };
   return ask ? { reasoning_effort: ask.effort, thinking: { type: 'enabled', budget_tokens: Math.max(MIN_BUDGET, ask.budget) } } : {};
 }
 

@@ -22,6 +22,9 @@ export interface ProviderAdapter {
   operations: ReadonlySet<Operation>;
   /** Whether an OpenAI-shaped stream honours stream_options.include_usage. */
   streamUsageOption: boolean;
+  /** An OpenAI-shaped chat request's reasoning fields in the terms of a provider that has its own
+   *  switch (GLM's `thinking`); without it, the provider takes `reasoning_effort`. */
+  reasoningControls?(body: Json): Json;
   /** Builds the upstream request; `body` is already in the family's shape with the upstream model. */
   request(p: Provider, op: Operation, upstreamModel: string, body: string | Buffer | null, stream: boolean): UpstreamRequest;
 }

@@ -101,7 +101,7 @@ export function anthropicRequestToOpenAi(body: Json, upstreamModel: string, stre
     // Extended thinking: the budget goes on exactly to Gemini, as an effort to OpenAI-shaped providers.
     const budget = thinkingBudget(body.thinking, 'thinking');
     if (budget && typeof body.max_tokens === 'number' && budget >= body.max_tokens) throw invalid('thinking.budget_tokens: must be less than max_tokens', 'thinking');
-    if (budget !== 0) Object.assign(out, pivotReasoning(budget === null ? askOf('medium') : { effort: effortOfBudget(budget), budget }));
+    Object.assign(out, pivotReasoning(budget === 0 ? 'off' : budget === null ? askOf('medium') : { effort: effortOfBudget(budget), budget }));
   }
   if (body.tools !== undefined) {
     if (!Array.isArray(body.tools)) throw invalid('tools: must be an array', 'tools');

@@ -90,9 +90,9 @@ const invalid = (message: string) => new AppError('validation_failed', message, 
 /**
  * generationConfig.thinkingConfig (https://ai.google.dev/gemini-api/docs/thinking) as a reasoning
  * ask: a thinkingBudget (0 turns thinking off, -1 lets the model choose), or a thinkingLevel; asking
- * only for the thoughts (includeThoughts) asks for thinking at the medium level.
+ * only for the thoughts (includeThoughts) asks for thinking at the medium level. Null: nothing asked.
  */
-function geminiReasoningAsk(gc: Json): ReasoningAsk | null {
+function geminiReasoningAsk(gc: Json): ReasoningAsk | 'off' | null {
   const tc = gc.thinkingConfig;
   if (tc === undefined || tc === null) return null;
   if (!isObject(tc)) throw invalid('generationConfig.thinkingConfig must be an object');
@@ -100,7 +100,7 @@ function geminiReasoningAsk(gc: Json): ReasoningAsk | null {
   const budget = tc.thinkingBudget;
   if (budget !== undefined && budget !== null) {
     if (typeof budget !== 'number' || !Number.isInteger(budget) || budget < -1) throw invalid('thinkingConfig.thinkingBudget must be an integer of at least -1');
-    if (budget === 0) return null;
+    if (budget === 0) return 'off';
     return budget === -1 ? askOf('medium') : { effort: effortOfBudget(budget), budget };
   }
   const level = tc.thinkingLevel;
