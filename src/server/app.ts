@@ -10,9 +10,9 @@ import type { Surface } from '../core/surface.ts';
 import { installJsonParser, installValidation } from '../core/http/validation.ts';
 import { installServerSpans } from '../core/telemetry/http-spans.ts';
 import { sendControlError } from '../surfaces/control/http.ts';
+import { createFastLane, installFastLane, REQUEST_ID } from '../core/http/fast-lane.ts';
 import { SURFACES } from './surfaces.ts';
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** What an OpenAI SDK asks for when its base URL lacks `/v1`. */
 const OPENAI_WITHOUT_V1 = /^\/(models|chat\/completions|completions|embeddings|responses)(\/|\?|$)/;
 
@@ -79,6 +79,15 @@ export async function buildPublicApp(ctx: AppContext, surfaces: Surface[] = SURF
   installValidation(app);
   installJsonParser(app);
   app.decorateRequest('principal', null);
+  // Plain JSON POSTs to the routes surfaces put on it skip fastify's generic steps (fast-lane.ts);
+  // fastify stays the fallback for everything else, and answers alone once closing starts.
+  const lane = createFastLane(ctx);
+  app.decorate('fastLane', lane);
+  installFastLane(app.server, lane);
+  app.addHook('preClose', (done) => {
+    lane.close();
+    done();
+  });
   installServerSpans(app, ctx.tracing); // only while exporting: no hook otherwise
   // Cookies are parsed when a route reads one (core/http/auth.ts `cookieOf`), not by a hook on every
   // request: the gateway's and the proxy's callers authenticate with keys and tokens.

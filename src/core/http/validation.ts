@@ -64,21 +64,33 @@ export function installValidation(app: FastifyInstance): void {
 }
 
 /**
- * JSON bodies: an empty body counts as no body (many clients send Content-Type on DELETE), a
- * malformed one is an `invalid_json` error.
+ * A JSON request body as text → its value: an empty (or all-blank) body is no body (many clients
+ * send Content-Type on DELETE), a malformed one throws the `invalid_json` error (a 400 that
+ * errors.ts `toAppError` and every wire format render). Shared by the content-type parser below and
+ * core/http/fast-lane.ts, so both read a body the same way.
  */
+export function parseJsonBody(text: string): unknown {
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    const err = new Error('request body is not valid JSON') as Error & { statusCode: number; code: string };
+    err.statusCode = 400;
+    err.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
+    throw err;
+  }
+}
+
+/** JSON bodies, read by parseJsonBody. */
 export function installJsonParser(app: FastifyInstance, types: string[] = ['application/json']): void {
   for (const t of types) app.removeContentTypeParser(t);
   app.addContentTypeParser(types, { parseAs: 'string' }, (_req, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') return done(null, undefined);
+    let value: unknown;
     try {
-      done(null, JSON.parse(text));
-    } catch {
-      const err = new Error('request body is not valid JSON') as Error & { statusCode: number; code: string };
-      err.statusCode = 400;
-      err.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
-      done(err, undefined);
+      value = parseJsonBody(body as string);
+    } catch (err) {
+      return done(err as Error, undefined);
     }
+    done(null, value);
   });
 }

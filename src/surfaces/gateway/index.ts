@@ -12,10 +12,11 @@ import { createUpstream } from './engine/upstream.ts';
 import { anthropicRoutes } from './ingress/anthropic/anthropic-routes.ts';
 import { azureRoutes } from './ingress/azure/azure-routes.ts';
 import { geminiRoutes } from './ingress/gemini/gemini-routes.ts';
+import type { IngressDeps, IngressHandler } from './ingress/call.ts';
 import { glmRoutes } from './ingress/glm/glm-routes.ts';
 import { acceptAudioForms } from './ingress/openai/audio-routes.ts';
 import { openAiRoutes } from './ingress/openai/openai-routes.ts';
-import { isGatewayPath, sendGatewayError, sendGatewayNotFound } from './ingress/wire-format.ts';
+import { isGatewayPath, sendGatewayError, sendGatewayLaneError, sendGatewayNotFound } from './ingress/wire-format.ts';
 import { createVirtualKeys } from './keys/virtual-keys.ts';
 import { createGatewayMetrics } from './usage/gateway-metrics.ts';
 import { createUsageRecorder } from './usage/usage-recorder.ts';
@@ -79,7 +80,11 @@ export const gatewaySurface: Surface = {
         route.bodyLimit ??= ctx.config.gateway.bodyLimitBytes;
       });
       acceptAudioForms(ingress); // audio uploads (multipart/form-data), within the same body limit
-      const deps = { service: gw.service, keys: gw.keys, tracing: ctx.tracing };
+      // The hot JSON routes are also served by the public listener's fast lane (core/http/fast-lane.ts).
+      const fast = ingress.fastLane ?? null;
+      const bodyLimit = ctx.config.gateway.bodyLimitBytes;
+      const lane = fast && { post: (path: string, handler: IngressHandler) => fast.post(path, handler, { bodyLimit, onError: sendGatewayLaneError, surface: 'gateway' }) };
+      const deps: IngressDeps = { service: gw.service, keys: gw.keys, tracing: ctx.tracing, ...(lane ? { lane } : {}) };
       openAiRoutes(ingress, deps);
       geminiRoutes(ingress, deps);
       azureRoutes(ingress, deps);

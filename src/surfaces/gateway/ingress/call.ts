@@ -1,21 +1,54 @@
 // What every ingress handler does around the gateway service: authenticate the virtual key, tie
 // the upstream request to the client's connection, and send a JSON answer or let the stream flow.
-import type { OutgoingHttpHeaders } from 'node:http';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../../core/errors/errors.ts';
-import type { Tracing } from '../../../core/telemetry/tracing.ts';
+import type { Span, Tracing } from '../../../core/telemetry/tracing.ts';
 import type { ClientSink, GatewayCall, GatewayService } from '../engine/gateway-service.ts';
 import type { VirtualKeys } from '../keys/virtual-keys.ts';
 import { isObject, type Json } from '../providers/types.ts';
 import { authenticateKey } from './credentials.ts';
 
+/** What the ingress reads of a request: a FastifyRequest, or the fast lane's (core/http/fast-lane.ts). */
+export interface IngressRequest {
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly query: unknown;
+  readonly params: unknown;
+  readonly body: unknown;
+  readonly ip: string;
+  /** The request's SERVER span while exporting (fastify only: the lane is not taken then). */
+  readonly span?: Span | null;
+}
+
+/** What the ingress does with a reply: a FastifyReply, or the fast lane's. */
+export interface IngressReply {
+  readonly raw: ServerResponse;
+  getHeaders(): Record<string, unknown>;
+  hijack(): unknown;
+}
+
+export type IngressHandler = (req: IngressRequest, reply: IngressReply) => Promise<unknown>;
+
+/** Serves a handler on the fast lane as well as the fastify route (core/http/fast-lane.ts). */
+export interface IngressLane {
+  post(path: string, handler: IngressHandler): void;
+}
+
 export interface IngressDeps {
   service: GatewayService;
   keys: VirtualKeys;
   tracing: Tracing;
+  lane?: IngressLane;
 }
 
-function replySink(reply: FastifyReply): ClientSink {
+/** A JSON POST route, on the fast lane too when the path is fixed (no parameters). */
+export function postJson(app: FastifyInstance, deps: IngressDeps, path: string, handler: IngressHandler): void {
+  app.post(path, handler);
+  if (!path.includes(':') && !path.includes('*')) deps.lane?.post(path, handler);
+}
+
+function replySink(reply: IngressReply): ClientSink {
   const res = reply.raw;
   return {
     json(status, body, headers) {
@@ -48,7 +81,7 @@ function replySink(reply: FastifyReply): ClientSink {
   };
 }
 
-export function bodyOf(req: FastifyRequest): Json {
+export function bodyOf(req: Pick<IngressRequest, 'body'>): Json {
   if (!isObject(req.body)) throw new AppError('validation_failed', 'request body must be a JSON object');
   return req.body;
 }
@@ -60,7 +93,7 @@ export function modelOf(body: Json): string {
 }
 
 /** Authenticates first (a keyless request learns nothing about the body), then builds the call. */
-export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: FastifyReply, build: () => Omit<GatewayCall, 'key' | 'abort'>) {
+export async function runCall<R extends IngressReply>(deps: IngressDeps, req: IngressRequest, reply: R, build: () => Omit<GatewayCall, 'key' | 'abort'>) {
   const key = authenticateKey(deps.keys, req);
   const call = build();
   if (call.body.stream !== undefined && typeof call.body.stream !== 'boolean' && call.ingress !== 'gemini') {
@@ -80,7 +113,7 @@ export async function runCall(deps: IngressDeps, req: FastifyRequest, reply: Fas
  * past fastify's serialisation and onSend steps, which have nothing to do for a finished body. The
  * reply's headers (x-request-id, …) go with it, and onResponse hooks still run when it finishes.
  */
-function sendJson(reply: FastifyReply, status: number, body: Buffer | string, extra?: Record<string, string>): void {
+function sendJson(reply: IngressReply, status: number, body: Buffer | string, extra?: Record<string, string>): void {
   const headers = reply.getHeaders() as OutgoingHttpHeaders;
   if (extra) Object.assign(headers, extra);
   headers['content-type'] = 'application/json; charset=utf-8';

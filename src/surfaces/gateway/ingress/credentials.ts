@@ -1,11 +1,17 @@
 // The caller's virtual key, from wherever its SDK puts it: `Authorization: Bearer` (OpenAI, GLM),
 // `Authorization: <JWT>` (Zhipu SDKs), `api-key` (Azure), `x-api-key`, `x-goog-api-key` or `?key=`
 // (Gemini). The value is never logged (core/log redacts these headers and parameters).
-import type { FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import { AppError } from '../../../core/errors/errors.ts';
 import type { ResolvedKey, VirtualKeys } from '../keys/virtual-keys.ts';
 
-export function credentialFrom(req: FastifyRequest): string | null {
+/** The parts of a request (fastify's or the fast lane's) a credential is read from. */
+interface Credentialed {
+  readonly headers: IncomingHttpHeaders;
+  readonly query: unknown;
+}
+
+export function credentialFrom(req: Credentialed): string | null {
   const h = req.headers;
   const auth = h.authorization;
   if (typeof auth === 'string' && auth) {
@@ -20,7 +26,7 @@ export function credentialFrom(req: FastifyRequest): string | null {
   return typeof key === 'string' && key ? key : null;
 }
 
-export function authenticateKey(keys: VirtualKeys, req: FastifyRequest): ResolvedKey {
+export function authenticateKey(keys: VirtualKeys, req: Credentialed): ResolvedKey {
   const credential = credentialFrom(req);
   if (!credential) throw new AppError('unauthorized', 'missing API key: send a Nexus virtual key (nx_vk_…)');
   const res = keys.resolve(credential);

@@ -9,6 +9,7 @@
 // `anthropic-version` header (which every Anthropic SDK sends), means Anthropic.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, toAppError } from '../../../core/errors/errors.ts';
+import type { LaneReply, LaneRequest } from '../../../core/http/fast-lane.ts';
 
 export type IngressFormat = 'openai' | 'azure' | 'gemini' | 'glm' | 'anthropic';
 
@@ -136,6 +137,18 @@ export function sendGatewayError(err: unknown, req: FastifyRequest, reply: Fasti
     .headers(errorHeaders(appErr))
     .type('application/json; charset=utf-8')
     .send(errorBody(formatOf(req.url, req.headers), appErr));
+}
+
+/** sendGatewayError for the fast lane (core/http/fast-lane.ts): the same status, headers and body. */
+export function sendGatewayLaneError(err: unknown, req: LaneRequest, reply: LaneReply): void {
+  const appErr = toAppError(err);
+  if (appErr.status >= 500 && appErr.code === 'internal') req.log.error({ err }, 'gateway request failed');
+  const body = JSON.stringify(errorBody(formatOf(req.url, req.headers), appErr));
+  const headers: Record<string, string | number> = reply.getHeaders();
+  Object.assign(headers, errorHeaders(appErr));
+  headers['content-type'] = 'application/json; charset=utf-8';
+  headers['content-length'] = Buffer.byteLength(body);
+  reply.raw.writeHead(appErr.status, headers).end(body);
 }
 
 export function sendGatewayNotFound(req: FastifyRequest, reply: FastifyReply) {

@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../../../core/errors/errors.ts';
 import type { Model } from '../../catalog/catalog.ts';
-import { bodyOf, modelOf, runCall, type IngressDeps } from '../call.ts';
+import { bodyOf, modelOf, postJson, runCall, type IngressDeps, type IngressRequest } from '../call.ts';
 import { authenticateKey } from '../credentials.ts';
 
 export function anthropicModel(m: Model) {
@@ -24,7 +24,7 @@ export function anthropicModels(deps: IngressDeps, req: FastifyRequest) {
 const PASSED = ['anthropic-version', 'anthropic-beta'] as const;
 
 /** The Anthropic headers a passed-through request carries on, when the client sent them. */
-function passHeaders(req: FastifyRequest): Record<string, string> | undefined {
+function passHeaders(req: IngressRequest): Record<string, string> | undefined {
   let out: Record<string, string> | undefined;
   for (const name of PASSED) {
     const v = req.headers[name];
@@ -35,7 +35,7 @@ function passHeaders(req: FastifyRequest): Record<string, string> | undefined {
 }
 
 export function anthropicRoutes(app: FastifyInstance, deps: IngressDeps) {
-  app.post('/v1/messages', (req, reply) => runCall(deps, req, reply, () => {
+  postJson(app, deps, '/v1/messages', (req, reply) => runCall(deps, req, reply, () => {
     const body = bodyOf(req);
     const max = body.max_tokens;
     if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) {
@@ -43,7 +43,7 @@ export function anthropicRoutes(app: FastifyInstance, deps: IngressDeps) {
     }
     return { ingress: 'anthropic', op: 'chat', model: modelOf(body), body, stream: body.stream === true, passHeaders: passHeaders(req) };
   }));
-  app.post('/v1/messages/count_tokens', (req, reply) => runCall(deps, req, reply, () => {
+  postJson(app, deps, '/v1/messages/count_tokens', (req, reply) => runCall(deps, req, reply, () => {
     const body = bodyOf(req);
     return { ingress: 'anthropic', op: 'count_tokens', model: modelOf(body), body, stream: false, passHeaders: passHeaders(req) };
   }));

@@ -3,7 +3,7 @@
 // deployment name is the public model name, and the v1 API under /openai/v1/… (model in the body).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Operation } from '../../providers/types.ts';
-import { bodyOf, runCall, type IngressDeps } from '../call.ts';
+import { bodyOf, postJson, runCall, type IngressDeps } from '../call.ts';
 import { audioRoutes } from '../openai/audio-routes.ts';
 import { openAiModelRoutes, openAiOperation, STREAMS } from '../openai/openai-routes.ts';
 
@@ -20,12 +20,12 @@ export function azureRoutes(app: FastifyInstance, deps: IngressDeps) {
   app.post('/openai/deployments/:deployment/chat/completions', deploymentOperation(deps, 'chat'));
   app.post('/openai/deployments/:deployment/completions', deploymentOperation(deps, 'completions'));
   app.post('/openai/deployments/:deployment/embeddings', deploymentOperation(deps, 'embeddings'));
-  app.post('/openai/v1/chat/completions', openAiOperation(deps, 'azure', 'chat'));
-  app.post('/openai/v1/completions', openAiOperation(deps, 'azure', 'completions'));
-  app.post('/openai/v1/embeddings', openAiOperation(deps, 'azure', 'embeddings'));
+  postJson(app, deps, '/openai/v1/chat/completions', openAiOperation(deps, 'azure', 'chat'));
+  postJson(app, deps, '/openai/v1/completions', openAiOperation(deps, 'azure', 'completions'));
+  postJson(app, deps, '/openai/v1/embeddings', openAiOperation(deps, 'azure', 'embeddings'));
   app.post('/openai/deployments/:deployment/images/generations', deploymentOperation(deps, 'images'));
-  app.post('/openai/v1/images/generations', openAiOperation(deps, 'azure', 'images'));
-  app.post('/openai/v1/responses', openAiOperation(deps, 'azure', 'responses'));
+  postJson(app, deps, '/openai/v1/images/generations', openAiOperation(deps, 'azure', 'images'));
+  postJson(app, deps, '/openai/v1/responses', openAiOperation(deps, 'azure', 'responses'));
   audioRoutes(app, deps, 'azure', '/openai/deployments/:deployment');
   audioRoutes(app, deps, 'azure', '/openai/v1');
   openAiModelRoutes(app, deps, '/openai/v1');

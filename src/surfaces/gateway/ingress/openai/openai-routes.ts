@@ -2,11 +2,11 @@
 // completions, embeddings, responses, moderations, images/generations, audio (audio-routes.ts), models. GET /v1/models answers
 // in Gemini's shape when the caller authenticates the Gemini way, in Anthropic's when it sends
 // `anthropic-version` (see wire-format.ts).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../../../core/errors/errors.ts';
 import type { Model } from '../../catalog/catalog.ts';
 import type { Operation } from '../../providers/types.ts';
-import { bodyOf, modelOf, runCall, type IngressDeps } from '../call.ts';
+import { bodyOf, modelOf, postJson, runCall, type IngressDeps, type IngressReply, type IngressRequest } from '../call.ts';
 import { authenticateKey } from '../credentials.ts';
 import { formatOf, type IngressFormat } from '../wire-format.ts';
 import { anthropicModel, anthropicModels } from '../anthropic/anthropic-routes.ts';
@@ -24,7 +24,7 @@ const DEFAULT_MODERATION_MODEL = 'omni-moderation-latest';
 
 /** A handler for an OpenAI-shaped operation whose model is in the body. */
 export function openAiOperation(deps: IngressDeps, ingress: IngressFormat, op: Operation) {
-  return (req: FastifyRequest, reply: FastifyReply) => {
+  return (req: IngressRequest, reply: IngressReply) => {
     return runCall(deps, req, reply, () => {
       const body = bodyOf(req);
       const model = op === 'moderations' && body.model === undefined ? DEFAULT_MODERATION_MODEL : modelOf(body);
@@ -48,12 +48,12 @@ export function openAiModelRoutes(app: FastifyInstance, deps: IngressDeps, prefi
 }
 
 export function openAiRoutes(app: FastifyInstance, deps: IngressDeps) {
-  app.post('/v1/chat/completions', openAiOperation(deps, 'openai', 'chat'));
-  app.post('/v1/completions', openAiOperation(deps, 'openai', 'completions'));
-  app.post('/v1/embeddings', openAiOperation(deps, 'openai', 'embeddings'));
-  app.post('/v1/responses', openAiOperation(deps, 'openai', 'responses'));
-  app.post('/v1/moderations', openAiOperation(deps, 'openai', 'moderations'));
-  app.post('/v1/images/generations', openAiOperation(deps, 'openai', 'images'));
+  postJson(app, deps, '/v1/chat/completions', openAiOperation(deps, 'openai', 'chat'));
+  postJson(app, deps, '/v1/completions', openAiOperation(deps, 'openai', 'completions'));
+  postJson(app, deps, '/v1/embeddings', openAiOperation(deps, 'openai', 'embeddings'));
+  postJson(app, deps, '/v1/responses', openAiOperation(deps, 'openai', 'responses'));
+  postJson(app, deps, '/v1/moderations', openAiOperation(deps, 'openai', 'moderations'));
+  postJson(app, deps, '/v1/images/generations', openAiOperation(deps, 'openai', 'images'));
   audioRoutes(app, deps, 'openai', '/v1');
 
   // /v1/models is shared with Gemini's stable API and Anthropic's: decide by the caller's headers.
