@@ -3,13 +3,14 @@
 // with only the model changed (a multi-MB file byte for byte), streamed transcripts, speech audio
 // streamed through as it arrives and its SSE form, token usage recorded and priced where the provider
 // reports it (zero tokens otherwise), whisper-1 priced by the minute and tts-1 by the character (the
-// length of generated WAV and MP3 files read by the gateway), budgets refusing before anything goes
-// upstream, and every refusal in OpenAI's error format.
+// length of generated WAV, MP3, M4A, Ogg Opus and WebM files read by the gateway), budgets refusing
+// before anything goes upstream, audio seconds and speech characters in the Prometheus metrics, and
+// every refusal in OpenAI's error format.
 import { randomBytes } from 'node:crypto';
 import OpenAI, { AzureOpenAI, toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
-import { mp3File, wavFile } from '../helpers/audio-files.ts';
+import { m4aFile, mp3File, oggOpusFile, wavFile, webmFile } from '../helpers/audio-files.ts';
 import { startAppliance, type Appliance, scrapeMetrics } from '../helpers/appliance.ts';
 import { encodeForm, speechBytes, startAudioUpstream, transcriptOf, type AudioUpstream } from '../helpers/audio-upstream.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
@@ -424,6 +425,39 @@ describe('prices by length and by character', () => {
     expect(up.requests.length).toBe(n + 1);
   });
 
+  it('reserves and prices m4a, Ogg Opus and WebM uploads by the length read from the file', async () => {
+    // As phones and browsers write them: an M4A with its moov after the mdat (12 s: its sound track
+    // holds 517 AAC frames of 1024 samples at 44.1 kHz, 12.0047 s, charged to the millisecond), Ogg
+    // Opus at 40 kbit/s (9 s), MediaRecorder's WebM without a Duration and with Clusters of unknown
+    // size (15 s). By their sizes at 16 kbit/s they would be taken for 51, 23 and 20 s; the budget
+    // holds 36.1 s.
+    const files = [
+      { file: m4aFile(12, { moovAtEnd: true }), name: 'memo.m4a', type: 'audio/mp4', seconds: 12.005 },
+      { file: oggOpusFile(9, { packetBytes: 100 }), name: 'voice.ogg', type: 'audio/ogg', seconds: 9 },
+      { file: webmFile(15, { duration: false, live: true }), name: 'recording.webm', type: 'audio/webm', seconds: 15 },
+    ];
+    const { sdk, id } = await keyed(36.1 * PER_SECOND);
+    let total = 0;
+    for (const f of files) {
+      expect(f.file.length / 2000).toBeGreaterThan(f.seconds + 4);
+      const text = await sdk.audio.transcriptions.create({ file: await toFile(f.file, f.name, { type: f.type }), model: 'whisper-priced', response_format: 'text' });
+      expect(text).toContain(`heard ${f.file.length} bytes of ${f.name}`);
+      total += f.seconds;
+      const usage = await usageOf('whisper-priced', id);
+      expect(usage.audio_seconds).toBeCloseTo(total, 9);
+      expect(usage.cost_usd).toBeCloseTo(total * PER_SECOND, 12);
+    }
+    // 36.005 s spent of 36.1: one more second does not fit, and is refused before the provider sees it.
+    const before = up.requests.length;
+    const err = await sdk.audio.transcriptions.create({ file: await toFile(oggOpusFile(1), 'one.ogg'), model: 'whisper-priced', response_format: 'text' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 429, code: 'budget_exceeded' });
+    expect(up.requests.length).toBe(before);
+    expect(await usageOf('whisper-priced', id)).toMatchObject({ requests: 4, errors: 1, audio_seconds: 36.005 });
+    // The audit row of a call charged by its file's length says how long it was.
+    const audit = await json(await fetch(`${app.url}/api/v1/audit?action=gateway.transcriptions&actor=${id}&limit=2`, authed(admin.token)));
+    expect(audit.items.map((i: { details: { audio_seconds?: number } }) => i.details.audio_seconds)).toContain(15);
+  });
+
   it('holds concurrent uploads to the budget by their length', async () => {
     const { key: k, id } = await keyed(0.0025); // two 10 s reservations ($0.001 each) fit, a third does not
     const before = up.requests.length;
@@ -486,5 +520,17 @@ describe('budgets and metrics', () => {
     expect(m.get('nexus_gateway_requests_total{model="tts-az",provider="az",ingress="azure",status="200"}')).toBe(1);
     const refused = [...m].filter(([k]) => k.startsWith('nexus_gateway_requests_total{model="transcribe-gated",') && k.includes('status="429"'));
     expect(refused.reduce((n, [, v]) => n + v, 0)).toBe(3);
+    // Seconds of audio and characters of speech, as charged: what the usage API sums over every key.
+    const everyKey = async (model: string) => (await json(await fetch(`${app.url}/api/v1/usage?group_by=model&model=${model}`, authed(admin.token)))).items[0];
+    const priced = await everyKey('whisper-priced');
+    expect(priced.audio_seconds).toBeGreaterThan(36);
+    expect(m.get('nexus_gateway_audio_seconds_total{model="whisper-priced",provider="oa"}')).toBeCloseTo(priced.audio_seconds, 9);
+    expect(m.get('nexus_gateway_audio_seconds_total{model="whisper-gated",provider="oa"}')).toBeCloseTo((await everyKey('whisper-gated')).audio_seconds, 9);
+    const tts = await everyKey('tts-1-priced');
+    expect(tts.input_characters).toBeGreaterThan(0);
+    expect(m.get('nexus_gateway_tts_characters_total{model="tts-1-priced",provider="oa"}')).toBe(tts.input_characters);
+    expect(m.get('nexus_gateway_tts_characters_total{model="tts-hd-az",provider="az"}')).toBe((await everyKey('tts-hd-az')).input_characters);
+    // Models never charged for audio have no such series.
+    expect([...m.keys()].filter((k) => k.startsWith('nexus_gateway_audio_seconds_total{model="gpt-4o-transcribe"'))).toEqual([]);
   });
 });

@@ -542,6 +542,7 @@ export function createGatewayService(deps: GatewayDeps) {
       status: o.status,
       usage: u,
       costUsd: cost,
+      audio: a,
       seconds: latencyMs / 1000,
       ttftSeconds: c.stream && o.ttftMs !== null ? o.ttftMs / 1000 : null,
     });

@@ -25,6 +25,9 @@ describe('audio metering', () => {
     expect(read.settle(tokens(0, 0, 12), true)).toEqual({ usd: (12 * 0.006) / 60, seconds: 12, characters: 0 });
     expect(read.settle(null, true)).toEqual({ usd: (9.5 * 0.006) / 60, seconds: 9.5, characters: 0 });
     expect(read.settle(null, false).usd).toBe(0);
+    // Kept to the millisecond, as usage rows and metrics count it.
+    expect(audioMeter(whisper, 'transcriptions', {}, form(1000, { format: 'ogg', seconds: 2.0004999 }))!.settle(null, true).seconds).toBe(2);
+    expect(audioMeter(whisper, 'transcriptions', {}, form(1000, { format: 'webm', seconds: 2.0005 }))!.settle(tokens(0, 0, 3.14159), true).seconds).toBe(3.142);
 
     const unknown = audioMeter(whisper, 'translations', {}, form(1_000_000, null))!;
     const assumed = 1_000_000 / UNKNOWN_BYTES_PER_SECOND;

@@ -4,8 +4,8 @@
 // that report no tokens); a model has the one kind of price or the other.
 //
 // Admission reserves the worst case: speech's characters are known before the call, so exactly;
-// an upload's length is read from the file when it is a WAV, MP3 or FLAC (audio-duration.ts), and
-// otherwise assumed at UNKNOWN_BYTES_PER_SECOND. Settling charges, in this order of trust: the
+// an upload's length is read from the file when it is a WAV, MP3, FLAC, MP4/M4A, Ogg (Opus, Vorbis,
+// FLAC) or WebM file (audio-duration.ts), and otherwise assumed at UNKNOWN_BYTES_PER_SECOND. Settling charges, in this order of trust: the
 // length the provider reports (whisper-1's `usage.seconds`, verbose_json's `duration`), the length
 // read from the file, nothing when the provider reported tokens instead (gpt-4o-transcribe: priced
 // per token), and otherwise the reservation's assumed length, so that no call goes unpriced.
@@ -62,7 +62,8 @@ export function audioMeter(model: Prices, op: Operation, body: Json, form: Pick<
     settle(u, answered) {
       if (!answered) return NO_AUDIO_CHARGE;
       const tokens = u !== null && u.input + u.output > 0;
-      const seconds = u?.audioSeconds ?? read ?? (tokens || !perSecond ? 0 : reserved);
+      // To the millisecond, as usage rows keep it, so that counts kept elsewhere (metrics) add up alike.
+      const seconds = Math.round((u?.audioSeconds ?? read ?? (tokens || !perSecond ? 0 : reserved)) * 1000) / 1000;
       return { usd: seconds * perSecond, seconds, characters: 0 };
     },
   };

@@ -1,5 +1,6 @@
-// The gateway's Prometheus metrics: calls, tokens and cost by public model and provider, call
-// duration and time to first token by model, and upstream failures by provider. Labels are the names
+// The gateway's Prometheus metrics: calls, tokens, cost, seconds of audio transcribed or translated
+// and characters of speech by public model and provider, call duration and time to first token by
+// model, and upstream failures by provider. Labels are the names
 // an administrator chose (models, providers) and small fixed sets, never keys or users, so the number
 // of series stays bounded. Kept as plain numbers on the request path (one map lookup per call) and
 // rendered when /metrics is scraped, like core/metrics.
@@ -17,6 +18,8 @@ export interface CallFigures {
   status: number;
   usage: Usage;
   costUsd: number;
+  /** What an audio call was charged for (usage/audio-metering.ts); zeros for every other call. */
+  audio: { seconds: number; characters: number };
   seconds: number;
   /** Streams only: time to the first byte sent to the client. */
   ttftSeconds: number | null;
@@ -41,6 +44,8 @@ interface Series {
   cached: number;
   reasoning: number;
   costUsd: number;
+  audioSeconds: number;
+  ttsCharacters: number;
 }
 
 interface PerModel {
@@ -50,10 +55,11 @@ interface PerModel {
 
 const TOKEN_TYPES = ['input', 'output', 'cached', 'reasoning'] as const;
 
-/** Sums series by the labels `pick` keeps. */
-function rollUp(series: Iterable<Series>, pick: (s: Series) => Record<string, string>, value: (s: Series) => number): MetricValue[] {
+/** Sums series by the labels `pick` keeps (of those `only` admits). */
+function rollUp(series: Iterable<Series>, pick: (s: Series) => Record<string, string>, value: (s: Series) => number, only: (s: Series) => boolean = () => true): MetricValue[] {
   const out = new Map<string, MetricValue>();
   for (const s of series) {
+    if (!only(s)) continue;
     const labels = pick(s);
     const k = Object.values(labels).join('\u0000');
     const v = out.get(k);
@@ -75,6 +81,11 @@ export function createGatewayMetrics(registry: Registry, cacheSize?: () => { ent
     TOKEN_TYPES.flatMap((type) => rollUp(series.values(), (s) => ({ model: s.labels.model, provider: s.labels.provider, type }), (s) => s[type]))));
   registry.registerMetric(customMetric('nexus_gateway_cost_usd_total', 'Cost of AI gateway calls in USD, from the models\' prices, by public model and provider', 'counter', () =>
     rollUp(series.values(), (s) => ({ model: s.labels.model, provider: s.labels.provider }), (s) => s.costUsd)));
+  // Only models that were ever charged for audio have these series (chat models would only add zeros).
+  registry.registerMetric(customMetric('nexus_gateway_audio_seconds_total', 'Seconds of input audio of AI gateway transcriptions and translations, as charged (the provider\'s count, else the file\'s length), by public model and provider', 'counter', () =>
+    rollUp(series.values(), (s) => ({ model: s.labels.model, provider: s.labels.provider }), (s) => s.audioSeconds, (s) => s.audioSeconds > 0)));
+  registry.registerMetric(customMetric('nexus_gateway_tts_characters_total', 'Characters of input of AI gateway speech calls, as charged, by public model and provider', 'counter', () =>
+    rollUp(series.values(), (s) => ({ model: s.labels.model, provider: s.labels.provider }), (s) => s.ttsCharacters, (s) => s.ttsCharacters > 0)));
   registry.registerMetric(customMetric('nexus_gateway_request_duration_seconds', 'AI gateway calls from admission to the last byte, by public model', 'histogram', () => {
     const out: MetricValue[] = [];
     for (const [model, m] of models) m.duration.render('nexus_gateway_request_duration_seconds', { model }, out);
@@ -99,13 +110,15 @@ export function createGatewayMetrics(registry: Registry, cacheSize?: () => { ent
       const provider = f.provider ?? 'none';
       const k = `${f.model}\u0000${provider}\u0000${f.ingress}\u0000${f.status}`;
       let s = series.get(k);
-      if (!s) series.set(k, (s = { labels: { model: f.model, provider, ingress: f.ingress, status: String(f.status) }, requests: 0, input: 0, output: 0, cached: 0, reasoning: 0, costUsd: 0 }));
+      if (!s) series.set(k, (s = { labels: { model: f.model, provider, ingress: f.ingress, status: String(f.status) }, requests: 0, input: 0, output: 0, cached: 0, reasoning: 0, costUsd: 0, audioSeconds: 0, ttsCharacters: 0 }));
       s.requests++;
       s.input += f.usage.input;
       s.output += f.usage.output;
       s.cached += f.usage.cached;
       s.reasoning += f.usage.reasoning;
       s.costUsd += f.costUsd;
+      s.audioSeconds += f.audio.seconds;
+      s.ttsCharacters += f.audio.characters;
       let m = models.get(f.model);
       if (!m) models.set(f.model, (m = { duration: new Buckets(DURATION_BUCKETS), ttft: new Buckets(TTFT_BUCKETS) }));
       m.duration.observe(f.seconds);

@@ -4,27 +4,46 @@
 //   MP3  (MPEG-1/2/2.5 Layer III): the frame count of a Xing/Info or VBRI header, or else every
 //        frame's samples, walked frame by frame (ISO/IEC 11172-3 §2.4.2.3, 13818-3).
 //   FLAC the total samples of STREAMINFO (RFC 9639 §8.2) / its sample rate.
+//   MP4, M4A, MOV: the movie or sound track header, or the sound track's fragments (mp4-duration.ts).
+//   Ogg  (Opus, Vorbis, FLAC): the last granule position of the audio stream (ogg-duration.ts).
+//   WebM, Matroska: the Segment's Duration, or its last audio block (webm-duration.ts).
+// Nothing is decoded and nothing copied: each reader walks the file's own structure once, so the work
+// grows with the file's size and no further, and every reader stops at a bounded count of steps.
 // The file is a client's: every length it declares is checked against the bytes really there, and a
 // header cannot make a file play shorter than its bytes can hold (MP3: at 320 kbit/s, the format's
-// highest rate; WAV and FLAC: at the uncompressed rate the header itself names). Anything else —
-// another format, a header that does not add up — is unknown (null), never a guess.
+// highest rate; Opus: at 510 kbit/s a stream; the others: at the uncompressed rate the header itself
+// names). Anything else — another format, a header that does not add up, a length of more than a
+// day — is unknown (null), never a guess.
+import { mp4Seconds } from './mp4-duration.ts';
+import { oggSeconds } from './ogg-duration.ts';
+import { webmSeconds } from './webm-duration.ts';
 
-export type AudioFormat = 'wav' | 'mp3' | 'flac';
+export type AudioFormat = 'wav' | 'mp3' | 'flac' | 'mp4' | 'ogg' | 'webm';
 
 export interface AudioLength {
   format: AudioFormat;
   seconds: number;
 }
 
-/** The file's format and playing time, or null when it is not a WAV, MP3 or FLAC file that can be read. */
+/** No upload within the gateway's body limit plays this long; a header that says so is not believed. */
+const MAX_SECONDS = 24 * 60 * 60;
+
+/** Box types an ISO BMFF (or QuickTime) file opens with. */
+const MP4_FIRST_BOXES = new Set(['ftyp', 'moov', 'mdat', 'free', 'skip', 'wide', 'pnot']);
+
+/** The file's format and playing time, or null when it is not a file of a known format that can be read. */
 export function audioLength(b: Buffer): AudioLength | null {
-  if (b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WAVE') return known('wav', wavSeconds(b));
-  if (b.length >= 4 && b.toString('latin1', 0, 4) === 'fLaC') return known('flac', flacSeconds(b));
+  const magic = b.length >= 12 ? b.toString('latin1', 0, 4) : '';
+  if (magic === 'RIFF' && b.toString('latin1', 8, 12) === 'WAVE') return known('wav', wavSeconds(b));
+  if (magic === 'fLaC') return known('flac', flacSeconds(b));
+  if (magic === 'OggS') return known('ogg', oggSeconds(b));
+  if (b.length >= 4 && b.readUInt32BE(0) === 0x1a45dfa3) return known('webm', webmSeconds(b));
+  if (b.length >= 8 && MP4_FIRST_BOXES.has(b.toString('latin1', 4, 8))) return known('mp4', mp4Seconds(b));
   return known('mp3', mp3Seconds(b));
 }
 
 const known = (format: AudioFormat, seconds: number | null): AudioLength | null =>
-  seconds === null || !Number.isFinite(seconds) || seconds < 0 ? null : { format, seconds };
+  seconds === null || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_SECONDS ? null : { format, seconds };
 
 // ---- WAV ----
 
