@@ -585,7 +585,7 @@ describe('AI gateway from the console', () => {
       await member.page.getByRole('button', { name: 'Sign in' }).click();
       await member.page.getByRole('heading', { name: 'Virtual keys' }).waitFor();
       await member.page.getByLabel('Name', { exact: true }).fill('team key');
-      expect(await member.page.getByLabel('Charged to group').locator('option').allTextContents()).toEqual(['No group', 'Data', 'Platform']);
+      await expect.poll(() => member.page.getByLabel('Charged to group').locator('option').allTextContents(), { timeout: 10_000 }).toEqual(['No group', 'Data', 'Platform']);
       await member.page.getByLabel('Charged to group').selectOption({ label: 'Platform' });
       await member.page.getByRole('button', { name: 'Create virtual key' }).click();
       expect((await member.page.getByTestId('secret').textContent())!).toMatch(/^nx_vk_/);
@@ -607,7 +607,8 @@ describe('AI gateway from the console', () => {
       await page.goto('/virtual-keys');
       await page.getByRole('button', { name: 'Edit team key' }).click();
       const adminEdit = page.getByRole('form', { name: 'Edit team key' });
-      expect(await adminEdit.getByLabel('Charged to group').locator('option').allTextContents()).toEqual(['No group', 'Data', 'Platform']);
+      // The member's groups arrive with their own request after the form opens.
+      await expect.poll(() => adminEdit.getByLabel('Charged to group').locator('option').allTextContents(), { timeout: 10_000 }).toEqual(['No group', 'Data', 'Platform']);
       await adminEdit.getByLabel('Charged to group').selectOption({ label: 'No group' });
       await adminEdit.getByRole('button', { name: 'Save changes' }).click();
       await adminEdit.waitFor({ state: 'detached' });
