@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
 import { authed, json, setupAdmin, type Admin } from '../helpers/api.ts';
 import { createKey, createProvider, simpleModel } from '../helpers/gateway.ts';
+import { rawRequest, type RawAnswer } from '../helpers/raw-http.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 import { until } from '../helpers/until.ts';
 
@@ -38,37 +39,10 @@ afterAll(async () => {
   await up?.close();
 });
 
-interface Raw { status: number; headers: Record<string, string>; body: string }
-
 /** One request as exact bytes on its own connection (`parts` written 20 ms apart); bounded. */
-function send(parts: (string | Buffer)[], timeoutMs = 15_000): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
-    const out: Buffer[] = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('no answer in time'));
-    }, timeoutMs);
-    sock.on('data', (d) => out.push(d));
-    sock.on('error', reject);
-    sock.on('end', () => {
-      clearTimeout(timer);
-      const text = Buffer.concat(out).toString().replace(/^(?:HTTP\/1\.1 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n)+/, '');
-      const split = text.indexOf('\r\n\r\n');
-      const [statusLine, ...rest] = text.slice(0, split).split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const l of rest) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
-      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(split + 4) });
-    });
-    let i = 0;
-    const next = () => {
-      if (i < parts.length) sock.write(parts[i++]!, () => setTimeout(next, 20));
-    };
-    sock.once('connect', next);
-  });
-}
+const send = (parts: (string | Buffer)[], timeoutMs = 15_000) => rawRequest(port, parts, timeoutMs);
 
-function request(path: string, body: string, headers: Record<string, string> = {}): Promise<Raw> {
+function request(path: string, body: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
   const all = { host: 'nexus.test', connection: 'close', 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers };
   const head = Object.entries(all).filter(([, v]) => v !== '').map(([k, v]) => `${k}: ${v}\r\n`).join('');
   return send([`POST ${path} HTTP/1.1\r\n${head}\r\n${body}`]);
@@ -77,13 +51,13 @@ function request(path: string, body: string, headers: Record<string, string> = {
 const auth = () => ({ authorization: `Bearer ${vk}` });
 const chat = (model: string, extra: Record<string, unknown> = {}) => JSON.stringify({ model, messages: [{ role: 'user', content: 'hello lane' }], ...extra });
 /** What may differ between two answers to the same request: the date, a minted request id, the mock's message id. */
-const comparable = (r: Raw) => {
+const comparable = (r: RawAnswer) => {
   const { date: _date, 'x-request-id': _id, ...headers } = r.headers;
   return { status: r.status, headers, body: r.body.replace(/"id":"msg_[^"]+"/, '"id":"msg_"') };
 };
 
 /** The same request to the lane's exact path and, past the lane, with a query string: equal answers. */
-async function same(path: string, body: string, headers: Record<string, string> = {}): Promise<Raw> {
+async function same(path: string, body: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
   const lane = await request(path, body, headers);
   const fastify = await request(`${path}?via=fastify`, body, headers);
   expect(comparable(lane)).toEqual(comparable(fastify));

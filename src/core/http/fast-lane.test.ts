@@ -12,6 +12,7 @@ import type { AppContext } from '../context.ts';
 import { createLogger } from '../log/log.ts';
 import { createMetrics } from '../metrics/metrics.ts';
 import { createFastLane, installFastLane, type FastLane, type LaneReply, type LaneRequest } from './fast-lane.ts';
+import { rawRequest } from '../../../test/helpers/raw-http.ts';
 
 const LIMIT = 1000;
 let server: Server;
@@ -69,36 +70,8 @@ beforeEach(() => {
   tracing.exporting = false;
 });
 
-interface Raw { status: number; headers: Record<string, string>; body: string }
-
-/** One request as exact bytes (`parts` written 20 ms apart), on its own connection; bounded. */
-function send(parts: (string | Buffer)[], timeoutMs = 5000): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
-    const out: Buffer[] = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('no answer in time'));
-    }, timeoutMs);
-    sock.on('data', (d) => out.push(d));
-    sock.on('error', reject);
-    sock.on('end', () => {
-      clearTimeout(timer);
-      // An interim 100 Continue (node sends it for `Expect: 100-continue`) is not the answer.
-      const text = Buffer.concat(out).toString().replace(/^(?:HTTP\/1\.1 1\d\d[^\r]*\r\n(?:[^\r]+\r\n)*\r\n)+/, '');
-      const split = text.indexOf('\r\n\r\n');
-      const [statusLine, ...rest] = text.slice(0, split).split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const l of rest) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
-      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(split + 4) });
-    });
-    let i = 0;
-    const next = () => {
-      if (i < parts.length) sock.write(parts[i++]!, () => setTimeout(next, 20));
-    };
-    sock.once('connect', next);
-  });
-}
+/** One request as exact bytes on its own connection (`parts` written 20 ms apart); bounded. */
+const send = (parts: (string | Buffer)[], timeoutMs = 5000) => rawRequest(port, parts, timeoutMs);
 
 const head = (path: string, body: string, headers: Record<string, string> = {}, method = 'POST') =>
   `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${Object.entries({ 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers })
