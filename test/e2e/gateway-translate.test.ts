@@ -167,10 +167,23 @@ describe('/v1/responses on providers without it', () => {
   });
 
   it('ends a stream cut short upstream with an error event', async () => {
-    const { types } = await collect(await client.responses.create({ model: 'cut-gemini', input: 'x', stream: true }));
+    // The openai SDK turns an `error` event into a thrown APIError carrying its message, after
+    // handing over every event before it.
+    const types: string[] = [];
+    const stream = await client.responses.create({ model: 'cut-gemini', input: 'x', stream: true });
+    const failure = await (async () => {
+      for await (const e of stream) types.push(e.type);
+    })().then(() => null, (e: unknown) => e);
     expect(types[0]).toBe('response.created');
     expect(types).toContain('response.output_text.delta');
-    expect(types.at(-1)).toBe('error');
+    expect(failure).toBeInstanceOf(OpenAI.APIError);
+    expect((failure as InstanceType<typeof OpenAI.APIError>).message).toContain('upstream stream failed before it completed');
+    // On the wire: the last event is a well-formed Responses `error` event.
+    const res = await post(`${app.url}/v1/responses`, { model: 'cut-gemini', input: 'x', stream: true }, { authorization: `Bearer ${vk}` });
+    const events = (await res.text()).split('\n\n').filter(Boolean);
+    const last = events.at(-1)!;
+    expect(last).toMatch(/^event: error\ndata: /);
+    expect(JSON.parse(last.slice(last.indexOf('data: ') + 6))).toMatchObject({ type: 'error', message: 'upstream stream failed before it completed' });
   });
 });
 
