@@ -1,8 +1,9 @@
-// The hub-wide retry budget and relay failures during an upload, with real processes: the appliance,
-// three agents started through the CLI entry point (node A at priority 0, B and C at 1), each
-// injecting its own token into requests for one local service, which tells them apart by it. Node
-// A's requests fail at the service (the connection is dropped unanswered, so GETs may be retried);
-// B's and C's are held until the test lets them go, so that the retries stay in flight.
+// The per-service retry budgets and relay failures during an upload, with real processes: the
+// appliance, three agents started through the CLI entry point (node A at priority 0, B and C at 1),
+// each injecting its own token into requests for two services (`trio` and `duo`, the same local
+// server), which tells the nodes apart by it. Node A's requests fail at the service (the connection
+// is dropped unanswered, so GETs may be retried); B's and C's to /held… are held until the test lets
+// them go, so that the retries stay in flight.
 // Uploads: a service bound to node B whose endpoint refuses connections, driven by curl and undici.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -67,8 +68,10 @@ beforeAll(async () => {
     const p = ['--profile', name];
     const en = await agentCli(home, ['enroll', ...p, '--url', `${app.url.replace('http', 'ws')}/ws`, '--token', reg.registration_token]);
     expect(en.code, en.stderr).toBe(0);
-    const add = await agentCli(home, ['credentials', 'add', ...p, '--service', 'trio', '--url', `http://127.0.0.1:${servicePort}`, '--secret-format', 'bearer', '--secret-env', 'T'], { T: tokenOf(name) });
-    expect(add.code, add.stderr).toBe(0);
+    for (const slug of ['trio', 'duo']) {
+      const add = await agentCli(home, ['credentials', 'add', ...p, '--service', slug, '--url', `http://127.0.0.1:${servicePort}`, '--secret-format', 'bearer', '--secret-env', 'T'], { T: tokenOf(name) });
+      expect(add.code, add.stderr).toBe(0);
+    }
     const agent = startAgent(home, p);
     agents.push(agent);
     await agent.waitFor(/Connected to hub/);
@@ -76,6 +79,8 @@ beforeAll(async () => {
   await until('nodes online', async () => (await json(await api('/api/v1/nodes'))).every((n: { status: string }) => n.status === 'online'), 10_000);
   const trio = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'trio', endpoint_url: `http://127.0.0.1:${servicePort}`, auth_method: 'bearer', nodes: [{ node_id: nodes.a, priority: 0 }, { node_id: nodes.b, priority: 1 }, { node_id: nodes.c, priority: 1 }] }) });
   expect(trio.status).toBe(201);
+  const duo = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'duo', endpoint_url: `http://127.0.0.1:${servicePort}`, auth_method: 'bearer', nodes: [{ node_id: nodes.a, priority: 0 }, { node_id: nodes.b, priority: 1 }, { node_id: nodes.c, priority: 1 }] }) });
+  expect(duo.status).toBe(201);
   const gone = await api('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'gone', endpoint_url: `http://127.0.0.1:${closedPort}`, auth_method: 'none', nodes: [{ node_id: nodes.b }] }) });
   expect(gone.status).toBe(201);
 });
@@ -88,7 +93,7 @@ afterAll(async () => {
   service.close();
 });
 
-describe('the hub-wide retry budget', () => {
+describe('the retry budget of each service', () => {
   it('a burst of 40 GETs meeting a failing node: at most 20 % retry at once, the rest get the failure at once, all answered cleanly', async () => {
     const retriedBefore = await metric('nexus_hub_proxy_retries_total{reason="service_failed"}');
     const refusedBefore = await metric('nexus_hub_proxy_retries_refused_total{reason="budget"}');
@@ -133,6 +138,55 @@ describe('the hub-wide retry budget', () => {
       expect(r).toMatchObject({ node_id: nodes.a, outcome: 'failure', details: { tries: [{ node_id: nodes.a, error: 'service_failed', retry_refused: 'budget' }] } });
     }
     for (const r of rows.filter((x: { status: number }) => x.status === 200)) expect(r.details.tries).toEqual([{ node_id: nodes.a, error: 'service_failed' }, { node_id: r.node_id }]);
+  });
+
+  it("a burst of failures on one service spends that service's budget; another service's retries still go through", async () => {
+    const N = 40;
+    const answers: Array<{ status: number } | Error> = [];
+    const pending = Array.from({ length: N }, () =>
+      fetch(proxyUrl('trio', '/held-burst'), { headers: { 'x-api-key': admin.token } }).then((res) => res.json().then(() => void answers.push({ status: res.status })), (err: Error) => void answers.push(err)));
+    await until('refused answered and retries held', async () => answers.length + held.length === N, 15_000, 20);
+    const retried = held.length;
+    expect(retried).toBeLessThanOrEqual(8);
+    expect(answers.every((a) => !(a instanceof Error) && a.status === 502)).toBe(true);
+    expect(await metric('nexus_hub_proxy_retry_budgets')).toBe(1);
+
+    // duo's requests meet the same failing node. trio holds `retried` ≥ 3 retries of as many requests:
+    // a budget for the whole hub would refuse these (max(3, 20 % of the requests in flight) is spent).
+    const duo = Array.from({ length: 3 }, (_, i) => fetch(proxyUrl('duo', `/held-duo-${i}`), { headers: { 'x-api-key': admin.token } }));
+    await until('duo\'s retries held', async () => held.length === retried + 3, 10_000, 20);
+    expect(held.slice(retried).every((h) => h.node === 'b' || h.node === 'c')).toBe(true);
+    expect(await metric('nexus_hub_proxy_retry_budgets')).toBe(2);
+    expect(await metric('nexus_hub_proxy_requests_in_flight')).toBe(retried + 3);
+    expect(await metric('nexus_hub_proxy_retries_in_flight')).toBe(retried + 3);
+
+    for (const h of held.splice(0)) h.release();
+    expect((await Promise.all(duo)).map((r) => r.status)).toEqual([200, 200, 200]);
+    await Promise.all(pending);
+    for (let i = 0; i < 3; i++) {
+      expect((await until('duo audit row', async () => (await auditRows(`/held-duo-${i}`))[0], 5_000)).details.tries).toEqual([{ node_id: nodes.a, error: 'service_failed' }, { node_id: expect.any(String) }]);
+    }
+    expect(await metric('nexus_hub_proxy_retry_budgets')).toBe(0);
+  });
+
+  it('hundreds of requests at once over both services: each answered, every count exact and back to 0', async () => {
+    const retriedBefore = await metric('nexus_hub_proxy_retries_total{reason="service_failed"}');
+    const refusedBefore = await metric('nexus_hub_proxy_retries_refused_total{reason="budget"}');
+    const N = 300;
+    const statuses = await Promise.all(Array.from({ length: N }, (_, i) =>
+      fetch(proxyUrl(i % 2 ? 'trio' : 'duo', `/many-${i}`), { headers: { 'x-api-key': admin.token } }).then(async (res) => {
+        await res.arrayBuffer();
+        return res.status;
+      })));
+    const ok = statuses.filter((s) => s === 200).length;
+    expect(ok + statuses.filter((s) => s === 502).length).toBe(N);
+    // Every request met node A first: it was either retried (and answered by B or C) or refused its retry.
+    expect(await metric('nexus_hub_proxy_retries_total{reason="service_failed"}')).toBe(retriedBefore + ok);
+    expect(await metric('nexus_hub_proxy_retries_refused_total{reason="budget"}')).toBe(refusedBefore + N - ok);
+    expect(ok).toBeGreaterThanOrEqual(6); // at least the minimum of each service's budget
+    expect(await metric('nexus_hub_proxy_requests_in_flight')).toBe(0);
+    expect(await metric('nexus_hub_proxy_retries_in_flight')).toBe(0);
+    expect(await metric('nexus_hub_proxy_retry_budgets')).toBe(0);
   });
 
   it('a lone failing request still retries (the minimum of 3)', async () => {

@@ -233,7 +233,7 @@ describe("node A's service refuses connections, node B's answers", () => {
     expect(await json(get)).toMatchObject({ node: 'b' });
 
     // Within the replay bound: kept while it streamed to node A, sent again to node B.
-    const body = Buffer.alloc(60 * KIB);
+    const body = Buffer.alloc(600 * KIB);
     for (let i = 0; i < body.length; i++) body[i] = i % 251;
     const sha = createHash('sha256').update(body).digest('hex');
     const post = await proxy('dual', '/refused-post', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
@@ -256,8 +256,8 @@ describe("node A's service refuses connections, node B's answers", () => {
     expect(await retries('connect_failed')).toBe(before + 3);
   });
 
-  it('a POST larger than the replay bound is not retried: 502 even though node A never reached the service', async () => {
-    const res = await proxy('dual', '/refused-big', { method: 'POST', body: Buffer.alloc(65 * KIB + 1, 1) });
+  it('a POST larger than the replay bound (hub.retryBodyMaxBytes, 1 MiB) is not retried: 502 even though node A never reached the service', async () => {
+    const res = await proxy('dual', '/refused-big', { method: 'POST', body: Buffer.alloc(1024 * KIB + 1, 1) });
     expect(res.status).toBe(502);
     expect((await json(res)).error.code).toBe('bad_gateway');
     expect(seenAt('/refused-big')).toEqual([]);

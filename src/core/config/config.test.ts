@@ -47,6 +47,30 @@ describe('config', () => {
     writeFileSync(file, 'hub:\n  retryBudgetPercent: lots\n');
     expect(() => loadConfig({ env: { NEXUS_CONFIG: file } })).toThrow(/hub.retryBudgetPercent" must be a number/);
   });
+  it('reads the kept-body bounds for retries, and refuses hostile values with the setting named', () => {
+    expect(loadConfig({ env: {} }).hub).toMatchObject({ retryBodyMaxBytes: 1048576, retryBodyTotalBytes: 67108864 });
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'nexus.yaml');
+    writeFileSync(file, 'hub:\n  retryBodyMaxBytes: 0\n  retryBodyTotalBytes: 0\n');
+    expect(loadConfig({ env: { NEXUS_CONFIG: file } }).hub).toMatchObject({ retryBodyMaxBytes: 0, retryBodyTotalBytes: 0 });
+    expect(loadConfig({ env: { NEXUS_HUB_RETRY_BODY_MAX_BYTES: '2048', NEXUS_HUB_RETRY_BODY_TOTAL_BYTES: '4096' } }).hub).toMatchObject({ retryBodyMaxBytes: 2048, retryBodyTotalBytes: 4096 });
+    const cases: [string, RegExp][] = [
+      ['hub:\n  retryBodyMaxBytes: lots\n', /"hub.retryBodyMaxBytes" must be a number/],
+      ['hub:\n  retryBodyMaxBytes: -1\n', /"hub.retryBodyMaxBytes" must be a non-negative number/],
+      ['hub:\n  retryBodyMaxBytes: .inf\n', /"hub.retryBodyMaxBytes" must be a non-negative number/],
+      ['hub:\n  retryBodyMaxBytes: 1.5\n', /hub.retryBodyMaxBytes: expected a whole number of bytes, got 1.5/],
+      ['hub:\n  retryBodyTotalBytes: 1e300\n', /hub.retryBodyTotalBytes: expected a whole number of bytes/],
+      ['hub:\n  retryBodyMaxBytes: [1]\n', /"hub.retryBodyMaxBytes" must be a number/],
+      ['hub:\n  retryBodyMaxBytes: 2048\n  retryBodyTotalBytes: 1024\n', /hub.retryBodyMaxBytes \(2048\) is larger than hub.retryBodyTotalBytes \(1024\)/],
+      ['hub:\n  retryBodyTotalBytes: 1125899906842624\n', /hub.retryBodyTotalBytes \(1125899906842624\) is more than this machine's memory/],
+    ];
+    for (const [yaml, message] of cases) {
+      writeFileSync(file, yaml);
+      expect(() => loadConfig({ env: { NEXUS_CONFIG: file } }), yaml).toThrow(message);
+    }
+    expect(() => loadConfig({ env: { NEXUS_HUB_RETRY_BODY_MAX_BYTES: 'Infinity' } })).toThrow(/NEXUS_HUB_RETRY_BODY_MAX_BYTES: expected a non-negative number/);
+    expect(() => loadConfig({ env: { NEXUS_HUB_RETRY_BODY_TOTAL_BYTES: '1048575' } })).toThrow(/retryBodyMaxBytes \(1048576\) is larger than hub.retryBodyTotalBytes \(1048575\)/);
+  });
   it('tells loopback listen hosts from the rest (the admin listener warns on the rest)', () => {
     for (const host of ['127.0.0.1', '127.1.2.3', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', 'localhost', 'LocalHost']) expect(isLoopbackHost(host), host).toBe(true);
     for (const host of ['0.0.0.0', '::', '10.0.0.5', '192.168.1.10', '128.0.0.1', '::ffff:10.0.0.1', 'nexus.internal', 'localhost.example.com']) expect(isLoopbackHost(host), host).toBe(false);

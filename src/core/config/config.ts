@@ -2,7 +2,7 @@
 // Everything else receives the frozen Config this module returns.
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
@@ -52,10 +52,14 @@ export interface Config {
     reauthSeconds: number;
     /** No try on another node starts later than this after a proxied request's first (docs/hub.md). */
     retryTimeoutSeconds: number;
-    /** Retries in flight, hub-wide, stay within max(retryBudgetMinConcurrent, this % of the proxied
-     *  requests in flight through nodes), as Envoy's `retry_budget` does. */
+    /** A service's retries in flight stay within max(retryBudgetMinConcurrent, this % of its proxied
+     *  requests in flight through nodes), as Envoy's `retry_budget` does per cluster. */
     retryBudgetPercent: number;
     retryBudgetMinConcurrent: number;
+    /** Request bodies up to this size are kept while they stream to a node, for a retry on another. */
+    retryBodyMaxBytes: number;
+    /** Bytes every kept request body together may hold. */
+    retryBodyTotalBytes: number;
   };
   gateway: {
     /** Largest request body of the gateway's APIs (images and audio travel inline); the rest of the
@@ -115,6 +119,8 @@ export const DEFAULTS: Config = {
     retryTimeoutSeconds: 10,
     retryBudgetPercent: 20,
     retryBudgetMinConcurrent: 3,
+    retryBodyMaxBytes: 1024 * 1024,
+    retryBodyTotalBytes: 64 * 1024 * 1024,
   },
   gateway: { bodyLimitBytes: 64 * 1024 * 1024, maxStreamSeconds: 300, cooldownSeconds: 30, reserveOutputTokens: 1024, connectTimeoutSeconds: 10, firstByteTimeoutSeconds: 300, cacheMaxBytes: 64 * 1024 * 1024 },
   proxy: { maxStreamSeconds: 300, allowPrivateTargets: false },
@@ -306,6 +312,19 @@ function telemetryConfig(file: typeof TELEMETRY_FILE_DEFAULTS, e: (name: string)
   };
 }
 
+/** The kept-body bounds (docs/hub.md, "Retries on another node"): whole bytes, the one within the other, within this machine. */
+function checkRetryBodies(hub: Config['hub']): void {
+  for (const key of ['retryBodyMaxBytes', 'retryBodyTotalBytes'] as const) {
+    if (!Number.isSafeInteger(hub[key])) throw new ConfigError(`hub.${key}: expected a whole number of bytes, got ${hub[key]}`);
+  }
+  if (hub.retryBodyMaxBytes > hub.retryBodyTotalBytes) {
+    throw new ConfigError(`hub.retryBodyMaxBytes (${hub.retryBodyMaxBytes}) is larger than hub.retryBodyTotalBytes (${hub.retryBodyTotalBytes}): no body that large could be kept`);
+  }
+  if (hub.retryBodyTotalBytes > totalmem()) {
+    throw new ConfigError(`hub.retryBodyTotalBytes (${hub.retryBodyTotalBytes}) is more than this machine's memory (${totalmem()} bytes)`);
+  }
+}
+
 export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}): Config {
   const cfg = structuredClone(DEFAULTS) as Config;
   const telemetryFile = structuredClone(TELEMETRY_FILE_DEFAULTS);
@@ -355,6 +374,8 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   if ((v = e('NEXUS_HUB_RETRY_BUDGET_PERCENT'))) cfg.hub.retryBudgetPercent = num(v, 'NEXUS_HUB_RETRY_BUDGET_PERCENT');
   if ((v = e('NEXUS_HUB_RETRY_BUDGET_MIN_CONCURRENT')))
     cfg.hub.retryBudgetMinConcurrent = num(v, 'NEXUS_HUB_RETRY_BUDGET_MIN_CONCURRENT');
+  if ((v = e('NEXUS_HUB_RETRY_BODY_MAX_BYTES'))) cfg.hub.retryBodyMaxBytes = num(v, 'NEXUS_HUB_RETRY_BODY_MAX_BYTES');
+  if ((v = e('NEXUS_HUB_RETRY_BODY_TOTAL_BYTES'))) cfg.hub.retryBodyTotalBytes = num(v, 'NEXUS_HUB_RETRY_BODY_TOTAL_BYTES');
   if ((v = e('NEXUS_GATEWAY_BODY_LIMIT_BYTES'))) cfg.gateway.bodyLimitBytes = num(v, 'NEXUS_GATEWAY_BODY_LIMIT_BYTES');
   if ((v = e('NEXUS_GATEWAY_MAX_STREAM_SECONDS')))
     cfg.gateway.maxStreamSeconds = num(v, 'NEXUS_GATEWAY_MAX_STREAM_SECONDS');
@@ -373,6 +394,7 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
 
   if (cfg.hub.retryBudgetPercent > 100) throw new ConfigError(`hub.retryBudgetPercent: expected 0 to 100, got ${cfg.hub.retryBudgetPercent}`);
   if (!Number.isInteger(cfg.hub.retryBudgetMinConcurrent)) throw new ConfigError(`hub.retryBudgetMinConcurrent: expected a whole number, got ${cfg.hub.retryBudgetMinConcurrent}`);
+  checkRetryBodies(cfg.hub);
   if (!LOG_LEVELS.includes(cfg.logLevel)) throw new ConfigError(`log level "${cfg.logLevel}": expected one of ${LOG_LEVELS.join(', ')}`);
   cfg.dataDir = resolve(cfg.dataDir);
   if (cfg.publicUrl) {

@@ -96,10 +96,16 @@ function registerRelayMetrics(ctx: AppContext, registry: Registry, proxy: Proxy)
   }));
   r.registerMetric(customMetric('nexus_hub_proxy_retries_total', 'Proxied requests sent to another node after the one tried failed before answering, by failure', 'counter', () =>
     [...proxy.retries()].map(([reason, value]) => ({ labels: { reason }, value }))));
-  r.registerMetric(customMetric('nexus_hub_proxy_retries_refused_total', 'Retries on another node that a failure allowed but were not made: budget = the hub-wide retry budget was spent, timeout = past hub.retryTimeoutSeconds', 'counter', () =>
+  // No `service` label on these: slugs are chosen by users and an appliance may proxy hundreds of
+  // services, each a series per reason for ever; the audit row names the service of each refusal.
+  r.registerMetric(customMetric('nexus_hub_proxy_retries_refused_total', 'Retries on another node that a failure allowed but were not made: budget = the service\'s retry budget was spent, timeout = past hub.retryTimeoutSeconds', 'counter', () =>
     [...proxy.retriesRefused()].map(([reason, value]) => ({ labels: { reason }, value }))));
-  r.registerMetric(customMetric('nexus_hub_proxy_requests_in_flight', 'Proxied requests through nodes waiting for their answer now (what the retry budget is a share of)', 'gauge', () => [{ labels: {}, value: proxy.inFlight().requests }]));
-  r.registerMetric(customMetric('nexus_hub_proxy_retries_in_flight', 'Retries on another node waiting for their answer now (held within the retry budget)', 'gauge', () => [{ labels: {}, value: proxy.inFlight().retries }]));
+  r.registerMetric(customMetric('nexus_hub_proxy_requests_in_flight', 'Proxied requests through nodes waiting for their answer now, every service together (what each service\'s retry budget is a share of, for its own)', 'gauge', () => [{ labels: {}, value: proxy.inFlight().requests }]));
+  r.registerMetric(customMetric('nexus_hub_proxy_retries_in_flight', 'Retries on another node waiting for their answer now, every service together (each held within its service\'s retry budget)', 'gauge', () => [{ labels: {}, value: proxy.inFlight().retries }]));
+  r.registerMetric(customMetric('nexus_hub_proxy_retry_budgets', 'Services with a proxied request through nodes waiting for its answer now: the per-service retry budgets held in memory', 'gauge', () => [{ labels: {}, value: proxy.budgets().held }]));
+  r.registerMetric(customMetric('nexus_hub_proxy_retry_body_bytes', 'Bytes of request bodies kept now for a retry on another node (within hub.retryBodyTotalBytes)', 'gauge', () => [{ labels: {}, value: proxy.keptBodies().held }]));
+  r.registerMetric(customMetric('nexus_hub_proxy_retry_bodies_not_kept_total', 'Request bodies to a service bound to several nodes that could not be kept for a retry: size = larger than hub.retryBodyMaxBytes, total = hub.retryBodyTotalBytes was in use', 'counter', () =>
+    [...proxy.keptBodies().notKept].map(([reason, value]) => ({ labels: { reason }, value }))));
 }
 
 export type Hub = ReturnType<typeof createHub>;

@@ -3,7 +3,7 @@
 // appliance behind the SSRF guard; node services go through the relay to the agent that holds the
 // credential. Failover: candidates in priority/WRR order; offline nodes never get a request, and a
 // node that fails before answering is replaced by the next one when that is safe (`retryReason`),
-// within the request's time for retries and the hub-wide retry budget (retry-budget.ts).
+// within the request's time for retries and its service's retry budget (retry-budget.ts).
 import { Readable } from 'node:stream';
 import { Agent, request as undiciRequest } from 'undici';
 import type WebSocket from 'ws';
@@ -16,8 +16,8 @@ import type { Headers } from '../../protocol/frames.ts';
 import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE, pipeWebSockets, type WsTally } from '../../protocol/ws-bridge.ts';
 import { RelayError, type AgentSession, type RelayedUpgrade } from './agent-session.ts';
 import type { Registry } from './registry.ts';
-import { KeptBody, REPLAY_LIMIT } from './replay.ts';
-import { RetryBudget, type RetryTicket } from './retry-budget.ts';
+import { KeptBytes } from './replay.ts';
+import { RetryBudgets, type RetryTicket } from './retry-budget.ts';
 import { NodePicker } from './routing.ts';
 import type { Services } from './services.ts';
 import type { ServiceNode, ServiceRow } from './services-store.ts';
@@ -48,7 +48,7 @@ export interface NodeTry {
    *  connect_failed, service_failed, node_disconnected, stream_reset, malformed_response) or the
    *  error code the caller got. */
   error?: string;
-  /** Set on the last try when its failure allowed a retry that was not made: `budget` (the hub-wide
+  /** Set on the last try when its failure allowed a retry that was not made: `budget` (the service's
    *  retry budget was spent) or `timeout` (past hub.retryTimeoutSeconds since the first try). */
   retry_refused?: RetryRefusal;
 }
@@ -78,10 +78,10 @@ function relayFailure(err: unknown): { reason: string; unsent: boolean } | null 
   return null;
 }
 
-/** A request body worth keeping for a retry: declared small, or of unknown length (kept while small). */
-function keepable(headers: ProxyCall['headers']): boolean {
+/** A request body's declared length (Content-Length), undefined when it has none (chunked). */
+function declaredLength(headers: ProxyCall['headers']): number | undefined {
   const len = headers['content-length'];
-  return len === undefined || (typeof len === 'string' && Number(len) <= REPLAY_LIMIT);
+  return typeof len === 'string' ? Number(len) : undefined;
 }
 
 /**
@@ -160,12 +160,13 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
   const refused = new Map<RetryRefusal, number>();
   /** No try on another node starts later than this after the first (docs/hub.md, "Retries on another node"). */
   const retryTimeoutMs = ctx.config.hub.retryTimeoutSeconds * 1000;
-  const budget = new RetryBudget(ctx.config.hub.retryBudgetPercent, ctx.config.hub.retryBudgetMinConcurrent);
+  const budgets = new RetryBudgets(ctx.config.hub.retryBudgetPercent, ctx.config.hub.retryBudgetMinConcurrent);
+  const keptBytes = new KeptBytes(ctx.config.hub.retryBodyMaxBytes, ctx.config.hub.retryBodyTotalBytes);
 
   /**
    * Records why the last try failed and says whether the next node gets the request (counted by
    * reason). At most one try per node (the order has each once), none after the request's time for
-   * retries, and none beyond the hub-wide budget: a request refused a retry ends with the failure it
+   * retries, and none beyond its service's budget: a request refused a retry ends with the failure it
    * had, its last try saying why it went no further.
    */
   function retry(call: Omit<ProxyCall, 'body'>, err: unknown, resendable: boolean, started: number, more: boolean, ticket: RetryTicket): boolean {
@@ -188,12 +189,13 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     if (!order.length) {
       throw new AppError('unavailable', `no node serving "${call.service.slug}" is online`, { numericCode: NODE_OFFLINE, retryAfter: 5 });
     }
-    // With a second node to turn to, a small body is kept so that it can be sent to it from the start.
-    const kept = call.body && order.length > 1 && keepable(call.headers)
-      ? new KeptBody(call.body instanceof Readable ? call.body : Readable.from(call.body))
+    // With a second node to turn to, a body within the bounds is kept so that it can be sent to it from the start.
+    let body = call.body;
+    const kept = body && order.length > 1
+      ? keptBytes.keep((body = body instanceof Readable ? body : Readable.from(body)), declaredLength(call.headers))
       : null;
     const started = performance.now();
-    const ticket = budget.admit();
+    const ticket = budgets.admit(call.service.id);
     try {
       for (let i = 0; ; i++) {
         const nodeId = order[i]!;
@@ -203,7 +205,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
             method: call.method,
             url: target.toString(),
             headers,
-            body: kept ? kept.take() : call.body,
+            body: kept ? kept.take() : body,
             service: call.service.slug,
             signal: call.signal,
           });
@@ -224,6 +226,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
       }
     } finally {
       ticket.done();
+      kept?.release();
     }
   }
 
@@ -279,7 +282,7 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     const started = performance.now();
     let res: RelayedUpgrade | null = null;
     let session: AgentSession | undefined;
-    const ticket = budget.admit();
+    const ticket = budgets.admit(call.service.id);
     try {
       for (let i = 0; !res; i++) {
         session = registry.get(order[i]!);
@@ -336,10 +339,14 @@ export function createProxy(ctx: AppContext, services: Services, registry: Regis
     },
     /** Tries handed to another node, by the failure that caused them. */
     retries: (): ReadonlyMap<string, number> => retries,
-    /** Retries a failure allowed and the time limit or the hub-wide budget did not. */
+    /** Retries a failure allowed and the time limit or the service's budget did not. */
     retriesRefused: (): ReadonlyMap<RetryRefusal, number> => refused,
-    /** Requests through nodes waiting for an answer, and retries among them (the budget's counts). */
-    inFlight: () => budget.inFlight,
+    /** Requests through nodes waiting for an answer, and retries among them (the budgets' counts, every service together). */
+    inFlight: () => budgets.inFlight,
+    /** The per-service budgets themselves (how many are held, a service's counts). */
+    budgets: (): Pick<RetryBudgets, 'held' | 'of'> => budgets,
+    /** Request bodies kept for a retry: bytes held now, bodies not kept by why. */
+    keptBodies: (): Pick<KeptBytes, 'held' | 'notKept'> => keptBytes,
     close: () => dispatcher.close(),
   };
 }
