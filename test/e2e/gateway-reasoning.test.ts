@@ -2,8 +2,9 @@
 // @anthropic-ai/sdk) against a reasoning model of every provider type, streamed and not. The
 // reasoning arrives in the client's shape before the answer, its tokens are recorded, the request's
 // reasoning control reaches each provider in that provider's terms (or not at all when thinking is
-// off), earlier thinking is never replayed as text, and malformed controls are refused in the
-// caller's format before anything is sent.
+// off), earlier thinking goes back only to the model that gave it (GLM's reasoning as
+// reasoning_content for its preserved thinking, Gemini's text signatures on their part), and
+// malformed controls are refused in the caller's format before anything is sent.
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI, type Part } from '@google/genai';
 import { SignJWT } from 'jose';
@@ -38,6 +39,7 @@ beforeAll(async () => {
   const ids = await providerPerType(app, admin, up.url);
   for (const type of PROVIDER_TYPES) await simpleModel(app, admin, ids[type], `t-${type}`, 'up-think');
   await simpleModel(app, admin, ids['openai-compatible'], 't-field', 'up-think-field');
+  await simpleModel(app, admin, ids.gemini, 'g3', 'gemini-3-flash-preview');
   ({ key: vk, id: keyId } = await createKey(app, admin.token));
   ({ key: glmKey, id: glmKeyId } = await createKey(app, admin.token, { format: 'id_secret' }));
   ({ openai, anthropic, genai } = sdkClients(app, vk));
@@ -470,5 +472,174 @@ describe('malformed reasoning controls', () => {
       expect((await json(res)).error).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT', message: expect.stringMatching(/thinking/) });
       expect(up.requests.length).toBe(sent);
     }
+  });
+});
+
+describe('GLM\'s preserved thinking from another format\'s history', () => {
+  const thinking = { type: 'enabled', budget_tokens: 2048 } as const;
+  /** The assistant turns GLM received, and its thinking switch. */
+  const glmGot = () => ({ assistant: (last().body!.messages as Json[]).filter((m) => m.role === 'assistant'), thinking: last().body!.thinking });
+
+  it.each([false, true])('Anthropic thinking blocks go back as reasoning_content, clear_thinking off (stream: %s)', async (stream) => {
+    const ask: Anthropic.MessageCreateParamsNonStreaming = { model: 't-glm', max_tokens: 4096, thinking, messages: [{ role: 'user', content: 'one two' }] };
+    const first = stream ? await anthropic.messages.stream(ask).finalMessage() : await anthropic.messages.create(ask);
+    expect(first.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+    const messages: Anthropic.MessageParam[] = [...ask.messages, { role: 'assistant', content: first.content }, { role: 'user', content: 'three' }];
+    const next = stream ? await anthropic.messages.stream({ ...ask, messages }).finalMessage() : await anthropic.messages.create({ ...ask, messages });
+    expect(next.content.at(-1)).toMatchObject({ type: 'text', text: 'echo: three' });
+    expect(glmGot()).toEqual({ assistant: [{ role: 'assistant', content: 'echo: one two', reasoning_content: THOUGHT }], thinking: { type: 'enabled', clear_thinking: false } });
+    // The same history to a provider that takes no reasoning back: left out.
+    await anthropic.messages.create({ ...ask, model: 't-openai-compatible', messages });
+    expect(JSON.stringify(last().body)).not.toContain(THOUGHT);
+  });
+
+  it('sends no Claude-signed, redacted or user-turn thinking to GLM; malformed blocks → 400 in Anthropic\'s shape', async () => {
+    await anthropic.messages.create({ model: 't-glm', max_tokens: 4096, thinking, messages: [
+      { role: 'user', content: [{ type: 'thinking', thinking: 'smuggled in a user turn', signature: '' } as never, { type: 'text', text: 'first' }] },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: 'Claude thought', signature: 'EqQBCkYIBxgC' }, { type: 'redacted_thinking', data: 'EmwKAhgBEgy' }, { type: 'text', text: 'answer one' }] },
+      { role: 'user', content: 'second' },
+    ] });
+    expect(glmGot()).toEqual({ assistant: [{ role: 'assistant', content: 'answer one' }], thinking: { type: 'enabled' } });
+    expect(JSON.stringify(last().body)).not.toMatch(/smuggled|Claude thought|EmwKAhgBEgy/);
+    for (const block of [{ type: 'thinking', thinking: 5, signature: '' }, { type: 'thinking', thinking: 'x', signature: ['s'] }, { type: 'redacted_thinking', data: { x: 1 } }]) {
+      const sent = up.requests.length;
+      const res = await post(`${app.url}/v1/messages`, { model: 't-glm', max_tokens: 64, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [block, { type: 'text', text: 'b' }] }, { role: 'user', content: 'c' }] }, { 'x-api-key': vk, 'anthropic-version': '2023-06-01' });
+      expect(res.status).toBe(400);
+      expect(await json(res)).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringMatching(/messages\.1\.content\.0\.(thinking|signature|data)/) } });
+      expect(up.requests.length).toBe(sent);
+    }
+  });
+
+  it.each([false, true])('Gemini thought parts go back as reasoning_content (stream: %s)', async (stream) => {
+    const config = { thinkingConfig: { includeThoughts: true } };
+    let parts: Part[] = [];
+    if (stream) for await (const c of await genai.models.generateContentStream({ model: 't-glm', contents: 'one two', config })) parts.push(...(c.candidates?.[0]?.content?.parts ?? []));
+    else parts = (await genai.models.generateContent({ model: 't-glm', contents: 'one two', config })).candidates![0]!.content!.parts!;
+    expect(parts.some((p) => p.thought)).toBe(true);
+    await genai.models.generateContent({ model: 't-glm', config, contents: [{ role: 'user', parts: [{ text: 'one two' }] }, { role: 'model', parts }, { role: 'user', parts: [{ text: 'three' }] }] });
+    expect(glmGot()).toEqual({ assistant: [{ role: 'assistant', content: 'echo: one two', reasoning_content: THOUGHT }], thinking: { type: 'enabled', clear_thinking: false } });
+  });
+
+  it.each([false, true])('a Responses reasoning item goes back as reasoning_content; an encrypted one does not (stream: %s)', async (stream) => {
+    let output: OpenAI.Responses.ResponseOutputItem[] = [];
+    if (stream) {
+      for await (const e of await openai.responses.create({ model: 't-glm', input: 'one two', reasoning: { effort: 'medium' }, stream: true })) if (e.type === 'response.completed') output = e.response.output;
+    } else output = (await openai.responses.create({ model: 't-glm', input: 'one two', reasoning: { effort: 'medium' } })).output;
+    expect(output.map((o) => o.type)).toEqual(['reasoning', 'message']);
+    const input = [{ role: 'user', content: 'one two' }, ...output, { role: 'user', content: 'three' }] as OpenAI.Responses.ResponseInput;
+    const res = await openai.responses.create({ model: 't-glm', input, reasoning: { effort: 'medium' } });
+    expect(res.output_text).toBe('echo: three');
+    expect(glmGot()).toEqual({ assistant: [{ role: 'assistant', content: 'echo: one two', reasoning_content: THOUGHT }], thinking: { type: 'enabled', clear_thinking: false } });
+    // OpenAI's own reasoning items (encrypted_content) are opaque, and their summary is not GLM's text.
+    const sealed = input.map((i) => ('type' in i && i.type === 'reasoning' ? { ...i, encrypted_content: 'gAAAAB-opaque' } : i)) as OpenAI.Responses.ResponseInput;
+    await openai.responses.create({ model: 't-glm', input: sealed, reasoning: { effort: 'medium' } });
+    expect(glmGot()).toEqual({ assistant: [{ role: 'assistant', content: 'echo: one two' }], thinking: { type: 'enabled' } });
+  });
+});
+
+describe('Gemini thought signatures on text across turns', () => {
+  type SignedMessage = OpenAI.ChatCompletionMessage & { extra_content?: { google?: { thought_signature?: string } } };
+  /** The signature on the text part of the model turn the last upstream request replayed. */
+  const replayedText = () => (last().body!.contents as Json[])[1]!.parts.find((p: Json) => typeof p.text === 'string');
+
+  it.each([false, true])('OpenAI chat: extra_content.google.thought_signature, as Google\'s endpoint gives it, and back on the text (stream: %s)', async (stream) => {
+    const ask: OpenAI.ChatCompletionMessageParam = { role: 'user', content: 'one two' };
+    let msg: SignedMessage;
+    if (stream) {
+      let content = '';
+      let extra: SignedMessage['extra_content'];
+      for await (const c of await openai.chat.completions.create({ model: 'g3', messages: [ask], stream: true })) {
+        const d = c.choices[0]?.delta as (OpenAI.ChatCompletionChunk.Choice.Delta & Pick<SignedMessage, 'extra_content'>) | undefined;
+        content += d?.content ?? '';
+        extra = d?.extra_content ?? extra;
+      }
+      msg = { role: 'assistant', content, refusal: null, extra_content: extra };
+    } else msg = (await openai.chat.completions.create({ model: 'g3', messages: [ask] })).choices[0]!.message;
+    expect(msg.content).toBe('echo: one two');
+    const sig = msg.extra_content?.google?.thought_signature;
+    expect(up.thoughtSignatures.has(sig!)).toBe(true);
+    const res = await openai.chat.completions.create({ model: 'g3', messages: [ask, msg as OpenAI.ChatCompletionMessageParam, { role: 'user', content: 'three' }] });
+    expect(res.choices[0]!.message.content).toBe('echo: three');
+    expect(replayedText()).toEqual({ text: 'echo: one two', thoughtSignature: sig });
+  });
+
+  it('OpenAI chat: a tool call\'s signature in extra_content is enough (a client that keeps its own ids)', async () => {
+    const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const ask: OpenAI.ChatCompletionMessageParam = { role: 'user', content: 'weather?' };
+    const msg = (await openai.chat.completions.create({ model: 'g3', tools, messages: [ask] })).choices[0]!.message;
+    const call = msg.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall & { extra_content?: { google: { thought_signature: string } } };
+    const sig = call.extra_content!.google.thought_signature;
+    expect(up.thoughtSignatures.has(sig)).toBe(true);
+    const mine = { ...call, id: 'my_call_1' };
+    const res = await openai.chat.completions.create({ model: 'g3', tools, messages: [ask, { ...msg, tool_calls: [mine] } as OpenAI.ChatCompletionMessageParam, { role: 'tool', tool_call_id: 'my_call_1', content: 'sunny' }] });
+    expect(res.choices[0]!.message.content).toBe('tool said: {"content":"sunny"}');
+    expect(last().body!.contents[1].parts[0].thoughtSignature).toBe(sig); // not the stand-in
+  });
+
+  it.each([false, true])('Anthropic with thinking on: a redacted_thinking block marked gemini:, and back on the text (stream: %s)', async (stream) => {
+    const ask: Anthropic.MessageCreateParamsNonStreaming = { model: 'g3', max_tokens: 4096, thinking: { type: 'enabled', budget_tokens: 2048 }, messages: [{ role: 'user', content: 'one two' }] };
+    const first = stream ? await anthropic.messages.stream(ask).finalMessage() : await anthropic.messages.create(ask);
+    expect(first.content.map((b) => b.type)).toEqual(['text', 'redacted_thinking']);
+    const data = (first.content[1] as Anthropic.RedactedThinkingBlock).data;
+    expect(data.startsWith('gemini:')).toBe(true);
+    expect(up.thoughtSignatures.has(data.slice('gemini:'.length))).toBe(true);
+    const messages: Anthropic.MessageParam[] = [...ask.messages, { role: 'assistant', content: first.content }, { role: 'user', content: 'three' }];
+    const next = await anthropic.messages.create({ ...ask, messages });
+    expect(next.content[0]).toMatchObject({ type: 'text', text: 'echo: three' });
+    expect(replayedText()).toEqual({ text: 'echo: one two', thoughtSignature: data.slice('gemini:'.length) });
+    // Moving to a Claude model: the block Anthropic could not check is left out, the rest goes on.
+    await anthropic.messages.create({ ...ask, model: 't-anthropic', messages });
+    expect(last().body!.messages[1].content).toEqual([{ type: 'text', text: 'echo: one two' }]);
+    // Without thinking the client gets the text alone, as Anthropic answers.
+    const plain = await anthropic.messages.create({ model: 'g3', max_tokens: 64, messages: [{ role: 'user', content: 'one' }] });
+    expect(plain.content.map((b) => b.type)).toEqual(['text']);
+  });
+
+  it.each([false, true])('Responses asking for reasoning.encrypted_content: a reasoning item marked gemini:, and back on the text (stream: %s)', async (stream) => {
+    const ask = { model: 'g3', input: 'one two', include: ['reasoning.encrypted_content'] } as const;
+    let output: OpenAI.Responses.ResponseOutputItem[] = [];
+    if (stream) {
+      for await (const e of await openai.responses.create({ ...ask, include: [...ask.include], stream: true })) if (e.type === 'response.completed') output = e.response.output;
+    } else output = (await openai.responses.create({ ...ask, include: [...ask.include] })).output;
+    expect(output.map((o) => o.type)).toEqual(['message', 'reasoning']);
+    const item = output[1] as OpenAI.Responses.ResponseReasoningItem;
+    expect(item.summary).toEqual([]);
+    const sig = item.encrypted_content!.slice('gemini:'.length);
+    expect(item.encrypted_content!.startsWith('gemini:') && up.thoughtSignatures.has(sig)).toBe(true);
+    const res = await openai.responses.create({ model: 'g3', input: [{ role: 'user', content: 'one two' }, ...output, { role: 'user', content: 'three' }] as OpenAI.Responses.ResponseInput });
+    expect(res.output_text).toBe('echo: three');
+    expect(replayedText()).toEqual({ text: 'echo: one two', thoughtSignature: sig });
+    // Not asked for: the message alone, as OpenAI answers.
+    expect((await openai.responses.create({ model: 'g3', input: 'one' })).output.map((o) => o.type)).toEqual(['message']);
+  });
+
+  it.each([
+    ['a number', 42, 'must be a string'],
+    ['an object', { sig: 'x' }, 'must be a string'],
+    ['oversized', 'A'.repeat((1 << 20) + 4), 'longer than'],
+  ])('OpenAI: a thought_signature that is %s → 400 in OpenAI\'s shape, nothing sent', async (_what, sig, message) => {
+    const sent = up.requests.length;
+    for (const stream of [false, true]) {
+      const res = await post(`${app.url}/v1/chat/completions`, { model: 'g3', stream, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b', extra_content: { google: { thought_signature: sig } } }, { role: 'user', content: 'c' }] }, { authorization: `Bearer ${vk}` });
+      expect(res.status).toBe(400);
+      expect((await json(res)).error).toMatchObject({ type: 'invalid_request_error', message: expect.stringContaining(message) });
+    }
+    expect(up.requests.length).toBe(sent);
+  });
+
+  it('drops carriers that are not base64, in either format, and still answers, the good ones beside them carried', async () => {
+    const sig = ((await openai.chat.completions.create({ model: 'g3', messages: [{ role: 'user', content: 'a' }] })).choices[0]!.message as SignedMessage).extra_content!.google!.thought_signature!;
+    const texts = () => (last().body!.contents as Json[]).filter((c) => c.role === 'model').map((c) => c.parts[0]);
+    const res = await post(`${app.url}/v1/chat/completions`, { model: 'g3', messages: [
+      { role: 'user', content: 'a' }, { role: 'assistant', content: 'b', extra_content: { google: { thought_signature: sig } } },
+      { role: 'user', content: 'c' }, { role: 'assistant', content: 'd', extra_content: { google: { thought_signature: '%%not base64%%' } } }, { role: 'user', content: 'e' },
+    ] }, { authorization: `Bearer ${vk}` });
+    expect(res.status).toBe(200);
+    expect(texts()).toEqual([{ text: 'b', thoughtSignature: sig }, { text: 'd' }]);
+    await anthropic.messages.create({ model: 'g3', max_tokens: 64, messages: [
+      { role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'text', text: 'b' }, { type: 'redacted_thinking', data: `gemini:${sig}` }] },
+      { role: 'user', content: 'c' }, { role: 'assistant', content: [{ type: 'text', text: 'd' }, { type: 'redacted_thinking', data: 'gemini:%%' }] }, { role: 'user', content: 'e' },
+    ] });
+    expect(texts()).toEqual([{ text: 'b', thoughtSignature: sig }, { text: 'd' }]);
   });
 });

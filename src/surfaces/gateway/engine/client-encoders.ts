@@ -5,7 +5,7 @@
 // the same format, which every official SDK raises as an error.
 import type { AppError } from '../../../core/errors/errors.ts';
 import { errorBody, type IngressFormat } from '../ingress/wire-format.ts';
-import { anthropicErrorEvent, anthropicStream } from '../providers/anthropic/anthropic-ingress.ts';
+import { anthropicErrorEvent, anthropicStream, anthropicWantsThinking } from '../providers/anthropic/anthropic-ingress.ts';
 import { geminiWantsThoughts, openAiStreamToGemini } from '../providers/gemini/gemini-chat.ts';
 import { textCompletionStream } from '../providers/openai-base/completions-chat.ts';
 import { responsesStream } from '../providers/openai-base/responses-chat.ts';
@@ -66,7 +66,7 @@ export function responsesEncoder(model: string, request: Json): ClientEncoder {
 /** The encoder for a call's ingress format and operation. */
 export function clientEncoder(c: { ingress: IngressFormat; op: Operation; model: string; body: Json; geminiMode?: 'sse' | 'array' }): ClientEncoder {
   if (c.ingress === 'gemini') return geminiEncoder(c.model, c.geminiMode ?? 'sse', geminiWantsThoughts(c.body));
-  if (c.ingress === 'anthropic') return anthropicEncoder(c.model);
+  if (c.ingress === 'anthropic') return anthropicEncoder(c.model, anthropicWantsThinking(c.body));
   if (c.op === 'responses') return responsesEncoder(c.model, c.body);
   if (c.op === 'completions') return completionsEncoder(c.ingress, c.model, clientAskedUsage(c.body));
   return openAiEncoder(c.ingress, clientAskedUsage(c.body));
@@ -92,8 +92,8 @@ export function geminiEncoder(model: string, mode: 'sse' | 'array', thoughts = f
 }
 
 /** Anthropic Messages events; a pass-through stream is the provider's own events, byte for byte. */
-export function anthropicEncoder(model: string): ClientEncoder {
-  const events = anthropicStream(model);
+export function anthropicEncoder(model: string, thinking = false): ClientEncoder {
+  const events = anthropicStream(model, thinking);
   return {
     contentType: SSE,
     chunk: events.chunk,

@@ -270,3 +270,99 @@ describe('reasoning in each client\'s shape, streamed', () => {
     expect(done[0]).toMatchObject({ summary: [{ type: 'summary_text', text: 'Hmm.' }] });
   });
 });
+
+describe('earlier reasoning back to the model that gave it', () => {
+  /** A streamed call's client events, from upstream events. */
+  const events = (family: IngressFamily, provider: keyof typeof ADAPTERS, body: Json, frames: Json[]): Json[] => {
+    const p = req(family, provider, body, true);
+    const enc = clientEncoder({ ingress: family, op: 'chat', model: 'pub', body });
+    const dec = p.decoder();
+    let out = '';
+    for (const f of frames) for (const c of dec.push(JSON.stringify(f), null)) out += enc.chunk(c);
+    for (const c of dec.end()) out += enc.chunk(c);
+    out += enc.end(false);
+    return out.split('\n\n').filter((e) => e.includes('data: {')).map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)) as Json);
+  };
+  const SIG = Buffer.from([0xfb, 0xef, 0xff, 1, 2, 3]).toString('base64');
+  const assistantOf = (body: Json) => (body.messages as Json[]).filter((m) => m.role === 'assistant');
+  const anthropicHistory = (blocks: Json[], extra: Json = {}) => ({ max_tokens: 4096, ...extra, messages: [
+    { role: 'user', content: [{ type: 'thinking', thinking: 'on a user turn', signature: '' }, { type: 'text', text: 'first' }] },
+    { role: 'assistant', content: [...blocks, { type: 'text', text: 'answer one' }] },
+    { role: 'user', content: 'second' },
+  ] });
+
+  it('Anthropic → GLM: unsigned thinking as reasoning_content with clear_thinking off; Claude\'s, redacted and user-turn thinking never', () => {
+    const body = req('anthropic', 'glm', anthropicHistory([
+      { type: 'thinking', thinking: 'GLM thought. ', signature: '' },
+      { type: 'thinking', thinking: 'Claude thought', signature: 'EqQBCkYIBxgC' },
+      { type: 'redacted_thinking', data: 'EmwKAhgBEgy' },
+      { type: 'thinking', thinking: 'More.', signature: '' },
+    ], { thinking: { type: 'enabled', budget_tokens: 2048 } })).body;
+    expect(assistantOf(body)).toEqual([{ role: 'assistant', content: 'answer one', reasoning_content: 'GLM thought. More.' }]);
+    expect(body.thinking).toEqual({ type: 'enabled', clear_thinking: false });
+    expect(JSON.stringify(body)).not.toMatch(/Claude thought|on a user turn|EmwKAhgBEgy/);
+    // Thinking off for this turn: the history keeps its reasoning, GLM is told only to not think.
+    const off = req('anthropic', 'glm', anthropicHistory([{ type: 'thinking', thinking: 'x', signature: '' }], { thinking: { type: 'disabled' } })).body;
+    expect(off.thinking).toEqual({ type: 'disabled' });
+    expect(assistantOf(off)[0]!.reasoning_content).toBe('x');
+    // Nothing to preserve: GLM's switch as before.
+    expect(req('anthropic', 'glm', anthropicHistory([])).body).not.toHaveProperty('thinking');
+  });
+
+  it('Anthropic → other OpenAI-shaped providers and Anthropic-shaped refusals', () => {
+    for (const provider of ['openai', 'openai-compatible', 'azure'] as const) {
+      const body = req('anthropic', provider, anthropicHistory([{ type: 'thinking', thinking: 'GLM thought', signature: '' }])).body;
+      expect(JSON.stringify(body)).not.toContain('GLM thought');
+    }
+    for (const block of [{ type: 'thinking', thinking: 5, signature: '' }, { type: 'thinking', thinking: 'x', signature: 7 }, { type: 'redacted_thinking', data: null }]) {
+      expect(refusal(() => req('anthropic', 'glm', anthropicHistory([block]))).status).toBe(400);
+    }
+  });
+
+  it('Gemini → GLM: unsigned thought parts as reasoning_content, Gemini-signed ones not', () => {
+    const body = req('gemini', 'glm', { contents: [
+      { role: 'user', parts: [{ text: 'hi' }] },
+      { role: 'model', parts: [{ text: 'GLM thought', thought: true }, { text: 'Gemini thought', thought: true, thoughtSignature: SIG }, { text: 'hello' }] },
+      { role: 'user', parts: [{ text: 'and?' }] },
+    ] }).body;
+    expect(assistantOf(body)).toEqual([{ role: 'assistant', content: 'hello', reasoning_content: 'GLM thought' }]);
+    expect(body.thinking).toEqual({ type: 'enabled', clear_thinking: false });
+  });
+
+  it('Responses → GLM: a reasoning item\'s text on the turn it led to; encrypted items and a client\'s clear_thinking kept apart', () => {
+    const input = (item: Json) => [
+      { role: 'user', content: 'hi' }, item,
+      { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' }, { type: 'function_call_output', call_id: 'c1', output: 'ok' },
+      { type: 'reasoning', id: 'rs_2', summary: [{ type: 'summary_text', text: 'dangling' }] }, { role: 'user', content: 'next' },
+    ];
+    const body = req('openai', 'glm', { input: input({ type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'Plan: ' }, { type: 'summary_text', text: 'call f.' }] }) }, false, 'responses').body;
+    expect(assistantOf(body)).toEqual([{ role: 'assistant', content: null, reasoning_content: 'Plan: call f.', tool_calls: [expect.objectContaining({ id: 'c1' })] }]);
+    expect(body.thinking).toEqual({ type: 'enabled', clear_thinking: false });
+    const raw = req('openai', 'glm', { input: input({ type: 'reasoning', id: 'rs_1', summary: [], content: [{ type: 'reasoning_text', text: 'raw' }] }) }, false, 'responses').body;
+    expect(assistantOf(raw)[0]!.reasoning_content).toBe('raw');
+    const sealed = req('openai', 'glm', { input: input({ type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'o-series summary' }], encrypted_content: 'gAAAA' }) }, false, 'responses').body;
+    expect(JSON.stringify(sealed)).not.toMatch(/o-series summary|gAAAA/);
+    expect(sealed).not.toHaveProperty('thinking');
+    // Malformed summary parts are dropped, never an error.
+    const odd = req('openai', 'glm', { input: input({ type: 'reasoning', summary: [{ type: 'summary_text', text: 5 }, 'x'] }) }, false, 'responses').body;
+    expect(assistantOf(odd)[0]).not.toHaveProperty('reasoning_content');
+    const kept = req('openai', 'glm', { input: input({ type: 'reasoning', summary: [{ type: 'summary_text', text: 'p' }] }) }, false, 'responses').body;
+    expect(req('openai', 'anthropic', { input: input({ type: 'reasoning', summary: [{ type: 'summary_text', text: 'p' }] }) }, false, 'responses').body.messages).not.toContainEqual(expect.objectContaining({ reasoning_content: 'p' }));
+    expect(kept.thinking).toEqual({ type: 'enabled', clear_thinking: false });
+  });
+
+  it('Gemini text signatures: to an Anthropic client with thinking on as a marked redacted_thinking block, and back to Gemini', () => {
+    const answer = { candidates: [{ content: { role: 'model', parts: [{ text: 'Four.', thoughtSignature: SIG }] }, finishReason: 'STOP', index: 0 }] };
+    const on = { max_tokens: 4096, thinking: { type: 'enabled', budget_tokens: 2048 }, messages: [{ role: 'user', content: 'hi' }] };
+    expect(req('anthropic', 'gemini', on).response(answer).out!.content).toEqual([{ type: 'text', text: 'Four.' }, { type: 'redacted_thinking', data: `gemini:${SIG}` }]);
+    expect(req('anthropic', 'gemini', { ...on, thinking: undefined }).response(answer).out!.content).toEqual([{ type: 'text', text: 'Four.' }]);
+    const streamed = events('anthropic', 'gemini', on, [{ candidates: [{ content: { role: 'model', parts: [{ text: 'Four.' }] }, index: 0 }] }, answer]);
+    expect(streamed.filter((e) => e.type === 'content_block_start').map((e) => e.content_block)).toEqual([{ type: 'text', text: '' }, { type: 'redacted_thinking', data: `gemini:${SIG}` }]);
+    // Back: on the text part of its model turn; a marked block that is not base64 is dropped; to Anthropic models such blocks are left out.
+    const back = (data: string) => anthropicHistory([{ type: 'redacted_thinking', data }], { thinking: { type: 'enabled', budget_tokens: 2048 } });
+    expect(((req('anthropic', 'gemini', back(`gemini:${SIG}`)).body.contents as Json[])[1]!.parts)).toEqual([{ text: 'answer one', thoughtSignature: SIG }]);
+    expect(((req('anthropic', 'gemini', back('gemini:!!')).body.contents as Json[])[1]!.parts)).toEqual([{ text: 'answer one' }]);
+    const claude = req('anthropic', 'anthropic', anthropicHistory([{ type: 'redacted_thinking', data: `gemini:${SIG}` }, { type: 'thinking', thinking: 'GLM', signature: '' }, { type: 'redacted_thinking', data: 'EmwK' }])).body;
+    expect((claude.messages as Json[])[1]!.content).toEqual([{ type: 'redacted_thinking', data: 'EmwK' }, { type: 'text', text: 'answer one' }]);
+  });
+});

@@ -4,7 +4,7 @@
 // OpenAI's completions and Responses API pass through to providers that have them and go through
 // the chat pivot to every other provider.
 import { AppError } from '../../../core/errors/errors.ts';
-import { anthropicRequestToOpenAi, openAiResponseToAnthropic } from '../providers/anthropic/anthropic-ingress.ts';
+import { anthropicRequestToOpenAi, anthropicWantsThinking, openAiResponseToAnthropic, withoutForeignThinking } from '../providers/anthropic/anthropic-ingress.ts';
 import { anthropicResponseToOpenAi, anthropicStreamToOpenAi, anthropicUsage, openAiRequestToAnthropic } from '../providers/anthropic/anthropic-messages.ts';
 import {
   geminiRequestToOpenAi, geminiResponseToOpenAi, geminiStreamToOpenAi, geminiUsage, geminiWantsThoughts, openAiRequestToGemini, openAiResponseToGemini,
@@ -17,7 +17,7 @@ import { chatToTextCompletion, completionsRequestToChat } from '../providers/ope
 import { openAiUsage, transcriptUsage, withModel } from '../providers/openai-base/openai-base.ts';
 import { chatToResponse, responsesRequestToChat } from '../providers/openai-base/responses-chat.ts';
 import type { StreamDecoder } from '../providers/pivot.ts';
-import { reasoningAsk, withReasoningContent } from '../providers/reasoning.ts';
+import { reasoningAsk, withoutHistoryReasoning, withReasoningContent } from '../providers/reasoning.ts';
 import { isObject, type Json, type Operation, type ProviderAdapter, type Usage, type WireFamily } from '../providers/types.ts';
 import type { IngressFormat } from '../ingress/wire-format.ts';
 
@@ -112,7 +112,9 @@ function pivotToUpstream(pivot: Json, adapter: ProviderAdapter, upstreamModel: s
   pivot = withoutSignatures(pivot);
   if (adapter.family === 'anthropic') return openAiRequestToAnthropic(pivot, upstreamModel, stream);
   // OpenAI-shaped providers take the effort (or their own switch); the exact budget (LiteLLM's `thinking`) is not theirs.
-  const rest = adapter.reasoningControls ? adapter.reasoningControls(pivot) : withoutBudget(pivot);
+  let rest = adapter.reasoningControls ? adapter.reasoningControls(pivot) : withoutBudget(pivot);
+  // Earlier reasoning from another format's history goes only to a provider that takes it back (GLM).
+  rest = adapter.preservedThinking ? adapter.preservedThinking(rest) : withoutHistoryReasoning(rest);
   if (stream && !adapter.streamUsageOption) delete rest.stream_options;
   return rest;
 }
@@ -134,7 +136,7 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
     if (same) {
       // Gemini names the model in the URL; the others in the body.
       // OpenAI caps tool call ids at 40 characters: a conversation begun with a Gemini model loses the signatures it carried.
-      let body = t.family === 'gemini' ? t.body : withModel(t.family === 'openai' ? withoutSignatures(t.body) : t.body, upstreamModel);
+      let body = t.family === 'gemini' ? t.body : withModel(t.family === 'openai' ? withoutSignatures(t.body) : t.family === 'anthropic' ? withoutForeignThinking(t.body) : t.body, upstreamModel);
       // A provider with its own reasoning switch (GLM) gets the client's reasoning fields in its terms.
       if (adapter.reasoningControls) body = adapter.reasoningControls(body);
       const strip = t.family === 'openai' && t.stream && adapter.streamUsageOption && !clientAskedUsage(t.body);
@@ -158,7 +160,7 @@ export function plan(t: TranslateInput, adapter: ProviderAdapter, upstreamModel:
       response(json) {
         const p = chatToPivot(pf, json, t.model);
         const usage = openAiUsage(p.usage);
-        const out = t.family === 'gemini' ? openAiResponseToGemini(p, t.model, geminiWantsThoughts(t.body)) : t.family === 'anthropic' ? openAiResponseToAnthropic(p, t.model) : p;
+        const out = t.family === 'gemini' ? openAiResponseToGemini(p, t.model, geminiWantsThoughts(t.body)) : t.family === 'anthropic' ? openAiResponseToAnthropic(p, t.model, anthropicWantsThinking(t.body)) : p;
         return { out, usage };
       },
       decoder: () => decoderFor(pf, t.model),

@@ -112,3 +112,22 @@ export function withReasoningContent(m: Json): Json {
 export function estimateReasoningTokens(text: string, output: number): number {
   return text ? Math.min(output, Math.ceil(text.length / 4)) : 0;
 }
+
+/**
+ * A pivot request without the earlier reasoning its assistant turns carry (`reasoning_content` put
+ * there from another format's history), for providers that do not take it back: OpenAI refuses
+ * unknown message fields, and DeepSeek-style servers refuse reasoning in input. The same object when
+ * there is none.
+ */
+export function withoutHistoryReasoning(body: Json): Json {
+  const messages = body.messages;
+  if (!Array.isArray(messages) || !messages.some((m) => isObject(m) && m.role === 'assistant' && m.reasoning_content !== undefined)) return body;
+  return {
+    ...body,
+    messages: messages.map((m) => {
+      if (!isObject(m) || m.role !== 'assistant' || m.reasoning_content === undefined) return m;
+      const { reasoning_content: _r, ...rest } = m;
+      return rest;
+    }),
+  };
+}

@@ -25,6 +25,10 @@ export interface ProviderAdapter {
   /** An OpenAI-shaped chat request's reasoning fields in the terms of a provider that has its own
    *  switch (GLM's `thinking`); without it, the provider takes `reasoning_effort`. */
   reasoningControls?(body: Json): Json;
+  /** A translated OpenAI-shaped chat request whose assistant turns carry earlier reasoning
+   *  (`reasoning_content`, from another format's history), in the terms of a provider that takes it
+   *  back (GLM's preserved thinking); without it, that reasoning is left out of the request. */
+  preservedThinking?(body: Json): Json;
   /** Builds the upstream request; `body` is already in the family's shape with the upstream model. */
   request(p: Provider, op: Operation, upstreamModel: string, body: string | Buffer | null, stream: boolean): UpstreamRequest;
 }

@@ -9,6 +9,7 @@ import { openAiUsage } from '../openai-base/openai-base.ts';
 import { contentText, newId } from '../pivot.ts';
 import { askOf, effortOfBudget, pivotReasoning, reasoningText, thinkingBudget } from '../reasoning.ts';
 import { isObject, num, NO_USAGE, type Json, type Usage } from '../types.ts';
+import { answerSignature, extraContent, GEMINI_MARK, signatureOfMarked } from '../gemini/thought-signature.ts';
 import { anthropicUsage } from './anthropic-messages.ts';
 
 const invalid = (message: string, param: string) => new AppError('validation_failed', message, { details: { param } });
@@ -53,6 +54,8 @@ export function anthropicRequestToOpenAi(body: Json, upstreamModel: string, stre
     const parts: Json[] = [];
     const calls: Json[] = [];
     const results: Json[] = [];
+    let reasoning = '';
+    let geminiSignature: string | null = null;
     m.content.forEach((b: unknown, j: number) => {
       const where = `${at}.content.${j}`;
       if (!isObject(b)) throw invalid(`${where}: must be an object`, 'messages');
@@ -73,8 +76,19 @@ export function anthropicRequestToOpenAi(body: Json, upstreamModel: string, stre
           results.push({ role: 'tool', tool_call_id: String(b.tool_use_id ?? ''), content: (b.is_error === true ? 'Error: ' : '') + textOf(b.content) });
           return;
         case 'thinking':
+          if (typeof b.thinking !== 'string') throw invalid(`${where}.thinking: must be a string`, 'messages');
+          if (b.signature !== undefined && typeof b.signature !== 'string') throw invalid(`${where}.signature: must be a string`, 'messages');
+          // The model's reasoning from an earlier turn, in an assistant turn only. Signed by Anthropic,
+          // it is Claude's and only Anthropic models take it back; unsigned, it is what another
+          // provider gave through the gateway (signature ""), and goes on as reasoning_content, which
+          // only GLM is sent (its preserved thinking).
+          if (m.role === 'assistant' && !b.signature) reasoning += b.thinking;
+          return;
         case 'redacted_thinking':
-          return; // the model's reasoning from an earlier turn: only Anthropic models take it back
+          if (typeof b.data !== 'string') throw invalid(`${where}.data: must be a string`, 'messages');
+          // Opaque: Anthropic's own (for Anthropic models only), or a Gemini thought signature the gateway handed out.
+          if (m.role === 'assistant') geminiSignature = signatureOfMarked(b.data) ?? geminiSignature;
+          return;
         default:
           throw invalid(`${where}: "${String(b.type)}" blocks need a model served by an Anthropic provider`, 'messages');
       }
@@ -85,6 +99,8 @@ export function anthropicRequestToOpenAi(body: Json, upstreamModel: string, stre
     if (m.role === 'assistant') {
       if (!parts.length && !calls.length) return;
       const msg: Json = { role: 'assistant', content: parts.length ? parts.map((p) => p.text).join('') : null };
+      if (reasoning) msg.reasoning_content = reasoning;
+      if (geminiSignature) msg.extra_content = extraContent(geminiSignature);
       if (calls.length) msg.tool_calls = calls;
       messages.push(msg);
     } else if (parts.length) {
@@ -149,16 +165,49 @@ function inputOf(args: unknown): Json {
   }
 }
 
-/** A pivot (OpenAI) chat completion as a Message. */
-export function openAiResponseToAnthropic(res: Json, model: string): Json {
+/** Whether a Messages request turned extended thinking on (enabled or adaptive). */
+export function anthropicWantsThinking(body: Json): boolean {
+  return isObject(body.thinking) && body.thinking.type !== 'disabled';
+}
+
+/**
+ * A Gemini thought signature on a pivot message or delta as the `redacted_thinking` block that
+ * carries it to an Anthropic client that turned thinking on (thought-signature.ts), or null.
+ */
+function signatureBlock(m: Json, thinking: boolean): Json | null {
+  const sig = thinking ? answerSignature(m) : null;
+  return sig ? { type: 'redacted_thinking', data: GEMINI_MARK + sig } : null;
+}
+
+/**
+ * A Messages request for an Anthropic model without the reasoning blocks Anthropic cannot check:
+ * thinking blocks with no signature (another provider's reasoning) and the Gemini signatures the
+ * gateway carried in `redacted_thinking` blocks; the same object when there are none. A conversation
+ * that moved from another model to Claude goes on instead of being refused for their signatures.
+ */
+export function withoutForeignThinking(body: Json): Json {
+  if (!Array.isArray(body.messages)) return body;
+  const foreign = (b: unknown) => isObject(b) && ((b.type === 'thinking' && !b.signature) || (b.type === 'redacted_thinking' && typeof b.data === 'string' && b.data.startsWith(GEMINI_MARK)));
+  if (!body.messages.some((m) => isObject(m) && m.role === 'assistant' && Array.isArray(m.content) && m.content.some(foreign))) return body;
+  return {
+    ...body,
+    messages: body.messages.map((m) => (isObject(m) && m.role === 'assistant' && Array.isArray(m.content) ? { ...m, content: m.content.filter((b) => !foreign(b)) } : m)),
+  };
+}
+
+/** A pivot (OpenAI) chat completion as a Message; `thinking`: the client turned thinking on. */
+export function openAiResponseToAnthropic(res: Json, model: string, thinking = false): Json {
   const choice = Array.isArray(res.choices) && isObject(res.choices[0]) ? res.choices[0] : {};
   const msg = isObject(choice.message) ? choice.message : {};
   const content: Json[] = [];
   // Reasoning from a provider other than Anthropic has no signature; the SDKs take an empty one.
-  const thinking = reasoningText(msg);
-  if (thinking) content.push({ type: 'thinking', thinking, signature: '' });
+  const reasoning = reasoningText(msg);
+  if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
   const text = contentText(msg.content);
   if (text) content.push({ type: 'text', text });
+  // After the text, where a stream has it: Gemini signs the last part of its answer.
+  const signed = signatureBlock(msg, thinking);
+  if (signed) content.push(signed);
   for (const tc of Array.isArray(msg.tool_calls) ? msg.tool_calls.filter(isObject) : []) {
     const fn = isObject(tc.function) ? tc.function : {};
     content.push({ type: 'tool_use', id: String(tc.id ?? newId('toolu_')), name: String(fn.name ?? ''), input: inputOf(fn.arguments) });
@@ -188,7 +237,7 @@ export function anthropicErrorEvent(body: Json): string {
  * chunk the gateway asks every upstream for) go out in message_delta at the end, as Anthropic's own
  * stream reports them.
  */
-export function anthropicStream(model: string): { chunk(c: Json): string; end(): string } {
+export function anthropicStream(model: string, wantsThinking = false): { chunk(c: Json): string; end(): string } {
   const id = newId('msg_');
   let started = false;
   let open: { index: number; kind: 'text' | 'thinking' | 'tool' } | null = null;
@@ -231,6 +280,12 @@ export function anthropicStream(model: string): { chunk(c: Json): string; end():
           out += event('content_block_start', { index: open.index, content_block: { type: 'text', text: '' } });
         }
         out += event('content_block_delta', { index: open.index, delta: { type: 'text_delta', text: d.content } });
+      }
+      const signed = signatureBlock(d, wantsThinking);
+      if (signed) {
+        out += close();
+        const index = blocks++;
+        out += event('content_block_start', { index, content_block: signed }) + event('content_block_stop', { index });
       }
       for (const tc of Array.isArray(d.tool_calls) ? d.tool_calls.filter(isObject) : []) {
         const fn = isObject(tc.function) ? tc.function : {};

@@ -9,7 +9,7 @@ import {
 import { askOf, effortOfBudget, pivotReasoning, reasoningAsk, reasoningText, type ReasoningAsk } from '../reasoning.ts';
 import { isObject, num, type Json, type Usage } from '../types.ts';
 import { thinkingConfigFor } from './gemini-thinking.ts';
-import { SKIP_SIGNATURE, splitSignature, withSignature } from './thought-signature.ts';
+import { extraContent, isSignature, SKIP_SIGNATURE, signatureOfExtra, splitSignature, withSignature } from './thought-signature.ts';
 
 export function geminiUsage(meta: unknown): Usage | null {
   if (!isObject(meta)) return null;
@@ -84,6 +84,21 @@ function thoughtsOfParts(parts: Json[]): string {
   return parts.map((p) => (typeof p.text === 'string' && p.thought === true ? p.text : '')).join('');
 }
 
+/**
+ * Thought text a client sent back in a model turn that no Gemini model signed: reasoning another
+ * provider gave through the gateway (GLM's, for its preserved thinking). Signed thought parts are
+ * Gemini's own and mean nothing to another model.
+ */
+function unsignedThoughts(parts: Json[]): string {
+  return parts.map((p) => (typeof p.text === 'string' && p.thought === true && p.thoughtSignature === undefined ? p.text : '')).join('');
+}
+
+/** The signature on the parts of an answer other than its function calls (Gemini 3 signs the last part), or null. */
+function textSignature(parts: Json[]): string | null {
+  const sig = parts.filter((p) => !isObject(p.functionCall) && isSignature(p.thoughtSignature)).at(-1)?.thoughtSignature;
+  return isSignature(sig) ? sig : null;
+}
+
 const LEVELS = new Set(['minimal', 'low', 'medium', 'high']);
 const invalid = (message: string) => new AppError('validation_failed', message, { details: { param: 'generationConfig.thinkingConfig' } });
 
@@ -143,6 +158,8 @@ export function geminiRequestToOpenAi(body: Json, model: string, stream: boolean
         return { id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } };
       });
       const msg: Json = { role: 'assistant', content: textOfParts(parts) || null };
+      const thoughts = unsignedThoughts(parts);
+      if (thoughts) msg.reasoning_content = thoughts;
       if (calls.length) msg.tool_calls = calls;
       messages.push(msg);
       continue;
@@ -241,24 +258,27 @@ export function openAiRequestToGemini(body: Json, upstreamModel = ''): Json {
       (last.parts as Json[]).push(...parts);
     } else contents.push({ role, parts });
   };
-  for (const m of messages) {
+  messages.forEach((m, i) => {
     if (m.role === 'system' || m.role === 'developer') {
       system.push(contentText(m.content));
     } else if (m.role === 'assistant') {
       const parts: Json[] = [];
       const text = contentText(m.content);
-      if (text) parts.push({ text });
+      const calls = Array.isArray(m.tool_calls) ? m.tool_calls.filter(isObject) : [];
+      // The signature Gemini put on the answer's text (or on its last, empty, part) goes back on the text.
+      const textSig = signatureOfExtra(m, `messages.${i}`);
+      if (text || (textSig && !calls.length)) parts.push({ text, ...(textSig ? { thoughtSignature: textSig } : {}) });
       let first = true;
-      for (const tc of Array.isArray(m.tool_calls) ? m.tool_calls.filter(isObject) : []) {
+      calls.forEach((tc, j) => {
         const fn = isObject(tc.function) ? tc.function : {};
         const id = String(tc.id);
         const { id: bare, signature } = splitSignature(id);
         names.set(id, String(fn.name)).set(bare, String(fn.name));
         // Parallel calls: Gemini signs the first of a step's calls only, and looks for a signature only there.
-        const sig = signature ?? (first ? SKIP_SIGNATURE : null);
+        const sig = signatureOfExtra(tc, `messages.${i}.tool_calls.${j}`) ?? signature ?? (first ? SKIP_SIGNATURE : null);
         parts.push({ functionCall: { name: fn.name, args: parseArguments(fn.arguments) }, ...(sig ? { thoughtSignature: sig } : {}) });
         first = false;
-      }
+      });
       push('model', parts.length ? parts : [{ text: '' }]);
     } else if (m.role === 'tool') {
       const id = String(m.tool_call_id);
@@ -267,7 +287,7 @@ export function openAiRequestToGemini(body: Json, upstreamModel = ''): Json {
     } else {
       push('user', userPartsOf(m.content));
     }
-  }
+  });
   const out: Json = { contents };
   if (system.length) out.systemInstruction = { parts: [{ text: system.join('\n') }] };
   const gc: Json = {};
@@ -310,10 +330,16 @@ export function openAiRequestToGemini(body: Json, upstreamModel = ''): Json {
 
 // ---- responses ---------------------------------------------------------------------------------
 
-/** A functionCall part's id for the client: Gemini's (or a new one), carrying the part's thought signature. */
-function callIdOf(part: Json): string {
+/**
+ * A functionCall part as an OpenAI tool call: Gemini's id (or a new one) carrying the part's thought
+ * signature, which also goes in `extra_content` as Google's OpenAI-compatible endpoint gives it.
+ */
+function toolCallOf(part: Json): Json {
   const fc = part.functionCall as Json;
-  return withSignature(typeof fc.id === 'string' && fc.id ? fc.id : newId('call_'), part.thoughtSignature);
+  const sig = part.thoughtSignature;
+  const call: Json = { id: withSignature(typeof fc.id === 'string' && fc.id ? fc.id : newId('call_'), sig), type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args ?? {}) } };
+  if (isSignature(sig)) call.extra_content = extraContent(sig);
+  return call;
 }
 
 /** A Gemini generateContent response as an OpenAI chat completion. */
@@ -321,15 +347,14 @@ export function geminiResponseToOpenAi(res: Json, model: string): Json {
   const candidates = Array.isArray(res.candidates) ? res.candidates.filter(isObject) : [];
   const choices = candidates.map((cand, i) => {
     const parts = partsOf(cand.content);
-    const calls = parts.filter((p) => isObject(p.functionCall)).map((p) => {
-      const fc = p.functionCall as Json;
-      return { id: callIdOf(p), type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args ?? {}) } };
-    });
+    const calls = parts.filter((p) => isObject(p.functionCall)).map(toolCallOf);
     const text = textOfParts(parts);
     const message: Json = { role: 'assistant', content: text || (calls.length ? null : ''), refusal: null };
     const thoughts = thoughtsOfParts(parts);
     if (thoughts) message.reasoning_content = thoughts;
     if (calls.length) message.tool_calls = calls;
+    const sig = textSignature(parts);
+    if (sig) message.extra_content = extraContent(sig);
     return { index: typeof cand.index === 'number' ? cand.index : i, message, logprobs: null, finish_reason: finishFromGemini(cand.finishReason, calls.length > 0) };
   });
   const usage = geminiUsage(res.usageMetadata);
@@ -413,11 +438,13 @@ export function geminiStreamToOpenAi(model: string): StreamDecoder {
         if (thoughts) delta.reasoning_content = thoughts;
         const text = textOfParts(parts);
         if (text) delta.content = text;
+        // Google's OpenAI-compatible endpoint streams a text signature the same way, on the delta.
+        const sig = textSignature(parts);
+        if (sig) delta.extra_content = extraContent(sig);
         const calls = parts.filter((p) => isObject(p.functionCall)).map((p) => {
-          const fc = p.functionCall as Json;
           const n = toolIndex.get(index) ?? 0;
           toolIndex.set(index, n + 1);
-          return { index: n, id: callIdOf(p), type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args ?? {}) } };
+          return { index: n, ...toolCallOf(p) };
         });
         if (calls.length) delta.tool_calls = calls;
         if (Object.keys(delta).length) out.push(chunkOf(id, created, model, [{ index, delta, logprobs: null, finish_reason: null }]));

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Json } from '../types.ts';
 import { geminiResponseToOpenAi, geminiStreamToOpenAi, openAiRequestToGemini } from './gemini-chat.ts';
-import { SKIP_SIGNATURE, splitSignature, withoutSignatures, withSignature } from './thought-signature.ts';
+import { AppError } from '../../../../core/errors/errors.ts';
+import { MAX_SIGNATURE_CHARS, SKIP_SIGNATURE, splitSignature, withoutSignatures, withSignature } from './thought-signature.ts';
 
 // Standard base64 with + / and padding, as Gemini's JSON writes bytes.
 const SIG = Buffer.concat([Buffer.from([0xfb, 0xef, 0xff]), Buffer.from('opaque thought state, 31 bytes!')]).toString('base64');
@@ -45,6 +46,10 @@ describe('the carrier', () => {
     expect((out.messages as Json[])[1]!.tool_calls).toEqual([expect.objectContaining({ id: 'call_1' }), expect.objectContaining({ id: 'call_2' })]);
     expect((out.messages as Json[])[2]!.tool_call_id).toBe('call_1');
     expect(JSON.stringify(body)).toContain('__thought__'); // the client's body is not changed
+    // Google's extra_content (OpenAI refuses unknown message fields) goes too, on messages and calls.
+    const extra = { google: { thought_signature: SIG } };
+    const google = withoutSignatures({ messages: [{ role: 'assistant', content: 'a', extra_content: extra, tool_calls: [{ id: 'call_3', type: 'function', function: { name: 'f', arguments: '{}' }, extra_content: extra }] }] });
+    expect(google).toEqual({ messages: [{ role: 'assistant', content: 'a', tool_calls: [{ id: 'call_3', type: 'function', function: { name: 'f', arguments: '{}' } }] }] });
     const plain = { messages: [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: 'call_2', content: 'r' }] };
     expect(withoutSignatures(plain)).toBe(plain);
     expect(withoutSignatures({ prompt: 'x' })).toEqual({ prompt: 'x' });
@@ -61,17 +66,27 @@ describe('Gemini answers to OpenAI chat', () => {
     ];
     const calls = ((geminiResponseToOpenAi(answer(parts), 'm').choices as Json[])[0]!.message as Json).tool_calls as Json[];
     expect(splitSignature(calls[0]!.id as string)).toEqual({ id: expect.stringMatching(/^call_/), signature: SIG });
+    expect(calls[0]!.extra_content).toEqual({ google: { thought_signature: SIG } }); // as Google's OpenAI-compatible endpoint gives it
     expect(calls[1]!.id).toBe('gem-2');
+    expect(calls[1]).not.toHaveProperty('extra_content');
     const chunks = geminiStreamToOpenAi('m').push(JSON.stringify(answer(parts)), null);
     const streamed = ((chunks[0]!.choices as Json[])[0]!.delta as Json).tool_calls as Json[];
     expect(splitSignature(streamed[0]!.id as string).signature).toBe(SIG);
     expect(streamed[1]!.id).toBe('gem-2');
   });
 
-  it('keeps a text part\'s signature out of the text', () => {
+  it('carries a text part\'s signature in extra_content, whole and streamed (on the delta that has it)', () => {
     const message = (geminiResponseToOpenAi(answer([{ text: 'Hi.', thoughtSignature: SIG }]), 'm').choices as Json[])[0]!.message as Json;
     expect(message.content).toBe('Hi.');
-    expect(JSON.stringify(message)).not.toContain(SIG);
+    expect(message.extra_content).toEqual({ google: { thought_signature: SIG } });
+    const d = geminiStreamToOpenAi('m');
+    const first = d.push(JSON.stringify({ candidates: [{ content: { role: 'model', parts: [{ text: 'Hi' }] }, index: 0 }] }), null);
+    const last = d.push(JSON.stringify(answer([{ text: '', thoughtSignature: SIG }])), null); // Gemini's last frame: only the signature
+    expect(((first[0]!.choices as Json[])[0]!.delta as Json)).not.toHaveProperty('extra_content');
+    expect(((last[0]!.choices as Json[])[0]!.delta as Json).extra_content).toEqual({ google: { thought_signature: SIG } });
+    // A signature that is not base64 is not carried.
+    const odd = (geminiResponseToOpenAi(answer([{ text: 'Hi.', thoughtSignature: 'not base64!' }]), 'm').choices as Json[])[0]!.message as Json;
+    expect(odd).not.toHaveProperty('extra_content');
   });
 });
 
@@ -106,6 +121,43 @@ describe('OpenAI chat requests to Gemini', () => {
       { functionCall: { name: 'third-b', args: { q: 1 } } },
     ]);
     expect(JSON.stringify(out)).not.toContain('__thought__');
+  });
+
+  it('puts a text signature from extra_content back on the text part, and a tool call\'s over its id', () => {
+    const other = Buffer.from('from extra_content').toString('base64');
+    const out = openAiRequestToGemini({ messages: [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: 'Hello.', extra_content: { google: { thought_signature: SIG } } },
+      { role: 'user', content: 'go' },
+      // A client written for Google's endpoint keeps extra_content, and may send its own ids.
+      { role: 'assistant', content: null, tool_calls: [{ ...call(withSignature('call_1', SIG), 'f'), extra_content: { google: { thought_signature: other } } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'r' },
+      { role: 'assistant', content: '', extra_content: { google: { thought_signature: other } } },
+    ] });
+    const contents = out.contents as Json[];
+    expect(contents[1]!.parts).toEqual([{ text: 'Hello.', thoughtSignature: SIG }]);
+    expect(contents[3]!.parts).toEqual([{ functionCall: { name: 'f', args: { q: 1 } }, thoughtSignature: other }]);
+    expect(contents[5]!.parts).toEqual([{ text: '', thoughtSignature: other }]);
+    // A carrier that is not base64 counts as none; other keys of extra_content are not Gemini's.
+    const odd = openAiRequestToGemini({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'a', extra_content: { google: { thought_signature: 'no!' }, other: 1 } }] });
+    expect((odd.contents as Json[])[1]!.parts).toEqual([{ text: 'a' }]);
+  });
+
+  it.each([
+    [{ extra_content: 'sig' }, 'messages.1.extra_content must be an object'],
+    [{ extra_content: { google: [] } }, 'messages.1.extra_content.google must be an object'],
+    [{ extra_content: { google: { thought_signature: 42 } } }, 'thought_signature must be a string'],
+    [{ extra_content: { google: { thought_signature: { a: 1 } } } }, 'thought_signature must be a string'],
+    [{ extra_content: { google: { thought_signature: 'A'.repeat(MAX_SIGNATURE_CHARS + 4) } } }, 'is longer than'],
+  ])('refuses a malformed carrier %#', (extra, message) => {
+    try {
+      openAiRequestToGemini({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'a', ...extra }] });
+      throw new Error('not refused');
+    } catch (e) {
+      expect(e).toBeInstanceOf(AppError);
+      expect((e as AppError).status).toBe(400);
+      expect((e as AppError).message).toContain(message);
+    }
   });
 
   it('finds a tool result\'s call by its bare id too (a client that kept only that)', () => {

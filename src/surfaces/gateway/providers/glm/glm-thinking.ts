@@ -33,3 +33,21 @@ export function glmThinking(body: Json): Json {
   const on = ask !== null && (asked(thinking) || ask.effort !== 'minimal');
   return { ...rest, thinking: { type: on ? 'enabled' : 'disabled' } };
 }
+
+/**
+ * A translated request (GLM's switch already applied) whose history carries earlier reasoning, as
+ * GLM's preserved thinking wants it (https://docs.bigmodel.cn/cn/guide/capabilities/thinking-mode):
+ * the reasoning stays on its assistant turn as `reasoning_content`, unmodified, and `thinking` gets
+ * `clear_thinking: false`, since GLM's standard endpoint otherwise drops the reasoning of earlier
+ * turns. The client sending its earlier reasoning back (Anthropic thinking blocks, Gemini thought
+ * parts, Responses reasoning items) is how those formats ask for it to be kept. A request that turns
+ * thinking off for this turn keeps the reasoning in history but says nothing of clearing it (GLM's
+ * turn-level thinking); one that set `clear_thinking` itself keeps its choice.
+ */
+export function glmPreservedThinking(body: Json): Json {
+  const carries = Array.isArray(body.messages) && body.messages.some((m) => isObject(m) && m.role === 'assistant' && typeof m.reasoning_content === 'string' && m.reasoning_content);
+  if (!carries) return body;
+  const t = isObject(body.thinking) ? body.thinking : null;
+  if (t?.type === 'disabled' || t?.clear_thinking !== undefined) return body;
+  return { ...body, thinking: { type: 'enabled', clear_thinking: false } };
+}

@@ -2,7 +2,7 @@
 // GLM reports usage in the last stream chunk by itself, so stream_options is not sent.
 import { openAiShaped } from '../openai-base/openai-base.ts';
 import type { ProviderAdapter } from '../types.ts';
-import { glmThinking } from './glm-thinking.ts';
+import { glmPreservedThinking, glmThinking } from './glm-thinking.ts';
 
 // Image generation (CogView) is /images/generations as well.
-export const glm: ProviderAdapter = { ...openAiShaped(['chat', 'embeddings', 'images'], false), reasoningControls: glmThinking };
+export const glm: ProviderAdapter = { ...openAiShaped(['chat', 'embeddings', 'images'], false), reasoningControls: glmThinking, preservedThinking: glmPreservedThinking };

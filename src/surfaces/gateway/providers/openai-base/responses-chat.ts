@@ -6,6 +6,7 @@
 // upstream event that caused it arrives.
 import { AppError } from '../../../../core/errors/errors.ts';
 import { contentText, newId, nowSeconds } from '../pivot.ts';
+import { answerSignature, extraContent, GEMINI_MARK, signatureOfMarked } from '../gemini/thought-signature.ts';
 import { reasoningText } from '../reasoning.ts';
 import { isObject, type Json, type Usage } from '../types.ts';
 import { openAiUsage } from './openai-base.ts';
@@ -37,18 +38,43 @@ function contentToChat(content: unknown, param: string): string | Json[] {
   return parts.length === 1 && parts[0]!.type === 'text' ? (parts[0]!.text as string) : parts;
 }
 
-/** `input` (a string, or message / function_call / function_call_output items) as chat messages. */
+/**
+ * The text of a reasoning item a client sent back, when it may go on as `reasoning_content`: its
+ * `content` (reasoning_text parts) or else its summary. An item with `encrypted_content` is a
+ * provider's opaque reasoning (OpenAI's), whose summary is not the model's own text: none.
+ */
+function reasoningItemText(item: Json): string {
+  if (item.encrypted_content !== undefined && item.encrypted_content !== null) return '';
+  const texts = (parts: unknown, type: string) =>
+    Array.isArray(parts) ? parts.map((p) => (isObject(p) && p.type === type && typeof p.text === 'string' ? p.text : '')).join('') : '';
+  return texts(item.content, 'reasoning_text') || texts(item.summary, 'summary_text');
+}
+
+/** `input` (a string, or message / function_call / function_call_output / reasoning items) as chat messages. */
 function inputToMessages(input: unknown): Json[] {
   if (typeof input === 'string') return [{ role: 'user', content: input }];
   if (!Array.isArray(input)) throw invalid('input must be a string or an array of input items', 'input');
   const messages: Json[] = [];
+  // Reasoning items precede the assistant output they led to; their text goes on that turn (only GLM is sent it).
+  let reasoning = '';
+  let pendingSignature: string | null = null;
+  const assistant = (m: Json) => {
+    if (reasoning) m.reasoning_content = (typeof m.reasoning_content === 'string' ? m.reasoning_content : '') + reasoning;
+    if (pendingSignature) m.extra_content = extraContent(pendingSignature);
+    reasoning = '';
+    pendingSignature = null;
+    return m;
+  };
   input.forEach((item, i) => {
     const at = `input.${i}`;
     if (!isObject(item)) throw invalid(`${at} must be an object`, at);
     const type = item.type ?? 'message';
     if (type === 'message') {
       if (typeof item.role !== 'string' || !ROLES.has(item.role)) throw invalid(`${at}.role must be user, assistant, system or developer`, `${at}.role`);
-      messages.push({ role: item.role, content: contentToChat(item.content, `${at}.content`) });
+      const m: Json = { role: item.role, content: contentToChat(item.content, `${at}.content`) };
+      if (item.role === 'assistant') assistant(m);
+      else [reasoning, pendingSignature] = ['', null]; // reasoning with no answer after it belongs to no turn
+      messages.push(m);
     } else if (type === 'function_call') {
       if (typeof item.call_id !== 'string' || typeof item.name !== 'string' || typeof item.arguments !== 'string') {
         throw invalid(`${at}: a function_call needs call_id, name and arguments (strings)`, at);
@@ -56,13 +82,20 @@ function inputToMessages(input: unknown): Json[] {
       const call = { id: item.call_id, type: 'function', function: { name: item.name, arguments: item.arguments } };
       // Consecutive calls (and the text before them) are one assistant turn in chat.
       const last = messages.at(-1);
-      if (last?.role === 'assistant') last.tool_calls = [...(Array.isArray(last.tool_calls) ? last.tool_calls : []), call];
-      else messages.push({ role: 'assistant', content: null, tool_calls: [call] });
+      if (last?.role === 'assistant') assistant(last).tool_calls = [...(Array.isArray(last.tool_calls) ? last.tool_calls : []), call];
+      else messages.push(assistant({ role: 'assistant', content: null, tool_calls: [call] }));
     } else if (type === 'function_call_output') {
       if (typeof item.call_id !== 'string') throw invalid(`${at}.call_id must be a string`, `${at}.call_id`);
       messages.push({ role: 'tool', tool_call_id: item.call_id, content: typeof item.output === 'string' ? item.output : contentText(item.output) });
-    } else if (type !== 'reasoning') {
-      // Reasoning items are the model's own notes and are not replayed; anything else has no chat form.
+    } else if (type === 'reasoning') {
+      // A Gemini text signature the gateway handed out comes after the message it signs (or, failing one, before the next).
+      const sig = signatureOfMarked(item.encrypted_content);
+      const last = messages.at(-1);
+      if (sig && last?.role === 'assistant') last.extra_content = extraContent(sig);
+      else if (sig) pendingSignature = sig;
+      else reasoning += reasoningItemText(item);
+    } else {
+      // Anything else has no chat form.
       throw unsupported(`${at}: input item type ${JSON.stringify(type)} cannot be sent to this model`, `${at}.type`);
     }
   });
@@ -169,6 +202,13 @@ const outputText = (text: string): Json => ({ type: 'output_text', text, annotat
 const summaryText = (text: string): Json => ({ type: 'summary_text', text });
 /** The model's reasoning as a Responses `reasoning` item, its text as the summary (what chat providers return is a summary or the raw thoughts). */
 const reasoningItem = (id: string, text: string | null): Json => ({ type: 'reasoning', id, summary: text === null ? [] : [summaryText(text)] });
+/**
+ * A Gemini text signature as a reasoning item of its own, for a client that asked for
+ * `reasoning.encrypted_content` (the field Responses clients keep and send back for stateless
+ * reasoning); marked so that it is never taken for OpenAI's own (thought-signature.ts).
+ */
+const signatureItem = (sig: string): Json => ({ type: 'reasoning', id: newId('rs_'), summary: [], encrypted_content: GEMINI_MARK + sig });
+const wantsEncrypted = (req: Json) => Array.isArray(req.include) && req.include.includes('reasoning.encrypted_content');
 const messageItem = (id: string, status: string, content: Json[]): Json => ({ type: 'message', id, status, role: 'assistant', content });
 const callItem = (id: string, callId: string, name: string, args: string, status: string): Json =>
   ({ type: 'function_call', id, call_id: callId, name, arguments: args, status });
@@ -190,6 +230,9 @@ export function chatToResponse(c: Json, model: string, req: Json): Json {
   if (text || (!calls.length && typeof message.refusal !== 'string')) content.push(outputText(text));
   if (typeof message.refusal === 'string' && message.refusal) content.push({ type: 'refusal', refusal: message.refusal });
   if (content.length) output.push(messageItem(newId('msg_'), 'completed', content));
+  // After the message, where a stream has it: Gemini signs the last part of its answer.
+  const sig = wantsEncrypted(req) ? answerSignature(message) : null;
+  if (sig) output.push(signatureItem(sig));
   for (const tc of calls) {
     const fn = isObject(tc.function) ? tc.function : {};
     output.push(callItem(newId('fc_'), String(tc.id ?? newId('call_')), String(fn.name ?? ''), typeof fn.arguments === 'string' ? fn.arguments : JSON.stringify(fn.arguments ?? {}), 'completed'));
@@ -298,6 +341,13 @@ export function responsesStream(model: string, req: Json) {
         if (!message) out += openMessage();
         message!.text += delta.content;
         out += ev('response.output_text.delta', { item_id: message!.item.id, output_index: message!.outputIndex, content_index: 0, delta: delta.content, logprobs: [] });
+      }
+      const sig = wantsEncrypted(req) ? answerSignature(delta) : null;
+      if (sig) {
+        out += closeReasoning() + closeMessage();
+        const item = signatureItem(sig);
+        output.push(item);
+        out += ev('response.output_item.added', { output_index: output.length - 1, item }) + ev('response.output_item.done', { output_index: output.length - 1, item });
       }
       for (const tc of Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isObject) : []) {
         const index = typeof tc.index === 'number' ? tc.index : 0;
