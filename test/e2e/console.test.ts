@@ -115,26 +115,94 @@ describe('first-boot wizard', () => {
 
     // First provider: offered when the gateway is served, otherwise skipped with an explanation.
     await page.getByRole('button', { name: 'Skip for now' }).waitFor();
-    await shot('setup-4-provider');
     const gateway = await page.getByLabel('Provider API key').count() > 0;
     const upstream = gateway ? await startLlmUpstream() : null;
     if (upstream) {
-      await page.getByLabel('Type').selectOption('openai-compatible');
-      await page.getByLabel('Base URL').fill(`${upstream.url}/v1`);
-      await page.getByLabel('Provider API key').fill('sk-upstream-wizard');
-      await page.getByLabel('Model', { exact: true }).fill('wizard-model');
-      await page.getByRole('button', { name: 'Add provider and create a virtual key' }).click();
+      const type = page.getByLabel('Type');
+      const baseUrl = page.getByLabel('Base URL');
+      const version = page.getByLabel(/^API version/);
+      const submit = page.getByRole('button', { name: 'Add provider and create a virtual key' });
+      const alert = page.getByRole('alert');
+      // The base URL follows the type (the API's defaults, docs/gateway.md); the API version shows for
+      // the types that take one, required for azure.
+      expect(await baseUrl.inputValue()).toBe('https://api.openai.com/v1');
+      expect(await version.isVisible()).toBe(false);
+      await type.selectOption('gemini');
+      expect(await baseUrl.inputValue()).toBe('https://generativelanguage.googleapis.com');
+      expect(await page.getByLabel('Provider name').inputValue()).toBe('gemini');
+      expect(await page.getByLabel('API version (optional)').isVisible()).toBe(true);
+      await type.selectOption('anthropic');
+      expect(await baseUrl.inputValue()).toBe('https://api.anthropic.com');
+      await type.selectOption('glm');
+      expect(await baseUrl.inputValue()).toBe('https://open.bigmodel.cn/api/paas/v4');
+      await type.selectOption('azure');
+      expect(await baseUrl.inputValue()).toBe('');
+      expect(await baseUrl.getAttribute('placeholder')).toBe('https://YOUR-RESOURCE.openai.azure.com');
+      expect(await page.getByLabel('API version', { exact: true }).isVisible()).toBe(true);
+      // A URL the user typed stays when the type changes.
+      await baseUrl.fill('https://me:pw@my-resource.openai.azure.com');
+      await type.selectOption('gemini');
+      await type.selectOption('azure');
+      expect(await baseUrl.inputValue()).toBe('https://me:pw@my-resource.openai.azure.com');
+      // What is missing is said inline before anything is sent; then the API's refusal in plain words.
+      await page.getByLabel('Upstream model').fill('my-deployment');
+      await submit.click();
+      await expect.poll(() => alert.textContent()).toBe('Enter the API key Azure OpenAI gave you; Azure OpenAI refuses calls without one.');
+      await page.getByLabel('Provider API key').fill('azure-key');
+      await submit.click();
+      await expect.poll(() => alert.textContent()).toBe('Enter the Azure OpenAI API version, e.g. 2024-10-21 (or v1).');
+      await page.getByLabel('API version', { exact: true }).fill('2024-10-21');
+      await submit.click();
+      await expect.poll(() => alert.textContent()).toBe('Base URL must not carry credentials, a query or a fragment.');
+      await shot('setup-4-provider-error');
+      // A keyless OpenAI-compatible server (Ollama) with an upstream name that is no valid public name.
+      await type.selectOption('openai-compatible');
+      expect(await baseUrl.inputValue()).toBe('https://me:pw@my-resource.openai.azure.com');
+      await baseUrl.fill(`${upstream.url}/v1`);
+      expect(await version.isVisible()).toBe(false);
+      await page.getByLabel('Provider API key (optional)').fill('');
+      await page.getByLabel('Provider name').fill('ollama');
+      await page.getByLabel('Upstream model').fill('llama3:8b');
+      expect(await page.getByLabel('Public model name').inputValue()).toBe('llama3-8b');
+      await page.getByLabel('Public model name').fill('llama3:8b');
+      await submit.click();
+      await expect.poll(() => alert.textContent()).toContain('The public model name "llama3:8b" is not allowed: Letters, digits and . _ / @ + - only');
+      // The API refuses the model after the provider was stored: the retry changes that provider
+      // instead of colliding with it.
+      const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+      const other = await json(await post(`${app.url}/api/v1/providers`, { name: 'elsewhere', type: 'openai-compatible', base_url: `${upstream.url}/v1` }, { cookie }));
+      expect((await post(`${app.url}/api/v1/models`, { name: 'taken', deployments: [{ provider_id: other.id, upstream_model: 'm' }] }, { cookie })).status).toBe(201);
+      await page.getByLabel('Public model name').fill('taken');
+      await submit.click();
+      await expect.poll(() => alert.textContent()).toBe('Model "taken" already exists.');
+      await page.getByLabel('Public model name').fill('llama3-8b');
+      await shot('setup-4-provider');
+      await submit.click();
     } else {
+      await shot('setup-4-provider');
       await page.getByRole('button', { name: 'Skip for now' }).click();
     }
     await page.getByText('curl https://nexus.example.test/v1/models').waitFor();
     await shot('setup-5-done');
     if (upstream) {
-      // The curl line works (against the listener; the public name is not resolvable here).
+      // The curl line works (against the listener; the public name is not resolvable here), and so
+      // does a chat through the model the wizard made: sent upstream as llama3:8b, with no key.
       const key = (await page.getByTestId('secret').textContent())!;
       expect(key).toMatch(/^nx_vk_/);
       const out = execFileSync('curl', ['-sS', '--max-time', '20', `${app.url}/v1/models`, '-H', `Authorization: Bearer ${key}`], { encoding: 'utf8' });
-      expect(JSON.parse(out).data.map((m: { id: string }) => m.id)).toContain('wizard-model');
+      expect(JSON.parse(out).data.map((m: { id: string }) => m.id)).toEqual(['llama3-8b']);
+      const client = new OpenAI({ baseURL: `${app.url}/v1`, apiKey: key, maxRetries: 0 });
+      const res = await client.chat.completions.create({ model: 'llama3-8b', messages: [{ role: 'user', content: 'Hello' }] });
+      expect(res.choices[0]!.message.content).toBeTruthy();
+      const seen = upstream.requests.filter((r) => r.path.endsWith('/chat/completions'));
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.body!.model).toBe('llama3:8b');
+      expect(seen[0]!.headers.authorization).toBeUndefined();
+      // One provider from the wizard, stored once: the refused azure one never was.
+      const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+      const providers = await json(await fetch(`${app.url}/api/v1/providers`, { headers: { cookie } }));
+      expect(providers.items.map((p: { name: string; type: string; has_api_key: boolean }) => [p.name, p.type, p.has_api_key]))
+        .toEqual([['elsewhere', 'openai-compatible', false], ['ollama', 'openai-compatible', false]]);
       await upstream.close();
     }
     await page.getByRole('button', { name: 'Open the console' }).click();
@@ -416,18 +484,31 @@ describe('AI gateway from the console', () => {
     const context = await browser.newContext({ baseURL: app.url });
     const [name, value] = admin.cookie.split(';')[0]!.split('=');
     await context.addCookies([{ name: name!, value: value!, url: app.url }]);
-    // The edit below sends a bad budget on purpose; the browser logs its 400.
-    const { page, problems, shot } = await openPage(context, { ignore: [/status of 400/] });
+    // The edits below send a bad budget and a taken provider name on purpose; the browser logs the 400 and 409.
+    const { page, problems, shot } = await openPage(context, { ignore: [/status of 40[09]/] });
     try {
       await page.goto('/providers');
+      // The same provider fields as the wizard's: the base URL follows the type, the key is required
+      // where the type needs one, and the API's errors are said in plain words.
+      const addLocal = async () => {
+        await page.getByLabel('Name', { exact: true }).fill('local');
+        await page.getByLabel('Type').selectOption('openai-compatible');
+        await page.getByLabel('Base URL').fill(`${upstream.url}/v1`);
+        await page.getByLabel('API key (optional)').fill('sk-upstream-test');
+        await page.getByRole('button', { name: 'Add provider' }).click();
+      };
       await page.getByLabel('Name', { exact: true }).fill('local');
-      await page.getByLabel('Type').selectOption('openai-compatible');
-      await page.getByLabel('Base URL').fill(`${upstream.url}/v1`);
-      await page.getByLabel('API key').fill('sk-upstream-test');
+      await page.getByLabel('Type').selectOption('gemini');
+      expect(await page.getByLabel('Base URL').inputValue()).toBe('https://generativelanguage.googleapis.com');
       await page.getByRole('button', { name: 'Add provider' }).click();
+      await expect.poll(() => page.getByRole('alert').first().textContent()).toBe('Enter the API key Google Gemini gave you; Google Gemini refuses calls without one.');
+      await addLocal();
       await page.getByRole('cell', { name: 'local', exact: true }).waitFor();
-      await page.getByLabel('Model name').fill('team-chat');
+      expect(await page.getByLabel('Base URL').inputValue()).toBe('https://api.openai.com/v1');
+      await addLocal();
+      await expect.poll(() => page.getByRole('alert').first().textContent()).toBe('Provider "local" already exists.');
       await page.getByLabel('Provider', { exact: true }).selectOption({ label: 'local' });
+      await page.getByLabel('Public model name').fill('team-chat');
       await page.getByLabel('Upstream model').fill('upstream-model');
       await page.getByRole('button', { name: 'Add model' }).click();
       await page.getByRole('cell', { name: 'local → upstream-model' }).waitFor();
@@ -537,6 +618,17 @@ describe('AI gateway from the console', () => {
       await page.getByRole('row', { name: /typo key/ }).getByRole('cell', { name: 'team-chat', exact: true }).waitFor();
       // The edit's answer replaced the creation's: nothing to warn of any more.
       expect(await page.getByText('Warning:').count()).toBe(0);
+      // A key for every model: its snippets name the first configured model, one the key can call.
+      await page.getByLabel('Name', { exact: true }).fill('any model key');
+      await page.getByRole('button', { name: 'Create virtual key' }).click();
+      await page.getByRole('row', { name: /any model key/ }).waitFor();
+      const anyKey = (await page.getByTestId('secret').textContent())!;
+      const curl = (await page.locator('details.snippet pre').last().textContent())!;
+      expect(curl).toContain(anyKey);
+      const configured = (await json(await fetch(`${app.url}/api/v1/models`, authed(admin.token)))).items.map((m: { name: string }) => m.name);
+      expect(curl).toContain(`"model":"${configured[0]}"`);
+      const anyClient = new OpenAI({ baseURL: `${app.url}/v1`, apiKey: anyKey, maxRetries: 0 });
+      expect((await anyClient.models.list()).data.map((m) => m.id)).toContain(configured[0]);
       expect(problems).toEqual([]);
     } finally {
       await context.close();

@@ -3,10 +3,13 @@
 export class ApiError extends Error {
   status: number;
   code: string;
-  constructor(status: number, code: string, message: string) {
+  /** The request field at fault, when the server names one (`details.param`). */
+  param: string | undefined;
+  constructor(status: number, code: string, message: string, param?: string) {
     super(message);
     this.status = status;
     this.code = code;
+    this.param = param;
   }
   /** True when the route itself does not exist (a backend that has not landed yet). */
   get missingRoute(): boolean {
@@ -35,8 +38,9 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     throw new ApiError(res.status, 'bad_response', `unexpected response (${res.status})`);
   }
   if (!res.ok) {
-    const e = (data as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-    throw new ApiError(res.status, String(e?.code ?? res.status), typeof e?.message === 'string' ? e.message : `request failed (${res.status})`);
+    const e = (data as { error?: { code?: unknown; message?: unknown; param?: unknown } } | null)?.error;
+    throw new ApiError(res.status, String(e?.code ?? res.status), typeof e?.message === 'string' ? e.message : `request failed (${res.status})`,
+      typeof e?.param === 'string' ? e.param : undefined);
   }
   return data as T;
 }

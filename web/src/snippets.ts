@@ -1,3 +1,15 @@
+/** What the snippets name when no configured model can be named: plainly not a model. */
+export const MODEL_PLACEHOLDER = '<your model>';
+
+/**
+ * The model a key's snippets name, so that a copy-paste works: the first model of the key's scope that
+ * is configured (else the first it names), or for a key without a scope the first configured model.
+ */
+export function snippetModel(scope: readonly string[] | null | undefined, configured: readonly string[]): string {
+  if (scope?.length) return scope.find((m) => configured.includes(m)) ?? scope[0]!;
+  return configured[0] ?? MODEL_PLACEHOLDER;
+}
+
 // Ready-to-paste client code for a virtual key: the official openai SDK, @google/genai,
 // @anthropic-ai/sdk (and the two variables tools built on it read), curl.
 export function snippets(baseUrl: string, key: string, model: string) {

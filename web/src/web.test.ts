@@ -4,6 +4,9 @@ import { callbackUrl, cliParams } from './pages/cli-auth.ts';
 import { safeReturn } from './pages/login.ts';
 import { wsUrl } from './pages/nodes.ts';
 import { endpointBody, routingBody } from './pages/services.ts';
+import { MODEL_NAME_PREDICATE, modelNameProblem, plainError, publicModelName } from './pages/provider-form.ts';
+import { ApiError } from './api.ts';
+import { MODEL_PLACEHOLDER, snippetModel } from './snippets.ts';
 
 describe('console helpers', () => {
   it('writes RFC 4180 CSV and defuses spreadsheet formulas', () => {
@@ -48,5 +51,37 @@ describe('console helpers', () => {
     for (const bad of ['', 'localhost:3000', 'ftp://x.test', 'javascript:alert(1)', 'http://']) {
       expect(endpointBody(svc, bad, 'Grafana', ''), bad).toBe('Enter the endpoint as an http:// or https:// URL.');
     }
+  });
+  it('derives a public model name the API takes from any upstream name', () => {
+    const rule = /^[A-Za-z0-9][A-Za-z0-9._/@+-]*$/; // admin-routes.ts MODEL_NAME
+    for (const [up, name] of [['llama3:8b', 'llama3-8b'], ['gpt-4o-mini', 'gpt-4o-mini'], [' qwen2.5:7b-instruct ', 'qwen2.5-7b-instruct'],
+      ['meta-llama/Llama-3.1-8B', 'meta-llama/Llama-3.1-8B'], [':latest', 'latest'], ['a b:c', 'a-b-c'], ['модель', ''], ['x:', 'x']]) {
+      expect(publicModelName(up!), up).toBe(name);
+      if (name) expect(name, up).toMatch(rule);
+    }
+    expect(publicModelName('a'.repeat(300))).toHaveLength(200);
+    expect(modelNameProblem('llama3-8b')).toBeNull();
+    expect(modelNameProblem('llama3:8b')).toContain('not allowed: Letters, digits');
+    expect(modelNameProblem('-x')).toContain('starting with a letter or digit');
+    expect(modelNameProblem('')).toBe('Enter the public model name.');
+  });
+  it('names a model the key can call in its snippets, or a marked placeholder', () => {
+    expect(snippetModel(null, ['llama3-8b', 'gpt-4o'])).toBe('llama3-8b');
+    expect(snippetModel([], [])).toBe(MODEL_PLACEHOLDER);
+    expect(snippetModel(['typo', 'gpt-4o'], ['llama3-8b', 'gpt-4o'])).toBe('gpt-4o');
+    expect(snippetModel(['not-yet'], ['llama3-8b'])).toBe('not-yet');
+  });
+  it('says the API\'s validation errors in plain words, naming the field by its label', () => {
+    const plain = (message: string, param?: string, status = 400) => plainError(new ApiError(status, 'validation_failed', message, param)).message;
+    expect(plain('body.api_key must NOT have fewer than 1 characters', 'api_key')).toBe('API key cannot be empty.');
+    expect(plain('body.api_version must match pattern "^[A-Za-z0-9._-]+$"', 'api_version')).toBe('API version may hold only letters, digits, ".", "_" and "-".');
+    expect(plain('base_url must not carry credentials, a query or a fragment', 'base_url')).toBe('Base URL must not carry credentials, a query or a fragment.');
+    expect(plain('api_version is required for azure providers (e.g. 2024-10-21, or v1)', 'api_version')).toBe('API version is required for azure providers (e.g. 2024-10-21, or v1).');
+    expect(plain('body.type must be equal to one of the allowed values: openai, azure', 'type')).toBe('Type must be one of: openai, azure.');
+    expect(plain('provider "x" already exists', undefined, 409)).toBe('Provider "x" already exists.');
+    expect(plainError(new ApiError(400, 'validation_failed', 'body.name must match pattern "x"', 'name'), { name: 'Public model name' }, { name: MODEL_NAME_PREDICATE }).message)
+      .toBe('Public model name may hold only letters, digits and . _ / @ + -, starting with a letter or digit.');
+    expect(plain('cannot reach the appliance', undefined, 0)).toBe('Cannot reach the appliance; check your connection and try again.');
+    expect(plainError(new Error('Enter the key.')).message).toBe('Enter the key.');
   });
 });

@@ -4,6 +4,7 @@ import { del, get, items, patch, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, h, onSubmit, replace, table, uid } from '../dom.ts';
 import { unavailable } from './common.ts';
+import { FIELD_LABELS, MODEL_NAME_PREDICATE, modelFields, plainError, PROVIDER_TYPES, providerFields, type ProviderType } from './provider-form.ts';
 
 interface Provider {
   id: string;
@@ -56,10 +57,16 @@ export const providersPage: Page = {
       const eBase = h('input', { name: 'edit_base_url', type: 'url', required: true, value: p.base_url });
       const eKey = h('input', { name: 'edit_api_key', type: 'password', autocomplete: 'off' });
       const eVersion = h('input', { name: 'edit_api_version', value: p.api_version ?? '' });
+      // The API version only for the types that take one (azure needs it; gemini and anthropic may).
+      const version = PROVIDER_TYPES[p.type as ProviderType]?.apiVersion ?? (p.api_version ? 'optional' : null);
       const form = editForm(`Edit ${p.name}`, [field('Name', eName), field('Base URL', eBase),
-        field('New API key', eKey, p.has_api_key ? 'Empty keeps the stored key.' : 'No key is stored.'), field('API version', eVersion)], closeEditor, async () => {
+        field('New API key', eKey, p.has_api_key ? 'Empty keeps the stored key.' : 'No key is stored.'),
+        ...(version ? [field(version === 'optional' ? 'API version (optional)' : 'API version', eVersion, PROVIDER_TYPES[p.type as ProviderType]?.versionHint || undefined)] : [])], closeEditor, async () => {
+        if (version === 'required' && !eVersion.value.trim()) throw new Error('Enter the API version, e.g. 2024-10-21 (or v1).');
         await patch(`/api/v1/providers/${p.id}`, { name: eName.value.trim(), base_url: eBase.value.trim(),
-          ...(eKey.value ? { api_key: eKey.value } : {}), api_version: eVersion.value.trim() || null });
+          ...(eKey.value ? { api_key: eKey.value } : {}), ...(version ? { api_version: eVersion.value.trim() || null } : {}) }).catch((e: unknown) => {
+          throw plainError(e);
+        });
         closeEditor();
         await load();
       });
@@ -155,34 +162,37 @@ export const providersPage: Page = {
     };
 
     const pErr = errorBox();
-    const name = h('input', { name: 'name', required: true });
-    const type = h('select', { name: 'type' }, ['openai', 'azure', 'gemini', 'glm', 'anthropic', 'openai-compatible'].map((t) => h('option', { value: t }, t)));
-    const baseUrl = h('input', { name: 'base_url', type: 'url', required: true, placeholder: 'https://api.openai.com/v1' });
-    const apiKey = h('input', { name: 'api_key', type: 'password', autocomplete: 'off' });
-    const apiVersion = h('input', { name: 'api_version', placeholder: 'Azure only, e.g. 2024-10-21' });
-    const pForm = h('form', { class: 'inline', novalidate: true }, field('Name', name), field('Type', type), field('Base URL', baseUrl),
-      field('API key', apiKey, 'Stored encrypted; never shown again.'), field('API version', apiVersion), pErr.el, h('button', { type: 'submit' }, 'Add provider'));
+    const name = h('input', { name: 'name', required: true, maxlength: 100 });
+    const provider = providerFields({ keyLabel: 'API key' });
+    const pForm = h('form', { class: 'inline', novalidate: true }, field('Name', name), ...provider.fields, pErr.el, h('button', { type: 'submit' }, 'Add provider'));
     onSubmit(pForm, pErr, async () => {
-      await post('/api/v1/providers', { name: name.value.trim(), type: type.value, base_url: baseUrl.value.trim(),
-        ...(apiKey.value ? { api_key: apiKey.value } : {}), ...(apiVersion.value.trim() ? { api_version: apiVersion.value.trim() } : {}) });
+      if (!name.value.trim()) throw new Error('Give the provider a name.');
+      await post('/api/v1/providers', { name: name.value.trim(), ...provider.body() }).catch((e: unknown) => {
+        throw plainError(e);
+      });
       pForm.reset();
+      provider.reset();
       await load();
     });
 
     const mErr = errorBox();
-    const mName = h('input', { name: 'model_name', required: true, placeholder: 'gpt-4o-mini' });
-    const upstream = h('input', { name: 'upstream_model', required: true });
+    const model = modelFields();
     const inPrice = h('input', { name: 'input_price', type: 'number', min: 0, step: 'any' });
     const outPrice = h('input', { name: 'output_price', type: 'number', min: 0, step: 'any' });
-    const mForm = h('form', { class: 'inline', novalidate: true }, field('Model name', mName), field('Provider', providerSelect), field('Upstream model', upstream),
+    const mForm = h('form', { class: 'inline', novalidate: true }, field('Provider', providerSelect), ...model.fields,
       field('Input $ / M tokens', inPrice), field('Output $ / M tokens', outPrice), mErr.el, h('button', { type: 'submit' }, 'Add model'));
     onSubmit(mForm, mErr, async () => {
       if (!providerSelect.value) throw new Error('Add a provider first.');
+      const { upstream, name: publicName } = model.values();
       await post('/api/v1/models', {
-        name: mName.value.trim(), deployments: [{ provider_id: providerSelect.value, upstream_model: upstream.value.trim() || mName.value.trim() }],
+        name: publicName, deployments: [{ provider_id: providerSelect.value, upstream_model: upstream }],
         ...(inPrice.value ? { input_price_per_mtok: Number(inPrice.value) } : {}), ...(outPrice.value ? { output_price_per_mtok: Number(outPrice.value) } : {}),
+      }).catch((e: unknown) => {
+        throw plainError(e, { ...FIELD_LABELS, name: 'Public model name', input_price_per_mtok: 'Input $ / M tokens', output_price_per_mtok: 'Output $ / M tokens' },
+          { name: MODEL_NAME_PREDICATE });
       });
       mForm.reset();
+      model.reset();
       await load();
     });
     await load();

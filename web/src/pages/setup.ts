@@ -1,10 +1,11 @@
 // /setup — the first-boot wizard. Useless without the one-time setup token (read from the data
 // dir or the serial console), and closed for good once an admin exists: the only way back in is
 // the wizard's own session, which carries on from where it was (sessionStorage) after a reload.
-import { ApiError, get, post, put, whenServed } from '../api.ts';
+import { ApiError, del, get, patch, post, put, whenServed } from '../api.ts';
 import type { App, Page } from '../app.ts';
 import { errorBox, field, h, onSubmit, replace, secretBox, snippet, type Child } from '../dom.ts';
-import { snippets } from '../snippets.ts';
+import { MODEL_PLACEHOLDER, snippets } from '../snippets.ts';
+import { FIELD_LABELS, MODEL_NAME_PREDICATE, modelFields, plainError, PROVIDER_TYPES, providerFields } from './provider-form.ts';
 import { tlsForm } from './settings.ts';
 
 const STEPS = ['Administrator', 'Public URL', 'TLS certificate', 'First provider', 'Done'];
@@ -121,21 +122,57 @@ async function providerStep(main: HTMLElement, app: App): Promise<void> {
     return;
   }
   const err = errorBox();
-  const name = h('input', { name: 'provider_name', required: true, value: 'openai' });
-  const type = h('select', { name: 'type' }, ['openai', 'azure', 'gemini', 'glm', 'anthropic', 'openai-compatible'].map((t) => h('option', { value: t }, t)));
-  const baseUrl = h('input', { name: 'base_url', type: 'url', required: true, value: 'https://api.openai.com/v1' });
-  const apiKey = h('input', { name: 'api_key', type: 'password', autocomplete: 'off', required: true });
-  const model = h('input', { name: 'model', required: true, value: 'gpt-4o-mini' });
+  const name = h('input', { name: 'provider_name', required: true, value: 'openai', maxlength: 100 });
+  const provider = providerFields({ keyLabel: 'Provider API key' });
+  const model = modelFields(provider.type, PROVIDER_TYPES.openai.model);
+  // The provider's name follows its type until the user names it.
+  let named = false;
+  name.addEventListener('input', () => (named = true));
+  provider.type.addEventListener('change', () => {
+    if (!named) name.value = provider.type.value;
+  });
   const form = h('form', { novalidate: true },
-    field('Provider name', name), field('Type', type), field('Base URL', baseUrl), field('Provider API key', apiKey, 'Stored encrypted; never shown again.'),
-    field('Model', model, 'The model name callers use; it is sent upstream unchanged.'),
+    field('Provider name', name), ...provider.fields, ...model.fields,
     err.el, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Add provider and create a virtual key'), skip));
+  // What an earlier attempt created, so that a retry after an error changes it instead of colliding with it.
+  let made: { providerId: string; type: string; model: string | null } | null = null;
   onSubmit(form, err, async () => {
-    const provider = await post<{ id: string }>('/api/v1/providers', { name: name.value.trim(), type: type.value, base_url: baseUrl.value.trim(), api_key: apiKey.value });
-    await post('/api/v1/models', { name: model.value.trim(), deployments: [{ provider_id: provider.id, upstream_model: model.value.trim() }] });
-    const vk = await post<{ id: string; key: string }>('/api/v1/virtual-keys', { name: 'first key', models: [model.value.trim()] });
+    if (!name.value.trim()) throw new Error('Give the provider a name.');
+    const body = { name: name.value.trim(), ...provider.body() };
+    const { upstream, name: publicName } = model.values();
+    try {
+      if (made && made.type !== body.type) {
+        if (made.model) await del(`/api/v1/models/${encodeURIComponent(made.model)}`);
+        await del(`/api/v1/providers/${made.providerId}`);
+        made = null;
+      }
+      if (made) {
+        const { type: _type, ...change } = body;
+        await patch(`/api/v1/providers/${made.providerId}`, { ...change, api_key: change.api_key ?? null, api_version: change.api_version ?? null });
+      } else {
+        made = { providerId: (await post<{ id: string }>('/api/v1/providers', body)).id, type: body.type, model: null };
+      }
+    } catch (e) {
+      throw plainError(e, { ...FIELD_LABELS, name: 'Provider name' });
+    }
+    const deployments = [{ provider_id: made.providerId, upstream_model: upstream }];
+    try {
+      if (made.model === publicName) {
+        await patch(`/api/v1/models/${encodeURIComponent(publicName)}`, { deployments });
+      } else {
+        if (made.model) await del(`/api/v1/models/${encodeURIComponent(made.model)}`);
+        made.model = null;
+        await post('/api/v1/models', { name: publicName, deployments });
+      }
+      made.model = publicName;
+    } catch (e) {
+      throw plainError(e, { ...FIELD_LABELS, name: 'Public model name' }, { name: MODEL_NAME_PREDICATE });
+    }
+    const vk = await post<{ id: string; key: string }>('/api/v1/virtual-keys', { name: 'first key', models: [publicName] }).catch((e: unknown) => {
+      throw plainError(e);
+    });
     sessionStorage.setItem(KEY, '4');
-    await doneStep(main, app, { key: vk.key, model: model.value.trim() });
+    await doneStep(main, app, { key: vk.key, model: publicName });
   });
   replace(main, card(3, h('p', null, 'Optionally connect a first model provider and mint a virtual key for it.'), form));
 }
@@ -153,6 +190,6 @@ async function doneStep(main: HTMLElement, app: App, first: { key: string; model
   replace(main, card(4,
     h('p', null, 'Nexus is ready. Try it from a shell:'),
     first ? secretBox('Your first virtual key', first.key) : null,
-    snippet('curl', snippets(base, first?.key ?? '<your virtual key>', first?.model ?? 'gpt-4o-mini').curlModels),
+    snippet('curl', snippets(base, first?.key ?? '<your virtual key>', first?.model ?? MODEL_PLACEHOLDER).curlModels),
     h('div', { class: 'actions' }, finish)));
 }

@@ -5,7 +5,7 @@
 import { del, get, items, patch, post, whenServed, type GroupRef, type Me } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table, uid, warningNotes } from '../dom.ts';
-import { snippets } from '../snippets.ts';
+import { MODEL_PLACEHOLDER, snippetModel, snippets } from '../snippets.ts';
 import { budgetPeriodSelect, unavailable } from './common.ts';
 
 /** A key as POST and PATCH answer it: `warnings` names models no configured model answers to. */
@@ -51,6 +51,11 @@ export const virtualKeysPage: Page = {
     const list = h('div');
     const shown = h('div');
     const editor = h('div');
+    // The snippets name a model the key can call (GET /api/v1/models lists the configured ones).
+    const configuredModels = async () => items<{ name: string }>(await whenServed('models', '/api/v1/models').catch(() => null)).map((m) => m.name);
+    const placeholderNote = (model: string) => (model === MODEL_PLACEHOLDER
+      ? h('p', { class: 'hint warn', role: 'note' }, `No model is configured yet: replace ${MODEL_PLACEHOLDER} in the snippets with a model name from Providers & models.`)
+      : null);
     const splitModels = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
     // An empty box clears that scope or limit (PATCH takes null for "none").
     const orNull = (v: string) => (v.trim() ? Number(v) : null);
@@ -112,9 +117,10 @@ export const virtualKeysPage: Page = {
           h('button', { type: 'button', class: 'secondary', onclick: () => replace(editor) }, 'Cancel')));
       onSubmit(form, rErr, async () => {
         const rotated = await post<{ key: string; previous_valid_until: string | null }>(`/api/v1/virtual-keys/${k.id}/rotate`, { grace_seconds: Number(grace.value) });
-        const s = snippets(base, rotated.key, k.models?.[0] ?? 'gpt-4o-mini');
+        const model = snippetModel(k.models, await configuredModels());
+        const s = snippets(base, rotated.key, model);
         replace(editor);
-        replace(shown, secretBox('New virtual key', rotated.key),
+        replace(shown, secretBox('New virtual key', rotated.key), placeholderNote(model),
           h('p', { role: 'status' }, rotated.previous_valid_until ? `The old key keeps working until ${fmtTime(rotated.previous_valid_until)}.` : 'The old key no longer works.'),
           snippet('openai SDK (Node)', s.openai), snippet('curl', s.curlChat));
         await load();
@@ -176,8 +182,10 @@ export const virtualKeysPage: Page = {
         ...(expires.value ? { expires_at: new Date(`${expires.value}T23:59:59Z`).toISOString() } : {}),
         ...(group.value ? { group_id: group.value } : {}),
       });
-      const s = snippets(base, created.key, modelList[0] ?? 'gpt-4o-mini');
-      replace(shown, secretBox('New virtual key', created.key), warned(created.warnings), snippet('openai SDK (Node)', s.openai), snippet('@google/genai', s.genai), snippet('@anthropic-ai/sdk', s.anthropic), snippet('curl', s.curlChat));
+      const model = snippetModel(modelList, await configuredModels());
+      const s = snippets(base, created.key, model);
+      replace(shown, secretBox('New virtual key', created.key), warned(created.warnings), placeholderNote(model),
+        snippet('openai SDK (Node)', s.openai), snippet('@google/genai', s.genai), snippet('@anthropic-ai/sdk', s.anthropic), snippet('curl', s.curlChat));
       form.reset();
       await load();
     });
