@@ -4,6 +4,7 @@
 // stop the agent with a message saying what to do.
 import WebSocket from 'ws';
 import type { Logger } from '../core/log/log.ts';
+import type { Tracing } from '../core/telemetry/tracing.ts';
 import { parseControl } from '../protocol/frames.ts';
 import { corkPerTick } from '../protocol/cork.ts';
 import { tuneHeapForRelay } from '../protocol/heap.ts';
@@ -55,6 +56,8 @@ export interface AgentRunOptions {
   log: Logger;
   signal: AbortSignal;
   transport?: Transport;
+  /** Spans of the agent's own requests to local services (none while no collector is configured). */
+  tracing?: Tracing;
 }
 
 function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<SessionOutcome> {
@@ -100,6 +103,8 @@ function runSession(opts: AgentRunOptions, transport: 'ws' | 'http'): Promise<Se
       log,
       sendJson: send,
       hubFeatures: () => hubFeatures,
+      ...(opts.tracing ? { tracing: opts.tracing } : {}),
+      nodeId: identity.nodeId,
     });
     let authenticated = false;
     let lastHeard = Date.now();

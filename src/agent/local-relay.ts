@@ -5,6 +5,8 @@
 import type { Readable } from 'node:stream';
 import { Agent, util, type Dispatcher } from 'undici';
 import type { Logger } from '../core/log/log.ts';
+import { incomingContext, injectTraceHeaders } from '../core/telemetry/trace-context.ts';
+import { SpanKind, type Span, type Tracing } from '../core/telemetry/tracing.ts';
 import type { Stream, StreamMux } from '../protocol/streams.ts';
 import { AGENT_BODY_LIMIT, BodyFieldError, endToEnd, formatMethod, inject, withBodyField } from '../protocol/credentials.ts';
 import { isHeaders, isStreamId, type Headers, type OpenMsg, type StreamErrorCode } from '../protocol/frames.ts';
@@ -22,6 +24,9 @@ export interface LocalRelayDeps {
   sendJson(msg: object): void;
   /** The features the hub announced in `auth_ok` (version.ts); empty until then. */
   hubFeatures(): ReadonlySet<string>;
+  /** Spans of the agent's own, when a collector is configured (agentTelemetryConfig). */
+  tracing?: Tracing;
+  nodeId?: string;
 }
 
 /** `notDelivered`: nothing of the request reached the local service, so the hub may try another node. */
@@ -52,16 +57,20 @@ class LocalExchange implements Dispatcher.DispatchHandler {
   private status = 0;
   private abort: ((err?: Error) => void) | null = null;
   private resume: () => void = () => {};
+  private readonly span: Span | null;
+  private bytesOut = 0;
 
-  constructor(m: OpenMsg, stream: Stream, target: URL, deps: LocalRelayDeps, refuse: Refuse) {
+  constructor(m: OpenMsg, stream: Stream, target: URL, deps: LocalRelayDeps, refuse: Refuse, span: Span | null) {
     this.m = m;
     this.stream = stream;
     this.target = target;
     this.deps = deps;
     this.refuse = refuse;
+    this.span = span;
     // Only a failed stream cancels the local request.
     stream.whenFinished(() => {
       if (stream.failed) this.abort?.(stream.failed);
+      if (span) endRelaySpan(span, this.status, this.bytesOut, stream.failed ? 'incomplete' : null);
     });
   }
 
@@ -80,6 +89,7 @@ class LocalExchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     const stream = this.stream;
+    this.bytesOut += chunk.length;
     let ok: boolean;
     try {
       ok = stream.send(chunk);
@@ -110,6 +120,7 @@ class LocalExchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' ? 'upstream_timeout' : 'bad_gateway';
+    this.span?.fail(code);
     this.deps.log.warn({ service: this.m.service, host: this.target.host, err: err.message }, 'local service unreachable');
     this.refuse(this.m.sid, code, 'the local service could not be reached', code === 'bad_gateway' && neverConnected(err));
     stream.reset(code);
@@ -125,14 +136,18 @@ export function createLocalRelay(deps: LocalRelayDeps) {
 
   function serve(m: OpenMsg, stream: Stream, target: URL): void {
     const headers = endToEnd(m.headers);
+    // WebSocket sessions pass the hub's context on as it came; HTTP requests get a span of their own.
+    const span = deps.tracing?.exporting && !m.upgrade ? startRelaySpan(deps.tracing, m, target, headers, deps.nodeId) : null;
     let bodyField: { name: string; value: string } | null = null;
     if (m.service) {
       const cred = deps.credentials.get(m.service);
+      span?.set('nexus.credential_injected', cred !== null);
       if (cred) {
         if (!credentialCovers(cred.url, target)) {
           deps.log.warn({ service: m.service, host: target.host }, 'refused: target is outside the credential URL');
           refuse(m.sid, 'forbidden', `the credential for "${m.service}" is bound to another URL`);
           stream.reset('forbidden');
+          if (span) endRelaySpan(span, 0, 0, 'forbidden');
           return;
         }
         // A format written by a newer version: sending the request without it, or with it put
@@ -142,6 +157,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
           deps.log.warn({ service: m.service, format: String(cred.format).slice(0, 32) }, `refused: the credential for "${m.service}" has a format this agent does not know; update the agent or store the credential again`);
           refuse(m.sid, 'unknown_format', 'unknown credential format');
           stream.reset('unknown_format');
+          if (span) endRelaySpan(span, 0, 0, 'unknown_format');
           return;
         }
         ({ bodyField } = inject({ method, keyName: cred.header, secret: cred.secret }, target, headers));
@@ -153,16 +169,16 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       }
     }
     if (m.upgrade) return upgrade(m, stream, target, headers);
-    if (bodyField) return void withField(m, stream, target, headers, bodyField);
+    if (bodyField) return void withField(m, stream, target, headers, bodyField, span);
     const body = m.body ? stream.readable() : null;
     // The stream's reset ends this readable with an error; the exchange reports the failure itself, and
     // undici may have let go of the body already (a connection refused before it was read).
     body?.on('error', () => {});
-    send(m, stream, target, headers, body);
+    send(m, stream, target, headers, body, span);
   }
 
-  function send(m: OpenMsg, stream: Stream, target: URL, headers: Headers, body: Buffer | Readable | null): void {
-    const exchange = new LocalExchange(m, stream, target, deps, refuse);
+  function send(m: OpenMsg, stream: Stream, target: URL, headers: Headers, body: Buffer | Readable | null, span: Span | null): void {
+    const exchange = new LocalExchange(m, stream, target, deps, refuse, span);
     // undici's callback API, which its `request()` is built on: the body goes straight from the
     // socket's chunks into the stream, with no Readable and no promise per request.
     dispatcher.dispatch({
@@ -175,7 +191,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
   }
 
   /** The `body` method: the whole request body is read (bounded) to add the field, as the appliance does. */
-  async function withField(m: OpenMsg, stream: Stream, target: URL, headers: Headers, field: { name: string; value: string }): Promise<void> {
+  async function withField(m: OpenMsg, stream: Stream, target: URL, headers: Headers, field: { name: string; value: string }, span: Span | null): Promise<void> {
     let body: Buffer;
     const readable = m.body ? stream.readable() : null;
     // The reset below ends the readable with an error; the refusal sent before it says why.
@@ -188,9 +204,11 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       const reason = err instanceof BodyFieldError ? err.reason : 'bad_request';
       refuse(m.sid, reason, err instanceof BodyFieldError ? err.message : 'the request body could not be read');
       stream.reset(reason);
+      if (span) endRelaySpan(span, 0, 0, reason);
       return;
     }
-    if (!stream.failed) send(m, stream, target, headers, body);
+    if (!stream.failed) send(m, stream, target, headers, body, span);
+    else if (span) endRelaySpan(span, 0, 0, 'incomplete');
   }
 
   function upgrade(m: OpenMsg, stream: Stream, target: URL, headers: Headers): void {
@@ -250,4 +268,33 @@ export function createLocalRelay(deps: LocalRelayDeps) {
     },
     close: () => dispatcher.close(),
   };
+}
+
+/**
+ * The agent's CLIENT span for one request to the local service, under the hub's proxy span (the
+ * `traceparent` the hub sent) or the root of a new trace. The service then gets this span as its
+ * parent. It names the service and the host and port dialled, never the path or query: a `path` or
+ * `query` credential is in them.
+ */
+function startRelaySpan(tracing: Tracing, m: OpenMsg, target: URL, headers: Headers, nodeId: string | undefined): Span {
+  const span = tracing
+    .start(`relay ${m.service || target.hostname}`, SpanKind.CLIENT, incomingContext(headers))
+    .set('http.request.method', m.method)
+    .set('server.address', target.hostname)
+    .set('server.port', Number(target.port) || (target.protocol === 'https:' ? 443 : 80))
+    .set('url.scheme', target.protocol.slice(0, -1))
+    .set('nexus.service.slug', m.service || null)
+    .set('nexus.node_id', nodeId);
+  if (tracing.propagate) injectTraceHeaders(headers, span);
+  return span;
+}
+
+/** `failure`: a stable code, or null when the exchange ran to its end (a 5xx still marks it failed). */
+function endRelaySpan(span: Span, status: number, bytesOut: number, failure: string | null): void {
+  if (status) span.set('http.response.status_code', status);
+  span.set('nexus.bytes_out', bytesOut);
+  if (failure) {
+    if (!span.statusMessage) span.fail(failure);
+  } else if (status >= 500) span.fail(String(status));
+  span.finish();
 }

@@ -258,6 +258,77 @@ describe('tracing with export on', () => {
     expect(collector.requests.map((r) => r.body).join('\n')).not.toContain('token=abc');
   });
 
+  it('an agent with a collector of its own exports a span per relayed request, between the hub\'s span and the service', async () => {
+    const call = (path: string, body: unknown) => fetch(`${app.url}${path}`, authed(admin.token, { method: 'POST', body: JSON.stringify(body) }));
+    const home = tempDir('nexus-agent-spans-');
+    const reg = await json(await call('/api/v1/nodes', { name: 'span-node' }));
+    expect((await agentCli(home, ['enroll', '--url', `${app.url.replace('http', 'ws')}/ws`, '--token', reg.registration_token])).code).toBe(0);
+    const add = await agentCli(home, ['credentials', 'add', '--service', 'echo-spans', '--url', echo.url, '--header', 'authorization', '--secret-format', 'bearer', '--secret-env', 'T'], { T: SERVICE_TOKEN });
+    expect(add.code, add.stderr).toBe(0);
+    // A collector setting it cannot use stops the agent at once, saying which variable.
+    for (const [name, value] of [['OTEL_EXPORTER_OTLP_ENDPOINT', 'ftp://collector:4318'], ['OTEL_TRACES_SAMPLER', 'sometimes'], ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc']] as const) {
+      const bad = await agentCli(home, ['start'], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, [name]: value });
+      expect(bad.code, `${name}=${value}: ${bad.stderr}`).toBe(2);
+      expect(bad.stderr, name).toMatch(name === 'OTEL_TRACES_SAMPLER' ? /sampler "sometimes"/ : new RegExp(name));
+    }
+    const spanAgent = startAgent(home, [], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '50' });
+    try {
+      await spanAgent.waitFor(/exporting spans/);
+      await spanAgent.waitFor(/Connected to hub/);
+      const created = await call('/api/v1/keys', { slug: 'echo-spans', endpoint_url: echo.url, auth_method: 'bearer', nodes: [{ node_id: reg.id, priority: 0 }] });
+      expect(created.status, await created.clone().text()).toBe(201);
+
+      const res = await fetch(`${app.url}/api/v1/proxy/s/echo-spans/deep/path?token=abc`, { method: 'POST', headers: { 'x-api-key': admin.token, traceparent: `00-${'9'.repeat(32)}-${P}-01`, tracestate: 'vendor=x1' }, body: 'ping' });
+      expect(res.status).toBe(200);
+      const answer = await res.text();
+      const hubSpan = await collector.waitFor((s) => s.traceId === '9'.repeat(32) && s.name === 'proxy echo-spans');
+      const agentSpan = await collector.waitFor((s) => s.traceId === '9'.repeat(32) && s.name === 'relay echo-spans');
+      expect(agentSpan).toMatchObject({
+        kind: 3,
+        parentSpanId: hubSpan.spanId,
+        attributes: {
+          'http.request.method': 'POST', 'server.address': '127.0.0.1', 'server.port': Number(new URL(echo.url).port), 'url.scheme': 'http',
+          'nexus.service.slug': 'echo-spans', 'nexus.node_id': reg.id, 'nexus.credential_injected': true,
+          'http.response.status_code': 200, 'nexus.bytes_out': Buffer.byteLength(answer),
+        },
+        resource: { 'service.name': 'nexus-agent' },
+      });
+      expect(agentSpan.status.code ?? 0).not.toBe(2);
+      // The service's parent is now the agent's span, with the caller's tracestate kept.
+      const seen = echo.seen.at(-1)!;
+      expect(seen.authorization).toBe(`Bearer ${SERVICE_TOKEN}`);
+      expect(received(seen)).toEqual({ traceId: '9'.repeat(32), parentId: agentSpan.spanId, flags: '01' });
+      expect(seen.tracestate).toBe('vendor=x1');
+
+      // A local service that is down: the agent's span fails with the code the caller's 502 carries.
+      const down = await call('/api/v1/keys', { slug: 'down-spans', endpoint_url: 'http://127.0.0.1:9/', auth_method: 'none', nodes: [{ node_id: reg.id, priority: 0 }] });
+      expect(down.status, await down.clone().text()).toBe(201);
+      const failed = await fetch(`${app.url}/api/v1/proxy/s/down-spans/x`, { headers: { 'x-api-key': admin.token, traceparent: `00-${'a'.repeat(32)}-${P}-01` } });
+      expect(failed.status).toBe(502);
+      await failed.text();
+      const failedSpan = await collector.waitFor((s) => s.traceId === 'a'.repeat(32) && s.name === 'relay down-spans');
+      expect(failedSpan).toMatchObject({ status: { code: 2 }, attributes: { 'error.type': 'bad_gateway', 'nexus.credential_injected': false } });
+
+      // No context from the hub (a malformed traceparent is dropped at the appliance; with export on it
+      // starts a trace of its own, which the agent continues).
+      const bare = await fetch(`${app.url}/api/v1/proxy/s/echo-spans/again`, { headers: { 'x-api-key': admin.token, traceparent: 'garbage' } });
+      expect(bare.status).toBe(200);
+      await bare.text();
+      const tp = received(echo.seen.at(-1)!)!;
+      const rooted = await collector.waitFor((s) => s.spanId === tp.parentId);
+      expect(rooted.name).toBe('relay echo-spans');
+      expect((await collector.waitFor((s) => s.spanId === rooted.parentSpanId)).name).toBe('proxy echo-spans');
+
+      const everything = collector.requests.map((r) => r.body).join('\n');
+      expect(everything).not.toContain(SERVICE_TOKEN);
+      expect(everything).not.toContain('token=abc');
+      // Not the path or the query either (a `path` or `query` credential would be in them).
+      expect(Object.keys(agentSpan.attributes).filter((k) => k.startsWith('url.') && k !== 'url.scheme')).toEqual([]);
+    } finally {
+      await spanAgent.stop();
+    }
+  });
+
   it('counts exported spans on /metrics', async () => {
     const m = await scrapeMetrics(app);
     expect(m.get('nexus_otlp_spans_exported_total')).toBeGreaterThan(10);

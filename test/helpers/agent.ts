@@ -12,10 +12,10 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
-export function startAgent(home: string, args: string[] = []): AgentProcess {
+export function startAgent(home: string, args: string[] = [], env: Record<string, string> = {}): AgentProcess {
   const proc = spawn(process.execPath, [MAIN, 'agent', 'start', ...args], {
     cwd: REPO,
-    env: { ...process.env, NEXUS_AGENT_HOME: home },
+    env: { ...process.env, ...env, NEXUS_AGENT_HOME: home },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

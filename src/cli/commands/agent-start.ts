@@ -5,8 +5,11 @@ import { proxyFor } from '../../agent/hub-egress.ts';
 import { PERMANENT_EXIT } from '../../agent/daemon.ts';
 import { agentHome, AgentError } from '../../agent/home.ts';
 import { loadIdentity } from '../../agent/state.ts';
-import { LOG_LEVELS } from '../../core/config/config.ts';
+import { Registry } from 'prom-client';
+import { agentTelemetryConfig, ConfigError, LOG_LEVELS } from '../../core/config/config.ts';
 import { createLogger } from '../../core/log/log.ts';
+import { createTracing } from '../../core/telemetry/tracing.ts';
+import { VERSION } from '../../core/version.ts';
 
 export async function agentStartCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -22,6 +25,15 @@ export async function agentStartCommand(argv: string[]): Promise<number> {
   const identity = loadIdentity(home);
   if (!identity) throw new AgentError(`not enrolled yet (${home.dir}); run nexus agent enroll --url … --token …${home.profile ? ` --profile ${home.profile}` : ''}`);
   const log = createLogger({ level }).child({ role: 'agent', ...(home.profile ? { profile: home.profile } : {}) });
+  let telemetry;
+  try {
+    telemetry = agentTelemetryConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new AgentError(err.message, 2);
+    throw err;
+  }
+  const tracing = createTracing(telemetry, { registry: new Registry(), log, version: VERSION });
+  if (tracing.exporting) log.info({ collector: new URL(telemetry.otlpEndpoint!).origin }, 'exporting spans');
   const stop = new AbortController();
   const onSignal = (signal: string) => {
     log.info({ signal }, 'stopping');
@@ -37,7 +49,8 @@ export async function agentStartCommand(argv: string[]): Promise<number> {
     } catch (err) {
       throw err instanceof AgentError ? new PermanentAgentError(err.message) : err;
     }
-    await runAgent({ identity, credentials: createCredentialsStore(home), log, signal: stop.signal, transport });
+    await runAgent({ identity, credentials: createCredentialsStore(home), log, signal: stop.signal, transport, tracing });
+    await tracing.shutdown(3_000);
     log.info('stopped');
     log.flush();
     return 0;

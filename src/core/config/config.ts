@@ -325,6 +325,18 @@ function checkRetryBodies(hub: Config['hub']): void {
   }
 }
 
+/**
+ * The agent's tracing: the same OTEL_* and NEXUS_OTLP_ENDPOINT variables as the appliance reads (the
+ * agent has no config file), reported as service `nexus-agent` unless OTEL_SERVICE_NAME says otherwise.
+ */
+export function agentTelemetryConfig(env: NodeJS.ProcessEnv = process.env): TelemetryConfig {
+  const e = (name: string) => {
+    const v = env[name];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  return telemetryConfig({ ...TELEMETRY_FILE_DEFAULTS, serviceName: 'nexus-agent' }, e);
+}
+
 export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}): Config {
   const cfg = structuredClone(DEFAULTS) as Config;
   const telemetryFile = structuredClone(TELEMETRY_FILE_DEFAULTS);
