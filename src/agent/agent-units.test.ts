@@ -48,6 +48,7 @@ describe('credential scope', () => {
 
 describe('systemd unit', () => {
   const target = (profile: string | null, system = true): DaemonTarget => ({
+    manager: 'systemd',
     profile,
     system,
     agentHome: '/var/lib/nexus agent',
@@ -71,8 +72,9 @@ describe('systemd unit', () => {
     const path = writeUnit(target('lab'), root);
     expect(path).toBe(join(root, 'etc/systemd/system/nexus-agent-lab.service'));
     expect(readFileSync(path, 'utf8')).toContain('--profile lab');
-    expect(commandsFor('install', target('lab'))).toEqual([['systemctl', 'daemon-reload'], ['systemctl', 'enable', 'nexus-agent-lab.service']]);
-    expect(commandsFor('start', target(null, false))).toEqual([['systemctl', '--user', 'start', 'nexus-agent.service']]);
-    expect(commandsFor('logs', target('lab'), true)[0]).toEqual(['journalctl', '-u', 'nexus-agent-lab.service', '--no-pager', '-f']);
+    const argv = (...a: Parameters<typeof commandsFor>) => commandsFor(...a).map((c) => c.argv);
+    expect(argv('install', target('lab'))).toEqual([['systemctl', 'daemon-reload'], ['systemctl', 'enable', 'nexus-agent-lab.service']]);
+    expect(argv('start', target(null, false))).toEqual([['systemctl', '--user', 'start', 'nexus-agent.service']]);
+    expect(argv('logs', target('lab'), true)[0]).toEqual(['journalctl', '-u', 'nexus-agent-lab.service', '--no-pager', '-f']);
   });
 });

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { PermanentAgentError, runAgent, TRANSPORTS, type Transport } from '../../agent/connect.ts';
 import { createCredentialsStore } from '../../agent/credentials-store.ts';
 import { proxyFor } from '../../agent/hub-egress.ts';
-import { PERMANENT_EXIT } from '../../agent/daemon.ts';
+import { PERMANENT_EXIT, SUPERVISOR_ENV } from '../../agent/daemon.ts';
 import { agentHome, AgentError } from '../../agent/home.ts';
 import { loadIdentity } from '../../agent/state.ts';
 import { Registry } from 'prom-client';
@@ -59,7 +59,9 @@ export async function agentStartCommand(argv: string[]): Promise<number> {
       log.fatal({ reason: err.message }, 'cannot continue');
       log.flush();
       process.stderr.write(`nexus agent start: ${err.message}\n`);
-      return PERMANENT_EXIT;
+      // launchd restarts any failed exit (daemon.ts SUPERVISOR_ENV): a clean one keeps it from
+      // starting the agent into the same refusal every few seconds.
+      return process.env[SUPERVISOR_ENV] === 'launchd' ? 0 : PERMANENT_EXIT;
     }
     throw err;
   } finally {
