@@ -6,7 +6,7 @@ import OpenAI, { AzureOpenAI } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
 import { json, post, setupAdmin, type Admin } from '../helpers/api.ts';
-import { createKey, PROVIDER_TYPES, providerPerType, simpleModel } from '../helpers/gateway.ts';
+import { createKey, createProvider, PROVIDER_TYPES, providerPerType, simpleModel } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
 
 let app: Appliance;
@@ -312,6 +312,27 @@ describe('OpenAI clients on Gemini and Anthropic providers', () => {
     const anthropicReq = up.requests.findLast((r) => r.path === '/v1/messages' && JSON.stringify(r.body).includes('tool_result'))!;
     expect(anthropicReq.headers['x-api-key']).toBe('key-anthropic');
     expect(anthropicReq.body!.messages.at(-1).content[0]).toMatchObject({ type: 'tool_result', content: '{"temp":21}' });
+  });
+});
+
+describe('provider base URLs', () => {
+  it('takes Gemini and Anthropic base URLs with or without their API version at the end', async () => {
+    const client = new OpenAI({ apiKey: vk, baseURL: `${app.url}/v1`, maxRetries: 0 });
+    const cases = [
+      { type: 'gemini', base: `${up.url}/v1beta`, path: '/v1beta/models/up-gv1beta:generateContent' },
+      { type: 'gemini', base: `${up.url}/v1/`, path: '/v1/models/up-gv1:generateContent' },
+      { type: 'gemini', base: up.url, apiVersion: 'v1', path: '/v1/models/up-gplain:generateContent' },
+      { type: 'anthropic', base: `${up.url}/v1`, path: '/v1/messages' },
+      { type: 'anthropic', base: `${up.url}/`, path: '/v1/messages' },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const { id } = await createProvider(app, admin, { name: `base-${i}`, type: c.type, base_url: c.base, api_key: 'k', ...(c.apiVersion ? { api_version: c.apiVersion } : {}) });
+      const upstream = c.path.match(/models\/([^:]+):/)?.[1] ?? `up-anthropic-base-${i}`;
+      await simpleModel(app, admin, id, `base-${i}`, upstream);
+      const res = await client.chat.completions.create({ model: `base-${i}`, messages: [{ role: 'user', content: 'one two' }] });
+      expect(res.choices[0]!.message.content, c.base).toBe('echo: one two');
+      expect(up.requests.at(-1)!.path, c.base).toBe(c.path);
+    }
   });
 });
 

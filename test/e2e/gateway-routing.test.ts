@@ -277,7 +277,9 @@ describe('upstream errors', () => {
     await simpleModel(app, admin, gem.id, 'gem-missing', 'gone-fail-404');
     const res = await post(`${app.url}/v1/chat/completions`, { model: 'gem-missing', messages: [{ role: 'user', content: 'x' }] }, { authorization: `Bearer ${vk}` });
     expect(res.status).toBe(404);
-    expect((await json(res)).error.code).toBe('upstream_not_found');
+    const error = (await json(res)).error;
+    expect(error.code).toBe('upstream_not_found');
+    expect(error.message).toBe('the provider answered 404 Not Found (mock 404): it has no such model or path; an administrator may need to check the deployment\'s upstream model and the provider\'s base URL');
   });
 
   it('turns an upstream credential failure (401, 403) into a 502 that does not blame the caller nor show the provider key', async () => {

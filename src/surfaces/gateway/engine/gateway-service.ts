@@ -158,7 +158,7 @@ function upstreamError(status: number, message: string, retryAfter?: number): Ap
   if (status === 429) return new AppError('rate_limited', `upstream rate limit: ${message}`, { retryAfter: retryAfter ?? 1, details: { code: 'upstream_rate_limited', limit: 'upstream' } });
   if (status === 401 || status === 403) return new AppError('bad_gateway', 'the provider refused the gateway\'s credentials; ask an administrator to check the provider key', { details: { code: 'upstream_auth_failed' } });
   if (status >= 500) return new AppError('bad_gateway', `upstream error ${status}: ${message}`, { details: { code: 'upstream_error' } });
-  if (status === 404) return new AppError('not_found', `upstream: ${message}`, { details: { code: 'upstream_not_found' } });
+  if (status === 404) return new AppError('not_found', `the provider answered 404 Not Found${message ? ` (${message})` : ''}: it has no such model or path; an administrator may need to check the deployment's upstream model and the provider's base URL`, { details: { code: 'upstream_not_found' } });
   return new AppError('validation_failed', `upstream rejected the request: ${message}`, { status: status === 413 || status === 422 ? status : 400, details: { code: 'upstream_rejected' } });
 }
 

@@ -12,6 +12,8 @@ export const anthropic: ProviderAdapter = {
   request(p, op, _model, body) {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'anthropic-version': p.apiVersion ?? ANTHROPIC_VERSION };
     if (p.apiKey) headers['x-api-key'] = p.apiKey;
-    return { method: 'POST', url: `${p.baseUrl}/v1/messages${op === 'count_tokens' ? '/count_tokens' : ''}`, headers, body };
+    // `https://api.anthropic.com` and `https://api.anthropic.com/v1` alike (SDKs and docs use both).
+    const root = p.baseUrl.endsWith('/v1') ? p.baseUrl : `${p.baseUrl}/v1`;
+    return { method: 'POST', url: `${root}/messages${op === 'count_tokens' ? '/count_tokens' : ''}`, headers, body };
   },
 };

@@ -5,6 +5,9 @@ import type { ProviderAdapter } from '../types.ts';
 
 const METHOD = { chat: 'generateContent', embeddings: 'batchEmbedContents', count_tokens: 'countTokens' } as const;
 
+/** A base URL that already names the API version (`…/v1beta`, `…/v1`), as Google's docs write it. */
+const VERSIONED = /\/v\d+(?:alpha|beta)?\d*$/;
+
 export const gemini: ProviderAdapter = {
   family: 'gemini',
   operations: new Set(['chat', 'embeddings', 'count_tokens']),
@@ -14,7 +17,8 @@ export const gemini: ProviderAdapter = {
     if (p.apiKey) headers['x-goog-api-key'] = p.apiKey;
     const name = encodeURIComponent(model.replace(/^models\//, ''));
     const method = op === 'chat' && stream ? 'streamGenerateContent?alt=sse' : METHOD[op as keyof typeof METHOD];
-    const version = p.apiVersion ?? 'v1beta';
-    return { method: 'POST', url: `${p.baseUrl}/${version}/models/${name}:${method}`, headers, body };
+    // The version in the base URL wins over api_version: it is what the administrator typed last.
+    const root = VERSIONED.test(p.baseUrl) ? p.baseUrl : `${p.baseUrl}/${p.apiVersion ?? 'v1beta'}`;
+    return { method: 'POST', url: `${root}/models/${name}:${method}`, headers, body };
   },
 };
