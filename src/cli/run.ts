@@ -61,6 +61,33 @@ export function registerCommand(name: string, cmd: Command): void {
   COMMANDS[name] = async () => cmd;
 }
 
+/**
+ * `nexus key list | head -1`: once the reader of stdout has gone, nothing more can be said; stop
+ * quietly with 141 (128 + SIGPIPE), as `ls` does, instead of a stack trace. Node ignores SIGPIPE, so
+ * the write fails with EPIPE instead. The appliance and the agent keep their own output handling.
+ */
+function stopWhenReaderLeaves(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(141);
+    throw err;
+  });
+}
+
+/**
+ * parseArgs calls `--input-price -1` "ambiguous" (the value looks like an option). Every number this
+ * CLI takes is zero or more, so a negative one is said to be refused as such; another value starting
+ * with '-' is shown how to be written.
+ */
+function ambiguousValue(message: string, argv: string[]): string | null {
+  const m = /^Option '(--[\w-]+)' argument is ambiguous/.exec(message);
+  if (!m) return null;
+  const flag = m[1]!;
+  const value = argv[argv.indexOf(flag) + 1];
+  if (value === undefined) return null;
+  if (/^-\d/.test(value) && Number.isFinite(Number(value))) return `${flag} must not be negative (got ${value}): prices, limits and durations are zero or more`;
+  return `${flag} ${value}: a value starting with '-' is written ${flag}=${value}`;
+}
+
 export async function runCli(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -74,6 +101,7 @@ export async function runCli(argv: string[]): Promise<number> {
     return 2;
   }
   const cmd = await load();
+  if (name !== 'serve' && name !== 'agent') stopWhenReaderLeaves();
   // `--help` anywhere before `--` (`nexus node register --help`) is the command's usage, exit 0;
   // each command prints it for a leading `--help`.
   const end = rest.indexOf('--');
@@ -83,7 +111,7 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       // parseArgs appends advice about positionals that start with '-', which only confuses here.
-      const message = (err as Error).message.replace(/\. To specify a positional argument[\s\S]*$/, '');
+      const message = ambiguousValue((err as Error).message, rest) ?? (err as Error).message.replace(/\. To specify a positional argument[\s\S]*$/, '');
       process.stderr.write(`nexus ${name}: ${message} (nexus ${name} --help lists the options)\n`);
       return 2;
     }

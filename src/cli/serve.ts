@@ -1,7 +1,7 @@
 // `nexus serve`: the appliance.
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../core/config/config.ts';
-import { DataDirError } from '../core/db/db.ts';
+import { ConfigError, isLoopbackHost, loadConfig, unknownNexusEnv } from '../core/config/config.ts';
+import { DataDirError, dataDirExposure } from '../core/db/db.ts';
 import { SETUP_PASSWORD_PLACEHOLDER } from '../core/identity/identity.ts';
 import { createLogger } from '../core/log/log.ts';
 import { exitOnSignals, startServer } from '../server/listen.ts';
@@ -45,6 +45,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger({ level: config.logLevel });
+  // Said on the console and in the log (for a service manager's journal); never fatal.
+  const warnings: string[] = [];
+  for (const { name, closest } of unknownNexusEnv()) {
+    const text = `environment variable ${name} is not a Nexus setting and is ignored${closest ? ` (did you mean ${closest}?)` : ''}`;
+    log.warn({ variable: name, closest }, text);
+    warnings.push(text);
+  }
   let server;
   try {
     server = await startServer(config, log);
@@ -63,25 +70,45 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw err;
   }
   exitOnSignals(server, log);
+  const exposed = dataDirExposure(config.dataDir);
+  if (exposed) {
+    log.warn({ dataDir: config.dataDir }, exposed);
+    warnings.push(exposed);
+  }
+  const adminLoopback = isLoopbackHost(config.adminListen.host);
+  if (!adminLoopback) warnings.push(`the admin listener (${server.adminUrl}) is not on loopback: /metrics and /api/hub/* answer anyone who reaches it, without authentication`);
+  // A wildcard listen address is where the appliance listens, not a URL anyone can open.
+  const publicUrl = openable(server.publicUrl);
   const lines = [
     '',
-    `  Nexus is running at ${server.publicUrl}  (admin/metrics on ${server.adminUrl}, loopback only)`,
+    `  Nexus is running at ${publicUrl}  (admin/metrics on ${openable(server.adminUrl)}${adminLoopback ? ', loopback only' : ', reachable from the network'})`,
     `  Data dir: ${config.dataDir}`,
   ];
+  if (publicUrl !== server.publicUrl) lines.push(`  Listening on every interface (${config.listen.host}); --public-url (or the console's settings) names the URL users reach it at`);
+  if (warnings.length) lines.push('', ...warnings.map((w) => `  Warning: ${w}`));
   if (server.setupToken) {
     lines.push(
       '',
-      `  First start: finish setup at ${server.publicUrl}/setup`,
+      `  First start: finish setup at ${publicUrl}/setup`,
       `  Setup token (one time, also in ${server.ctx.setup.path}):`,
       `    ${server.setupToken}`,
       '',
       `  Or from a shell:`,
-      `    curl -X POST ${server.publicUrl}/api/v1/setup -H 'content-type: application/json' \\`,
+      `    curl -X POST ${publicUrl}/api/v1/setup -H 'content-type: application/json' \\`,
       `      -d '{"setup_token":"'$(cat ${server.ctx.setup.path})'","username":"admin","password":"${SETUP_PASSWORD_PLACEHOLDER}"}'`,
     );
   }
   process.stderr.write(lines.join('\n') + '\n\n');
   return -1; // keep running
+}
+
+/** A URL on a wildcard address (http://0.0.0.0:8080) as one a browser on this machine can open. */
+export function openable(url: string): string {
+  const u = new URL(url);
+  if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1';
+  else if (u.hostname === '[::]') u.hostname = '[::1]';
+  else return url;
+  return u.origin;
 }
 
 /** HOST:PORT of a failed listen (Node's errors carry both), for the one-line reason. */

@@ -265,7 +265,7 @@ describe('nexus node and service list|nodes', () => {
     expect(JSON.parse(direct.stdout)).toMatchObject({ routed_via: 'direct', has_credential: true, nodes: [] });
     expect(direct.stdout + direct.stderr).not.toContain('intranet-secret-7');
     // The appliance now dials 127.0.0.1 itself, which it refuses without proxy.allowPrivateTargets.
-    expect(direct.stderr).toBe('warning: endpoint_url names a private, loopback or link-local address (127.0.0.1): the proxy refuses it until proxy.allowPrivateTargets is set; a host on a private network is reached by routing the service through a node there\n');
+    expect(direct.stderr).toBe('warning: endpoint_url names a private, loopback or link-local address (127.0.0.1): the proxy refuses it until proxy.allowPrivateTargets is set; a host on a private network is reached by routing the service through a node there (nexus service nodes SLUG --node NODE), or allow private targets (NEXUS_PROXY_ALLOW_PRIVATE_TARGETS=true) when the appliance itself should call it\n');
     expect((await nexus(['service', 'nodes', 'intranet'], { env })).stdout).toBe('intranet is direct: the appliance calls it with the credential it holds.\n');
   });
 });

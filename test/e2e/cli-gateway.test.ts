@@ -47,7 +47,8 @@ describe('nexus key update', () => {
       [[], 'nothing to change'],
       [['--rpm', '1.5'], '--rpm must be a positive integer'],
       [['--budget=-3'], '--budget must be a positive number'],
-      [['--budget', '-3'], 'ambiguous'],
+      [['--budget', '-3'], '--budget must not be negative (got -3)'],
+      [['--name', '-x'], "--name -x: a value starting with '-' is written --name=-x"],
       [['--budget-period', 'monthly'], 'day, week, month or none'],
       [['--expires', 'someday'], '--expires must be a date'],
       [['--models', ' , '], '--models needs model names'],
@@ -60,7 +61,7 @@ describe('nexus key update', () => {
     }
     const missing = await nexus(['key', 'update', '00000000-0000-4000-8000-000000000000', '--rpm', '3'], { env });
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('not found');
+    expect(missing.stderr).toBe('nexus key update: no virtual key with the id or name "00000000-0000-4000-8000-000000000000" (nexus key list)\n');
   });
 });
 
@@ -82,8 +83,8 @@ describe('nexus usage', () => {
     const bad = await nexus(['usage', '--by', 'model,colour'], { env });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('not "colour"');
-    const badDate = await nexus(['usage', '--since', 'yesterday'], { env });
-    expect(badDate.code).toBe(1);
-    expect(badDate.stderr).toContain('since');
+    // Looks like a date to the CLI; the appliance refuses it and says what it takes.
+    const badDate = await nexus(['usage', '--since', '2026-12-01 09:00'], { env });
+    expect([badDate.code, badDate.stderr]).toEqual([1, 'nexus usage: querystring.since must match format "date-time-or-date" (a date such as 2026-12-01 or an RFC 3339 time such as 2026-12-01T09:30:00Z)\n']);
   });
 });

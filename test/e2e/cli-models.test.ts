@@ -95,7 +95,7 @@ describe('nexus provider and nexus model', () => {
       [['provider', 'update', 'primary', '--type', 'gemini'], 'cannot change'],
       [['model', 'add', 'm'], '--deploy is required'],
       [['model', 'add', 'm', '--deploy', 'primary'], 'expected PROVIDER:UPSTREAM'],
-      [['model', 'add', 'm', '--deploy', 'primary:x:first'], 'priority must be a non-negative integer'],
+      [['model', 'add', 'm', '--deploy', 'primary:x:'], 'expected PROVIDER:UPSTREAM'],
       [['model', 'add', 'm', '--deploy', 'primary:x', '--input-price=-1'], '--input-price must be a non-negative number'],
       [['model', 'add', 'm', '--deploy', 'primary:x', '--output-price', 'free'], '--output-price must be a non-negative number'],
       [['model', 'add', 'm', '--deploy', 'primary:x', '--cache-ttl', 'soon'], '--cache-ttl must be a duration'],

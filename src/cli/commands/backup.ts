@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BackupError, createBackup, MIN_PASSPHRASE_LENGTH, openBackup, readHeader, restoreBackup } from '../../core/backup/backup.ts';
 import { cacheDirFromEnv, ConfigError, loadConfig } from '../../core/config/config.ts';
+import { acquireDataDirLock, DataDirError } from '../../core/db/db.ts';
 import { loadMigrations } from '../../core/db/migrations/index.ts';
 import { loadNativeBinding } from '../../core/native/sea-addons.ts';
 import { CliError } from '../cli-credentials.ts';
@@ -207,8 +208,19 @@ export async function restoreCommand(argv: string[]): Promise<number> {
       cliError(err);
     }
     if (header.seal && values['master-key'] !== undefined) throw new CliError('--master-key is for backups made with --no-keys; this one carries its key', 2);
+    const nativeBinding = loadNativeBinding(cacheDirFromEnv());
+    // Said before the passphrase is asked for, not after it was typed; restoreBackup holds the lock
+    // itself for the restore.
+    if (isDirectory(dataDir)) {
+      try {
+        acquireDataDirLock(dataDir, nativeBinding)();
+      } catch (err) {
+        if (err instanceof DataDirError) throw new CliError(`${err.message.replace(/; stop it first$/, '')}: stop it before restoring`);
+        throw err;
+      }
+    }
     const passphrase = header.seal ? await passphraseFrom(values, false) : null;
-    const result = await restoreBackup({ dataDir, file, passphrase, force: values.force ?? false, masterKeyFile: values['master-key'], migrations: loadMigrations(), nativeBinding: loadNativeBinding(cacheDirFromEnv()) }).catch(cliError);
+    const result = await restoreBackup({ dataDir, file, passphrase, force: values.force ?? false, masterKeyFile: values['master-key'], migrations: loadMigrations(), nativeBinding }).catch(cliError);
     process.stdout.write(`Restored the backup made ${header.created_at} by nexus ${header.nexus_version} into ${dataDir} (${result.users} user(s)).\n`);
     if (result.movedTo) process.stdout.write(`What it replaced is in ${result.movedTo}/.\n`);
     if (header.files.includes('tls/cert.pem')) process.stdout.write(`The TLS certificate came back too: reload nginx after starting (systemctl reload nginx).\n`);

@@ -1,6 +1,6 @@
 // `nexus key create|list|update|rotate|revoke`: virtual keys (nx_vk_…) for the AI gateway.
 import { parseArgs } from 'node:util';
-import { apiRequest, listItems } from '../api-client.ts';
+import { apiRequest, listItems, type ApiTarget } from '../api-client.ts';
 import { CliError, resolveTarget } from '../cli-credentials.ts';
 import { durationFlag, numberFlag, orNone, subcommandOf } from '../flags.ts';
 import { printJson, printTable, withCliErrors } from '../output.ts';
@@ -9,10 +9,13 @@ export const KEY_USAGE = `Usage:
   nexus key create NAME [--models a,b] [--budget USD [--budget-period day|week|month]] [--rpm N] [--tpm N]
                         [--expires ISO-DATE] [--group ID_OR_NAME] [--json]
   nexus key list [--json]
-  nexus key update ID [--name NAME] [--models a,b|all] [--budget USD|none] [--budget-period P|none]
-                      [--rpm N|none] [--tpm N|none] [--expires ISO-DATE|none] [--group ID_OR_NAME|none] [--json]
-  nexus key rotate ID [--grace DURATION] [--json]
-  nexus key revoke ID
+  nexus key update NAME|ID [--name NAME] [--models a,b|all] [--budget USD|none] [--budget-period P|none]
+                           [--rpm N|none] [--tpm N|none] [--expires ISO-DATE|none] [--group ID_OR_NAME|none] [--json]
+  nexus key rotate NAME|ID [--grace DURATION] [--json]
+  nexus key revoke NAME|ID
+
+  NAME|ID            a key's id, or its name when one key has it (revoked keys count only when no
+                     active key has the name)
 
   --budget-period P  the budget renews every UTC day, week (from Monday) or calendar month;
                      without it the budget is for the key's whole life
@@ -35,6 +38,20 @@ interface KeyRow {
   spent_usd?: number | null;
   expires_at?: string | null;
   revoked_at?: string | null;
+}
+
+/**
+ * A key named by id or by name (as provider, model and node commands take them). A name several keys
+ * share is refused with their ids; an active key is preferred to revoked ones of the same name.
+ */
+async function keyId(target: ApiTarget, ref: string): Promise<string> {
+  const all = listItems<KeyRow>(await apiRequest<unknown>(target, 'GET', '/api/v1/virtual-keys'));
+  if (all.some((k) => k.id === ref)) return ref;
+  let named = all.filter((k) => k.name === ref);
+  if (named.length > 1) named = named.filter((k) => !k.revoked_at);
+  if (named.length === 1) return named[0]!.id;
+  if (!named.length) throw new CliError(`no virtual key with the id or name "${ref}" (nexus key list)`, 1);
+  throw new CliError(`${named.length} keys are named "${ref}": give the id (${named.map((k) => k.id).join(', ')})`, 1);
 }
 
 /** A group's id or name, as given (the appliance resolves it and checks membership). */
@@ -131,11 +148,12 @@ export async function keyCommand(argv: string[]): Promise<number> {
       ]), 'No virtual keys yet: nexus key create NAME');
       return 0;
     }
-    const id = positionals[0];
+    const ref = positionals[0];
     if (sub === 'update') {
-      if (!id || positionals.length > 1) throw new CliError('usage: nexus key update ID [options]', 2);
+      if (!ref || positionals.length > 1) throw new CliError('usage: nexus key update NAME|ID [options]', 2);
       const body = updateBody(values);
       if (!Object.keys(body).length) throw new CliError('nothing to change: name at least one of --name, --models, --budget, --budget-period, --rpm, --tpm, --expires, --group', 2);
+      const id = await keyId(target, ref);
       const updated = await apiRequest<KeyRow & { warnings?: string[] }>(target, 'PATCH', `/api/v1/virtual-keys/${encodeURIComponent(id)}`, body);
       for (const w of updated.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (values.json) return printJson(updated), 0;
@@ -143,18 +161,20 @@ export async function keyCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'rotate') {
-      if (!id || positionals.length > 1) throw new CliError('usage: nexus key rotate ID [--grace DURATION]', 2);
+      if (!ref || positionals.length > 1) throw new CliError('usage: nexus key rotate NAME|ID [--grace DURATION]', 2);
       const grace = values.grace === undefined ? 0 : durationFlag(values.grace, '--grace');
+      const id = await keyId(target, ref);
       const rotated = await apiRequest<{ key: string; name: string; previous_valid_until: string | null }>(target, 'POST', `/api/v1/virtual-keys/${encodeURIComponent(id)}/rotate`, { grace_seconds: grace });
       if (values.json) return printJson(rotated), 0;
       process.stdout.write(`Virtual key "${rotated.name}" rotated. The new key is shown only once:\n\n  ${rotated.key}\n\n` +
         (rotated.previous_valid_until ? `The old key keeps working until ${rotated.previous_valid_until}.\n` : 'The old key no longer works.\n'));
       return 0;
     }
-    if (!id || positionals.length > 1) throw new CliError('usage: nexus key revoke ID', 2);
+    if (!ref || positionals.length > 1) throw new CliError('usage: nexus key revoke NAME|ID', 2);
+    const id = await keyId(target, ref);
     await apiRequest(target, 'DELETE', `/api/v1/virtual-keys/${encodeURIComponent(id)}`);
     if (values.json) return printJson({ id, revoked: true }), 0;
-    process.stdout.write(`Virtual key ${id} revoked.\n`);
+    process.stdout.write(`Virtual key ${ref === id ? id : `"${ref}" (${id})`} revoked.\n`);
     return 0;
   });
 }

@@ -36,13 +36,11 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== undefined && AGENT_SUBCOMMANDS.has(sub)) {
     process.stderr.write(`nexus node ${sub}: that runs on the private host: nexus agent ${sub} …\n`);
-    process.stdout.write(NODE_USAGE);
     return 2;
   }
   if (sub === 'register' && hasAgentFlag(rest)) {
     // The token is not echoed: it is a secret, and the user has it already.
     process.stderr.write('nexus node register: enrolling with a token runs on the private host: nexus agent enroll --url wss://HOST/ws --token …\n');
-    process.stdout.write(NODE_USAGE);
     return 2;
   }
   if (sub !== 'list' && sub !== 'register') {

@@ -42,10 +42,13 @@ export const MODEL_USAGE = `Usage:
   --deploy         a provider (name or id) and the model name it knows; repeat for failover and load
                    sharing: lower PRIORITY first (default: the order given), WEIGHT within a priority
                    (default 1). On update the list given replaces the model's deployments.
+                   The model name may hold ':' (local:llama3:8b); trailing all-digit parts are read as
+                   PRIORITY and WEIGHT, so a name whose last tag is all digits (qwen:7) needs both:
+                   local:qwen:7:0:1.
   --*-price        USD per million tokens (cached: cached input tokens; none prices them as input)
   --audio-price    USD per minute of input audio, for transcriptions and translations (whisper-1: 0.006)
   --tts-price      USD per million characters of speech input (tts-1: 15, tts-1-hd: 30)
-  --cache-ttl      answer identical non-streamed calls from memory for this long: 90s, 10m, 1h, 7d
+  --cache-ttl      answer identical calls (streamed or not) from memory for this long: 90s, 10m, 1h, 7d
   --routing        within a priority: weighted (default), least_busy or latency
   --url URL        the appliance (default: the one nexus login stored)
 `;
@@ -101,18 +104,30 @@ async function providerId(target: ApiTarget, nameOrId: string, known?: ProviderR
   return p.id;
 }
 
-/** `--deploy PROVIDER:UPSTREAM[:PRIORITY[:WEIGHT]]` → the API's deployment list (providers by name or id). */
+/**
+ * `PROVIDER:UPSTREAM[:PRIORITY[:WEIGHT]]`, where UPSTREAM may itself hold ':' (Ollama's `llama3:8b`).
+ * The provider is what comes before the first ':'; up to two trailing all-digit parts are the priority
+ * and the weight (one: the priority), so an upstream name whose last tag is all digits is written
+ * with both (`local:qwen:7:0:1`). Priority defaults to `order`, weight to 1.
+ */
+export function parseDeploy(spec: string, order: number): { provider: string; upstream_model: string; priority: number; weight: number } {
+  const [provider, ...rest] = spec.split(':');
+  const numbers: string[] = [];
+  while (numbers.length < 2 && rest.length > 1 && /^\d+$/.test(rest.at(-1)!)) numbers.unshift(rest.pop()!);
+  const upstream = rest.join(':');
+  if (!provider || !upstream || rest.some((part) => part === '')) throw new CliError(`--deploy "${spec}": expected PROVIDER:UPSTREAM[:PRIORITY[:WEIGHT]]`, 2);
+  const [priority, weight] = numbers;
+  return {
+    provider,
+    upstream_model: upstream,
+    priority: priority === undefined ? order : numberFlag(priority, `--deploy "${spec}" priority`, { integer: true, zero: true })!,
+    weight: weight === undefined ? 1 : numberFlag(weight, `--deploy "${spec}" weight`, { integer: true, zero: true })!,
+  };
+}
+
+/** `--deploy` specs → the API's deployment list (providers by name or id). */
 async function deployments(target: ApiTarget, specs: string[]): Promise<unknown[]> {
-  const parsed = specs.map((spec, i) => {
-    const [provider, upstream, priority, weight, ...extra] = spec.split(':');
-    if (!provider || !upstream || extra.length) throw new CliError(`--deploy "${spec}": expected PROVIDER:UPSTREAM[:PRIORITY[:WEIGHT]]`, 2);
-    return {
-      provider,
-      upstream_model: upstream,
-      priority: priority ? numberFlag(priority, `--deploy "${spec}" priority`, { integer: true, zero: true })! : i,
-      weight: weight ? numberFlag(weight, `--deploy "${spec}" weight`, { integer: true, zero: true })! : 1,
-    };
-  });
+  const parsed = specs.map((spec, i) => parseDeploy(spec, i));
   const all = await providers(target);
   return Promise.all(parsed.map(async ({ provider, ...d }) => ({ provider_id: await providerId(target, provider, all), ...d })));
 }

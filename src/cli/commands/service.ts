@@ -147,7 +147,7 @@ async function serviceAdd(argv: string[]): Promise<number> {
       const label = AUTH_METHODS[authMethod]!.label;
       if (values['via-node']) {
         const nodes = listItems<NodeRef>(await apiRequest<unknown>(target, 'GET', '/api/v1/nodes'));
-        body.nodes = [{ node_id: nodeIdOf(nodes, values['via-node']), priority: 1 }];
+        body.nodes = [{ node_id: nodeIdOf(nodes, values['via-node']), priority: 0 }];
       } else if (label) {
         const envVar = values['credential-env'];
         const secret = envVar ? readEnv(envVar) : await promptSecret(`${label} (input hidden): `);

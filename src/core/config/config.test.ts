@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, isLoopbackHost, loadConfig, parseHostPort } from './config.ts';
+import { ConfigError, isLoopbackHost, loadConfig, parseHostPort, unknownNexusEnv } from './config.ts';
 
 describe('config', () => {
   it('applies defaults < file < env < flags', () => {
@@ -139,5 +139,22 @@ describe('config', () => {
     expect(() => loadConfig({ env: { NEXUS_CONFIG: file } })).toThrow(/unknown setting "telemetry.endpoint"/);
     writeFileSync(file, 'telemetry: on\n');
     expect(() => loadConfig({ env: { NEXUS_CONFIG: file } })).toThrow(/mapping/);
+  });
+});
+
+describe('unknownNexusEnv', () => {
+  it('names each NEXUS_* variable nothing reads, with the closest known one when near', () => {
+    expect(unknownNexusEnv({ NEXUS_LISTN: '0.0.0.0:80', NEXUS_GATEWAY_MAX_STREAM_SECOND: '5', NEXUS_SOMETHING_ELSE: '1', PATH: '/bin', LISTN: 'x' })).toEqual([
+      { name: 'NEXUS_GATEWAY_MAX_STREAM_SECOND', closest: 'NEXUS_GATEWAY_MAX_STREAM_SECONDS' },
+      { name: 'NEXUS_LISTN', closest: 'NEXUS_LISTEN' },
+      { name: 'NEXUS_SOMETHING_ELSE', closest: null },
+    ]);
+  });
+
+  it("knows every variable the appliance, the agent and the CLI read, including the config's own", () => {
+    const env = Object.fromEntries(['NEXUS_LISTEN', 'NEXUS_ADMIN_LISTEN', 'NEXUS_DATA_DIR', 'NEXUS_CONFIG', 'NEXUS_PUBLIC_URL', 'NEXUS_LOG_LEVEL',
+      'NEXUS_HUB_RETRY_BUDGET_PERCENT', 'NEXUS_PROXY_ALLOW_PRIVATE_TARGETS', 'NEXUS_OTLP_ENDPOINT', 'NEXUS_TRACE_PROPAGATE', 'NEXUS_DB_WRITE_THREAD',
+      'NEXUS_AGENT_HOME', 'NEXUS_URL', 'NEXUS_TOKEN', 'NEXUS_BROWSER'].map((n) => [n, 'x']));
+    expect(unknownNexusEnv(env)).toEqual([]);
   });
 });

@@ -420,6 +420,50 @@ export function loadConfig({ env = process.env, flags = {} }: LoadOptions = {}):
   return deepFreeze(cfg);
 }
 
+/**
+ * NEXUS_* variables read outside loadConfig: the config file's path, the agent's home, the CLI's
+ * appliance, token and browser. (loadConfig's own are found by asking it, in unknownNexusEnv.)
+ */
+const OTHER_ROLES_ENV = ['NEXUS_CONFIG', 'NEXUS_AGENT_HOME', 'NEXUS_URL', 'NEXUS_TOKEN', 'NEXUS_BROWSER'];
+
+/** Levenshtein distance, for "did you mean" (names are short: a full table is cheap). */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/**
+ * The NEXUS_* variables set in `env` that no part of Nexus reads, each with the closest known name when
+ * one is near (a typo: NEXUS_LISTN → NEXUS_LISTEN). A config file's unknown setting stops the start,
+ * but these only warn: the environment may be shared with another version or with the agent.
+ */
+export function unknownNexusEnv(env: Env = process.env): { name: string; closest: string | null }[] {
+  const known = new Set(OTHER_ROLES_ENV);
+  // Every variable loadConfig reads, taken from loadConfig itself: it asks for each of them once.
+  const asked: Env = new Proxy({}, {
+    get: (_t, name) => {
+      if (typeof name === 'string') known.add(name);
+      return undefined;
+    },
+  });
+  loadConfig({ env: asked });
+  const names = [...known].filter((n) => n.startsWith('NEXUS_'));
+  return Object.keys(env).filter((n) => n.startsWith('NEXUS_') && !known.has(n)).sort().map((name) => {
+    let closest: string | null = null;
+    let best = Math.max(2, Math.floor(name.length / 5)) + 1;
+    for (const k of names) {
+      const d = editDistance(name, k);
+      if (d < best) [closest, best] = [k, d];
+    }
+    return { name, closest };
+  });
+}
+
 /** Environment values other roles (agent, CLI) need; still read only here. */
 export function agentHomeFromEnv(env: Env = process.env): string | undefined {
   return env.NEXUS_AGENT_HOME || undefined;

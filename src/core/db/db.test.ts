@@ -1,8 +1,8 @@
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase } from './db.ts';
+import { acquireDataDirLock, dataDirExposure, openDatabase } from './db.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -38,5 +38,59 @@ describe('openDatabase', () => {
     expect(during).toEqual([]);
     expect(db.prepare("SELECT COUNT(*) AS n FROM t WHERE v LIKE '%y'").get()).toEqual({ n: 2000 });
     db.close();
+  });
+});
+
+describe('data dir permissions', () => {
+  const fresh = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-db-'));
+    dirs.push(dir);
+    return dir;
+  };
+  const mode = (p: string) => statSync(p).mode & 0o777;
+
+  it('creates the database, its WAL and shared-memory files for the owner only, whatever the umask', () => {
+    const dir = fresh();
+    const old = process.umask(0o022);
+    try {
+      const db = openDatabase(join(dir, 'nexus.db'));
+      db.exec('CREATE TABLE t (x)');
+      expect([mode(join(dir, 'nexus.db')), mode(join(dir, 'nexus.db-wal')), mode(join(dir, 'nexus.db-shm'))]).toEqual([0o600, 0o600, 0o600]);
+      db.close();
+    } finally {
+      process.umask(old);
+    }
+  });
+
+  it('narrows a database an earlier start left readable by others to 0600', () => {
+    const dir = fresh();
+    openDatabase(join(dir, 'nexus.db')).close();
+    chmodSync(join(dir, 'nexus.db'), 0o644);
+    const db = openDatabase(join(dir, 'nexus.db'));
+    expect(mode(join(dir, 'nexus.db'))).toBe(0o600);
+    db.close();
+  });
+
+  it('says when the data dir is open to its group or everyone, without changing it', () => {
+    const dir = fresh();
+    chmodSync(dir, 0o700);
+    expect(dataDirExposure(dir)).toBeNull();
+    chmodSync(dir, 0o750);
+    expect(dataDirExposure(dir)).toBe(`data dir ${dir} is accessible to its group (mode 0750); restrict it with: chmod 700 ${dir}`);
+    chmodSync(dir, 0o755);
+    expect(dataDirExposure(dir)).toBe(`data dir ${dir} is accessible to all users (mode 0755); restrict it with: chmod 700 ${dir}`);
+    expect(mode(dir)).toBe(0o755);
+  });
+
+  it('removes its pid file when the lock is released, and leaves another process\'s', () => {
+    const dir = fresh();
+    const release = acquireDataDirLock(dir);
+    expect(existsSync(join(dir, 'nexus.pid'))).toBe(true);
+    release();
+    expect(existsSync(join(dir, 'nexus.pid'))).toBe(false);
+    const again = acquireDataDirLock(dir);
+    writeFileSync(join(dir, 'nexus.pid'), '999999\n');
+    again();
+    expect(existsSync(join(dir, 'nexus.pid'))).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { constants, accessSync, mkdirSync, statSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { constants, accessSync, chmodSync, closeSync, mkdirSync, openSync, statSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadMigrations, type Migration } from './migrations/index.ts';
 
@@ -67,6 +67,12 @@ export function acquireDataDirLock(dir: string, nativeBinding?: object): () => v
   }
   writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
   return () => {
+    // A clean stop leaves no pid behind (a crash does: the next start overwrites it).
+    try {
+      if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) rmSync(pidFile, { force: true });
+    } catch {
+      /* gone already */
+    }
     try {
       lock.exec('ROLLBACK');
     } catch {
@@ -76,8 +82,50 @@ export function acquireDataDirLock(dir: string, nativeBinding?: object): () => v
   };
 }
 
+/** The database and the files SQLite keeps beside it (WAL mode). */
+const DB_FILES = ['', '-wal', '-shm'];
+
+/**
+ * The database holds users, audit and sealed secrets: owner-only, whatever the umask. SQLite creates
+ * its files 0644 (SQLITE_DEFAULT_FILE_PERMISSIONS) less the umask, and gives -wal and -shm the main
+ * file's mode (os_unix.c findCreateFileMode), so the main file is created 0600 before SQLite opens
+ * it; files an earlier version left group- or world-readable are narrowed to 0600.
+ */
+function ownerOnly(path: string): void {
+  if (path === ':memory:' || path.startsWith('file:')) return;
+  try {
+    closeSync(openSync(path, constants.O_CREAT | constants.O_RDWR, 0o600));
+  } catch {
+    return; // openDatabase says why it cannot open it
+  }
+  for (const suffix of DB_FILES) {
+    try {
+      if (statSync(path + suffix).mode & 0o077) chmodSync(path + suffix, 0o600);
+    } catch {
+      /* not there (yet), or not ours to change: SQLite's own errors say more */
+    }
+  }
+}
+
+/**
+ * Why the data dir is open to other users, or null: the database and keys inside are 0600, but a
+ * group- or world-readable dir still lists and exposes what else is there (backups, TLS files). It is
+ * said, not changed: an operator may have opened it on purpose (a backup agent's group).
+ */
+export function dataDirExposure(dir: string): string | null {
+  let mode: number;
+  try {
+    mode = statSync(dir).mode & 0o777;
+  } catch {
+    return null;
+  }
+  if (!(mode & 0o077)) return null;
+  return `data dir ${dir} is accessible to ${mode & 0o007 ? 'all users' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}); restrict it with: chmod 700 ${dir}`;
+}
+
 export function openDatabase(path: string, opts: OpenOptions = {}): Db {
   let db: Db;
+  ownerOnly(path);
   try {
     db = new Database(path, { timeout: 5000, ...(opts.nativeBinding ? { nativeBinding: opts.nativeBinding as unknown as string } : {}) });
     db.pragma('journal_mode = WAL');

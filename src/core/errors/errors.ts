@@ -44,6 +44,9 @@ export interface AppErrorOptions {
   numericCode?: number;
   /** Seconds, sent as Retry-After. */
   retryAfter?: number;
+  /** false: trying again (soon) cannot succeed — a spent budget. The gateway then sends
+   *  `x-should-retry: false`, which the OpenAI and Anthropic SDKs obey instead of retrying a 429. */
+  retryable?: boolean;
   /** Extra fields a surface may render (e.g. which limit was hit, SCIM scimType). */
   details?: Record<string, unknown>;
   cause?: unknown;
@@ -55,6 +58,7 @@ export class AppError extends Error {
   readonly status: number;
   readonly numericCode: number | undefined;
   readonly retryAfter: number | undefined;
+  readonly retryable: boolean | undefined;
   readonly details: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, message: string, opts: AppErrorOptions = {}) {
@@ -63,6 +67,7 @@ export class AppError extends Error {
     this.status = opts.status ?? STATUS[code];
     this.numericCode = opts.numericCode;
     this.retryAfter = opts.retryAfter;
+    this.retryable = opts.retryable;
     this.details = opts.details;
   }
 }
@@ -91,7 +96,7 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const e = (err ?? {}) as FastifyLikeError;
   if (e.validation) {
-    const first = (e.validation as Array<{ instancePath?: string; params?: Record<string, unknown> }>)[0];
+    const first = (e.validation as Array<{ instancePath?: string; keyword?: string; params?: Record<string, unknown> }>)[0];
     const extra = first?.params?.additionalProperty;
     if (typeof extra === 'string') {
       const where = `${e.validationContext ?? 'body'}${(first?.instancePath ?? '').replaceAll('/', '.')}`;
@@ -104,6 +109,8 @@ export function toAppError(err: unknown): AppError {
     const allowed = first?.params?.allowedValues;
     let message = cleanValidationMessage(e.message ?? 'invalid request');
     if (Array.isArray(allowed)) message += `: ${allowed.map(String).join(', ')}`;
+    const format = first?.keyword === 'format' ? FORMAT_EXAMPLES[String(first.params?.format)] : undefined;
+    if (format) message += ` (${format})`;
     return new AppError('validation_failed', message, path ? { details: { param: path } } : {});
   }
   switch (e.code) {
@@ -131,9 +138,22 @@ export function toAppError(err: unknown): AppError {
   return new AppError('internal', 'internal error', { cause: err });
 }
 
-function cleanValidationMessage(msg: string): string {
-  // ajv reports "body/password must NOT have fewer than 10 characters"; callers read dotted paths.
-  return msg.replace(/^(body|querystring|params)\//, '$1.').replaceAll('/', '.');
+/** What a value of a named format looks like, for formats whose name alone says little. */
+const FORMAT_EXAMPLES: Record<string, string> = {
+  'date-time-or-date': 'a date such as 2026-12-01 or an RFC 3339 time such as 2026-12-01T09:30:00Z',
+  'date-time': 'an RFC 3339 time such as 2026-12-01T09:30:00Z',
+  date: 'a date such as 2026-12-01',
+  uri: 'an absolute URL',
+};
+
+/**
+ * fastify writes ajv's errors as "body/deployments/0/provider_id must be string" (several joined by
+ * ", "). Callers read dotted paths, so the path before the first space of each becomes
+ * `body.deployments.0.provider_id`; the rest (a pattern, an allowed value) is left as ajv said it.
+ */
+export function cleanValidationMessage(msg: string): string {
+  return msg.replace(/(^|, )(body|querystring|params|headers)(\/\S*)?(?= )/g, (_all, lead: string, part: string, path: string | undefined) =>
+    `${lead}${part}${(path ?? '').replaceAll('/', '.')}`);
 }
 
 /** Control-plane rendering: `{error:{code,message}}` (numeric hub codes go in `code`). */

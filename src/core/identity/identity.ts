@@ -85,8 +85,8 @@ export function createIdentity(db: Db, events: Events, opts: { sessionTtlSeconds
   };
 
   const validatePassword = (pw: string) => {
-    if (pw.length < PASSWORD_MIN) throw new AppError('validation_failed', `password must be at least ${PASSWORD_MIN} characters`);
-    if (pw.length > PASSWORD_MAX) throw new AppError('validation_failed', `password must be at most ${PASSWORD_MAX} characters`);
+    if (pw.length < PASSWORD_MIN) throw new AppError('validation_failed', `password must be at least ${PASSWORD_MIN} characters`, { details: { param: 'password' } });
+    if (pw.length > PASSWORD_MAX) throw new AppError('validation_failed', `password must be at most ${PASSWORD_MAX} characters`, { details: { param: 'password' } });
   };
 
   const identity: Identity = {

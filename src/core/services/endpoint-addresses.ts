@@ -84,9 +84,12 @@ export function refusal(ipIn: string, port: number | null, opts: GuardOptions): 
 /**
  * What the guard makes of an endpoint whose host is an IP literal: `metadata` (never proxied),
  * `private` (proxied only with proxy.allowPrivateTargets), or null (a public address, or a name,
- * which only the appliance can resolve).
+ * which only the appliance can resolve). `localhost` and `*.localhost` are loopback by definition
+ * (RFC 6761 §6.3), so they are `private` too: Ollama's `http://localhost:11434` is refused as
+ * 127.0.0.1 is.
  */
 export function literalAddressClass(endpoint: URL): 'metadata' | 'private' | null {
+  if (/(^|\.)localhost\.?$/i.test(endpoint.hostname)) return 'private';
   const host = endpoint.hostname.replace(/^\[|\]$/g, '');
   if (!isIP(host)) return null;
   if (refusal(host, null, { allowPrivate: true, ownListeners: () => [] })) return 'metadata';

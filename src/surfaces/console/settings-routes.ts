@@ -33,11 +33,11 @@ export function normalizePublicUrl(raw: string): string {
   try {
     u = new URL(raw.trim());
   } catch {
-    throw new AppError('validation_failed', 'public_url is not a URL');
+    throw new AppError('validation_failed', 'public_url is not a URL', { details: { param: 'public_url' } });
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new AppError('validation_failed', 'public_url must start with https:// or http://');
-  if (u.username || u.password) throw new AppError('validation_failed', 'public_url must not contain credentials');
-  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) throw new AppError('validation_failed', 'public_url must be an origin without a path, e.g. https://nexus.example.com');
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new AppError('validation_failed', 'public_url must start with https:// or http://', { details: { param: 'public_url' } });
+  if (u.username || u.password) throw new AppError('validation_failed', 'public_url must not contain credentials', { details: { param: 'public_url' } });
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) throw new AppError('validation_failed', 'public_url must be an origin without a path, e.g. https://nexus.example.com', { details: { param: 'public_url' } });
   return u.origin;
 }
 

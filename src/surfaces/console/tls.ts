@@ -51,23 +51,23 @@ export function readCertificate(dataDir: string): CertInfo | null {
 /** Validates a PEM chain and key; returns the leaf's details. Throws validation_failed with a reason. */
 export function checkCertificate(certPem: string, keyPem: string, now = new Date()): CertInfo {
   const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(certPem);
-  if (!first) throw new AppError('validation_failed', 'certificate is not a PEM certificate (-----BEGIN CERTIFICATE-----)');
+  if (!first) throw new AppError('validation_failed', 'certificate is not a PEM certificate (-----BEGIN CERTIFICATE-----)', { details: { param: 'certificate' } });
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(first[0]);
   } catch {
-    throw new AppError('validation_failed', 'certificate could not be parsed');
+    throw new AppError('validation_failed', 'certificate could not be parsed', { details: { param: 'certificate' } });
   }
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyPem)) throw new AppError('validation_failed', 'private_key is not a PEM private key');
-  if (/ENCRYPTED/.test(keyPem)) throw new AppError('validation_failed', 'private_key is encrypted; upload it without a passphrase');
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyPem)) throw new AppError('validation_failed', 'private_key is not a PEM private key', { details: { param: 'private_key' } });
+  if (/ENCRYPTED/.test(keyPem)) throw new AppError('validation_failed', 'private_key is encrypted; upload it without a passphrase', { details: { param: 'private_key' } });
   let key;
   try {
     key = createPrivateKey(keyPem);
   } catch {
-    throw new AppError('validation_failed', 'private_key could not be parsed');
+    throw new AppError('validation_failed', 'private_key could not be parsed', { details: { param: 'private_key' } });
   }
-  if (!leaf.checkPrivateKey(key)) throw new AppError('validation_failed', 'private_key does not belong to the certificate');
-  if (new Date(leaf.validTo) <= now) throw new AppError('validation_failed', `certificate expired on ${new Date(leaf.validTo).toISOString()}`);
+  if (!leaf.checkPrivateKey(key)) throw new AppError('validation_failed', 'private_key does not belong to the certificate', { details: { param: 'private_key' } });
+  if (new Date(leaf.validTo) <= now) throw new AppError('validation_failed', `certificate expired on ${new Date(leaf.validTo).toISOString()}`, { details: { param: 'certificate' } });
   return info(leaf);
 }
 

@@ -66,11 +66,11 @@ function parseEndpoint(endpoint: string): URL {
   try {
     url = new URL(endpoint);
   } catch {
-    throw new AppError('validation_failed', 'endpoint_url is not a URL');
+    throw new AppError('validation_failed', 'endpoint_url is not a URL', { details: { param: 'endpoint_url' } });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new AppError('validation_failed', 'endpoint_url must be http or https');
-  if (url.username || url.password) throw new AppError('validation_failed', 'endpoint_url must not carry credentials; use credential');
-  if (url.search || url.hash) throw new AppError('validation_failed', 'endpoint_url must not have a query or fragment');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new AppError('validation_failed', 'endpoint_url must be http or https', { details: { param: 'endpoint_url' } });
+  if (url.username || url.password) throw new AppError('validation_failed', 'endpoint_url must not carry credentials; use credential', { details: { param: 'endpoint_url' } });
+  if (url.search || url.hash) throw new AppError('validation_failed', 'endpoint_url must not have a query or fragment', { details: { param: 'endpoint_url' } });
   return url;
 }
 
@@ -90,13 +90,13 @@ function endpointWarnings(url: URL, allowPrivate: boolean): string[] {
     throw new AppError('validation_failed', `endpoint_url names a cloud metadata address (${url.hostname}), which the proxy never reaches`, { details: { param: 'endpoint_url' } });
   }
   if (kind === 'private' && !allowPrivate) {
-    return [`endpoint_url names a private, loopback or link-local address (${url.hostname}): the proxy refuses it until proxy.allowPrivateTargets is set; a host on a private network is reached by routing the service through a node there`];
+    return [`endpoint_url names a private, loopback or link-local address (${url.hostname}): the proxy refuses it until proxy.allowPrivateTargets is set; a host on a private network is reached by routing the service through a node there (nexus service nodes SLUG --node NODE), or allow private targets (NEXUS_PROXY_ALLOW_PRIVATE_TARGETS=true) when the appliance itself should call it`];
   }
   return [];
 }
 
 function needsKeyName(method: AuthMethod, keyName: string | null): void {
-  if ((method === 'header' || method === 'body') && !keyName) throw new AppError('validation_failed', `auth_method "${method}" needs auth_key_name`);
+  if ((method === 'header' || method === 'body') && !keyName) throw new AppError('validation_failed', `auth_method "${method}" needs auth_key_name`, { details: { param: 'auth_key_name' } });
 }
 
 const CREDENTIAL_ON_NODE = 'a service routed through nodes keeps its credential on the node; add it there with `nexus agent credentials add`';
@@ -135,7 +135,7 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
   const bindings = (principal: Principal, requested: NonNullable<UpdateServiceInput['nodes']>, kept: Set<string>): ServiceNode[] => {
     const seen = new Set<string>();
     for (const n of requested) {
-      if (seen.has(n.node_id)) throw new AppError('validation_failed', `node ${n.node_id} is listed twice`);
+      if (seen.has(n.node_id)) throw new AppError('validation_failed', `node ${n.node_id} is listed twice`, { details: { param: 'nodes' } });
       seen.add(n.node_id);
       if (!kept.has(n.node_id)) nodes.visible(principal, n.node_id);
     }
@@ -155,21 +155,21 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
 
     create(owner: Principal, input: CreateServiceInput): { service: ServiceView; warnings: string[] } {
       const base = input.catalog ? catalogEntry(input.catalog) : undefined;
-      if (input.catalog && !base) throw new AppError('validation_failed', `no catalog entry "${input.catalog}"; see GET /api/v1/catalog`);
+      if (input.catalog && !base) throw new AppError('validation_failed', `no catalog entry "${input.catalog}"; see GET /api/v1/catalog`, { details: { param: 'catalog' } });
       const endpoint = input.endpoint_url ?? base?.endpoint_url;
       const method = input.auth_method ?? base?.auth_method;
-      if (!endpoint) throw new AppError('validation_failed', 'endpoint_url is required');
-      if (!method || !AUTH_METHODS.includes(method)) throw new AppError('validation_failed', `auth_method must be one of ${AUTH_METHODS.join(', ')}`);
+      if (!endpoint) throw new AppError('validation_failed', 'endpoint_url is required', { details: { param: 'endpoint_url' } });
+      if (!method || !AUTH_METHODS.includes(method)) throw new AppError('validation_failed', `auth_method must be one of ${AUTH_METHODS.join(', ')}`, { details: { param: 'auth_method' } });
       const url = parseEndpoint(endpoint);
       const keyName = input.auth_key_name ?? base?.auth_key_name ?? null;
       needsKeyName(method, keyName);
 
       const viaNodes = bindings(owner, input.nodes ?? [], new Set());
-      if (viaNodes.length && input.credential !== undefined) throw new AppError('validation_failed', CREDENTIAL_ON_NODE);
-      if (!viaNodes.length && method !== 'none' && input.credential === undefined) throw new AppError('validation_failed', needsCredential(method));
+      if (viaNodes.length && input.credential !== undefined) throw new AppError('validation_failed', CREDENTIAL_ON_NODE, { details: { param: 'credential' } });
+      if (!viaNodes.length && method !== 'none' && input.credential === undefined) throw new AppError('validation_failed', needsCredential(method), { details: { param: 'credential' } });
       const warnings = viaNodes.length ? [] : endpointWarnings(url, allowPrivate);
       const slug = input.slug ?? base?.slug ?? slugify(input.label ?? url.hostname);
-      if (!SLUG.test(slug)) throw new AppError('validation_failed', 'slug must be lowercase letters, digits and dashes (1–64)');
+      if (!SLUG.test(slug)) throw new AppError('validation_failed', 'slug must be lowercase letters, digits and dashes (1–64)', { details: { param: 'slug' } });
       const id = randomUUID();
       const credential = input.credential;
       const row = store.create(
@@ -210,7 +210,7 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
 
         let sealed: string | null;
         if (viaNodes.length) {
-          if (typeof input.credential === 'string') throw new AppError('validation_failed', CREDENTIAL_ON_NODE);
+          if (typeof input.credential === 'string') throw new AppError('validation_failed', CREDENTIAL_ON_NODE, { details: { param: 'credential' } });
           sealed = null;
           credential = s.credential_sealed ? 'dropped' : 'none';
         } else if (method === 'none') {
@@ -220,10 +220,10 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
           sealed = ctx.secretBox.seal(input.credential, serviceAad(s.id));
           credential = 'replaced';
         } else if (input.credential === null || !s.credential_sealed) {
-          throw new AppError('validation_failed', needsCredential(method));
+          throw new AppError('validation_failed', needsCredential(method), { details: { param: 'credential' } });
         } else {
           if (url.origin !== new URL(s.endpoint_url).origin) {
-            throw new AppError('validation_failed', 'the stored credential does not follow the endpoint to another origin; send credential again');
+            throw new AppError('validation_failed', 'the stored credential does not follow the endpoint to another origin; send credential again', { details: { param: 'credential' } });
           }
           sealed = s.credential_sealed;
           credential = 'kept';

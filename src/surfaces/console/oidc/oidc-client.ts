@@ -27,11 +27,11 @@ export function checkIssuerUrl(raw: string): URL {
   try {
     u = new URL(raw);
   } catch {
-    throw new AppError('validation_failed', 'issuer is not a URL');
+    throw new AppError('validation_failed', 'issuer is not a URL', { details: { param: 'issuer' } });
   }
   const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) throw new AppError('validation_failed', 'issuer must be an https:// URL');
-  if (u.search || u.hash || u.username || u.password) throw new AppError('validation_failed', 'issuer must not carry a query, fragment or credentials');
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) throw new AppError('validation_failed', 'issuer must be an https:// URL', { details: { param: 'issuer' } });
+  if (u.search || u.hash || u.username || u.password) throw new AppError('validation_failed', 'issuer must not carry a query, fragment or credentials', { details: { param: 'issuer' } });
   return u;
 }
 

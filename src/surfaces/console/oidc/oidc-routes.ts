@@ -76,16 +76,16 @@ export function oidcRoutes(app: FastifyInstance, ctx: AppContext) {
     if (client_secret !== undefined) next.client_secret_sealed = sealSecret(ctx, client_secret);
     next.issuer = next.issuer.trim().replace(/\/+$/, '');
     if (next.enabled) {
-      if (!next.issuer || !next.client_id) throw new AppError('validation_failed', 'issuer and client_id are required to enable single sign-on');
+      if (!next.issuer || !next.client_id) throw new AppError('validation_failed', 'issuer and client_id are required to enable single sign-on', { details: { param: next.issuer ? 'client_id' : 'issuer' } });
       checkIssuerUrl(next.issuer);
-      if (!/(^| )openid( |$)/.test(next.scopes)) throw new AppError('validation_failed', 'scopes must include openid');
+      if (!/(^| )openid( |$)/.test(next.scopes)) throw new AppError('validation_failed', 'scopes must include openid', { details: { param: 'scopes' } });
       await client.discover(next.issuer); // refuse settings that cannot work
     }
     if (next.enabled && next.sso_only) {
       // Never lock everyone out: SSO-only needs a local admin who can still sign in with a password.
       const bg = next.break_glass_username ? ctx.identity.users.getByUsername(next.break_glass_username) : undefined;
       if (!bg || bg.role !== 'admin' || !bg.active || !ctx.identity.users.passwordHash(bg.id)) {
-        throw new AppError('validation_failed', 'SSO-only mode needs break_glass_username to name an active local admin with a password');
+        throw new AppError('validation_failed', 'SSO-only mode needs break_glass_username to name an active local admin with a password', { details: { param: 'break_glass_username' } });
       }
     }
     saveOidc(ctx, next);

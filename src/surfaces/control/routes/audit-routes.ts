@@ -37,7 +37,7 @@ interface AuditQs {
 const encodeCursor = (id: number) => Buffer.from(`a:${id}`).toString('base64url');
 function decodeCursor(cursor: string): number {
   const m = /^a:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!m) throw new AppError('validation_failed', 'cursor is not valid');
+  if (!m) throw new AppError('validation_failed', 'cursor is not valid', { details: { param: 'cursor' } });
   return Number(m[1]);
 }
 

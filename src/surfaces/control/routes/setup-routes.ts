@@ -41,7 +41,8 @@ export function setupRoutes(app: FastifyInstance, ctx: AppContext) {
       }
       if (!ctx.setup.verify(req.body.setup_token)) {
         ctx.audit.record({ ...audit, outcome: 'denied', details: { reason: 'bad setup token' } });
-        throw new AppError('unauthorized', `setup token is not valid; read it from ${ctx.setup.path}`);
+        // The file's path stays on the appliance's console and log: this caller is not signed in.
+        throw new AppError('unauthorized', 'setup token is not valid; it is in the file setup-token in the appliance\'s data dir, and printed when it started');
       }
       // Hash outside the transaction (scrypt is async), then claim atomically.
       const pending = await ctx.identity.createUser({ username: req.body.username, email: req.body.email ?? null, password: req.body.password, role: 'member', active: false });

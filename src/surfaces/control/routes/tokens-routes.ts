@@ -16,7 +16,7 @@ export function tokensRoutes(app: FastifyInstance, ctx: AppContext) {
 
   app.post<{ Body: { name: string; expires_at?: string } }>('/api/v1/tokens', { ...auth, schema: { body: createBody } }, async (req, reply) => {
     const expiresAt = req.body.expires_at ? new Date(req.body.expires_at).toISOString() : null;
-    if (expiresAt && expiresAt <= new Date().toISOString()) throw new AppError('validation_failed', 'expires_at is in the past');
+    if (expiresAt && expiresAt <= new Date().toISOString()) throw new AppError('validation_failed', 'expires_at is in the past', { details: { param: 'expires_at' } });
     const { token, record } = ctx.identity.createApiToken(req.principal!.userId, req.body.name, expiresAt);
     ctx.audit.record({ ...actorOf(req), action: 'token.create', target_type: 'api_token', target_id: record.id, outcome: 'success', details: { name: record.name } });
     return reply.code(201).send({ ...record, token });

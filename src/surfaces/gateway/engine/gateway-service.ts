@@ -444,6 +444,7 @@ export function createGatewayService(deps: GatewayDeps) {
         finish(c, model, null, o, started);
         throw new AppError('rate_limited', admitted.message, {
           retryAfter: admitted.retryAfter,
+          retryable: admitted.retryable,
           details: admitted.limit === 'budget'
             ? { code: 'budget_exceeded', type: 'insufficient_quota', limit: 'budget' }
             : { code: 'rate_limit_exceeded', type: admitted.limit === 'rpm' ? 'requests' : 'tokens', limit: admitted.limit },

@@ -55,3 +55,12 @@ describe('errorBody', () => {
     expect(errorBody('glm', tooBig).error).toMatchObject({ code: '1214' });
   });
 });
+
+describe('errorHeaders', () => {
+  it('tells SDKs not to retry a 429 that waiting cannot cure, and leaves the others to Retry-After', () => {
+    const spent = new AppError('rate_limited', 'virtual key budget of $1 is spent', { retryAfter: 3600, retryable: false, details: { limit: 'budget' } });
+    expect(errorHeaders(spent)).toEqual({ 'retry-after': '3600', 'x-should-retry': 'false', 'x-nexus-limit': 'budget' });
+    const rpm = new AppError('rate_limited', 'virtual key limit of 1 requests per minute reached', { retryAfter: 42, retryable: true, details: { limit: 'rpm' } });
+    expect(errorHeaders(rpm)).toEqual({ 'retry-after': '42', 'x-nexus-limit': 'rpm' });
+  });
+});

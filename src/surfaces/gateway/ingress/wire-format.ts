@@ -125,6 +125,7 @@ export function errorBody(format: IngressFormat, err: AppError): Record<string, 
 export function errorHeaders(err: AppError): Record<string, string> {
   const h: Record<string, string> = {};
   if (err.retryAfter !== undefined) h['retry-after'] = String(err.retryAfter);
+  if (err.retryable === false) h['x-should-retry'] = 'false';
   if (typeof err.details?.limit === 'string') h['x-nexus-limit'] = err.details.limit;
   return h;
 }

@@ -31,7 +31,7 @@ describe('KeyLimits with a budget period', () => {
     expect(isLimitHit(r)).toBe(false);
     if (!isLimitHit(r)) l.settle(r, 10, 1);
     const hit = l.admit(at('2026-12-07T23:59:00Z'), 10, 0.01);
-    expect(hit).toMatchObject({ limit: 'budget', retryAfter: 60 });
+    expect(hit).toMatchObject({ limit: 'budget', retryAfter: 60, retryable: false });
     expect(isLimitHit(hit) && hit.message).toBe('virtual key budget of $1 is spent today; it renews at 2026-12-08T00:00:00.000Z');
     expect(l.spentAt(at('2026-12-07T23:59:59Z'))).toBe(1);
     const next = l.admit(at('2026-12-08T00:00:00Z'), 10, 0.5);
@@ -42,7 +42,7 @@ describe('KeyLimits with a budget period', () => {
 
   it('without a period, a spent budget stays spent and the retry hint is an hour', () => {
     const l = new KeyLimits(spec(1, null), 1, null, at('2026-12-07T10:00:00Z'));
-    expect(l.admit(at('2027-06-01T00:00:00Z'), 1, 0.1)).toMatchObject({ limit: 'budget', retryAfter: 3600, message: 'virtual key budget of $1 is spent' });
+    expect(l.admit(at('2027-06-01T00:00:00Z'), 1, 0.1)).toMatchObject({ limit: 'budget', retryAfter: 3600, retryable: false, message: 'virtual key budget of $1 is spent' });
     expect(l.periodStart).toBeNull();
     expect(l.renewsAt(at('2027-06-01T00:00:00Z'))).toBeNull();
   });
@@ -66,7 +66,7 @@ describe('KeyLimits with a budget period', () => {
     if (!isLimitHit(r)) l.settle(r, 10, 0.1);
     expect(l.spentUsd).toBeCloseTo(0.1, 9);
     // 0.1 spent + 0.85 reserved: a third request of 0.1 would pass the renewed budget of 1.
-    expect(l.admit(at('2026-12-08T00:00:02Z'), 10, 0.1)).toMatchObject({ limit: 'budget', retryAfter: 1 });
+    expect(l.admit(at('2026-12-08T00:00:02Z'), 10, 0.1)).toMatchObject({ limit: 'budget', retryAfter: 1, retryable: true });
   });
 
   it('starts the new period when an edit changes it, with the spend the caller counted', () => {
@@ -128,5 +128,17 @@ describe('admitAll: a call reserved against its key, its owner and its group', (
     expect([owner.spentUsd, group.spentUsd, owner.reservedUsd, group.reservedUsd]).toEqual([0.1, 0.1, 0, 0]);
     expect(admitAll([key, owner, group], t + 1, 10, 0.25)).toMatchObject({ limit: 'budget', message: 'request could exceed the user budget of $0.3' });
     expect(group.reservedUsd).toBe(0);
+  });
+});
+
+describe('which refusals waiting can cure', () => {
+  it('marks rpm and tpm windows retryable, and a request larger than the tpm limit not', () => {
+    const l = new KeyLimits({ rpm: 1, tpm: 100, budgetUsd: null, budgetPeriod: null }, 0, null, at('2026-12-07T10:00:00Z'));
+    expect(isLimitHit(l.admit(at('2026-12-07T10:00:00Z'), 10, 0))).toBe(false);
+    expect(l.admit(at('2026-12-07T10:00:01Z'), 10, 0)).toMatchObject({ limit: 'rpm', retryable: true });
+    const t = new KeyLimits({ rpm: null, tpm: 100, budgetUsd: null, budgetPeriod: null }, 0, null, at('2026-12-07T10:00:00Z'));
+    expect(isLimitHit(t.admit(at('2026-12-07T10:00:00Z'), 90, 0))).toBe(false);
+    expect(t.admit(at('2026-12-07T10:00:01Z'), 20, 0)).toMatchObject({ limit: 'tpm', retryable: true });
+    expect(t.admit(at('2026-12-07T10:00:01Z'), 101, 0)).toMatchObject({ limit: 'tpm', retryable: false });
   });
 });

@@ -39,6 +39,9 @@ export interface LimitHit {
   limit: Limit;
   /** Seconds until trying again can succeed. */
   retryAfter: number;
+  /** Whether waiting a little can succeed: false for a spent budget (it renews, if ever, at the
+   *  period's end) and for a request larger than the tokens-per-minute limit. */
+  retryable: boolean;
   message: string;
 }
 
@@ -160,15 +163,15 @@ export class KeyLimits {
       const untilRenewal = budgetPeriod ? secondsUntil(this.periodEnd, now) : 3600;
       const renews = budgetPeriod ? ` ${PERIOD_WORD[budgetPeriod]}; it renews at ${new Date(this.periodEnd).toISOString()}` : '';
       if (this.spentUsd >= budgetUsd - EPSILON) {
-        return { limit: 'budget', retryAfter: untilRenewal, message: `${this.whose} budget of $${budgetUsd} is spent${renews}` };
+        return { limit: 'budget', retryAfter: untilRenewal, retryable: false, message: `${this.whose} budget of $${budgetUsd} is spent${renews}` };
       }
       if (this.spentUsd + this.reservedUsd + estCostUsd > budgetUsd + EPSILON) {
         // Requests in flight hold the rest of the budget; some of it may come back when they settle.
-        return { limit: 'budget', retryAfter: this.reservedUsd > 0 ? 1 : untilRenewal, message: `request could exceed the ${this.whose} budget of $${budgetUsd}${renews}` };
+        return { limit: 'budget', retryAfter: this.reservedUsd > 0 ? 1 : untilRenewal, retryable: this.reservedUsd > 0, message: `request could exceed the ${this.whose} budget of $${budgetUsd}${renews}` };
       }
     }
     if (rpm !== null && this.requests.length >= rpm) {
-      return { limit: 'rpm', retryAfter: secondsUntil(this.requests[this.requests.length - rpm]! + WINDOW_MS, now), message: `virtual key limit of ${rpm} requests per minute reached` };
+      return { limit: 'rpm', retryAfter: secondsUntil(this.requests[this.requests.length - rpm]! + WINDOW_MS, now), retryable: true, message: `virtual key limit of ${rpm} requests per minute reached` };
     }
     if (tpm !== null && this.tokenSum + estTokens > tpm) {
       let freed = this.tokenSum + estTokens - tpm;
@@ -178,8 +181,8 @@ export class KeyLimits {
         at = e.at + WINDOW_MS;
         if (freed <= 0) break;
       }
-      if (estTokens > tpm) return { limit: 'tpm', retryAfter: 60, message: `request needs about ${estTokens} tokens, more than the virtual key limit of ${tpm} tokens per minute` };
-      return { limit: 'tpm', retryAfter: secondsUntil(at, now), message: `virtual key limit of ${tpm} tokens per minute reached` };
+      if (estTokens > tpm) return { limit: 'tpm', retryAfter: 60, retryable: false, message: `request needs about ${estTokens} tokens, more than the virtual key limit of ${tpm} tokens per minute` };
+      return { limit: 'tpm', retryAfter: secondsUntil(at, now), retryable: true, message: `virtual key limit of ${tpm} tokens per minute reached` };
     }
     if (rpm !== null) this.requests.push(now);
     let entry: TokenEntry | null = null;

@@ -152,7 +152,9 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
 
     const token = bearerFrom(req);
     const principal = token ? ctx.identity.resolveApiToken(token) : null;
-    if (!token || !principal) throw new AppError('unauthorized', 'send a personal token as Authorization: Bearer nx_pat_… or X-API-Key');
+    if (!token) throw new AppError('unauthorized', 'send a personal token as Authorization: Bearer nx_pat_… or X-API-Key');
+    // One answer for expired, revoked and unknown tokens: which of them it is stays with the owner.
+    if (!principal) throw new AppError('unauthorized', 'the personal token sent is not valid: it has expired, was revoked, or never existed; create a new one (console: Personal tokens, or nexus login)');
     req.principal = principal;
     const found = hub.lookup.find(principal.userId, slug);
     if (!found) throw new AppError('not_found', `no service "${slug.slice(0, 64)}"`);
