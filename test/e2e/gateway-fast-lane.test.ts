@@ -4,7 +4,8 @@
 // status, headers, body — for successes, every early error in each wire format, bodies over the
 // gateway's limit, other Content-Types and chunked bodies. Also what goes around a call on the lane:
 // the request id, the caller's address through the trusted proxy (access line and audit entry), the
-// request metric, and a client that leaves mid-body (nothing reaches the provider, nothing is charged).
+// request metric, and a client that leaves mid-body (nothing reaches the provider, nothing is charged,
+// and, as on fastify's route, no access line and no request metric: no request was ever handled).
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppliance, type Appliance } from '../helpers/appliance.ts';
@@ -160,20 +161,46 @@ describe('fast lane: what goes around a call', () => {
     expect(app.output()).not.toContain(vk);
   });
 
-  it('a client that leaves mid-body reaches no provider and is charged nothing, on either path', async () => {
+  it('a client that leaves mid-body reaches no provider, is charged nothing and is neither logged nor counted, on either path', async () => {
     const usage = async () => (await json(await fetch(`${app.url}/api/v1/usage?group_by=model&key_id=${keyId}`, authed(admin.token)))).items.reduce((n: number, i: { requests: number }) => n + i.requests, 0);
+    const gatewayPosts = async () => [...(await (await fetch(`${app.adminUrl}/metrics`)).text()).matchAll(/^nexus_http_requests_total\{surface="gateway",method="POST",status="\d+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
     const calls = up.requests.length;
     const used = await usage();
-    for (const path of ['/v1/chat/completions', '/v1/chat/completions?via=fastify']) {
-      const sock = connect(port, '127.0.0.1');
-      await new Promise((r) => sock.once('connect', r));
-      sock.write(`POST ${path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${vk}\r\ncontent-type: application/json\r\ncontent-length: 4000\r\n\r\n{"model":"gpt-local","messages":[`);
+    const counted = await gatewayPosts();
+    const head = (path: string, id: string) => `POST ${path} HTTP/1.1\r\nhost: x\r\nx-request-id: ${id}\r\nauthorization: Bearer ${vk}\r\ncontent-type: application/json\r\ncontent-length: 4000\r\n\r\n{"model":"gpt-local","messages":[`;
+    const answers: string[] = [];
+    for (const [via, path] of [['lane', '/v1/chat/completions'], ['fastify', '/v1/chat/completions?via=fastify']] as const) {
+      // Gone at once (a reset): nothing can be answered.
+      const cut = connect(port, '127.0.0.1');
+      await new Promise((r) => cut.once('connect', r));
+      cut.write(head(path, `mid-body-reset-${via}`));
       await new Promise((r) => setTimeout(r, 100));
-      sock.destroy();
+      cut.destroy();
+      // Half-closed: node's parser sees the body end early, the server answers 400 and closes.
+      const half = connect(port, '127.0.0.1');
+      const got: Buffer[] = [];
+      half.on('data', (d) => got.push(d));
+      await new Promise((r) => half.once('connect', r));
+      half.write(head(path, `mid-body-end-${via}`));
+      await new Promise((r) => setTimeout(r, 100));
+      half.end();
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no close in time')), 5000);
+        half.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      answers.push(Buffer.concat(got).toString());
     }
-    await new Promise((r) => setTimeout(r, 200));
-    expect(up.requests.length).toBe(calls);
-    expect(await usage()).toBe(used);
-    expect((await request('/v1/chat/completions', chat('gpt-local'), auth())).status).toBe(200);
+    expect(answers[0]).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answers[0]).toBe(answers[1]);
+    // A request after them, on the lane: once its access line is out, the ones before it would be too.
+    expect((await request('/v1/chat/completions', chat('gpt-local'), { ...auth(), 'x-request-id': 'after-mid-body' })).status).toBe(200);
+    await until('access line', async () => app.output().includes('"reqId":"after-mid-body"'));
+    expect(app.output()).not.toMatch(/"reqId":"mid-body-/);
+    expect(await gatewayPosts()).toBe(counted + 1);
+    expect(up.requests.length).toBe(calls + 1);
+    expect(await usage()).toBe(used + 1);
   });
 });

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { createOpsApplier } from './write-ops.ts';
+import { createOpsApplier, packed, type WriteOp } from './write-ops.ts';
 
 describe('createOpsApplier', () => {
   it('inserts every row in order, whole groups and the rest, with nulls and numbers intact', () => {
@@ -32,5 +32,25 @@ describe('createOpsApplier', () => {
     expect(db.prepare('SELECT v FROM t ORDER BY id').pluck().all()).toEqual(['one', 'two']);
     expect(db.prepare("SELECT n FROM c WHERE k = 'a'").pluck().get()).toBe(5);
     db.close();
+  });
+  it('packs rows as JSON text only when JSON gives back the same values, and inserts them the same', () => {
+    const values = ['a', 1, 0.1 + 0.2, null, 'x\'"\\\u0000\ud800é', -1e300, 2 ** 53 + 2, 0];
+    const op = packed({ insert: 't', columns: ['v'], values });
+    expect(op).toEqual({ insert: 't', columns: ['v'], json: JSON.stringify(values) });
+    for (const odd of [Number.NaN, Infinity, -0, true, undefined, 10n, Buffer.from('x')]) {
+      const keep: WriteOp = { insert: 't', columns: ['v'], values: ['a', odd] };
+      expect(packed(keep)).toBe(keep);
+    }
+    const statement: WriteOp = { sql: 'SELECT ?', params: [[1]] };
+    expect(packed(statement)).toBe(statement);
+    const read = (ops: WriteOp[]) => {
+      const db = new Database(':memory:');
+      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, v)');
+      createOpsApplier(db)(ops);
+      const rows = db.prepare('SELECT v, typeof(v) AS type FROM t ORDER BY id').all();
+      db.close();
+      return rows;
+    };
+    expect(read([op])).toEqual(read([{ insert: 't', columns: ['v'], values }]));
   });
 });

@@ -20,7 +20,7 @@
 import { Worker } from 'node:worker_threads';
 import { getAsset, isSea } from 'node:sea';
 import type { Db } from './db.ts';
-import { createOpsApplier, type WriteOp } from './write-ops.ts';
+import { createOpsApplier, packed, type WriteOp } from './write-ops.ts';
 
 export type { WriteOp };
 
@@ -170,7 +170,7 @@ export function createWriter(db: Db, opts: WriterOptions): Writer {
       }
       seq++;
       unacked.set(seq, { label, ops });
-      worker.postMessage({ seq, label, ops: [{ claim: seq }, ...ops] });
+      worker.postMessage({ seq, label, ops: [{ claim: seq }, ...ops.map(packed)] });
     },
     sync() {
       if (stopped || seq === 0) return;

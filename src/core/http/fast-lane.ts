@@ -88,6 +88,8 @@ export type LaneHandler = (req: LaneRequest, reply: LaneReply) => Promise<unknow
 export type LaneErrorHandler = (err: unknown, req: LaneRequest, reply: LaneReply) => void;
 
 interface LaneRoute {
+  /** The access line's method and URL (the path is fixed). */
+  line: string;
   handler: LaneHandler;
   onError: LaneErrorHandler;
   bodyLimit: number;
@@ -121,11 +123,12 @@ export function createFastLane(ctx: AppContext): FastLane {
 
   function run(route: LaneRoute, raw: IncomingMessage, res: ServerResponse, id: string, text: string, started: number): void {
     const ip = ipOf(raw);
-    res.once('finish', () => {
+    // `on`, not `once`, for events a request sees once: no wrapper to make and take off again.
+    res.on('finish', () => {
       const ms = performance.now() - started;
       const status = res.statusCode;
       metrics.observeRequest(route.surface, 'POST', status, ms / 1000);
-      if (access.enabled()) access.write(id, 'POST', raw.url!, ip, status, Math.round(ms * 10) / 10);
+      if (access.enabled()) access.writeRequest(id, route.line, ip, status, Math.round(ms * 10) / 10);
     });
     const reply = new LaneReply(res, id);
     let body: unknown;
@@ -157,7 +160,7 @@ export function createFastLane(ctx: AppContext): FastLane {
 
   return {
     post(path, handler, opts) {
-      routes.set(path, { handler, onError: opts.onError, bodyLimit: opts.bodyLimit, surface: opts.surface });
+      routes.set(path, { line: access.request('POST', path), handler, onError: opts.onError, bodyLimit: opts.bodyLimit, surface: opts.surface });
     },
     close() {
       closed = true;
@@ -184,7 +187,7 @@ export function createFastLane(ctx: AppContext): FastLane {
         if (first === null) first = chunk;
         else (more ??= [first]).push(chunk);
       });
-      raw.once('end', () => {
+      raw.on('end', () => {
         const buf = more ? Buffer.concat(more) : (first ?? Buffer.alloc(0));
         run(route, raw, res, id, buf.toString('utf8'), started);
       });

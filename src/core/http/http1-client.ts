@@ -40,6 +40,13 @@ export interface Http1Request {
   body: string | Buffer | null;
 }
 
+/** What the client needs of a cancel signal: an AbortSignal, or the gateway's lighter CallAbort (call-abort.ts). */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** An answer read whole. Header names are lower-case; a repeated field's values are joined by ", ". */
 export interface Http1Answer {
   status: number;
@@ -78,6 +85,10 @@ interface Origin {
   readonly idle: Conn[];
   session: Buffer | undefined;
 }
+
+// A header field name given by the caller: not a token, one this client sets itself, or one to send.
+const Field = { Invalid: 0, Own: 1, Sent: 2 } as const;
+type Field = (typeof Field)[keyof typeof Field];
 
 // Where the parser is within an answer.
 const State = { Head: 0, Body: 1, UntilClose: 2, ChunkSize: 3, ChunkData: 4, ChunkEnd: 5, Trailers: 6 } as const;
@@ -129,10 +140,10 @@ class Exchange {
   retried = false;
   private resolve: ((a: Http1Answer) => void) | null;
   private reject: ((e: Error) => void) | null;
-  private readonly signal: AbortSignal | undefined;
+  private readonly signal: CancelSignal | undefined;
   private readonly onAbort: (() => void) | undefined;
 
-  constructor(origin: Origin, method: string, request: string, body: string | Buffer | null, limit: number, signal: AbortSignal | undefined, resolve: (a: Http1Answer) => void, reject: (e: Error) => void) {
+  constructor(origin: Origin, method: string, request: string, body: string | Buffer | null, limit: number, signal: CancelSignal | undefined, resolve: (a: Http1Answer) => void, reject: (e: Error) => void) {
     this.origin = origin;
     this.method = method;
     this.request = request;
@@ -184,6 +195,8 @@ class Conn {
   private remaining = 0;
   private chunks: Buffer[] = [];
   private size = 0;
+  /** The clock when the bytes being read arrived (one reading serves every deadline they move). */
+  private now = 0;
 
   constructor(client: Http1Client, origin: Origin, sock: Socket, tls: boolean) {
     this.client = client;
@@ -205,7 +218,7 @@ class Conn {
     sock.on('close', () => this.onClosed(null));
   }
 
-  start(ex: Exchange): void {
+  start(ex: Exchange, now: number): void {
     this.ex = ex;
     this.uses++;
     this.state = State.Head;
@@ -214,7 +227,7 @@ class Conn {
     this.size = 0;
     ex.conn = this;
     ex.phase = this.connected ? 'head' : 'connect';
-    ex.deadline = Date.now() + (this.connected ? this.client.headersTimeoutMs : this.client.connectTimeoutMs);
+    ex.deadline = now + (this.connected ? this.client.headersTimeoutMs : this.client.connectTimeoutMs);
     const { request, body } = ex;
     if (body === null || typeof body === 'string') this.sock.write(body === null ? request : request + body);
     else {
@@ -237,7 +250,8 @@ class Conn {
     const ex = this.ex;
     if (!ex) return this.client.drop(this); // bytes nobody asked for: the connection is out of step
     ex.received = true;
-    if (ex.phase === 'body') ex.deadline = Date.now() + this.client.bodyTimeoutMs;
+    this.now = Date.now();
+    if (ex.phase === 'body') ex.deadline = this.now + this.client.bodyTimeoutMs;
     try {
       this.feed(ex, this.pending ? Buffer.concat([this.pending, d]) : d);
     } catch (err) {
@@ -366,7 +380,7 @@ class Conn {
     ex.status = status;
     ex.head = head;
     ex.phase = 'body';
-    ex.deadline = Date.now() + this.client.bodyTimeoutMs;
+    ex.deadline = this.now + this.client.bodyTimeoutMs;
     ex.close = close;
     ex.keepAliveMs = keepAliveMs;
     if (ex.method === 'HEAD' || status === 204 || status === 304) {
@@ -403,7 +417,7 @@ class Conn {
     this.ex = null;
     // Bytes past the answer's end mean the two sides disagree on framing: such a connection is not reused.
     if (ex.close || extra) this.client.drop(this);
-    else this.client.release(this, ex.keepAliveMs);
+    else this.client.release(this, ex.keepAliveMs, this.now);
     ex.settle(body);
   }
 
@@ -438,6 +452,7 @@ export class Http1Client {
   private readonly origins = new Map<string, Origin>();
   private readonly targets = new Map<string, { origin: Origin; path: string }>();
   private readonly conns = new Set<Conn>();
+  private readonly fields = new Map<string, Field>();
   private readonly tick: number;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -454,7 +469,7 @@ export class Http1Client {
   }
 
   /** Sends `req` and reads its answer whole, refusing a body over `limit` bytes. */
-  request(req: Http1Request, limit: number, signal?: AbortSignal): Promise<Http1Answer> {
+  request(req: Http1Request, limit: number, signal?: CancelSignal): Promise<Http1Answer> {
     return new Promise((resolve, reject) => {
       if (this.closed) return reject(new Http1Error('ABORTED', 'client is closed'));
       if (signal?.aborted) return reject(new Http1Error('ABORTED', 'request aborted'));
@@ -464,8 +479,9 @@ export class Http1Client {
       let head = `${req.method} ${path} HTTP/1.1\r\nhost: ${origin.hostHeader}\r\n`;
       for (const name in req.headers) {
         const value = req.headers[name]!;
-        if (!TOKEN.test(name) || BAD_VALUE.test(value)) return reject(new Http1Error('BAD_REQUEST', `header field "${TOKEN.test(name) ? name : '?'}" is not valid`));
-        if (OWN.has(name.toLowerCase())) continue;
+        const kind = this.fieldKind(name);
+        if (kind === Field.Invalid || BAD_VALUE.test(value)) return reject(new Http1Error('BAD_REQUEST', `header field "${kind === Field.Invalid ? '?' : name}" is not valid`));
+        if (kind === Field.Own) continue;
         head += `${name}: ${value}\r\n`;
       }
       const { body } = req;
@@ -473,6 +489,17 @@ export class Http1Client {
       else if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') head += 'content-length: 0\r\n';
       this.dispatch(new Exchange(origin, req.method, head + '\r\n', body, limit, signal, resolve, reject));
     });
+  }
+
+  /** What a header field name is, looked up once per name: the same few names come with every request. */
+  private fieldKind(name: string): Field {
+    let kind = this.fields.get(name);
+    if (kind === undefined) {
+      kind = !TOKEN.test(name) ? Field.Invalid : OWN.has(name.toLowerCase()) ? Field.Own : Field.Sent;
+      if (this.fields.size >= 1000) this.fields.clear();
+      this.fields.set(name, kind);
+    }
+    return kind;
   }
 
   /** Closes every connection; exchanges in progress fail. */
@@ -486,19 +513,20 @@ export class Http1Client {
   dispatch(ex: Exchange): void {
     const { idle } = ex.origin;
     let conn = idle.pop();
+    const now = Date.now();
     // One whose keep-alive ran out since the last sweep is let go, not used.
-    while (conn && conn.idleUntil <= Date.now()) {
+    while (conn && conn.idleUntil <= now) {
       this.drop(conn);
       conn = idle.pop();
     }
-    (conn ?? this.connect(ex.origin)).start(ex);
+    (conn ?? this.connect(ex.origin)).start(ex, now);
   }
 
   /** @internal An exchange ended cleanly: keep the connection for the next one. */
-  release(conn: Conn, keepAliveMs: number): void {
+  release(conn: Conn, keepAliveMs: number, now: number): void {
     const ms = keepAliveMs >= 0 ? Math.min(keepAliveMs, this.keepAliveMs) : this.keepAliveMs;
     if (ms <= 0 || this.closed) return this.drop(conn);
-    conn.idleUntil = Date.now() + ms;
+    conn.idleUntil = now + ms;
     conn.origin.idle.push(conn);
   }
 

@@ -54,13 +54,17 @@ export interface AccessLog {
   /** False when the level leaves access lines out (`warn` and above). */
   enabled(): boolean;
   write(reqId: string, method: string, url: string, remote: string | undefined, status: number, ms: number): void;
+  /** The line's method and URL, made once for a request line logged over and over (the fast lane's routes). */
+  request(method: string, url: string): string;
+  /** write() with the method and URL made beforehand by request(). */
+  writeRequest(reqId: string, request: string, remote: string | undefined, status: number, ms: number): void;
 }
 
 const accessLogs = new WeakMap<Logger, AccessLog>();
 
 /** The access-line writer of a logger made by createLogger (a no-op for any other logger). */
 export function accessLogFor(log: Logger): AccessLog {
-  return accessLogs.get(log) ?? { enabled: () => false, write() {} };
+  return accessLogs.get(log) ?? { enabled: () => false, write() {}, request: () => '', writeRequest() {} };
 }
 
 // A string without quotes, backslashes, control or non-ASCII characters is its own JSON text.
@@ -94,13 +98,19 @@ function createAccessLog(log: Logger, destination: DestinationStream): AccessLog
     flush();
     (destination as { flushSync?: () => void }).flushSync?.();
   });
+  const request = (method: string, url: string) => `,"req":{"method":${jsonString(method)},"url":${jsonString(redactUrl(url))}`;
+  const writeRequest = (reqId: string, req: string, remote: string | undefined, status: number, ms: number) => {
+    if (!pending) setTimeout(flush, ACCESS_FLUSH_MS).unref();
+    else if (pending.length > ACCESS_FLUSH_BYTES) flush();
+    pending += `${prefix}${isoNow()}${pidPart}${jsonString(reqId)}${req}${remote === undefined ? '' : `,"remote":${jsonString(remote)}`}},"res":{"status":${status}},"ms":${ms},"msg":"request"}\n`;
+  };
   return {
     enabled: () => log.isLevelEnabled('info'),
     write(reqId, method, url, remote, status, ms) {
-      if (!pending) setTimeout(flush, ACCESS_FLUSH_MS).unref();
-      else if (pending.length > ACCESS_FLUSH_BYTES) flush();
-      pending += `${prefix}${isoNow()}${pidPart}${jsonString(reqId)},"req":{"method":${jsonString(method)},"url":${jsonString(redactUrl(url))}${remote === undefined ? '' : `,"remote":${jsonString(remote)}`}},"res":{"status":${status}},"ms":${ms},"msg":"request"}\n`;
+      writeRequest(reqId, request(method, url), remote, status, ms);
     },
+    request,
+    writeRequest,
   };
 }
 

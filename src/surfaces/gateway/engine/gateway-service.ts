@@ -2,9 +2,11 @@
 // scope, reserve against its limits, try deployments in the router's order (retrying connect errors,
 // 429 and 5xx only before the first byte reached the client), answer or stream in the client's
 // format, then settle the reservation with real usage and queue the usage row.
+import { isUtf8 } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { isoNow } from '../../../core/clock.ts';
 import { AppError } from '../../../core/errors/errors.ts';
+import type { CallAbort } from '../../../core/http/call-abort.ts';
 import type { Logger } from '../../../core/log/log.ts';
 import type { Catalog, Deployment, Model } from '../catalog/catalog.ts';
 import { admitAll, isLimitHit, settleAll, type Reservation } from '../keys/limits.ts';
@@ -51,7 +53,7 @@ export interface GatewayCall {
   sourceIp?: string;
   /** Aborted (without an AppError reason) when the client goes away; the gateway aborts it with an
    *  AppError when a stream outlives its maximum duration. One controller per request. */
-  abort: AbortController;
+  abort: CallAbort;
   /** What the upstream calls continue (Tracing.contextOf): the request's span, or the caller's context. */
   trace?: TraceContext | null;
 }
@@ -163,7 +165,7 @@ function upstreamError(status: number, message: string, retryAfter?: number): Ap
 }
 
 const CLIENT_CLOSED = 'client closed the connection';
-const clientClosed = (ac: AbortController) => ac.signal.aborted && !(ac.signal.reason instanceof AppError);
+const clientClosed = (ac: CallAbort) => ac.aborted && !(ac.reason instanceof AppError);
 
 export function createGatewayService(deps: GatewayDeps) {
   const { catalog, keys, usage, upstream, router, log } = deps;
@@ -181,7 +183,7 @@ export function createGatewayService(deps: GatewayDeps) {
       o.errorCode = 'client_closed';
       return null;
     }
-    const reason = c.abort.signal.reason;
+    const reason = c.abort.reason;
     const e = reason instanceof AppError ? reason : fallback;
     o.status = e.status;
     o.errorCode = (e.details?.code as string | undefined) ?? e.code;
@@ -316,11 +318,12 @@ export function createGatewayService(deps: GatewayDeps) {
     }
   }
 
-  function jsonOut(p: Plan, buf: Buffer, o: Outcome, started: number): JsonResult {
-    o.ttftMs = performance.now() - started;
+  function jsonOut(p: Plan, buf: Buffer, o: Outcome, started: number, now: number): JsonResult {
+    o.ttftMs = now - started;
+    const text = buf.toString('utf8');
     let json: Json;
     try {
-      json = JSON.parse(buf.toString('utf8')) as Json;
+      json = JSON.parse(text) as Json;
     } catch {
       throw new AppError('bad_gateway', 'upstream answered with invalid JSON', { details: { code: 'upstream_invalid' } });
     }
@@ -329,7 +332,10 @@ export function createGatewayService(deps: GatewayDeps) {
     const rm = json.model ?? json.modelVersion;
     if (typeof rm === 'string') o.responseModel = rm;
     o.status = 200;
-    return { status: 200, body: out === null ? buf : JSON.stringify(out) };
+    // The upstream's own bytes, passed on as the text already decoded when that is the same bytes
+    // (valid UTF-8): the answer's head and body then leave in one socket write instead of a writev
+    // of two pieces (BENCHMARKS.md, "per-call cuts").
+    return { status: 200, body: out !== null ? JSON.stringify(out) : isUtf8(buf) ? text : buf };
   }
 
   async function attempt(c: GatewayCall, model: Model, candidates: Deployment[], estInput: number, sink: ClientSink, o: Outcome, started: number): Promise<JsonResult | null> {
@@ -338,7 +344,7 @@ export function createGatewayService(deps: GatewayDeps) {
     let last: AppError | null = null;
     let tries = 0;
     for (const d of router.order(candidates, model.routing)) {
-      if (ac.signal.aborted) break;
+      if (ac.aborted) break;
       router.begin(d); // in flight until its answer is in hand (a stream: passed on) or the attempt failed
       try {
         const adapter = ADAPTERS[d.provider.type];
@@ -351,9 +357,9 @@ export function createGatewayService(deps: GatewayDeps) {
         let res: UpstreamResponse;
         const sentAt = performance.now();
         try {
-          res = await upstream.send(d.provider, req, ac.signal, c.stream || p.raw ? undefined : MAX_JSON_RESPONSE);
+          res = await upstream.send(d.provider, req, ac, c.stream || p.raw ? undefined : MAX_JSON_RESPONSE);
         } catch (err) {
-          if (ac.signal.aborted) break;
+          if (ac.aborted) break;
           router.fail(d);
           last = err instanceof AppError && err.status === 503
             ? err
@@ -382,7 +388,8 @@ export function createGatewayService(deps: GatewayDeps) {
           }
           throw err;
         }
-        router.ok(d, performance.now() - sentAt);
+        const answeredAt = performance.now();
+        router.ok(d, answeredAt - sentAt);
         if (c.stream) {
           // What a pass-through OpenAI-shaped stream holds depends on the client's include_usage when
           // the provider ignores stream_options (the gateway cannot ask it for usage on the client's behalf).
@@ -394,12 +401,13 @@ export function createGatewayService(deps: GatewayDeps) {
           await bytesOut(c, res, sink, o, started);
           return null;
         }
-        return jsonOut(p, res.complete ?? (await res.read(MAX_JSON_RESPONSE).catch((err: unknown) => {
+        if (res.complete) return jsonOut(p, res.complete, o, started, answeredAt); // the whole answer came with its head
+        return jsonOut(p, await res.read(MAX_JSON_RESPONSE).catch((err: unknown) => {
           // Bytes came, so no retry (the provider may have done the work); the client is told why.
           if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
           log.warn({ err, model: c.model, deployment: d.id }, 'upstream answer ended early');
           throw new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } });
-        })), o, started);
+        }), o, started, performance.now());
       } finally {
         router.end(d);
       }
@@ -547,8 +555,9 @@ export function createGatewayService(deps: GatewayDeps) {
       seconds: latencyMs / 1000,
       ttftSeconds: c.stream && o.ttftMs !== null ? o.ttftMs / 1000 : null,
     });
+    const ts = isoNow();
     usage.record({
-      ts: isoNow(),
+      ts,
       key_id: c.key.id,
       user_id: c.key.userId,
       model: model.name,
@@ -574,6 +583,7 @@ export function createGatewayService(deps: GatewayDeps) {
       cache_hit: o.cacheHit ? 1 : 0,
     });
     deps.audit?.enqueue({
+      ts, // the usage row's
       actor_type: 'virtual_key',
       actor_id: c.key.id,
       actor_name: c.key.name,

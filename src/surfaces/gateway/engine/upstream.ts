@@ -6,6 +6,7 @@
 // which says why), handed over once its body is complete: no Readable, async iterator or per-call
 // timer on the gateway's busiest path.
 import { Agent, request } from 'undici';
+import type { CallAbort } from '../../../core/http/call-abort.ts';
 import { Http1Client, Http1Error, type Http1Answer } from '../../../core/http/http1-client.ts';
 import type { NodeRelay } from '../../../core/relay/node-relay.ts';
 import type { Provider } from '../catalog/catalog.ts';
@@ -28,7 +29,7 @@ export interface Upstream {
    * `whole`: the caller wants the body in one piece (non-streamed calls), at most `whole` bytes; the
    * answer is then handed over once its body is complete (or failed: `read()` rejects).
    */
-  send(p: Provider, req: UpstreamRequest, signal: AbortSignal, whole?: number): Promise<UpstreamResponse>;
+  send(p: Provider, req: UpstreamRequest, abort: CallAbort, whole?: number): Promise<UpstreamResponse>;
   close(): Promise<void>;
 }
 
@@ -132,10 +133,10 @@ export function createUpstream(relay: NodeRelay, opts: { connectTimeoutMs: numbe
     };
   };
   return {
-    send(p, req, signal, whole) {
-      if (p.nodeId) return viaNode(p, req, signal);
-      if (whole === undefined) return streamed(req, signal);
-      return client.request(req, whole, signal).then(
+    send(p, req, abort, whole) {
+      if (p.nodeId) return viaNode(p, req, abort.signal);
+      if (whole === undefined) return streamed(req, abort.signal);
+      return client.request(req, whole, abort).then(
         (answer) => new WholeResponse(answer.status, answer, null),
         (err: unknown) => {
           // After the head the server was reached (and may have done the work): an answer whose body failed.

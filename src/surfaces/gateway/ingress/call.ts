@@ -3,6 +3,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../../core/errors/errors.ts';
+import { CallAbort } from '../../../core/http/call-abort.ts';
 import type { Span, Tracing } from '../../../core/telemetry/tracing.ts';
 import type { ClientSink, GatewayCall, GatewayService } from '../engine/gateway-service.ts';
 import type { VirtualKeys } from '../keys/virtual-keys.ts';
@@ -48,37 +49,48 @@ export function postJson(app: FastifyInstance, deps: IngressDeps, path: string, 
   if (!path.includes(':') && !path.includes('*')) deps.lane?.post(path, handler);
 }
 
-function replySink(reply: IngressReply): ClientSink {
-  const res = reply.raw;
-  return {
-    json(status, body, headers) {
-      sendJson(reply, status, body, headers);
-    },
-    begin(status, headers) {
-      const all = reply.getHeaders() as OutgoingHttpHeaders; // x-request-id and whatever the onRequest hooks set
-      reply.hijack();
-      res.writeHead(status, Object.assign(all, headers));
-    },
-    write(chunk) {
-      if (res.destroyed) return undefined;
-      if (res.write(chunk)) return undefined;
-      return new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
-    },
-    end() {
-      if (!res.destroyed && !res.writableEnded) res.end();
-    },
-    destroy() {
-      res.destroy();
-    },
-  };
+/** The answer's way to the client (one per request: methods on the prototype, no closures to make). */
+class ReplySink implements ClientSink {
+  private readonly reply: IngressReply;
+  private readonly res: ServerResponse;
+
+  constructor(reply: IngressReply) {
+    this.reply = reply;
+    this.res = reply.raw;
+  }
+
+  json(status: number, body: Buffer | string, headers?: Record<string, string>): void {
+    sendJson(this.reply, status, body, headers);
+  }
+
+  begin(status: number, headers: Record<string, string>): void {
+    const all = this.reply.getHeaders() as OutgoingHttpHeaders; // x-request-id and whatever the onRequest hooks set
+    this.reply.hijack();
+    this.res.writeHead(status, Object.assign(all, headers));
+  }
+
+  write(chunk: string | Buffer): Promise<void> | undefined {
+    const res = this.res;
+    if (res.destroyed) return undefined;
+    if (res.write(chunk)) return undefined;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
+
+  end(): void {
+    if (!this.res.destroyed && !this.res.writableEnded) this.res.end();
+  }
+
+  destroy(): void {
+    this.res.destroy();
+  }
 }
 
 export function bodyOf(req: Pick<IngressRequest, 'body'>): Json {
@@ -99,12 +111,12 @@ export async function runCall<R extends IngressReply>(deps: IngressDeps, req: In
   if (call.body.stream !== undefined && typeof call.body.stream !== 'boolean' && call.ingress !== 'gemini') {
     throw new AppError('validation_failed', 'stream must be a boolean', { details: { param: 'stream' } });
   }
-  const ac = new AbortController();
+  const ac = new CallAbort();
   const res = reply.raw;
-  res.once('close', () => {
+  res.on('close', () => {
     if (!res.writableFinished) ac.abort();
   });
-  await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip, cacheControl: req.headers['cache-control'], trace: deps.tracing.contextOf(req) }, replySink(reply));
+  await deps.service.call({ ...call, key, abort: ac, sourceIp: req.ip, cacheControl: req.headers['cache-control'], trace: deps.tracing.contextOf(req) }, new ReplySink(reply));
   return reply; // answered through the sink (or an error was thrown before anything was sent)
 }
 

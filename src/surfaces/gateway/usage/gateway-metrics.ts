@@ -70,7 +70,8 @@ function rollUp(series: Iterable<Series>, pick: (s: Series) => Record<string, st
 }
 
 export function createGatewayMetrics(registry: Registry, cacheSize?: () => { entries: number; bytes: number }): GatewayMetrics {
-  const series = new Map<string, Series>();
+  const series: Series[] = [];
+  const index = new Map<string, Map<string, Map<string, Map<number, Series>>>>();
   const lookups = new Map<string, { labels: { model: string; result: 'hit' | 'miss' }; value: number }>();
   const models = new Map<string, PerModel>();
   const failures = new Map<string, { labels: { provider: string; reason: UpstreamFailure }; value: number }>();
@@ -108,9 +109,19 @@ export function createGatewayMetrics(registry: Registry, cacheSize?: () => { ent
   return {
     call(f) {
       const provider = f.provider ?? 'none';
-      const k = `${f.model}\u0000${provider}\u0000${f.ingress}\u0000${f.status}`;
-      let s = series.get(k);
-      if (!s) series.set(k, (s = { labels: { model: f.model, provider, ingress: f.ingress, status: String(f.status) }, requests: 0, input: 0, output: 0, cached: 0, reasoning: 0, costUsd: 0, audioSeconds: 0, ttsCharacters: 0 }));
+      // Found through nested maps keyed by the label values themselves (the catalog's own strings,
+      // whose hashes V8 keeps), not by a key string joined and hashed anew on every call.
+      let byProvider = index.get(f.model);
+      if (!byProvider) index.set(f.model, (byProvider = new Map()));
+      let byIngress = byProvider.get(provider);
+      if (!byIngress) byProvider.set(provider, (byIngress = new Map()));
+      let byStatus = byIngress.get(f.ingress);
+      if (!byStatus) byIngress.set(f.ingress, (byStatus = new Map()));
+      let s = byStatus.get(f.status);
+      if (!s) {
+        byStatus.set(f.status, (s = { labels: { model: f.model, provider, ingress: f.ingress, status: String(f.status) }, requests: 0, input: 0, output: 0, cached: 0, reasoning: 0, costUsd: 0, audioSeconds: 0, ttsCharacters: 0 }));
+        series.push(s);
+      }
       s.requests++;
       s.input += f.usage.input;
       s.output += f.usage.output;
