@@ -46,6 +46,20 @@ describe('log redaction', () => {
     expect(Object.keys(c!).slice(0, 3)).toEqual(['level', 'time', 'pid']);
     expect(Date.parse(a!.time as string)).toBeGreaterThan(0);
   });
+  it('writes the same line from a method and URL made beforehand', async () => {
+    const { lines, log } = capture();
+    const access = accessLogFor(log);
+    const url = '/v1beta/models?key=SECRET7&q="x"\\é';
+    access.write('r-1', 'POST', url, '10.0.0.1', 200, 2.5);
+    access.writeRequest('r-1', access.request('POST', url), '10.0.0.1', 200, 2.5);
+    access.writeRequest('r-2', access.request('POST', '/v1/chat/completions'), undefined, 499, 0.1);
+    for (let i = 0; i < 100 && lines.length < 1; i++) await new Promise((r) => setTimeout(r, 5));
+    const [first, second, third] = lines.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect({ ...second, time: first!.time }).toEqual(first);
+    expect(first).toMatchObject({ req: { method: 'POST', url: '/v1beta/models?key=[redacted]&q="x"\\é', remote: '10.0.0.1' } });
+    expect(third).toMatchObject({ reqId: 'r-2', req: { method: 'POST', url: '/v1/chat/completions' }, res: { status: 499 }, ms: 0.1 });
+    expect(Object.keys(third!)).toEqual(['level', 'time', 'pid', 'reqId', 'req', 'res', 'ms', 'msg']);
+  });
   it('writes no access line when the level leaves info out', async () => {
     const lines: string[] = [];
     const destination = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
