@@ -69,3 +69,30 @@ export async function enroll(home: AgentHome, hubUrl: string, token: string, opt
   saveIdentity(home, id);
   return id;
 }
+
+/** The rotate answer (POST /api/v1/nodes/{id}/rotate), as `nexus agent rotate` reads it. */
+export interface RotatedPair {
+  node_id?: unknown;
+  auth_token?: unknown;
+  signing_secret?: unknown;
+}
+
+/**
+ * Installs credentials the appliance minted by rotation (POST /api/v1/nodes/{id}/rotate) in place of
+ * the enrolled ones: same node, same hub, same CA. They must be for this node (a pair meant for
+ * another node would lock this one out). Nothing is checked with the hub: after a rotation the old
+ * pair is refused already, so there is nothing to lose.
+ */
+export function installRotated(home: AgentHome, pair: RotatedPair): NodeIdentity {
+  const existing = loadIdentity(home);
+  if (!existing) throw new AgentError(`not enrolled yet (${home.dir}); a rotated pair replaces an enrolled node's credentials: run nexus agent enroll first`);
+  const { node_id: nodeId, auth_token: authToken, signing_secret: secret } = pair;
+  if (typeof authToken !== 'string' || !/^nx_nauth_[A-Za-z0-9_-]{16,100}$/.test(authToken)) throw new AgentError('the auth token must be a node auth token (nx_nauth_…)', 2);
+  if (typeof secret !== 'string' || !/^[A-Za-z0-9_-]{16,200}$/.test(secret)) throw new AgentError('the signing secret is missing or malformed', 2);
+  if (nodeId !== undefined && nodeId !== existing.nodeId) {
+    throw new AgentError(`these credentials are for node ${typeof nodeId === 'string' ? nodeId.slice(0, 64) : '(not a string)'}, but this ${home.profile ? `profile "${home.profile}"` : 'agent home'} is node ${existing.nodeId}`);
+  }
+  const id: NodeIdentity = { ...existing, authToken, signingSecret: secret };
+  saveIdentity(home, id);
+  return id;
+}

@@ -442,6 +442,22 @@ describe('signed-in pages', () => {
     expect(await page.content()).not.toContain('ledger-secret-1');
     expect(await page.content()).not.toContain('ledger-secret-2');
 
+    // Removing a node names what routes through it first; confirmed, such a service stays node-routed.
+    const stranded = await json(await post(`${app.url}/api/v1/keys`, { slug: 'stranded', endpoint_url: 'http://127.0.0.1:9', auth_method: 'bearer', nodes: [{ node_id: live.id }] },
+      { authorization: `Bearer ${admin.token}` }));
+    await page.goto('/nodes');
+    await page.getByRole('heading', { name: 'Nodes' }).waitFor();
+    const asked: string[] = [];
+    page.once('dialog', (d) => void (asked.push(d.message()), d.dismiss()));
+    await page.getByRole('button', { name: 'Remove edge-live' }).click();
+    await expect.poll(() => asked.length).toBe(1);
+    expect(asked[0]).toContain('Services with no other node: stranded. They stay routed through nodes and answer 503');
+    expect((await fetch(`${app.url}/api/v1/nodes/${live.id}`, authed(admin.token))).status).toBe(200);
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Remove edge-live' }).click();
+    await expect.poll(async () => (await fetch(`${app.url}/api/v1/nodes/${live.id}`, authed(admin.token))).status).toBe(404);
+    expect(await json(await fetch(`${app.url}/api/v1/keys/${stranded.id}`, authed(admin.token)))).toMatchObject({ routed_via: 'node', nodes: [] });
+
     for (const path of ['/providers', '/virtual-keys', '/services', '/no-such-page']) {
       await page.goto(path);
       await page.locator('main h1').waitFor();

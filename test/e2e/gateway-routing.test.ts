@@ -27,7 +27,9 @@ beforeAll(async () => {
   admin = await setupAdmin(app);
   const { id } = await createProvider(app, admin, { name: 'local', type: 'openai', base_url: `${up.url}/v1`, api_key: 'sk-x' });
   const dead = await createProvider(app, admin, { name: 'dead', type: 'openai', base_url: 'http://127.0.0.1:9/v1' });
-  const remote = await createProvider(app, admin, { name: 'remote', type: 'openai-compatible', base_url: 'http://localhost:11434/v1', node_id: 'node-1' });
+  // A node registered and never enrolled: its provider's calls find it offline.
+  const idle = await json(await post(`${app.url}/api/v1/nodes`, { name: 'never-enrolled' }, { authorization: `Bearer ${admin.token}` }));
+  const remote = await createProvider(app, admin, { name: 'remote', type: 'openai-compatible', base_url: 'http://localhost:11434/v1', node_id: idle.id });
   await createModel(app, admin, { name: 'failover', deployments: [
     { provider_id: id, upstream_model: 'primary-fail-500', priority: 0 },
     { provider_id: dead.id, upstream_model: 'never', priority: 1 },

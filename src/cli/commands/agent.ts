@@ -2,7 +2,7 @@
 import { AgentError } from '../../agent/home.ts';
 import { agentCredentialsCommand } from './agent-credentials.ts';
 import { agentDaemonCommand } from './agent-daemon.ts';
-import { agentEnrollCommand } from './agent-enroll.ts';
+import { agentEnrollCommand, agentRotateCommand } from './agent-enroll.ts';
 import { agentStartCommand } from './agent-start.ts';
 
 export const AGENT_USAGE = `Usage: nexus agent <command> [--profile NAME]
@@ -10,6 +10,9 @@ export const AGENT_USAGE = `Usage: nexus agent <command> [--profile NAME]
   enroll --url ws(s)://HOST/ws --token nx_nreg_… [--ca FILE] [--force]
                                   exchange a registration token for node credentials; --ca: the
                                   appliance's certificate (PEM) when it is self-signed, kept for start
+  rotate                          install credentials rotated on the appliance (nexus node rotate NODE):
+                                  their JSON piped on stdin, or NEXUS_NODE_AUTH_TOKEN and
+                                  NEXUS_NODE_SIGNING_SECRET; then start the agent again
   credentials add --service SLUG --url URL [--header NAME] [--secret-format bearer|bot|raw|basic|query|path|body] [--secret-env VAR]
                                   store the secret for a service (SLUG: the service's slug on the appliance,
                                   as in its proxy URL); typed without echo, piped on stdin, or from VAR;
@@ -26,6 +29,7 @@ State lives in $NEXUS_AGENT_HOME (default ~/.nexus-agent); --profile NAME uses p
 
 const SUB: Record<string, (argv: string[]) => Promise<number>> = {
   enroll: agentEnrollCommand,
+  rotate: agentRotateCommand,
   start: agentStartCommand,
   credentials: agentCredentialsCommand,
   daemon: agentDaemonCommand,

@@ -11,13 +11,14 @@ import { CliError, resolveTarget } from '../cli-credentials.ts';
 import { durationFlag, numberFlag, orNone, subcommandOf } from '../flags.ts';
 import { printJson, printTable, withCliErrors } from '../output.ts';
 import { promptSecret } from '../prompt.ts';
+import { resolveNode } from './node.ts';
 
 
 export const PROVIDER_USAGE = `Usage:
-  nexus provider add NAME --type TYPE [--base-url URL] [--api-version V] [--node NODE_ID]
+  nexus provider add NAME --type TYPE [--base-url URL] [--api-version V] [--node NODE]
                           [--api-key-env VAR | --no-api-key] [--json]
   nexus provider list [--json]
-  nexus provider update NAME|ID [--name NAME] [--base-url URL] [--api-version V|none] [--node NODE_ID|none]
+  nexus provider update NAME|ID [--name NAME] [--base-url URL] [--api-version V|none] [--node NODE|none]
                                 [--api-key-env VAR | --api-key-prompt | --no-api-key] [--json]
   nexus provider remove NAME|ID
 
@@ -25,7 +26,7 @@ export const PROVIDER_USAGE = `Usage:
   --api-key-env    read the provider's key from this environment variable; without it (and without
                    --no-api-key) add asks for it at a prompt that does not echo, or reads stdin
   --api-key-prompt (update) ask for a new key the same way; --no-api-key removes the stored key
-  --node           the provider's traffic goes through the agent on that node (its key stays there)
+  --node           the provider's traffic goes through the agent on that node (its name or id; its key stays there)
   --url URL        the appliance (default: the one nexus login stored)
 `;
 
@@ -156,7 +157,7 @@ export async function providerCommand(argv: string[]): Promise<number> {
       const body: Record<string, unknown> = { name, type: values.type };
       if (values['base-url'] !== undefined) body.base_url = values['base-url'];
       if (values['api-version'] !== undefined) body.api_version = values['api-version'];
-      if (values.node !== undefined) body.node_id = values.node;
+      if (values.node !== undefined) body.node_id = (await resolveNode(target, values.node)).id;
       if (!values['no-api-key']) body.api_key = await apiKey(values['api-key-env'], name);
       const created = await apiRequest<ProviderRow>(target, 'POST', '/api/v1/providers', body);
       if (values.json) return printJson(created), 0;
@@ -180,7 +181,7 @@ export async function providerCommand(argv: string[]): Promise<number> {
       const version = orNone(values['api-version'], (s) => s);
       if (version !== undefined) body.api_version = version;
       const node = orNone(values.node, (s) => s);
-      if (node !== undefined) body.node_id = node;
+      if (node !== undefined) body.node_id = node === null ? null : (await resolveNode(target, node)).id;
       if (values.type !== undefined) throw new CliError('a provider\'s type cannot change (its deployments\' model names depend on it): add a new provider', 2);
       const id = await providerId(target, ref);
       if (values['no-api-key']) body.api_key = null;

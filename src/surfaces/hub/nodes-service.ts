@@ -34,11 +34,18 @@ export function createNodesService(ctx: Pick<AppContext, 'db' | 'secretBox' | 'c
   return {
     store,
 
-    /** `ttlSeconds` may shorten the configured lifetime of the registration token, never extend it. */
+    /**
+     * `ttlSeconds` may shorten the configured lifetime of the registration token, never extend it.
+     * A name is its owner's handle on the node (the CLI and console take it for the id), so an owner
+     * cannot have two nodes of one name: enrolling the existing one again takes a new token for it.
+     */
     register(owner: Principal, name: string, ttlSeconds?: number): Registration {
       const id = randomUUID();
       const { token, expiresAt } = registrationToken(ttlSeconds);
-      store.create({ id, owner_id: owner.userId, name, hash: hashToken(token), expires_at: expiresAt });
+      const taken = store.create({ id, owner_id: owner.userId, name, hash: hashToken(token), expires_at: expiresAt });
+      if (taken) {
+        throw new AppError('conflict', `a node named "${name}" exists already (id ${taken}); to enroll it again, get a new registration token for it: POST /api/v1/nodes/${taken}/registration-token (nexus node token ${name})`, { details: { param: 'name', node_id: taken } });
+      }
       return { id, name, registration_token: token, expires_at: expiresAt };
     },
 

@@ -1,4 +1,5 @@
-// SQL for enrolled nodes. The only module that touches the `nodes` table.
+// SQL for enrolled nodes. The only module that touches the `nodes` table (it also reads which AI
+// gateway providers name a node, for what deleting one would affect).
 import type { Db } from '../../core/db/db.ts';
 
 export interface NodeRow {
@@ -39,11 +40,17 @@ export function createNodesStore(db: Db) {
   const listOwner = db.prepare(`SELECT ${PUBLIC} FROM nodes WHERE owner_id = ? ORDER BY created_at, id`);
   const del = db.prepare('DELETE FROM nodes WHERE id = ?');
   const seen = db.prepare('UPDATE nodes SET last_seen_at = ? WHERE id = ?');
+  const named = db.prepare('SELECT id FROM nodes WHERE owner_id = ? AND name = ? LIMIT 1').pluck();
+  const providers = db.prepare('SELECT id, name FROM gateway_providers WHERE node_id = ? ORDER BY name, id');
 
   return {
-    create(row: { id: string; owner_id: string; name: string; hash: string; expires_at: string }): void {
+    /** Inserts the node unless its owner has one of that name already: returns that one's id, else null. */
+    create: db.transaction((row: { id: string; owner_id: string; name: string; hash: string; expires_at: string }): string | null => {
+      const taken = named.get(row.owner_id, row.name) as string | undefined;
+      if (taken) return taken;
       insert.run({ ...row, now: new Date().toISOString() });
-    },
+      return null;
+    }),
     /** Consumes a registration token; returns the node id, or null when unknown, used or expired. */
     consumeRegistration: db.transaction((hash: string, authHash: string, seal: (id: string) => string): string | null => {
       const row = consume.get({ hash, auth_hash: authHash, now: new Date().toISOString() }) as { id: string } | undefined;
@@ -62,6 +69,8 @@ export function createNodesStore(db: Db) {
     list: (ownerId?: string) => (ownerId ? listOwner.all(ownerId) : list.all()) as NodeRow[],
     delete: (id: string) => del.run(id).changes === 1,
     touch: (id: string, at: string) => void seen.run(at, id),
+    /** The AI gateway providers whose traffic goes through this node. */
+    providersUsing: (id: string) => providers.all(id) as Array<{ id: string; name: string }>,
   };
 }
 

@@ -2,7 +2,9 @@
 // the master key, and injects it) or through nodes (the credential stays on the agent's host; the
 // appliance keeps only the slug → nodes binding). A service is one or the other, never both:
 // `update` switches the mode and the proxy sees the change on its very next request (it reads the
-// binding per request; the WRR state follows the binding, see routing.ts).
+// binding per request; the WRR state follows the binding, see routing.ts). The mode is kept with the
+// service, not read off its binding: a node-routed service whose nodes are all deleted stays
+// node-routed with none (the proxy answers 503, 8002) and becomes direct only when told to.
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../../core/context.ts';
 import { AppError } from '../../core/errors/errors.ts';
@@ -120,7 +122,7 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
       endpoint_url: s.endpoint_url,
       auth_method: s.auth_method,
       auth_key_name: s.auth_key_name,
-      routed_via: bound.length ? 'node' : 'direct',
+      routed_via: s.routed_via,
       has_credential: s.credential_sealed !== null,
       nodes: bound,
       proxy_url: `${ctx.publicUrl()}/api/v1/proxy/s/${s.slug}`,
@@ -195,6 +197,8 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
      * credential; taking every node away needs a credential (or none). A stored credential never
      * follows the endpoint to another origin: moving it there needs the credential again. The
      * endpoint is judged as on create when it changes or the service (again) becomes direct.
+     * Only `nodes` changes the mode: a node-routed service left with no nodes (they were deleted)
+     * stays node-routed until `nodes: []` makes it direct.
      */
     update(principal: Principal, id: string, input: UpdateServiceInput): UpdateOutcome {
       get(principal, id);
@@ -206,10 +210,11 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
         needsKeyName(method, keyName);
         const url = parseEndpoint(input.endpoint_url ?? s.endpoint_url);
         const viaNodes = input.nodes ? bindings(principal, input.nodes, new Set(bound.map((b) => b.node_id))) : bound;
-        if (!viaNodes.length && (input.endpoint_url !== undefined || input.nodes !== undefined)) warnings = endpointWarnings(url, allowPrivate);
+        const mode = input.nodes ? (viaNodes.length ? 'node' : 'direct') : s.routed_via;
+        if (mode === 'direct' && (input.endpoint_url !== undefined || input.nodes !== undefined)) warnings = endpointWarnings(url, allowPrivate);
 
         let sealed: string | null;
-        if (viaNodes.length) {
+        if (mode === 'node') {
           if (typeof input.credential === 'string') throw new AppError('validation_failed', CREDENTIAL_ON_NODE, { details: { param: 'credential' } });
           sealed = null;
           credential = s.credential_sealed ? 'dropped' : 'none';
@@ -234,6 +239,7 @@ export function createServices(ctx: Pick<AppContext, 'db' | 'secretBox' | 'publi
           auth_method: method,
           auth_key_name: keyName,
           credential_sealed: sealed,
+          routed_via: mode,
           nodes: viaNodes,
         };
       });

@@ -1,5 +1,6 @@
 // /nodes — agents on private hosts: register (token shown once with the exact enroll command),
-// online state, last seen, a new token to enroll a node again (a new host, or after a rotation).
+// online state, last seen, a new token to enroll a node again (a new host, or after a rotation),
+// removal (saying first which services and providers route through the node).
 import { del, get, items, post, whenServed } from '../api.ts';
 import type { Page } from '../app.ts';
 import { errorBox, field, fmtTime, h, onSubmit, replace, secretBox, snippet, table } from '../dom.ts';
@@ -11,6 +12,27 @@ interface NodeRow {
   name: string;
   status: 'online' | 'offline' | 'pending';
   last_seen: string | null;
+}
+
+interface NodeUsage {
+  services: Array<{ slug: string; last_node: boolean }>;
+  other_services: number;
+  providers: Array<{ name: string }>;
+  other_providers: number;
+}
+
+/** What removing a node does to what routes through it, for the Remove dialog. */
+export function removeMessage(name: string, used: NodeUsage | undefined): { text: string; force: boolean } {
+  const only = used?.services.filter((s) => s.last_node).map((s) => s.slug) ?? [];
+  const shared = used?.services.filter((s) => !s.last_node).map((s) => s.slug) ?? [];
+  const providers = used?.providers.map((p) => p.name) ?? [];
+  const lines = [`Remove node ${name}? Its agent is disconnected.`];
+  if (only.length) lines.push(`Services with no other node: ${only.join(', ')}. They stay routed through nodes and answer 503 until you bind another node (never called directly).`);
+  if (shared.length) lines.push(`Services that keep their other nodes: ${shared.join(', ')}.`);
+  if (used?.other_services) lines.push(`${used.other_services} service(s) of other users also use it.`);
+  if (providers.length) lines.push(`AI gateway providers routed through it: ${providers.join(', ')}. Their calls fail (503) until given another node.`);
+  if (used?.other_providers) lines.push(`${used.other_providers} AI gateway provider(s) are routed through it; their calls fail (503) until given another node.`);
+  return { text: lines.join('\n\n'), force: only.length > 0 || providers.length > 0 || (used?.other_services ?? 0) > 0 || (used?.other_providers ?? 0) > 0 };
 }
 
 /** The hub's WebSocket URL for a public base URL (https → wss). */
@@ -59,10 +81,12 @@ export const nodesPage: Page = {
         }, 'New token'), ' ', h('button', {
           type: 'button', class: 'danger small', 'aria-label': `Remove ${n.name}`,
           onclick: async () => {
-            if (!confirm(`Remove node ${n.name}? Its agent is disconnected.`)) return;
             err.clear();
             try {
-              await del(`/api/v1/nodes/${n.id}`);
+              const used = (await get<{ used_by?: NodeUsage }>(`/api/v1/nodes/${n.id}`)).used_by;
+              const ask = removeMessage(n.name, used);
+              if (!confirm(ask.text)) return;
+              await del(`/api/v1/nodes/${n.id}${ask.force ? '?force=true' : ''}`);
               await load();
             } catch (e) {
               err.show((e as Error).message);

@@ -182,7 +182,16 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
     ctx.audit.record({ ...actorOf(req), action, target_type, target_id, outcome: 'success', details: details ?? null });
 
   // ---- providers (admin) ----
+  // A provider's node must exist (an unknown id would leave its calls failing as "offline" forever);
+  // the CLI turns a node's name into its id before sending it.
+  const nodeExists = ctx.db.prepare('SELECT 1 FROM nodes WHERE id = ?').pluck();
+  const knownNode = (nodeId: string | null | undefined) => {
+    if (typeof nodeId === 'string' && !nodeExists.get(nodeId)) {
+      throw new AppError('validation_failed', `no node with id "${nodeId.slice(0, 64)}"; see GET /api/v1/nodes (the CLI's --node also takes a node's name)`, { details: { param: 'node_id' } });
+    }
+  };
   app.post<{ Body: NewProvider }>('/api/v1/providers', { ...admin, schema: { body: providerBody } }, async (req, reply) => {
+    knownNode(req.body.node_id);
     const p = catalog.createProvider(req.body);
     audit(req, 'gateway.provider.create', 'provider', p.id, { name: p.name, type: p.type, node_id: p.node_id });
     return reply.code(201).send(p);
@@ -190,6 +199,7 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext, deps: { catal
   app.get('/api/v1/providers', admin, async () => ({ items: catalog.listProviders() }));
   app.get<{ Params: { id: string } }>('/api/v1/providers/:id', { ...admin, schema: { params: ID_PARAMS } }, async (req) => catalog.getProvider(req.params.id));
   app.patch<{ Params: { id: string }; Body: ProviderPatch }>('/api/v1/providers/:id', { ...admin, schema: { params: ID_PARAMS, body: providerPatch } }, async (req) => {
+    knownNode(req.body.node_id);
     const { before, after } = catalog.updateProvider(req.params.id, req.body);
     audit(req, 'gateway.provider.update', 'provider', after.id, {
       name: after.name,

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Principal } from '../../../core/identity/identity.ts';
 import type { AppContext } from '../../../core/context.ts';
 import { AppError } from '../../../core/errors/errors.ts';
 import { actorOf, requireUser } from '../../../core/http/auth.ts';
@@ -8,8 +9,35 @@ import type { Hub } from '../hub.ts';
 
 const ID_PARAMS = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 
+/** What routes through a node: its services (`last_node`: it is their only node) and AI gateway providers. */
+export interface NodeUsage {
+  services: Array<{ id: string; slug: string; last_node: boolean }>;
+  /** Bound services of other owners, which this caller may not see by name. */
+  other_services: number;
+  providers: Array<{ id: string; name: string }>;
+  /** Providers through it, for a member (providers are an admin resource: counted, not named). */
+  other_providers: number;
+}
+
+const list = (names: string[]) => names.map((n) => `"${n}"`).join(', ');
+
 export function nodesRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
   const auth = { preHandler: requireUser(ctx) };
+
+  // An admin sees every service bound to the node and every provider; its owner only its own
+  // services by name (an admin may have bound one of theirs to it: counted) and providers as a count.
+  const usage = (principal: Principal | null, nodeId: string): NodeUsage => {
+    const bound = hub.services.store.usingNode(nodeId);
+    const admin = !principal || principal.role === 'admin';
+    const seen = bound.filter((s) => admin || s.owner_id === principal.userId);
+    const providers = hub.nodes.store.providersUsing(nodeId);
+    return {
+      services: seen.map((s) => ({ id: s.id, slug: s.slug, last_node: s.nodes === 1 })),
+      other_services: bound.length - seen.length,
+      providers: admin ? providers : [],
+      other_providers: admin ? 0 : providers.length,
+    };
+  };
 
   app.post<{ Body: { name: string; ttl_seconds?: number } }>('/api/v1/nodes', {
     ...auth,
@@ -32,8 +60,10 @@ export function nodesRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     return hub.nodes.store.list(p.role === 'admin' ? undefined : p.userId).map((n) => hub.nodeView(n));
   });
 
-  app.get<{ Params: { id: string } }>('/api/v1/nodes/:id', { ...auth, schema: { params: ID_PARAMS } }, async (req) =>
-    hub.nodeView(hub.nodes.visible(req.principal!, req.params.id)));
+  app.get<{ Params: { id: string } }>('/api/v1/nodes/:id', { ...auth, schema: { params: ID_PARAMS } }, async (req) => {
+    const node = hub.nodes.visible(req.principal!, req.params.id);
+    return { ...hub.nodeView(node), used_by: usage(req.principal!, node.id) };
+  });
 
   app.post<{ Params: { id: string } }>('/api/v1/nodes/:id/rotate', { ...auth, schema: { params: ID_PARAMS } }, async (req) => {
     const node = hub.nodes.visible(req.principal!, req.params.id);
@@ -54,11 +84,34 @@ export function nodesRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     return reply.code(201).send(issued);
   });
 
-  app.delete<{ Params: { id: string } }>('/api/v1/nodes/:id', { ...auth, schema: { params: ID_PARAMS } }, async (req, reply) => {
+  // A node that is the last node of a service, or a provider's node, is deleted only with force=true:
+  // those stay routed through nodes (never direct) and answer 503 (8002) until given another node.
+  app.delete<{ Params: { id: string }; Querystring: { force?: boolean } }>('/api/v1/nodes/:id', {
+    ...auth,
+    schema: { params: ID_PARAMS, querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } } },
+  }, async (req, reply) => {
     const node = hub.nodes.visible(req.principal!, req.params.id);
+    const used = usage(req.principal!, node.id);
+    const all = usage(null, node.id); // for the audit entry, which admins read
+    const stranded = used.services.filter((s) => s.last_node);
+    const hidden = all.services.filter((s) => s.last_node).length - stranded.length;
+    if (!req.query.force && (stranded.length || hidden || used.providers.length || used.other_providers)) {
+      const what = [
+        ...(stranded.length ? [`the only node of service${stranded.length > 1 ? 's' : ''} ${list(stranded.map((s) => s.slug))}`] : []),
+        ...(hidden ? [`the only node of ${hidden} service${hidden > 1 ? 's' : ''} of other users`] : []),
+        ...(used.providers.length ? [`the node of provider${used.providers.length > 1 ? 's' : ''} ${list(used.providers.map((p) => p.name))}`] : []),
+        ...(used.other_providers ? [`the node of ${used.other_providers} AI gateway provider${used.other_providers > 1 ? 's' : ''}`] : []),
+      ];
+      throw new AppError('conflict', `node "${node.name}" is ${what.join(' and ')}; bind them to another node first, or delete with force=true: they then stay routed through nodes and answer 503 (code 8002) until given one`, {
+        details: { services: stranded.map((s) => s.slug), providers: used.providers.map((p) => p.name) },
+      });
+    }
     hub.nodes.store.delete(node.id);
     hub.registry.disconnect(node.id, CLOSE.revoked, 'node was deleted');
-    ctx.audit.record({ ...actorOf(req), action: 'node.delete', target_type: 'node', target_id: node.id, outcome: 'success' });
+    ctx.audit.record({
+      ...actorOf(req), action: 'node.delete', target_type: 'node', target_id: node.id, outcome: 'success',
+      details: { name: node.name, ...(req.query.force ? { force: true } : {}), services: all.services, providers: all.providers },
+    });
     return reply.code(204).send();
   });
 

@@ -10,6 +10,7 @@ import { bearerFrom } from '../../../core/http/auth.ts';
 import { redactUrl } from '../../../core/log/log.ts';
 import { endServerSpan } from '../../../core/telemetry/http-spans.ts';
 import { answerWith, checkHandshake } from '../../../core/http/websocket-protocol.ts';
+import { NODE_OFFLINE } from '../../../core/relay/node-relay.ts';
 import { corkPerTurn } from '../../../protocol/cork.ts';
 import { wsTally } from '../../../protocol/ws-bridge.ts';
 import type { Hub } from '../hub.ts';
@@ -159,6 +160,11 @@ export function proxyRoutes(app: FastifyInstance, ctx: AppContext, hub: Hub) {
     const found = hub.lookup.find(principal.userId, slug);
     if (!found) throw new AppError('not_found', `no service "${slug.slice(0, 64)}"`);
     const { service, bound } = found;
+    // A node-routed service whose nodes were all deleted: never called directly (the appliance holds
+    // no credential for it, and its endpoint names a host on the nodes' network, not the appliance's).
+    if (service.routed_via === 'node' && !bound.length) {
+      throw new AppError('unavailable', `no node bound to "${service.slug}": its nodes were deleted; bind one (nexus service nodes ${service.slug} --node NODE)`, { numericCode: NODE_OFFLINE });
+    }
 
     // Whatever header carried the Nexus token stays here.
     const strip: string[] = [];
