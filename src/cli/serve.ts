@@ -4,7 +4,7 @@ import { ConfigError, isLoopbackHost, loadConfig, unknownNexusEnv } from '../cor
 import { DataDirError, dataDirExposure } from '../core/db/db.ts';
 import { SETUP_PASSWORD_PLACEHOLDER } from '../core/identity/identity.ts';
 import { createLogger } from '../core/log/log.ts';
-import { exitOnSignals, startServer } from '../server/listen.ts';
+import { exitOnSignals, openable, startServer } from '../server/listen.ts';
 
 export const SERVE_USAGE = `Usage: nexus serve [options]
 
@@ -100,15 +100,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   process.stderr.write(lines.join('\n') + '\n\n');
   return -1; // keep running
-}
-
-/** A URL on a wildcard address (http://0.0.0.0:8080) as one a browser on this machine can open. */
-export function openable(url: string): string {
-  const u = new URL(url);
-  if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1';
-  else if (u.hostname === '[::]') u.hostname = '[::1]';
-  else return url;
-  return u.origin;
 }
 
 /** HOST:PORT of a failed listen (Node's errors carry both), for the one-line reason. */

@@ -54,7 +54,7 @@ export async function startServer(config: Config, log: Logger = createLogger({ l
   const setupToken = ctx.setup.ensure(ctx.identity.hasAdmin());
   const publicUrl = ctx.publicUrl();
   log.info({ public: ctx.state.publicAddress, admin: ctx.state.adminAddress, dataDir: config.dataDir }, 'nexus is ready');
-  if (setupToken) log.info({ setupUrl: `${publicUrl}/setup`, tokenFile: ctx.setup.path }, 'setup required');
+  if (setupToken) log.info({ setupUrl: `${openable(publicUrl)}/setup`, tokenFile: ctx.setup.path }, 'setup required');
 
   let closing: Promise<void> | null = null;
   const close = (reason = 'close') => {
@@ -115,4 +115,13 @@ export function exitOnSignals(server: RunningServer, log: Logger): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** A URL on a wildcard address (http://0.0.0.0:8080) as one a browser on this machine can open. */
+export function openable(url: string): string {
+  const u = new URL(url);
+  if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1';
+  else if (u.hostname === '[::]') u.hostname = '[::1]';
+  else return url;
+  return u.origin;
 }

@@ -240,6 +240,8 @@ describe('a start on every interface, with a shared data dir and mistyped variab
       expect(out).not.toMatch(/NEXUS_AGENT_HOME|NEXUS_URL/);
       const logged = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string; variable?: string });
       expect(logged.filter((l) => l.variable).map((l) => [l.level, l.variable])).toEqual([[40, 'NEXUS_GATEWAY_MAX_STREAM_SECOND'], [40, 'NEXUS_LISTN']]);
+      // The log's setup URL is one a person can open too.
+      expect(logged.find((l) => l.msg === 'setup required')).toMatchObject({ setupUrl: `http://127.0.0.1:${port}/setup` });
       expect(statSync(dataDir).mode & 0o777).toBe(0o755); // said, not changed
       for (const f of ['nexus.db', 'nexus.db-wal', 'nexus.db-shm']) expect([f, statSync(join(dataDir, f)).mode & 0o777]).toEqual([f, 0o600]);
 
