@@ -13,7 +13,8 @@ Usage:
   nexus service add|list|nodes|update
                                add a service (credential typed in the browser), list them, pick
                                their nodes, change their endpoint
-  nexus node list|register     nodes: private hosts reached through an agent
+  nexus node list|register|token|rotate|delete
+                               nodes: private hosts reached through an agent
   nexus provider add|list|update|remove
                                the AI gateway's providers (API keys read without echo)
   nexus model add|list|update|remove

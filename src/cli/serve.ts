@@ -87,6 +87,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (publicUrl !== server.publicUrl) lines.push(`  Listening on every interface (${config.listen.host}); --public-url (or the console's settings) names the URL users reach it at`);
   if (warnings.length) lines.push('', ...warnings.map((w) => `  Warning: ${w}`));
   if (server.setupToken) {
+    // The shell line reads the token file, so it runs on this host: it goes to the listener here,
+    // which needs neither a name that resolves yet nor trust in a first boot's self-signed certificate.
+    const here = openable(`http://${server.ctx.state.publicAddress}`);
     lines.push(
       '',
       `  First start: finish setup at ${publicUrl}/setup`,
@@ -94,7 +97,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       `    ${server.setupToken}`,
       '',
       `  Or from a shell:`,
-      `    curl -X POST ${publicUrl}/api/v1/setup -H 'content-type: application/json' \\`,
+      `    curl -X POST ${here}/api/v1/setup -H 'content-type: application/json' \\`,
       `      -d '{"setup_token":"'$(cat ${server.ctx.setup.path})'","username":"admin","password":"${SETUP_PASSWORD_PLACEHOLDER}"}'`,
     );
   }

@@ -3,7 +3,7 @@
 // keep the pattern as it is), negative numbers, a restore on a running appliance, the warnings of a
 // start on every interface with a shared data dir and mistyped NEXUS_* variables, and the 429s the
 // openai SDK must not retry.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -12,6 +12,7 @@ import { authed, json, post, type Admin } from '../helpers/api.ts';
 import { MAIN, nexus, REPO, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { createKey, pricedChat, pricedGateway } from '../helpers/gateway.ts';
 import type { LlmUpstream } from '../helpers/llm-upstream.ts';
+import { until } from '../helpers/until.ts';
 
 let app: Appliance;
 let admin: Admin;
@@ -256,5 +257,29 @@ describe('a start on every interface, with a shared data dir and mistyped variab
       expect(await wide.stop()).toBe(0);
     }
     expect(existsSync(join(dataDir, 'nexus.pid'))).toBe(false);
+  });
+});
+
+describe('the setup line printed for a shell, on an appliance whose public URL is not reachable from here', () => {
+  it('goes to the listener on this host and creates the admin as printed; the placeholder password is refused', async () => {
+    // An appliance behind nginx with a name that does not resolve here (and a self-signed certificate there).
+    const behind = await startAppliance({ args: ['--public-url', 'https://nexus.invalid'] });
+    try {
+      // The banner follows the ready log line.
+      const out = await until('the setup banner', async () => (behind.output().includes('  Or from a shell:') ? behind.output() : null), 20_000);
+      expect(out).toContain('  First start: finish setup at https://nexus.invalid/setup\n');
+      const banner = out.split('\n');
+      const at = banner.indexOf('  Or from a shell:');
+      expect(at).toBeGreaterThan(0);
+      const command = `${banner[at + 1]!.trim().replace(/\\$/, '')} ${banner[at + 2]!.trim()}`;
+      expect(command).toContain(`curl -X POST ${behind.url}/api/v1/setup `);
+      const runAs = (password: string) => execFileSync('bash', ['-c', `${command.replace('<at least 10 characters>', password)} -sS --max-time 20 -w ' %{http_code}'`], { encoding: 'utf8' });
+      // As printed, with the placeholder still in it: a clear refusal, nothing created.
+      expect(runAs('<at least 10 characters>')).toMatch(/replace <at least 10 characters> in the setup command.* 400$/);
+      expect(runAs('the-password-I-chose')).toMatch(/ 201$/);
+      expect((await post(`${behind.url}/api/v1/auth/login`, { username: 'admin', password: 'the-password-I-chose' })).status).toBe(200);
+    } finally {
+      expect(await behind.stop()).toBe(0);
+    }
   });
 });

@@ -123,6 +123,9 @@ describe('first-boot wizard', () => {
       const version = page.getByLabel(/^API version/);
       const submit = page.getByRole('button', { name: 'Add provider and create a virtual key' });
       const alert = page.getByRole('alert');
+      // Nothing is filled in as the model: a name the admin did not choose would be stored as one.
+      expect([await page.getByLabel('Upstream model').inputValue(), await page.getByLabel('Public model name').inputValue()]).toEqual(['', '']);
+      expect(await page.getByLabel('Upstream model').getAttribute('placeholder')).toBe("the provider's model name");
       // The base URL follows the type (the API's defaults, docs/gateway.md); the API version shows for
       // the types that take one, required for azure.
       expect(await baseUrl.inputValue()).toBe('https://api.openai.com/v1');
@@ -303,6 +306,9 @@ describe('signed-in pages', () => {
     await page.getByRole('link', { name: 'SCIM provisioning' }).click();
     await page.getByRole('heading', { name: 'SCIM provisioning' }).waitFor();
     expect(await page.getByTestId('tenant-url').textContent()).toBe('https://nexus.example.test/scim/v2');
+    // Where each identity provider wants the two values.
+    await page.getByText(/^Okta: SCIM connector base URL is the tenant URL/).waitFor();
+    await page.getByText(/^Entra ID: Provisioning, mode Automatic; the tenant URL and the token as Secret Token/).waitFor();
     await page.getByLabel('Name', { exact: true }).fill('Okta');
     await page.getByRole('button', { name: 'Create SCIM token' }).click();
     const scimToken = (await page.getByTestId('secret').textContent())!;
@@ -318,6 +324,15 @@ describe('signed-in pages', () => {
     await page.getByRole('button', { name: 'Save mapping of Engineers' }).click();
     await expect.poll(async () => (await json(await fetch(`${app.url}/api/v1/groups`, authed(admin.token)))).items[0]).toMatchObject({ role: 'admin', models: ['gpt-4o-mini', 'gemini-2.0-flash'] });
     await shot('groups');
+    // A provisioned user's role follows their groups: the Users page offers the groups, not a role button.
+    const provisioned = await fetch(`${app.url}/scim/v2/Users`, { method: 'POST', headers: { authorization: `Bearer ${scimToken}`, 'content-type': 'application/scim+json' },
+      body: JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'pat@example.test' }) });
+    expect(provisioned.status).toBe(201);
+    await page.getByRole('link', { name: 'Users' }).click();
+    const patRow = page.getByRole('row').filter({ hasText: 'pat@example.test' });
+    await patRow.getByRole('link', { name: 'Role from groups' }).waitFor();
+    expect(await patRow.getByRole('button', { name: /^Make / }).count()).toBe(0);
+    expect(await page.getByRole('row').filter({ hasText: 'dana@example.test' }).getByRole('button', { name: 'Make admin' }).count()).toBe(1);
 
     // Services: a routing card per service; with no nodes yet it points to the nodes page.
     const caps = await json(await fetch(`${app.url}/api/v1/console/capabilities`, authed(admin.token)));
@@ -528,6 +543,10 @@ describe('AI gateway from the console', () => {
       await page.getByLabel('Upstream model').fill('upstream-model');
       await page.getByRole('button', { name: 'Add model' }).click();
       await page.getByRole('cell', { name: 'local → upstream-model' }).waitFor();
+      // The next model's example is what the chosen provider already serves, not a model it may not have.
+      await page.getByLabel('Provider', { exact: true }).selectOption({ label: 'local' });
+      expect(await page.getByLabel('Upstream model').getAttribute('placeholder')).toBe('upstream-model');
+      await page.getByText("The model's name at the provider, sent upstream unchanged, e.g. upstream-model.").waitFor();
       // Edit in place: a new provider key (never shown) and the model's prices.
       await page.getByRole('button', { name: 'Edit local' }).click();
       const pEdit = page.getByRole('form', { name: 'Edit local' });
@@ -556,6 +575,8 @@ describe('AI gateway from the console', () => {
 
       await page.getByRole('link', { name: 'Virtual keys' }).click();
       await page.getByRole('heading', { name: 'Virtual keys' }).waitFor();
+      const names = (await json(await fetch(`${app.url}/api/v1/models`, authed(admin.token)))).items.map((m: { name: string }) => m.name);
+      expect(await page.getByLabel('Models').getAttribute('placeholder')).toBe(names.slice(0, 2).join(', '));
       await page.getByLabel('Name', { exact: true }).fill('sdk key');
       await page.getByLabel('Models').fill('team-chat');
       await page.getByRole('button', { name: 'Create virtual key' }).click();

@@ -225,6 +225,8 @@ describe('effects inside the appliance', () => {
     // Reactivation does not bring revoked tokens back.
     await ok(await scim('PATCH', `/Users/${u.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', value: { active: 'True' } }] }), 200);
     expect((await fetch(`${app.url}/api/v1/me`, authed(session.token))).status).toBe(401);
+    // The virtual key was refused, not revoked: it works again with its owner (docs/scim.md).
+    expect((await fetch(`${app.url}/v1/models`, { headers: { authorization: `Bearer ${vk.key}` } })).status).toBe(200);
     // Every SCIM write is audited with actor_type scim.
     const audit = await json(await fetch(`${app.url}/api/v1/audit?action=scim.user.patch&limit=5`, authed(admin.token)));
     expect(audit.items[0]).toMatchObject({ actor_type: 'scim', actor_id: scimTokenId, actor_name: 'idp', target_id: u.id, outcome: 'success' });
@@ -237,8 +239,14 @@ describe('effects inside the appliance', () => {
     const mapped = await ok(await fetch(`${app.url}/api/v1/groups/${g.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ role: 'admin', models: ['gpt-4o', 'gemini-2.5-pro'] }) })), 200);
     expect(mapped).toMatchObject({ role: 'admin', models: ['gpt-4o', 'gemini-2.5-pro'], member_count: 1 });
     expect((await json(await fetch(`${app.url}/api/v1/users/${u.id}`, authed(admin.token)))).role).toBe('admin');
+    // Set by hand, the role would be undone by the next group change: refused, with the way to do it.
+    const byHand = await fetch(`${app.url}/api/v1/users/${u.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ role: 'member' }) }));
+    expect(byHand.status).toBe(409);
+    expect((await json(byHand)).error.message).toBe('the role of mapped@example.com follows their SCIM groups; map one of their groups to a role instead (PATCH /api/v1/groups/{id})');
+    expect((await fetch(`${app.url}/api/v1/users/${u.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ role: 'admin', display_name: 'Mapped' }) }))).status).toBe(200);
     await ok(await scim('PATCH', `/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'members' }] }), 200);
     expect((await json(await fetch(`${app.url}/api/v1/users/${u.id}`, authed(admin.token)))).role).toBe('member');
+    expect((await fetch(`${app.url}/api/v1/users/${u.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ role: 'admin' }) }))).status).toBe(409);
     const bad = await fetch(`${app.url}/api/v1/groups/${g.id}`, authed(admin.token, { method: 'PATCH', body: JSON.stringify({ role: 'owner' }) }));
     expect(bad.status).toBe(400);
     expect((await json(bad)).error.code).toBe('validation_failed');

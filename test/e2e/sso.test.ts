@@ -22,6 +22,10 @@ beforeAll(async () => {
     'alice.idp': { email: 'alice@example.test', email_verified: true, preferred_username: 'alice.idp', name: 'Alice' },
     bob: { email: 'bob@example.test', email_verified: true, preferred_username: 'bob', name: 'Bob' },
     mallory: { email: 'alice@example.test', email_verified: false, preferred_username: 'mallory' },
+    // Named like the appliance's own admin at the provider, and like a local user, without the verified email.
+    'admin.idp': { email: 'someone@elsewhere.test', email_verified: true, preferred_username: 'admin' },
+    'dana.unverified': { email: 'dana@example.test', preferred_username: 'dana' },
+    'dana.idp': { email: 'dana@example.test', email_verified: true, preferred_username: 'dana.idp' },
   });
   // Alice is provisioned by SCIM under another userName; SSO finds her by email.
   const scim = await json(await post(`${app.url}/api/v1/scim/tokens`, { name: 'idp' }, { authorization: `Bearer ${admin.token}` }));
@@ -107,6 +111,33 @@ describe('single sign-on', () => {
     const users = await json(await fetch(`${app.url}/api/v1/users`, authed(admin.token)));
     expect(users.items.find((u: { username: string }) => u.username === 'bob')).toMatchObject({ source: 'oidc', role: 'member', email: 'bob@example.test' });
     await ctx.close();
+  });
+
+  it('never opens a local password account by preferred_username, only by a verified email', async () => {
+    // Just-in-time creation is on (previous test): a refused name must not be created or collide either.
+    const created = await post(`${app.url}/api/v1/users`, { username: 'dana', email: 'dana@example.test', password: 'dana-password-1' }, { authorization: `Bearer ${admin.token}` });
+    expect(created.status).toBe(201);
+    const fresh = async () => openPage(await browser.newContext({ baseURL: app.url }), { ignore: IGNORE });
+    for (const [login, name] of [['admin.idp', 'admin'], ['dana.unverified', 'dana']] as const) {
+      const w = await fresh();
+      await ssoSignIn(w.page, login);
+      await w.page.waitForURL('**/login?error=*');
+      expect(await w.page.getByRole('alert').textContent()).toContain(`the Nexus account ${name} signs in with its password`);
+      expect(await w.page.evaluate(async () => (await fetch('/api/v1/me')).status)).toBe(401);
+      await w.page.context().close();
+    }
+    const users = await json(await fetch(`${app.url}/api/v1/users`, authed(admin.token)));
+    expect(users.items.map((u: { username: string }) => u.username).sort()).toEqual(['admin', 'alice', 'bob', 'dana']);
+    const refused = await json(await fetch(`${app.url}/api/v1/audit?action=auth.login&outcome=failure`, authed(admin.token)));
+    expect(refused.items.some((i: { details: { method?: string } }) => i.details?.method === 'oidc')).toBe(true);
+
+    // The same local account, reached through the email the provider verified.
+    const w = await fresh();
+    await ssoSignIn(w.page, 'dana.idp');
+    await w.page.getByRole('heading', { name: 'Overview' }).waitFor();
+    const me = await w.page.evaluate(async () => (await fetch('/api/v1/me')).json());
+    expect(me.user).toMatchObject({ username: 'dana', source: 'local' });
+    await w.page.context().close();
   });
 
   it('refuses a callback that did not start in this browser, and a replayed one', async () => {

@@ -16,7 +16,8 @@ import { promptSecret } from '../prompt.ts';
 import { VERSION } from '../../core/version.ts';
 
 export const BACKUP_USAGE = `Usage:
-  nexus backup [--out FILE] [--passphrase-env VAR | --passphrase-file FILE | --no-keys] [--data-dir DIR]
+  nexus backup [--out FILE | --out DIR [--keep N]] [--passphrase-env VAR | --passphrase-file FILE | --no-keys]
+               [--data-dir DIR]
   nexus backup verify FILE [--passphrase-env VAR | --passphrase-file FILE]
 
   Writes the appliance's data to one file while it keeps running: a consistent copy of the

@@ -7,7 +7,7 @@ import { pkceChallenge, checkIssuerUrl } from './oidc/oidc-client.ts';
 import { safeReturnTo } from './oidc/oidc-routes.ts';
 import { normalizePublicUrl } from './settings-routes.ts';
 import { isApiPath } from './spa.ts';
-import { checkCertificate } from './tls.ts';
+import { checkCertificate, readableAltNames } from './tls.ts';
 
 describe('isApiPath', () => {
   it('claims every API prefix, also percent-encoded, and nothing else', () => {
@@ -46,6 +46,13 @@ describe('settings input', () => {
     expect(() => checkCertificate(a.cert, a.key, new Date(Date.now() + 30 * 86_400_000))).toThrow(/expired/);
     expect(() => checkCertificate('hello', a.key)).toThrow(/PEM certificate/);
     expect(() => checkCertificate(a.cert, 'nope')).toThrow(/PEM private key/);
+    // IPv6 names as people write them (RFC 5952), from a real certificate; the rest untouched.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'v6.key'),
+      '-out', join(dir, 'v6.crt'), '-days', '10', '-subj', '/CN=v6.test', '-addext', 'subjectAltName=IP:192.0.2.2,DNS:vm,IP:fd00::2,DNS:localhost,IP:::1'], { stdio: 'ignore' });
+    expect(checkCertificate(readFileSync(join(dir, 'v6.crt'), 'utf8'), readFileSync(join(dir, 'v6.key'), 'utf8')).subject_alt_names)
+      .toBe('IP Address:192.0.2.2, DNS:vm, IP Address:fd00::2, DNS:localhost, IP Address:::1');
+    expect(readableAltNames('IP Address:FE80:0:0:0:0:0:0:1, DNS:"a,b", IP Address:not:an:ip:zz')).toBe('IP Address:fe80::1, DNS:"a,b", IP Address:not:an:ip:zz');
+    expect(readableAltNames(undefined)).toBeNull();
   });
 });
 

@@ -27,6 +27,21 @@ export function tlsPaths(dataDir: string) {
   return { dir, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
 }
 
+/**
+ * The certificate's names as a person writes them: Node spells IPv6 SANs in full upper case
+ * (`IP Address:FD00:0:0:0:0:0:0:2`); RFC 5952 form is `fd00::2`. Anything else stays as Node gives it.
+ */
+export function readableAltNames(altNames: string | undefined): string | null {
+  if (!altNames) return null;
+  return altNames.replace(/IP Address:([0-9A-Fa-f:]+:[0-9A-Fa-f:]*)(?=,|$)/g, (whole, ip: string) => {
+    try {
+      return `IP Address:${new URL(`http://[${ip}]/`).hostname.slice(1, -1)}`;
+    } catch {
+      return whole;
+    }
+  });
+}
+
 function info(cert: X509Certificate): CertInfo {
   return {
     subject: cert.subject.replaceAll('\n', ', '),
@@ -34,7 +49,7 @@ function info(cert: X509Certificate): CertInfo {
     valid_from: new Date(cert.validFrom).toISOString(),
     valid_to: new Date(cert.validTo).toISOString(),
     fingerprint_sha256: createHash('sha256').update(cert.raw).digest('hex').match(/../g)!.join(':').toUpperCase(),
-    subject_alt_names: cert.subjectAltName ?? null,
+    subject_alt_names: readableAltNames(cert.subjectAltName),
     self_signed: cert.subject === cert.issuer && cert.verify(cert.publicKey),
     pem: cert.toString(),
   };

@@ -16,21 +16,21 @@ interface TypeSpec {
   /** Azure needs a version; Gemini's (path, default v1beta) and Anthropic's (header) are optional. */
   apiVersion: 'required' | 'optional' | null;
   versionHint: string;
-  /** An upstream model name for this type, shown as the example. */
-  model: string;
+  /** What the upstream model field says for this type beyond the general hint ('' when nothing). */
+  modelNote: string;
 }
 
 export const PROVIDER_TYPES: Record<ProviderType, TypeSpec> = {
-  openai: { label: 'OpenAI', baseUrl: 'https://api.openai.com/v1', placeholder: 'https://api.openai.com/v1', keyRequired: true, apiVersion: null, versionHint: '', model: 'gpt-4o-mini' },
+  openai: { label: 'OpenAI', baseUrl: 'https://api.openai.com/v1', placeholder: 'https://api.openai.com/v1', keyRequired: true, apiVersion: null, versionHint: '', modelNote: '' },
   azure: { label: 'Azure OpenAI', baseUrl: null, placeholder: 'https://YOUR-RESOURCE.openai.azure.com', keyRequired: true, apiVersion: 'required',
-    versionHint: 'A dated version such as 2024-10-21 (deployment paths), or v1.', model: 'your-deployment-name' },
+    versionHint: 'A dated version such as 2024-10-21 (deployment paths), or v1.', modelNote: 'For Azure OpenAI, the name of your deployment.' },
   gemini: { label: 'Google Gemini', baseUrl: 'https://generativelanguage.googleapis.com', placeholder: 'https://generativelanguage.googleapis.com', keyRequired: true,
-    apiVersion: 'optional', versionHint: 'Optional; the path version, v1beta when empty.', model: 'gemini-2.0-flash' },
-  glm: { label: 'Zhipu GLM', baseUrl: 'https://open.bigmodel.cn/api/paas/v4', placeholder: 'https://open.bigmodel.cn/api/paas/v4', keyRequired: true, apiVersion: null, versionHint: '', model: 'glm-4.5' },
+    apiVersion: 'optional', versionHint: 'Optional; the path version, v1beta when empty.', modelNote: '' },
+  glm: { label: 'Zhipu GLM', baseUrl: 'https://open.bigmodel.cn/api/paas/v4', placeholder: 'https://open.bigmodel.cn/api/paas/v4', keyRequired: true, apiVersion: null, versionHint: '', modelNote: '' },
   anthropic: { label: 'Anthropic', baseUrl: 'https://api.anthropic.com', placeholder: 'https://api.anthropic.com', keyRequired: true, apiVersion: 'optional',
-    versionHint: 'Optional; the anthropic-version header, 2023-06-01 when empty.', model: 'claude-sonnet-4-5' },
+    versionHint: 'Optional; the anthropic-version header, 2023-06-01 when empty.', modelNote: '' },
   'openai-compatible': { label: 'OpenAI-compatible (Ollama, vLLM, …)', baseUrl: null, placeholder: 'http://localhost:11434/v1', keyRequired: false, apiVersion: null, versionHint: '',
-    model: 'llama3:8b' },
+    modelNote: 'As the server lists it (Ollama: llama3:8b).' },
 };
 
 const TYPES = Object.keys(PROVIDER_TYPES) as ProviderType[];
@@ -159,13 +159,27 @@ export interface ModelFields {
   reset(): void;
 }
 
+/** What the upstream model box shows while empty when no model of the provider is configured yet. */
+export const UPSTREAM_PLACEHOLDER = "the provider's model name";
+
+export interface ModelFieldsOptions {
+  /** The provider type the model is for (the wizard's type select, the chosen provider's type). */
+  typeOf: () => string;
+  /** Upstream models already configured on that provider: named as the example when there are any. */
+  configured?: () => readonly string[];
+  /** Selects whose change changes the above. */
+  watch?: HTMLSelectElement[];
+}
+
 /**
  * The upstream model (any name the provider knows, `llama3:8b` included) and the public name callers
- * use, which follows the upstream one in a valid form until the user edits it.
+ * use, which follows the upstream one in a valid form until the user edits it. Nothing is filled in:
+ * a model name the admin did not choose would be stored as one. The example is a model the admin
+ * already configured on the provider, else none.
  */
-export function modelFields(types?: HTMLSelectElement, initial = ''): ModelFields {
-  const upstream = h('input', { name: 'upstream_model', required: true, spellcheck: 'false', maxlength: 200, value: initial });
-  const publicName = h('input', { name: 'public_name', required: true, spellcheck: 'false', maxlength: 200, value: publicModelName(initial) });
+export function modelFields(opts: ModelFieldsOptions): ModelFields & { describe(): void } {
+  const upstream = h('input', { name: 'upstream_model', required: true, spellcheck: 'false', maxlength: 200 });
+  const publicName = h('input', { name: 'public_name', required: true, spellcheck: 'false', maxlength: 200 });
   let edited = false;
   upstream.addEventListener('input', () => {
     if (!edited) publicName.value = publicModelName(upstream.value);
@@ -173,21 +187,27 @@ export function modelFields(types?: HTMLSelectElement, initial = ''): ModelField
   publicName.addEventListener('input', () => {
     edited = publicName.value.trim() !== '';
   });
-  const example = () => PROVIDER_TYPES[types && isType(types.value) ? types.value : 'openai'].model;
+  const known = () => [...new Set(opts.configured?.() ?? [])];
+  const example = () => {
+    const names = known().slice(0, 2);
+    return names.length ? `, e.g. ${names.join(' or ')}` : '';
+  };
   const upstreamField = field('Upstream model', upstream, ' ');
   const describe = () => {
-    upstream.placeholder = example();
-    upstreamField.querySelector('.hint')!.textContent = `The model's name at the provider, sent upstream unchanged, e.g. ${example()}.`;
+    const type = opts.typeOf();
+    upstream.placeholder = known()[0] ?? UPSTREAM_PLACEHOLDER;
+    const note = isType(type) ? PROVIDER_TYPES[type].modelNote : '';
+    upstreamField.querySelector('.hint')!.textContent = `The model's name at the provider, sent upstream unchanged${example()}.${note ? ` ${note}` : ''}`;
   };
-  types?.addEventListener('change', describe);
+  for (const w of opts.watch ?? []) w.addEventListener('change', describe);
   clearsInvalid(upstream, publicName);
   describe();
   return {
-    upstream, publicName,
+    upstream, publicName, describe,
     fields: [upstreamField, field('Public model name', publicName, `The name callers use. ${MODEL_NAME_RULE} Filled in from the upstream model (llama3:8b becomes llama3-8b).`)],
     values() {
       const up = upstream.value.trim();
-      if (!up) throw fieldError(upstream, `Enter the upstream model, e.g. ${example()}.`);
+      if (!up) throw fieldError(upstream, `Enter the upstream model: its name at the provider${example()}.`);
       const name = publicName.value.trim();
       const problem = modelNameProblem(name);
       if (problem) throw fieldError(publicName, problem);

@@ -52,6 +52,7 @@ export const providersPage: Page = {
     const editor = h('div');
     const closeEditor = () => replace(editor);
     let providers: Provider[] = [];
+    let models: Model[] = [];
     const editProvider = (p: Provider) => {
       const eName = h('input', { name: 'edit_name', required: true, value: p.name });
       const eBase = h('input', { name: 'edit_base_url', type: 'url', required: true, value: p.base_url });
@@ -132,7 +133,7 @@ export const providersPage: Page = {
     };
     const load = async () => {
       providers = items<Provider>(await get('/api/v1/providers'));
-      const models = items<Model>(await whenServed('models', '/api/v1/models'));
+      models = items<Model>(await whenServed('models', '/api/v1/models'));
       const nameOf = (id: string) => providers.find((p) => p.id === id)?.name ?? id;
       replace(providerList, table(['Name', 'Type', 'Base URL', 'Via', ''], providers.map((p) => [
         p.name, p.type, h('code', null, p.base_url), p.node_id ? `node ${p.node_id}` : 'direct',
@@ -149,7 +150,9 @@ export const providersPage: Page = {
         [h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${m.name}`, onclick: () => editModel(m) }, 'Edit'), ' ',
           h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${m.name}`, onclick: () => act(() => del(`/api/v1/models/${m.id}`)) }, 'Delete')],
       ]), 'No models yet.'));
-      replace(providerSelect, providers.map((p) => h('option', { value: p.id }, p.name)));
+      const chosen = providerSelect.value;
+      replace(providerSelect, providers.map((p) => h('option', { value: p.id, selected: p.id === chosen }, p.name)));
+      model.describe();
     };
     const act = async (fn: () => Promise<unknown>) => {
       err.clear();
@@ -176,7 +179,12 @@ export const providersPage: Page = {
     });
 
     const mErr = errorBox();
-    const model = modelFields();
+    // The Add model form's example: what the chosen provider already serves.
+    const model = modelFields({
+      typeOf: () => providers.find((p) => p.id === providerSelect.value)?.type ?? '',
+      configured: () => models.flatMap((m) => (m.deployments ?? []).filter((d) => d.provider_id === providerSelect.value).map((d) => d.upstream_model)),
+      watch: [providerSelect],
+    });
     const inPrice = h('input', { name: 'input_price', type: 'number', min: 0, step: 'any' });
     const outPrice = h('input', { name: 'output_price', type: 'number', min: 0, step: 'any' });
     const mForm = h('form', { class: 'inline', novalidate: true }, field('Provider', providerSelect), ...model.fields,

@@ -52,9 +52,14 @@ export const scimPage: Page = {
       await load();
     });
     await load();
+    // Each identity provider names the two fields differently (docs/scim.md, "Connecting an identity provider").
     replace(main, h('h1', null, 'SCIM provisioning'),
       h('dl', { class: 'facts' }, h('dt', null, 'Tenant URL'), h('dd', null, h('code', { 'data-testid': 'tenant-url' }, tenant)),
-        h('dt', null, 'Authentication'), h('dd', null, 'HTTP header / Bearer token')),
+        h('dt', null, 'Authentication'), h('dd', null, 'A SCIM token from below, sent as a Bearer token')),
+      h('ul', { class: 'hint' },
+        h('li', null, 'Okta: SCIM connector base URL is the tenant URL; unique identifier field for users: userName; authentication mode HTTP Header, with the token. Turn on Push New Users, Push Profile Updates, Push Groups and Deactivate Users.'),
+        h('li', null, 'Entra ID: Provisioning, mode Automatic; the tenant URL and the token as Secret Token. The default attribute mappings work as they are.'),
+        h('li', null, 'Pushed groups appear under Groups, where each can grant a role and limit the models its members may use.')),
       form, shown, err.el, list);
   },
 };

@@ -5,7 +5,7 @@ import { ApiError, del, get, patch, post, put, whenServed } from '../api.ts';
 import type { App, Page } from '../app.ts';
 import { errorBox, field, h, onSubmit, replace, secretBox, snippet, type Child } from '../dom.ts';
 import { MODEL_PLACEHOLDER, snippets } from '../snippets.ts';
-import { FIELD_LABELS, MODEL_NAME_PREDICATE, modelFields, plainError, PROVIDER_TYPES, providerFields } from './provider-form.ts';
+import { FIELD_LABELS, MODEL_NAME_PREDICATE, modelFields, plainError, providerFields } from './provider-form.ts';
 import { tlsForm } from './settings.ts';
 
 const STEPS = ['Administrator', 'Public URL', 'TLS certificate', 'First provider', 'Done'];
@@ -124,7 +124,7 @@ async function providerStep(main: HTMLElement, app: App): Promise<void> {
   const err = errorBox();
   const name = h('input', { name: 'provider_name', required: true, value: 'openai', maxlength: 100 });
   const provider = providerFields({ keyLabel: 'Provider API key' });
-  const model = modelFields(provider.type, PROVIDER_TYPES.openai.model);
+  const model = modelFields({ typeOf: () => provider.type.value, watch: [provider.type] });
   // The provider's name follows its type until the user names it.
   let named = false;
   name.addEventListener('input', () => (named = true));

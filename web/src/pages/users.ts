@@ -30,8 +30,11 @@ export const usersPage: Page = {
         fmtTime(u.created_at),
         u.id === app.me!.user.id ? h('span', { class: 'muted' }, 'you') : h('div', { class: 'row-actions' },
           h('button', { type: 'button', class: 'secondary small', 'aria-label': `Budget of ${u.username}`, onclick: () => budgetForm(u) }, 'Budget'),
-          h('button', { type: 'button', class: 'secondary small', onclick: () => act(() => patch(`/api/v1/users/${u.id}`, { role: u.role === 'admin' ? 'member' : 'admin' })) },
-            u.role === 'admin' ? 'Make member' : 'Make admin'),
+          // A SCIM user's role follows their groups (the API refuses to set it here).
+          u.source === 'scim'
+            ? h('a', { href: '/groups', class: 'small', title: 'The role of a SCIM user follows the mapping of their groups.' }, 'Role from groups')
+            : h('button', { type: 'button', class: 'secondary small', onclick: () => act(() => patch(`/api/v1/users/${u.id}`, { role: u.role === 'admin' ? 'member' : 'admin' })) },
+              u.role === 'admin' ? 'Make member' : 'Make admin'),
           h('button', { type: 'button', class: 'secondary small', onclick: () => act(() => patch(`/api/v1/users/${u.id}`, { active: !u.active })) },
             u.active ? 'Deactivate' : 'Activate'),
           h('button', { type: 'button', class: 'danger small', onclick: () => confirm(`Delete ${u.username}?`) && act(() => del(`/api/v1/users/${u.id}`)) }, 'Delete')),
@@ -65,7 +68,7 @@ export const usersPage: Page = {
       await load();
     });
     await load();
-    replace(main, h('h1', null, 'Users'), h('p', { class: 'hint' }, 'Users marked SCIM are provisioned by your identity provider; change them there.'),
+    replace(main, h('h1', null, 'Users'), h('p', { class: 'hint' }, 'Users marked SCIM are provisioned by your identity provider; change them there. Their role follows their groups (Groups).'),
       err.el, list, editor, h('h2', null, 'Add a user'), form);
   },
 };

@@ -157,7 +157,9 @@ export const virtualKeysPage: Page = {
       ]), 'No virtual keys yet.'));
     };
     const name = h('input', { name: 'name', required: true, maxlength: 200 });
-    const models = h('input', { name: 'models', placeholder: 'gpt-4o-mini, gemini-2.0-flash' });
+    // The example names models this appliance has, never ones it may not (a key scoped to them would call nothing).
+    const configured = await configuredModels();
+    const models = h('input', { name: 'models', placeholder: configured.length ? configured.slice(0, 2).join(', ') : 'model names, comma-separated' });
     const budget = h('input', { name: 'max_budget_usd', type: 'number', min: 0, step: 'any' });
     const period = periodSelect('budget_period', null);
     const rpm = h('input', { name: 'rpm', type: 'number', min: 1, step: 1 });

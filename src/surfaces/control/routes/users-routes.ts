@@ -70,6 +70,11 @@ export function usersRoutes(app: FastifyInstance, ctx: AppContext) {
   app.patch<{ Params: { id: string }; Body: Partial<UserBody> }>('/api/v1/users/:id', { ...admin, schema: { params: ID_PARAMS, body: patchBody } }, async (req) => {
     const target = ctx.identity.users.get(req.params.id);
     if (!target) throw new AppError('not_found', 'user not found');
+    // A SCIM user's role follows their groups (docs/scim.md) and is recomputed on the next group change,
+    // which would undo a role set here without a word.
+    if (target.source === 'scim' && req.body.role !== undefined && req.body.role !== target.role) {
+      throw new AppError('conflict', `the role of ${target.username} follows their SCIM groups; map one of their groups to a role instead (PATCH /api/v1/groups/{id})`);
+    }
     const demotesLastAdmin = target.role === 'admin' && target.active && (req.body.role === 'member' || req.body.active === false);
     if (demotesLastAdmin && ctx.identity.users.countAdmins() <= 1) {
       throw new AppError('conflict', 'the last active admin cannot be demoted or deactivated');
