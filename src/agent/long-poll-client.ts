@@ -6,6 +6,9 @@ import { SUBPROTOCOL } from '../protocol/version.ts';
 import { httpBase } from './enroll.ts';
 import { hubFetch } from './hub-egress.ts';
 
+/** How long a session whose send failed waits for the pending poll to bring the hub's close frame. */
+const CLOSE_FRAME_WAIT_MS = 2000;
+
 export class LongPollClient extends EventEmitter {
   readonly OPEN = 1;
   readyState = 0;
@@ -57,13 +60,19 @@ export class LongPollClient extends EventEmitter {
     }
     this.readyState = 1;
     this.emit('open');
-    while (this.readyState === 1) {
+    while (this.readyState === 1 || this.readyState === 2) {
       let frames: LpFrame[];
       try {
         const res = await this.fetch(`${this.base}/poll/${this.session}`, {
           method: 'POST',
           signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(LP_POLL_WAIT_MS + 15_000)]),
         });
+        // A hub that is shutting down answers every request from then on with 503: its close frame
+        // went out in the answer to a poll already pending, or is lost when none was.
+        if (res.status === 503) {
+          await res.body?.cancel();
+          return this.finish(1001, 'hub unavailable (HTTP 503); it is shutting down or restarting');
+        }
         if (!res.ok) throw new Error(`poll answered HTTP ${res.status}`);
         frames = decodeBatch(Buffer.from(await res.arrayBuffer()));
       } catch (err) {
@@ -75,7 +84,7 @@ export class LongPollClient extends EventEmitter {
           const { code, reason } = JSON.parse(f.data.toString('utf8')) as { code: number; reason: string };
           return this.finish(code, reason);
         }
-        this.emit('message', f.data, f.kind === LP_KIND.binary);
+        if (this.readyState === 1) this.emit('message', f.data, f.kind === LP_KIND.binary);
       }
     }
   }
@@ -104,12 +113,23 @@ export class LongPollClient extends EventEmitter {
         } catch (err) {
           for (const b of batch) b.done?.(err as Error);
           this.emit('error', err);
-          return this.finish(1006, 'connection lost');
+          return this.lost();
         }
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  /**
+   * A send failed: frames were lost, so the session is over. A hub that is shutting down refuses new
+   * requests (503) while its close frame is on the way in the pending poll's answer; that answer gets
+   * a moment to arrive, so the agent reports why the hub went away instead of a lost connection.
+   */
+  private lost(): void {
+    if (this.readyState !== 1) return this.finish(1006, 'connection lost');
+    this.readyState = 2;
+    setTimeout(() => this.finish(1006, 'connection lost'), CLOSE_FRAME_WAIT_MS).unref();
   }
 
   private finish(code: number, reason: string): void {

@@ -37,7 +37,7 @@ interface TestHub {
   service(body: Record<string, unknown>): Promise<{ id: string; slug: string }>;
   register(name: string): Promise<{ id: string; registration_token: string }>;
   /** Registers a node, enrolls a fresh agent home with the upstream's token for `slugs`, starts it. */
-  nodeWithAgent(name: string, slugs: string[]): Promise<{ id: string; home: string; agent: AgentProcess }>;
+  nodeWithAgent(name: string, slugs: string[], agentArgs?: string[]): Promise<{ id: string; home: string; agent: AgentProcess }>;
   audit(query: string): Promise<Array<Record<string, any>>>; // eslint-disable-line @typescript-eslint/no-explicit-any
   restart(): Promise<void>;
 }
@@ -66,7 +66,7 @@ async function startHub(config: string[], env: Record<string, string> = {}): Pro
       expect(res.status).toBe(201);
       return json(res);
     },
-    async nodeWithAgent(name, slugs) {
+    async nodeWithAgent(name, slugs, agentArgs = []) {
       const node = await hub.register(name);
       const home = tempDir('nexus-transport-agent-');
       const en = await agentCli(home, ['enroll', '--url', hub.hubUrl(), '--token', node.registration_token]);
@@ -75,7 +75,7 @@ async function startHub(config: string[], env: Record<string, string> = {}): Pro
         const add = await agentCli(home, ['credentials', 'add', '--service', slug, '--url', upstream.url, '--secret-format', 'bearer', '--secret-env', 'T'], { T: UPSTREAM_TOKEN });
         expect(add.code, add.stderr).toBe(0);
       }
-      const agent = startAgent(home);
+      const agent = startAgent(home, agentArgs);
       agents.push(agent);
       await agent.waitFor(/Connected to hub/);
       await until(`${name} online`, async () => (await hub.nodeStatus(node.id)) === 'online');
@@ -397,5 +397,53 @@ describe('with every timer at a minute', () => {
     expect(agent.proc.exitCode).toBeNull();
     expect(readFileSync(join(home, 'node.json'), 'utf8')).toBe(identity);
     expect((await hub.audit('action=node.enroll')).length).toBe(enrollsBefore);
+  });
+
+  it('tells a WebSocket agent 1001 when it shuts down: the agent logs the close code, not a lost connection', async () => {
+    const { id, agent } = await hub.nodeWithAgent('told-ws', ['told-ws']);
+    await hub.service({ slug: 'told-ws', endpoint_url: upstream.url, auth_method: 'bearer', nodes: [{ node_id: id }] });
+    expect((await hub.proxy('told-ws', '/echo?before')).status).toBe(200);
+    const mark = agent.output().length;
+
+    await hub.restart();
+    const line = await agent.waitFor(/.*disconnected from hub; reconnecting.*/, 10_000, mark);
+    expect(JSON.parse(line)).toMatchObject({ code: 1001, reason: 'hub shutting down' });
+    await agent.waitFor(/Connected to hub/, 60_000, mark);
+    await until('the node online after the restart', async () => (await hub.nodeStatus(id)) === 'online');
+    expect((await hub.proxy('told-ws', '/echo?after')).status).toBe(200);
+  });
+
+  it('answers a long-poll agent\'s pending poll with a 1001 close frame when it shuts down, instead of holding shutdown for the poll\'s wait', async () => {
+    const { id, agent } = await hub.nodeWithAgent('told-http', ['told-http'], ['--transport', 'http']);
+    await hub.service({ slug: 'told-http', endpoint_url: upstream.url, auth_method: 'bearer', nodes: [{ node_id: id }] });
+    expect(agent.output()).toMatch(/"transport":"http long-poll"/);
+    expect((await hub.proxy('told-http', '/echo?before')).status).toBe(200);
+    // A relayed response still streaming (its first event out, the rest held back by the service)
+    // when the appliance stops ends with the session. Nothing else moves, so the agent's poll is pending.
+    const sse = await hub.proxy('told-http', '/sse');
+    expect(sse.status).toBe(200);
+    const reader = sse.body!.getReader();
+    expect(Buffer.from((await reader.read()).value!).toString()).toContain('"n":1');
+    const sseEnd = (async () => {
+      for (;;) if ((await reader.read()).done) return 'ended';
+    })().catch(() => 'aborted');
+    const mark = agent.output().length;
+    const old = hub.app;
+
+    await hub.restart();
+    // The agent heard why (the close frame in a poll's answer, not a failed poll), and so the
+    // appliance did not wait out its grace period for the poll: it would have logged that.
+    const line = await agent.waitFor(/.*disconnected from hub; reconnecting.*/, 10_000, mark);
+    expect(JSON.parse(line), agent.output().slice(mark)).toMatchObject({ code: 1001, reason: 'hub shutting down' });
+    expect(agent.output().slice(mark)).not.toMatch(/poll answered HTTP|connection lost/);
+    expect(old.output()).toMatch(/"code":1001,"reason":"hub shutting down".*"closing agent connection"/);
+    expect(old.output()).not.toMatch(/grace period over/);
+    expect(await sseEnd).toMatch(/^(ended|aborted)$/);
+
+    await agent.waitFor(/Connected to hub/, 60_000, mark);
+    await until('the node online after the restart', async () => (await hub.nodeStatus(id)) === 'online');
+    const after = await hub.proxy('told-http', '/echo?after');
+    expect(after.status).toBe(200);
+    expect(await json(after)).toMatchObject({ query: '?after' });
   });
 });

@@ -5,6 +5,8 @@ import type { WebSocket } from 'ws';
 import type { AppContext } from '../../core/context.ts';
 import { customMetric } from '../../core/metrics/metrics.ts';
 import { AgentSession } from './agent-session.ts';
+import type { LongPollSocket } from './long-poll.ts';
+import { CLOSE } from '../../protocol/version.ts';
 import { tuneHeapForRelay } from '../../protocol/heap.ts';
 import { createNodesService } from './nodes-service.ts';
 import type { NodeRow } from './nodes-store.ts';
@@ -46,6 +48,8 @@ function createHub(ctx: AppContext) {
     reauthSeconds: ctx.config.hub.reauthSeconds,
   };
 
+  const longPolls = new Set<LongPollSocket>();
+
   return {
     nodes,
     services,
@@ -77,6 +81,15 @@ function createHub(ctx: AppContext) {
         created_at: n.created_at,
       };
     },
+
+    /** Tells every agent the hub is going away (1001), over either transport; their streams end. */
+    goingAway(): void {
+      registry.closeAll();
+      for (const socket of longPolls) socket.close(CLOSE.goingAway, 'hub shutting down');
+    },
+
+    /** Long-poll sessions not closed yet, authenticated or not (long-poll.ts adds and removes them). */
+    longPolls,
 
     close(): void {
       registry.closeAll();

@@ -130,7 +130,11 @@ export function longPollRoutes(app: FastifyInstance, hub: Hub): void {
     const id = randomBytes(24).toString('base64url');
     const socket = new LongPollSocket(req.body?.protocol ?? SUBPROTOCOL);
     sessions.set(id, socket);
-    socket.on('close', () => sessions.delete(id));
+    hub.longPolls.add(socket);
+    socket.on('close', () => {
+      sessions.delete(id);
+      hub.longPolls.delete(socket);
+    });
     hub.accept(socket as unknown as WebSocket, req.ip);
     return { session: id };
   });
