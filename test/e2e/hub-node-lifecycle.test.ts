@@ -7,6 +7,7 @@ import { copyFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentCli, startAgent, type AgentProcess } from '../helpers/agent.ts';
 import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
@@ -181,6 +182,20 @@ describe('a provider through a node', () => {
     const before = seen.length;
     const call = await fetch(`${app.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpu-model', messages: [{ role: 'user', content: 'x' }] }) });
     expect(call.status).toBe(503);
+    // Said as a service with no node says it (503 8002 "no node bound"), not as a node that is offline,
+    // in the OpenAI format the caller speaks.
+    const body = await json(call);
+    expect(body.error.message).toMatch(new RegExp(`^no node bound: node ${node.id} was deleted; .*nexus provider update NAME --node NODE`));
+    expect(body.error.message).not.toMatch(/offline/);
+    expect(body.error).toMatchObject({ type: 'server_error', code: '8002' });
+    const openai = new OpenAI({ apiKey: key, baseURL: `${app.url}/v1`, maxRetries: 0 });
+    const err = await openai.chat.completions.create({ model: 'gpu-model', messages: [{ role: 'user', content: 'x' }] }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect((err as InstanceType<typeof OpenAI.APIError>).message).toMatch(/no node bound: node .* was deleted/);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('8002');
+    const stream = await openai.chat.completions.create({ model: 'gpu-model', stream: true, messages: [{ role: 'user', content: 'x' }] }).then(() => null, (e: unknown) => e);
+    expect((stream as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
     expect(seen.length).toBe(before);
     expect((await json(await api(`/api/v1/providers/${provider.id}`))).node_id).toBe(node.id);
   });

@@ -40,6 +40,14 @@ export function nodeOffline(nodeId: string): AppError {
   return new AppError('unavailable', `node ${nodeId} is offline`, { numericCode: NODE_OFFLINE });
 }
 
+/**
+ * The node a provider (or anything else) routes through was deleted (`DELETE /api/v1/nodes/{id}?force=true`):
+ * the same 503 8002 as a service left with no node, and what to do about it.
+ */
+export function nodeGone(nodeId: string): AppError {
+  return new AppError('unavailable', `no node bound: node ${nodeId} was deleted; bind a node again (a provider: nexus provider update NAME --node NODE)`, { numericCode: NODE_OFFLINE });
+}
+
 /** Holder the hub fills in; until then every node counts as offline. */
 export class NodeRelayHolder implements NodeRelay {
   private impl: NodeRelay | null = null;

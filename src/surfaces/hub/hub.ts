@@ -7,6 +7,7 @@ import { customMetric } from '../../core/metrics/metrics.ts';
 import { AgentSession } from './agent-session.ts';
 import type { LongPollSocket } from './long-poll.ts';
 import { CLOSE } from '../../protocol/version.ts';
+import { nodeGone } from '../../core/relay/node-relay.ts';
 import { tuneHeapForRelay } from '../../protocol/heap.ts';
 import { createNodesService } from './nodes-service.ts';
 import type { NodeRow } from './nodes-store.ts';
@@ -39,7 +40,12 @@ function createHub(ctx: AppContext) {
   const proxy = createProxy(ctx, services, registry);
   registerRelayMetrics(ctx, registry, proxy);
   const lookup = createServiceLookup(ctx.db, services.store);
-  ctx.relay.install(registry);
+  // A node with no live session is offline, or gone when its row was deleted (looked up only then).
+  ctx.relay.install({
+    isOnline: (nodeId) => registry.isOnline(nodeId),
+    request: (nodeId, req) =>
+      registry.isOnline(nodeId) || nodes.store.get(nodeId) ? registry.request(nodeId, req) : Promise.reject(nodeGone(nodeId)),
+  });
 
   const timings = {
     heartbeatSeconds: ctx.config.hub.heartbeatSeconds,
