@@ -10,7 +10,7 @@ import { SpanKind, type Span, type Tracing } from '../core/telemetry/tracing.ts'
 import type { Stream, StreamMux } from '../protocol/streams.ts';
 import { AGENT_BODY_LIMIT, BodyFieldError, endToEnd, formatMethod, inject, withBodyField } from '../protocol/credentials.ts';
 import { isHeaders, isStreamId, type Headers, type OpenMsg, type StreamErrorCode } from '../protocol/frames.ts';
-import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE } from '../protocol/ws-bridge.ts';
+import { bridgeWebSocket, dialForCaller, MAX_WS_MESSAGE, wsTally, type WsTally } from '../protocol/ws-bridge.ts';
 import { ReplayGuard } from '../protocol/signing.ts';
 import { credentialCovers, type CredentialsStore } from './credentials-store.ts';
 
@@ -136,8 +136,8 @@ export function createLocalRelay(deps: LocalRelayDeps) {
 
   function serve(m: OpenMsg, stream: Stream, target: URL): void {
     const headers = endToEnd(m.headers);
-    // WebSocket sessions pass the hub's context on as it came; HTTP requests get a span of their own.
-    const span = deps.tracing?.exporting && !m.upgrade ? startRelaySpan(deps.tracing, m, target, headers, deps.nodeId) : null;
+    // A span per HTTP request, and one per WebSocket session that lives as long as the session.
+    const span = deps.tracing?.exporting ? startRelaySpan(deps.tracing, m, target, headers, deps.nodeId) : null;
     let bodyField: { name: string; value: string } | null = null;
     if (m.service) {
       const cred = deps.credentials.get(m.service);
@@ -168,7 +168,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
         deps.log.warn({ service: m.service }, `no credential stored for service "${m.service}"; requests go without one (nexus agent credentials add --service ${m.service} … if it needs one)`);
       }
     }
-    if (m.upgrade) return upgrade(m, stream, target, headers);
+    if (m.upgrade) return upgrade(m, stream, target, headers, span);
     if (bodyField) return void withField(m, stream, target, headers, bodyField, span);
     const body = m.body ? stream.readable() : null;
     // The stream's reset ends this readable with an error; the exchange reports the failure itself, and
@@ -211,12 +211,16 @@ export function createLocalRelay(deps: LocalRelayDeps) {
     else if (span) endRelaySpan(span, 0, 0, 'incomplete');
   }
 
-  function upgrade(m: OpenMsg, stream: Stream, target: URL, headers: Headers): void {
+  function upgrade(m: OpenMsg, stream: Stream, target: URL, headers: Headers, span: Span | null): void {
     const { ws, answer } = dialForCaller(target, headers, { perMessageDeflate: false, handshakeTimeout: 30_000, maxPayload: MAX_WS_MESSAGE });
     // Set once the service has answered the handshake either way; later errors are the bridge's.
     let answered = false;
+    let status = 0;
+    // The service's messages: `in` from it (towards the caller), `out` to it (from the caller).
+    const tally = span ? wsTally() : undefined;
     ws.on('unexpected-response', (_req, res) => {
       answered = true;
+      status = res.statusCode ?? 0;
       // A refusal goes back as the service gave it, status, headers and body, like any response.
       deps.sendJson({ t: 'response', sid: m.sid, status: res.statusCode, headers: endToEnd(res.headers) });
       stream.pipeFrom(res);
@@ -226,16 +230,21 @@ export function createLocalRelay(deps: LocalRelayDeps) {
       const timedOut = err.message.includes('handshake has timed out');
       deps.log.warn({ service: m.service, host: target.host, err: err.message }, 'local WebSocket unreachable');
       refuse(m.sid, timedOut ? 'upstream_timeout' : 'bad_gateway', timedOut ? 'the local service did not answer the handshake in time' : 'the local service could not be reached', !timedOut && neverConnected(err));
+      span?.fail(timedOut ? 'upstream_timeout' : 'bad_gateway');
       stream.reset(timedOut ? 'upstream_timeout' : 'bad_gateway');
     });
     ws.on('open', () => {
       answered = true;
+      status = 101;
       const { protocol, headers: head } = answer();
       deps.sendJson({ t: 'response', sid: m.sid, status: 101, headers: protocol ? { ...head, 'sec-websocket-protocol': protocol } : head });
-      bridgeWebSocket(ws, stream, deps.hubFeatures().has('ws_close'));
+      bridgeWebSocket(ws, stream, deps.hubFeatures().has('ws_close'), tally);
     });
     // The hub gave up (its caller left) or the refusal's body is through: the handshake is over.
     stream.whenFinished(() => ws.readyState === ws.CONNECTING && ws.terminate());
+    // The session's span ends with the service's socket, whichever way it went: closed after the
+    // session (its close code), refused (terminated once the refusal is through) or never reached.
+    if (span) ws.once('close', (code: number) => endWsRelaySpan(span, status, tally!, status === 101 ? code : null, stream.failed ? 'incomplete' : null));
   }
 
   return {
@@ -278,7 +287,7 @@ export function createLocalRelay(deps: LocalRelayDeps) {
  */
 function startRelaySpan(tracing: Tracing, m: OpenMsg, target: URL, headers: Headers, nodeId: string | undefined): Span {
   const span = tracing
-    .start(`relay ${m.service || target.hostname}`, SpanKind.CLIENT, incomingContext(headers))
+    .start(`relay ${m.upgrade ? 'ws ' : ''}${m.service || target.hostname}`, SpanKind.CLIENT, incomingContext(headers))
     .set('http.request.method', m.method)
     .set('server.address', target.hostname)
     .set('server.port', Number(target.port) || (target.protocol === 'https:' ? 443 : 80))
@@ -296,5 +305,28 @@ function endRelaySpan(span: Span, status: number, bytesOut: number, failure: str
   if (failure) {
     if (!span.statusMessage) span.fail(failure);
   } else if (status >= 500) span.fail(String(status));
+  span.finish();
+}
+
+/** Close codes that say a session broke (RFC 6455 §7.4.1: 1006 no close frame, 1011 an endpoint failed). */
+const BROKEN_CLOSE = new Set([1006, 1011]);
+
+/**
+ * A WebSocket session's span: the handshake's status, the bytes and messages each way (in = from
+ * the caller to the service, out = from the service back) and the service's close code.
+ */
+function endWsRelaySpan(span: Span, status: number, tally: WsTally, closeCode: number | null, failure: string | null): void {
+  if (status) span.set('http.response.status_code', status);
+  span
+    .set('nexus.bytes_in', tally.bytesOut)
+    .set('nexus.bytes_out', tally.bytesIn)
+    .set('nexus.ws.messages_in', tally.messagesOut)
+    .set('nexus.ws.messages_out', tally.messagesIn);
+  if (closeCode !== null) span.set('nexus.ws.close_code', closeCode);
+  if (!span.statusMessage) {
+    if (status >= 500) span.fail(String(status));
+    else if (closeCode !== null && BROKEN_CLOSE.has(closeCode)) span.fail(`ws_close_${closeCode}`);
+    else if (failure && status === 101) span.fail(failure);
+  }
   span.finish();
 }

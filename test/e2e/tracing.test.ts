@@ -319,11 +319,42 @@ describe('tracing with export on', () => {
       expect(rooted.name).toBe('relay echo-spans');
       expect((await collector.waitFor((s) => s.spanId === rooted.parentSpanId)).name).toBe('proxy echo-spans');
 
+      // A WebSocket session: one span for the whole session, under the hub's session span, with the
+      // bytes and messages each way and the service's close code; the service's handshake names it.
+      const ws = new WebSocket(`${app.url.replace('http', 'ws')}/api/v1/proxy/s/echo-spans/socket?token=abc`, { headers: { 'x-api-key': admin.token, traceparent: `00-${'b'.repeat(32)}-${P}-01` } });
+      const echoed: string[] = [];
+      ws.on('message', (d) => echoed.push(String(d)));
+      await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
+      ws.send('hello');
+      ws.send('again!');
+      await until('echoes through the agent', async () => echoed.length === 2, 5_000, 20);
+      ws.send('bye');
+      expect(await new Promise<number>((res) => ws.once('close', (c) => res(c)))).toBe(4001);
+      const hubWs = await collector.waitFor((s) => s.traceId === 'b'.repeat(32) && s.name === 'proxy ws echo-spans');
+      const agentWs = await collector.waitFor((s) => s.traceId === 'b'.repeat(32) && s.name === 'relay ws echo-spans');
+      expect(agentWs).toMatchObject({
+        kind: 3,
+        parentSpanId: hubWs.spanId,
+        attributes: {
+          'http.request.method': 'GET', 'server.address': '127.0.0.1', 'server.port': Number(new URL(echo.url).port), 'url.scheme': 'http',
+          'nexus.service.slug': 'echo-spans', 'nexus.node_id': reg.id, 'nexus.credential_injected': true, 'http.response.status_code': 101,
+          'nexus.ws.messages_in': 3, 'nexus.ws.messages_out': 2, 'nexus.bytes_in': 14, 'nexus.bytes_out': 11, 'nexus.ws.close_code': 4001,
+        },
+        resource: { 'service.name': 'nexus-agent' },
+      });
+      expect(agentWs.status.code ?? 0).not.toBe(2);
+      expect(BigInt(agentWs.endTimeUnixNano)).toBeGreaterThan(BigInt(agentWs.startTimeUnixNano));
+      const handshake = echo.seen.at(-1)!;
+      expect(handshake.upgrade).toBe('websocket');
+      expect(handshake.authorization).toBe(`Bearer ${SERVICE_TOKEN}`);
+      expect(received(handshake)).toEqual({ traceId: 'b'.repeat(32), parentId: agentWs.spanId, flags: '01' });
+
       const everything = collector.requests.map((r) => r.body).join('\n');
       expect(everything).not.toContain(SERVICE_TOKEN);
       expect(everything).not.toContain('token=abc');
+      expect(JSON.stringify(agentWs)).not.toMatch(/\/socket|token=abc/);
       // Not the path or the query either (a `path` or `query` credential would be in them).
-      expect(Object.keys(agentSpan.attributes).filter((k) => k.startsWith('url.') && k !== 'url.scheme')).toEqual([]);
+      for (const s of [agentSpan, agentWs]) expect(Object.keys(s.attributes).filter((k) => k.startsWith('url.') && k !== 'url.scheme')).toEqual([]);
     } finally {
       await spanAgent.stop();
     }
