@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentCli, startAgent, type AgentProcess } from '../helpers/agent.ts';
 import { nexus, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
-import { authed, json, setupAdmin, type Admin } from '../helpers/api.ts';
+import { authed, json, login, setupAdmin, type Admin } from '../helpers/api.ts';
 import { createKey, createModel } from '../helpers/gateway.ts';
 import { until } from '../helpers/until.ts';
 
@@ -198,6 +198,46 @@ describe('a provider through a node', () => {
     expect((stream as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
     expect(seen.length).toBe(before);
     expect((await json(await api(`/api/v1/providers/${provider.id}`))).node_id).toBe(node.id);
+  });
+});
+
+describe('what a member sees of a node\'s use', () => {
+  it('names only the member\'s own services; other users\' services and every provider are counted, never named', async () => {
+    expect((await send('POST', '/api/v1/users', { username: 'node-member', password: 'node-member-password-1' })).status).toBe(201);
+    const member = await login(app, 'node-member', 'node-member-password-1');
+    const as = (path: string, init: RequestInit = {}) => fetch(`${app.url}${path}`, authed(member.token, init));
+    const reg = await as('/api/v1/nodes', { method: 'POST', body: JSON.stringify({ name: 'member-box' }) });
+    expect(reg.status).toBe(201);
+    const node = await json(reg);
+    const own = await as('/api/v1/keys', { method: 'POST', body: JSON.stringify({ slug: 'member-own', endpoint_url: 'http://10.0.0.7', auth_method: 'none', nodes: [{ node_id: node.id }] }) });
+    expect(own.status, await own.clone().text()).toBe(201);
+    // An admin binds a service of theirs and a provider to the member's node.
+    const theirs = await send('POST', '/api/v1/keys', { slug: 'admin-secret-slug', endpoint_url: 'http://10.0.0.8', auth_method: 'none', nodes: [{ node_id: node.id }] });
+    expect(theirs.status, await theirs.clone().text()).toBe(201);
+    const provider = await send('POST', '/api/v1/providers', { name: 'admin-secret-provider', type: 'openai-compatible', base_url: 'http://10.0.0.9/v1', node_id: node.id });
+    expect(provider.status, await provider.clone().text()).toBe(201);
+
+    const seenByMember = await as(`/api/v1/nodes/${node.id}`);
+    expect(seenByMember.status).toBe(200);
+    const text = await seenByMember.text();
+    expect(JSON.parse(text).used_by).toEqual({ services: [{ id: (await json(own)).id, slug: 'member-own', last_node: true }], other_services: 1, providers: [], other_providers: 1 });
+    expect(text).not.toMatch(/admin-secret-slug|admin-secret-provider|10\.0\.0\.[89]/);
+    // The admin sees all of it by name.
+    expect((await json(await api(`/api/v1/nodes/${node.id}`))).used_by).toMatchObject({
+      services: [{ slug: 'admin-secret-slug', last_node: true }, { slug: 'member-own', last_node: true }], other_services: 0, providers: [{ name: 'admin-secret-provider' }], other_providers: 0,
+    });
+    // Deleting it, the member is told what is in the way without the names either.
+    const refused = await as(`/api/v1/nodes/${node.id}`, { method: 'DELETE' });
+    expect(refused.status).toBe(409);
+    const why = await refused.text();
+    expect(JSON.parse(why).error).toMatchObject({ services: ['member-own'], providers: [] });
+    expect(JSON.parse(why).error.message).toMatch(/"member-own" and the only node of 1 service of other users and the node of 1 AI gateway provider/);
+    expect(why).not.toMatch(/admin-secret-slug|admin-secret-provider/);
+    // Nor does a member see another user's node at all, or list it.
+    const adminNode = await register('admin-only-box');
+    expect((await as(`/api/v1/nodes/${adminNode.id}`)).status).toBe(404);
+    expect((await json(await as('/api/v1/nodes'))).map((n: { id: string }) => n.id)).toEqual([node.id]);
+    for (const bad of ['x'.repeat(65), '%00']) expect((await as(`/api/v1/nodes/${bad}`)).status).toBe(bad.length > 64 ? 400 : 404);
   });
 });
 
