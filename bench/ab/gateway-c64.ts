@@ -10,7 +10,12 @@
 // AB_FIXTURES a space-separated list of bench/fixtures files to run as stacks instead, each FILE[:THREADS]
 // (THREADS reaches the fixture as BARE_THREADS);
 // AB_UPSTREAM_MODEL the mock's model behind `bench` (e.g. chunks-2000 for ~12 KB answers);
-// AB_ENV_<i> extra environment for the i-th Nexus, as NAME=VALUE pairs separated by spaces.
+// AB_ENV_<i> extra environment for the i-th Nexus, as NAME=VALUE pairs separated by spaces;
+// AB_OTLP_SINK=1 starts a local OTLP/HTTP receiver that reads each export and answers 200 without
+// decoding it, whose URL `$OTLP_SINK` stands for in AB_ENV_<i> (NEXUS_OTLP_ENDPOINT=$OTLP_SINK:
+// export on, every request sampled unless OTEL_TRACES_SAMPLER says otherwise).
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { cpuSeconds, freePort, gatewaySetup, load, median, ROOT, startQuiet, stop, tempDir, waitFor } from '../lib.ts';
 
@@ -31,12 +36,23 @@ for (let i = 0; i < 200; i++) {
   await new Promise((r) => setTimeout(r, 25));
 }
 
+let sink = '';
+if (process.env.AB_OTLP_SINK === '1') {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  server.unref();
+  sink = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 interface Stack { name: string; url: string; pid: number; key: string; stop(): Promise<void> }
 const stacks: Stack[] = [];
 for (const [i, root] of roots.entries()) {
   const port = await freePort();
   const dataDir = tempDir();
-  const env = Object.fromEntries((process.env[`AB_ENV_${i}`] ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]));
+  const env = Object.fromEntries((process.env[`AB_ENV_${i}`] ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1).replaceAll('$OTLP_SINK', sink)] as [string, string]));
   const proc = startQuiet(process.execPath, [join(root, 'src/main.ts'), 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${await freePort()}`], { XDG_CACHE_HOME: tempDir(), ...env });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/ready`);

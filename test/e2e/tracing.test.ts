@@ -1,8 +1,10 @@
 // Distributed tracing with real processes: an appliance exporting to a local OTLP/HTTP receiver
 // (test/helpers/otlp-collector.ts), driven by the official openai SDK with a `traceparent`; the mock
 // provider and a private service (direct, and through a real agent) record the `traceparent` they
-// got. Also: an appliance without export passes a caller's valid context on; collectors that hang,
-// fail or are absent cost spans (counted), never requests, and never a slow shutdown.
+// got. The same calls on the fast lane (core/http/fast-lane.ts) and forced through fastify make the
+// same spans, field by field. Also: an appliance without export passes a caller's valid context on;
+// collectors that hang, fail or are absent cost spans (counted), never requests, and never a slow
+// shutdown.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
@@ -15,7 +17,7 @@ import { authed, json, post, setupAdmin, type Admin } from '../helpers/api.ts';
 import { scrapeMetrics, startAppliance, tempDir, type Appliance } from '../helpers/appliance.ts';
 import { createKey, createModel, createProvider } from '../helpers/gateway.ts';
 import { startLlmUpstream, type LlmUpstream } from '../helpers/llm-upstream.ts';
-import { startCollector, type Collector } from '../helpers/otlp-collector.ts';
+import { startCollector, type Collector, type ExportedSpan } from '../helpers/otlp-collector.ts';
 import { until } from '../helpers/until.ts';
 
 const T = '0af7651916cd43dd8448eb211c80319c';
@@ -72,6 +74,7 @@ describe('tracing with export on', () => {
     const { id } = await createProvider(app, admin, { name: 'local', type: 'openai', base_url: `${up.url}/v1`, api_key: PROVIDER_KEY });
     await createModel(app, admin, { name: 'traced', deployments: [{ provider_id: id, upstream_model: 'mock-traced' }], input_price_per_mtok: 1, output_price_per_mtok: 2 });
     await createModel(app, admin, { name: 'retried', deployments: [{ provider_id: id, upstream_model: 'fail-503', priority: 0 }, { provider_id: id, upstream_model: 'mock-second', priority: 1 }] });
+    await createModel(app, admin, { name: 'broken', deployments: [{ provider_id: id, upstream_model: 'fail-500' }] });
     vk = await createKey(app, admin.token, { name: 'tracing' });
     client = new OpenAI({ apiKey: vk.key, baseURL: `${app.url}/v1`, maxRetries: 0 });
   });
@@ -358,6 +361,119 @@ describe('tracing with export on', () => {
     } finally {
       await spanAgent.stop();
     }
+  });
+
+  describe('the fast lane and fastify make the same spans', () => {
+    type Road = 'lane' | 'query' | 'chunked';
+    let n = 0;
+    /**
+     * One chat call: to the exact path as a plain JSON POST (the lane takes it), or past the lane to
+     * the fastify route (a query string, or a chunked body). Returns what the provider received.
+     */
+    async function chatVia(road: Road, traceparent: string | null, model: string, extra: Record<string, unknown> = {}) {
+      const marker = `road ${road.padEnd(7, '.')} ${String(++n).padStart(3, '0')}`; // the same length every time: the same usage
+      const text = JSON.stringify({ model, messages: [{ role: 'user', content: marker }], ...extra });
+      const headers: Record<string, string> = { authorization: `Bearer ${vk.key}`, 'content-type': 'application/json', tracestate: 'rojo=00f067aa0ba902b7' };
+      if (traceparent) headers.traceparent = traceparent;
+      const url = `${app.url}/v1/chat/completions${road === 'query' ? '?via=fastify' : ''}`;
+      const body = road === 'chunked' ? new Blob([text]).stream() : text;
+      const res = await fetch(url, { method: 'POST', headers, body, duplex: 'half' } as RequestInit);
+      await res.text();
+      const sent = up.requests.filter((r) => JSON.stringify(r.body).includes(marker));
+      return { status: res.status, upstream: sent.map((r) => ({ ...received(r.headers)!, tracestate: r.headers.tracestate })) };
+    }
+
+    /** A trace's SERVER span and its CLIENT spans (`attempts` of them), once exported. */
+    async function spansOf(traceId: string, attempts: number) {
+      const server = await collector.waitFor((s) => s.traceId === traceId && s.kind === 2);
+      await collector.waitFor((s) => s.traceId === traceId && s.kind === 3 && s.attributes['nexus.attempt'] === attempts);
+      const clients = collector.spans.filter((s) => s.traceId === traceId && s.kind === 3).sort((a, b) => Number(a.attributes['nexus.attempt']) - Number(b.attributes['nexus.attempt']));
+      expect(clients).toHaveLength(attempts);
+      expect(collector.spans.filter((s) => s.traceId === traceId && s.kind === 2)).toHaveLength(1);
+      return { server, clients };
+    }
+
+    /** What must be equal on both roads: everything but the ids and the times. */
+    const shape = (s: ExportedSpan) => {
+      const { traceId: _t, spanId: _s, parentSpanId, startTimeUnixNano: _a, endTimeUnixNano: _b, attributes, ...rest } = s;
+      const { 'gen_ai.response.time_to_first_chunk': ttfc, ...attrs } = attributes;
+      return { ...rest, parent: parentSpanId ? 'set' : 'none', attributes: attrs, ttfc: ttfc === undefined ? 'none' : typeof ttfc };
+    };
+    const ns = (v: string) => BigInt(v);
+
+    /** The spans of one road: CLIENT spans under the SERVER span and within its time; the provider told of each CLIENT span. */
+    function check(road: Road, t: { server: ExportedSpan; clients: ExportedSpan[] }, upstream: { traceId: string; parentId: string; flags: string; tracestate?: string | string[] }[], parent: string | null) {
+      expect(t.server.parentSpanId ?? '', road).toBe(parent ?? '');
+      expect(ns(t.server.endTimeUnixNano), road).toBeGreaterThan(ns(t.server.startTimeUnixNano));
+      for (const c of t.clients) {
+        expect(c.parentSpanId, road).toBe(t.server.spanId);
+        expect(ns(c.startTimeUnixNano), road).toBeGreaterThanOrEqual(ns(t.server.startTimeUnixNano));
+        expect(ns(c.endTimeUnixNano), road).toBeLessThanOrEqual(ns(t.server.endTimeUnixNano));
+      }
+      expect(upstream, road).toEqual(t.clients.map((c) => ({ traceId: t.server.traceId, parentId: c.spanId, flags: '01', tracestate: parent ? 'rojo=00f067aa0ba902b7' : undefined })));
+    }
+
+    it.each([
+      ['a call', 'traced', {}, 200, 1],
+      ['a streamed call', 'traced', { stream: true, stream_options: { include_usage: true } }, 200, 1],
+      ['a provider\'s 5xx (ERROR on both spans)', 'broken', {}, 502, 1],
+    ] as const)('%s under the caller\'s traceparent', async (_what, model, extra, status, attempts) => {
+      const got = new Map<Road, ReturnType<typeof shape>[]>();
+      for (const road of ['lane', 'query', 'chunked'] as const) {
+        const tid = `${'c'.repeat(24)}${String(n + 1).padStart(8, '0')}`; // n + 1: this call's own number
+        const r = await chatVia(road, `00-${tid}-${P}-01`, model, extra);
+        expect(r.status, road).toBe(status);
+        const t = await spansOf(tid, attempts);
+        check(road, t, r.upstream, P);
+        got.set(road, [t.server, ...t.clients].map(shape));
+      }
+      const lane = got.get('lane')!;
+      expect(lane[0]!.attributes).toEqual({
+        'http.request.method': 'POST', 'url.path': '/v1/chat/completions', 'http.route': '/v1/chat/completions', 'http.response.status_code': status,
+        'client.address': '127.0.0.1', 'user.id': expect.any(String), 'nexus.virtual_key.id': vk.id,
+        ...(status >= 500 ? { 'error.type': String(status) } : {}),
+      });
+      expect(lane[0]).toMatchObject({ name: 'POST /v1/chat/completions', traceState: 'rojo=00f067aa0ba902b7', status: status >= 500 ? { code: 2, message: String(status) } : {} });
+      expect(got.get('query')).toEqual(lane);
+      expect(got.get('chunked')).toEqual(lane);
+    });
+
+    it('a malformed traceparent: a trace of its own on both roads, alike', async () => {
+      const got = new Map<Road, ReturnType<typeof shape>[]>();
+      for (const road of ['lane', 'query', 'chunked'] as const) {
+        const r = await chatVia(road, `00-${T.toUpperCase()}-${P}-01`, 'traced');
+        expect(r.status, road).toBe(200);
+        const traceId = r.upstream[0]!.traceId;
+        expect(traceId, road).toMatch(/^[0-9a-f]{32}$/);
+        expect(traceId, road).not.toBe(T);
+        const t = await spansOf(traceId, 1);
+        check(road, t, r.upstream, null);
+        got.set(road, [t.server, ...t.clients].map(shape));
+      }
+      expect(got.get('lane')![0]).toMatchObject({ parent: 'none', attributes: { 'http.response.status_code': 200 } });
+      expect(got.get('lane')![0]).not.toHaveProperty('traceState');
+      expect(got.get('query')).toEqual(got.get('lane'));
+      expect(got.get('chunked')).toEqual(got.get('lane'));
+    });
+
+    it('a caller\'s unsampled trace: nothing exported on either road, the context passed on through a span of ours', async () => {
+      const ids: string[] = [];
+      for (const [i, road] of (['lane', 'query', 'chunked'] as const).entries()) {
+        const tid = `${'d'.repeat(31)}${i}`;
+        ids.push(tid);
+        const r = await chatVia(road, `00-${tid}-${P}-00`, 'traced');
+        expect(r.status, road).toBe(200);
+        expect(r.upstream, road).toHaveLength(1);
+        expect(r.upstream[0], road).toMatchObject({ traceId: tid, flags: '00', tracestate: 'rojo=00f067aa0ba902b7' });
+        expect(r.upstream[0]!.parentId, road).toMatch(/^[0-9a-f]{16}$/);
+        expect(r.upstream[0]!.parentId, road).not.toBe(P);
+      }
+      // A sampled call after them, once exported, shows the export queue has moved past them.
+      const after = `${'e'.repeat(31)}1`;
+      await chatVia('lane', `00-${after}-${P}-01`, 'traced');
+      await spansOf(after, 1);
+      expect(collector.spans.filter((s) => ids.includes(s.traceId))).toEqual([]);
+    });
   });
 
   it('counts exported spans on /metrics', async () => {

@@ -2,15 +2,20 @@
 // listener behind it (fastify in the appliance, a stand-in answering 299 here), how it reads bodies
 // (split over many packets, blank, malformed, a client leaving midway), the request id, the address
 // through trusted proxies, errors before and after the answer began, and the metric and access line
-// each answered request leaves. test/e2e/gateway-fast-lane.test.ts holds the same requests against
-// the fastify routes.
+// each answered request leaves; with a collector configured, the SERVER span it makes (exported to a
+// real local receiver). test/e2e/gateway-fast-lane.test.ts holds the same requests against the
+// fastify routes, and test/e2e/tracing.test.ts compares the spans of both.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AppContext } from '../context.ts';
+import { loadConfig } from '../config/config.ts';
 import { createLogger } from '../log/log.ts';
 import { createMetrics } from '../metrics/metrics.ts';
+import { createTracing } from '../telemetry/tracing.ts';
+import { startCollector } from '../../../test/helpers/otlp-collector.ts';
 import { createFastLane, installFastLane, type FastLane, type LaneReply, type LaneRequest } from './fast-lane.ts';
 import { rawRequest } from '../../../test/helpers/raw-http.ts';
 
@@ -67,7 +72,6 @@ beforeEach(() => {
   seen = [];
   fallbacks = 0;
   state.shuttingDown = false;
-  tracing.exporting = false;
 });
 
 /** One request as exact bytes on its own connection (`parts` written 20 ms apart); bounded. */
@@ -120,15 +124,13 @@ describe('fast lane: what it takes', () => {
     expect(fallbacks).toBe(3);
   });
 
-  it('leaves everything to fastify while shutting down, while exporting spans and once closed', async () => {
+  it('leaves everything to fastify while shutting down', async () => {
     state.shuttingDown = true;
     expect((await post('/echo', '{}')).status).toBe(299);
     state.shuttingDown = false;
-    tracing.exporting = true;
-    expect((await post('/echo', '{}')).status).toBe(299);
-    tracing.exporting = false;
     expect((await post('/echo', '{}')).status).toBe(200);
-    expect(fallbacks).toBe(2);
+    expect(seen[0]!.span).toBeNull(); // not exporting: no span is made
+    expect(fallbacks).toBe(1);
   });
 });
 
@@ -206,5 +208,62 @@ describe('fast lane: what goes around the handler', () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/nexus_http_requests_total\{surface="test",method="POST",status="200"\} [1-9]/);
     expect(text).toMatch(/nexus_http_requests_total\{surface="test",method="POST",status="400"\} [1-9]/);
+  });
+});
+
+describe('fast lane: spans while exporting', () => {
+  it('takes the request, hands the handler its SERVER span under the caller\'s context, and exports it when the answer has finished', async () => {
+    const collector = await startCollector();
+    const cfg = loadConfig({ env: { NEXUS_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '20' } }).telemetry;
+    const tracing = createTracing(cfg, { registry: new Registry(), log: createLogger({ level: 'silent' }), version: 't' });
+    const ctx = { log: createLogger({ level: 'silent' }), metrics: createMetrics(), config: { trustProxy: [] }, state: { shuttingDown: false }, tracing } as unknown as AppContext;
+    const traced = createFastLane(ctx);
+    traced.post('/traced', async (req, reply) => {
+      const status = (req.body as { status: number }).status;
+      const s = req.span!;
+      answer(reply.raw, status, { traceId: s.traceId, spanId: s.spanId, parent: s.parentSpanId, sampled: s.sampled, ended: s.end !== 0 }, reply.getHeaders());
+    }, { bodyLimit: LIMIT, onError, surface: 'test' });
+    let behind = 0;
+    const srv = createServer((req, res) => {
+      behind++;
+      req.resume();
+      res.writeHead(299, { 'content-length': '0' }).end();
+    });
+    installFastLane(srv, traced);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const at = (srv.address() as AddressInfo).port;
+    try {
+      const call = (status: number, headers: Record<string, string>) => rawRequest(at, [head('/traced', JSON.stringify({ status }), headers) + JSON.stringify({ status })], 5000);
+      const T = 'f'.repeat(31) + 'e';
+      const ok = await call(200, { traceparent: `00-${T}-00f067aa0ba902b7-01`, tracestate: 'k=v' });
+      expect(ok.status).toBe(200);
+      const seenOk = JSON.parse(ok.body);
+      expect(seenOk).toEqual({ traceId: T, spanId: expect.stringMatching(/^[0-9a-f]{16}$/), parent: '00f067aa0ba902b7', sampled: true, ended: false });
+      const span = await collector.waitFor((x) => x.spanId === seenOk.spanId, 5000);
+      expect(span).toMatchObject({ traceId: T, parentSpanId: '00f067aa0ba902b7', traceState: 'k=v', name: 'POST /traced', kind: 2 });
+      expect(span.attributes).toEqual({ 'http.request.method': 'POST', 'url.path': '/traced', 'http.route': '/traced', 'http.response.status_code': 200, 'client.address': '127.0.0.1' });
+      expect(span.status.code ?? 0).toBe(0);
+      expect(BigInt(span.endTimeUnixNano)).toBeGreaterThan(BigInt(span.startTimeUnixNano));
+
+      // A 5xx is the server's failure; a malformed traceparent starts a trace of our own.
+      const failed = JSON.parse((await call(503, { traceparent: `00-${T.toUpperCase()}-00f067aa0ba902b7-01` })).body);
+      expect(failed.traceId).not.toBe(T);
+      expect(failed.parent).toBe('');
+      const bad = await collector.waitFor((x) => x.spanId === failed.spanId, 5000);
+      expect(bad.parentSpanId ?? '').toBe('');
+      expect(bad).toMatchObject({ status: { code: 2, message: '503' }, attributes: { 'http.response.status_code': 503, 'error.type': '503' } });
+
+      // Not sampled by the caller: the span is made (its context travels on) but never exported.
+      const unsampled = JSON.parse((await call(200, { traceparent: `00-${'e'.repeat(32)}-00f067aa0ba902b7-00` })).body);
+      expect(unsampled).toMatchObject({ traceId: 'e'.repeat(32), sampled: false });
+      const marker = JSON.parse((await call(201, {})).body);
+      await collector.waitFor((x) => x.spanId === marker.spanId, 5000);
+      expect(collector.spans.some((x) => x.traceId === 'e'.repeat(32))).toBe(false);
+      expect(behind).toBe(0);
+    } finally {
+      await new Promise((r) => srv.close(r));
+      await tracing.shutdown(1000);
+      await collector.close();
+    }
   });
 });

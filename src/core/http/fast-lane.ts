@@ -2,9 +2,9 @@
 // taken in front of fastify on the public listener only for the plain case — an exact path without
 // a query string, `Content-Type: application/json` (optionally `; charset=utf-8`), a
 // `Content-Length` within the route's body limit, no `Transfer-Encoding` or `Expect` — and only
-// while the server is neither closing nor exporting spans. Everything else (other types, oversized
-// or chunked bodies, queries, trailing slashes, shutdown) goes to the fastify route, which answers
-// exactly as before (413/415 in the caller's wire format, draining the refused body, 503 on closing).
+// while the server is not closing. Everything else (other types, oversized or chunked bodies,
+// queries, trailing slashes, shutdown) goes to the fastify route, which answers exactly as before
+// (413/415 in the caller's wire format, draining the refused body, 503 on closing).
 //
 // What the fastify route does around its handler is done here the same way, in the same order:
 // the request id (the caller's sane `x-request-id`, else a UUID) echoed as a header, the caller's
@@ -12,8 +12,12 @@
 // body parsed by the same function as the JSON content-type parser (an empty body is no body, a
 // malformed one the same `invalid_json` error), errors rendered by the route's own renderer, and
 // once the answer has finished, the request metric and the access line with the duration since the
-// request arrived. On the gateway's hot route this took 11–18 % off the request thread's CPU per
-// call and served 10–32 % more requests/s at c=64 (BENCHMARKS.md, "AI gateway", 2026-12-07 15:06 UTC).
+// request arrived; while exporting spans, the request's SERVER span, made and ended by the same
+// functions as fastify's hooks (telemetry/http-spans.ts): begun when the request arrived, under the
+// caller's valid `traceparent`, ended when the answer has finished, named after the route. On the
+// gateway's hot route this took 11–18 % off the request thread's CPU per call and served 10–32 % more
+// requests/s at c=64 (BENCHMARKS.md, "AI gateway", 2026-12-07 15:06 UTC); with export on, 14–17 % of
+// the request thread (20:28 UTC, "spans on the fast lane").
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +25,8 @@ import proxyAddr from '@fastify/proxy-addr';
 import type { AppContext } from '../context.ts';
 import { parseJsonBody } from './validation.ts';
 import { accessLogFor, type Logger } from '../log/log.ts';
+import { finishServerSpan, startServerSpan } from '../telemetry/http-spans.ts';
+import type { Span } from '../telemetry/tracing.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,16 +50,19 @@ export class LaneRequest {
   readonly headers: IncomingHttpHeaders;
   readonly body: unknown;
   readonly ip: string;
+  /** The request's SERVER span while exporting, as fastify's `request.span` (http-spans.ts). */
+  readonly span: Span | null;
   private readonly root: Logger;
   private child: Logger | null = null;
 
-  constructor(id: string, raw: IncomingMessage, body: unknown, ip: string, root: Logger) {
+  constructor(id: string, raw: IncomingMessage, body: unknown, ip: string, span: Span | null, root: Logger) {
     this.id = id;
     this.raw = raw;
     this.url = raw.url!;
     this.headers = raw.headers;
     this.body = body;
     this.ip = ip;
+    this.span = span;
     this.root = root;
   }
 
@@ -88,7 +97,9 @@ export type LaneHandler = (req: LaneRequest, reply: LaneReply) => Promise<unknow
 export type LaneErrorHandler = (err: unknown, req: LaneRequest, reply: LaneReply) => void;
 
 interface LaneRoute {
-  /** The access line's method and URL (the path is fixed). */
+  /** The fixed path: the route's pattern too. */
+  path: string;
+  /** The access line's method and URL. */
   line: string;
   handler: LaneHandler;
   onError: LaneErrorHandler;
@@ -111,6 +122,8 @@ export function createFastLane(ctx: AppContext): FastLane {
   const routes = new Map<string, LaneRoute>();
   const access = accessLogFor(ctx.log);
   const metrics = ctx.metrics;
+  const tracing = ctx.tracing;
+  const exporting = tracing.exporting;
   const trust = ctx.config.trustProxy.length ? proxyAddr.compile([...ctx.config.trustProxy]) : null;
   let closed = false;
 
@@ -123,10 +136,12 @@ export function createFastLane(ctx: AppContext): FastLane {
 
   function run(route: LaneRoute, raw: IncomingMessage, res: ServerResponse, id: string, text: string, started: number): void {
     const ip = ipOf(raw);
+    const span = exporting ? startServerSpan(tracing, 'POST', raw.headers, started) : null;
     // `on`, not `once`, for events a request sees once: no wrapper to make and take off again.
     res.on('finish', () => {
       const ms = performance.now() - started;
       const status = res.statusCode;
+      if (span) finishServerSpan(span, 'POST', route.path, route.path, status, ip);
       metrics.observeRequest(route.surface, 'POST', status, ms / 1000);
       if (access.enabled()) access.writeRequest(id, route.line, ip, status, Math.round(ms * 10) / 10);
     });
@@ -138,7 +153,7 @@ export function createFastLane(ctx: AppContext): FastLane {
     } catch (err) {
       bad = err;
     }
-    const req = new LaneRequest(id, raw, body, ip, ctx.log);
+    const req = new LaneRequest(id, raw, body, ip, span, ctx.log);
     if (bad !== null) return route.onError(bad, req, reply);
     let pending: Promise<unknown>;
     try {
@@ -160,13 +175,13 @@ export function createFastLane(ctx: AppContext): FastLane {
 
   return {
     post(path, handler, opts) {
-      routes.set(path, { line: access.request('POST', path), handler, onError: opts.onError, bodyLimit: opts.bodyLimit, surface: opts.surface });
+      routes.set(path, { path, line: access.request('POST', path), handler, onError: opts.onError, bodyLimit: opts.bodyLimit, surface: opts.surface });
     },
     close() {
       closed = true;
     },
     take(raw, res) {
-      if (raw.method !== 'POST' || closed || ctx.state.shuttingDown || ctx.tracing.exporting) return false;
+      if (raw.method !== 'POST' || closed || ctx.state.shuttingDown) return false;
       const route = routes.get(raw.url!);
       if (!route) return false;
       const h = raw.headers;

@@ -18,7 +18,7 @@ export interface IngressRequest {
   readonly params: unknown;
   readonly body: unknown;
   readonly ip: string;
-  /** The request's SERVER span while exporting (fastify only: the lane is not taken then). */
+  /** The request's SERVER span while exporting (fastify's hook or the fast lane made it). */
   readonly span?: Span | null;
 }
 
