@@ -5,6 +5,9 @@
 //                         (401/403 echo the credential they were sent, as a careless provider might)
 //   first-<status>        answer that status to the first request for this model name only
 //   slow-<ms>             wait before the headers     tick-<ms>  wait between stream events
+//   pertoken-<ms>         answer max_tokens words (max_completion_tokens; else 16), reported as the
+//                         completion tokens, after <ms> for each before the headers
+//   ttft-<ms>             a stream's headers at once, its first event <ms> later
 //   chunks-<n>            stream n content events     cut-<n>    destroy the socket after n events
 //                         (a JSON answer: after half its bytes)
 //   hang                  never answer (the request is remembered until the client aborts)
@@ -138,8 +141,11 @@ function toolResult(body: Json): string | null {
 
 const wantsTool = (body: Json) => Array.isArray(body.tools) && body.tools.length > 0 && toolResult(body) === null;
 
+/** How many words `pertoken-<ms>` answers with. */
+const wanted = (body: Json) => Number(body.max_tokens ?? body.max_completion_tokens ?? 16);
+
 function words(body: Json, model: string): string[] {
-  const n = opt(model, 'chunks');
+  const n = opt(model, 'chunks') ?? (opt(model, 'pertoken') !== null ? wanted(body) : null);
   const big = opt(model, 'big');
   if (big !== null) return Array.from({ length: big * 16 }, () => 'x'.repeat(64 * 1024));
   if (n !== null) return Array.from({ length: n }, (_, i) => `w${i} `);
@@ -191,6 +197,8 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
     if (model.includes('hang')) return; // the client's abort ends it
     const slow = opt(model, 'slow');
     if (slow) await sleep(slow);
+    const perToken = opt(model, 'pertoken');
+    if (perToken) await sleep(perToken * wanted(b));
     const status = opt(model, 'fail') ?? (model.includes('rate-429') ? 429 : null) ?? (first ? opt(model, 'first') : null);
     if (status) {
       done = true;
@@ -214,6 +222,11 @@ export async function startLlmUpstream(opts: { port?: number; record?: boolean }
 
     const stream = async (events: string[], contentType = 'text/event-stream') => {
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
+      const ttft = opt(model, 'ttft');
+      if (ttft) {
+        res.flushHeaders();
+        await sleep(ttft);
+      }
       let n = 0;
       for (const e of events) {
         if (res.destroyed) return;

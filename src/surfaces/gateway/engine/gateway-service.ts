@@ -343,7 +343,7 @@ export function createGatewayService(deps: GatewayDeps) {
     const ac = c.abort;
     let last: AppError | null = null;
     let tries = 0;
-    for (const d of router.order(candidates, model.routing)) {
+    for (const d of router.order(candidates, model.routing, c.stream)) {
       if (ac.aborted) break;
       router.begin(d); // in flight until its answer is in hand (a stream: passed on) or the attempt failed
       try {
@@ -389,25 +389,35 @@ export function createGatewayService(deps: GatewayDeps) {
           throw err;
         }
         const answeredAt = performance.now();
-        router.ok(d, answeredAt - sentAt);
+        router.ok(d);
         if (c.stream) {
           // What a pass-through OpenAI-shaped stream holds depends on the client's include_usage when
           // the provider ignores stream_options (the gateway cannot ask it for usage on the client's behalf).
           o.recorder?.begin(p.passthrough, p.passthrough && family === 'openai' && !adapter.streamUsageOption ? clientAskedUsage(c.body) : null);
           await streamOut(c, p, res, sink, o, started);
+          // Time to first token, from sending (`ttftMs` counts from the call's start).
+          if (o.status === 200 && o.ttftMs !== null) router.took(d, true, started + o.ttftMs - sentAt);
           return null;
         }
         if (p.raw && !isJson(res)) {
+          router.took(d, false, answeredAt - sentAt); // audio passed on as it comes: the time to its head
           await bytesOut(c, res, sink, o, started);
           return null;
         }
-        if (res.complete) return jsonOut(p, res.complete, o, started, answeredAt); // the whole answer came with its head
-        return jsonOut(p, await res.read(MAX_JSON_RESPONSE).catch((err: unknown) => {
-          // Bytes came, so no retry (the provider may have done the work); the client is told why.
-          if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
-          log.warn({ err, model: c.model, deployment: d.id }, 'upstream answer ended early');
-          throw new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } });
-        }), o, started, performance.now());
+        let buf = res.complete; // the whole answer came with its head
+        let doneAt = answeredAt;
+        if (!buf) {
+          buf = await res.read(MAX_JSON_RESPONSE).catch((err: unknown) => {
+            // Bytes came, so no retry (the provider may have done the work); the client is told why.
+            if (clientClosed(ac)) throw new AppError('validation_failed', CLIENT_CLOSED, { status: 499, details: { code: 'client_closed' } });
+            log.warn({ err, model: c.model, deployment: d.id }, 'upstream answer ended early');
+            throw new AppError('bad_gateway', 'upstream answer ended before it was complete', { details: { code: 'upstream_incomplete' } });
+          });
+          doneAt = performance.now();
+        }
+        const result = jsonOut(p, buf, o, started, doneAt);
+        router.took(d, false, doneAt - sentAt, o.usage?.output);
+        return result;
       } finally {
         router.end(d);
       }
