@@ -138,6 +138,10 @@ describe('bad input', () => {
     expect((await json(unknown)).error.message).toContain('"admin"');
     const wrongTypeField = await post(url, { username: 42, password: ['x'] });
     expect(wrongTypeField.status).toBe(400);
+    for (const name of ['line\nbreak', 'nul\u0000', '\u001b[31mred', '']) {
+      const bad = await post(`${app.url}/api/v1/tokens`, { name }, { authorization: `Bearer ${admin.token}` });
+      expect([name, bad.status, (await json(bad)).error.param]).toEqual([name, 400, 'name']);
+    }
     const huge = await post(`${app.url}/api/v1/tokens`, { name: 'x'.repeat(300 * 1024) }, { authorization: `Bearer ${admin.token}` });
     expect(huge.status).toBe(413);
     expect((await json(huge)).error.code).toBe('payload_too_large');

@@ -288,8 +288,12 @@ describe('protocol details and hostile input', () => {
     expect(JSON.stringify(list)).not.toContain(t.token);
     expect((await fetch(`${app.url}/api/v1/scim/tokens/${t.id}`, authed(admin.token, { method: 'DELETE' }))).status).toBe(204);
     await scimErr(await fetch(`${app.url}/scim/v2/ServiceProviderConfig`, { headers: { authorization: `Bearer ${t.token}` } }), 401);
-    // Minting needs an admin.
+    // Minting needs an admin, and a name without control characters (it is the audit log's actor).
     expect((await post(`${app.url}/api/v1/scim/tokens`, { name: 'x' })).status).toBe(401);
+    for (const name of ['okta\nentra', 'nul\u0000', '', 'x'.repeat(201), 42]) {
+      const bad = await post(`${app.url}/api/v1/scim/tokens`, { name }, { authorization: `Bearer ${admin.token}` });
+      expect([name, bad.status, (await json(bad)).error.code]).toEqual([name, 400, 'validation_failed']);
+    }
   });
 
   it('serves discovery read-only with 405 for other methods, and SCIM 404s for unknown paths', async () => {

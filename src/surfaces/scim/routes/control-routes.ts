@@ -15,7 +15,8 @@ const tokenBody = {
   type: 'object',
   required: ['name'],
   additionalProperties: false,
-  properties: { name: { type: 'string', minLength: 1, maxLength: 200 } },
+  // Shown in the console and as the actor of every SCIM write in the audit log: no control characters.
+  properties: { name: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\x00-\\x1f]+$' } },
 } as const;
 
 const mappingBody = {
