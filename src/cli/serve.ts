@@ -79,17 +79,19 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (!adminLoopback) warnings.push(`the admin listener (${server.adminUrl}) is not on loopback: /metrics and /api/hub/* answer anyone who reaches it, without authentication`);
   // A wildcard listen address is where the appliance listens, not a URL anyone can open.
   const publicUrl = openable(server.publicUrl);
+  // The public listener on this host, which a configured public URL (nginx in front) does not show.
+  const here = openable(`http://${server.ctx.state.publicAddress}`);
   const lines = [
     '',
     `  Nexus is running at ${publicUrl}  (admin/metrics on ${openable(server.adminUrl)}${adminLoopback ? ', loopback only' : ', reachable from the network'})`,
     `  Data dir: ${config.dataDir}`,
   ];
   if (publicUrl !== server.publicUrl) lines.push(`  Listening on every interface (${config.listen.host}); --public-url (or the console's settings) names the URL users reach it at`);
+  else if (publicUrl !== here) lines.push(`  Listening on ${server.ctx.state.publicAddress} (the URL above is where people reach it)`);
   if (warnings.length) lines.push('', ...warnings.map((w) => `  Warning: ${w}`));
   if (server.setupToken) {
     // The shell line reads the token file, so it runs on this host: it goes to the listener here,
     // which needs neither a name that resolves yet nor trust in a first boot's self-signed certificate.
-    const here = openable(`http://${server.ctx.state.publicAddress}`);
     lines.push(
       '',
       `  First start: finish setup at ${publicUrl}/setup`,

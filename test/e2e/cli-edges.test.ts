@@ -267,6 +267,8 @@ describe('the setup line printed for a shell, on an appliance whose public URL i
     try {
       // The banner follows the ready log line.
       const out = await until('the setup banner', async () => (behind.output().includes('  Or from a shell:') ? behind.output() : null), 20_000);
+      expect(out).toContain('  Nexus is running at https://nexus.invalid  (admin/metrics on');
+      expect(out).toContain(`  Listening on ${new URL(behind.url).host} (the URL above is where people reach it)\n`);
       expect(out).toContain('  First start: finish setup at https://nexus.invalid/setup\n');
       const banner = out.split('\n');
       const at = banner.indexOf('  Or from a shell:');
