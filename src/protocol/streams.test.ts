@@ -199,6 +199,48 @@ describe('stream multiplexer', () => {
     expect(b.size).toBe(0);
   });
 
+  it('lets a stream go when its reader stops after the last chunk, with both ENDs already through', async () => {
+    // A relayed WebSocket's reader stops at the close record, which is the last thing the peer sends
+    // before its END; the stream must leave the mux then, not linger until the connection goes.
+    const { a, b } = pair();
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    let finishedB = false;
+    sb.whenFinished(() => (finishedB = true));
+    sb.end();
+    await sa.write(Buffer.from('last'));
+    sa.end();
+    for (let i = 0; i < 100 && (a.size > 0 || sb.buffered === 0); i++) await new Promise((r) => setImmediate(r));
+    expect(a.size).toBe(0); // a: sent END, got b's END
+    const got: Buffer[] = [];
+    for await (const c of sb) {
+      got.push(Buffer.from(c));
+      break;
+    }
+    expect(Buffer.concat(got).toString()).toBe('last');
+    expect(sb.failed).toBeNull();
+    expect(finishedB).toBe(true);
+    expect(b.size).toBe(0);
+  });
+
+  it('lets a stream go when its Readable is destroyed after the last chunk and the END', async () => {
+    const { a, b } = pair();
+    const id = newStreamId();
+    const sa = a.create(id);
+    const sb = b.create(id);
+    sb.end();
+    await sa.write(Buffer.from('last'));
+    sa.end();
+    for (let i = 0; i < 100 && (a.size > 0 || sb.buffered === 0); i++) await new Promise((r) => setImmediate(r));
+    const sink = sb.readable();
+    await new Promise((r) => sink.once('readable', r));
+    expect(sink.read()?.toString()).toBe('last');
+    sink.destroy();
+    expect(sb.failed).toBeNull();
+    expect(b.size).toBe(0);
+  });
+
   it('resets the stream when its Readable is destroyed early, and the source with it', async () => {
     const { a, b } = pair();
     const id = newStreamId();

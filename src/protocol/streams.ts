@@ -215,7 +215,9 @@ export class Stream implements AsyncIterable<Uint8Array> {
       }
     } finally {
       // A consumer that stops early no longer wants the bytes: stop the sender instead of buffering.
-      if (!done && !this.failure) this.reset('reader went away');
+      // One that stops right after the last chunk, with the peer's END already in, stopped nothing:
+      // the stream is finished both ways, and is let go as if the loop had run to its end.
+      if (!done) this.stopReading();
     }
   }
 
@@ -234,7 +236,7 @@ export class Stream implements AsyncIterable<Uint8Array> {
         this.feedSink();
       },
       destroy: (err, cb) => {
-        if (!this.failure && !(this.peerEnded && this.queue.length === 0)) this.reset('reader went away');
+        this.stopReading();
         cb(err);
       },
     });
@@ -423,6 +425,13 @@ export class Stream implements AsyncIterable<Uint8Array> {
     this.wakeReader = null;
     r?.();
     if (this.sink && (this.sinkWants || this.failure)) this.feedSink();
+  }
+
+  /** The reader is gone: resets the stream unless the peer's bytes were all taken after its END. */
+  private stopReading(): void {
+    if (this.failure) return;
+    if (this.peerEnded && this.queue.length === 0) this.checkFinished();
+    else this.reset('reader went away');
   }
 
   private checkFinished(): void {
