@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lays the Nexus appliance onto a plain Debian 12 host: the nexus executable, the nexus system user,
 # the systemd units, and nginx (whose site first boot renders). Packer runs it with --image; on a live
-# host it is also the upgrade path (data in /var/lib/nexus is kept unless --image).
+# host it is also the upgrade path (data in /var/lib/nexus is kept unless --image, and a site first
+# boot rendered is rendered again from the new executable's template).
 #
 #   install.sh [--binary PATH] [--image] [--root DIR] [--no-system]
 #
@@ -83,6 +84,14 @@ if [ "$image" = 1 ]; then
   # certificate and key, rendered site and config are all made by first boot on each instance.
   rm -rf "$root/var/lib/nexus" "$root/var/cache/nexus" "$root/etc/nexus"
   rm -f "$root/etc/nginx/conf.d/nexus.conf"
+fi
+
+# An upgrade of a host that has been through first boot: render its nginx site again from the new
+# executable's template (the route map may have changed), keeping the names, ports and certificate
+# first boot chose. A host that has not booted yet gets its site from first boot itself.
+if [ "$image" = 0 ] && [ -f "$root/etc/nexus/nginx-site.json" ]; then
+  "$root/usr/local/bin/nexus" first-boot --site-only --root "${root:-/}" \
+    || die "the new executable could not render the nginx site (the old site is left in place)"
 fi
 
 if [ "$system" = 1 ]; then

@@ -185,6 +185,17 @@ describe('install.sh', () => {
       const t = nginxConfigTest(nginxPrefix(join(root, LAYOUT.nginxSite)));
       expect(t.code, t.output).toBe(0);
     }
+
+    // An upgrade of that booted host renders its site again from the new executable's template,
+    // with the names first boot chose; the data stays.
+    const site = join(root, LAYOUT.nginxSite);
+    const rendered = readFileSync(site, 'utf8');
+    writeFileSync(site, '# a site rendered by an older version\n');
+    const upgrade = await run('bash', [script, '--root', root, '--binary', bin]);
+    expect(upgrade.code, upgrade.stderr).toBe(0);
+    expect(upgrade.stdout).toMatch(/nexus first-boot: rendered /);
+    expect(readFileSync(site, 'utf8')).toBe(rendered);
+    expect(existsSync(join(root, LAYOUT.dataDir, 'master.key'))).toBe(true);
   });
 
   it('refuses to run without an executable or with unknown options', async () => {

@@ -54,6 +54,26 @@ describe('data dir', () => {
     expect(r2.stderr).toMatch(/nexus\.db is not a valid Nexus database/);
   });
 
+  it('refuses a data dir a newer Nexus has used, and leaves it as it was', async () => {
+    const app = await start();
+    await setupAdmin(app);
+    expect(await app.stop()).toBe(0);
+    const file = join(app.dataDir, 'nexus.db');
+    const Database = (await import('better-sqlite3')).default;
+    const edit = new Database(file);
+    edit.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'from-a-later-version', '2027-01-01T00:00:00Z')").run();
+    const before = edit.prepare('SELECT version FROM schema_migrations ORDER BY version').all();
+    edit.close();
+
+    const r = await nexus(serveArgs(app.dataDir));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/last used by a newer Nexus \(schema 999 unknown to [0-9.]+\)/);
+
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare('SELECT version FROM schema_migrations ORDER BY version').all()).toEqual(before);
+    check.close();
+  });
+
   it('explains a read-only data dir and leaves its contents untouched', async () => {
     const src = tempDir();
     const first = await start({ dataDir: src });

@@ -2,7 +2,8 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acquireDataDirLock, dataDirExposure, openDatabase } from './db.ts';
+import { acquireDataDirLock, DataDirError, dataDirExposure, openDatabase } from './db.ts';
+import { loadMigrations } from './migrations/index.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -20,6 +21,30 @@ const tempFilesOpen = () =>
   }).filter((l) => /^\/(var\/|usr\/)?tmp\/#\d+ \(deleted\)$/.test(l) || l.includes('etilqs_'));
 
 describe('openDatabase', () => {
+  it('applies only what is missing, and refuses a schema with migrations it does not know', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-db-'));
+    dirs.push(dir);
+    const file = join(dir, 'nexus.db');
+    const all = loadMigrations();
+    const older = all.filter((m) => m.version < 201);
+    // An older Nexus, then this one: the newer migrations are applied on top.
+    openDatabase(file, { migrations: older }).close();
+    const db = openDatabase(file, { migrations: all });
+    expect((db.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(all.length);
+    db.close();
+    // Then the older one again: the database has migrations it does not know.
+    const err = (() => {
+      try {
+        openDatabase(file, { migrations: older });
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(DataDirError);
+    expect((err as Error).message).toContain(`schema ${all.filter((m) => m.version >= 201).map((m) => m.version).join(', ')} unknown`);
+  });
+
   it('keeps statement journals in memory: rewriting many pages inside a transaction opens no temp file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nexus-db-'));
     dirs.push(dir);

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { constants, accessSync, chmodSync, closeSync, mkdirSync, openSync, statSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadMigrations, type Migration } from './migrations/index.ts';
+import { VERSION } from '../version.ts';
 
 export type Db = Database.Database;
 
@@ -156,6 +157,14 @@ export function migrate(db: Db, migrations: Migration[]): number[] {
   const applied = new Set(
     (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
   );
+  // A data dir a newer Nexus has used holds tables and rows this one does not know; writing to it
+  // could break them for that version, so it is refused, as `nexus restore` refuses such a backup.
+  const known = new Set(migrations.map((m) => m.version));
+  const newer = [...applied].filter((v) => !known.has(v)).sort((a, b) => a - b);
+  if (newer.length) {
+    db.close();
+    throw new DataDirError(`the database was last used by a newer Nexus (schema ${newer.join(', ')} unknown to ${VERSION}); run that version or a later one, or restore a backup made by this one into a new data dir`);
+  }
   const ran: number[] = [];
   for (const m of migrations) {
     if (applied.has(m.version)) continue;
