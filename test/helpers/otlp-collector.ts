@@ -26,6 +26,8 @@ export interface Collector {
   /** Every request as received: headers and raw body text. */
   requests: { headers: IncomingMessage['headers']; body: string }[];
   mode: CollectorMode;
+  /** When set: after answering this many export requests in `mode`, the collector answers as 'ok'. */
+  okAfter?: number;
   /** Resolves when a span matching `pred` has arrived; rejects after `timeoutMs`. */
   waitFor(pred: (s: ExportedSpan) => boolean, timeoutMs?: number): Promise<ExportedSpan>;
   close(): Promise<void>;
@@ -48,6 +50,10 @@ export async function startCollector(mode: CollectorMode = 'ok'): Promise<Collec
     req.on('end', () => {
       requests.push({ headers: req.headers, body });
       if (req.method !== 'POST' || req.url !== '/v1/traces') return void res.writeHead(404).end();
+      if (c.okAfter !== undefined && c.okAfter-- <= 0) {
+        c.mode = 'ok';
+        c.okAfter = undefined;
+      }
       if (c.mode === 'hang') return; // never answered; the exporter's timeout ends it
       if (c.mode === 'fail-500') return void res.writeHead(500, { 'content-type': 'application/json' }).end('{}');
       if (c.mode === 'busy-503') return void res.writeHead(503, { 'retry-after': '0' }).end();
