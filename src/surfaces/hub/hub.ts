@@ -54,7 +54,8 @@ function createHub(ctx: AppContext) {
     reauthSeconds: ctx.config.hub.reauthSeconds,
   };
 
-  const longPolls = new Set<LongPollSocket>();
+  /** Long-poll sessions by id, authenticated or not, until closed (long-poll.ts adds and removes them). */
+  const longPolls = new Map<string, LongPollSocket>();
 
   return {
     nodes,
@@ -91,10 +92,9 @@ function createHub(ctx: AppContext) {
     /** Tells every agent the hub is going away (1001), over either transport; their streams end. */
     goingAway(): void {
       registry.closeAll();
-      for (const socket of longPolls) socket.close(CLOSE.goingAway, 'hub shutting down');
+      for (const socket of longPolls.values()) socket.close(CLOSE.goingAway, 'hub shutting down');
     },
 
-    /** Long-poll sessions not closed yet, authenticated or not (long-poll.ts adds and removes them). */
     longPolls,
 
     close(): void {

@@ -115,7 +115,7 @@ export class LongPollSocket extends EventEmitter {
 }
 
 export function longPollRoutes(app: FastifyInstance, hub: Hub): void {
-  const sessions = new Map<string, LongPollSocket>();
+  const sessions = hub.longPolls;
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: LP_MAX_BATCH + 1024 }, (_req, body, done) => done(null, body));
 
   const find = (id: unknown) => {
@@ -130,11 +130,7 @@ export function longPollRoutes(app: FastifyInstance, hub: Hub): void {
     const id = randomBytes(24).toString('base64url');
     const socket = new LongPollSocket(req.body?.protocol ?? SUBPROTOCOL);
     sessions.set(id, socket);
-    hub.longPolls.add(socket);
-    socket.on('close', () => {
-      sessions.delete(id);
-      hub.longPolls.delete(socket);
-    });
+    socket.on('close', () => sessions.delete(id));
     hub.accept(socket as unknown as WebSocket, req.ip);
     return { session: id };
   });
